@@ -1,0 +1,172 @@
+"""The embedding API: ``from rayscript import Cluster``.
+
+Under mpiexec::
+
+    with Cluster() as c:          # rank 0 gets the client; the other ranks serve here
+        if c is not None:         # ... and get None once rank 0 leaves the block
+            print(c.run("copy kmers/19123890 from 2 to 5"))
+
+In one process (notebooks, tests)::
+
+    with Cluster.local(ranks=4) as c:
+        c.run("put kmers/7 on 2")
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from .errors import RayScriptError, ScriptError, ScriptErrors
+from .interpreter import Interpreter, Scope
+from .items import Carriageable, unpack_item
+from .language import ast
+from .language.checker import check
+from .language.parser import make_key, parse
+from .messages import GetOrder
+from .results import Result
+from .runtime.handlers import StoreService
+from .runtime.node import Node
+from .store.shard import Shard
+
+
+def _build_node(messenger) -> tuple[Node, Interpreter]:
+    node = Node(messenger)
+    StoreService(node, Shard())
+    interp = Interpreter(node)
+    _install_extensions(interp)
+    return node, interp
+
+
+def _install_extensions(interp: Interpreter) -> None:
+    try:
+        from .genomics.statements import install
+    except ImportError:  # pragma: no cover - numpy missing
+        return
+    install(interp)
+
+
+class Cluster:
+    """A handle on every rank of the store.  Only rank 0 (the driver) gets one to use."""
+
+    def __init__(self, comm=None, *, _messenger=None, _threads=None):
+        if _messenger is None:
+            from .runtime.mpi import MPIMessenger, under_mpiexec
+
+            if comm is None and not under_mpiexec():
+                raise RayScriptError("not started under mpiexec: use Cluster.local(ranks=N) in one "
+                                     "process, or start the program with mpiexec -n N")
+            _messenger = MPIMessenger(comm)
+        self.node, self.interpreter = _build_node(_messenger)
+        self.scope = Scope()
+        self._threads = _threads or []
+        self._closed = False
+
+    @classmethod
+    def local(cls, ranks: int = 4) -> Cluster:
+        """All ranks in this process, as threads (rank 0 is the caller's thread)."""
+        from .runtime.local import LocalNetwork
+
+        if ranks < 1:
+            raise RayScriptError(f"a cluster needs at least one rank, not {ranks}")
+        net = LocalNetwork(ranks)
+        threads = []
+        for r in range(1, ranks):
+            node, _ = _build_node(net.messenger(r))
+            t = threading.Thread(target=node.serve, name=f"rayscript-rank-{r}", daemon=True)
+            t.start()
+            threads.append(t)
+        return cls(_messenger=net.messenger(0), _threads=threads)
+
+    # --- properties ---------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.node.rank
+
+    @property
+    def size(self) -> int:
+        return self.node.size
+
+    @property
+    def backend(self) -> str:
+        return self.node.messenger.backend
+
+    # --- roles ----------------------------------------------------------------
+    def __enter__(self) -> Cluster | None:
+        if self.rank == 0:
+            return self
+        self.serve()
+        return None
+
+    def __exit__(self, *exc) -> None:
+        if self.rank == 0:
+            self.close()
+
+    def serve(self) -> None:
+        """Non-driver ranks: serve messages until rank 0 closes the cluster."""
+        self.node.serve()
+        self.node.messenger.finish()
+        self._closed = True
+
+    def close(self) -> None:
+        """Rank 0: stop every rank (collective, clean)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.node.stop_all()
+        self.node.messenger.finish()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    # --- commands ---------------------------------------------------------------
+    def parse(self, text: str, source: str = "<string>") -> list[ast.Statement]:
+        """Parse and check ``text`` against this cluster (ranks, variables); nothing is sent."""
+        statements = parse(text, source)
+        errors = check(statements, self.size, statements and _text(text), set(self.scope.env))
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ScriptErrors(errors)
+        return statements
+
+    def stream(self, text: str, source: str = "<string>") -> Iterator[list[Result]]:
+        """Run script text, yielding the results of each top-level statement as it completes."""
+        self._require_driver()
+        statements = self.parse(text, source)
+        self.scope.text = _text(text)
+        for st in statements:
+            yield self.node.run(self.interpreter.execute(st, self.scope))
+
+    def run(self, text: str, source: str = "<string>") -> list[Result]:
+        """Run script text; return the results of every statement (structured, printable)."""
+        out: list[Result] = []
+        for results in self.stream(text, source):
+            out.extend(results)
+        return out
+
+    def execute(self, statements: list[ast.Statement], text: str | None = None) -> Iterator[list[Result]]:
+        self._require_driver()
+        self.scope.text = text
+        for st in statements:
+            yield self.node.run(self.interpreter.execute(st, self.scope))
+
+    def get(self, key: str, rank: int | None = None) -> Carriageable:
+        """The item stored under ``key`` on ``rank`` (default: the key's owner)."""
+        self._require_driver()
+        wk = self.interpreter.key(make_key(key), self.scope)
+        if rank is None:
+            rank = self.interpreter.owner(wk)
+        elif not 0 <= rank < self.size:
+            raise ScriptError(f"rank {rank} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
+        reply = self.node.run_until(self.node.order(GetOrder(recipient=rank, key=wk.key)))
+        return unpack_item(reply.item)
+
+    def _require_driver(self) -> None:
+        if self.rank != 0:
+            raise RayScriptError(f"only rank 0 gives orders through Cluster; this is rank {self.rank}")
+        if self._closed:
+            raise RayScriptError("this cluster is closed")
+
+
+def _text(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

@@ -1,0 +1,131 @@
+"""Every error rayscript raises derives from :class:`RayScriptError`.
+
+Script errors carry a location (file, line, column) and render the offending line
+with a caret under the column; runtime faults carry the rank and the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RayScriptError(Exception):
+    """Root of all rayscript errors."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a script something is: 1-based line and column."""
+
+    line: int
+    column: int
+    source: str = "<script>"
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}:{self.column}"
+
+
+def caret_context(text: str, line: int, column: int) -> str:
+    """The source line at ``line`` with a caret under ``column`` (both 1-based)."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    src = lines[line - 1].expandtabs(1)
+    caret = " " * (max(column, 1) - 1) + "^"
+    return f"    {src}\n    {caret}"
+
+
+class ScriptError(RayScriptError):
+    """An error in a script, with its location and the caret context."""
+
+    kind = "error"
+
+    def __init__(self, message: str, location: Location | None = None, text: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.text = text
+
+    def with_location(self, location: Location | None, text: str | None) -> ScriptError:
+        if self.location is None and location is not None:
+            self.location = location
+        if self.text is None:
+            self.text = text
+        return self
+
+    def __str__(self) -> str:
+        if self.location is None:
+            return self.message
+        head = f"{self.location}: {self.message}"
+        if self.text:
+            ctx = caret_context(self.text, self.location.line, self.location.column)
+            if ctx:
+                return f"{head}\n{ctx}"
+        return head
+
+
+class ScriptSyntaxError(ScriptError):
+    """The text is not a valid .ray program."""
+
+
+class ScriptErrors(RayScriptError):
+    """Several script errors found at once (``rayscript check`` reports them all)."""
+
+    def __init__(self, errors: list[ScriptError]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class RuntimeFault(RayScriptError):
+    """An order failed on some rank: names the rank, the key and the reason."""
+
+    def __init__(self, reason: str, rank: int | None = None, key: str | None = None,
+                 statement: str | None = None):
+        self.reason = reason
+        self.rank = rank
+        self.key = key
+        self.statement = statement
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.rank is not None:
+            where.append(f"rank {self.rank}")
+        if self.key:
+            where.append(self.key)
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class OrderTimeout(RuntimeFault):
+    """A rank did not answer an order before its deadline."""
+
+
+class RankFailure(RayScriptError):
+    """A rank crashed; the job is being shut down."""
+
+    def __init__(self, rank: int, reason: str):
+        self.rank = rank
+        self.reason = reason
+        super().__init__(f"rank {rank} failed: {reason}")
+
+
+class StatementError(RayScriptError):
+    """A runtime fault or refusal tied to the statement (and location) that caused it."""
+
+    def __init__(self, cause: RayScriptError, location: Location | None, text: str | None,
+                 statement: str | None = None):
+        self.cause = cause
+        self.location = location
+        self.text = text
+        self.statement = statement
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        head = f"{self.location}: " if self.location else ""
+        msg = f"{head}{self.cause}"
+        if self.location and self.text:
+            ctx = caret_context(self.text, self.location.line, self.location.column)
+            if ctx:
+                msg = f"{msg}\n{ctx}"
+        return msg

@@ -1,0 +1,179 @@
+"""Carriageable items: things that can travel between ranks as flat byte buffers.
+
+Every item type declares the namespace it lives in and a wire type code, knows its size in
+bytes, and packs into / unpacks from a flat buffer.  ``REGISTRY`` maps namespaces and codes to
+classes; a new type is one subclass with ``namespace=`` and ``code=``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..store import encoding
+
+BY_NAMESPACE: dict[str, type[Carriageable]] = {}
+BY_CODE: dict[int, type[Carriageable]] = {}
+
+COUNT_MAX = (1 << 32) - 1
+
+
+class Carriageable:
+    namespace: ClassVar[str] = ""
+    code: ClassVar[int] = -1
+
+    def __init_subclass__(cls, namespace: str = "", code: int = -1, **kw):
+        super().__init_subclass__(**kw)
+        if namespace:
+            cls.namespace, cls.code = namespace, code
+            BY_NAMESPACE[namespace] = cls
+            BY_CODE[code] = cls
+
+    @property
+    def ident(self):
+        raise NotImplementedError
+
+    def pack(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def unpack(cls, buf) -> Carriageable:
+        raise NotImplementedError
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.pack())
+
+    def merge(self, other: Carriageable) -> Carriageable:
+        raise ValueError(f"merge applies to k-mers, not to {self.namespace}/ items")
+
+    @classmethod
+    def empty(cls, ident, options: dict) -> Carriageable:
+        raise NotImplementedError
+
+
+def pack_item(item: Carriageable) -> bytes:
+    return bytes([item.code]) + item.pack()
+
+
+def unpack_item(buf) -> Carriageable:
+    return BY_CODE[buf[0]].unpack(memoryview(buf)[1:])
+
+
+def _edges_text(edges: int) -> str:
+    before = "".join(b for i, b in enumerate(encoding.BASES) if edges >> (4 + i) & 1)
+    after = "".join(b for i, b in enumerate(encoding.BASES) if edges >> i & 1)
+    return f"{before or '-'}>{after or '-'}"
+
+
+@dataclass
+class Kmer(Carriageable, namespace="kmers", code=1):
+    """A k-mer: canonical 2-bit id, count, and its de Bruijn edges (bits 0-3: bases seen after
+    it, bits 4-7: bases seen before it, in A, C, G, T order)."""
+
+    id: int
+    count: int = 1
+    edges: int = 0
+    k: int = 0  # 0: unknown (an id given without bases)
+
+    _FMT: ClassVar[struct.Struct] = struct.Struct("<QIBB")
+
+    @property
+    def ident(self):
+        return self.id
+
+    def pack(self) -> bytes:
+        return self._FMT.pack(self.id, self.count, self.edges, self.k)
+
+    @classmethod
+    def unpack(cls, buf) -> Kmer:
+        return cls(*cls._FMT.unpack(bytes(buf[: cls._FMT.size])))
+
+    def merge(self, other: Kmer) -> Kmer:
+        return Kmer(self.id, min(self.count + other.count, COUNT_MAX), self.edges | other.edges,
+                    self.k or other.k)
+
+    @classmethod
+    def empty(cls, ident, options):
+        return cls(ident, int(options.get("count", 1)), int(options.get("edges", 0)), options.get("k", 0))
+
+    @property
+    def bases(self) -> str | None:
+        return encoding.decode(self.id, self.k) if self.k else None
+
+    def __str__(self) -> str:
+        seq = f" {self.bases}" if self.k else ""
+        return f"kmers/{self.id}{seq} count={self.count} edges={_edges_text(self.edges)}"
+
+
+@dataclass
+class GraphPath(Carriageable, namespace="paths", code=2):
+    """An ordered walk through the de Bruijn graph (a contig), with its sequence."""
+
+    name: str
+    sequence: str = ""
+    k: int = 0
+    stop_reason: str = ""
+
+    @property
+    def ident(self):
+        return self.name
+
+    def pack(self) -> bytes:
+        parts = [p.encode() for p in (self.name, self.sequence, self.stop_reason)]
+        return struct.pack("<HIHB", len(parts[0]), len(parts[1]), len(parts[2]), self.k) + b"".join(parts)
+
+    @classmethod
+    def unpack(cls, buf) -> GraphPath:
+        buf = bytes(buf)
+        n, s, r, k = struct.unpack_from("<HIHB", buf)
+        o = struct.calcsize("<HIHB")
+        return cls(buf[o:o + n].decode(), buf[o + n:o + n + s].decode(), k,
+                   buf[o + n + s:o + n + s + r].decode())
+
+    @classmethod
+    def empty(cls, ident, options):
+        return cls(str(ident))
+
+    def __str__(self) -> str:
+        length = len(self.sequence)
+        return f"paths/{self.name} length={length} sequence={self.sequence or '-'}"
+
+
+@dataclass
+class GraphSearchResult(Carriageable, namespace="results", code=3):
+    """Vertices reached from a start k-mer, with their depth."""
+
+    name: str
+    start: int = 0
+    vertices: list = field(default_factory=list)
+    depths: list = field(default_factory=list)
+
+    @property
+    def ident(self):
+        return self.name
+
+    def pack(self) -> bytes:
+        name = self.name.encode()
+        n = len(self.vertices)
+        return (struct.pack("<HQI", len(name), self.start, n) + name
+                + struct.pack(f"<{n}Q", *self.vertices) + struct.pack(f"<{n}H", *self.depths))
+
+    @classmethod
+    def unpack(cls, buf) -> GraphSearchResult:
+        buf = bytes(buf)
+        ln, start, n = struct.unpack_from("<HQI", buf)
+        o = struct.calcsize("<HQI")
+        name = buf[o:o + ln].decode()
+        o += ln
+        vertices = list(struct.unpack_from(f"<{n}Q", buf, o))
+        depths = list(struct.unpack_from(f"<{n}H", buf, o + 8 * n))
+        return cls(name, start, vertices, depths)
+
+    @classmethod
+    def empty(cls, ident, options):
+        return cls(str(ident))
+
+    def __str__(self) -> str:
+        return f"results/{self.name} start={self.start} vertices={len(self.vertices)}"

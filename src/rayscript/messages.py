@@ -1,0 +1,242 @@
+"""Control messages: the vocabulary every rank speaks.
+
+A message has four participants: its ``sender``, its ``recipient``, the messenger that carries
+it (see :mod:`rayscript.runtime.messenger`) and the message itself.  Every message also names
+the ``commander`` that gave the order it belongs to and the ``request`` id under which that
+commander waits for the answer, so that a cascade (order -> item -> ack) ends at the right rank.
+
+Each message class declares a ``kind`` and a wire ``code``; ``__init_subclass__`` fills the
+registry used to decode.  On the wire a control message is a small pickled tuple; item
+payloads inside it are already-packed bytes (see :mod:`rayscript.items`).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+REGISTRY: dict[int, type[Message]] = {}
+KINDS: dict[str, type[Message]] = {}
+
+
+def key_text(key) -> str:
+    namespace, ident = key
+    return f"{namespace}/{ident}"
+
+
+@dataclass(kw_only=True)
+class Message:
+    kind: ClassVar[str] = ""
+    code: ClassVar[int] = -1
+    is_reply: ClassVar[bool] = False
+
+    sender: int = -1
+    recipient: int = -1
+    commander: int = -1
+    request: int = 0
+
+    def __init_subclass__(cls, kind: str = "", code: int = -1, reply: bool = False):
+        super().__init_subclass__()
+        if not kind:
+            return
+        if code in REGISTRY:
+            raise ValueError(f"message code {code} used twice")
+        cls.kind, cls.code, cls.is_reply = kind, code, reply
+        REGISTRY[code] = cls
+        KINDS[kind] = cls
+
+    def encode(self) -> bytes:
+        names = _NAMES.get(type(self)) or _names(type(self))
+        return pickle.dumps((self.code, *[getattr(self, n) for n in names]), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def decode(buf) -> Message:
+        code, *values = pickle.loads(buf)
+        return _build(REGISTRY[code], values)
+
+    def describe(self) -> str:
+        """One line for ``explain``: kind, route and the payload fields that matter."""
+        extra = " ".join(f"{f.name}={_short(getattr(self, f.name))}" for f in fields(self)
+                         if f.name not in ("sender", "recipient", "commander", "request")
+                         and getattr(self, f.name) not in (None, b""))
+        return f"{self.kind.upper():<14} {self.sender} -> {self.recipient}  {extra}".rstrip()
+
+    def cascade(self) -> list[str]:
+        """The messages this one triggers, in order (for ``explain``)."""
+        return []
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls) -> tuple[str, ...]:
+    _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return _NAMES[cls]
+
+
+def _build(cls, values):
+    obj = object.__new__(cls)
+    for name, v in zip(_NAMES.get(cls) or _names(cls), values):
+        setattr(obj, name, v)
+    return obj
+
+
+def _short(value) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        return key_text(value)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) < 40 else text[:37] + "..."
+
+
+# --- orders (commander -> rank) -------------------------------------------
+
+@dataclass(kw_only=True)
+class PutOrder(Message, kind="put-order", code=1):
+    key: tuple = ()
+    item: bytes = b""
+    mode: str | None = None
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class GetOrder(Message, kind="get-order", code=2):
+    key: tuple = ()
+
+    def cascade(self):
+        return [f"ITEM-REPLY {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class CopyOrder(Message, kind="copy-order", code=3):
+    key: tuple = ()
+    target: int = -1
+    mode: str | None = None
+
+    def cascade(self):
+        return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)})",
+                f"ACK {self.target} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class MoveOrder(Message, kind="move-order", code=4):
+    key: tuple = ()
+    target: int = -1
+    mode: str | None = None
+
+    def cascade(self):
+        return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)}, move)",
+                f"STORED {self.target} -> {self.recipient} (then rank {self.recipient} deletes its copy)",
+                f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class DeleteOrder(Message, kind="delete-order", code=5):
+    key: tuple = ()
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class HasOrder(Message, kind="has-order", code=6):
+    key: tuple = ()
+
+    def cascade(self):
+        return [f"HAS-REPLY {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class StatsOrder(Message, kind="stats-order", code=7):
+    def cascade(self):
+        return [f"STATS-REPLY {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class RunBlock(Message, kind="run-block", code=8):
+    """Make the recipient the commander of a block of statements (``on R { ... }``)."""
+
+    statements: tuple = ()
+    env: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    text: str | None = None
+
+    def describe(self) -> str:
+        return (f"{self.kind.upper():<14} {self.sender} -> {self.recipient}  "
+                f"{len(self.statements)} statement(s); rank {self.recipient} becomes their commander")
+
+    def cascade(self):
+        return [f"(rank {self.recipient} sends the orders of the block)",
+                f"BLOCK-DONE {self.recipient} -> {self.commander}"]
+
+
+# --- cascade steps (rank -> rank) -----------------------------------------
+
+@dataclass(kw_only=True)
+class ItemTransfer(Message, kind="item", code=20):
+    key: tuple = ()
+    item: bytes = b""
+    mode: str | None = None
+    move: bool = False
+
+
+@dataclass(kw_only=True)
+class Stored(Message, kind="stored", code=21):
+    """The target of a move tells the source that it holds the item now."""
+
+    key: tuple = ()
+    target: int = -1
+
+
+# --- replies (rank -> commander) ------------------------------------------
+
+@dataclass(kw_only=True)
+class Ack(Message, kind="ack", code=40, reply=True):
+    info: Any = None
+
+
+@dataclass(kw_only=True)
+class ErrorReply(Message, kind="error", code=41, reply=True):
+    rank: int = -1
+    key: str | None = None
+    reason: str = ""
+
+
+@dataclass(kw_only=True)
+class ItemReply(Message, kind="item-reply", code=42, reply=True):
+    key: tuple = ()
+    item: bytes | None = None
+
+
+@dataclass(kw_only=True)
+class HasReply(Message, kind="has-reply", code=43, reply=True):
+    held: bool = False
+
+
+@dataclass(kw_only=True)
+class StatsReply(Message, kind="stats-reply", code=44, reply=True):
+    host: str = ""
+    counts: dict = field(default_factory=dict)
+    nbytes: int = 0
+
+
+@dataclass(kw_only=True)
+class BlockDone(Message, kind="block-done", code=45, reply=True):
+    results: list = field(default_factory=list)
+
+
+# --- life cycle -------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class Stop(Message, kind="stop", code=60):
+    pass
+
+
+@dataclass(kw_only=True)
+class Fatal(Message, kind="fatal", code=61):
+    rank: int = -1
+    reason: str = ""

@@ -1,0 +1,95 @@
+"""Store handlers: what a rank does with each order, against its own shard.
+
+Each handler answers the commander named in the message, or sends the next message of the
+cascade to another rank (COPY_ORDER -> ITEM -> ACK; MOVE_ORDER -> ITEM -> STORED -> ACK).
+"""
+
+from __future__ import annotations
+
+from ..items import pack_item, unpack_item
+from ..messages import (Ack, CopyOrder, DeleteOrder, GetOrder, HasOrder, HasReply, ItemReply,
+                        ItemTransfer, MoveOrder, PutOrder, StatsOrder, StatsReply, Stored, key_text)
+from ..store.shard import ItemExists, Shard
+from .node import Node
+
+
+class StoreService:
+    def __init__(self, node: Node, shard: Shard):
+        self.node = node
+        self.shard = shard
+        node.shard = shard
+        for cls, fn in {
+            PutOrder: self.on_put, GetOrder: self.on_get, CopyOrder: self.on_copy,
+            MoveOrder: self.on_move, DeleteOrder: self.on_delete, HasOrder: self.on_has,
+            StatsOrder: self.on_stats, ItemTransfer: self.on_item, Stored: self.on_stored,
+        }.items():
+            node.register(cls, fn)
+
+    def _held(self, msg):
+        ns, ident = msg.key
+        item = self.shard.get(ns, ident)
+        if item is None:
+            self.node.fail_order(msg, f"{key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
+        return item
+
+    def _store(self, msg, item) -> bool:
+        try:
+            self.shard.put(item, msg.mode)
+        except ItemExists:
+            self.node.fail_order(msg, f"{key_text(msg.key)} is already on rank {self.node.rank} "
+                                      "(add 'replace' to overwrite or 'merge' to combine)", msg.key)
+            return False
+        except ValueError as exc:
+            self.node.fail_order(msg, str(exc), msg.key)
+            return False
+        return True
+
+    def on_put(self, msg: PutOrder) -> None:
+        if self._store(msg, unpack_item(msg.item)):
+            self.node.reply(msg, Ack())
+
+    def on_get(self, msg: GetOrder) -> None:
+        item = self._held(msg)
+        if item is not None:
+            self.node.reply(msg, ItemReply(key=msg.key, item=pack_item(item)))
+
+    def on_copy(self, msg: CopyOrder) -> None:
+        item = self._held(msg)
+        if item is not None:
+            self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
+                                        key=msg.key, item=pack_item(item), mode=msg.mode))
+
+    def on_move(self, msg: MoveOrder) -> None:
+        item = self._held(msg)
+        if item is not None:
+            self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
+                                        key=msg.key, item=pack_item(item), mode=msg.mode, move=True))
+
+    def on_item(self, msg: ItemTransfer) -> None:
+        if not self._store(msg, unpack_item(msg.item)):
+            return
+        if msg.move:
+            self.node.send(Stored(recipient=msg.sender, commander=msg.commander, request=msg.request,
+                                  key=msg.key, target=self.node.rank))
+        else:
+            self.node.reply(msg, Ack())
+
+    def on_stored(self, msg: Stored) -> None:
+        ns, ident = msg.key
+        self.shard.delete(ns, ident)
+        self.node.reply(msg, Ack())
+
+    def on_delete(self, msg: DeleteOrder) -> None:
+        ns, ident = msg.key
+        if self.shard.delete(ns, ident):
+            self.node.reply(msg, Ack())
+        else:
+            self.node.fail_order(msg, f"{key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
+
+    def on_has(self, msg: HasOrder) -> None:
+        ns, ident = msg.key
+        self.node.reply(msg, HasReply(held=self.shard.has(ns, ident)))
+
+    def on_stats(self, msg: StatsOrder) -> None:
+        self.node.reply(msg, StatsReply(host=self.node.messenger.host(), counts=self.shard.counts(),
+                                        nbytes=self.shard.nbytes()))

@@ -1,0 +1,39 @@
+"""The messenger: the transport that carries messages between ranks.
+
+Two implementations share this interface: :class:`~rayscript.runtime.mpi.MPIMessenger` (one
+process per rank under mpiexec) and :class:`~rayscript.runtime.local.LocalMessenger` (ranks as
+threads of one process).  Both carry the same encoded bytes, so the wire format is exercised
+by the fast local tests too.
+"""
+
+from __future__ import annotations
+
+import socket
+from abc import ABC, abstractmethod
+
+from ..messages import Message
+
+
+class Messenger(ABC):
+    rank: int
+    size: int
+    backend: str = ""
+
+    @abstractmethod
+    def send(self, msg: Message) -> None:
+        """Queue ``msg`` for ``msg.recipient`` without blocking."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[Message]:
+        """Messages that have arrived; waits up to ``timeout`` seconds (without spinning a core)
+        when none has."""
+
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def finish(self) -> None:
+        """Called once by every rank at shutdown, after its loop has stopped."""
+
+    def abort(self, code: int = 1) -> None:
+        """Bring every rank down at once (last resort)."""
+        raise SystemExit(code)

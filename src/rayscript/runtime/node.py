@@ -1,0 +1,244 @@
+"""A rank's event loop: one per rank, serving messages against its shard.
+
+Handlers are registered by message kind.  A commander's work runs as *tasks*: generators
+that yield the futures of the orders they sent and are resumed when every one of them has
+been answered.  While a task waits, the loop keeps serving, so one rank can be commander and
+source at once and any number of commanders can give orders concurrently.
+
+A handler that raises does not stop the loop: the error goes back to the commander of the
+order as an :class:`~rayscript.messages.ErrorReply` stamped with the rank and host.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Generator
+
+from ..errors import OrderTimeout, RankFailure, RayScriptError, RuntimeFault
+from ..messages import ErrorReply, Fatal, Message, Stop, key_text
+
+DEFAULT_TIMEOUT = 30.0
+_CHECK_EVERY = 0.1
+
+
+class Future:
+    __slots__ = ("done", "value", "error", "callbacks", "deadline", "rank", "what")
+
+    def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = ""):
+        self.done = False
+        self.value = None
+        self.error: BaseException | None = None
+        self.callbacks: list[Callable[[Future], None]] = []
+        self.deadline = deadline
+        self.rank = rank
+        self.what = what
+
+    def resolve(self, value=None) -> None:
+        if not self.done:
+            self.done, self.value = True, value
+            self._fire()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done:
+            self.done, self.error = True, error
+            self._fire()
+
+    def _fire(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for cb in callbacks:
+            cb(self)
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Task:
+    """Drives a generator that yields a Future or a list of Futures."""
+
+    __slots__ = ("gen", "node", "future", "waiting", "outcome")
+
+    def __init__(self, node: Node, gen: Generator):
+        self.gen = gen
+        self.node = node
+        self.future = Future()
+        self.waiting: list[Future] = []
+        self.outcome = None
+
+    def step(self) -> None:
+        send_value, throw = None, None
+        if self.waiting:
+            futures, self.waiting = self.waiting, []
+            errors = [f.error for f in futures if f.error is not None]
+            if errors:
+                throw = errors[0]
+            else:
+                send_value = [f.value for f in futures]
+        try:
+            if throw is not None:
+                yielded = self.gen.throw(throw)
+            else:
+                yielded = self.gen.send(send_value)
+        except StopIteration as stop:
+            self.future.resolve(stop.value)
+            return
+        except BaseException as exc:  # noqa: BLE001 - delivered to whoever awaits the task
+            self.future.fail(exc)
+            return
+        futures = yielded if isinstance(yielded, list) else [yielded]
+        self.waiting = futures
+        remaining = [f for f in futures if not f.done]
+        if not remaining:
+            self.node.ready.append(self)
+            return
+        count = [len(remaining)]
+
+        def one_done(_f, count=count):
+            count[0] -= 1
+            if count[0] == 0:
+                self.node.ready.append(self)
+
+        for f in remaining:
+            f.callbacks.append(one_done)
+
+
+class Node:
+    def __init__(self, messenger, shard=None):
+        self.messenger = messenger
+        self.rank = messenger.rank
+        self.size = messenger.size
+        self.shard = shard
+        self.handlers: dict[type, Callable[[Message], None]] = {}
+        self.pending: dict[int, Future] = {}
+        self.ready: deque[Task] = deque()
+        self.next_request = 1
+        self.stopping = False
+        self.failure: RankFailure | None = None
+        self.timeout = DEFAULT_TIMEOUT
+        self._next_check = 0.0
+        self.register(Stop, self._on_stop)
+        self.register(Fatal, self._on_fatal)
+
+    # --- wiring -----------------------------------------------------------
+    def register(self, cls: type[Message], handler: Callable[[Message], None]) -> None:
+        self.handlers[cls] = handler
+
+    def send(self, msg: Message) -> None:
+        msg.sender = self.rank
+        self.messenger.send(msg)
+
+    def order(self, msg: Message, timeout: float | None = -1.0, what: str = "") -> Future:
+        """Send an order from this rank (the commander) and return the future of its answer."""
+        req = self.next_request
+        self.next_request += 1
+        msg.request = req
+        msg.commander = self.rank
+        if timeout is not None and timeout < 0:
+            timeout = self.timeout
+        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient,
+                     what or f"{msg.kind} to rank {msg.recipient}")
+        self.pending[req] = fut
+        self.send(msg)
+        return fut
+
+    def reply(self, order: Message, msg: Message) -> None:
+        """Answer the commander of ``order`` (wherever in the cascade we are)."""
+        msg.recipient = order.commander
+        msg.commander = order.commander
+        msg.request = order.request
+        self.send(msg)
+
+    def fail_order(self, order: Message, reason: str, key=None) -> None:
+        self.reply(order, ErrorReply(rank=self.rank, key=key_text(key) if key else None, reason=reason))
+
+    def spawn(self, gen: Generator) -> Future:
+        task = Task(self, gen)
+        self.ready.append(task)
+        return task.future
+
+    # --- the loop -----------------------------------------------------------
+    def step(self, timeout: float) -> None:
+        if self.ready:
+            timeout = 0.0
+        for msg in self.messenger.poll(timeout):
+            self.dispatch(msg)
+        while self.ready:
+            self.ready.popleft().step()
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + _CHECK_EVERY
+            self._expire(now)
+
+    def dispatch(self, msg: Message) -> None:
+        if msg.is_reply:
+            fut = self.pending.pop(msg.request, None)
+            if fut is None:
+                return  # the answer to an order that already timed out
+            if isinstance(msg, ErrorReply):
+                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key))
+            else:
+                fut.resolve(msg)
+            return
+        handler = self.handlers.get(type(msg))
+        if handler is None:
+            self.fail_order(msg, f"rank {self.rank} has no handler for '{msg.kind}' messages")
+            return
+        try:
+            handler(msg)
+        except RayScriptError as exc:
+            self.fail_order(msg, str(exc), getattr(msg, "key", None))
+        except Exception as exc:  # noqa: BLE001 - reported to the commander, the loop goes on
+            self.fail_order(msg, f"internal error on {self.messenger.host()} while handling "
+                                 f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None))
+
+    def _expire(self, now: float) -> None:
+        expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
+        for req, fut in expired:
+            del self.pending[req]
+            fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s "
+                                  f"(rank {fut.rank} did not answer)", rank=fut.rank))
+
+    def run_until(self, fut: Future):
+        """Serve messages until ``fut`` is done (the commander waiting for its answers)."""
+        while not fut.done:
+            if self.failure is not None:
+                raise self.failure
+            self.step(_CHECK_EVERY)
+        return fut.result()
+
+    def run(self, gen: Generator):
+        return self.run_until(self.spawn(gen))
+
+    def serve(self) -> None:
+        """Serve until told to stop.  An unexpected error in the loop itself is reported to
+        rank 0 as fatal; this rank then waits for the shutdown."""
+        while not self.stopping:
+            try:
+                self.step(1.0)
+            except Exception as exc:  # noqa: BLE001
+                reason = f"{type(exc).__name__}: {exc}"
+                tb = traceback.extract_tb(exc.__traceback__)
+                if tb:
+                    reason += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+                if self.rank == 0:
+                    raise
+                self.send(Fatal(recipient=0, rank=self.rank, reason=reason))
+
+    def stop_all(self) -> None:
+        """Rank 0: tell every other rank to stop (collective shutdown)."""
+        for r in range(self.size):
+            if r != self.rank:
+                self.send(Stop(recipient=r))
+        self.stopping = True
+
+    def _on_stop(self, msg: Message) -> None:
+        self.stopping = True
+
+    def _on_fatal(self, msg: Fatal) -> None:
+        self.failure = RankFailure(msg.rank, msg.reason)
+        for fut in list(self.pending.values()):
+            fut.fail(self.failure)
+        self.pending.clear()
