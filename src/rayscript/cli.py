@@ -1,0 +1,168 @@
+"""``rayscript`` command line: run, check, repl."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .errors import RankFailure, RayScriptError
+
+USAGE_EXAMPLES = """examples:
+  mpiexec -n 6 rayscript run examples/seed.ray
+  rayscript run -e 'put kmers/1 on 0; copy kmers/1 from 0 to 1' --ranks 3
+  rayscript check analysis.ray --ranks 8
+  mpiexec -n 4 rayscript repl
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rayscript", description="Give orders to a sharded k-mer store on MPI ranks.",
+                                epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"rayscript {__version__}")
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a .ray script on every rank (under mpiexec)")
+    run.add_argument("script", nargs="?", help="the .ray file to run")
+    run.add_argument("-e", dest="text", metavar="TEXT", help="run this text instead of a file")
+    run.add_argument("--ranks", type=int, metavar="N",
+                     help="without mpiexec: run N ranks as threads of this process")
+    chk = sub.add_parser("check", help="parse and validate a script without MPI; report every error")
+    chk.add_argument("script", nargs="+")
+    chk.add_argument("--ranks", type=int, metavar="N", help="also check ranks against a cluster of N")
+    repl = sub.add_parser("repl", help="read statements on rank 0 while the other ranks serve")
+    repl.add_argument("--ranks", type=int, metavar="N",
+                      help="without mpiexec: run N ranks as threads of this process")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "run":
+            return cmd_run(args)
+        return cmd_repl(args)
+    except KeyboardInterrupt:
+        print("rayscript: interrupted", file=sys.stderr)
+        return 130
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise RayScriptError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RayScriptError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def cmd_check(args) -> int:
+    from .language.checker import check
+    from .language.parser import parse_all
+
+    failed = 0
+    for path in args.script:
+        try:
+            text = _read(path)
+        except RayScriptError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        statements, errors = parse_all(text, path)
+        if not errors:
+            errors = check(statements, args.ranks, text if text.endswith("\n") else text + "\n")
+        for e in errors:
+            print(f"{e}", file=sys.stderr)
+        if errors:
+            failed += 1
+            print(f"{path}: {len(errors)} error{'s' if len(errors) > 1 else ''}", file=sys.stderr)
+        else:
+            print(f"{path}: ok ({len(statements)} statement{'s' if len(statements) != 1 else ''})")
+    return 1 if failed else 0
+
+
+def open_cluster(ranks: int | None):
+    """The cluster for this process: MPI under mpiexec, else in-process threads."""
+    from .cluster import Cluster
+    from .runtime.mpi import under_mpiexec
+
+    if under_mpiexec():
+        if ranks is not None:
+            raise RayScriptError("--ranks is for runs without mpiexec; under mpiexec use -n")
+        return Cluster(comm=_world())
+    if ranks is None:
+        print("rayscript: not started under mpiexec; running on 1 rank "
+              "(use 'mpiexec -n N rayscript ...' or --ranks N for more)", file=sys.stderr)
+        ranks = 1
+    return Cluster.local(ranks)
+
+
+def _world():
+    from .runtime.mpi import configure_mpich_environment
+
+    configure_mpich_environment()
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def _print_results(results) -> None:
+    for r in results:
+        if r.text:
+            print(r.text, flush=True)
+
+
+def cmd_run(args) -> int:
+    if (args.script is None) == (args.text is None):
+        print("rayscript run: give a script file or -e TEXT (not both)", file=sys.stderr)
+        return 2
+    text, source = (args.text, "<-e>") if args.text is not None else (None, args.script)
+    try:
+        cluster = open_cluster(args.ranks)
+    except RayScriptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with cluster as c:
+        if c is None:
+            return 0  # a serving rank; rank 0 reports
+        try:
+            if text is None:
+                text = _read(source)
+            for results in c.stream(text, source):
+                _print_results(results)
+        except RankFailure as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            _emergency_stop(c)
+            return 1
+        except RayScriptError as exc:
+            print(f"error: {exc}" if not str(exc).startswith(source) else str(exc), file=sys.stderr)
+            return 1
+    return 0
+
+
+def _emergency_stop(cluster) -> None:
+    """A rank failed: stop the others; if that cannot finish, abort the whole job."""
+    import threading
+
+    timer = threading.Timer(10.0, lambda: (cluster.node.messenger.abort(1), os._exit(1)))
+    timer.daemon = True
+    timer.start()
+    cluster.close()
+    timer.cancel()
+
+
+def cmd_repl(args) -> int:
+    from .repl import run_repl
+
+    try:
+        cluster = open_cluster(args.ranks)
+    except RayScriptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with cluster as c:
+        if c is None:
+            return 0
+        return run_repl(c)

@@ -1,0 +1,71 @@
+"""Line mode on rank 0: statements are read from stdin and run while the other ranks serve.
+
+A statement that opens a block with ``{`` continues on the next lines until it is closed.
+An error is printed and the session goes on; end of input (Ctrl-D) or ``exit`` shuts every
+rank down.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import RankFailure, RayScriptError
+
+
+def _balance(text: str) -> int:
+    depth = 0
+    in_str = False
+    for line in text.splitlines():
+        for i, ch in enumerate(line):
+            if ch == '"' and (i == 0 or line[i - 1] != "\\"):
+                in_str = not in_str
+            elif not in_str and ch == "#":
+                break
+            elif not in_str and ch == "{":
+                depth += 1
+            elif not in_str and ch == "}":
+                depth -= 1
+    return depth
+
+
+def run_repl(cluster, stdin=None, stdout=None) -> int:
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    interactive = stdin.isatty()
+    if interactive:
+        print(f"rayscript on {cluster.size} rank{'s' if cluster.size > 1 else ''} ({cluster.backend}); "
+              "'help' lists the statements, Ctrl-D or 'exit' leaves", file=stdout)
+    buffer = ""
+    lineno = 0
+    status = 0
+    while True:
+        if interactive:
+            stdout.write(f"ray[{cluster.size}]> " if not buffer else "...> ")
+            stdout.flush()
+        line = stdin.readline()
+        if not line:
+            break
+        lineno += 1
+        if not buffer and line.strip() in ("exit", "quit"):
+            break
+        buffer += line
+        if _balance(buffer) > 0:
+            continue
+        text, buffer = buffer, ""
+        if not text.strip():
+            continue
+        try:
+            for results in cluster.stream(text, "<stdin>"):
+                for r in results:
+                    if r.text:
+                        print(r.text, file=stdout, flush=True)
+        except RankFailure as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        except RayScriptError as exc:
+            print(str(exc), file=sys.stderr, flush=True)
+            status = 1
+    if buffer.strip():
+        print("error: input ended inside a block opened with '{'", file=sys.stderr)
+        status = 1
+    return 0 if interactive else status
