@@ -70,13 +70,16 @@ class Cluster:
         if ranks < 1:
             raise RayScriptError(f"a cluster needs at least one rank, not {ranks}")
         net = LocalNetwork(ranks)
-        threads = []
+        threads, nodes = [], []
         for r in range(1, ranks):
             node, _ = _build_node(net.messenger(r))
+            nodes.append(node)
             t = threading.Thread(target=node.serve, name=f"rayscript-rank-{r}", daemon=True)
             t.start()
             threads.append(t)
-        return cls(_messenger=net.messenger(0), _threads=threads)
+        cluster = cls(_messenger=net.messenger(0), _threads=threads)
+        cluster.local_nodes = [cluster.node, *nodes]  # for inspection in tests and notebooks
+        return cluster
 
     # --- properties ---------------------------------------------------------
     @property

@@ -12,13 +12,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import RayScriptError, RuntimeFault, ScriptError, StatementError
+from .errors import RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
 from .items import BY_NAMESPACE, pack_item, unpack_item
 from .language import ast
 from .language.help import help_text
 from .language.parser import make_key
-from .messages import (BlockDone, CopyOrder, DeleteOrder, GetOrder, HasOrder, Message, MoveOrder,
-                       PutOrder, RunBlock, StatsOrder, key_text)
+from .messages import (
+    BlockDone,
+    CopyOrder,
+    DeleteOrder,
+    GetOrder,
+    HasOrder,
+    Message,
+    MoveOrder,
+    PutOrder,
+    RunBlock,
+    StatsOrder,
+    key_text,
+)
 from .results import Result, table
 from .runtime.node import Node
 from .store import encoding
@@ -47,6 +58,12 @@ class WireKey:
 
     def __str__(self) -> str:
         return key_text(self.key)
+
+    def describe(self) -> str:
+        """The key with its bases, when it was given as bases."""
+        if self.k:
+            return f"{self} ({encoding.decode(self.key[1], self.k)})"
+        return str(self)
 
 
 class Interpreter:
@@ -79,7 +96,7 @@ class Interpreter:
             if fn is None:
                 raise ScriptError(f"'{st.keyword}' is not available on this cluster")
             result = yield from fn(st, scope)
-        except (StatementError, BlockFailed):
+        except (StatementError, BlockFailed, RankFailure):
             raise
         except ScriptError as err:
             raise err.with_location(st.location, scope.text) from None
@@ -155,7 +172,7 @@ class Interpreter:
             options["k"] = wk.k
         item = BY_NAMESPACE[wk.key[0]].empty(wk.key[1], options)
         yield self.node.order(PutOrder(recipient=rank, key=wk.key, item=pack_item(item), mode="replace"))
-        return [Result("put", f"put {wk} on rank {rank}", {"key": str(wk), "rank": rank})]
+        return [Result("put", f"put {wk.describe()} on rank {rank}", {"key": str(wk), "rank": rank})]
 
     def _get(self, st: ast.Get, scope):
         wk = self.key(st.key, scope)
@@ -207,8 +224,8 @@ class Interpreter:
         namespaces = list(BY_NAMESPACE)
         rows = [[r, rep.host] + [rep.counts.get(ns, 0) for ns in namespaces] + [rep.nbytes]
                 for r, rep in enumerate(replies)]
-        text = table(["rank", "host"] + namespaces + ["bytes"], rows)
-        data = [dict(zip(["rank", "host"] + namespaces + ["bytes"], row)) for row in rows]
+        text = table(["rank", "host", *namespaces, "bytes"], rows)
+        data = [dict(zip(["rank", "host", *namespaces, "bytes"], row)) for row in rows]
         return [Result("ranks", text, data)]
 
     def _on(self, st: ast.On, scope):
@@ -255,7 +272,7 @@ class Interpreter:
     def _let(self, st: ast.Let, scope):
         scope.env[st.name] = self.value(st.value, scope)
         return []
-        yield  # noqa: B901 - makes this a generator
+        yield
 
     def _set(self, st: ast.Set, scope):
         seconds = self.value(st.value, scope)

@@ -8,7 +8,7 @@ they pickle, so a block of statements can be handed to another rank to command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from ..errors import Location
 
@@ -50,7 +50,7 @@ class Key:
     containing ``$var`` parts (resolved when the statement runs)."""
 
     namespace: str
-    ident: Union[int, str]
+    ident: int | str
 
     @property
     def is_template(self) -> bool:
@@ -60,12 +60,11 @@ class Key:
         return f"{self.namespace}/{self.ident}"
 
 
-Value = Union[int, str, Var, Key, Word, Duration]
-Rank = Union[int, Var]
+Value = int | str | Var | Key | Word | Duration
+Rank = int | Var
 
 
-def _meta():
-    return field(default=None, compare=False, repr=False)
+_META = {"default": None, "compare": False, "repr": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +84,7 @@ class Put(Statement):
     key: Key
     rank: Rank
     options: tuple = ()
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class Get(Statement):
     keyword: ClassVar[str] = "get"
     key: Key
     rank: Rank | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ class Copy(Statement):
     source: Rank | None
     target: Rank
     mode: str | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +112,7 @@ class Move(Statement):
     source: Rank | None
     target: Rank
     mode: str | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +120,14 @@ class Delete(Statement):
     keyword: ClassVar[str] = "delete"
     key: Key
     rank: Rank
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Locate(Statement):
     keyword: ClassVar[str] = "locate"
     key: Key
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +135,14 @@ class On(Statement):
     keyword: ClassVar[str] = "on"
     rank: Rank
     body: tuple
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Parallel(Statement):
     keyword: ClassVar[str] = "parallel"
     body: tuple
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +150,7 @@ class Let(Statement):
     keyword: ClassVar[str] = "let"
     name: str
     value: Value
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,34 +160,34 @@ class For(Statement):
     start: Value
     stop: Value
     body: tuple
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Ranks(Statement):
     keyword: ClassVar[str] = "ranks"
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Explain(Statement):
     keyword: ClassVar[str] = "explain"
     statement: Statement
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Print(Statement):
     keyword: ClassVar[str] = "print"
     values: tuple = ()
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Help(Statement):
     keyword: ClassVar[str] = "help"
     topic: str | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +195,7 @@ class Set(Statement):
     keyword: ClassVar[str] = "set"
     name: str
     value: Value
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,14 +204,14 @@ class Load(Statement):
     paths: tuple
     namespace: str
     options: tuple = ()
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
 class Count(Statement):
     keyword: ClassVar[str] = "count"
     namespace: str
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +219,7 @@ class Histogram(Statement):
     keyword: ClassVar[str] = "histogram"
     namespace: str
     path: Value | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +228,7 @@ class Dump(Statement):
     namespace: str
     path: Value
     options: tuple = ()
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +237,7 @@ class Query(Statement):
     path: Value
     namespace: str
     output: Value | None = None
-    meta: Location | None = _meta()
+    meta: Location | None = field(**_META)
 
 
 STATEMENT_CLASSES = {cls.keyword: cls for cls in Statement.__subclasses__()}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import Location, ScriptError, ScriptErrors, ScriptSyntaxError
 from . import ast
@@ -269,7 +269,8 @@ def make_key(text: str) -> ast.Key:
             if len(ident) > MAX_K:
                 raise ScriptSyntaxError(f"a k-mer has at most {MAX_K} bases, '{ident}' has {len(ident)}")
             return ast.Key(namespace, ident.upper())
-        raise ScriptSyntaxError(f"a k-mer id is a number (kmers/19123890) or bases A, C, G, T (kmers/ACGT), not '{ident}'")
+        raise ScriptSyntaxError("a k-mer id is a number (kmers/19123890) or bases A, C, G, T (kmers/ACGT), "
+                                f"not '{ident}'")
     return ast.Key(namespace, ident)
 
 
@@ -327,7 +328,7 @@ def _describe(expected: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _terminal_text(name: str) -> str | None:
     for term in _lark().terminals:
         if term.name == name and term.pattern.type == "str":
@@ -339,10 +340,7 @@ def _previous_token(text: str, pos: int) -> Token | None:
     last = None
     try:
         for tok in _lark().lex(text[:pos]):
-            if tok.type not in ("_NL",):
-                last = tok
-            else:
-                last = None
+            last = tok if tok.type not in ("_NL",) else None
     except UnexpectedInput:
         pass
     return last
@@ -419,10 +417,7 @@ def _syntax_error(err: UnexpectedInput, text: str, source: str) -> ScriptSyntaxE
 
 def parse(text: str, source: str = "<script>") -> list[ast.Statement]:
     """Parse a whole script; raise the first error as a located :class:`ScriptSyntaxError`."""
-    if not text.endswith("\n"):
-        text_n = text + "\n"
-    else:
-        text_n = text
+    text_n = text + "\n" if not text.endswith("\n") else text
     try:
         tree = _lark().parse(text_n)
         return _ToAst(source).transform(tree)
@@ -443,7 +438,8 @@ def parse_all(text: str, source: str = "<script>") -> tuple[list[ast.Statement],
     blanked: set[int] = set()
     for _ in range(100):
         try:
-            return parse(work, source), _with_text(errors, text)
+            statements = parse(work, source)
+            return ([] if errors else statements), _with_text(errors, text)
         except ScriptSyntaxError as err:
             errors.append(err)
             line = err.location.line if err.location else None

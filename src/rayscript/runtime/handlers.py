@@ -7,8 +7,22 @@ cascade to another rank (COPY_ORDER -> ITEM -> ACK; MOVE_ORDER -> ITEM -> STORED
 from __future__ import annotations
 
 from ..items import pack_item, unpack_item
-from ..messages import (Ack, CopyOrder, DeleteOrder, GetOrder, HasOrder, HasReply, ItemReply,
-                        ItemTransfer, MoveOrder, PutOrder, StatsOrder, StatsReply, Stored, key_text)
+from ..messages import (
+    Ack,
+    CopyOrder,
+    DeleteOrder,
+    GetOrder,
+    HasOrder,
+    HasReply,
+    ItemReply,
+    ItemTransfer,
+    MoveOrder,
+    PutOrder,
+    StatsOrder,
+    StatsReply,
+    Stored,
+    key_text,
+)
 from ..store.shard import ItemExists, Shard
 from .node import Node
 

@@ -31,7 +31,7 @@ class Messenger(ABC):
     def host(self) -> str:
         return socket.gethostname()
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Called once by every rank at shutdown, after its loop has stopped."""
 
     def abort(self, code: int = 1) -> None:

@@ -24,7 +24,7 @@ _CHECK_EVERY = 0.1
 
 
 class Future:
-    __slots__ = ("done", "value", "error", "callbacks", "deadline", "rank", "what")
+    __slots__ = ("callbacks", "deadline", "done", "error", "rank", "value", "what")
 
     def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = ""):
         self.done = False
@@ -59,7 +59,7 @@ class Future:
 class Task:
     """Drives a generator that yields a Future or a list of Futures."""
 
-    __slots__ = ("gen", "node", "future", "waiting", "outcome")
+    __slots__ = ("future", "gen", "node", "outcome", "waiting")
 
     def __init__(self, node: Node, gen: Generator):
         self.gen = gen
@@ -78,14 +78,11 @@ class Task:
             else:
                 send_value = [f.value for f in futures]
         try:
-            if throw is not None:
-                yielded = self.gen.throw(throw)
-            else:
-                yielded = self.gen.send(send_value)
+            yielded = self.gen.throw(throw) if throw is not None else self.gen.send(send_value)
         except StopIteration as stop:
             self.future.resolve(stop.value)
             return
-        except BaseException as exc:  # noqa: BLE001 - delivered to whoever awaits the task
+        except BaseException as exc:
             self.future.fail(exc)
             return
         futures = yielded if isinstance(yielded, list) else [yielded]
@@ -190,7 +187,7 @@ class Node:
             handler(msg)
         except RayScriptError as exc:
             self.fail_order(msg, str(exc), getattr(msg, "key", None))
-        except Exception as exc:  # noqa: BLE001 - reported to the commander, the loop goes on
+        except Exception as exc:
             self.fail_order(msg, f"internal error on {self.messenger.host()} while handling "
                                  f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None))
 
@@ -218,7 +215,7 @@ class Node:
         while not self.stopping:
             try:
                 self.step(1.0)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 tb = traceback.extract_tb(exc.__traceback__)
                 if tb:

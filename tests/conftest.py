@@ -1,0 +1,38 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def mpiexec_path():
+    exe = BIN / "mpiexec"
+    return str(exe) if exe.exists() else shutil.which("mpiexec")
+
+
+def run_mpi(n, *args, input=None, timeout=60, env=None):
+    """Run ``mpiexec -n N ARGS`` and return the CompletedProcess."""
+    exe = mpiexec_path()
+    if exe is None:
+        pytest.fail("mpiexec not found: scripts/setup installs the mpich wheel")
+    full_env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    full_env.update(env or {})
+    return subprocess.run([exe, "-n", str(n), *args], input=input, capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def rayscript_cmd():
+    return [str(BIN / "rayscript")] if (BIN / "rayscript").exists() else [sys.executable, "-m", "rayscript"]
+
+
+@pytest.fixture
+def local4():
+    from rayscript import Cluster
+
+    with Cluster.local(4) as c:
+        yield c

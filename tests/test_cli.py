@@ -1,0 +1,169 @@
+"""End to end: real mpiexec with several ranks, the CLI and the embedding API."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import BIN, ROOT, rayscript_cmd, run_mpi
+
+pytestmark = pytest.mark.mpi
+
+
+def test_readme_demo_runs_the_seed_on_six_ranks():
+    proc = subprocess.run(["bash", "scripts/demo"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert "copied kmers/19123890 from rank 2 to rank 5" in out
+    assert "kmers/19123890 is on ranks 2 (owner), 5" in out
+    assert "kmers/19123890 count=3 edges=->-  (on rank 5)" in out
+    table = out[-8:]
+    assert table[0].split() == ["rank", "host", "kmers", "paths", "results", "bytes"]
+    assert len(table) == 8  # header, rule, six ranks
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6])
+def test_copy_between_the_last_two_ranks(n):
+    a, b = n - 2, n - 1
+    proc = run_mpi(n, *rayscript_cmd(), "run", "-e",
+                   f"put kmers/5 count=2 on {a}; copy kmers/5 from {a} to {b}; get kmers/5 from {b}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"kmers/5 count=2 edges=->-  (on rank {b})"
+
+
+def test_script_error_exits_non_zero_with_a_located_message(tmp_path):
+    script = tmp_path / "bad.ray"
+    script.write_text("put kmers/1 on 1\ncopy kmers/1 from 2 to 3\nprint \"not reached\"\n")
+    t0 = time.monotonic()
+    proc = run_mpi(4, *rayscript_cmd(), "run", str(script))
+    assert proc.returncode == 1
+    assert time.monotonic() - t0 < 20
+    assert proc.stdout.splitlines() == ["put kmers/1 on rank 1"]
+    assert proc.stderr.splitlines()[:3] == [f"{script}:2:1: rank 2, kmers/1: kmers/1 is not on rank 2",
+                                            "    copy kmers/1 from 2 to 3", "    ^"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_syntax_error_sends_nothing(tmp_path):
+    script = tmp_path / "typo.ray"
+    script.write_text("put kmers/1 on 1\ncopy kmers/1 frm 1 to 3\n")
+    proc = run_mpi(3, *rayscript_cmd(), "run", str(script))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert f"{script}:2:14: expected 'from' or 'to' after 'kmers/1', got 'frm'" in proc.stderr
+
+
+def test_rank_outside_cluster_is_refused_before_anything_runs():
+    proc = run_mpi(3, *rayscript_cmd(), "run", "-e", "put kmers/1 on 0\ncopy kmers/1 from 0 to 3")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "rank 3 is outside the cluster: ranks are 0..2 (3 ranks)" in proc.stderr
+
+
+def test_repl_line_mode_keeps_going_after_an_error():
+    proc = run_mpi(3, *rayscript_cmd(), "repl",
+                   input="put kmers/5 on 1\ncopy kmers/5 frm 1 to 2\n"
+                         "on 2 {\n copy kmers/5 from 1 to 2\n}\nlocate kmers/5\n")
+    assert proc.stdout.splitlines() == ["put kmers/5 on rank 1", "copied kmers/5 from rank 1 to rank 2",
+                                        "kmers/5 is on ranks 1, 2"]
+    assert "expected 'from' or 'to'" in proc.stderr
+    assert proc.returncode == 1  # not a terminal: like a script, an error makes the status non-zero
+
+
+def test_without_mpiexec_runs_on_one_rank_and_says_so():
+    proc = subprocess.run([*rayscript_cmd(), "run", "-e", "put kmers/1 on 0; locate kmers/1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "not started under mpiexec; running on 1 rank" in proc.stderr
+    assert proc.stdout.splitlines() == ["put kmers/1 on rank 0", "kmers/1 is on rank 0 (owner)"]
+
+
+def test_check_reports_every_error_without_mpi(tmp_path):
+    script = tmp_path / "two.ray"
+    script.write_text("cpy kmers/1 from 0 to 1\nlocate kmers/1\nget kmers/1 from 9\n")
+    proc = subprocess.run([*rayscript_cmd(), "check", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{script}:1:1: unknown statement 'cpy'; did you mean 'copy'?" in proc.stderr
+    ok = tmp_path / "ok.ray"
+    ok.write_text("get kmers/1 from 9\n")
+    proc = subprocess.run([*rayscript_cmd(), "check", str(ok), "--ranks", "4"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "rank 9 is outside the cluster: ranks are 0..3 (4 ranks)" in proc.stderr
+    proc = subprocess.run([*rayscript_cmd(), "check", "examples/seed.ray", "--ranks", "6"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("examples/seed.ray: ok")
+
+
+def test_version_and_module_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "rayscript", "--version"], capture_output=True, text=True)
+    assert proc.stdout.strip().startswith("rayscript 0.")
+
+
+EMBED = """
+import sys
+from rayscript import Cluster
+with Cluster() as c:
+    if c is not None:
+        c.run("put kmers/19123890 count=4 on 2\\ncopy kmers/19123890 from 2 to 3")
+        item = c.get("kmers/19123890", rank=3)
+        print("rank", c.rank, "of", c.size, "got", item.id, item.count)
+print("after", flush=True)
+"""
+
+
+def test_embedding_api_under_mpiexec(tmp_path):
+    prog = tmp_path / "embed.py"
+    prog.write_text(EMBED)
+    proc = run_mpi(4, str(BIN / "python"), str(prog))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "rank 0 of 4 got 19123890 4" in lines
+    assert lines.count("after") == 4  # every rank leaves the block once rank 0 has
+
+
+CRASH = """
+from rayscript import Cluster
+from rayscript.runtime.mpi import MPIMessenger
+from mpi4py import MPI
+
+c = Cluster(comm=MPI.COMM_WORLD)
+if c.rank == {bad}:
+    original = c.node.dispatch
+    def dispatch(msg):
+        if type(msg).__name__ == "CopyOrder":
+            {action}
+        original(msg)
+    c.node.dispatch = dispatch
+with c as client:
+    if client is not None:
+        client.run("put kmers/3 on {bad}\\ncopy kmers/3 from {bad} to 0")
+        print("not reached")
+"""
+
+
+@pytest.mark.parametrize("action, message", [
+    ("raise MemoryError('simulated')", "rank 2 failed: MemoryError: simulated"),
+    ("import os; os._exit(9)", None),
+])
+def test_a_failing_rank_ends_the_whole_job_within_seconds(tmp_path, action, message):
+    prog = tmp_path / "crash.py"
+    prog.write_text(CRASH.format(bad=2, action=action))
+    t0 = time.monotonic()
+    proc = run_mpi(4, str(BIN / "python"), "-c", f"exec(open({str(prog)!r}).read())", timeout=60)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode != 0
+    assert elapsed < 15, elapsed
+    assert "not reached" not in proc.stdout
+    if message:
+        assert message in proc.stderr
+
+
+def test_embedded_crash_is_reported_by_rank_0(tmp_path):
+    prog = tmp_path / "crash.py"
+    prog.write_text(textwrap.dedent(CRASH.format(bad=1, action="raise RuntimeError('bad state')")))
+    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
+    assert proc.returncode != 0
+    assert "rank 1 failed: RuntimeError: bad state" in proc.stderr

@@ -1,0 +1,82 @@
+import pytest
+
+from rayscript.errors import ScriptSyntaxError
+from rayscript.language import ast, parse, parse_all
+from rayscript.language.ast import Copy, For, Key, Let, Var
+
+K = Key("kmers", 19123890)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("copy kmers/19123890 from 2 to 5", [Copy(K, 2, 5)]),
+    ("copy kmers/19123890 to 5 merge", [Copy(K, None, 5, "merge")]),
+    ("move kmers/19123890 from 2 to 5 replace", [ast.Move(K, 2, 5, "replace")]),
+    ("put kmers/19123890 count=3 on 2", [ast.Put(K, 2, (("count", 3),))]),
+    ("get kmers/19123890", [ast.Get(K)]),
+    ("get kmers/acgt from $r", [ast.Get(Key("kmers", "ACGT"), Var("r"))]),
+    ("delete paths/p1 from 0", [ast.Delete(Key("paths", "p1"), 0)]),
+    ("locate results/r7", [ast.Locate(Key("results", "r7"))]),
+    ("on 3: copy kmers/19123890 from 2 to 5", [ast.On(3, (Copy(K, 2, 5),))]),
+    ("on 3 {\n copy kmers/19123890 from 2 to 5\n locate kmers/19123890 }",
+     [ast.On(3, (Copy(K, 2, 5), ast.Locate(K)))]),
+    ("parallel { on 1: ranks; on 2: ranks }", [ast.Parallel((ast.On(1, (ast.Ranks(),)), ast.On(2, (ast.Ranks(),))))]),
+    ("let x = 19123890\nfor r in 1..4 { copy kmers/$x from 0 to $r }",
+     [Let("x", 19123890), For("r", 1, 4, (Copy(Key("kmers", "$x"), 0, Var("r")),))]),
+    ("ranks; ranks # two", [ast.Ranks(), ast.Ranks()]),
+    ("explain copy kmers/19123890 from 2 to 5", [ast.Explain(Copy(K, 2, 5))]),
+    ('print "x is" $x kmers/1', [ast.Print(("x is", Var("x"), Key("kmers", 1)))]),
+    ("help", [ast.Help()]),
+    ("help copy", [ast.Help("copy")]),
+    ("set timeout = 500ms", [ast.Set("timeout", ast.Duration(0.5))]),
+    ("\n\n# only comments\n", []),
+])
+def test_statements_parse_to_nodes(text, expected):
+    assert parse(text) == expected
+
+
+def test_positions_are_kept_out_of_equality_but_recorded():
+    (st,) = parse("\n  copy kmers/1 from 2 to 5", "x.ray")
+    assert (st.meta.line, st.meta.column, st.meta.source) == (2, 3, "x.ray")
+
+
+@pytest.mark.parametrize("text, message, column", [
+    ("copy kmers/1 from x to 5", "expected a rank number after 'from', got 'x'", 19),
+    ("copy kmers/1 from 2 to", "expected a rank number after 'to'", 23),
+    ("cpy kmers/1 from 2 to 5", "unknown statement 'cpy'; did you mean 'copy'?", 1),
+    ("lokate kmers/1", "unknown statement 'lokate'; did you mean 'locate'?", 1),
+    ("copy kmer/1 from 2 to 3", "unknown namespace 'kmer/'", 6),
+    ("copy kmers/1 frm 2 to 3", "expected 'from' or 'to' after 'kmers/1', got 'frm'", 14),
+    ("copy kmers/AXG to 3", "a k-mer id is a number", 6),
+    ("put kmers/1 cnt=3 on 2", "'put' has no option 'cnt='", 13),
+    ("get", "expected a key such as kmers/19123890 after 'get'", 4),
+    ("help cpy", "no help on 'cpy'; did you mean 'help copy'?", 6),
+    ("copy kmers/1 from 2 to 5 replac", "expected 'merge', 'replace' or the end of the statement", 26),
+    ("on 3 { copy kmers/1 from 2 to 5", "not closed with '}'", None),
+    ("copy kmers/ from 1 to 2", "expected an id after 'kmers/'", 6),
+    ("set speed = 3", "unknown setting 'speed'", 5),
+    ("get kmers/" + "A" * 32, "a k-mer has at most 31 bases", 5),
+])
+def test_syntax_errors_say_where_and_what_was_expected(text, message, column):
+    with pytest.raises(ScriptSyntaxError) as info:
+        parse(text, "bad.ray")
+    err = info.value
+    assert message in err.message
+    assert err.location.line == 1
+    if column is not None:
+        assert err.location.column == column
+        rendered = str(err).splitlines()
+        assert rendered[0].startswith(f"bad.ray:1:{column}: ")
+        assert rendered[2].index("^") - 4 == column - 1
+
+
+def test_parse_all_reports_every_error():
+    text = "put kmers/1 on 0\ncpy kmers/1 from 0 to 1\nlocate kmers/1\ncopy kmers/1 frm 0 to 1\n"
+    statements, errors = parse_all(text, "two.ray")
+    assert statements == []
+    assert [(e.location.line, e.location.column) for e in errors] == [(2, 1), (4, 14)]
+
+
+def test_grammar_is_shipped_inside_the_package():
+    from importlib import resources
+
+    assert "copy" in resources.files("rayscript").joinpath("grammar/ray.lark").read_text()

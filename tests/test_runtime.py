@@ -1,0 +1,175 @@
+"""The same runtime behaviour on both backends: in-process threads and real mpiexec."""
+
+import pytest
+
+from conftest import rayscript_cmd, run_mpi
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+
+SCENARIO = """\
+put kmers/19123890 count=3 on 2
+copy kmers/19123890 from 2 to 5
+locate kmers/19123890
+get kmers/19123890 from 5
+on 3: move kmers/19123890 from 5 to 1 merge
+locate kmers/19123890
+let x = 7
+for r in 1..3 { put kmers/$x count=$r on $r }
+parallel {
+  on 1: copy kmers/7 from 1 to 0
+  on 2 { copy kmers/7 from 2 to 4 }
+  on 4: copy kmers/7 from 3 to 5
+}
+locate kmers/7
+copy kmers/7 from 2 to 0 merge
+get kmers/7 from 0
+move kmers/7 to 0 replace
+put kmers/ACGT count=2 on 0
+get kmers/ACGT from 0
+"""
+
+EXPECTED_TAIL = [
+    "kmers/7 is on ranks 4 (owner), 0, 1, 2, 3, 5",
+    "copied kmers/7 from rank 2 to rank 0",
+    "kmers/7 count=3 edges=->-  (on rank 0)",
+]
+
+
+def run_local(text, ranks=6):
+    with Cluster.local(ranks) as c:
+        return [r.text for r in c.run(text)]
+
+
+def test_scenario_on_local_backend():
+    lines = run_local(SCENARIO + "locate kmers/7\n")
+    assert lines[:4] == ["put kmers/19123890 on rank 2", "copied kmers/19123890 from rank 2 to rank 5",
+                         "kmers/19123890 is on ranks 2 (owner), 5", "kmers/19123890 count=3 edges=->-  (on rank 5)"]
+    assert "moved kmers/19123890 from rank 5 to rank 1" in lines
+    assert "kmers/19123890 is on ranks 2 (owner), 1" in lines
+    i = lines.index(EXPECTED_TAIL[0])
+    assert lines[i:i + 3] == EXPECTED_TAIL
+    assert "moved kmers/7 from rank 4 to rank 0" in lines
+    assert lines[-1] == "kmers/7 is on ranks 0, 1, 2, 3, 5"
+
+
+@pytest.mark.mpi
+def test_scenario_gives_the_same_output_under_mpiexec(tmp_path):
+    script = tmp_path / "scenario.ray"
+    script.write_text(SCENARIO + "locate kmers/7\n")
+    proc = run_mpi(6, *rayscript_cmd(), "run", str(script))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == run_local(SCENARIO + "locate kmers/7\n")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 5])
+def test_copy_and_move_on_every_cluster_size(ranks):
+    last = ranks - 1
+    with Cluster.local(ranks) as c:
+        c.run(f"put kmers/11 count=2 on {last}")
+        if ranks > 1:
+            c.run(f"copy kmers/11 from {last} to 0")
+            assert c.get("kmers/11", rank=0).count == 2
+            c.run(f"move kmers/11 from 0 to {last} merge")
+            assert c.get("kmers/11", rank=last).count == 4
+        (loc,) = c.run("locate kmers/11")
+        assert loc.data["ranks"] == [last]
+
+
+def test_refusals_name_the_rank_and_key_and_change_nothing(local4):
+    local4.run("put kmers/5 count=1 on 1\nput kmers/5 count=9 on 2")
+    with pytest.raises(RayScriptError, match=r"rank 2, kmers/5: kmers/5 is already on rank 2 \(add 'replace'"):
+        local4.run("copy kmers/5 from 1 to 2")
+    with pytest.raises(RayScriptError, match="rank 3, kmers/5: kmers/5 is not on rank 3"):
+        local4.run("move kmers/5 from 3 to 0")
+    with pytest.raises(RayScriptError, match="rank 2, kmers/5: kmers/5 is already on rank 2"):
+        local4.run("move kmers/5 from 1 to 2")
+    assert local4.get("kmers/5", rank=1).count == 1  # the failed move left it on its source
+    assert local4.get("kmers/5", rank=2).count == 9
+    with pytest.raises(RayScriptError, match=r"rank 7 is outside the cluster: ranks are 0\.\.3 \(4 ranks\)"):
+        local4.run("copy kmers/5 from 1 to 7")
+    with pytest.raises(RayScriptError, match="no rank holds kmers/6"):
+        local4.run("copy kmers/6 to 1")
+    with pytest.raises(RayScriptError, match="undefined variable \\$q"):
+        local4.run("get kmers/5 from $q")
+
+
+def test_merge_adds_counts_and_unites_edges(local4):
+    local4.run("put kmers/ACGT count=2 edges=3 on 1\nput kmers/ACGT count=5 edges=16 on 2\n"
+               "copy kmers/ACGT from 1 to 2 merge")
+    item = local4.get("kmers/ACGT", rank=2)
+    assert (item.count, item.edges, item.bases) == (7, 19, "ACGT")
+
+
+def test_bases_are_canonicalized(local4):
+    local4.run("put kmers/AAAC count=4 on 3")  # reverse complement: GTTT
+    assert local4.get("kmers/GTTT", rank=3).count == 4
+
+
+def test_error_in_delegated_block_points_at_its_statement(local4):
+    with pytest.raises(RayScriptError) as info:
+        local4.run("on 2 {\n  put kmers/1 on 2\n  copy kmers/1 from 3 to 0\n}", "blk.ray")
+    assert str(info.value).startswith("blk.ray:3:3: rank 3, kmers/1: kmers/1 is not on rank 3")
+
+
+def test_parallel_commanders_all_finish_before_an_error_is_reported(local4):
+    local4.run("for r in 0..3 { put kmers/$r on $r }")
+    with pytest.raises(RayScriptError, match="kmers/9 is not on rank 1"):
+        local4.run("parallel { on 1: copy kmers/9 from 1 to 2\n on 2: move kmers/2 from 2 to 3\n"
+                   " on 3: copy kmers/3 from 3 to 0 }")
+    assert local4.run("locate kmers/2")[0].data["ranks"] == [3]
+    assert 0 in local4.run("locate kmers/3")[0].data["ranks"]
+
+
+def test_ranks_table_counts_items_per_namespace(local4):
+    local4.run("put kmers/1 on 1\nput paths/p1 on 1\nput results/r on 3")
+    (res,) = local4.run("ranks")
+    assert [(row["rank"], row["kmers"], row["paths"], row["results"]) for row in res.data] == [
+        (0, 0, 0, 0), (1, 1, 1, 0), (2, 0, 0, 0), (3, 0, 0, 1)]
+    assert res.text.splitlines()[0].split() == ["rank", "host", "kmers", "paths", "results", "bytes"]
+
+
+def test_explain_sends_nothing_and_shows_the_cascade(local4):
+    (res,) = local4.run("explain copy kmers/19123890 from 2 to 3")
+    assert res.data[1:] == ["  COPY-ORDER     0 -> 2  key=kmers/19123890 target=3",
+                            "      then ITEM 2 -> 3 (kmers/19123890)", "      then ACK 3 -> 0"]
+    assert local4.run("locate kmers/19123890")[0].data["ranks"] == []
+
+
+def test_variables_persist_between_runs_and_print(local4):
+    local4.run("let x = 42")
+    assert local4.run('print "x is" $x')[0].text == "x is 42"
+
+
+def test_get_returns_the_item_object(local4):
+    local4.run("put kmers/77 count=5 on 3")
+    item = local4.get("kmers/77", rank=3)
+    assert (item.id, item.count) == (77, 5)
+    with pytest.raises(RayScriptError, match="kmers/77 is not on rank 1"):
+        local4.get("kmers/77", rank=1)
+
+
+def test_order_timeout_names_the_silent_rank():
+    from rayscript.messages import CopyOrder
+
+    with Cluster.local(3) as c:
+        swallowed = []
+        c.run("put kmers/1 on 2\nset timeout = 300ms")
+        c.local_nodes[2].register(CopyOrder, swallowed.append)  # rank 2 stops answering copies
+        with pytest.raises(RayScriptError, match="rank 2 did not answer"):
+            c.run("copy kmers/1 from 2 to 0")
+        assert len(swallowed) == 1
+        assert c.run("locate kmers/1")[0].data["ranks"] == [2]  # and the others still serve
+
+
+def test_handler_exception_is_returned_with_rank_and_the_loop_goes_on():
+    from rayscript.messages import GetOrder
+
+    with Cluster.local(3) as c:
+        def broken(msg):
+            raise ZeroDivisionError("division by zero")
+
+        c.local_nodes[1].register(GetOrder, broken)
+        with pytest.raises(RayScriptError, match=r"rank 1, kmers/4: internal error on .* ZeroDivisionError"):
+            c.run("get kmers/4 from 1")
+        c.run("put kmers/4 on 1\ncopy kmers/4 from 1 to 2")
+        assert c.get("kmers/4", rank=2).count == 1
