@@ -101,9 +101,6 @@ def open_cluster(ranks: int | None):
 
 
 def _world():
-    from .runtime.mpi import configure_mpich_environment
-
-    configure_mpich_environment()
     from mpi4py import MPI
 
     return MPI.COMM_WORLD

@@ -1,0 +1,79 @@
+"""Benchmark: time per `copy` of one small item (3 ranks) against a raw mpi4py ping-pong.
+
+Run under mpiexec with 3 ranks (scripts/bench does).  Both figures come from the same job,
+interleaved, and the ratio is of medians.
+"""
+
+import statistics
+import sys
+import time
+
+from mpi4py import MPI
+
+from rayscript import Cluster
+
+ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+COPIES = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+PINGS = 5000
+
+comm = MPI.COMM_WORLD
+
+
+def raw_round_trip() -> float:
+    """Median-free single batch: seconds per 8-byte round trip between ranks 1 and 2."""
+    import numpy as np
+
+    buf = np.zeros(1, dtype=np.int64)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    if comm.rank == 1:
+        for _ in range(PINGS):
+            comm.Send(buf, dest=2, tag=1)
+            comm.Recv(buf, source=2, tag=1)
+    elif comm.rank == 2:
+        for _ in range(PINGS):
+            comm.Recv(buf, source=1, tag=1)
+            comm.Send(buf, dest=1, tag=1)
+    elapsed = comm.bcast(time.perf_counter() - t0 if comm.rank == 1 else None, root=1)
+    comm.Barrier()
+    return elapsed / PINGS
+
+
+def main() -> None:
+    if comm.size != 3:
+        sys.exit("bench_copy: run with mpiexec -n 3")
+    raws, copies = [], []
+    cluster = Cluster(comm=comm.Dup())
+    statements = None
+    for _ in range(ROUNDS):
+        raws.append(raw_round_trip())
+        # the copy loop: rank 0 commands, rank 1 sends to rank 2, rank 2 acknowledges to rank 0
+        if comm.rank == 0:
+            cluster.run("put kmers/19123890 count=1 on 1")
+            if statements is None:
+                statements = cluster.parse(f"for i in 1..{COPIES} {{ copy kmers/19123890 from 1 to 2 replace }}")
+            t0 = time.perf_counter()
+            for _results in cluster.execute(statements):
+                pass
+            copies.append((time.perf_counter() - t0) / COPIES)
+            # hand the ranks back for the next raw round
+            cluster.node.stop_all()
+            cluster.node.messenger.finish()
+            cluster = Cluster(comm=comm.Dup())
+        else:
+            cluster.serve()
+            cluster = Cluster(comm=comm.Dup())
+    if comm.rank == 0:
+        raw, copy = statistics.median(raws), statistics.median(copies)
+        print(f"raw mpi4py 8-byte round trip (ranks 1<->2): median {raw * 1e6:.1f} us over {ROUNDS} rounds "
+              f"of {PINGS}")
+        print(f"copy of one k-mer (order 0->1, item 1->2, ack 2->0): median {copy * 1e6:.1f} us over {ROUNDS} "
+              f"rounds of {COPIES}")
+        print(f"ratio copy / raw round trip: {copy / raw:.2f} (target <= 5)")
+    cluster.node.stop_all() if comm.rank == 0 else cluster.serve()
+    if comm.rank == 0:
+        cluster.node.messenger.finish()
+
+
+if __name__ == "__main__":
+    main()
