@@ -80,3 +80,14 @@ def test_grammar_is_shipped_inside_the_package():
     from importlib import resources
 
     assert "copy" in resources.files("rayscript").joinpath("grammar/ray.lark").read_text()
+
+
+def test_docs_language_md_is_generated_from_the_help_table():
+    from rayscript.language.help import HELP, language_markdown
+
+    from conftest import ROOT
+
+    assert (ROOT / "docs/language.md").read_text() == language_markdown()
+    assert set(HELP) == set(ast.STATEMENT_CLASSES)  # every statement is documented
+    for _syntax, _description, example in HELP.values():
+        parse(example)  # and every example parses

@@ -64,3 +64,57 @@ def help_text(topic: str | None = None) -> str:
         return "\n".join(lines)
     syntax, description, example = HELP[topic]
     return f"{syntax}\n  {description}\n  example: {example}"
+
+
+_INTRO = """# The .ray language
+
+`grammar/ray.lark` is the single source of truth for the syntax; this page is generated from the
+same table as the `help` statement (`src/rayscript/language/help.py`: `python -m
+rayscript.language.help > docs/language.md`).
+
+## Basics
+
+- Statements end at a newline or `;`. `#` starts a comment. A trailing `\\` continues a line.
+- Keys are `NAMESPACE/ID`: `kmers/19123890` (a 2-bit k-mer id, A=0 C=1 G=2 T=3, first base most
+  significant), `kmers/ACGT` (bases; canonicalized: the smaller of the k-mer and its reverse
+  complement), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.
+- Ranks are whole numbers `0..N-1` or `$variables`. A rank outside the cluster is refused before
+  any message is sent, naming the cluster size.
+- The owner rank of a key is `splitmix64(id) % N` (for a name, of its 64-bit BLAKE2b digest);
+  the same on every rank and every run. `get` without `from` asks the owner; `locate` lists it first.
+- The commander is rank 0 unless `on R` says otherwise. Outside `parallel`, each statement completes
+  (all its acknowledgements received) before the next starts.
+
+## Statements
+"""
+
+_ERRORS = """## Errors
+
+Every error says where and what was expected; nothing is sent for a script that does not parse:
+
+```
+bad.ray:2:19: expected a rank number after 'from', got 'x'
+    copy kmers/1 from x to 5
+                      ^
+bad.ray:1:1: unknown statement 'cpy'; did you mean 'copy'?
+bad.ray:3:1: rank 7 is outside the cluster: ranks are 0..5 (6 ranks)
+bad.ray:4:1: undefined variable $y
+bad.ray:5:1: rank 2, kmers/1: kmers/1 is not on rank 2
+```
+
+A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
+syntax error of a file (each offending line is set aside and parsing goes on), then the static
+checks (undefined variables, ranks outside the cluster, same source and target).
+"""
+
+
+def language_markdown() -> str:
+    parts = [_INTRO]
+    for word, (syntax, description, example) in HELP.items():
+        parts.append(f"### {word}\n\n```\n{syntax}\n```\n\n{description}\n\n```\n{example}\n```\n")
+    parts.append(_ERRORS)
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(language_markdown(), end="")  # noqa: T201
