@@ -37,3 +37,114 @@ def canonical(ident: int, k: int) -> int:
 
 def fits(ident: int, k: int) -> bool:
     return 0 <= ident < (1 << (2 * k))
+
+
+# --- numpy batch versions -------------------------------------------------------
+
+INVALID = 4
+
+
+def _lut():
+    import numpy as np
+
+    lut = np.full(256, INVALID, dtype=np.uint8)
+    for base, code in _CODE.items():
+        lut[ord(base)] = code
+    return lut
+
+
+_LUT = None
+
+
+def codes_from_bytes(buf):
+    """uint8 array of 2-bit codes (INVALID for anything that is not A, C, G, T, any case)."""
+    global _LUT
+    if _LUT is None:
+        _LUT = _lut()
+    return _LUT[buf]
+
+
+def _windows(codes, k, reverse):
+    """Ids of every window of length k (forward, or reverse complement when ``reverse``)."""
+    import numpy as np
+
+    n = len(codes) - k + 1
+    vals = codes.astype(np.uint64)
+    if reverse:
+        vals = np.uint64(3) - vals
+    # binary decomposition of k: combine windows of length 1, 2, 4, ...
+    result = None
+    length = 0  # length covered by result
+    width = 1
+    power = vals  # windows of length `width` starting at each position
+    remaining = k
+    while remaining:
+        if remaining & 1:
+            if result is None:
+                result = power[: len(codes) - width + 1].copy()
+            else:
+                # append the window of `width` starting at offset `length`
+                seg = power[length: length + len(result) - width + 1]
+                result = result[: len(seg)]
+                if reverse:
+                    result |= seg << np.uint64(2 * length)
+                else:
+                    result <<= np.uint64(2 * width)
+                    result |= seg
+            length += width
+        remaining >>= 1
+        if remaining:
+            shifted = power[width:]
+            if reverse:
+                power = power[: len(shifted)] | (shifted << np.uint64(2 * width))
+            else:
+                power = (power[: len(shifted)] << np.uint64(2 * width)) | shifted
+            width *= 2
+    return result[:n]
+
+
+def kmers_from_codes(codes, k: int, canonical: bool = True):
+    """Every valid k-mer of a code array (INVALID codes break k-mers).
+
+    Returns (ids, edges): canonical (or forward) ids, and the 8-bit edge mask of each occurrence
+    in the orientation of its id: bits 0-3 the base after it, bits 4-7 the base before it.
+    """
+    import numpy as np
+
+    n = len(codes) - k + 1
+    if n <= 0:
+        return np.empty(0, np.uint64), np.empty(0, np.uint8)
+    bad = codes >= INVALID
+    clean = np.where(bad, 0, codes).astype(np.uint8)
+    fwd = _windows(clean, k, reverse=False)
+    badc = np.concatenate(([0], np.cumsum(bad, dtype=np.int64)))
+    valid = (badc[k:k + n] - badc[:n]) == 0
+    # neighbours: code before position i and after window end (INVALID at the edges)
+    before = np.concatenate(([INVALID], codes[: n - 1])) if n > 0 else codes[:0]
+    after = np.concatenate((codes[k:], [INVALID]))[:n]
+    one = np.uint8(1)
+    after_bit = np.where(after < INVALID, one << np.minimum(after, 3).astype(np.uint8), 0).astype(np.uint8)
+    before_bit = np.where(before < INVALID, one << np.minimum(before, 3).astype(np.uint8), 0).astype(np.uint8)
+    if canonical:
+        rev = _windows(clean, k, reverse=True)
+        use_rev = rev < fwd
+        ids = np.where(use_rev, rev, fwd)
+        # in reverse orientation: after = complement of before, before = complement of after
+        cafter = np.where(before < INVALID, one << (3 - np.minimum(before, 3)).astype(np.uint8), 0).astype(np.uint8)
+        cbefore = np.where(after < INVALID, one << (3 - np.minimum(after, 3)).astype(np.uint8), 0).astype(np.uint8)
+        out_after = np.where(use_rev, cafter, after_bit)
+        out_before = np.where(use_rev, cbefore, before_bit)
+    else:
+        ids = fwd
+        out_after, out_before = after_bit, before_bit
+    edges = (out_after | (out_before << np.uint8(4))).astype(np.uint8)
+    return ids[valid], edges[valid]
+
+
+def decode_array(ids, k: int):
+    """(n, k) uint8 array of ASCII bases for a uint64 id array."""
+    import numpy as np
+
+    shifts = np.arange(2 * (k - 1), -1, -2, dtype=np.uint64)
+    codes = ((ids[:, None] >> shifts[None, :]) & np.uint64(3)).astype(np.uint8)
+    return np.frombuffer(b"ACGT", dtype=np.uint8)[codes]

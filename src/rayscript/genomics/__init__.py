@@ -1,0 +1,1 @@
+"""Genomics: reading FASTQ/FASTA in parallel byte ranges and counting k-mers (numpy)."""

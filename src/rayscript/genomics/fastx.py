@@ -1,0 +1,315 @@
+"""FASTQ and FASTA reading, vectorized, by byte range.
+
+A plain file is split into one byte range per rank; each rank reads the records whose first byte
+lies in its range (re-synchronizing to the first record boundary at or after the range start,
+and reading past the range end to finish its last record).  A gzip file cannot be split and is
+read whole by one rank.  Records are parsed a chunk at a time with numpy: no Python loop per
+read.  The output of a chunk is one array of 2-bit base codes in which every read (or FASTA
+header, or line break inside a FASTQ record) is separated by an INVALID code, ready for
+:func:`rayscript.store.encoding.kmers_from_codes`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RayScriptError
+from ..store.encoding import INVALID, codes_from_bytes
+
+CHUNK_BYTES = 8 << 20
+_NL = 10
+_CR = 13
+
+
+class InputError(RayScriptError):
+    """A bad input file: names the file, the record or line where known, and the reason."""
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    fmt: str  # "fastq" or "fasta"
+    gz: bool
+    size: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """The share of one file that a rank reads."""
+
+    path: str
+    fmt: str
+    gz: bool
+    start: int
+    end: int  # exclusive; records starting at or after it belong to the next rank
+
+
+def inspect(path: str) -> Source:
+    """Check a file is readable, non-empty FASTQ or FASTA (plain or gzip)."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a FASTQ/FASTA file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    gz = magic == b"\x1f\x8b"
+    try:
+        if gz:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(4096)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(4096)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    stripped = head.lstrip()
+    if not stripped:
+        raise InputError(f"{path}: the file is empty")
+    first = stripped[:1]
+    if first == b"@":
+        fmt = "fastq"
+    elif first == b">":
+        fmt = "fasta"
+    else:
+        shown = stripped[:20].decode("utf-8", "replace").splitlines()[0]
+        raise InputError(f"{path}: neither FASTQ (records start with '@') nor FASTA ('>'); "
+                         f"it starts with {shown!r}")
+    return Source(path, fmt, gz, size)
+
+
+def plan(sources: list[Source], nranks: int) -> list[list[Part]]:
+    """Which rank reads what: plain files in equal byte ranges over every rank, gzip files
+    whole, each to the rank with the least assigned so far (largest first)."""
+    parts: list[list[Part]] = [[] for _ in range(nranks)]
+    load = [0] * nranks
+    for s in sources:
+        if not s.gz:
+            for r in range(nranks):
+                a, b = s.size * r // nranks, s.size * (r + 1) // nranks
+                if b > a:
+                    parts[r].append(Part(s.path, s.fmt, False, a, b))
+                    load[r] += b - a
+    for s in sorted((s for s in sources if s.gz), key=lambda s: -s.size):
+        r = min(range(nranks), key=lambda i: (load[i], i))
+        parts[r].append(Part(s.path, s.fmt, True, 0, 1 << 62))
+        load[r] += s.size * 3  # compressed bytes are worth about three plain ones
+    return parts
+
+
+def _line_number(path: str, gz: bool, offset: int) -> int:
+    """1-based line of byte ``offset`` (computed only when reporting an error)."""
+    opener = gzip.open if gz else open
+    with opener(path, "rb") as fh:
+        data = fh.read(offset)
+    return data.count(b"\n") + 1
+
+
+def _sync(fh, part: Part) -> int:
+    """Offset of the first record starting at or after part.start."""
+    if part.start == 0:
+        return 0
+    fh.seek(part.start - 1)
+    window_start = part.start - 1
+    data = b""
+    while True:
+        more = fh.read(1 << 16)
+        data += more
+        if part.fmt == "fasta":
+            i = data.find(b"\n>")
+            if i >= 0:
+                return window_start + i + 1
+        else:
+            pos = 0
+            lines_ok = True
+            while True:
+                i = data.find(b"\n@", pos)
+                if i < 0:
+                    break
+                # a header is '@' at a line start whose line two further on starts with '+'
+                j = data.find(b"\n", i + 1)
+                k = data.find(b"\n", j + 1) if j >= 0 else -1
+                if k < 0 or k + 1 >= len(data):
+                    lines_ok = False
+                    break
+                if data[k + 1:k + 2] == b"+":
+                    return window_start + i + 1
+                pos = i + 1
+            if lines_ok and not more:
+                return 1 << 62
+        if not more:
+            return 1 << 62
+        if window_start + len(data) > part.end + (1 << 20) and part.fmt == "fasta":
+            return 1 << 62
+
+
+class ChunkResult:
+    __slots__ = ("codes", "reads", "nbytes")
+
+    def __init__(self, codes, reads, nbytes):
+        self.codes, self.reads, self.nbytes = codes, reads, nbytes
+
+
+def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES):
+    """Yield ChunkResult for the records of ``part``, chunk by chunk."""
+    opener = gzip.open if part.gz else open
+    try:
+        fh = opener(part.path, "rb")
+    except OSError as exc:
+        raise InputError(f"{part.path}: cannot read: {exc.strerror or exc}") from None
+    with fh:
+        offset = _sync(fh, part) if not part.gz else 0
+        if offset >= part.end:
+            return
+        if not part.gz:
+            fh.seek(offset)
+        carry = b""
+        parse = _parse_fastq if part.fmt == "fastq" else _parse_fasta
+        while True:
+            try:
+                data = fh.read(chunk_bytes)
+            except (OSError, EOFError) as exc:
+                raise InputError(f"{part.path}: read error after byte {offset + len(carry)}: {exc}") from None
+            eof = not data
+            buf = carry + data
+            if not buf:
+                return
+            used, codes, reads, finished = parse(buf, offset, part, eof)
+            if used == 0 and not eof:
+                carry = buf  # a record longer than the chunk: read more
+                continue
+            yield ChunkResult(codes, reads, used)
+            carry = buf[used:]
+            offset += used
+            if finished or (eof and not carry):
+                return
+
+
+def _lines(arr, eof):
+    nl = np.flatnonzero(arr == _NL)
+    if eof and (len(arr) == 0 or arr[-1] != _NL):
+        nl = np.concatenate((nl, [len(arr)]))
+    return nl
+
+
+def _seq_codes(arr, starts, ends):
+    """Codes of the byte ranges [starts[i], ends[i]], the last byte of each being the line
+    break (an INVALID code, so it separates the reads)."""
+    if len(starts) == 0:
+        return np.empty(0, np.uint8)
+    n = len(arr) + 2
+    delta = np.bincount(starts, minlength=n)[:n].astype(np.int32)
+    delta -= np.bincount(ends + 1, minlength=n)[:n].astype(np.int32)
+    mask = np.cumsum(delta[: len(arr) + 1], dtype=np.int32) > 0
+    ext = np.concatenate((arr, np.array([_NL], np.uint8)))
+    return codes_from_bytes(ext[mask])
+
+
+def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    nl = _lines(arr, eof)
+    nrec = len(nl) // 4
+    if eof and len(nl) % 4:
+        # the trailing lines do not make a whole record
+        start = 0 if nrec == 0 else nl[4 * nrec - 1] + 1
+        if arr[start:].tobytes().strip():
+            header = bytes(arr[start:start + 60]).split(b"\n")[0].decode("utf-8", "replace")
+            line = _line_number(part.path, part.gz, offset + start)
+            raise InputError(f"{part.path}:{line}: truncated FASTQ record {header!r}: "
+                             f"{len(nl) % 4} of its 4 lines present")
+    if nrec == 0:
+        return 0, np.empty(0, np.uint8), 0, False
+    nl = nl[: 4 * nrec]
+    ls = np.concatenate(([0], nl[:-1] + 1))
+    le = nl.copy()
+    # strip a carriage return before the newline
+    has_cr = (le > ls) & (arr[np.minimum(np.maximum(le - 1, 0), len(arr) - 1)] == _CR)
+    le = le - has_cr
+    heads, seqs, pluses, quals = ls[0::4], ls[1::4], ls[2::4], ls[3::4]
+    # records from the next rank's range are not ours
+    ours = offset + heads < part.end
+    finished = not ours.all()
+    if finished:
+        n = int(np.argmin(ours))
+        if n == 0:
+            return len(buf), np.empty(0, np.uint8), 0, True
+        heads, seqs, pluses, quals = heads[:n], seqs[:n], pluses[:n], quals[:n]
+        nrec = n
+    seq_end, qual_end = le[1::4][:nrec], le[3::4][:nrec]
+    bad_head = arr[heads] != ord("@")
+    bad_plus = arr[pluses] != ord("+")
+    bad_len = (seq_end - seqs) != (qual_end - quals)
+    bad = bad_head | bad_plus | bad_len
+    if bad.any():
+        i = int(np.argmax(bad))
+        head_start = int(heads[i])
+        line = _line_number(part.path, part.gz, offset + head_start)
+        header = bytes(arr[head_start:le[4 * i]]).decode("utf-8", "replace")
+        if bad_head[i]:
+            raise InputError(f"{part.path}:{line}: expected a FASTQ header starting with '@', got {header[:40]!r}")
+        if bad_plus[i]:
+            raise InputError(f"{part.path}:{line + 2}: record {header[:40]!r}: expected the '+' line")
+        raise InputError(f"{part.path}:{line + 3}: record {header[:40]!r}: quality length "
+                         f"{int(qual_end[i] - quals[i])} differs from sequence length {int(seq_end[i] - seqs[i])}")
+    used = int(nl[4 * nrec - 1] + 1) if not finished else len(buf)
+    used = min(used, len(buf))
+    codes = _seq_codes(arr, seqs, seq_end)
+    return used, codes, nrec, finished
+
+
+def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    if eof:
+        cut = len(arr)
+    else:
+        cut = buf.rfind(b"\n>") + 1
+        if cut <= 0:
+            return 0, np.empty(0, np.uint8), 0, False
+    arr = arr[:cut]
+    nl = _lines(arr, True)
+    ls = np.concatenate(([0], nl[:-1] + 1))
+    le = nl
+    nonempty = le > ls
+    ls, le = ls[nonempty], le[nonempty]
+    is_head = arr[ls] == ord(">")
+    if len(ls) and not is_head[0]:
+        line = _line_number(part.path, part.gz, offset)
+        raise InputError(f"{part.path}:{line}: expected a FASTA header starting with '>'")
+    head_starts = ls[is_head]
+    ours = offset + head_starts < part.end
+    finished = not ours.all()
+    if finished:
+        first_foreign = int(head_starts[int(np.argmin(ours))])
+        keep = ls < first_foreign
+        ls, le, is_head = ls[keep], le[keep], is_head[keep]
+    nrec = int(is_head.sum())
+    # sequence bytes: every non-header line without its line break; a header becomes a separator
+    seq_ls, seq_le = ls[~is_head], le[~is_head]
+    has_cr = (seq_le > seq_ls) & (arr[np.maximum(seq_le - 1, 0)] == _CR)
+    seq_le = seq_le - has_cr
+    if len(seq_ls) == 0:
+        return cut, np.empty(0, np.uint8), nrec, finished
+    delta = np.zeros(len(arr) + 1, dtype=np.int32)
+    delta += np.bincount(seq_ls, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
+    delta -= np.bincount(seq_le, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
+    mask = np.cumsum(delta[: len(arr)], dtype=np.int32) > 0
+    # mark the first byte of each sequence line that follows a header, to insert a separator
+    idx = np.flatnonzero(mask)
+    codes = codes_from_bytes(arr[idx])
+    line_of = np.searchsorted(ls, idx, side="right") - 1
+    head_before = np.concatenate(([True], is_head[:-1]))  # line i follows a header line
+    first_after_header = head_before[line_of] & (idx == ls[line_of])
+    sep_positions = np.flatnonzero(first_after_header)
+    if len(sep_positions):
+        codes = np.insert(codes, sep_positions, INVALID)
+    codes = np.concatenate((codes, [INVALID])).astype(np.uint8)
+    return cut, codes, nrec, finished
