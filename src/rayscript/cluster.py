@@ -30,8 +30,9 @@ from .runtime.node import Node
 from .store.shard import Shard
 
 
-def _build_node(messenger) -> tuple[Node, Interpreter]:
+def _build_node(messenger, collective=None) -> tuple[Node, Interpreter]:
     node = Node(messenger)
+    node.collective = collective
     StoreService(node, Shard())
     interp = Interpreter(node)
     _install_extensions(interp)
@@ -39,17 +40,15 @@ def _build_node(messenger) -> tuple[Node, Interpreter]:
 
 
 def _install_extensions(interp: Interpreter) -> None:
-    try:
-        from .genomics.statements import install
-    except ImportError:  # pragma: no cover - numpy missing
-        return
+    from .genomics.statements import install
+
     install(interp)
 
 
 class Cluster:
     """A handle on every rank of the store.  Only rank 0 (the driver) gets one to use."""
 
-    def __init__(self, comm=None, *, _messenger=None, _threads=None):
+    def __init__(self, comm=None, *, _messenger=None, _threads=None, _collective=None):
         if _messenger is None:
             from .runtime.mpi import MPIMessenger, under_mpiexec
 
@@ -57,7 +56,11 @@ class Cluster:
                 raise RayScriptError("not started under mpiexec: use Cluster.local(ranks=N) in one "
                                      "process, or start the program with mpiexec -n N")
             _messenger = MPIMessenger(comm)
-        self.node, self.interpreter = _build_node(_messenger)
+        if _collective is None:
+            from .runtime.collective import MPICollective
+
+            _collective = MPICollective(_messenger.comm)
+        self.node, self.interpreter = _build_node(_messenger, _collective)
         self.scope = Scope()
         self._threads = _threads or []
         self._closed = False
@@ -65,19 +68,21 @@ class Cluster:
     @classmethod
     def local(cls, ranks: int = 4) -> Cluster:
         """All ranks in this process, as threads (rank 0 is the caller's thread)."""
+        from .runtime.collective import LocalBoard, LocalCollective
         from .runtime.local import LocalNetwork
 
         if ranks < 1:
             raise RayScriptError(f"a cluster needs at least one rank, not {ranks}")
         net = LocalNetwork(ranks)
+        board = LocalBoard(ranks)
         threads, nodes = [], []
         for r in range(1, ranks):
-            node, _ = _build_node(net.messenger(r))
+            node, _ = _build_node(net.messenger(r), LocalCollective(board, r))
             nodes.append(node)
             t = threading.Thread(target=node.serve, name=f"rayscript-rank-{r}", daemon=True)
             t.start()
             threads.append(t)
-        cluster = cls(_messenger=net.messenger(0), _threads=threads)
+        cluster = cls(_messenger=net.messenger(0), _threads=threads, _collective=LocalCollective(board, 0))
         cluster.local_nodes = [cluster.node, *nodes]  # for inspection in tests and notebooks
         return cluster
 

@@ -115,6 +115,8 @@ class Node:
         self.stopping = False
         self.failure: RankFailure | None = None
         self.timeout = DEFAULT_TIMEOUT
+        self.collective = None  # bulk all-to-all transport, set by the cluster
+        self.progress = None  # rank 0: callback(done, total) for long statements
         self._next_check = 0.0
         self.register(Stop, self._on_stop)
         self.register(Fatal, self._on_fatal)

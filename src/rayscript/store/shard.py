@@ -1,8 +1,10 @@
-"""One rank's shard of the store: its items, by namespace."""
+"""One rank's shard of the store: its items, by namespace.  K-mers live in a numpy
+:class:`~rayscript.store.kmertable.KmerTable`; named items (paths, results) in dicts."""
 
 from __future__ import annotations
 
-from ..items import BY_NAMESPACE, Carriageable
+from ..items import BY_NAMESPACE, COUNT_MAX, Carriageable, Kmer
+from .kmertable import KmerTable
 
 
 class ItemExists(Exception):
@@ -11,19 +13,24 @@ class ItemExists(Exception):
 
 class Shard:
     def __init__(self):
-        self.tables: dict[str, dict] = {ns: {} for ns in BY_NAMESPACE}
+        self.kmers = KmerTable()
+        self.tables: dict[str, dict] = {ns: {} for ns in BY_NAMESPACE if ns != "kmers"}
 
     def get(self, namespace: str, ident) -> Carriageable | None:
+        if namespace == "kmers":
+            found = self.kmers.get(ident)
+            return None if found is None else Kmer(ident, found[0], found[1], self.kmers.k or 0)
         return self.tables[namespace].get(ident)
 
     def has(self, namespace: str, ident) -> bool:
+        if namespace == "kmers":
+            return self.kmers.get(ident) is not None
         return ident in self.tables[namespace]
 
     def put(self, item: Carriageable, mode: str | None = None) -> None:
         """Store ``item``.  If the key is held already: ``replace`` overwrites, ``merge``
         combines (k-mers: counts added, edges united), otherwise :class:`ItemExists`."""
-        table = self.tables[item.namespace]
-        old = table.get(item.ident)
+        old = self.get(item.namespace, item.ident)
         if old is not None:
             if mode == "replace":
                 pass
@@ -31,13 +38,24 @@ class Shard:
                 item = old.merge(item)
             else:
                 raise ItemExists(item.ident)
-        table[item.ident] = item
+        if isinstance(item, Kmer):
+            if item.k and self.kmers.k and item.k != self.kmers.k:
+                raise ValueError(f"this store holds k={self.kmers.k} k-mers, not k={item.k}")
+            self.kmers.set(item.id, min(item.count, COUNT_MAX), item.edges)
+            if item.k and not self.kmers.k and len(self.kmers) == 1:
+                self.kmers.k = item.k
+        else:
+            self.tables[item.namespace][item.ident] = item
 
     def delete(self, namespace: str, ident) -> bool:
+        if namespace == "kmers":
+            return self.kmers.remove(ident)
         return self.tables[namespace].pop(ident, None) is not None
 
     def counts(self) -> dict[str, int]:
-        return {ns: len(t) for ns, t in self.tables.items()}
+        out = {"kmers": len(self.kmers)}
+        out.update({ns: len(t) for ns, t in self.tables.items()})
+        return {ns: out[ns] for ns in BY_NAMESPACE}
 
     def nbytes(self) -> int:
-        return sum(item.nbytes for t in self.tables.values() for item in t.values())
+        return self.kmers.nbytes() + sum(item.nbytes for t in self.tables.values() for item in t.values())
