@@ -106,6 +106,43 @@ def _world():
     return MPI.COMM_WORLD
 
 
+class Progress:
+    """Rank 0's display of a long statement: a bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_step = -1
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        frac = min(done / total, 1.0)
+        mib = 1 << 20
+        if self.tty:
+            width = 30
+            bar = "#" * int(frac * width)
+            self.stream.write(f"\rreading [{bar:<{width}}] {frac:6.1%}  {done / mib:,.1f} / {total / mib:,.1f} MiB")
+            self.stream.flush()
+            self.shown = True
+            if frac >= 1.0:
+                self.finish()
+        else:
+            step = int(frac * 10)
+            if step > self.last_step and total >= 4 * mib:
+                self.last_step = step
+                print(f"reading: {frac:.0%} ({done / mib:,.1f} of {total / mib:,.1f} MiB, all ranks)",
+                      file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.tty and self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.shown = False
+        self.last_step = -1
+
+
 def _print_results(results) -> None:
     for r in results:
         if r.text:
@@ -125,10 +162,13 @@ def cmd_run(args) -> int:
     with cluster as c:
         if c is None:
             return 0  # a serving rank; rank 0 reports
+        progress = Progress()
+        c.node.progress = progress
         try:
             if text is None:
                 text = _read(source)
             for results in c.stream(text, source):
+                progress.finish()
                 _print_results(results)
         except RankFailure as exc:
             print(f"error: {exc}", file=sys.stderr)

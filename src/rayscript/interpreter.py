@@ -76,7 +76,8 @@ class Interpreter:
             ast.Parallel: self._parallel, ast.Let: self._let, ast.For: self._for, ast.Ranks: self._ranks,
             ast.Explain: self._explain, ast.Print: self._print, ast.Help: self._help, ast.Set: self._set,
         }
-        self.extensions: dict = {}
+        self.extensions: dict = {}  # statement class -> executor, added by other layers
+        self.planners: dict = {}  # statement class -> fn(statement, scope) -> orders (for explain)
 
     @property
     def size(self) -> int:
@@ -373,9 +374,9 @@ class Interpreter:
         elif isinstance(st, ast.Explain):
             self._plan(st.statement, scope, commander, lines, indent)
         else:
-            planner = getattr(self, "plan_" + st.keyword, None)
+            planner = self.planners.get(type(st))
             if planner is not None:
-                planner(st, scope, commander, show, lines, indent)
+                show(planner(st, scope))
             else:
                 lines.append(f"{indent}({st.keyword}: evaluated on the commander, no message)")
 

@@ -35,6 +35,10 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
     if interactive:
         print(f"rayscript on {cluster.size} rank{'s' if cluster.size > 1 else ''} ({cluster.backend}); "
               "'help' lists the statements, Ctrl-D or 'exit' leaves", file=stdout)
+    from .cli import Progress
+
+    progress = Progress()
+    cluster.node.progress = progress
     buffer = ""
     lineno = 0
     status = 0
@@ -56,6 +60,7 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
             continue
         try:
             for results in cluster.stream(text, "<stdin>"):
+                progress.finish()
                 for r in results:
                     if r.text:
                         print(r.text, file=stdout, flush=True)

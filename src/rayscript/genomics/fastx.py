@@ -153,7 +153,7 @@ def _sync(fh, part: Part) -> int:
 
 
 class ChunkResult:
-    __slots__ = ("codes", "reads", "nbytes")
+    __slots__ = ("codes", "nbytes", "reads")
 
     def __init__(self, codes, reads, nbytes):
         self.codes, self.reads, self.nbytes = codes, reads, nbytes

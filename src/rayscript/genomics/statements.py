@@ -26,7 +26,6 @@ from ..store.partition import owners
 from . import fastx
 
 MAX_K = encoding.MAX_K
-COLLECTIVE = (ast.Load,)
 
 
 # --- messages ----------------------------------------------------------------------
@@ -39,7 +38,7 @@ class LoadOrder(Message, kind="load-order", code=80):
     total_bytes: int = 0
 
     def cascade(self):
-        return [f"(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",
+        return ["(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",
                 f"ACK {self.recipient} -> {self.commander}"]
 
 
@@ -47,11 +46,17 @@ class LoadOrder(Message, kind="load-order", code=80):
 class KmerStatsOrder(Message, kind="kmer-stats", code=81):
     histogram: bool = False
 
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
+
 
 @dataclass(kw_only=True)
 class DumpSizeOrder(Message, kind="dump-size", code=82):
     lo: int = 1
     hi: int | None = None
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
 
 
 @dataclass(kw_only=True)
@@ -61,10 +66,16 @@ class DumpWriteOrder(Message, kind="dump-write", code=83):
     lo: int = 1
     hi: int | None = None
 
+    def cascade(self):
+        return [f"(rank {self.recipient} writes its part at its offset)", f"ACK {self.recipient} -> {self.commander}"]
+
 
 @dataclass(kw_only=True)
 class QueryOrder(Message, kind="query-order", code=84):
     ids: bytes = b""
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (the counts of the k-mers it owns)"]
 
 
 # --- formatting ----------------------------------------------------------------------
@@ -138,7 +149,7 @@ class KmerService:
                         nbytes += chunk.nbytes
                 except RayScriptError as exc:
                     error = str(exc)
-                except Exception as exc:  # noqa: BLE001 - reported, and the other ranks stop with us
+                except Exception as exc:  # reported, and the other ranks stop with us
                     error = f"{type(exc).__name__}: {exc}"
             flags = coll.allreduce(np.array([active and error is None, error is not None, nbytes], np.int64))
             if self.node.rank == 0 and self.node.progress is not None:
@@ -146,6 +157,8 @@ class KmerService:
             if flags[1]:
                 aborted = True
                 break
+            if not flags[0]:
+                break  # every rank has read all its parts (and sent nothing this round)
             # route this round's k-mers to their owners (every rank takes part in every round)
             dest = owners(ids, coll.size) if len(ids) else np.empty(0, np.int32)
             order = np.argsort(dest, kind="stable")
@@ -154,21 +167,19 @@ class KmerService:
             got_ids = coll.alltoallv([ids[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
             got_edges = coll.alltoallv([edges[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
             staging.add_occurrences(np.concatenate(got_ids), np.concatenate(got_edges))
-            if not flags[0] and not any(len(g) for g in got_ids):
-                # nobody had data this round and nobody has more: check everyone got here
-                if not coll.allreduce(np.array([0], np.int64)).any():
-                    break
         if error is not None:
             self.node.fail_order(msg, error)
             return
         if aborted:
             self.node.reply(msg, Ack(info={"aborted": True}))
             return
+        before = self.table.saturated
         self.table.absorb(staging)
+        saturated = self.table.saturated - before
         self.table.k = msg.k
         self.table.canonical = msg.canonical
         self.node.reply(msg, Ack(info={"reads": reads, "kmers": kmers, "bytes": nbytes, "distinct": len(self.table),
-                                       "saturated": staging.saturated, "seconds": time.monotonic() - t0}))
+                                       "saturated": saturated, "seconds": time.monotonic() - t0}))
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
         t = self.table
@@ -234,6 +245,16 @@ class KmerStatements:
         self.node = interp.node
         interp.extensions.update({ast.Load: self.load, ast.Count: self.count, ast.Histogram: self.histogram,
                                   ast.Dump: self.dump, ast.Query: self.query})
+        every = range(self.node.size)
+        interp.planners.update({
+            ast.Load: lambda st, scope: [LoadOrder(recipient=r) for r in every],
+            ast.Count: lambda st, scope: [KmerStatsOrder(recipient=r) for r in every],
+            ast.Histogram: lambda st, scope: [KmerStatsOrder(recipient=r, histogram=True) for r in every],
+            ast.Dump: lambda st, scope: ([DumpSizeOrder(recipient=r) for r in every]
+                                         + [DumpWriteOrder(recipient=r) for r in every]),
+            ast.Query: lambda st, scope: ([KmerStatsOrder(recipient=r) for r in every]
+                                          + [QueryOrder(recipient=r) for r in every]),
+        })
 
     def _all(self, make):
         return [self.node.order(make(r), timeout=None) for r in range(self.node.size)]
@@ -323,9 +344,8 @@ class KmerStatements:
             raise
         os.replace(tmp, path)
         nbytes = sum(w.info["bytes"] for w in written)
-        lines = sum(1 for _ in ()) or None
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
-                       {"path": path, "bytes": nbytes, "lines": lines})]
+                       {"path": path, "bytes": nbytes})]
 
     def query(self, st: ast.Query, scope):
         src = fastx.inspect(_path(self.interp, st.path, scope))

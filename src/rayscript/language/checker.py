@@ -20,8 +20,16 @@ def check(statements, size: int | None = None, text: str | None = None,
     return errors
 
 
-def _check_block(statements, scope: set[str], size, errors) -> None:
+COLLECTIVE = (ast.Load,)
+
+
+def _check_block(statements, scope: set[str], size, errors, in_parallel=False) -> None:
     for st in statements:
+        if in_parallel:
+            for inner in ast.walk((st,)):
+                if isinstance(inner, COLLECTIVE):
+                    _err(errors, inner, f"'{inner.keyword}' involves every rank at once and cannot run "
+                                        "inside 'parallel'")
         _check(st, scope, size, errors)
 
 
@@ -64,7 +72,9 @@ def _check(st, scope: set[str], size, errors) -> None:
             if not isinstance(bound, (int, ast.Var)):
                 _err(errors, st, f"a loop bound is a whole number or $variable, not '{bound}'")
         _check_block(st.body, scope | {st.name}, size, errors)
-    elif isinstance(st, (ast.On, ast.Parallel)):
+    elif isinstance(st, ast.On):
         _check_block(st.body, set(scope), size, errors)
+    elif isinstance(st, ast.Parallel):
+        _check_block(st.body, set(scope), size, errors, in_parallel=True)
     elif isinstance(st, ast.Explain):
         _check(st.statement, set(scope), size, errors)

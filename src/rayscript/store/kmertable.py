@@ -114,6 +114,8 @@ class KmerTable:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
             self.saturated += other.saturated
             return
+        if len(other) == 0:
+            return
         for b in range(NBUCKETS):
             self._merge(b, other.ids[b], other.counts[b].astype(np.uint64), other.edges[b])
             other.ids[b] = other.counts[b] = other.edges[b] = None

@@ -1,0 +1,219 @@
+"""The k-mer store: counts against a plain-Python reference and against Jellyfish."""
+
+import gzip
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import rayscript_cmd, run_mpi
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+from rayscript.store import encoding
+from rayscript.store.kmertable import COUNT_MAX, KmerTable
+
+LAMBDA = Path("/usr/share/doc/bowtie2/examples")
+COMP = str.maketrans("ACGT", "TGCA")
+
+
+def reference(seqs, k, canonical=True):
+    """Plain-Python counter: {bases: (count, edges)} in the orientation the store uses."""
+    counts, edges = Counter(), {}
+    for s in seqs:
+        s = s.upper()
+        for i in range(len(s) - k + 1):
+            w = s[i:i + k]
+            if set(w) <= set("ACGT"):
+                before = s[i - 1] if i > 0 and s[i - 1] in "ACGT" else None
+                after = s[i + k] if i + k < len(s) and s[i + k] in "ACGT" else None
+                rc = w[::-1].translate(COMP)
+                if canonical and rc < w:
+                    w, before, after = rc, (after.translate(COMP) if after else None), \
+                        (before.translate(COMP) if before else None)
+                counts[w] += 1
+                e = (1 << "ACGT".index(after) if after else 0) | ((1 << "ACGT".index(before)) << 4 if before else 0)
+                edges[w] = edges.get(w, 0) | e
+    return counts, edges
+
+
+def write_fastq(path, seqs):
+    with open(path, "w") as fh:
+        for i, s in enumerate(seqs):
+            fh.write(f"@read{i}\n{s}\n+\n{'I' * len(s)}\n")
+
+
+def read_dump(path):
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        seq, count = line.split("\t")
+        assert seq not in out
+        out[seq] = int(count)
+    return out
+
+
+reads = st.lists(st.text(alphabet="ACGTNacgtN", min_size=0, max_size=90), min_size=1, max_size=40)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seqs=reads, k=st.integers(1, 31), ranks=st.integers(1, 4), canonical=st.booleans())
+def test_counts_and_edges_match_a_reference_counter(tmp_path_factory, seqs, k, ranks, canonical):
+    d = tmp_path_factory.mktemp("kc")
+    write_fastq(d / "r.fq", seqs)
+    ref, ref_edges = reference(seqs, k, canonical)
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{d / "r.fq"}" into kmers k={k} canonical={"true" if canonical else "false"}\n'
+              f'dump kmers to "{d / "out.tsv"}"')
+        assert read_dump(d / "out.tsv") == dict(ref)
+        (res,) = c.run("count kmers")
+        assert (res.data["distinct"], res.data["total"]) == (len(ref), sum(ref.values()))
+        for seq in list(ref)[:5]:
+            item = c.get(f"kmers/{encoding.encode(seq)}")
+            assert (item.count, item.edges) == (ref[seq], ref_edges[seq])
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4])
+def test_fasta_multiline_and_gzip_and_several_files(tmp_path, ranks):
+    rng = np.random.default_rng(ranks)
+    seqs = ["".join(rng.choice(list("ACGTN"), size=rng.integers(20, 300))) for _ in range(60)]
+    with open(tmp_path / "a.fa", "w") as fh:
+        for i, s in enumerate(seqs[:30]):
+            fh.write(f">s{i}\n" + "\n".join(s[j:j + 25] for j in range(0, len(s), 25)) + "\n")
+    with gzip.open(tmp_path / "b.fq.gz", "wt") as fh:
+        for i, s in enumerate(seqs[30:]):
+            fh.write(f"@q{i}\n{s}\n+\n{'#' * len(s)}\n")
+    ref, _ = reference(seqs, 15)
+    with Cluster.local(ranks) as c:
+        (res,) = c.run(f'load "{tmp_path / "a.fa"}", "{tmp_path / "b.fq.gz"}" into kmers k=15')
+        assert res.data["reads"] == 60
+        c.run(f'dump kmers to "{tmp_path / "o.tsv"}"')
+    assert read_dump(tmp_path / "o.tsv") == dict(ref)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 3, 4])
+def test_counts_under_mpiexec_match_the_reference(tmp_path, ranks):
+    rng = np.random.default_rng(11)
+    seqs = ["".join(rng.choice(list("ACGTACGTN"), size=100)) for _ in range(3000)]
+    write_fastq(tmp_path / "r.fq", seqs)
+    proc = run_mpi(ranks, *rayscript_cmd(), "run", "-e",
+                   f'load "{tmp_path}/r.fq" into kmers k=25\ndump kmers to "{tmp_path}/o.tsv" min=2')
+    assert proc.returncode == 0, proc.stderr
+    ref, _ = reference(seqs, 25)
+    assert read_dump(tmp_path / "o.tsv") == {s: c for s, c in ref.items() if c >= 2}
+
+
+def _jellyfish():
+    exe = shutil.which("jellyfish")
+    if exe is None or not LAMBDA.exists():
+        pytest.fail("jellyfish and bowtie2-examples are needed (scripts/test installs them with apt-get)")
+    return exe
+
+
+@pytest.mark.mpi
+@pytest.mark.external
+@pytest.mark.parametrize("k", [21, 31])
+def test_dump_is_identical_to_jellyfish_on_lambda_phage_reads(tmp_path, k):
+    jf = _jellyfish()
+    files = [LAMBDA / "reads/reads_1.fq.gz", LAMBDA / "reads/longreads.fq.gz"]
+    plain = []
+    for f in files:
+        out = tmp_path / f.name[:-3]
+        out.write_bytes(gzip.decompress(f.read_bytes()))
+        plain.append(str(out))
+    subprocess.run([jf, "count", "-m", str(k), "-C", "-s", "10M", "-t", "2", "-o", str(tmp_path / "jf.jf"), *plain],
+                   check=True)
+    jdump = subprocess.run([jf, "dump", "-c", "-t", str(tmp_path / "jf.jf")], check=True, capture_output=True,
+                           text=True).stdout
+    jhisto = subprocess.run([jf, "histo", str(tmp_path / "jf.jf")], check=True, capture_output=True,
+                            text=True).stdout
+    names = ", ".join(f'"{f}"' for f in files)  # our side reads the gzip files directly
+    proc = run_mpi(3, *rayscript_cmd(), "run", "-e",
+                   f'load {names} into kmers k={k}\ndump kmers to "{tmp_path}/rs.tsv"\n'
+                   f'histogram kmers to "{tmp_path}/histo.txt"', timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ours = (tmp_path / "rs.tsv").read_text()
+    assert sorted(ours.splitlines()) == sorted(jdump.splitlines())
+    assert len(ours.splitlines()) > 100_000
+    assert (tmp_path / "histo.txt").read_text() == jhisto
+
+
+def test_query_reports_every_kmer_of_the_sequences(tmp_path):
+    write_fastq(tmp_path / "r.fq", ["ACGTACGTTT", "GGGACGTAC"])
+    (tmp_path / "q.fa").write_text(">q\nACGTAN\nCC\n")
+    with Cluster.local(2) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=4')
+        (res,) = c.run(f'query "{tmp_path}/q.fa" in kmers')
+    ref, _ = reference(["ACGTACGTTT", "GGGACGTAC"], 4)
+    canon = {w: min(w, w[::-1].translate(COMP)) for w in ["ACGT", "CGTA", "AACC"]}
+    # ACGTA then (N) then CC -> k-mers ACGT, CGTA; the line break joins "ACGTAN" and "CC" (N breaks)
+    assert res.text.splitlines() == [f"ACGT\t{ref[canon['ACGT']]}", f"CGTA\t{ref[canon['CGTA']]}"]
+
+
+def _fails(c, text, *fragments):
+    with pytest.raises(RayScriptError) as info:
+        c.run(text)
+    for f in fragments:
+        assert f in str(info.value), str(info.value)
+
+
+def test_bad_inputs_name_the_file_and_line_and_change_nothing(tmp_path):
+    good = tmp_path / "good.fq"
+    write_fastq(good, ["ACGTACGTACGT"] * 3)
+    (tmp_path / "trunc.fq").write_text("@a\nACGT\n+\nIIII\n@b\nACGT\n")
+    (tmp_path / "qual.fq").write_text("@a\nACGT\n+\nIIII\n@b\nACGTA\n+\nIII\n")
+    (tmp_path / "plus.fq").write_text("@a\nACGT\n-\nIIII\n")
+    (tmp_path / "weird.txt").write_text("hello world\n")
+    (tmp_path / "empty.fq").write_text("")
+    with Cluster.local(3) as c:
+        c.run(f'load "{good}" into kmers k=5')
+        before = c.run("count kmers")[0].data
+        _fails(c, f'load "{tmp_path}/nope.fq" into kmers', "nope.fq: no such file")
+        _fails(c, f'load "{good}", "{tmp_path}/trunc.fq" into kmers k=5', "trunc.fq:5: truncated FASTQ record '@b'")
+        _fails(c, f'load "{tmp_path}/qual.fq" into kmers k=5',
+               "qual.fq:8: record '@b': quality length 3 differs from sequence length 5")
+        _fails(c, f'load "{tmp_path}/plus.fq" into kmers k=5', "plus.fq:3: record '@a': expected the '+' line")
+        _fails(c, f'load "{tmp_path}/weird.txt" into kmers', "weird.txt: neither FASTQ", "'hello world'")
+        _fails(c, f'load "{tmp_path}/empty.fq" into kmers', "empty.fq: the file is empty")
+        _fails(c, f'load "{good}" into kmers k=32', "k=32 is not supported: k is a whole number from 1 to 31")
+        _fails(c, f'load "{good}" into kmers k=0', "k=0 is not supported")
+        _fails(c, f'load "{good}" into kmers k=7', "the store holds k=5 k-mers; cannot add k=7")
+        _fails(c, f'dump kmers to "{tmp_path}/no/such/dir/out.tsv"', "cannot write", "no such directory")
+        _fails(c, f'histogram kmers to "{tmp_path}"', "it is a directory")
+        assert c.run("count kmers")[0].data == before  # every failed load left the store as it was
+
+
+def test_load_inside_parallel_is_refused_before_anything_runs(tmp_path):
+    with Cluster.local(2) as c:
+        _fails(c, f'parallel {{ on 1: load "{tmp_path}/x.fq" into kmers }}', "cannot run inside 'parallel'")
+
+
+def test_counts_saturate_and_warn_instead_of_wrapping(tmp_path):
+    t = KmerTable()
+    t.add_counted(np.array([5], np.uint64), np.array([COUNT_MAX - 1], np.uint64), np.array([1], np.uint8))
+    t.add_counted(np.array([5], np.uint64), np.array([7], np.uint64), np.array([2], np.uint8))
+    assert t.get(5) == (COUNT_MAX, 3) and t.saturated == 1
+    write_fastq(tmp_path / "r.fq", ["AAAAC"])
+    with Cluster.local(2) as c:
+        c.run(f"put kmers/AAAAC count={COUNT_MAX} on 0\nput kmers/AAAAC count={COUNT_MAX} on 1")
+        (res,) = c.run(f'load "{tmp_path}/r.fq" into kmers k=5')
+        assert "warning: 1 counts reached the counter's maximum" in res.text
+        assert c.get("kmers/AAAAC").count == COUNT_MAX
+
+
+@pytest.mark.mpi
+def test_load_shows_progress_and_a_summary_line(tmp_path):
+    rng = np.random.default_rng(5)
+    seqs = ["".join(rng.choice(list("ACGT"), size=150)) for _ in range(16000)]
+    write_fastq(tmp_path / "big.fq", seqs)
+    assert os.path.getsize(tmp_path / "big.fq") > 4 << 20
+    proc = run_mpi(2, *rayscript_cmd(), "run", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
+    assert proc.returncode == 0, proc.stderr
+    assert "reading: 100%" in proc.stderr
+    assert proc.stdout.startswith("loaded 1 file: 16,000 reads, 1,920,000 k-mers (k=31),")
+    assert "M k-mers/s" in proc.stdout
