@@ -83,9 +83,8 @@ def test_grammar_is_shipped_inside_the_package():
 
 
 def test_docs_language_md_is_generated_from_the_help_table():
-    from rayscript.language.help import HELP, language_markdown
-
     from conftest import ROOT
+    from rayscript.language.help import HELP, language_markdown
 
     assert (ROOT / "docs/language.md").read_text() == language_markdown()
     assert set(HELP) == set(ast.STATEMENT_CLASSES)  # every statement is documented

@@ -106,6 +106,13 @@ def formatted_size(counts, k: int) -> int:
     return int(len(counts) * (k + 2) + ndig.sum())
 
 
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 # --- rank side ----------------------------------------------------------------------------
 
 class KmerService:
@@ -122,11 +129,12 @@ class KmerService:
     def on_load(self, msg: LoadOrder) -> None:
         coll = self.node.collective
         t0 = time.monotonic()
-        staging = KmerTable()
+        staging = KmerTable(msg.k)
+        staging.canonical = msg.canonical
         error: str | None = None
         if len(self.table) and self.table.k not in (None, msg.k):
             error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"
-        elif len(self.table) and getattr(self.table, "canonical", True) != msg.canonical:
+        elif len(self.table) and self.table.k is not None and self.table.canonical != msg.canonical:
             error = "the store holds k-mers counted with a different canonical= setting"
         chunks = iter(())
         if error is None:
@@ -160,8 +168,8 @@ class KmerService:
             if not flags[0]:
                 break  # every rank has read all its parts (and sent nothing this round)
             # route this round's k-mers to their owners (every rank takes part in every round)
-            dest = owners(ids, coll.size) if len(ids) else np.empty(0, np.int32)
-            order = np.argsort(dest, kind="stable")
+            dest = owners(ids, coll.size).astype(np.uint8 if coll.size <= 256 else np.uint16)
+            order = np.argsort(dest, kind="stable")  # a radix sort for small integer types
             bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))
             ids, edges = ids[order], edges[order]
             got_ids = coll.alltoallv([ids[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
@@ -176,10 +184,9 @@ class KmerService:
         before = self.table.saturated
         self.table.absorb(staging)
         saturated = self.table.saturated - before
-        self.table.k = msg.k
-        self.table.canonical = msg.canonical
         self.node.reply(msg, Ack(info={"reads": reads, "kmers": kmers, "bytes": nbytes, "distinct": len(self.table),
-                                       "saturated": saturated, "seconds": time.monotonic() - t0}))
+                                       "saturated": saturated, "seconds": time.monotonic() - t0,
+                                       "peak_rss": _peak_rss(), "table_bytes": self.table.nbytes()}))
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
         t = self.table
@@ -288,7 +295,9 @@ class KmerStatements:
         if saturated:
             text += f"\nwarning: {saturated:,} counts reached the counter's maximum ({2**32 - 1}) and stay there"
         return [Result("load", text, {"files": paths, "reads": reads, "kmers": kmers, "distinct": distinct,
-                                      "seconds": seconds, "saturated": saturated, "k": k})]
+                                      "seconds": seconds, "saturated": saturated, "k": k,
+                                      "peak_rss": [i["peak_rss"] for i in infos],
+                                      "table_bytes": sum(i["table_bytes"] for i in infos)})]
 
     def _stats(self, histogram=False):
         replies = yield self._all(lambda r: KmerStatsOrder(recipient=r, histogram=histogram))

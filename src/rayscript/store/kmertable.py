@@ -1,10 +1,14 @@
-"""A rank's k-mer table: sorted numpy runs, split into buckets.
+"""A rank's k-mer table: sorted numpy arrays, split into buckets.
 
 Each of ``NBUCKETS`` buckets holds three parallel arrays sorted by id: ``ids`` (uint64),
 ``counts`` (uint32) and ``edges`` (uint8): 13 bytes per distinct k-mer at rest.  A k-mer's bucket
-is the top bits of its splitmix64 hash, so buckets are even and a batch insert touches each
-bucket once with a linear merge (no re-sort of what is stored, and the transient memory is one
-bucket's size).  Batch insert, batch lookup and the single-item operations are vectorized.
+is the top 6 bits of its 2k-bit id, so the concatenation of the buckets is sorted, a sorted batch
+splits into buckets with a binary search, and a batch insert touches each bucket once with a
+linear merge (no re-sort of what is stored; the transient memory is one bucket's size).
+
+Counting raw occurrences sorts 64-bit words that hold the id and the 8 edge bits together
+(``np.sort``, not ``argsort``): directly when 2k + 8 <= 64, and for larger k after a radix
+partition by bucket, since inside a bucket the top 6 bits of the id are known.
 Counts saturate at 2**32 - 1 (never wrap); the number of saturated additions is reported.
 """
 
@@ -12,35 +16,46 @@ from __future__ import annotations
 
 import numpy as np
 
-from .partition import mix64_array
-
-NBUCKETS = 64
-_SHIFT = np.uint64(64 - 6)
+BUCKET_BITS = 6
+NBUCKETS = 1 << BUCKET_BITS
 COUNT_MAX = np.iinfo(np.uint32).max
+_EIGHT = np.uint64(8)
 
 
-def bucket_of(ids):
-    return (mix64_array(ids) >> _SHIFT).astype(np.intp)
+def _shift_for(k: int | None) -> int:
+    return max(2 * (k or 31) - BUCKET_BITS, 0)
 
 
-def reduce_occurrences(ids, edges):
-    """Sorted unique ids with their occurrence counts and OR-ed edges."""
-    if len(ids) == 0:
-        return ids.astype(np.uint64), np.empty(0, np.uint64), np.empty(0, np.uint8)
-    order = np.argsort(ids)
-    sids = ids[order]
-    sedges = edges[order]
-    flag = np.empty(len(sids), dtype=bool)
+def _reduce_packed(packed, high):
+    """Sort words of (id low bits << 8 | edges); return unique ids (with ``high`` OR-ed back
+    in), occurrence counts (uint64) and OR-ed edges."""
+    packed.sort()
+    keys = packed >> _EIGHT
+    flag = np.empty(len(keys), dtype=bool)
     flag[0] = True
-    np.not_equal(sids[1:], sids[:-1], out=flag[1:])
+    np.not_equal(keys[1:], keys[:-1], out=flag[1:])
     starts = np.flatnonzero(flag)
-    counts = np.diff(np.append(starts, len(sids))).astype(np.uint64)
-    return sids[starts], counts, np.bitwise_or.reduceat(sedges, starts)
+    counts = np.diff(np.append(starts, len(keys))).astype(np.uint64)
+    edges = np.bitwise_or.reduceat((packed & np.uint64(0xFF)).astype(np.uint8), starts)
+    ids = keys[starts]
+    if high:
+        ids |= np.uint64(high)
+    return ids, counts, edges
+
+
+def reduce_occurrences(ids, edges, k: int):
+    """Sorted unique ids with their occurrence counts and OR-ed edges (for 2k + 8 <= 64)."""
+    if len(ids) == 0:
+        return np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.uint8)
+    packed = (ids << _EIGHT) | edges
+    return _reduce_packed(packed, 0)
 
 
 class KmerTable:
-    def __init__(self):
-        self.k: int | None = None
+    def __init__(self, k: int | None = None):
+        self.k: int | None = k
+        self.canonical = True
+        self.shift = _shift_for(k)
         self.ids = [np.empty(0, np.uint64) for _ in range(NBUCKETS)]
         self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
@@ -56,20 +71,54 @@ class KmerTable:
     def nbytes(self) -> int:
         return sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
 
+    def set_k(self, k: int) -> None:
+        """Fix the k-mer length; re-buckets what is stored if the bucketing changes."""
+        shift = _shift_for(k)
+        self.k = k
+        if shift == self.shift:
+            return
+        ids = np.concatenate(self.ids)
+        counts = np.concatenate(self.counts)
+        edges = np.concatenate(self.edges)
+        order = np.argsort(ids)
+        self.shift = shift
+        self.ids = [np.empty(0, np.uint64) for _ in range(NBUCKETS)]
+        self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
+        self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
+        self.add_counted(ids[order], counts[order].astype(np.uint64), edges[order])
+
+    def bucket_of(self, ids):
+        return np.minimum(ids >> np.uint64(self.shift), np.uint64(NBUCKETS - 1)).astype(np.intp)
+
     # --- batch operations ------------------------------------------------------
     def add_occurrences(self, ids, edges) -> None:
         """Count raw k-mer occurrences (ids with the edge mask of each occurrence)."""
-        uids, counts, uedges = reduce_occurrences(ids, edges)
-        self.add_counted(uids, counts, uedges)
+        if len(ids) == 0:
+            return
+        k = self.k or 31
+        if 2 * k + 8 <= 64:
+            self.add_counted(*reduce_occurrences(ids, edges, k))
+            return
+        # radix-partition by bucket; inside a bucket the id's top bits are known
+        buckets = (ids >> np.uint64(self.shift)).astype(np.uint8)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(NBUCKETS + 1))
+        low = np.uint64((1 << self.shift) - 1)
+        packed = ((ids[order] & low) << _EIGHT) | edges[order]
+        del order
+        for b in range(NBUCKETS):
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi > lo:
+                uids, counts, uedges = _reduce_packed(packed[lo:hi], b << self.shift)
+                self._merge(b, uids, counts, uedges)
 
     def add_counted(self, ids, counts, edges) -> None:
         """Merge sorted unique ids with counts (uint64) and edges into the table."""
         if len(ids) == 0:
             return
-        buckets = bucket_of(ids)
-        order = np.argsort(buckets, kind="stable")  # ids stay sorted inside each bucket
-        bounds = np.searchsorted(buckets[order], np.arange(NBUCKETS + 1))
-        ids, counts, edges = ids[order], counts[order], edges[order]
+        starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
+        bounds = np.searchsorted(ids, starts)
+        bounds[-1] = len(ids)
         for b in range(NBUCKETS):
             lo, hi = bounds[b], bounds[b + 1]
             if hi > lo:
@@ -112,10 +161,13 @@ class KmerTable:
         """Merge another table into this one (the staging table of a load)."""
         if len(self) == 0:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
+            self.shift, self.k, self.canonical = other.shift, other.k, other.canonical
             self.saturated += other.saturated
             return
         if len(other) == 0:
             return
+        if other.k != self.k:
+            self.set_k(other.k)
         for b in range(NBUCKETS):
             self._merge(b, other.ids[b], other.counts[b].astype(np.uint64), other.edges[b])
             other.ids[b] = other.counts[b] = other.edges[b] = None
@@ -128,7 +180,7 @@ class KmerTable:
         edges = np.zeros(len(ids), np.uint8)
         if len(ids) == 0:
             return counts, edges
-        buckets = bucket_of(ids)
+        buckets = self.bucket_of(ids)
         for b in np.unique(buckets):
             sel = np.flatnonzero(buckets == b)
             table = self.ids[b]
@@ -161,7 +213,7 @@ class KmerTable:
 
     # --- single items ------------------------------------------------------------
     def _find(self, ident: int):
-        b = int(bucket_of(np.array([ident], np.uint64))[0])
+        b = min(ident >> self.shift, NBUCKETS - 1)
         table = self.ids[b]
         pos = int(np.searchsorted(table, np.uint64(ident)))
         return b, pos, pos < len(table) and int(table[pos]) == ident

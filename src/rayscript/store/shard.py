@@ -41,9 +41,9 @@ class Shard:
         if isinstance(item, Kmer):
             if item.k and self.kmers.k and item.k != self.kmers.k:
                 raise ValueError(f"this store holds k={self.kmers.k} k-mers, not k={item.k}")
+            if item.k and not self.kmers.k:
+                self.kmers.set_k(item.k)
             self.kmers.set(item.id, min(item.count, COUNT_MAX), item.edges)
-            if item.k and not self.kmers.k and len(self.kmers) == 1:
-                self.kmers.k = item.k
         else:
             self.tables[item.namespace][item.ident] = item
 

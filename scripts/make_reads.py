@@ -1,0 +1,37 @@
+"""Synthetic reads for benchmarks: a random genome, reads sampled from both strands with
+substitution errors, fixed seed.  Usage: make_reads.py OUT.fq [READS] [LENGTH] [GENOME] [ERROR]"""
+
+import sys
+
+import numpy as np
+
+
+def main() -> None:
+    out = sys.argv[1]
+    nreads = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000_000
+    length = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    genome_len = int(sys.argv[4]) if len(sys.argv) > 4 else 5_000_000
+    error = float(sys.argv[5]) if len(sys.argv) > 5 else 0.01
+    rng = np.random.default_rng(20261125)
+    bases = np.frombuffer(b"ACGT", np.uint8)
+    genome = rng.integers(0, 4, genome_len, dtype=np.uint8)
+    qual = b"I" * length
+    with open(out, "wb") as fh:
+        batch = 100_000
+        for first in range(0, nreads, batch):
+            n = min(batch, nreads - first)
+            starts = rng.integers(0, genome_len - length, n)
+            reads = genome[starts[:, None] + np.arange(length)[None, :]]
+            flip = rng.random(n) < 0.5
+            reads[flip] = 3 - reads[flip, ::-1]
+            errs = rng.random((n, length)) < error
+            reads[errs] = (reads[errs] + rng.integers(1, 4, int(errs.sum()), dtype=np.uint8)) % 4
+            seqs = bases[reads]
+            lines = []
+            for i in range(n):
+                lines.append(b"@r%d\n%s\n+\n%s\n" % (first + i, seqs[i].tobytes(), qual))
+            fh.write(b"".join(lines))
+
+
+if __name__ == "__main__":
+    main()
