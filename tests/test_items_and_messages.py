@@ -3,6 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rayscript import messages as m
+from rayscript.genomics import statements as g
 from rayscript.items import GraphPath, GraphSearchResult, Kmer, pack_item, unpack_item
 from rayscript.language import parse
 from rayscript.store import encoding
@@ -40,6 +41,9 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         m.ItemReply(key=("kmers", 5), item=b"z"), m.HasReply(held=True),
         m.StatsReply(host="h", counts={"kmers": 1}, nbytes=9), m.BlockDone(results=[]), m.Stop(),
         m.Fatal(rank=3, reason="boom"),
+        g.LoadOrder(parts=[("r.fq", "fastq", False, 0, 10)], k=21, canonical=False, total_bytes=10),
+        g.KmerStatsOrder(histogram=True), g.DumpSizeOrder(lo=2, hi=9), g.DumpWriteOrder(path="o", offset=5),
+        g.QueryOrder(ids=b"\0" * 16),
     ]
     assert {type(s) for s in samples} == set(m.REGISTRY.values())
     for i, msg in enumerate(samples):

@@ -26,6 +26,9 @@ from ..store.partition import owners
 from . import fastx
 
 MAX_K = encoding.MAX_K
+# Received k-mer occurrences are counted in batches of this many (fewer, larger merges into the
+# staging table; about 9 bytes each while they wait).
+PENDING_MAX = 6_000_000
 
 
 # --- messages ----------------------------------------------------------------------
@@ -140,6 +143,9 @@ class KmerService:
         if error is None:
             chunks = (c for part in msg.parts for c in fastx.read_part(fastx.Part(*part)))
         reads = kmers = nbytes = 0
+        pending_ids: list = []
+        pending_edges: list = []
+        pending = 0
         active = True
         aborted = False
         while True:
@@ -174,7 +180,14 @@ class KmerService:
             ids, edges = ids[order], edges[order]
             got_ids = coll.alltoallv([ids[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
             got_edges = coll.alltoallv([edges[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
-            staging.add_occurrences(np.concatenate(got_ids), np.concatenate(got_edges))
+            pending_ids.extend(got_ids)
+            pending_edges.extend(got_edges)
+            pending += sum(len(g) for g in got_ids)
+            if pending >= PENDING_MAX:
+                staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+                pending_ids, pending_edges, pending = [], [], 0
+        if error is None and not aborted and pending:
+            staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
         if error is not None:
             self.node.fail_order(msg, error)
             return

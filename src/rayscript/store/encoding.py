@@ -115,30 +115,42 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
     if n <= 0:
         return np.empty(0, np.uint64), np.empty(0, np.uint8)
     bad = codes >= INVALID
-    clean = np.where(bad, 0, codes).astype(np.uint8)
+    clean = np.where(bad, np.uint8(0), codes)
     fwd = _windows(clean, k, reverse=False)
-    badc = np.concatenate(([0], np.cumsum(bad, dtype=np.int64)))
-    valid = (badc[k:k + n] - badc[:n]) == 0
-    # neighbours: code before position i and after window end (INVALID at the edges)
-    before = np.concatenate(([INVALID], codes[: n - 1])) if n > 0 else codes[:0]
-    after = np.concatenate((codes[k:], [INVALID]))[:n]
-    one = np.uint8(1)
-    after_bit = np.where(after < INVALID, one << np.minimum(after, 3).astype(np.uint8), 0).astype(np.uint8)
-    before_bit = np.where(before < INVALID, one << np.minimum(before, 3).astype(np.uint8), 0).astype(np.uint8)
+    badc = np.cumsum(bad, dtype=np.int32)
+    # window [i, i+k) is valid when no INVALID code lies in it
+    valid = np.empty(n, dtype=bool)
+    valid[0] = badc[k - 1] == 0
+    np.equal(badc[k:], badc[: n - 1], out=valid[1:])
+    # neighbour codes: before position i and after the window (INVALID at the ends)
+    before = np.empty(n, np.uint8)
+    before[0] = INVALID
+    before[1:] = codes[: n - 1]
+    after = np.empty(n, np.uint8)
+    after[: n - 1] = codes[k:]
+    after[n - 1] = INVALID
     if canonical:
         rev = _windows(clean, k, reverse=True)
         use_rev = rev < fwd
         ids = np.where(use_rev, rev, fwd)
-        # in reverse orientation: after = complement of before, before = complement of after
-        cafter = np.where(before < INVALID, one << (3 - np.minimum(before, 3)).astype(np.uint8), 0).astype(np.uint8)
-        cbefore = np.where(after < INVALID, one << (3 - np.minimum(after, 3)).astype(np.uint8), 0).astype(np.uint8)
-        out_after = np.where(use_rev, cafter, after_bit)
-        out_before = np.where(use_rev, cbefore, before_bit)
+        # forward: after | before << 4; reverse: complement(before) | complement(after) << 4
+        edges = np.where(use_rev, _CAFTER[before] | _CBEFORE[after], _AFTER[after] | _BEFORE[before])
     else:
         ids = fwd
-        out_after, out_before = after_bit, before_bit
-    edges = (out_after | (out_before << np.uint8(4))).astype(np.uint8)
+        edges = _AFTER[after] | _BEFORE[before]
     return ids[valid], edges[valid]
+
+
+def _bit_luts():
+    import numpy as np
+
+    after = np.array([1, 2, 4, 8, 0], np.uint8)  # code -> bit of the base after
+    comp = np.array([8, 4, 2, 1, 0], np.uint8)  # code -> bit of its complement
+    return after, after << 4, comp, comp << 4
+
+
+_AFTER, _BEFORE, _CAFTER, _CBEFORE = _bit_luts()
+
 
 
 def decode_array(ids, k: int):

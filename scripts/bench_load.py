@@ -1,0 +1,81 @@
+"""Benchmark: k-mers counted per second by `load` at 1, 2 and 4 ranks beside
+`jellyfish count -t 2` on the same file, in the same run.
+
+Usage: bench_load.py READS.fq [RANKS ...]   (scripts/bench generates READS.fq with a fixed seed)
+"""
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+RANK_PROGRAM = """
+import json, sys
+from mpi4py import MPI
+from rayscript import Cluster
+with Cluster(comm=MPI.COMM_WORLD) as c:
+    if c is not None:
+        (r,) = c.run('load "%s" into kmers k=31')
+        print("RESULT " + json.dumps(r.data))
+"""
+
+
+def run_jellyfish(reads: str, workdir: str) -> dict:
+    exe = shutil.which("jellyfish")
+    if exe is None:
+        return {}
+    t0 = time.perf_counter()
+    subprocess.run([exe, "count", "-m", "31", "-C", "-t", "2", "-s", "100M", "-o", f"{workdir}/jf.jf", reads],
+                   check=True)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # jellyfish is the first child
+    stats = subprocess.run([exe, "stats", f"{workdir}/jf.jf"], check=True, capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in stats.splitlines() if ":" in line)
+    total = int(fields["Total"].strip())
+    return {"seconds": seconds, "kmers": total, "distinct": int(fields["Distinct"].strip()), "peak": peak}
+
+
+def run_rayscript(reads: str, ranks: int, workdir: str) -> dict:
+    prog = Path(workdir) / "load.py"
+    prog.write_text(RANK_PROGRAM % reads)
+    proc = subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "python"), str(prog)],
+                          check=True, capture_output=True, text=True)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    reads = sys.argv[1]
+    ranks_list = [int(x) for x in sys.argv[2:]] or [1, 2, 4]
+    mib = 1 << 20
+    with tempfile.TemporaryDirectory() as workdir:
+        jf = run_jellyfish(reads, workdir)
+        if jf:
+            print(f"jellyfish count -m 31 -C -t 2 -s 100M: {jf['seconds']:.1f} s, "
+                  f"{jf['kmers'] / jf['seconds'] / 1e6:.2f} M k-mers/s, peak {jf['peak'] / mib:.0f} MiB, "
+                  f"{jf['distinct']:,} distinct, {jf['peak'] / jf['distinct']:.1f} bytes/distinct (peak)")
+        else:
+            print("jellyfish not installed: no peer figures (apt-get install jellyfish)")
+        for ranks in ranks_list:
+            r = run_rayscript(reads, ranks, workdir)
+            peak = sum(r["peak_rss"])
+            line = (f"rayscript load, {ranks} rank{'s' if ranks > 1 else ''}: {r['seconds']:.1f} s, "
+                    f"{r['kmers'] / r['seconds'] / 1e6:.2f} M k-mers/s, peak per rank "
+                    f"{max(r['peak_rss']) / mib:.0f} MiB, all ranks {peak / mib:.0f} MiB, "
+                    f"{r['table_bytes'] / r['distinct']:.1f} bytes/distinct at rest")
+            if jf:
+                assert r["distinct"] == jf["distinct"] and r["kmers"] == jf["kmers"], "counts differ from jellyfish"
+                line += (f"; speed ratio vs jellyfish {jf['seconds'] / r['seconds']:.2f}, "
+                         f"memory ratio {peak / jf['peak']:.2f}")
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
