@@ -60,19 +60,34 @@ class KmerTable:
         self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
         self.saturated = 0
+        # k-mers stored one at a time (put, copy, move) wait here, disjoint from the arrays,
+        # until the next batch operation folds them in: single-item orders stay O(1).
+        self.single: dict[int, tuple[int, int]] = {}
+
+    def _fold(self) -> None:
+        if not self.single:
+            return
+        items = sorted(self.single.items())
+        self.single = {}
+        ids = np.array([i for i, _ in items], np.uint64)
+        counts = np.array([c for _, (c, _e) in items], np.uint64)
+        edges = np.array([e for _, (_c, e) in items], np.uint8)
+        self._add_sorted(ids, counts, edges)
 
     # --- sizes --------------------------------------------------------------
     def __len__(self) -> int:
-        return sum(len(a) for a in self.ids)
+        return sum(len(a) for a in self.ids) + len(self.single)
 
     def total(self) -> int:
-        return int(sum(int(c.sum(dtype=np.uint64)) for c in self.counts))
+        return int(sum(int(c.sum(dtype=np.uint64)) for c in self.counts)) + sum(c for c, _ in self.single.values())
 
     def nbytes(self) -> int:
-        return sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
+        arrays = sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
+        return arrays + 13 * len(self.single)
 
     def set_k(self, k: int) -> None:
         """Fix the k-mer length; re-buckets what is stored if the bucketing changes."""
+        self._fold()
         shift = _shift_for(k)
         self.k = k
         if shift == self.shift:
@@ -93,6 +108,7 @@ class KmerTable:
     # --- batch operations ------------------------------------------------------
     def add_occurrences(self, ids, edges) -> None:
         """Count raw k-mer occurrences (ids with the edge mask of each occurrence)."""
+        self._fold()
         if len(ids) == 0:
             return
         k = self.k or 31
@@ -114,6 +130,10 @@ class KmerTable:
 
     def add_counted(self, ids, counts, edges) -> None:
         """Merge sorted unique ids with counts (uint64) and edges into the table."""
+        self._fold()
+        self._add_sorted(ids, counts, edges)
+
+    def _add_sorted(self, ids, counts, edges) -> None:
         if len(ids) == 0:
             return
         starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
@@ -159,6 +179,8 @@ class KmerTable:
 
     def absorb(self, other: KmerTable) -> None:
         """Merge another table into this one (the staging table of a load)."""
+        self._fold()
+        other._fold()
         if len(self) == 0:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
             self.shift, self.k, self.canonical = other.shift, other.k, other.canonical
@@ -175,6 +197,7 @@ class KmerTable:
 
     def lookup(self, ids):
         """(counts, edges) of each id; count 0 where absent."""
+        self._fold()
         ids = np.asarray(ids, dtype=np.uint64)
         counts = np.zeros(len(ids), np.uint32)
         edges = np.zeros(len(ids), np.uint8)
@@ -194,6 +217,7 @@ class KmerTable:
 
     def histogram(self, limit: int | None = None):
         """Array h where h[c] is the number of k-mers seen c times (up to ``limit``)."""
+        self._fold()
         parts = [np.bincount(c) for c in self.counts if len(c)]
         if not parts:
             return np.zeros(1, np.int64)
@@ -205,6 +229,7 @@ class KmerTable:
 
     def select(self, b: int, lo: int = 1, hi: int | None = None):
         """Ids and counts of bucket b with lo <= count <= hi."""
+        self._fold()
         c = self.counts[b]
         mask = c >= lo
         if hi is not None:
@@ -219,22 +244,26 @@ class KmerTable:
         return b, pos, pos < len(table) and int(table[pos]) == ident
 
     def get(self, ident: int):
+        hit = self.single.get(ident)
+        if hit is not None:
+            return hit
         b, pos, found = self._find(ident)
         if not found:
             return None
         return int(self.counts[b][pos]), int(self.edges[b][pos])
 
     def set(self, ident: int, count: int, edges: int) -> None:
-        b, pos, found = self._find(ident)
-        if found:
-            self.counts[b][pos] = count
-            self.edges[b][pos] = edges
-        else:
-            self.ids[b] = np.insert(self.ids[b], pos, np.uint64(ident))
-            self.counts[b] = np.insert(self.counts[b], pos, np.uint32(count))
-            self.edges[b] = np.insert(self.edges[b], pos, np.uint8(edges))
+        if ident not in self.single:
+            b, pos, found = self._find(ident)
+            if found:
+                self.counts[b][pos] = count
+                self.edges[b][pos] = edges
+                return
+        self.single[ident] = (count, edges)
 
     def remove(self, ident: int) -> bool:
+        if self.single.pop(ident, None) is not None:
+            return True
         b, pos, found = self._find(ident)
         if found:
             self.ids[b] = np.delete(self.ids[b], pos)
