@@ -149,35 +149,45 @@ def _print_results(results) -> None:
             print(r.text, flush=True)
 
 
-def cmd_run(args) -> int:
-    if (args.script is None) == (args.text is None):
-        print("rayscript run: give a script file or -e TEXT (not both)", file=sys.stderr)
-        return 2
-    text, source = (args.text, "<-e>") if args.text is not None else (None, args.script)
+def _on_cluster(ranks: int | None, drive) -> int:
+    """Open the cluster; rank 0 runs ``drive(cluster)`` and the other ranks serve until it is done.
+    A rank failure stops every rank (aborting the job if that cannot finish)."""
     try:
-        cluster = open_cluster(args.ranks)
+        cluster = open_cluster(ranks)
     except RayScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with cluster as c:
         if c is None:
             return 0  # a serving rank; rank 0 reports
-        progress = Progress()
-        c.node.progress = progress
+        c.node.progress = Progress()
         try:
-            if text is None:
-                text = _read(source)
-            for results in c.stream(text, source):
-                progress.finish()
-                _print_results(results)
+            return drive(c)
         except RankFailure as exc:
             print(f"error: {exc}", file=sys.stderr)
             _emergency_stop(c)
             return 1
+
+
+def cmd_run(args) -> int:
+    if (args.script is None) == (args.text is None):
+        print("rayscript run: give a script file or -e TEXT (not both)", file=sys.stderr)
+        return 2
+    text, source = (args.text, "<-e>") if args.text is not None else (None, args.script)
+
+    def drive(c) -> int:
+        try:
+            for results in c.stream(text if text is not None else _read(source), source):
+                c.node.progress.finish()
+                _print_results(results)
+        except RankFailure:
+            raise
         except RayScriptError as exc:
-            print(f"error: {exc}" if not str(exc).startswith(source) else str(exc), file=sys.stderr)
+            print(str(exc) if str(exc).startswith(source) else f"error: {exc}", file=sys.stderr)
             return 1
-    return 0
+        return 0
+
+    return _on_cluster(args.ranks, drive)
 
 
 def _emergency_stop(cluster) -> None:
@@ -194,12 +204,4 @@ def _emergency_stop(cluster) -> None:
 def cmd_repl(args) -> int:
     from .repl import run_repl
 
-    try:
-        cluster = open_cluster(args.ranks)
-    except RayScriptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with cluster as c:
-        if c is None:
-            return 0
-        return run_repl(c)
+    return _on_cluster(args.ranks, run_repl)

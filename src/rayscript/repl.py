@@ -35,10 +35,7 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
     if interactive:
         print(f"rayscript on {cluster.size} rank{'s' if cluster.size > 1 else ''} ({cluster.backend}); "
               "'help' lists the statements, Ctrl-D or 'exit' leaves", file=stdout)
-    from .cli import Progress
-
-    progress = Progress()
-    cluster.node.progress = progress
+    progress = cluster.node.progress
     buffer = ""
     lineno = 0
     status = 0
@@ -60,13 +57,13 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
             continue
         try:
             for results in cluster.stream(text, "<stdin>"):
-                progress.finish()
+                if progress is not None:
+                    progress.finish()
                 for r in results:
                     if r.text:
                         print(r.text, file=stdout, flush=True)
-        except RankFailure as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            return 1
+        except RankFailure:
+            raise  # the caller shuts the job down
         except RayScriptError as exc:
             print(str(exc), file=sys.stderr, flush=True)
             status = 1
