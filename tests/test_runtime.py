@@ -173,3 +173,31 @@ def test_handler_exception_is_returned_with_rank_and_the_loop_goes_on():
             c.run("get kmers/4 from 1")
         c.run("put kmers/4 on 1\ncopy kmers/4 from 1 to 2")
         assert c.get("kmers/4", rank=2).count == 1
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("put kmers/7 count=2 on 3", ["  PUT-ORDER      0 -> 3  key=kmers/7 mode='replace'", "      then ACK 3 -> 0"]),
+    ("move kmers/7 from 1 to 2 merge", [
+        "  MOVE-ORDER     0 -> 1  key=kmers/7 target=2 mode='merge'",
+        "      then ITEM 1 -> 2 (kmers/7, move)",
+        "      then STORED 2 -> 1 (then rank 1 deletes its copy)",
+        "      then ACK 1 -> 0"]),
+    ("delete kmers/7 from 2", ["  DELETE-ORDER   0 -> 2  key=kmers/7", "      then ACK 2 -> 0"]),
+    ("on 3: copy kmers/7 from 1 to 2", [
+        "  RUN-BLOCK      0 -> 3  1 statement(s); rank 3 becomes their commander",
+        "      then (rank 3 sends the orders of the block)", "      then BLOCK-DONE 3 -> 0",
+        "    rank 3 commands:",
+        "      COPY-ORDER     3 -> 1  key=kmers/7 target=2", "          then ITEM 1 -> 2 (kmers/7)",
+        "          then ACK 2 -> 3"]),
+    ("let r = 2\nfor i in 1..2 { get kmers/$i from $r }", None),
+])
+def test_statements_compile_to_the_exact_control_messages(local4, statement, expected):
+    *setup, last = statement.split("\n")
+    if setup:
+        local4.run("\n".join(setup))
+    (res,) = local4.run(f"explain {last}")
+    if expected is None:
+        assert res.data[1:] == ["  i = 1:", "    GET-ORDER      0 -> 2  key=kmers/1", "        then ITEM-REPLY 2 -> 0",
+                                "  i = 2:", "    GET-ORDER      0 -> 2  key=kmers/2", "        then ITEM-REPLY 2 -> 0"]
+    else:
+        assert res.data[1:] == expected
