@@ -40,9 +40,11 @@ def _build_node(messenger, collective=None) -> tuple[Node, Interpreter]:
 
 
 def _install_extensions(interp: Interpreter) -> None:
-    from .genomics.statements import install
+    from .genomics import graph, movement, statements
 
-    install(interp)
+    statements.install(interp)
+    movement.install(interp)
+    graph.install(interp)
 
 
 class Cluster:

@@ -78,6 +78,7 @@ class Interpreter:
         }
         self.extensions: dict = {}  # statement class -> executor, added by other layers
         self.planners: dict = {}  # statement class -> fn(statement, scope) -> orders (for explain)
+        self.bulk = None  # copy/move/delete by selector, provided by genomics.movement
 
     @property
     def size(self) -> int:
@@ -183,6 +184,8 @@ class Interpreter:
         return [Result("get", f"{item}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
 
     def _transfer(self, st, scope):
+        if isinstance(st.key, ast.Selector):
+            return (yield from self.bulk.transfer(st, scope))
         wk = self.key(st.key, scope)
         target = self.rank(st.target, scope)
         verb = st.keyword
@@ -203,6 +206,8 @@ class Interpreter:
                        {"key": str(wk), "source": source, "target": target})]
 
     def _delete(self, st: ast.Delete, scope):
+        if isinstance(st.key, ast.Selector):
+            return (yield from self.bulk.delete(st, scope))
         wk = self.key(st.key, scope)
         rank = self.rank(st.rank, scope)
         yield self.node.order(DeleteOrder(recipient=rank, key=wk.key))
@@ -319,7 +324,14 @@ class Interpreter:
                 for c in m.cascade():
                     lines.append(f"{indent}    then {c}")
 
-        if isinstance(st, (ast.Copy, ast.Move)):
+        if isinstance(st, (ast.Copy, ast.Move, ast.Delete)) and isinstance(st.key, ast.Selector):
+            if isinstance(st, ast.Delete):
+                from .genomics.movement import BulkDeleteOrder
+
+                show([BulkDeleteOrder(recipient=self.rank(st.rank, scope), selector=self.bulk.selector(st.key, scope))])
+            else:
+                show(self.bulk.plan_transfer(st, scope))
+        elif isinstance(st, (ast.Copy, ast.Move)):
             wk = self.key(st.key, scope)
             target = self.rank(st.target, scope)
             cls = CopyOrder if isinstance(st, ast.Copy) else MoveOrder

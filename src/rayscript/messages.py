@@ -46,14 +46,23 @@ class Message:
         REGISTRY[code] = cls
         KINDS[kind] = cls
 
+    # Bulk data rides beside a message, never inside its pickle: ``msg.buffers`` is a list of
+    # numpy arrays that the messenger sends with MPI buffer methods right after the envelope.
+    buffers = None
+
     def encode(self) -> bytes:
         names = _NAMES.get(type(self)) or _names(type(self))
-        return pickle.dumps((self.code, *[getattr(self, n) for n in names]), protocol=pickle.HIGHEST_PROTOCOL)
+        meta = [(b.dtype.str, len(b)) for b in self.buffers] if self.buffers else None
+        return pickle.dumps((self.code, meta, *[getattr(self, n) for n in names]), protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def decode(buf) -> Message:
-        code, *values = pickle.loads(buf)
-        return _build(REGISTRY[code], values)
+        """Decode an envelope; ``msg.buffer_meta`` lists the (dtype, length) of buffers to receive."""
+        code, meta, *values = pickle.loads(buf)
+        msg = _build(REGISTRY[code], values)
+        if meta:
+            msg.buffer_meta = meta
+        return msg
 
     def describe(self) -> str:
         """One line for ``explain``: kind, route and the payload fields that matter."""

@@ -57,6 +57,7 @@ class KmerStatsOrder(Message, kind="kmer-stats", code=81):
 class DumpSizeOrder(Message, kind="dump-size", code=82):
     lo: int = 1
     hi: int | None = None
+    selector: tuple = ("all",)
 
     def cascade(self):
         return [f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
@@ -68,6 +69,7 @@ class DumpWriteOrder(Message, kind="dump-write", code=83):
     offset: int = 0
     lo: int = 1
     hi: int | None = None
+    selector: tuple = ("all",)
 
     def cascade(self):
         return [f"(rank {self.recipient} writes its part at its offset)", f"ACK {self.recipient} -> {self.commander}"]
@@ -208,13 +210,13 @@ class KmerService:
             info["histogram"] = t.histogram().tobytes()
         self.node.reply(msg, Ack(info=info))
 
-    def _selected(self, lo, hi):
+    def _selected(self, lo, hi, selector):
         for b in range(NBUCKETS):
-            yield self.table.select(b, lo, hi)
+            yield self.table.select(b, lo, hi, selector)
 
     def on_dump_size(self, msg: DumpSizeOrder) -> None:
         k = self.table.k or 0
-        size = sum(formatted_size(c, k) for _ids, c in self._selected(msg.lo, msg.hi))
+        size = sum(formatted_size(c, k) for _ids, c in self._selected(msg.lo, msg.hi, msg.selector))
         self.node.reply(msg, Ack(info={"bytes": size, "k": self.table.k}))
 
     def on_dump_write(self, msg: DumpWriteOrder) -> None:
@@ -225,7 +227,7 @@ class KmerService:
             raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
         try:
             offset = msg.offset
-            for ids, counts in self._selected(msg.lo, msg.hi):
+            for ids, counts in self._selected(msg.lo, msg.hi, msg.selector):
                 data = format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)
@@ -352,15 +354,16 @@ class KmerStatements:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ScriptError(f"{n}= takes a whole number >= 0, not {v!r}")
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
+        selector = self.interp.bulk.selector(st.selector, scope) if st.selector is not None else ("all",)
         _check_writable(path)
-        sizes = yield self._all(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi))
+        sizes = yield self._all(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector))
         offsets = np.concatenate(([0], np.cumsum([s.info["bytes"] for s in sizes])))
         tmp = f"{path}.part{os.getpid()}"
         with open(tmp, "wb") as fh:
             fh.truncate(int(offsets[-1]))
         try:
             written = yield self._all(lambda r: DumpWriteOrder(recipient=r, path=tmp, offset=int(offsets[r]),
-                                                               lo=lo, hi=hi))
+                                                               lo=lo, hi=hi, selector=selector))
         except BaseException:
             os.unlink(tmp)
             raise

@@ -60,6 +60,23 @@ class Key:
         return f"{self.namespace}/{self.ident}"
 
 
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Several items at once: ``kmers/*``, ``kmers/ACG*`` (a base prefix) or
+    ``kmers where count >= 10``."""
+
+    namespace: str
+    prefix: str | None = None  # bases, for kmers/ACG*; "" for kmers/*
+    field: str | None = None
+    op: str | None = None
+    value: object = None
+
+    def __str__(self) -> str:
+        if self.field is not None:
+            return f"{self.namespace} where {self.field} {self.op} {self.value}"
+        return f"{self.namespace}/{self.prefix}*"
+
+
 Value = int | str | Var | Key | Word | Duration
 Rank = int | Var
 
@@ -228,6 +245,7 @@ class Dump(Statement):
     namespace: str
     path: Value
     options: tuple = ()
+    selector: Selector | None = None
     meta: Location | None = field(**_META)
 
 
@@ -237,6 +255,40 @@ class Query(Statement):
     path: Value
     namespace: str
     output: Value | None = None
+    meta: Location | None = field(**_META)
+
+
+@dataclass(frozen=True, slots=True)
+class Walk(Statement):
+    keyword: ClassVar[str] = "walk"
+    start: Key
+    into: Key
+    both: bool = False
+    options: tuple = ()
+    meta: Location | None = field(**_META)
+
+
+@dataclass(frozen=True, slots=True)
+class Search(Statement):
+    keyword: ClassVar[str] = "search"
+    start: Key
+    into: Key
+    options: tuple = ()
+    meta: Location | None = field(**_META)
+
+
+@dataclass(frozen=True, slots=True)
+class Replicate(Statement):
+    keyword: ClassVar[str] = "replicate"
+    key: Key
+    copies: Value
+    meta: Location | None = field(**_META)
+
+
+@dataclass(frozen=True, slots=True)
+class Rebalance(Statement):
+    keyword: ClassVar[str] = "rebalance"
+    namespace: str
     meta: Location | None = field(**_META)
 
 

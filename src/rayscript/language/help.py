@@ -8,16 +8,19 @@ HELP = {
     "get": ("get KEY [from RANK]",
             "Show the item as held on RANK (default: the key's owner rank).",
             "get kmers/19123890 from 5"),
-    "copy": ("copy KEY [from A] to B [replace|merge]",
+    "copy": ("copy KEY|SELECTOR [from A] to B [replace|merge]",
              "Order rank A to send KEY straight to rank B; B acknowledges to the commander. Without "
              "'from', A is the first rank that 'locate' lists. If B holds KEY already the copy is "
-             "refused unless 'replace' (overwrite) or 'merge' (k-mers: add counts, unite edges).",
-             "copy kmers/19123890 from 2 to 5"),
-    "move": ("move KEY [from A] to B [replace|merge]",
+             "refused unless 'replace' (overwrite) or 'merge' (k-mers: add counts, unite edges). A selector "
+             "(kmers/*, kmers/ACG*, kmers where count >= 10) streams every selected k-mer from A to B in "
+             "bounded chunks, all or nothing.",
+             "copy kmers where count >= 10 from 1 to 2"),
+    "move": ("move KEY|SELECTOR [from A] to B [replace|merge]",
              "Copy KEY from A to B, then delete it on A once B has stored it. If anything fails "
              "midway the item is still on A.",
              "move kmers/19123890 from 2 to 4"),
-    "delete": ("delete KEY from RANK", "Remove KEY from RANK.", "delete kmers/19123890 from 2"),
+    "delete": ("delete KEY|SELECTOR from RANK", "Remove KEY (or every selected k-mer) from RANK.",
+               "delete kmers/ACG* from 2"),
     "locate": ("locate KEY", "Every rank that holds KEY, owner first.", "locate kmers/19123890"),
     "on": ("on RANK: STATEMENT  |  on RANK { STATEMENTS }",
            "Make RANK the commander of the statements: it sends their orders and collects the "
@@ -47,9 +50,25 @@ HELP = {
     "count": ("count kmers", "Distinct and total k-mers, summed over the ranks.", "count kmers"),
     "histogram": ("histogram kmers [to \"FILE\"]", "Count -> number of k-mers with that count.",
                   'histogram kmers to "histo.tsv"'),
-    "dump": ("dump kmers to \"FILE\" [min=N] [max=N]",
+    "dump": ("dump kmers|SELECTOR to \"FILE\" [min=N] [max=N]",
              "Write SEQUENCE<TAB>COUNT lines; every rank writes its own part.",
              'dump kmers to "out.tsv" min=2'),
+    "walk": ("walk KEY [both] [length=N] into paths/NAME",
+             "Follow the unique successor of the k-mer hop by hop (with 'both', also extend backwards), "
+             "rank to rank without the commander; stop at a branch, a dead end, a cycle or N k-mers; store "
+             "the path on the owner of paths/NAME and report why it stopped.",
+             "walk kmers/ACGTACGTACGTACGTACGTACGTACGTACG both into paths/contig1"),
+    "search": ("search KEY depth=D into results/NAME",
+               "Breadth-first neighbourhood of a k-mer in the de Bruijn graph, frontier by frontier across "
+               "the ranks; the result lists every vertex reached with its depth.",
+               "search kmers/19123890 depth=3 into results/near"),
+    "replicate": ("replicate KEY to N ranks",
+                  "Place copies of KEY on N ranks chosen deterministically (its owner, then the next ranks); "
+                  "'locate' lists them.",
+                  "replicate kmers/19123890 to 3 ranks"),
+    "rebalance": ("rebalance kmers",
+                  "Move every k-mer to its owner rank (after bulk copies or restores), merging counts there.",
+                  "rebalance kmers"),
     "query": ("query \"FILE\" in kmers [to \"FILE\"]", "The count of every k-mer of the given sequences.",
               'query "genes.fa" in kmers'),
 }
@@ -75,6 +94,8 @@ rayscript.language.help > docs/language.md`).
 ## Basics
 
 - Statements end at a newline or `;`. `#` starts a comment. A trailing `\\` continues a line.
+- Selectors pick many k-mers for copy, move, delete and dump: `kmers/*`, a base prefix of the
+  canonical form `kmers/ACG*`, or a condition `kmers where count >= 10` (also <=, >, <, ==, !=).
 - Keys are `NAMESPACE/ID`: `kmers/19123890` (a 2-bit k-mer id, A=0 C=1 G=2 T=3, first base most
   significant), `kmers/ACGT` (bases; canonicalized: the smaller of the k-mer and its reverse
   complement), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.

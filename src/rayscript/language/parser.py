@@ -26,10 +26,13 @@ STATEMENT_OPTIONS = {
     "put": {"count": "a number", "edges": "a number"},
     "load": {"k": "a number", "canonical": "true or false"},
     "dump": {"min": "a number", "max": "a number"},
+    "walk": {"length": "a number"},
+    "search": {"depth": "a number"},
 }
 
 _NAME_PART = r"(?:\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z0-9_.\-])"
 _IDENT_RE = re.compile(rf"{_NAME_PART}+")
+_PATTERN_RE = re.compile(r"[ACGTacgt]*\*")
 _BASES_RE = re.compile(r"[ACGTacgt]+")
 
 
@@ -96,6 +99,19 @@ class _ToAst(Transformer):
     def key(self, children):
         return self._key(children[0])
 
+    def _single(self, key, word, meta):
+        if isinstance(key, ast.Selector):
+            raise ScriptSyntaxError(f"'{word}' takes one key, not the pattern {key}", _loc(meta, self.source))
+        return key
+
+    def where(self, children):
+        namespace, name, op, value = children
+        if str(namespace) != "kmers":
+            self._fail(f"conditions select k-mers ('kmers where count >= 10'), not {namespace}", namespace)
+        if str(name) != "count":
+            self._fail(f"k-mers can be selected by 'count', not '{name}'", name)
+        return ast.Selector(str(namespace), field="count", op=str(op), value=value)
+
     def _key(self, tok):
         try:
             return make_key(str(tok))
@@ -137,11 +153,13 @@ class _ToAst(Transformer):
     def put(self, meta, children):
         key, *rest = children
         rank = rest[-1]
+        key = self._single(key, "put", meta)
         return ast.Put(key, rank, self._options("put", rest[:-1]), meta=_loc(meta, self.source))
 
     @v_args(meta=True)
     def get(self, meta, children):
-        return ast.Get(children[0], children[1] if len(children) > 1 else None, meta=_loc(meta, self.source))
+        key = self._single(children[0], "get", meta)
+        return ast.Get(key, children[1] if len(children) > 1 else None, meta=_loc(meta, self.source))
 
     def _transfer(self, cls, meta, children):
         key, *rest = children
@@ -163,7 +181,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def locate(self, meta, children):
-        return ast.Locate(children[0], meta=_loc(meta, self.source))
+        return ast.Locate(self._single(children[0], "locate", meta), meta=_loc(meta, self.source))
 
     @v_args(meta=True)
     def on(self, meta, children):
@@ -232,8 +250,45 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def dump(self, meta, children):
-        namespace, path, *options = children
-        return ast.Dump(str(namespace), path, self._options("dump", options), meta=_loc(meta, self.source))
+        what, path, *options = children
+        selector = what if isinstance(what, ast.Selector) else None
+        if isinstance(what, ast.Key):
+            raise ScriptSyntaxError(f"'dump' writes many k-mers: use kmers, kmers/* or kmers/ACG*, not {what}",
+                                    _loc(meta, self.source))
+        return ast.Dump("kmers", path, self._options("dump", options), selector, meta=_loc(meta, self.source))
+
+    @v_args(meta=True)
+    def walk(self, meta, children):
+        start, *rest = children
+        into = rest.pop()
+        both = bool(rest) and isinstance(rest[0], Token) and rest[0].type == "WALK_BOTH"
+        if both:
+            rest = rest[1:]
+        start = self._single(start, "walk", meta)
+        self._into(into, "paths", "walk", meta)
+        return ast.Walk(start, into, both, self._options("walk", rest), meta=_loc(meta, self.source))
+
+    @v_args(meta=True)
+    def search(self, meta, children):
+        start, *rest = children
+        into = rest.pop()
+        start = self._single(start, "search", meta)
+        self._into(into, "results", "search", meta)
+        return ast.Search(start, into, self._options("search", rest), meta=_loc(meta, self.source))
+
+    def _into(self, key, namespace, word, meta):
+        if not isinstance(key, ast.Key) or key.namespace != namespace:
+            raise ScriptSyntaxError(f"'{word}' stores its result under {namespace}/NAME, not {key}",
+                                    _loc(meta, self.source))
+
+    @v_args(meta=True)
+    def replicate(self, meta, children):
+        key, copies = children
+        return ast.Replicate(self._single(key, "replicate", meta), copies, meta=_loc(meta, self.source))
+
+    @v_args(meta=True)
+    def rebalance(self, meta, children):
+        return ast.Rebalance(str(children[0]), meta=_loc(meta, self.source))
 
     @v_args(meta=True)
     def query(self, meta, children):
@@ -254,6 +309,12 @@ def make_key(text: str) -> ast.Key:
         raise ScriptSyntaxError(f"unknown namespace '{namespace}/' (expected kmers/, paths/ or results/){hint}")
     if not ident:
         raise ScriptSyntaxError(f"expected an id after '{namespace}/', such as {namespace}/{_example(namespace)}")
+    if ident.endswith("*"):
+        if namespace != "kmers":
+            raise ScriptSyntaxError(f"patterns select k-mers (kmers/* or kmers/ACG*), not {namespace}/ items")
+        if not _PATTERN_RE.fullmatch(ident) or len(ident) - 1 > MAX_K:
+            raise ScriptSyntaxError(f"'{ident}' is not a k-mer pattern: use kmers/* or a base prefix like kmers/ACG*")
+        return ast.Selector(namespace, prefix=ident[:-1].upper())
     if not _IDENT_RE.fullmatch(ident):
         raise ScriptSyntaxError(f"'{ident}' is not a valid id in {namespace}/ "
                                 "(letters, digits, '_', '.', '-' or $variables)")

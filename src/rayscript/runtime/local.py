@@ -36,9 +36,10 @@ class LocalMessenger(Messenger):
         if not 0 <= dest < self.size:
             raise ValueError(f"no rank {dest} in a cluster of {self.size}")
         data = msg.encode()
+        buffers = [b.copy() for b in msg.buffers] if msg.buffers else None
         cond = self.network.conds[dest]
         with cond:
-            self.network.inboxes[dest].append(data)
+            self.network.inboxes[dest].append((data, buffers))
             cond.notify()
 
     def poll(self, timeout: float) -> list[Message]:
@@ -50,7 +51,11 @@ class LocalMessenger(Messenger):
                     cond.wait(timeout)
         out = []
         while inbox:
-            out.append(Message.decode(inbox.popleft()))
+            data, buffers = inbox.popleft()
+            msg = Message.decode(data)
+            if buffers is not None:
+                msg.buffers = buffers
+            out.append(msg)
         return out
 
     def host(self) -> str:

@@ -14,10 +14,13 @@ import os
 import time
 from collections import deque
 
+import numpy as np
+
 from ..messages import Message
 from .messenger import Messenger
 
 TAG_CONTROL = 7
+TAG_DATA = 8
 
 # Busy phase after the last message, then sleeps growing to the cap.
 HOT_SECONDS = 0.05
@@ -53,13 +56,16 @@ class MPIMessenger(Messenger):
     def send(self, msg: Message) -> None:
         dest = msg.recipient
         if dest == self.rank:
-            self.local.append(msg.encode())
+            self.local.append((msg.encode(), [b.copy() for b in msg.buffers] if msg.buffers else None))
             return
         if not 0 <= dest < self.size:
             raise ValueError(f"no rank {dest} in a cluster of {self.size}")
         data = msg.encode()
         req = self.comm.Isend([data, self.MPI.BYTE], dest=dest, tag=TAG_CONTROL)
         self.outgoing.append((req, data))
+        for buf in msg.buffers or ():
+            buf = np.ascontiguousarray(buf)
+            self.outgoing.append((self.comm.Isend(buf, dest=dest, tag=TAG_DATA), buf))
         if len(self.outgoing) > 64:
             self._reap()
 
@@ -71,13 +77,27 @@ class MPIMessenger(Messenger):
         comm, status, MPI = self.comm, self.status, self.MPI
         while comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_CONTROL, status=status):
             buf = bytearray(status.Get_count(MPI.BYTE))
-            comm.Recv([buf, MPI.BYTE], source=status.Get_source(), tag=TAG_CONTROL)
-            out.append(Message.decode(buf))
+            source = status.Get_source()
+            comm.Recv([buf, MPI.BYTE], source=source, tag=TAG_CONTROL)
+            msg = Message.decode(buf)
+            meta = getattr(msg, "buffer_meta", None)
+            if meta:
+                # the sender posted the buffers right after the envelope: they are on their way
+                msg.buffers = []
+                for dtype, n in meta:
+                    arr = np.empty(n, dtype=np.dtype(dtype))
+                    comm.Recv(arr, source=source, tag=TAG_DATA)
+                    msg.buffers.append(arr)
+            out.append(msg)
 
     def poll(self, timeout: float) -> list[Message]:
         out: list[Message] = []
         while self.local:
-            out.append(Message.decode(self.local.popleft()))
+            data, buffers = self.local.popleft()
+            msg = Message.decode(data)
+            if buffers is not None:
+                msg.buffers = buffers
+            out.append(msg)
         self._receive_ready(out)
         if out or timeout <= 0:
             if out:

@@ -146,6 +146,14 @@ class KmerTable:
 
     def _merge(self, b, ids, counts, edges) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
+        if len(old_ids) == 0:
+            over = counts > COUNT_MAX
+            if over.any():
+                self.saturated += int(over.sum())
+                counts = np.minimum(counts, COUNT_MAX)
+            self.ids[b], self.counts[b] = ids.copy(), counts.astype(np.uint32)
+            self.edges[b] = edges.copy()
+            return
         pos = np.searchsorted(old_ids, ids)
         pos_c = np.minimum(pos, max(len(old_ids) - 1, 0))
         present = (pos < len(old_ids)) & (old_ids[pos_c] == ids) if len(old_ids) else np.zeros(len(ids), bool)
@@ -227,14 +235,107 @@ class KmerTable:
             out[: len(p)] += p
         return out
 
-    def select(self, b: int, lo: int = 1, hi: int | None = None):
-        """Ids and counts of bucket b with lo <= count <= hi."""
+    def select(self, b: int, lo: int = 1, hi: int | None = None, selector: tuple = ("all",)):
+        """Ids and counts of bucket b with lo <= count <= hi that the selector picks."""
         self._fold()
         c = self.counts[b]
         mask = c >= lo
         if hi is not None:
             mask &= c <= hi
+        if selector != ("all",):
+            mask &= self._mask(b, selector)
         return self.ids[b][mask], c[mask]
+
+    # --- selections (bulk movement) ------------------------------------------------
+    def _mask(self, b: int, sel: tuple):
+        """Which entries of bucket b a wire selector picks:
+        ("all",), ("prefix", bases), ("count", op, value) or ("owner", rank, nranks)."""
+        kind = sel[0]
+        ids = self.ids[b]
+        if kind == "all":
+            return np.ones(len(ids), bool)
+        if kind == "prefix":
+            bases = sel[1]
+            if not bases:
+                return np.ones(len(ids), bool)
+            if self.k is None:
+                raise ValueError("the k-mers here have no known k (load some first) to match a base prefix")
+            if len(bases) > self.k:
+                return np.zeros(len(ids), bool)
+            from .encoding import encode
+
+            shift = np.uint64(2 * (self.k - len(bases)))
+            lo = np.uint64(encode(bases)) << shift
+            hi = np.uint64(encode(bases) + 1) << shift
+            return (ids >= lo) & (ids < hi)
+        if kind == "count":
+            _, op, value = sel
+            c = self.counts[b]
+            return {">=": c >= value, "<=": c <= value, ">": c > value, "<": c < value,
+                    "==": c == value, "!=": c != value}[op]
+        if kind == "owner":
+            from .partition import owners
+
+            return owners(ids, sel[2]) == sel[1]
+        raise ValueError(f"unknown selector {sel!r}")
+
+    def extract(self, sel: tuple, remove: bool = False):
+        """(ids, counts, edges) of every selected k-mer, in id order; removed if ``remove``."""
+        self._fold()
+        parts = ([], [], [])
+        for b in range(NBUCKETS):
+            if not len(self.ids[b]):
+                continue
+            mask = self._mask(b, sel)
+            if not mask.any():
+                continue
+            for out, arr in zip(parts, (self.ids[b], self.counts[b], self.edges[b])):
+                out.append(arr[mask])
+            if remove:
+                keep = ~mask
+                self._keep(b, keep)
+        if not parts[0]:
+            return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8)
+        return tuple(np.concatenate(p) for p in parts)
+
+    def _keep(self, b: int, keep) -> None:
+        self.ids[b], self.counts[b], self.edges[b] = self.ids[b][keep], self.counts[b][keep], self.edges[b][keep]
+
+    def remove_ids(self, ids) -> int:
+        """Remove the given sorted ids (those present); returns how many were removed."""
+        self._fold()
+        removed = 0
+        starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
+        bounds = np.searchsorted(ids, starts)
+        bounds[-1] = len(ids)
+        for b in range(NBUCKETS):
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi > lo and len(self.ids[b]):
+                keep = ~np.isin(self.ids[b], ids[lo:hi], assume_unique=True)
+                removed += int(len(keep) - keep.sum())
+                self._keep(b, keep)
+        return removed
+
+    def present(self, ids):
+        """Boolean array: which of the ids are stored here."""
+        self._fold()
+        ids = np.asarray(ids, dtype=np.uint64)
+        found = np.zeros(len(ids), bool)
+        if len(ids) == 0:
+            return found
+        buckets = self.bucket_of(ids)
+        for b in np.unique(buckets):
+            table = self.ids[b]
+            if len(table):
+                sel = np.flatnonzero(buckets == b)
+                pos = np.minimum(np.searchsorted(table, ids[sel]), len(table) - 1)
+                found[sel] = table[pos] == ids[sel]
+        return found
+
+    def replace_counted(self, ids, counts, edges) -> None:
+        """Overwrite (or add) the given sorted ids with exactly these counts and edges."""
+        self.remove_ids(ids)
+        self._add_sorted(ids, counts.astype(np.uint64), edges)
 
     # --- single items ------------------------------------------------------------
     def _find(self, ident: int):

@@ -1,0 +1,300 @@
+"""Graph statements over the distributed de Bruijn graph: walk and search.
+
+A k-mer's edges (8 bits, stored in its canonical orientation) say which bases were seen after it
+(bits 0-3, A C G T) and before it (bits 4-7).  A walk travels in an *oriented* k-mer: when the
+oriented k-mer is the reverse complement of the stored one, its successors are the complements
+of the stored k-mer's predecessors.
+
+``walk`` is a cascade: the commander sends one WALK order to the owner of the start k-mer; each
+rank extends the walk while it can and forwards it to the owner of the next k-mer; the last rank
+stores the path on the owner of ``paths/NAME``, which answers the commander.  ``search`` goes
+frontier by frontier: each round the commander asks the owners of the frontier for their
+neighbours (numpy buffers), and keeps the new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RuntimeFault, ScriptError
+from ..items import GraphPath, GraphSearchResult, pack_item
+from ..language import ast
+from ..messages import Ack, Message, PutOrder, key_text
+from ..results import Result
+from ..store import encoding
+from ..store.partition import owner, owners
+
+DEFAULT_WALK_LENGTH = 1_000_000
+_COMP_BITS = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15]  # complement of a 4-bit base set
+
+
+def _bases(mask: int) -> list[int]:
+    return [b for b in range(4) if mask >> b & 1]
+
+
+def oriented_edges(oriented: int, canonical_id: int, edges: int) -> tuple[int, int]:
+    """(successor bases, predecessor bases) as 4-bit masks, for the k-mer as oriented."""
+    after, before = edges & 15, edges >> 4
+    if oriented == canonical_id:
+        return after, before
+    return _COMP_BITS[before], _COMP_BITS[after]
+
+
+@dataclass(kw_only=True)
+class WalkStep(Message, kind="walk", code=100):
+    """A walk in progress; the rank that owns ``current`` extends it."""
+
+    start: int = 0  # canonical id of the start k-mer
+    current: int = 0  # oriented id of the k-mer to extend from
+    sequence: str = ""  # the path so far, as bases
+    k: int = 0
+    hops: int = 0
+    limit: int = DEFAULT_WALK_LENGTH
+    both: bool = False
+    phase: str = "fwd"  # "back" walks from the reverse complement of the start, then "fwd"
+    back: str = ""  # the sequence the backward phase found
+    back_reason: str = ""
+    into: tuple = ()
+    canonical: bool = True
+
+    def cascade(self):
+        return [f"WALK {self.recipient} -> owner of the next k-mer -> ... (one hop per k-mer, commander "
+                "not involved)", "PATH-STORE last rank -> owner of the path",
+                f"ACK owner of the path -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class PathStore(Message, kind="path-store", code=101):
+    item: bytes = b""
+    info: dict | None = None
+
+
+@dataclass(kw_only=True)
+class NeighboursOrder(Message, kind="neighbours", code=102):
+    """buffers: [ids]; the answer's buffers: [found mask, neighbour ids, index of the source id]."""
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (neighbours of its frontier k-mers)"]
+
+
+class GraphService:
+    def __init__(self, node):
+        self.node = node
+        node.register(WalkStep, self.on_walk)
+        node.register(PathStore, self.on_path_store)
+        node.register(NeighboursOrder, self.on_neighbours)
+
+    @property
+    def table(self):
+        return self.node.shard.kmers
+
+    def _canonical(self, ident: int, k: int, canonical: bool) -> int:
+        return encoding.canonical(ident, k) if canonical else ident
+
+    def on_walk(self, msg: WalkStep) -> None:
+        table = self.table
+        if msg.k == 0:  # the first step, on the owner of the start k-mer
+            if table.k is None or table.get(msg.start) is None:
+                self.node.fail_order(msg, f"kmers/{msg.start} is not on rank {self.node.rank} (its owner)",
+                                     ("kmers", msg.start))
+                return
+            msg.k = table.k
+            msg.canonical = table.canonical
+            if msg.both:
+                msg.phase = "back"
+                msg.current = encoding.revcomp(msg.start, msg.k) if msg.canonical else msg.start
+            else:
+                msg.current = msg.start
+            msg.sequence = encoding.decode(msg.current, msg.k)
+            if msg.both and not msg.canonical:
+                msg.phase = "fwd"  # forward strands only: no backward walk
+        k, mask = msg.k, (1 << (2 * msg.k)) - 1
+        while True:
+            canon = self._canonical(msg.current, k, msg.canonical)
+            found = table.get(canon)
+            if found is None:
+                return self._stop(msg, "dead end (the next k-mer is not in the store)", drop_last=True)
+            outs, ins = oriented_edges(msg.current, canon, found[1])
+            if msg.hops > 0 and len(_bases(ins)) > 1:
+                return self._stop(msg, f"branch (the next k-mer has {len(_bases(ins))} predecessors)",
+                                  drop_last=True)
+            successors = _bases(outs)
+            if not successors:
+                return self._stop(msg, "dead end (no successor)")
+            if len(successors) > 1:
+                return self._stop(msg, f"branch ({len(successors)} successors)")
+            if msg.hops >= msg.limit:
+                return self._stop(msg, f"length limit ({msg.limit} k-mers)")
+            base = successors[0]
+            nxt = ((msg.current << 2) | base) & mask
+            nxt_canon = self._canonical(nxt, k, msg.canonical)
+            if nxt_canon == msg.start:
+                return self._stop(msg, "cycle (back at the start k-mer)")
+            msg.current = nxt
+            msg.sequence += encoding.BASES[base]
+            msg.hops += 1
+            dest = owner(("kmers", nxt_canon), self.node.size)
+            if dest != self.node.rank:
+                self.node.send(WalkStep(**_fields(msg), recipient=dest))
+                return
+
+    def _stop(self, msg: WalkStep, reason: str, drop_last: bool = False) -> None:
+        if drop_last and msg.hops > 0:
+            msg.sequence = msg.sequence[:-1]
+            msg.hops -= 1
+        if msg.phase == "back":
+            if reason.startswith("cycle"):
+                msg.back, msg.back_reason = "", ""
+            else:
+                msg.back, msg.back_reason = msg.sequence, reason
+                nxt = WalkStep(**_fields(msg), recipient=owner(("kmers", msg.start), self.node.size))
+                nxt.phase, nxt.current, nxt.hops = "fwd", msg.start, 0
+                nxt.sequence = encoding.decode(msg.start, msg.k)
+                self.node.send(nxt)
+                return
+        sequence = msg.sequence
+        back_len = 0
+        if msg.back:
+            back = encoding_revcomp_text(msg.back)
+            back_len = len(msg.back) - msg.k
+            sequence = back + msg.sequence[msg.k:]
+        path = GraphPath(str(msg.into[1]), sequence, msg.k, reason if not msg.back_reason
+                         else f"backward: {msg.back_reason}; forward: {reason}")
+        info = {"length": len(sequence), "kmers": len(sequence) - msg.k + 1, "reason": path.stop_reason,
+                "backward": back_len, "sequence": sequence}
+        self.node.send(PathStore(recipient=owner(msg.into, self.node.size), commander=msg.commander,
+                                 request=msg.request, item=pack_item(path), info=info))
+
+    def on_path_store(self, msg: PathStore) -> None:
+        from ..items import unpack_item
+
+        self.node.shard.put(unpack_item(msg.item), "replace")
+        self.node.reply(msg, Ack(info=dict(msg.info, rank=self.node.rank)))
+
+    def on_neighbours(self, msg: NeighboursOrder) -> None:
+        ids = msg.buffers[0] if msg.buffers else np.empty(0, np.uint64)
+        table = self.table
+        _counts, edges = table.lookup(ids)
+        found = table.present(ids)
+        k = table.k or 0
+        out_ids, out_src = [], []
+        if k and len(ids):
+            mask = np.uint64((1 << (2 * k)) - 1)
+            idx = np.arange(len(ids))
+            for b in range(4):
+                succ = (edges >> b) & 1 == 1
+                nxt = ((ids[succ] << np.uint64(2)) | np.uint64(b)) & mask
+                pred = (edges >> (4 + b)) & 1 == 1
+                prv = (np.uint64(b) << np.uint64(2 * (k - 1))) | (ids[pred] >> np.uint64(2))
+                for arr, sel in ((nxt, succ), (prv, pred)):
+                    if table.canonical:
+                        arr = np.minimum(arr, _revcomp_array(arr, k))
+                    out_ids.append(arr)
+                    out_src.append(idx[sel])
+        reply = Ack(info={"found": int(found.sum())})
+        reply.buffers = [found, np.concatenate(out_ids) if out_ids else np.empty(0, np.uint64),
+                         np.concatenate(out_src) if out_src else np.empty(0, np.int64)]
+        self.node.reply(msg, reply)
+
+
+def _fields(msg: WalkStep) -> dict:
+    names = ("start", "current", "sequence", "k", "hops", "limit", "both", "phase", "back", "back_reason", "into",
+             "canonical", "commander", "request")
+    return {n: getattr(msg, n) for n in names}
+
+
+def encoding_revcomp_text(seq: str) -> str:
+    return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def _revcomp_array(ids, k: int):
+    """Reverse complements of a uint64 array of k-mer ids (vectorized bit reversal)."""
+    x = ~ids
+    x = ((x >> np.uint64(2)) & np.uint64(0x3333333333333333)) | ((x & np.uint64(0x3333333333333333)) << np.uint64(2))
+    x = ((x >> np.uint64(4)) & np.uint64(0x0F0F0F0F0F0F0F0F)) | ((x & np.uint64(0x0F0F0F0F0F0F0F0F)) << np.uint64(4))
+    x = x.byteswap()
+    return x >> np.uint64(64 - 2 * k)
+
+
+class GraphStatements:
+    def __init__(self, interp):
+        self.interp = interp
+        self.node = interp.node
+        interp.extensions.update({ast.Walk: self.walk, ast.Search: self.search})
+        interp.planners.update({
+            ast.Walk: lambda st, scope: [WalkStep(recipient=self._start(st, scope)[1],
+                                                  into=self.interp.key(st.into, scope).key)],
+            ast.Search: lambda st, scope: [NeighboursOrder(recipient=self._start(st, scope)[1])],
+        })
+
+    def _start(self, st, scope):
+        wk = self.interp.key(st.start, scope)
+        return wk, self.interp.owner(wk)
+
+    def walk(self, st: ast.Walk, scope):
+        wk, first = self._start(st, scope)
+        into = self.interp.key(st.into, scope)
+        opts = {n: self.interp.value(v, scope) for n, v in st.options}
+        limit = opts.get("length", DEFAULT_WALK_LENGTH)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ScriptError(f"length= takes a whole number of k-mers >= 0, not {limit!r}")
+        order = WalkStep(recipient=first, start=wk.key[1], limit=limit, both=st.both, into=into.key)
+        (reply,) = yield self.node.order(order, timeout=None)
+        info = reply.info
+        text = (f"walked {info['kmers']:,} k-mers from {wk} into {into} (length {info['length']:,}, "
+                f"stored on rank {info['rank']}): stopped at {info['reason']}")
+        return [Result("walk", text, info)]
+
+    def search(self, st: ast.Search, scope):
+        wk, first = self._start(st, scope)
+        into = self.interp.key(st.into, scope)
+        opts = {n: self.interp.value(v, scope) for n, v in st.options}
+        depth = opts.get("depth", 1)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 65535:
+            raise ScriptError(f"depth= takes a whole number from 0 to 65535, not {depth!r}")
+        start = np.array([wk.key[1]], np.uint64)
+        seen = [start]  # vertices by depth
+        visited = start
+        frontier = start
+        for d in range(1, depth + 1):
+            if not len(frontier):
+                break
+            dest = owners(frontier, self.node.size)
+            futures = []
+            for r in np.unique(dest):
+                order = NeighboursOrder(recipient=int(r))
+                order.buffers = [frontier[dest == r]]
+                futures.append(self.node.order(order))
+            replies = yield futures
+            if d == 1 and not replies[0].buffers[0].any():
+                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
+            found = np.unique(np.concatenate([rep.buffers[1] for rep in replies]))
+            frontier = np.setdiff1d(found, visited, assume_unique=True)
+            seen.append(frontier)
+            visited = np.union1d(visited, frontier)
+        if depth == 0:
+            order = NeighboursOrder(recipient=first)
+            order.buffers = [start]
+            (rep,) = yield [self.node.order(order)]
+            if not rep.buffers[0].any():
+                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
+        vertices = np.concatenate(seen).tolist()
+        depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
+        result = GraphSearchResult(str(into.key[1]), int(start[0]), vertices, depths)
+        dest = self.interp.owner(into)
+        yield self.node.order(PutOrder(recipient=dest, key=into.key, item=pack_item(result), mode="replace"))
+        per_depth = [len(x) for x in seen]
+        text = (f"searched from {wk} to depth {depth}: {len(vertices):,} vertices "
+                f"(per depth: {', '.join(map(str, per_depth))}) into {into} on rank {dest}")
+        return [Result("search", text, {"vertices": vertices, "depths": depths,
+                                        "per_depth": per_depth, "rank": dest})]
+
+
+def install(interp) -> None:
+    GraphService(interp.node)
+    GraphStatements(interp)
+
+
+__all__ = ["install", "key_text"]

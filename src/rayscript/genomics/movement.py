@@ -1,0 +1,221 @@
+"""Bulk movement of k-mers: copy, move and delete by selector, replicate, rebalance.
+
+``copy kmers where count >= 10 from 1 to 2``: the commander sends one BULK_SEND order to rank 1,
+which selects the k-mers (vectorized over its table) and streams them straight to rank 2 in
+bounded chunks of numpy arrays (MPI buffer methods, no pickle, no per-item message).  Rank 2
+stages the chunks and, after the last one, applies them all or none (a conflict without
+``replace``/``merge`` refuses the whole copy), then tells rank 1, which deletes what moved (for a
+move) and answers the commander with the items and bytes moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import RuntimeFault, ScriptError
+from ..language import ast
+from ..messages import Ack, CopyOrder, ErrorReply, HasOrder, Message
+from ..results import Result
+
+CHUNK_ITEMS = 2_000_000
+ITEM_BYTES = 13  # id 8, count 4, edges 1
+
+
+def wire_selector(sel: ast.Selector, value) -> tuple:
+    if sel.field is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ScriptError(f"a count is compared with a whole number >= 0, not {value!r}")
+        return ("count", sel.op, value)
+    return ("prefix", sel.prefix) if sel.prefix else ("all",)
+
+
+@dataclass(kw_only=True)
+class BulkSendOrder(Message, kind="bulk-send", code=90):
+    selector: tuple = ("all",)
+    target: int = -1
+    mode: str | None = None
+    move: bool = False
+    what: str = ""
+
+    def cascade(self):
+        verb = "move" if self.move else "copy"
+        out = [f"BULK-CHUNK {self.recipient} -> {self.target} (numpy buffers, {CHUNK_ITEMS:,} k-mers per chunk)",
+               f"BULK-STORED {self.target} -> {self.recipient}"]
+        if self.move:
+            out.append(f"(rank {self.recipient} deletes what moved)")
+        out.append(f"ACK {self.recipient} -> {self.commander} (items and bytes, {verb})")
+        return out
+
+
+@dataclass(kw_only=True)
+class BulkChunk(Message, kind="bulk-chunk", code=91):
+    seq: int = 0
+    last: bool = False
+    mode: str | None = None
+    what: str = ""
+
+
+@dataclass(kw_only=True)
+class BulkStored(Message, kind="bulk-stored", code=92):
+    ok: bool = True
+    reason: str = ""
+    items: int = 0
+
+
+@dataclass(kw_only=True)
+class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
+    selector: tuple = ("all",)
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]
+
+
+class MovementService:
+    def __init__(self, node):
+        self.node = node
+        self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move) at the source
+        self.incoming: dict = {}  # (commander, request) -> list of chunks at the target
+        for cls, fn in {BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
+                        BulkDeleteOrder: self.on_delete}.items():
+            node.register(cls, fn)
+
+    @property
+    def table(self):
+        return self.node.shard.kmers
+
+    def on_send(self, msg: BulkSendOrder) -> None:
+        try:
+            ids, counts, edges = self.table.extract(msg.selector)
+        except ValueError as exc:
+            self.node.fail_order(msg, str(exc))
+            return
+        self.outgoing[(msg.commander, msg.request)] = (ids, len(ids) * ITEM_BYTES, msg.move)
+        n = len(ids)
+        starts = list(range(0, n, CHUNK_ITEMS)) or [0]
+        for seq, lo in enumerate(starts):
+            hi = min(lo + CHUNK_ITEMS, n)
+            chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
+                              last=hi >= n, mode=msg.mode, what=msg.what)
+            chunk.buffers = [ids[lo:hi], counts[lo:hi], edges[lo:hi]]
+            self.node.send(chunk)
+
+    def on_chunk(self, msg: BulkChunk) -> None:
+        key = (msg.commander, msg.request)
+        self.incoming.setdefault(key, []).append(msg.buffers)
+        if not msg.last:
+            return
+        chunks = self.incoming.pop(key)
+        ids, counts, edges = (np.concatenate([c[i] for c in chunks]) for i in range(3))
+        reply = BulkStored(recipient=msg.sender, commander=msg.commander, request=msg.request, items=len(ids))
+        conflicts = int(self.table.present(ids).sum()) if len(self.table) and len(ids) else 0
+        if conflicts and msg.mode is None:
+            reply.ok = False
+            reply.reason = (f"{conflicts:,} of the {len(ids):,} selected k-mers ({msg.what}) are already on rank "
+                            f"{self.node.rank}; nothing was copied (add 'replace' to overwrite or 'merge' to combine)")
+        elif msg.mode == "replace":
+            self.table.replace_counted(ids, counts, edges)
+        else:
+            self.table.add_counted(ids, counts.astype(np.uint64), edges)
+        self.node.send(reply)
+
+    def on_stored(self, msg: BulkStored) -> None:
+        ids, nbytes, move = self.outgoing.pop((msg.commander, msg.request))
+        if not msg.ok:
+            self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
+            return
+        if move and len(ids):
+            self.table.remove_ids(ids)
+        self.node.reply(msg, Ack(info={"items": len(ids), "bytes": nbytes}))
+
+    def on_delete(self, msg: BulkDeleteOrder) -> None:
+        try:
+            ids, _, _ = self.table.extract(msg.selector, remove=True)
+        except ValueError as exc:
+            self.node.fail_order(msg, str(exc))
+            return
+        self.node.reply(msg, Ack(info={"items": len(ids)}))
+
+
+class MovementStatements:
+    def __init__(self, interp):
+        self.interp = interp
+        self.node = interp.node
+        interp.bulk = self
+        interp.extensions.update({ast.Replicate: self.replicate, ast.Rebalance: self.rebalance})
+        interp.planners.update({
+            ast.Rebalance: lambda st, scope: [BulkSendOrder(recipient=a, target=b, mode="merge", move=True,
+                                                            selector=("owner", b, self.node.size))
+                                              for a in range(self.node.size) for b in range(self.node.size) if a != b],
+        })
+
+    def selector(self, sel: ast.Selector, scope) -> tuple:
+        value = self.interp.value(sel.value, scope) if sel.field is not None else None
+        return wire_selector(sel, value)
+
+    def transfer(self, st, scope):
+        """copy/move with a selector."""
+        verb = st.keyword
+        if st.source is None:
+            raise ScriptError(f"a bulk {verb} names its source: {verb} {st.key} from RANK to RANK")
+        source, target = self.interp.rank(st.source, scope), self.interp.rank(st.target, scope)
+        if source == target:
+            raise ScriptError(f"source and target are the same rank ({source})")
+        order = BulkSendOrder(recipient=source, target=target, mode=st.mode, move=verb == "move",
+                              selector=self.selector(st.key, scope), what=str(st.key))
+        (reply,) = yield self.node.order(order, timeout=None)
+        items, nbytes = reply.info["items"], reply.info["bytes"]
+        past = "copied" if verb == "copy" else "moved"
+        return [Result(verb, f"{past} {items:,} k-mers ({st.key}) from rank {source} to rank {target}: "
+                             f"{nbytes:,} bytes", {"items": items, "bytes": nbytes, "source": source,
+                                                   "target": target})]
+
+    def plan_transfer(self, st, scope):
+        source = self.interp.rank(st.source, scope) if st.source is not None else -1
+        return [BulkSendOrder(recipient=source, target=self.interp.rank(st.target, scope), mode=st.mode,
+                              move=st.keyword == "move", selector=self.selector(st.key, scope), what=str(st.key))]
+
+    def delete(self, st, scope):
+        rank = self.interp.rank(st.rank, scope)
+        (reply,) = yield self.node.order(BulkDeleteOrder(recipient=rank, selector=self.selector(st.key, scope)))
+        items = reply.info["items"]
+        return [Result("delete", f"deleted {items:,} k-mers ({st.key}) from rank {rank}", {"items": items,
+                                                                                         "rank": rank})]
+
+    def rebalance(self, st: ast.Rebalance, scope):
+        if st.namespace != "kmers":
+            raise ScriptError("rebalance applies to kmers")
+        n = self.node.size
+        orders = [BulkSendOrder(recipient=a, target=b, mode="merge", move=True, selector=("owner", b, n),
+                                what=f"k-mers owned by rank {b}")
+                  for a in range(n) for b in range(n) if a != b]
+        replies = yield [self.node.order(o, timeout=None) for o in orders]
+        items = sum(r.info["items"] for r in replies)
+        nbytes = sum(r.info["bytes"] for r in replies)
+        return [Result("rebalance", f"moved {items:,} k-mers ({nbytes:,} bytes) to their owner ranks",
+                       {"items": items, "bytes": nbytes})]
+
+    def replicate(self, st: ast.Replicate, scope):
+        wk = self.interp.key(st.key, scope)
+        n = self.interp.value(st.copies, scope)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.node.size:
+            raise ScriptError(f"replicate places 1 to {self.node.size} copies (the cluster size), not {n!r}")
+        own = self.interp.owner(wk)
+        chosen = [(own + i) % self.node.size for i in range(n)]
+        replies = yield [self.node.order(HasOrder(recipient=r, key=wk.key)) for r in range(self.node.size)]
+        holders = self.interp._holders(wk, replies)
+        if not holders:
+            raise RuntimeFault(f"no rank holds {wk}; nothing to replicate", key=str(wk))
+        missing = [r for r in chosen if r not in holders]
+        if missing:
+            yield [self.node.order(CopyOrder(recipient=holders[0], key=wk.key, target=r)) for r in missing]
+        text = (f"{wk} is replicated on ranks {', '.join(map(str, chosen))} (owner {own} first)"
+                + (f"; copied to {', '.join(map(str, missing))}" if missing else "; nothing to copy"))
+        return [Result("replicate", text, {"key": str(wk), "ranks": chosen, "copied": missing})]
+
+
+def install(interp) -> None:
+    MovementService(interp.node)
+    MovementStatements(interp)
+
