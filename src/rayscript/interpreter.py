@@ -79,6 +79,8 @@ class Interpreter:
         self.extensions: dict = {}  # statement class -> executor, added by other layers
         self.planners: dict = {}  # statement class -> fn(statement, scope) -> orders (for explain)
         self.bulk = None  # copy/move/delete by selector, provided by genomics.movement
+        # k-mers given as bases are canonicalized unless the last load counted forward strands only
+        self.canonical = True
 
     @property
     def size(self) -> int:
@@ -140,7 +142,8 @@ class Interpreter:
         ident = key.ident
         if key.namespace == "kmers" and isinstance(ident, str):
             k = len(ident)
-            return WireKey(("kmers", encoding.canonical(encoding.encode(ident), k)), k)
+            fwd = encoding.encode(ident)
+            return WireKey(("kmers", encoding.canonical(fwd, k) if self.canonical else fwd), k)
         return WireKey((key.namespace, ident))
 
     # --- order builders (shared by executors and explain) ---------------------------
@@ -239,7 +242,7 @@ class Interpreter:
         if rank == self.node.rank:
             return (yield from self.run_block(st.body, scope.child()))
         order = RunBlock(recipient=rank, statements=st.body, env=dict(scope.env),
-                         settings={"timeout": self.node.timeout}, text=scope.text)
+                         settings={"timeout": self.node.timeout, "canonical": self.canonical}, text=scope.text)
         try:
             (done,) = yield self.node.order(order, timeout=None)
         except RuntimeFault as err:
@@ -255,6 +258,7 @@ class Interpreter:
         def task():
             saved = self.node.timeout
             self.node.timeout = msg.settings.get("timeout", saved)
+            self.canonical = msg.settings.get("canonical", self.canonical)
             try:
                 results = yield from self.run_block(msg.statements, scope)
             except RayScriptError as err:

@@ -299,6 +299,7 @@ class KmerStatements:
         replies = yield self._all(lambda r: LoadOrder(recipient=r, k=k, canonical=canonical, total_bytes=total,
                                                       parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
         infos = [rep.info for rep in replies]
+        self.interp.canonical = canonical
         seconds = time.monotonic() - t0
         reads = sum(i["reads"] for i in infos)
         kmers = sum(i["kmers"] for i in infos)

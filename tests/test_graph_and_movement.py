@@ -1,0 +1,235 @@
+"""Carriageable items on every namespace, bulk movement by selector, walk and search."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import rayscript_cmd, run_mpi
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+from rayscript.store import encoding
+
+LAMBDA = Path("/usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz")
+RC = str.maketrans("ACGT", "TGCA")
+
+
+def write_fastq(path, seqs):
+    with open(path, "w") as fh:
+        for i, s in enumerate(seqs):
+            fh.write(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n")
+
+
+@pytest.fixture(scope="module")
+def lambda_reads(tmp_path_factory):
+    """Error-free 100 bp reads from both strands of the lambda phage genome, 10x coverage."""
+    if not LAMBDA.exists():
+        pytest.fail("bowtie2-examples is needed (scripts/test installs it with apt-get)")
+    genome = "".join(gzip.decompress(LAMBDA.read_bytes()).decode().split("\n")[1:]).upper()
+    rng = np.random.default_rng(4)
+    reads = []
+    for start in rng.integers(0, len(genome) - 100, 5000):
+        r = genome[start:start + 100]
+        reads.append(r if rng.random() < 0.5 else r[::-1].translate(RC))
+    path = tmp_path_factory.mktemp("lambda") / "reads.fq"
+    write_fastq(path, reads)
+    return path, genome
+
+
+def test_walk_gives_the_same_maximal_substring_of_the_genome_on_1_to_6_ranks(lambda_reads):
+    path, genome = lambda_reads
+    start = genome[30000:30031]
+    contigs = set()
+    for ranks in range(1, 7):
+        with Cluster.local(ranks) as c:
+            c.run(f'load "{path}" into kmers k=31')
+            (res,) = c.run(f"walk kmers/{start} both into paths/contig")
+            contig = c.get("paths/contig").sequence
+            # maximal: the walk stopped because the graph does, on both sides
+            back, fwd = res.data["reason"].split("; ")
+            assert back.startswith("backward: dead end") or back.startswith("backward: branch"), back
+            assert fwd.startswith("forward: dead end") or fwd.startswith("forward: branch"), fwd
+            # and every k-mer one base beyond either end is absent (dead end) or a branch
+            for end in (contig[:30], contig[-30:]):
+                for b in "ACGT":
+                    ext = b + end if end is contig[:30] else end + b
+                    if ext in genome or ext[::-1].translate(RC) in genome:
+                        assert "branch" in res.data["reason"] or c.run(f"locate kmers/{ext}")[0].data["ranks"] == []
+        contigs.add(contig)
+    (contig,) = contigs  # the same path whatever the cluster size
+    assert contig in genome or contig in genome[::-1].translate(RC)
+    assert start in contig or start[::-1].translate(RC) in contig
+    assert len(contig) > 1000
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 5])
+def test_walk_under_mpiexec_matches_the_local_backend(lambda_reads, tmp_path, ranks):
+    path, genome = lambda_reads
+    start = genome[30000:30031]
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        c.run(f"walk kmers/{start} both into paths/contig")
+        local = c.get("paths/contig").sequence
+    proc = run_mpi(ranks, *rayscript_cmd(), "run", "-e",
+                   f'load "{path}" into kmers k=31\nwalk kmers/{start} both into paths/contig\nget paths/contig')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(f"paths/contig length={len(local)} sequence={local}")
+
+
+def test_walk_stops_at_branches_cycles_and_the_length_limit(tmp_path):
+    # a cycle: the same 12 bases repeated (k=5), and a branch: two successors of ACGTA
+    write_fastq(tmp_path / "cyc.fq", ["ACGGTCATTAGC" * 4])
+    with Cluster.local(2) as c:
+        c.run(f'load "{tmp_path}/cyc.fq" into kmers k=5')
+        (res,) = c.run("walk kmers/ACGGT into paths/c")
+        assert res.data["reason"] == "cycle (back at the start k-mer)"
+        assert res.data["kmers"] == 12
+        (res,) = c.run("walk kmers/ACGGT length=3 into paths/short")
+        assert res.data["reason"] == "length limit (3 k-mers)" and res.data["length"] == 5 + 3
+    write_fastq(tmp_path / "br.fq", ["TTACGTAC", "ACGTAG"])
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/br.fq" into kmers k=5 canonical=false')
+        (res,) = c.run("walk kmers/TTACG into paths/b")
+        assert res.data["reason"] == "branch (2 successors)"
+        assert c.get("paths/b").sequence == "TTACGTA"
+        with pytest.raises(RayScriptError, match="is not on rank"):
+            c.run("walk kmers/GGGGG into paths/x")
+
+
+def test_search_lists_vertices_by_depth(lambda_reads):
+    path, genome = lambda_reads
+    start = genome[10000:10031]
+    with Cluster.local(4) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        (res,) = c.run(f"search kmers/{start} depth=4 into results/near")
+        item = c.get("results/near")
+    # a linear stretch of the graph: two new vertices per depth (one each way)
+    assert res.data["per_depth"] == [1, 2, 2, 2, 2]
+    assert item.depths == [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    k = 31
+    ids = {encoding.canonical(encoding.encode(genome[i:i + k]), k) for i in range(10000 - 4, 10000 + 5)}
+    assert set(item.vertices) == ids
+
+
+def test_every_namespace_travels(local4):
+    local4.run("put paths/p1 on 1\nput results/r1 on 2\ncopy paths/p1 from 1 to 3\nmove results/r1 from 2 to 0")
+    (loc,) = local4.run("locate paths/p1")
+    assert loc.data["ranks"] == sorted([1, 3], key=lambda r: (r != loc.data["owner"], r))
+    assert local4.run("locate results/r1")[0].data["ranks"] == [0]
+    assert local4.get("paths/p1", rank=3).name == "p1"
+    local4.run("delete paths/p1 from 3")
+    assert local4.run("locate paths/p1")[0].data["ranks"] == [1]
+    with pytest.raises(RayScriptError, match="merge applies to k-mers"):
+        local4.run("copy paths/p1 from 1 to 3\ncopy paths/p1 from 1 to 3 merge")
+
+
+def _table(c, rank):
+    t = c.local_nodes[rank].shard.kmers
+    ids, counts, _ = t.extract(("all",))
+    return dict(zip(ids.tolist(), counts.tolist()))
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    rng = np.random.default_rng(9)
+    seqs = ["".join(rng.choice(list("ACGT"), size=60)) for _ in range(300)] * 2
+    write_fastq(tmp_path / "r.fq", seqs[:400])
+    with Cluster.local(4) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=15')
+        yield c
+
+
+def test_bulk_copy_streams_all_or_nothing(loaded):
+    c = loaded
+    before = [_table(c, r) for r in range(4)]
+    (res,) = c.run("copy kmers where count >= 2 from 1 to 2")
+    picked = {i: n for i, n in before[1].items() if n >= 2}
+    assert res.data == {"items": len(picked), "bytes": 13 * len(picked), "source": 1, "target": 2}
+    assert _table(c, 2) == {**before[2], **picked}
+    assert _table(c, 1) == before[1]
+    with pytest.raises(RayScriptError, match=r"rank 2: .* already on rank 2; nothing was copied"):
+        c.run("copy kmers/* from 1 to 2")
+    assert _table(c, 2) == {**before[2], **picked}  # unchanged by the refused copy
+    c.run("copy kmers/* from 1 to 2 merge")
+    merged = dict(before[2])
+    for i, n in before[1].items():
+        merged[i] = merged.get(i, 0) + n + picked.get(i, 0)
+    assert _table(c, 2) == merged
+    c.run("copy kmers/* from 1 to 2 replace")
+    assert _table(c, 2) == {**before[2], **before[1]}
+
+
+def test_bulk_move_prefix_and_delete(loaded):
+    c = loaded
+    before = [_table(c, r) for r in range(4)]
+    lo, hi = encoding.encode("AC") << 26, (encoding.encode("AC") + 1) << 26
+    prefixed = {i: n for i, n in before[3].items() if lo <= i < hi}
+    assert prefixed
+    (res,) = c.run("move kmers/AC* from 3 to 0")
+    assert res.data["items"] == len(prefixed)
+    assert _table(c, 0) == {**before[0], **prefixed}
+    assert _table(c, 3) == {i: n for i, n in before[3].items() if i not in prefixed}
+    (res,) = c.run("delete kmers where count == 1 from 0")
+    assert _table(c, 0) == {i: n for i, n in {**before[0], **prefixed}.items() if n != 1}
+
+
+def test_dump_with_a_selector(loaded, tmp_path):
+    loaded.run(f'dump kmers where count >= 2 to "{tmp_path}/two.tsv"\ndump kmers/G* to "{tmp_path}/g.tsv"')
+    two = [line.split("\t") for line in (tmp_path / "two.tsv").read_text().splitlines()]
+    assert two and all(int(n) >= 2 for _, n in two)
+    g = (tmp_path / "g.tsv").read_text().splitlines()
+    assert g and all(line.startswith("G") for line in g)
+
+
+def test_rebalance_returns_every_kmer_to_its_owner(loaded):
+    c = loaded
+    total = c.run("count kmers")[0].data["total"]
+    extra = sum(_table(c, 1).values()) + sum(_table(c, 3).values())
+    c.run("copy kmers/* from 1 to 2 merge\ncopy kmers/* from 3 to 0 merge")
+    assert c.run("count kmers")[0].data["total"] == total + extra
+    (res,) = c.run("rebalance kmers")
+    assert res.data["items"] > 0
+    from rayscript.store.partition import owners
+
+    for r in range(4):
+        ids = np.array(sorted(_table(c, r)), np.uint64)
+        assert (owners(ids, 4) == r).all()
+    # the copies were merged into the owners: no count lost or made up
+    assert c.run("count kmers")[0].data["total"] == total + extra
+
+
+def test_replicate_places_copies_deterministically(local4):
+    local4.run("put kmers/99 count=4 on 1")
+    (res,) = local4.run("replicate kmers/99 to 3 ranks")
+    own = res.data["ranks"][0]
+    assert res.data["ranks"] == [own, (own + 1) % 4, (own + 2) % 4]
+    located = local4.run("locate kmers/99")[0].data["ranks"]
+    assert set(located) == set(res.data["ranks"]) | {1}
+    with pytest.raises(RayScriptError, match="replicate places 1 to 4 copies"):
+        local4.run("replicate kmers/99 to 5 ranks")
+
+
+def test_parallel_commanders_lose_and_duplicate_nothing(local4):
+    c = local4
+    for r in range(4):
+        c.run(f"for i in {r * 10}..{r * 10 + 9} {{ put kmers/$i count=1 on {r} }}")
+    # disjoint moves by three commanders, and overlapping merges of the same items into rank 0
+    c.run("""parallel {
+        on 1 { for i in 10..14 { move kmers/$i from 1 to 2 } }
+        on 2 { for i in 20..24 { move kmers/$i from 2 to 3 } }
+        on 3 { for i in 30..34 { copy kmers/$i from 3 to 0 merge } }
+        on 0 { for i in 30..34 { copy kmers/$i from 3 to 0 merge } }
+        on 2 { for i in 35..39 { copy kmers/$i from 3 to 1 } }
+    }""")
+    model = {r: {i: 1 for i in range(r * 10, r * 10 + 10)} for r in range(4)}
+    for i in range(10, 15):
+        model[2][i] = model[1].pop(i)
+    for i in range(20, 25):
+        model[3][i] = model[2].pop(i)
+    for i in range(30, 35):
+        model[0][i] = 2
+    for i in range(35, 40):
+        model[1][i] = 1
+    assert [_table(c, r) for r in range(4)] == [model[r] for r in range(4)]
