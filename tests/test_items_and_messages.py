@@ -83,3 +83,32 @@ def test_owner_spreads_kmers_evenly():
     # sequential ids (a dense region of k-mer space) spread too
     counts = np.bincount(owners(np.arange(600_000, dtype=np.uint64), 16), minlength=16)
     assert counts.max() / counts.mean() < 1.03
+
+
+def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
+    """The worked example of docs/items.md, run for real."""
+    import re
+    import struct
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from rayscript import Cluster, items
+    from rayscript.language import ast
+
+    doc = (Path(__file__).parent.parent / "docs/items.md").read_text()
+    code = re.search(r"```python\n(from dataclasses import dataclass.*?)```", doc, re.S).group(1)
+    namespace = {"dataclass": dataclass, "struct": struct}
+    try:
+        exec(code, namespace)
+        ReadPair = namespace["ReadPair"]
+        monkeypatch.setattr(ast, "NAMESPACES", (*ast.NAMESPACES, "pairs"))
+        pair = ReadPair("p", "ACGT", "TTGA")
+        assert unpack_item(pack_item(pair)) == pair
+        with Cluster.local(3) as c:
+            c.run("put pairs/x on 1\ncopy pairs/x from 1 to 2\nmove pairs/x from 2 to 0")
+            assert c.run("locate pairs/x")[0].data["ranks"] == sorted([0, 1], key=lambda r: (
+                r != c.run("locate pairs/x")[0].data["owner"], r))
+            assert c.get("pairs/x", rank=0) == ReadPair("x")
+    finally:
+        items.BY_NAMESPACE.pop("pairs", None)
+        items.BY_CODE.pop(4, None)

@@ -76,6 +76,12 @@ def test_parse_all_reports_every_error():
     assert [(e.location.line, e.location.column) for e in errors] == [(2, 1), (4, 14)]
 
 
+def test_grammar_has_no_terminal_collisions_or_conflicts():
+    from rayscript.language.parser import _lark
+
+    assert _lark(strict=True).parse("copy kmers/1 from 2 to 5\n")
+
+
 def test_grammar_is_shipped_inside_the_package():
     from importlib import resources
 

@@ -87,47 +87,75 @@ class MovementService:
 
     def on_send(self, msg: BulkSendOrder) -> None:
         try:
-            ids, counts, edges = self.table.extract(msg.selector)
+            parts = list(self.table.selection(msg.selector))
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return
-        self.outgoing[(msg.commander, msg.request)] = (ids, len(ids) * ITEM_BYTES, msg.move)
-        n = len(ids)
-        starts = list(range(0, n, CHUNK_ITEMS)) or [0]
-        for seq, lo in enumerate(starts):
-            hi = min(lo + CHUNK_ITEMS, n)
+        lent = [b for b, *_ in parts] if msg.selector == ("all",) else []
+        self.table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
+        items = sum(len(ids) for _, ids, _, _ in parts)
+        self.outgoing[(msg.commander, msg.request)] = ([ids for _, ids, _, _ in parts], items, msg.move, lent)
+        # one chunk per group of buckets of at most CHUNK_ITEMS k-mers; each bucket's arrays are buffers
+        groups, group, size = [], [], 0
+        for part in parts:
+            if group and size + len(part[1]) > CHUNK_ITEMS:
+                groups.append(group)
+                group, size = [], 0
+            group.append(part)
+            size += len(part[1])
+        groups.append(group)
+        for seq, group in enumerate(groups):
             chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
-                              last=hi >= n, mode=msg.mode, what=msg.what)
-            chunk.buffers = [ids[lo:hi], counts[lo:hi], edges[lo:hi]]
+                              last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
+            chunk.buffers = [a for _, ids, counts, edges in group for a in (ids, counts, edges)]
             self.node.send(chunk)
 
     def on_chunk(self, msg: BulkChunk) -> None:
+        """Chunks are applied as they arrive when no conflict can refuse the copy ('merge',
+        'replace', or nothing held here); otherwise staged and applied all together at the end."""
         key = (msg.commander, msg.request)
-        self.incoming.setdefault(key, []).append(msg.buffers)
+        state = self.incoming.get(key)
+        if state is None:
+            state = self.incoming[key] = {"staged": [], "items": 0, "conflicts": 0,
+                                          "direct": msg.mode is not None or len(self.table) == 0}
+        bufs = msg.buffers or []
+        for ids, counts, edges in zip(bufs[0::3], bufs[1::3], bufs[2::3]):
+            state["items"] += len(ids)
+            if state["direct"]:
+                self._apply(msg.mode, ids, counts, edges)
+            else:
+                state["conflicts"] += int(self.table.present(ids).sum())
+                state["staged"].append((ids, counts, edges))
         if not msg.last:
             return
-        chunks = self.incoming.pop(key)
-        ids, counts, edges = (np.concatenate([c[i] for c in chunks]) for i in range(3))
-        reply = BulkStored(recipient=msg.sender, commander=msg.commander, request=msg.request, items=len(ids))
-        conflicts = int(self.table.present(ids).sum()) if len(self.table) and len(ids) else 0
-        if conflicts and msg.mode is None:
+        del self.incoming[key]
+        items, conflicts = state["items"], state["conflicts"]
+        reply = BulkStored(recipient=msg.sender, commander=msg.commander, request=msg.request, items=items)
+        if conflicts:
             reply.ok = False
-            reply.reason = (f"{conflicts:,} of the {len(ids):,} selected k-mers ({msg.what}) are already on rank "
+            reply.reason = (f"{conflicts:,} of the {items:,} selected k-mers ({msg.what}) are already on rank "
                             f"{self.node.rank}; nothing was copied (add 'replace' to overwrite or 'merge' to combine)")
-        elif msg.mode == "replace":
-            self.table.replace_counted(ids, counts, edges)
         else:
-            self.table.add_counted(ids, counts.astype(np.uint64), edges)
+            for part in state["staged"]:
+                self._apply(msg.mode, *part)
         self.node.send(reply)
 
+    def _apply(self, mode, ids, counts, edges) -> None:
+        if mode == "replace":
+            self.table.replace_counted(ids, counts, edges)
+        else:
+            self.table.add_counted(ids, counts, edges)
+
     def on_stored(self, msg: BulkStored) -> None:
-        ids, nbytes, move = self.outgoing.pop((msg.commander, msg.request))
+        id_parts, items, move, lent = self.outgoing.pop((msg.commander, msg.request))
+        self.table.give_back(lent)
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
-        if move and len(ids):
-            self.table.remove_ids(ids)
-        self.node.reply(msg, Ack(info={"items": len(ids), "bytes": nbytes}))
+        if move:
+            for ids in id_parts:
+                self.table.remove_ids(ids)
+        self.node.reply(msg, Ack(info={"items": items, "bytes": items * ITEM_BYTES}))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:

@@ -36,10 +36,11 @@ _PATTERN_RE = re.compile(r"[ACGTacgt]*\*")
 _BASES_RE = re.compile(r"[ACGTacgt]+")
 
 
-@lru_cache(maxsize=1)
-def _lark() -> Lark:
-    text = resources.files("rayscript").joinpath("grammar/ray.lark").read_text(encoding="utf-8")
-    return Lark(text, parser="lalr", propagate_positions=True, strict=True, maybe_placeholders=False)
+@lru_cache(maxsize=2)
+def _lark(strict: bool = False) -> Lark:
+    """The parser, built once.  ``strict`` (no terminal collisions, no LALR conflicts) is
+    checked by the test suite; it triples the build time, so the runtime parser skips it."""
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, strict=strict, maybe_placeholders=False)
 
 
 def grammar_text() -> str:

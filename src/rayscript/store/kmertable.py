@@ -63,6 +63,23 @@ class KmerTable:
         # k-mers stored one at a time (put, copy, move) wait here, disjoint from the arrays,
         # until the next batch operation folds them in: single-item orders stay O(1).
         self.single: dict[int, tuple[int, int]] = {}
+        # buckets whose arrays are lent to a bulk send in flight: copied before any in-place write
+        self.lent: dict[int, int] = {}
+
+    def lend(self, buckets) -> None:
+        for b in buckets:
+            self.lent[b] = self.lent.get(b, 0) + 1
+
+    def give_back(self, buckets) -> None:
+        for b in buckets:
+            self.lent[b] -= 1
+            if not self.lent[b]:
+                del self.lent[b]
+
+    def _writable(self, b: int) -> None:
+        if b in self.lent:
+            self.ids[b], self.counts[b], self.edges[b] = self.ids[b].copy(), self.counts[b].copy(), self.edges[b].copy()
+            del self.lent[b]  # the lender keeps its views of the old arrays
 
     def _fold(self) -> None:
         if not self.single:
@@ -146,18 +163,24 @@ class KmerTable:
 
     def _merge(self, b, ids, counts, edges) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
+        if 0 < len(old_ids) <= 64 < len(ids):
+            self._merge_few(b, ids, counts, edges)
+            return
         if len(old_ids) == 0:
             over = counts > COUNT_MAX
             if over.any():
                 self.saturated += int(over.sum())
                 counts = np.minimum(counts, COUNT_MAX)
-            self.ids[b], self.counts[b] = ids.copy(), counts.astype(np.uint32)
-            self.edges[b] = edges.copy()
+            # adopt the arrays (callers hand over arrays they do not keep writing to)
+            self.ids[b], self.counts[b] = ids, counts.astype(np.uint32, copy=False)
+            self.edges[b] = edges
             return
         pos = np.searchsorted(old_ids, ids)
         pos_c = np.minimum(pos, max(len(old_ids) - 1, 0))
         present = (pos < len(old_ids)) & (old_ids[pos_c] == ids) if len(old_ids) else np.zeros(len(ids), bool)
         if present.any():
+            self._writable(b)
+            old_counts, old_edges = self.counts[b], self.edges[b]
             at = pos[present]
             summed = old_counts[at].astype(np.uint64) + counts[present]
             over = summed > COUNT_MAX
@@ -169,7 +192,10 @@ class KmerTable:
         new = ~present
         if not new.any():
             return
-        nids, ncounts, nedges = ids[new], counts[new], edges[new]
+        if new.all():
+            nids, ncounts, nedges = ids, counts, edges
+        else:
+            nids, ncounts, nedges = ids[new], counts[new], edges[new]
         over = ncounts > COUNT_MAX
         if over.any():
             self.saturated += int(over.sum())
@@ -184,6 +210,37 @@ class KmerTable:
         out_ids[npos], out_counts[npos], out_edges[npos] = nids, ncounts, nedges
         out_ids[keep], out_counts[keep], out_edges[keep] = old_ids, old_counts, old_edges
         self.ids[b], self.counts[b], self.edges[b] = out_ids, out_counts, out_edges
+
+    def _merge_few(self, b, ids, counts, edges) -> None:
+        """Merge many sorted new entries into a bucket that holds only a few: look the few up
+        among the many and splice the unmatched ones in between runs (memcpy speed)."""
+        old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
+        cut = np.searchsorted(ids, old_ids)
+        at = np.minimum(cut, len(ids) - 1)
+        match = (cut < len(ids)) & (ids[at] == old_ids)
+        counts = counts.astype(np.uint64)  # a private copy, summed into below
+        over = counts > COUNT_MAX
+        if match.any():
+            counts[at[match]] += old_counts[match]
+            edges = edges.copy()
+            edges[at[match]] |= old_edges[match]
+            over = counts > COUNT_MAX
+        if over.any():
+            self.saturated += int(over.sum())
+            counts = np.minimum(counts, COUNT_MAX)
+        keep = ~match
+        rest_ids, rest_counts, rest_edges, rest_cut = old_ids[keep], old_counts[keep], old_edges[keep], cut[keep]
+        bounds = [0, *rest_cut.tolist(), len(ids)]
+        out = []
+        for old, add, dtype in ((rest_ids, ids, np.uint64), (rest_counts, counts, np.uint32),
+                                (rest_edges, edges, np.uint8)):
+            pieces = []
+            for i in range(len(old)):
+                pieces.append(add[bounds[i]:bounds[i + 1]])
+                pieces.append(old[i:i + 1])
+            pieces.append(add[bounds[-2] if len(old) else 0:])
+            out.append(np.concatenate(pieces).astype(dtype, copy=False))
+        self.ids[b], self.counts[b], self.edges[b] = out
 
     def absorb(self, other: KmerTable) -> None:
         """Merge another table into this one (the staging table of a load)."""
@@ -209,18 +266,15 @@ class KmerTable:
         ids = np.asarray(ids, dtype=np.uint64)
         counts = np.zeros(len(ids), np.uint32)
         edges = np.zeros(len(ids), np.uint8)
-        if len(ids) == 0:
-            return counts, edges
-        buckets = self.bucket_of(ids)
-        for b in np.unique(buckets):
-            sel = np.flatnonzero(buckets == b)
+        for b, sel in self._by_bucket(ids):
             table = self.ids[b]
-            if len(table) == 0:
-                continue
-            pos = np.minimum(np.searchsorted(table, ids[sel]), len(table) - 1)
-            hit = table[pos] == ids[sel]
-            counts[sel[hit]] = self.counts[b][pos[hit]]
-            edges[sel[hit]] = self.edges[b][pos[hit]]
+            if len(table):
+                part = ids[sel]
+                pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
+                hit = table[pos] == part
+                idx = sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]
+                counts[idx] = self.counts[b][pos[hit]]
+                edges[idx] = self.edges[b][pos[hit]]
         return counts, edges
 
     def histogram(self, limit: int | None = None):
@@ -279,6 +333,20 @@ class KmerTable:
             return owners(ids, sel[2]) == sel[1]
         raise ValueError(f"unknown selector {sel!r}")
 
+    def selection(self, sel: tuple):
+        """(bucket, ids, counts, edges) of the selected k-mers, bucket by bucket, in id order.
+        With the ("all",) selector these are the table's own arrays: lend() them while in use."""
+        self._fold()
+        for b in range(NBUCKETS):
+            if not len(self.ids[b]):
+                continue
+            if sel == ("all",):
+                yield b, self.ids[b], self.counts[b], self.edges[b]
+                continue
+            mask = self._mask(b, sel)
+            if mask.any():
+                yield b, self.ids[b][mask], self.counts[b][mask], self.edges[b][mask]
+
     def extract(self, sel: tuple, remove: bool = False):
         """(ids, counts, edges) of every selected k-mer, in id order; removed if ``remove``."""
         self._fold()
@@ -302,39 +370,70 @@ class KmerTable:
         self.ids[b], self.counts[b], self.edges[b] = self.ids[b][keep], self.counts[b][keep], self.edges[b][keep]
 
     def remove_ids(self, ids) -> int:
-        """Remove the given sorted ids (those present); returns how many were removed."""
+        """Remove the given ids (those present); returns how many were removed."""
         self._fold()
         removed = 0
-        starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
-        bounds = np.searchsorted(ids, starts)
-        bounds[-1] = len(ids)
-        for b in range(NBUCKETS):
-            lo, hi = bounds[b], bounds[b + 1]
-            if hi > lo and len(self.ids[b]):
-                keep = ~np.isin(self.ids[b], ids[lo:hi], assume_unique=True)
-                removed += int(len(keep) - keep.sum())
+        for b, sel in self._by_bucket(np.asarray(ids, dtype=np.uint64)):
+            table = self.ids[b]
+            if not len(table):
+                continue
+            part = ids[sel]
+            pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
+            hit = pos[table[pos] == part]
+            if len(hit) == len(table):
+                self._keep(b, slice(0, 0))
+            elif len(hit):
+                keep = np.ones(len(table), bool)
+                keep[hit] = False
                 self._keep(b, keep)
+            removed += len(hit)
         return removed
 
     def present(self, ids):
-        """Boolean array: which of the ids are stored here."""
+        """Boolean array: which of the ids are stored here (fastest when ``ids`` is sorted)."""
         self._fold()
         ids = np.asarray(ids, dtype=np.uint64)
         found = np.zeros(len(ids), bool)
         if len(ids) == 0:
             return found
-        buckets = self.bucket_of(ids)
-        for b in np.unique(buckets):
+        for b, sel in self._by_bucket(ids):
             table = self.ids[b]
-            if len(table):
-                sel = np.flatnonzero(buckets == b)
-                pos = np.minimum(np.searchsorted(table, ids[sel]), len(table) - 1)
-                found[sel] = table[pos] == ids[sel]
+            if not len(table):
+                continue
+            part = ids[sel]
+            if isinstance(sel, slice) and len(table) < len(part):
+                # few stored, many asked (sorted): look the stored ones up among the asked
+                pos = np.searchsorted(part, table)
+                ok = pos < len(part)
+                pos = pos[ok]
+                pos = pos[part[pos] == table[ok]]
+                found[sel.start + pos] = True
+            else:
+                pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
+                found[sel] = table[pos] == part
         return found
+
+    def _by_bucket(self, ids):
+        """(bucket, selection) pairs covering ids: slices when ids are sorted, index arrays if not."""
+        if len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all()):
+            starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
+            bounds = np.searchsorted(ids, starts)
+            bounds[-1] = len(ids)
+            for b in range(NBUCKETS):
+                if bounds[b + 1] > bounds[b]:
+                    yield b, slice(bounds[b], bounds[b + 1])
+            return
+        buckets = self.bucket_of(ids)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(NBUCKETS + 1))
+        for b in range(NBUCKETS):
+            if bounds[b + 1] > bounds[b]:
+                yield b, order[bounds[b]:bounds[b + 1]]
 
     def replace_counted(self, ids, counts, edges) -> None:
         """Overwrite (or add) the given sorted ids with exactly these counts and edges."""
-        self.remove_ids(ids)
+        if len(self):
+            self.remove_ids(ids)
         self._add_sorted(ids, counts.astype(np.uint64), edges)
 
     # --- single items ------------------------------------------------------------
@@ -357,6 +456,7 @@ class KmerTable:
         if ident not in self.single:
             b, pos, found = self._find(ident)
             if found:
+                self._writable(b)
                 self.counts[b][pos] = count
                 self.edges[b][pos] = edges
                 return

@@ -1,0 +1,123 @@
+"""Benchmarks of bulk movement and cascades, under mpiexec -n 3:
+
+- `copy kmers/* from 1 to 2` of 10 million k-mers, beside a raw mpi4py Send/Recv of the same bytes
+  (ids, counts, edges as numpy arrays) from rank 1 to rank 2 in the same job;
+- a 1,000-hop `walk`, per hop, beside the raw 8-byte ping-pong one-way latency in the same job.
+Medians of several rounds.
+"""
+
+import statistics
+import sys
+import time
+
+import numpy as np
+from mpi4py import MPI
+
+from rayscript import Cluster
+from rayscript.store import encoding
+from rayscript.store.partition import owners
+
+N_KMERS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+HOPS = 1000
+K = 31
+comm = MPI.COMM_WORLD
+
+
+def raw_transfer(ids, counts, edges) -> float:
+    comm.Barrier()
+    t0 = time.perf_counter()
+    if comm.rank == 1:
+        for a in (ids, counts, edges):
+            comm.Send(a, dest=2, tag=3)
+    elif comm.rank == 2:
+        for a in (ids, counts, edges):
+            buf = np.empty_like(a)
+            comm.Recv(buf, source=1, tag=3)
+    elapsed = comm.bcast(time.perf_counter() - t0 if comm.rank == 2 else None, root=2)
+    comm.Barrier()
+    return elapsed
+
+
+def raw_latency(n=5000) -> float:
+    buf = np.zeros(1, np.int64)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        if comm.rank == 1:
+            comm.Send(buf, dest=2, tag=4)
+            comm.Recv(buf, source=2, tag=4)
+        elif comm.rank == 2:
+            comm.Recv(buf, source=1, tag=4)
+            comm.Send(buf, dest=1, tag=4)
+    rt = comm.bcast((time.perf_counter() - t0) / n if comm.rank == 1 else None, root=1)
+    comm.Barrier()
+    return rt / 2
+
+
+def chain():
+    """A random 1,031-base sequence: a walk of exactly 1,000 hops, its k-mers on their owners."""
+    rng = np.random.default_rng(77)
+    seq = rng.integers(0, 4, HOPS + K, dtype=np.uint8)
+    ids, edges = encoding.kmers_from_codes(np.concatenate((seq, [encoding.INVALID])).astype(np.uint8), K)
+    return ids, edges, "".join("ACGT"[b] for b in seq[:K])
+
+
+def main() -> None:
+    if comm.size != 3:
+        sys.exit("bench_bulk: run with mpiexec -n 3")
+    rng = np.random.default_rng(5)
+    ids = np.unique(rng.integers(0, 1 << 62, int(N_KMERS * 1.01), dtype=np.uint64))[:N_KMERS]
+    counts = rng.integers(1, 100, len(ids), dtype=np.uint32)
+    edges = rng.integers(0, 256, len(ids), dtype=np.uint8)
+    cids, cedges, start = chain()
+    cluster = Cluster(comm=comm)
+    table = cluster.node.shard.kmers
+    table.set_k(K)
+    mine = owners(cids, 3) == comm.rank
+    table.add_occurrences(cids[mine], cedges[mine])
+    raws, copies, lats, hops = [], [], [], []
+    for _ in range(ROUNDS):
+        raws.append(raw_transfer(ids, counts, edges))
+        lats.append(raw_latency())
+        if comm.rank == 1:
+            table.add_counted(ids, counts.astype(np.uint64), edges)
+        if comm.rank == 0:
+            copy = cluster.parse("copy kmers/* from 1 to 2 merge")
+            walk = cluster.parse(f"walk kmers/{start} length={HOPS} into paths/w")
+            t0 = time.perf_counter()
+            ((res,),) = cluster.execute(copy)
+            copies.append(time.perf_counter() - t0)
+            nbytes = res.data["bytes"]
+            t0 = time.perf_counter()
+            ((walked,),) = cluster.execute(walk)
+            hops.append((time.perf_counter() - t0) / (walked.data["kmers"] - 1))
+            assert walked.data["kmers"] - 1 == HOPS, walked.data
+            cluster.run("delete kmers/* from 2\ndelete kmers/* from 1")
+            cluster.node.stop_all()
+            cluster.node.messenger.finish()
+        else:
+            cluster.serve()
+        cluster = Cluster(comm=comm)
+        table = cluster.node.shard.kmers
+        table.set_k(K)
+        table.add_occurrences(cids[mine], cedges[mine])
+    if comm.rank == 0:
+        raw, copy = statistics.median(raws), statistics.median(copies)
+        lat, hop = statistics.median(lats), statistics.median(hops)
+        mb = nbytes / 1e6
+        print(f"raw Send/Recv of {mb:.0f} MB (ids, counts, edges of {N_KMERS:,} k-mers) 1->2: median "
+              f"{raw * 1e3:.1f} ms = {mb / raw / 1e3:.2f} GB/s")
+        print(f"copy kmers/* from 1 to 2: median {copy * 1e3:.1f} ms = {mb / copy / 1e3:.2f} GB/s; "
+              f"ratio to raw {raw / copy:.2f} (target >= 0.7)")
+        print(f"raw one-way latency (8-byte ping-pong / 2): median {lat * 1e6:.1f} us")
+        print(f"walk of {HOPS} hops over 3 ranks: median {hop * 1e6:.1f} us per hop; ratio to raw one-way "
+              f"latency {hop / lat:.1f}")
+        cluster.node.stop_all()
+        cluster.node.messenger.finish()
+    else:
+        cluster.serve()
+
+
+if __name__ == "__main__":
+    main()
