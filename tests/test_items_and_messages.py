@@ -3,6 +3,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rayscript import messages as m
+from rayscript.genomics import graph as gr
+from rayscript.genomics import movement as mv
 from rayscript.genomics import statements as g
 from rayscript.items import GraphPath, GraphSearchResult, Kmer, pack_item, unpack_item
 from rayscript.language import parse
@@ -44,11 +46,31 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         g.LoadOrder(parts=[("r.fq", "fastq", False, 0, 10)], k=21, canonical=False, total_bytes=10),
         g.KmerStatsOrder(histogram=True), g.DumpSizeOrder(lo=2, hi=9), g.DumpWriteOrder(path="o", offset=5),
         g.QueryOrder(ids=b"\0" * 16),
+        mv.BulkSendOrder(selector=("count", ">=", 3), target=2, mode="merge", move=True, what="kmers where"),
+        mv.BulkChunk(seq=2, last=True, mode="replace", what="kmers/*"), mv.BulkStored(ok=False, reason="x", items=3),
+        mv.BulkDeleteOrder(selector=("prefix", "ACG")),
+        gr.WalkStep(start=5, current=9, sequence="ACGT", k=4, hops=2, both=True, phase="back", into=("paths", "p")),
+        gr.PathStore(item=b"\x02", info={"length": 3}), gr.NeighboursOrder(),
     ]
     assert {type(s) for s in samples} == set(m.REGISTRY.values())
     for i, msg in enumerate(samples):
         msg.sender, msg.recipient, msg.commander, msg.request = 1, 2, 0, 100 + i
         assert m.Message.decode(msg.encode()) == msg
+
+
+def test_bulk_buffers_travel_beside_the_message_on_both_backends():
+    from rayscript.runtime.local import LocalNetwork
+
+    net = LocalNetwork(2)
+    msg = mv.BulkChunk(recipient=1, seq=0, last=True)
+    arrays = [np.arange(5, dtype=np.uint64), np.arange(5, dtype=np.uint32), np.arange(5, dtype=np.uint8)]
+    msg.buffers = arrays
+    net.messenger(0).send(msg)
+    arrays[0][0] = 99  # the receiver got its own copy
+    (got,) = net.messenger(1).poll(0)
+    assert [b.tolist() for b in got.buffers] == [[0, 1, 2, 3, 4]] * 3
+    assert [b.dtype for b in got.buffers] == [np.uint64, np.uint32, np.uint8]
+    assert b"\x00\x01\x02\x03\x04" not in msg.encode()  # the data is not in the pickled envelope
 
 
 @given(st.text(alphabet="ACGT", min_size=1, max_size=31))

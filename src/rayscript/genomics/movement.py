@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import RuntimeFault, ScriptError
 from ..language import ast
 from ..messages import Ack, CopyOrder, ErrorReply, HasOrder, Message
