@@ -92,7 +92,12 @@ def open_cluster(ranks: int | None):
     if under_mpiexec():
         if ranks is not None:
             raise RayScriptError("--ranks is for runs without mpiexec; under mpiexec use -n")
-        return Cluster(comm=_world())
+        cluster = Cluster(comm=_world())
+        if cluster.rank != 0:
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is rank 0's to handle
+        return cluster
     if ranks is None:
         print("rayscript: not started under mpiexec; running on 1 rank "
               "(use 'mpiexec -n N rayscript ...' or --ranks N for more)", file=sys.stderr)
@@ -204,4 +209,4 @@ def _emergency_stop(cluster) -> None:
 def cmd_repl(args) -> int:
     from .repl import run_repl
 
-    return _on_cluster(args.ranks, run_repl)
+    return _on_cluster(getattr(args, "ranks", None), run_repl)

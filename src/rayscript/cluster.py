@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from .errors import RayScriptError, ScriptError, ScriptErrors
+from .errors import Cancelled, RayScriptError, ScriptError, ScriptErrors
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import ast
@@ -143,9 +143,7 @@ class Cluster:
         """Run script text, yielding the results of each top-level statement as it completes."""
         self._require_driver()
         statements = self.parse(text, source)
-        self.scope.text = _text(text)
-        for st in statements:
-            yield self.node.run(self.interpreter.execute(st, self.scope))
+        yield from self.execute(statements, _text(text))
 
     def run(self, text: str, source: str = "<string>") -> list[Result]:
         """Run script text; return the results of every statement (structured, printable)."""
@@ -158,7 +156,14 @@ class Cluster:
         self._require_driver()
         self.scope.text = text
         for st in statements:
-            yield self.node.run(self.interpreter.execute(st, self.scope))
+            try:
+                results = self.node.run(self.interpreter.execute(st, self.scope))
+            except KeyboardInterrupt:
+                late = self.node.cancel_everywhere()
+                note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late
+                        else "; every order already sent was completed")
+                raise Cancelled(f"cancelled{note}, later orders were not sent") from None
+            yield results
 
     def get(self, key: str, rank: int | None = None) -> Carriageable:
         """The item stored under ``key`` on ``rank`` (default: the key's owner)."""

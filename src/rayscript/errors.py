@@ -129,3 +129,7 @@ class StatementError(RayScriptError):
             if ctx:
                 msg = f"{msg}\n{ctx}"
         return msg
+
+
+class Cancelled(RayScriptError):
+    """The user interrupted a statement; the orders already in flight were completed."""

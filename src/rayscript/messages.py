@@ -246,6 +246,11 @@ class Stop(Message, kind="stop", code=60):
 
 
 @dataclass(kw_only=True)
+class Cancel(Message, kind="cancel", code=62):
+    """Stop every task (commander work) on the recipient once its orders in flight are answered."""
+
+
+@dataclass(kw_only=True)
 class Fatal(Message, kind="fatal", code=61):
     rank: int = -1
     reason: str = ""

@@ -132,6 +132,10 @@ class KmerService:
         return self.node.shard.kmers
 
     def on_load(self, msg: LoadOrder) -> None:
+        with self.node.deferred_interrupt():
+            self._load(msg)
+
+    def _load(self, msg: LoadOrder) -> None:
         coll = self.node.collective
         t0 = time.monotonic()
         staging = KmerTable(msg.k)
@@ -167,6 +171,8 @@ class KmerService:
                     error = str(exc)
                 except Exception as exc:  # reported, and the other ranks stop with us
                     error = f"{type(exc).__name__}: {exc}"
+            if self.node.poll_interrupt() and error is None:
+                error = "load cancelled (Ctrl-C); the store is as it was before the statement"
             flags = coll.allreduce(np.array([active and error is None, error is not None, nbytes], np.int64))
             if self.node.rank == 0 and self.node.progress is not None:
                 self.node.progress(int(flags[2]), msg.total_bytes)

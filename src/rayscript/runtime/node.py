@@ -11,13 +11,16 @@ order as an :class:`~rayscript.messages.ErrorReply` stamped with the rank and ho
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Generator
 
-from ..errors import OrderTimeout, RankFailure, RayScriptError, RuntimeFault
-from ..messages import ErrorReply, Fatal, Message, Stop, key_text
+from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault
+from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
@@ -59,7 +62,7 @@ class Future:
 class Task:
     """Drives a generator that yields a Future or a list of Futures."""
 
-    __slots__ = ("future", "gen", "node", "outcome", "waiting")
+    __slots__ = ("cancelled", "future", "gen", "node", "outcome", "waiting")
 
     def __init__(self, node: Node, gen: Generator):
         self.gen = gen
@@ -67,8 +70,14 @@ class Task:
         self.future = Future()
         self.waiting: list[Future] = []
         self.outcome = None
+        self.cancelled = False
 
     def step(self) -> None:
+        if self.cancelled:
+            self.gen.close()
+            self.node.tasks.discard(self)
+            self.future.fail(Cancelled("cancelled"))
+            return
         send_value, throw = None, None
         if self.waiting:
             futures, self.waiting = self.waiting, []
@@ -80,9 +89,11 @@ class Task:
         try:
             yielded = self.gen.throw(throw) if throw is not None else self.gen.send(send_value)
         except StopIteration as stop:
+            self.node.tasks.discard(self)
             self.future.resolve(stop.value)
             return
-        except BaseException as exc:
+        except BaseException as exc:  # delivered to whoever awaits the task
+            self.node.tasks.discard(self)
             self.future.fail(exc)
             return
         futures = yielded if isinstance(yielded, list) else [yielded]
@@ -111,6 +122,10 @@ class Node:
         self.handlers: dict[type, Callable[[Message], None]] = {}
         self.pending: dict[int, Future] = {}
         self.ready: deque[Task] = deque()
+        self.tasks: set[Task] = set()
+        self.interrupted = False
+        # set by a shell that reads Ctrl-C as a key rather than a signal: returns True once pressed
+        self.interrupt_check = None
         self.next_request = 1
         self.stopping = False
         self.failure: RankFailure | None = None
@@ -119,6 +134,7 @@ class Node:
         self.progress = None  # rank 0: callback(done, total) for long statements
         self._next_check = 0.0
         self.register(Stop, self._on_stop)
+        self.register(Cancel, lambda msg: self.cancel_tasks())
         self.register(Fatal, self._on_fatal)
 
     # --- wiring -----------------------------------------------------------
@@ -155,8 +171,53 @@ class Node:
 
     def spawn(self, gen: Generator) -> Future:
         task = Task(self, gen)
+        self.tasks.add(task)
         self.ready.append(task)
         return task.future
+
+    @contextlib.contextmanager
+    def deferred_interrupt(self):
+        """Within a collective operation Ctrl-C must not leave the other ranks waiting: it only
+        sets ``self.interrupted``, which the operation checks at its next step."""
+        self.interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def note(signum, frame):
+            self.interrupted = True
+
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def poll_interrupt(self) -> bool:
+        """For long operations that do not return to the loop: has the user asked to cancel?"""
+        if self.interrupt_check is not None and self.interrupt_check():
+            self.interrupted = True
+        return self.interrupted
+
+    def cancel_tasks(self) -> None:
+        """Every task stops at its next step (when its orders in flight have been answered)."""
+        for task in self.tasks:
+            task.cancelled = True
+
+    def cancel_everywhere(self, deadline: float = 10.0) -> list[int]:
+        """Rank 0 after Ctrl-C: stop the tasks here and on every rank, then serve until the orders
+        in flight are answered (so nothing is left half done).  Returns the ranks that still had
+        orders unanswered at the deadline."""
+        self.cancel_tasks()
+        for r in range(self.size):
+            if r != self.rank:
+                self.send(Cancel(recipient=r))
+        end = time.monotonic() + deadline
+        while (self.pending or self.ready) and time.monotonic() < end:
+            self.step(0.01)
+        late = sorted({f.rank for f in self.pending.values() if f.rank is not None})
+        return late
 
     # --- the loop -----------------------------------------------------------
     def step(self, timeout: float) -> None:
@@ -205,6 +266,8 @@ class Node:
         while not fut.done:
             if self.failure is not None:
                 raise self.failure
+            if self.interrupt_check is not None and self.interrupt_check():
+                raise KeyboardInterrupt
             self.step(_CHECK_EVERY)
         return fut.result()
 

@@ -1,4 +1,5 @@
-"""Line mode on rank 0: statements are read from stdin and run while the other ranks serve.
+"""Line mode on rank 0, when stdin is not a terminal: statements are read line by line like a
+script, without prompts or colour, while the other ranks serve.
 
 A statement that opens a block with ``{`` continues on the next lines until it is closed.
 An error is printed and the session goes on; end of input (Ctrl-D) or ``exit`` shuts every
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from .errors import RankFailure, RayScriptError
+from ..errors import RankFailure, RayScriptError
 
 
-def _balance(text: str) -> int:
+def balance(text: str) -> int:
+    """How many '{' are still open (strings and comments ignored)."""
     depth = 0
     in_str = False
     for line in text.splitlines():
@@ -28,21 +30,14 @@ def _balance(text: str) -> int:
     return depth
 
 
-def run_repl(cluster, stdin=None, stdout=None) -> int:
+def run_lines(cluster, stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    interactive = stdin.isatty()
-    if interactive:
-        print(f"rayscript on {cluster.size} rank{'s' if cluster.size > 1 else ''} ({cluster.backend}); "
-              "'help' lists the statements, Ctrl-D or 'exit' leaves", file=stdout)
     progress = cluster.node.progress
     buffer = ""
     lineno = 0
     status = 0
     while True:
-        if interactive:
-            stdout.write(f"ray[{cluster.size}]> " if not buffer else "...> ")
-            stdout.flush()
         line = stdin.readline()
         if not line:
             break
@@ -50,7 +45,7 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
         if not buffer and line.strip() in ("exit", "quit"):
             break
         buffer += line
-        if _balance(buffer) > 0:
+        if balance(buffer) > 0:
             continue
         text, buffer = buffer, ""
         if not text.strip():
@@ -65,9 +60,9 @@ def run_repl(cluster, stdin=None, stdout=None) -> int:
         except RankFailure:
             raise  # the caller shuts the job down
         except RayScriptError as exc:
-            print(str(exc), file=sys.stderr, flush=True)
+            print(str(exc), file=sys.stderr, flush=True)  # noqa: T201 - line mode prints like a script
             status = 1
     if buffer.strip():
-        print("error: input ended inside a block opened with '{'", file=sys.stderr)
+        print("error: input ended inside a block opened with '{'", file=sys.stderr)  # noqa: T201
         status = 1
-    return 0 if interactive else status
+    return status

@@ -1,0 +1,189 @@
+"""The interactive shell, driven in-process through prompt_toolkit's pipe input, and once for
+real inside tmux under mpiexec."""
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output.plain_text import PlainTextOutput
+
+from conftest import BIN, ROOT
+from rayscript import Cluster
+from rayscript.repl.completer import RayCompleter
+from rayscript.repl.lexer import RayLexer
+from rayscript.repl.shell import Shell
+
+
+def drive(cluster, keys, history=None):
+    """Type ``keys`` into a shell on ``cluster``; return what it printed."""
+    buf = io.StringIO()
+    with create_pipe_input() as inp:
+        shell = Shell(cluster, input=inp, output=PlainTextOutput(buf), history=history or InMemoryHistory())
+        inp.send_text(keys)
+        assert shell.loop() == 0
+    return buf.getvalue(), shell
+
+
+def completions(text, size=4, variables=None, keys=None):
+    comp = RayCompleter(size, variables or {}, keys or [])
+    return [c.text for c in comp.get_completions(Document(text, len(text)), CompleteEvent())]
+
+
+def test_completion_follows_the_grammar():
+    assert completions("co") == ["copy", "count"]
+    assert ":timing" in completions("")
+    assert completions("copy kmers/5 ") == ["from", "to"]
+    assert completions("copy kmers/5 from ") == ["0", "1", "2", "3"]
+    assert completions("copy kmers/5 from $", variables={"r": 2}) == ["$r"]
+    assert completions("copy kmers/5 from 1 to 2 ") == ["merge", "replace"]
+    assert completions("get ") == ["kmers/", "paths/", "results/"]
+    assert completions("get k", keys=["kmers/77", "paths/p"]) == ["kmers/", "kmers/77"]
+    assert completions("load \"r.fq\" into kmers ") == ["k=", "canonical="]
+    assert sorted(completions("help lo")) == ["load", "locate"]
+    assert completions("count ") == ["kmers", "paths", "results"]
+    assert completions("on 2 { cop") == ["copy"]
+
+
+def test_completion_of_file_paths_after_load(tmp_path, monkeypatch):
+    (tmp_path / "reads_1.fq").write_text("@a\nA\n+\nI\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert completions('load "rea') == ['"reads_1.fq"']
+    assert completions('load "su') == ['"sub']
+
+
+def test_lexer_names_tokens_from_the_grammar():
+    tokens = [(str(t), v) for t, v in RayLexer().get_tokens('copy kmers/5 from $r to 2 # note\n') if v.strip()]
+    assert tokens == [("Token.Keyword", "copy"), ("Token.Name.Variable.Instance", "kmers/5"),
+                      ("Token.Keyword", "from"), ("Token.Name.Variable", "$r"), ("Token.Keyword", "to"),
+                      ("Token.Literal.Number.Integer", "2"), ("Token.Comment.Single", "# note")]
+
+
+def test_session_runs_statements_multiline_blocks_and_recovers_from_errors():
+    with Cluster.local(3) as c:
+        out, shell = drive(c, "put kmers/5 count=2 on 1\r"
+                              "copy kmers/5 frm 1 to 2\r"
+                              "on 1 {\r copy kmers/5 from 1 to 2\r}\r"
+                              "locate kmers/5\r"
+                              "let x = 7\r:vars\r:timing on\rranks\r:nonsense\r\x04")
+        assert "put kmers/5 on rank 1" in out
+        assert "<stdin>:1:14: expected 'from' or 'to' after 'kmers/5', got 'frm'" in out
+        assert "copied kmers/5 from rank 1 to rank 2" in out
+        assert "kmers/5 is on ranks 1, 2" in out
+        assert "$x = 7" in out
+        assert "timing is on" in out and " ms)" in out
+        assert "rank  host" in out
+        assert "unknown meta command ':nonsense'" in out
+        assert list(shell.session.history.get_strings())[2] == "on 1 {\n copy kmers/5 from 1 to 2\n }"
+        assert "kmers/5" in shell.keys
+        assert c.run("locate kmers/5")[0].data["ranks"] == [1, 2]  # the cluster is still serving
+
+
+def test_banner_and_source(tmp_path):
+    script = tmp_path / "s.ray"
+    script.write_text("put paths/p1 on 1\nlocate paths/p1\n")
+    with Cluster.local(2) as c:
+        out, _ = drive(c, f":source {script}\r:source {tmp_path}/missing.ray\rexit\r")
+    first = out.splitlines()[0]
+    assert first.startswith("rayscript ") and "2 ranks on 1 host" in first and "store: 0 kmers" in first
+    assert "paths/p1 is on rank" in out
+    assert "cannot read" in out
+
+
+def test_history_persists_in_the_xdg_data_directory(tmp_path, monkeypatch):
+    from rayscript.repl.shell import history_path
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert history_path() == tmp_path / "rayscript" / "history"
+    with Cluster.local(1) as c:
+        buf = io.StringIO()
+        with create_pipe_input() as inp:
+            shell = Shell(c, input=inp, output=PlainTextOutput(buf))
+            inp.send_text("ranks\r\x04")
+            shell.loop()
+    assert "ranks" in (tmp_path / "rayscript" / "history").read_text()
+
+
+def test_ctrl_c_during_a_long_statement_cancels_it_and_the_prompt_returns():
+    from rayscript.messages import PutOrder
+
+    with Cluster.local(3) as c:
+        slow = c.local_nodes[1]
+        original = slow.handlers[PutOrder]
+
+        def sluggish(msg):
+            time.sleep(0.01)
+            original(msg)
+
+        slow.register(PutOrder, sluggish)
+        timer = threading.Timer(0.6, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        out, _ = drive(c, "for i in 1..100000 { put kmers/$i on 1 }\rcount kmers\r\x04")
+        timer.cancel()
+        assert "^C cancelled; every order already sent was completed, later orders were not sent" in out
+        (count,) = c.run("count kmers")
+        held = count.data["distinct"]
+        assert 0 < held < 100000
+        # nothing half done: every put that was sent is there, and nothing more is coming
+        time.sleep(0.3)
+        assert c.run("count kmers")[0].data["distinct"] == held
+
+
+def _tmux_capture(session):
+    return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.mpi
+@pytest.mark.external
+def test_repl_under_mpiexec_in_tmux_as_a_person_types():
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    session = f"rayscript-test-{os.getpid()}"
+    mpiexec = BIN / "mpiexec"
+    marker = ROOT / f".tmux-exit-{os.getpid()}"
+    cmd = f"cd {ROOT} && {mpiexec} -n 3 {BIN / 'rayscript'} repl; echo $? > {marker}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
+    try:
+        def wait_for(text, timeout=20):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                screen = _tmux_capture(session)
+                if text in screen:
+                    return screen
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} never appeared:\n{_tmux_capture(session)}")
+
+        def type_line(line):
+            subprocess.run(["tmux", "send-keys", "-t", session, "-l", line], check=True)
+            subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+
+        wait_for("ray[3]>")
+        type_line("put kmers/5 count=2 on 1")
+        wait_for("put kmers/5 on rank 1")
+        type_line("copy kmers/5 frm 1 to 2")
+        wait_for("expected 'from' or 'to' after 'kmers/5', got 'frm'")
+        type_line("copy kmers/5 from 1 to 2")
+        wait_for("copied kmers/5 from rank 1 to rank 2")
+        type_line("locate kmers/5")
+        screen = wait_for("kmers/5 is on ranks 1, 2")
+        assert "Traceback" not in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-d"], check=True)
+        end = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert marker.exists(), _tmux_capture(session)
+        assert marker.read_text().strip() == "0"
+        procs = subprocess.run(["pgrep", "-f", f"{BIN / 'rayscript'} repl"], capture_output=True, text=True).stdout
+        assert procs.strip() == ""  # every rank exited
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        marker.unlink(missing_ok=True)
