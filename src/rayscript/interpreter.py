@@ -205,7 +205,7 @@ class Interpreter:
         cls = CopyOrder if verb == "copy" else MoveOrder
         yield self.node.order(cls(recipient=source, key=wk.key, target=target, mode=st.mode))
         past = "copied" if verb == "copy" else "moved"
-        return [Result(verb, f"{past} {wk} from rank {source} to rank {target}",
+        return [Result(verb, f"{past} {wk.describe()} from rank {source} to rank {target}",
                        {"key": str(wk), "source": source, "target": target})]
 
     def _delete(self, st: ast.Delete, scope):
@@ -223,9 +223,9 @@ class Interpreter:
         own = self.owner(wk)
         if holders:
             names = ", ".join(f"{r} (owner)" if r == own else str(r) for r in holders)
-            text = f"{wk} is on rank{'s' if len(holders) > 1 else ''} {names}"
+            text = f"{wk.describe()} is on rank{'s' if len(holders) > 1 else ''} {names}"
         else:
-            text = f"{wk} is on no rank (its owner would be rank {own})"
+            text = f"{wk.describe()} is on no rank (its owner would be rank {own})"
         return [Result("locate", text, {"key": str(wk), "ranks": holders, "owner": own})]
 
     def _ranks(self, st, scope):
