@@ -3,6 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rayscript import messages as m
+from rayscript.genomics import checkpoint as ck
 from rayscript.genomics import graph as gr
 from rayscript.genomics import movement as mv
 from rayscript.genomics import statements as g
@@ -51,6 +52,8 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         mv.BulkDeleteOrder(selector=("prefix", "ACG")),
         gr.WalkStep(start=5, current=9, sequence="ACGT", k=4, hops=2, both=True, phase="back", into=("paths", "p")),
         gr.PathStore(item=b"\x02", info={"length": 3}), gr.NeighboursOrder(),
+        ck.SaveOrder(directory="/d"), ck.VerifyOrder(files=[("/d/f", {"bytes": 1})], token="t", k=21),
+        ck.CommitOrder(token="t", commit=False),
     ]
     assert {type(s) for s in samples} == set(m.REGISTRY.values())
     for i, msg in enumerate(samples):

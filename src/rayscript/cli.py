@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-e", dest="text", metavar="TEXT", help="run this text instead of a file")
     run.add_argument("--ranks", type=int, metavar="N",
                      help="without mpiexec: run N ranks as threads of this process")
+    run.add_argument("--restore", metavar="DIR", help="start from the checkpoint in DIR (written by 'save to')")
     chk = sub.add_parser("check", help="parse and validate a script without MPI; report every error")
     chk.add_argument("script", nargs="+")
     chk.add_argument("--ranks", type=int, metavar="N", help="also check ranks against a cluster of N")
@@ -182,6 +184,9 @@ def cmd_run(args) -> int:
 
     def drive(c) -> int:
         try:
+            if args.restore:
+                for results in c.stream(f"restore from {json.dumps(args.restore)}", "--restore"):
+                    _print_results(results)
             for results in c.stream(text if text is not None else _read(source), source):
                 c.node.progress.finish()
                 _print_results(results)

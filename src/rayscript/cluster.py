@@ -40,11 +40,12 @@ def _build_node(messenger, collective=None) -> tuple[Node, Interpreter]:
 
 
 def _install_extensions(interp: Interpreter) -> None:
-    from .genomics import graph, movement, statements
+    from .genomics import checkpoint, graph, movement, statements
 
     statements.install(interp)
     movement.install(interp)
     graph.install(interp)
+    checkpoint.install(interp)
 
 
 class Cluster:

@@ -49,6 +49,7 @@ class BulkSendOrder(Message, kind="bulk-send", code=90):
 
 @dataclass(kw_only=True)
 class BulkChunk(Message, kind="bulk-chunk", code=91):
+    k: int | None = None
     seq: int = 0
     last: bool = False
     mode: str | None = None
@@ -104,6 +105,7 @@ class MovementService:
         groups.append(group)
         for seq, group in enumerate(groups):
             chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
+                              k=self.table.k,
                               last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
             chunk.buffers = [a for _, ids, counts, edges in group for a in (ids, counts, edges)]
             self.node.send(chunk)
@@ -112,6 +114,8 @@ class MovementService:
         """Chunks are applied as they arrive when no conflict can refuse the copy ('merge',
         'replace', or nothing held here); otherwise staged and applied all together at the end."""
         key = (msg.commander, msg.request)
+        if msg.k and self.table.k is None:
+            self.table.set_k(msg.k)
         state = self.incoming.get(key)
         if state is None:
             state = self.incoming[key] = {"staged": [], "items": 0, "conflicts": 0,

@@ -292,6 +292,20 @@ class Rebalance(Statement):
     meta: Location | None = field(**_META)
 
 
+@dataclass(frozen=True, slots=True)
+class Save(Statement):
+    keyword: ClassVar[str] = "save"
+    path: Value
+    meta: Location | None = field(**_META)
+
+
+@dataclass(frozen=True, slots=True)
+class Restore(Statement):
+    keyword: ClassVar[str] = "restore"
+    path: Value
+    meta: Location | None = field(**_META)
+
+
 STATEMENT_CLASSES = {cls.keyword: cls for cls in Statement.__subclasses__()}
 STATEMENT_WORDS = tuple(sorted(STATEMENT_CLASSES))
 

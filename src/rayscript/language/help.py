@@ -69,6 +69,16 @@ HELP = {
     "rebalance": ("rebalance kmers",
                   "Move every k-mer to its owner rank (after bulk copies or restores), merging counts there.",
                   "rebalance kmers"),
+    "save": ("save to \"DIRECTORY\"",
+             "Checkpoint: every rank writes its shard (all namespaces) in parallel, then the commander "
+             "writes a manifest (format version, k, rank count, item counts, a checksum per file). Files "
+             "are written under new names and the manifest last, so a crash midway leaves the previous "
+             "checkpoint intact.",
+             'save to "ckpt/"'),
+    "restore": ("restore from \"DIRECTORY\"",
+                "Replace the store with a checkpoint, also on a different number of ranks (items go to "
+                "their owners). Every file is verified (size, checksum, format, k) before the store changes.",
+                'restore from "ckpt/"'),
     "query": ("query \"FILE\" in kmers [to \"FILE\"]", "The count of every k-mer of the given sequences.",
               'query "genes.fa" in kmers'),
 }

@@ -288,6 +288,14 @@ class _ToAst(Transformer):
         return ast.Replicate(self._single(key, "replicate", meta), copies, meta=_loc(meta, self.source))
 
     @v_args(meta=True)
+    def save(self, meta, children):
+        return ast.Save(children[0], meta=_loc(meta, self.source))
+
+    @v_args(meta=True)
+    def restore(self, meta, children):
+        return ast.Restore(children[0], meta=_loc(meta, self.source))
+
+    @v_args(meta=True)
     def rebalance(self, meta, children):
         return ast.Rebalance(str(children[0]), meta=_loc(meta, self.source))
 

@@ -68,7 +68,7 @@ class Task:
         self.gen = gen
         self.node = node
         self.future = Future()
-        self.waiting: list[Future] = []
+        self.waiting: list[Future] | None = None  # what the generator yielded last ([] is valid)
         self.outcome = None
         self.cancelled = False
 
@@ -79,8 +79,8 @@ class Task:
             self.future.fail(Cancelled("cancelled"))
             return
         send_value, throw = None, None
-        if self.waiting:
-            futures, self.waiting = self.waiting, []
+        if self.waiting is not None:
+            futures, self.waiting = self.waiting, None
             errors = [f.error for f in futures if f.error is not None]
             if errors:
                 throw = errors[0]

@@ -1,0 +1,125 @@
+"""Checkpoints: save, restore onto the same or another rank count, refusals before any change."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import rayscript_cmd, run_mpi
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+
+
+def write_fastq(path, seqs):
+    with open(path, "w") as fh:
+        for i, s in enumerate(seqs):
+            fh.write(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    rng = np.random.default_rng(3)
+    write_fastq(tmp_path / "r.fq", ["".join(rng.choice(list("ACGT"), size=80)) for _ in range(300)])
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=21\nput paths/p1 on 1\nput results/r9 on 2\n'
+              f'save to "{tmp_path}/ckpt"')
+        dump = tmp_path / "before.tsv"
+        c.run(f'dump kmers to "{dump}"')
+    return tmp_path / "ckpt", sorted(dump.read_text().splitlines())
+
+
+def state(c, tmp_path):
+    out = tmp_path / f"after{c.size}.tsv"
+    c.run(f'dump kmers to "{out}"')
+    return sorted(out.read_text().splitlines())
+
+
+@pytest.mark.parametrize("ranks", [1, 3, 4])
+def test_restore_onto_any_rank_count_gives_the_same_store_with_items_on_their_owners(saved, tmp_path, ranks):
+    ckpt, before = saved
+    with Cluster.local(ranks) as c:
+        (res,) = c.run(f'restore from "{ckpt}"')
+        assert res.data["items"] == {"kmers": len(before), "paths": 1, "results": 1}
+        assert state(c, tmp_path) == before
+        for key in ("paths/p1", "results/r9"):
+            (loc,) = c.run(f"locate {key}")
+            assert loc.data["ranks"] == [loc.data["owner"]]
+        if ranks != 3:
+            from rayscript.store.partition import owners
+
+            for r in range(ranks):
+                ids, _, _ = c.local_nodes[r].shard.kmers.extract(("all",))
+                assert (owners(ids, ranks) == r).all()
+
+
+def test_a_second_save_replaces_the_first_and_a_crashed_save_leaves_it(saved, tmp_path):
+    ckpt, before = saved
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    assert manifest["version"] == 1 and manifest["ranks"] == 3 and manifest["k"] == 21
+    assert [len(e["sha256"]) for e in manifest["files"]] == [64] * 3
+    # a save that died before its manifest: a stray generation directory, half written
+    stray = ckpt / "gen-crashed"
+    stray.mkdir()
+    (stray / "rank-0000.shard").write_bytes(b"partial")
+    with Cluster.local(2) as c:
+        c.run(f'restore from "{ckpt}"')
+        assert state(c, tmp_path) == before
+        c.run(f'put kmers/7 on 0\nsave to "{ckpt}"')
+    gens = sorted(p.name for p in ckpt.iterdir() if p.name.startswith("gen-"))
+    assert len(gens) == 1 and gens[0] == json.loads((ckpt / "manifest.json").read_text())["generation"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate", "truncated or changed"),
+    ("corrupt", "checksum mismatch (the file is corrupted)"),
+    ("delete", "missing (the manifest lists it)"),
+    ("version", "format version 9, this rayscript reads version 1"),
+    ("k", "k=25 differs from the checkpoint's k=21"),
+    ("manifest", "unreadable manifest"),
+])
+def test_a_damaged_checkpoint_is_refused_naming_the_file_before_the_store_changes(saved, tmp_path, damage, message):
+    ckpt, _ = saved
+    manifest_path = ckpt / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    victim = ckpt / manifest["files"][1]["file"]
+    if damage == "truncate":
+        victim.write_bytes(victim.read_bytes()[:-7])
+    elif damage == "corrupt":
+        data = bytearray(victim.read_bytes())
+        data[100] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    elif damage == "delete":
+        victim.unlink()
+    elif damage == "version":
+        manifest["version"] = 9
+        manifest_path.write_text(json.dumps(manifest))
+    elif damage == "k":
+        manifest["files"][1]["k"] = 25
+        manifest_path.write_text(json.dumps(manifest))
+    else:
+        manifest_path.write_text("{not json")
+    with Cluster.local(2) as c:
+        c.run("put kmers/42 count=5 on 1")
+        with pytest.raises(RayScriptError) as info:
+            c.run(f'restore from "{ckpt}"')
+        assert message in str(info.value)
+        if damage in ("truncate", "corrupt", "delete", "k"):
+            assert str(victim) in str(info.value) or os.path.basename(str(victim)) in str(info.value)
+        assert c.get("kmers/42", rank=1).count == 5  # the store did not change
+        assert c.run("count kmers")[0].data["distinct"] == 1
+
+
+def test_restore_of_a_directory_without_checkpoint(tmp_path):
+    with Cluster.local(2) as c, pytest.raises(RayScriptError, match="no checkpoint here"):
+        c.run(f'restore from "{tmp_path}"')
+
+
+@pytest.mark.mpi
+def test_run_with_restore_under_mpiexec(saved, tmp_path):
+    ckpt, before = saved
+    proc = run_mpi(4, *rayscript_cmd(), "run", "--restore", str(ckpt), "-e",
+                   f'count kmers\ndump kmers to "{tmp_path}/m.tsv"')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"restored {len(before):,} kmers, 1 paths, 1 results from {ckpt}; 3 ranks saved it")
+    assert sorted((tmp_path / "m.tsv").read_text().splitlines()) == before
