@@ -1,0 +1,30 @@
+"""Nothing lost, nothing duplicated: the store against a dictionary model, on both backends."""
+
+import pytest
+from hypothesis import settings
+
+from conftest import BIN, ROOT, run_mpi
+from rayscript import Cluster
+from support.model import StoreModel, encode_check
+
+
+class LocalModel(StoreModel):
+    def make_cluster(self, size):
+        return Cluster.local(size)
+
+
+LocalModel.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+TestLocalModel = LocalModel.TestCase
+
+
+def test_the_model_uses_canonical_kmers():
+    encode_check()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 3, 5])
+def test_model_under_mpiexec(ranks):
+    proc = run_mpi(ranks, str(BIN / "python"), "-m", "support.model", "8", "15", timeout=300,
+                   env={"PYTHONPATH": str(ROOT / "tests")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"MODEL OK on {ranks} ranks" in proc.stdout
