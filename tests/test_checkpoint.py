@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import rayscript_cmd, run_mpi
+from conftest import BIN, rayscript_cmd, run_mpi
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 
@@ -123,3 +123,47 @@ def test_run_with_restore_under_mpiexec(saved, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"restored {len(before):,} kmers, 1 paths, 1 results from {ckpt}; 3 ranks saved it")
     assert sorted((tmp_path / "m.tsv").read_text().splitlines()) == before
+
+
+KILL_MID_MOVE = """
+import os, sys
+import numpy as np
+from mpi4py import MPI
+from rayscript import Cluster
+from rayscript.genomics.movement import BulkChunk
+
+ckpt, dump = sys.argv[1], sys.argv[2]
+c = Cluster(comm=MPI.COMM_WORLD)
+if c.rank == 2:
+    def die(msg):
+        os._exit(9)  # the target dies in the middle of the move
+    c.node.register(BulkChunk, die)
+with c as client:
+    if client is not None:
+        client.run("for i in 1..300 { put kmers/$i count=3 on 1 }")
+        client.run(f'save to "{ckpt}"\\ndump kmers to "{dump}"')
+        print("saved", flush=True)
+        client.run("move kmers/* from 1 to 2")
+        print("not reached", flush=True)
+"""
+
+
+@pytest.mark.mpi
+def test_a_rank_killed_mid_move_ends_the_job_and_the_checkpoint_restores_exactly(tmp_path):
+    import time
+
+    prog = tmp_path / "kill.py"
+    prog.write_text(KILL_MID_MOVE)
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), str(tmp_path / "ck"),
+                   str(tmp_path / "before.tsv"), timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode != 0
+    assert "saved" in proc.stdout and "not reached" not in proc.stdout
+    assert proc.returncode == 9  # MPICH's launcher ends the job at once with the dead rank's status
+    proc = run_mpi(2, *rayscript_cmd(), "run", "--restore", str(tmp_path / "ck"), "-e",
+                   f'dump kmers to "{tmp_path}/after.tsv"')
+    assert proc.returncode == 0, proc.stderr
+    before = sorted((tmp_path / "before.tsv").read_text().splitlines())
+    assert len(before) == 300
+    assert sorted((tmp_path / "after.tsv").read_text().splitlines()) == before
