@@ -15,7 +15,7 @@ from rayscript.language.help import HELP
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [p.read_text() for p in sorted((ROOT / "examples").glob("*.ray"))] + [h[2] for h in HELP.values()]
-ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyz0123456789 /$*{}:;=<>.,\"#\n\t-_ACGT") + ["\x00", "é"])
+ALPHABET = st.sampled_from([*list('abcdefghijklmnopqrstuvwxyz0123456789 /$*{}:;=<>.,"#\n\t-_ACGT'), "\x00", "é"])
 
 
 def _located(err):
