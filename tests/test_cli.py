@@ -167,3 +167,39 @@ def test_embedded_crash_is_reported_by_rank_0(tmp_path):
     proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
     assert proc.returncode != 0
     assert "rank 1 failed: RuntimeError: bad state" in proc.stderr
+
+
+TERMINATE = """
+import os, signal
+from mpi4py import MPI
+from rayscript.cli import install_signal_handlers, main
+import rayscript.cli as cli
+
+original = cli.open_cluster
+def open_cluster(ranks):
+    c = original(ranks)
+    if c.rank == 2:
+        from rayscript.messages import PutOrder
+        handler = c.node.handlers[PutOrder]
+        seen = []
+        def put(msg):
+            seen.append(1)
+            if len(seen) == 50:
+                os.kill(os.getpid(), signal.SIGTERM)  # as 'kill PID' would
+            handler(msg)
+        c.node.register(PutOrder, put)
+    return c
+cli.open_cluster = open_cluster
+raise SystemExit(main(["run", "-e", "for i in 1..100000 { put kmers/$i on 2 }"]))
+"""
+
+
+def test_a_rank_told_to_terminate_is_named_and_the_job_ends(tmp_path):
+    prog = tmp_path / "term.py"
+    prog.write_text(TERMINATE)
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 1
+    assert "error: rank 2 failed: terminated by SIGTERM" in proc.stderr
+    assert "Traceback" not in proc.stderr

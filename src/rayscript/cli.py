@@ -8,7 +8,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import RankFailure, RayScriptError
+from .errors import RankFailure, RayScriptError, Terminated
 
 USAGE_EXAMPLES = """examples:
   mpiexec -n 6 rayscript run examples/seed.ray
@@ -95,16 +95,30 @@ def open_cluster(ranks: int | None):
         if ranks is not None:
             raise RayScriptError("--ranks is for runs without mpiexec; under mpiexec use -n")
         cluster = Cluster(comm=_world())
-        if cluster.rank != 0:
-            import signal
-
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is rank 0's to handle
+        install_signal_handlers(cluster)
         return cluster
     if ranks is None:
         print("rayscript: not started under mpiexec; running on 1 rank "
               "(use 'mpiexec -n N rayscript ...' or --ranks N for more)", file=sys.stderr)
         ranks = 1
     return Cluster.local(ranks)
+
+
+def install_signal_handlers(cluster) -> None:
+    """Under mpiexec: Ctrl-C is rank 0's alone (the shell or script cancels); a rank told to
+    terminate (SIGTERM) reports it to rank 0 before it goes, so rank 0 can say which rank it was
+    and shut every rank down cleanly.  A second SIGTERM ends the process at once."""
+    import signal
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if cluster.rank == 0:
+            raise RankFailure(0, "terminated by SIGTERM")
+        raise Terminated("terminated by SIGTERM")
+
+    if cluster.rank != 0:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def _world():

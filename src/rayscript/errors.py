@@ -133,3 +133,7 @@ class StatementError(RayScriptError):
 
 class Cancelled(RayScriptError):
     """The user interrupted a statement; the orders already in flight were completed."""
+
+
+class Terminated(BaseException):
+    """Raised in a rank's main thread when it is told to terminate (SIGTERM)."""

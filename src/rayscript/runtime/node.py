@@ -19,7 +19,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Generator
 
-from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault
+from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
 from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
 
 DEFAULT_TIMEOUT = 30.0
@@ -280,10 +280,12 @@ class Node:
         while not self.stopping:
             try:
                 self.step(1.0)
-            except Exception as exc:
+            except (Exception, Terminated) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 tb = traceback.extract_tb(exc.__traceback__)
-                if tb:
+                if isinstance(exc, Terminated):
+                    reason = str(exc)
+                elif tb:
                     reason += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
                 if self.rank == 0:
                     raise
