@@ -144,7 +144,7 @@ class Progress:
         if self.tty:
             width = 30
             bar = "#" * int(frac * width)
-            self.stream.write(f"\rreading [{bar:<{width}}] {frac:6.1%}  {done / mib:,.1f} / {total / mib:,.1f} MiB")
+            self.stream.write(f"\r\x1b[Kreading [{bar:<{width}}] {frac:6.1%}  {done / mib:,.1f} / {total / mib:,.1f} MiB")
             self.stream.flush()
             self.shown = True
             if frac >= 1.0:
@@ -158,7 +158,7 @@ class Progress:
 
     def finish(self) -> None:
         if self.tty and self.shown:
-            self.stream.write("\n")
+            self.stream.write("\r\x1b[K")  # the bar gives way to the result
             self.stream.flush()
         self.shown = False
         self.last_step = -1
