@@ -144,7 +144,8 @@ class Progress:
         if self.tty:
             width = 30
             bar = "#" * int(frac * width)
-            self.stream.write(f"\r\x1b[Kreading [{bar:<{width}}] {frac:6.1%}  {done / mib:,.1f} / {total / mib:,.1f} MiB")
+            self.stream.write(f"\r\x1b[Kreading [{bar:<{width}}] {frac:6.1%}  "
+                              f"{done / mib:,.1f} / {total / mib:,.1f} MiB")
             self.stream.flush()
             self.shown = True
             if frac >= 1.0:

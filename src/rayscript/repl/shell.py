@@ -92,7 +92,8 @@ class Shell:
         hosts = sorted({row["host"] for row in res.data})
         held = {ns: sum(row[ns] for row in res.data) for ns in ("kmers", "paths", "results")}
         store = ", ".join(f"{n:,} {ns}" for ns, n in held.items())
-        self.say([("class:banner", f"rayscript {__version__}: {self.cluster.size} ranks on "
+        n = self.cluster.size
+        self.say([("class:banner", f"rayscript {__version__}: {n} rank{'s' if n != 1 else ''} on "
                                    f"{len(hosts)} host{'s' if len(hosts) > 1 else ''} ({', '.join(hosts)}); "
                                    f"store: {store}; 'help' lists the statements, Ctrl-D leaves")])
 
