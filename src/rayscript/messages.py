@@ -86,8 +86,7 @@ def _names(cls) -> tuple[str, ...]:
 
 def _build(cls, values):
     obj = object.__new__(cls)
-    for name, v in zip(_NAMES.get(cls) or _names(cls), values):
-        setattr(obj, name, v)
+    obj.__dict__.update(zip(_NAMES.get(cls) or _names(cls), values))
     return obj
 
 

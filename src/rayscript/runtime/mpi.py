@@ -75,10 +75,13 @@ class MPIMessenger(Messenger):
 
     def _receive_ready(self, out: list) -> None:
         comm, status, MPI = self.comm, self.status, self.MPI
-        while comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_CONTROL, status=status):
+        while True:
+            probed = comm.Improbe(source=MPI.ANY_SOURCE, tag=TAG_CONTROL, status=status)
+            if probed is None:
+                return
             buf = bytearray(status.Get_count(MPI.BYTE))
             source = status.Get_source()
-            comm.Recv([buf, MPI.BYTE], source=source, tag=TAG_CONTROL)
+            probed.Recv([buf, MPI.BYTE])
             msg = Message.decode(buf)
             meta = getattr(msg, "buffer_meta", None)
             if meta:
