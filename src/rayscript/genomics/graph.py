@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import RuntimeFault, ScriptError
 from ..items import GraphPath, GraphSearchResult, pack_item
 from ..language import ast
-from ..messages import Ack, Message, PutOrder, key_text
+from ..messages import Ack, Message, PutOrder
 from ..results import Result
 from ..store import encoding
 from ..store.partition import owner, owners
@@ -296,5 +296,3 @@ def install(interp) -> None:
     GraphService(interp.node)
     GraphStatements(interp)
 
-
-__all__ = ["install", "key_text"]
