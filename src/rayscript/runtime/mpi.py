@@ -86,11 +86,8 @@ class MPIMessenger(Messenger):
             meta = getattr(msg, "buffer_meta", None)
             if meta:
                 # the sender posted the buffers right after the envelope: they are on their way
-                msg.buffers = []
-                for dtype, n in meta:
-                    arr = np.empty(n, dtype=np.dtype(dtype))
-                    comm.Recv(arr, source=source, tag=TAG_DATA)
-                    msg.buffers.append(arr)
+                msg.buffers = [np.empty(n, dtype=np.dtype(dtype)) for dtype, n in meta]
+                MPI.Request.Waitall([comm.Irecv(arr, source=source, tag=TAG_DATA) for arr in msg.buffers])
             out.append(msg)
 
     def poll(self, timeout: float) -> list[Message]:
