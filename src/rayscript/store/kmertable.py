@@ -218,16 +218,18 @@ class KmerTable:
         cut = np.searchsorted(ids, old_ids)
         at = np.minimum(cut, len(ids) - 1)
         match = (cut < len(ids)) & (ids[at] == old_ids)
-        counts = counts.astype(np.uint64)  # a private copy, summed into below
-        over = counts > COUNT_MAX
-        if match.any():
-            counts[at[match]] += old_counts[match]
-            edges = edges.copy()
+        if match.any():  # the batch's arrays are handed over: update them in place
+            summed = counts[at[match]].astype(np.uint64) + old_counts[match]
+            if counts.dtype == np.uint32 and (summed > COUNT_MAX).any():
+                self.saturated += int((summed > COUNT_MAX).sum())
+                summed = np.minimum(summed, COUNT_MAX)
+            counts[at[match]] = summed
             edges[at[match]] |= old_edges[match]
+        if counts.dtype != np.uint32:
             over = counts > COUNT_MAX
-        if over.any():
-            self.saturated += int(over.sum())
-            counts = np.minimum(counts, COUNT_MAX)
+            if over.any():
+                self.saturated += int(over.sum())
+                counts = np.minimum(counts, COUNT_MAX)
         keep = ~match
         rest_ids, rest_counts, rest_edges, rest_cut = old_ids[keep], old_counts[keep], old_edges[keep], cut[keep]
         bounds = [0, *rest_cut.tolist(), len(ids)]
