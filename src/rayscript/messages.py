@@ -12,6 +12,7 @@ payloads inside it are already-packed bytes (see :mod:`rayscript.items`).
 
 from __future__ import annotations
 
+import operator
 import pickle
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -51,9 +52,9 @@ class Message:
     buffers = None
 
     def encode(self) -> bytes:
-        names = _NAMES.get(type(self)) or _names(type(self))
+        getter = _GETTERS.get(type(self)) or _getter(type(self))
         meta = [(b.dtype.str, len(b)) for b in self.buffers] if self.buffers else None
-        return pickle.dumps((self.code, meta, *[getattr(self, n) for n in names]), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.code, meta, *getter(self)), protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def decode(buf) -> Message:
@@ -77,6 +78,13 @@ class Message:
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_GETTERS: dict[type, operator.attrgetter] = {}
+
+
+def _getter(cls) -> operator.attrgetter:
+    names = _NAMES.get(cls) or _names(cls)
+    _GETTERS[cls] = operator.attrgetter(*names)
+    return _GETTERS[cls]
 
 
 def _names(cls) -> tuple[str, ...]:

@@ -103,22 +103,25 @@ class MPIMessenger(Messenger):
             if out:
                 self.last_activity = time.monotonic()
             return out
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = now + timeout
+        hot_until = self.last_activity + HOT_SECONDS
         sleep = SLEEP_MIN
+        receive, monotonic, yield_cpu = self._receive_ready, time.monotonic, os.sched_yield
         while True:
-            now = time.monotonic()
-            if now - self.last_activity < HOT_SECONDS:
-                os.sched_yield()
+            if now < hot_until:
+                yield_cpu()
             else:
                 time.sleep(min(sleep, max(deadline - now, 0)))
                 sleep = min(sleep * 2, SLEEP_MAX)
-            self._receive_ready(out)
+            receive(out)
+            now = monotonic()
             if out:
-                self.last_activity = time.monotonic()
+                self.last_activity = now
                 return out
             if self.outgoing:
                 self._reap()
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 return out
 
     def finish(self) -> None:
