@@ -31,7 +31,7 @@ from .messages import (
     key_text,
 )
 from .results import Result, table
-from .runtime.node import Node
+from .runtime.node import Node, settled
 from .store import encoding
 from .store.partition import owner
 
@@ -273,7 +273,7 @@ class Interpreter:
     def _parallel(self, st: ast.Parallel, scope):
         futures = [self.node.spawn(self.execute(s, scope)) for s in st.body]
         # Wait for every branch, even when one fails, so nothing is left half done.
-        outcomes = yield [_settled(f) for f in futures]
+        outcomes = yield [settled(f) for f in futures]
         errors = [e for ok, e in outcomes if not ok]
         if errors:
             raise errors[0]
@@ -395,22 +395,3 @@ class Interpreter:
                 show(planner(st, scope))
             else:
                 lines.append(f"{indent}({st.keyword}: evaluated on the commander, no message)")
-
-
-def _settled(fut):
-    """A future that always succeeds, with (ok, value-or-error) of ``fut``."""
-    from .runtime.node import Future
-
-    out = Future()
-
-    def done(f):
-        out.resolve((f.error is None, f.error if f.error is not None else f.value))
-
-    if fut.done:
-        done(fut)
-    else:
-        fut.callbacks.append(done)
-    return out
-
-
-

@@ -38,6 +38,7 @@ from ..items import pack_item, unpack_item
 from ..language import ast
 from ..messages import Ack, Message, MoveOrder
 from ..results import Result
+from ..runtime.node import settled
 from ..store.kmertable import KmerTable
 from ..store.partition import owner
 
@@ -301,7 +302,7 @@ class CheckpointStatements:
         verified = [self.node.order(VerifyOrder(recipient=r, files=assign[r], token=token, k=manifest.get("k"),
                                                 canonical=bool(manifest.get("canonical", True))), timeout=None)
                     for r in range(n)]
-        outcomes = yield [_settled(f) for f in verified]
+        outcomes = yield [settled(f) for f in verified]
         errors = [e for ok, e in outcomes if not ok]
         replies = yield [self.node.order(CommitOrder(recipient=r, token=token, commit=not errors)) for r in range(n)]
         if errors:
@@ -327,12 +328,6 @@ class CheckpointStatements:
                 if manifest["ranks"] != n else "")
         return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)",
                        {"directory": directory, "items": counts, "moved": moved})]
-
-
-def _settled(fut):
-    from ..interpreter import _settled as settled
-
-    return settled(fut)
 
 
 def install(interp) -> None:

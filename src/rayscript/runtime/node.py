@@ -59,6 +59,21 @@ class Future:
         return self.value
 
 
+def settled(fut: Future) -> Future:
+    """A future that always succeeds, with (ok, value-or-error) of ``fut``: waiting on several
+    of these waits for every one of them even when some fail."""
+    out = Future()
+
+    def done(f):
+        out.resolve((f.error is None, f.error if f.error is not None else f.value))
+
+    if fut.done:
+        done(fut)
+    else:
+        fut.callbacks.append(done)
+    return out
+
+
 class Task:
     """Drives a generator that yields a Future or a list of Futures."""
 
