@@ -38,8 +38,6 @@ def caret_context(text: str, line: int, column: int) -> str:
 class ScriptError(RayScriptError):
     """An error in a script, with its location and the caret context."""
 
-    kind = "error"
-
     def __init__(self, message: str, location: Location | None = None, text: str | None = None):
         super().__init__(message)
         self.message = message

@@ -9,7 +9,6 @@ rank R runs this same interpreter as the block's commander.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .errors import RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
@@ -34,8 +33,6 @@ from .results import Result, table
 from .runtime.node import Node, settled
 from .store import encoding
 from .store.partition import owner
-
-_VAR_IN_KEY = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 class BlockFailed(RayScriptError):
@@ -138,7 +135,7 @@ class Interpreter:
                 if name not in scope.env:
                     raise ScriptError(f"undefined variable ${name} in key {key}")
                 return str(scope.env[name])
-            key = make_key(f"{key.namespace}/{_VAR_IN_KEY.sub(sub, str(key.ident))}")
+            key = make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
         ident = key.ident
         if key.namespace == "kmers" and isinstance(ident, str):
             k = len(ident)

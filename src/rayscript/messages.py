@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 REGISTRY: dict[int, type[Message]] = {}
-KINDS: dict[str, type[Message]] = {}
 
 
 def key_text(key) -> str:
@@ -45,7 +44,6 @@ class Message:
             raise ValueError(f"message code {code} used twice")
         cls.kind, cls.code, cls.is_reply = kind, code, reply
         REGISTRY[code] = cls
-        KINDS[kind] = cls
 
     # Bulk data rides beside a message, never inside its pickle: ``msg.buffers`` is a list of
     # numpy arrays that the messenger sends with MPI buffer methods right after the envelope.

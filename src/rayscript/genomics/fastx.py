@@ -130,7 +130,6 @@ def _sync(fh, part: Part) -> int:
                 return window_start + i + 1
         else:
             pos = 0
-            lines_ok = True
             while True:
                 i = data.find(b"\n@", pos)
                 if i < 0:
@@ -139,13 +138,10 @@ def _sync(fh, part: Part) -> int:
                 j = data.find(b"\n", i + 1)
                 k = data.find(b"\n", j + 1) if j >= 0 else -1
                 if k < 0 or k + 1 >= len(data):
-                    lines_ok = False
-                    break
+                    break  # not enough lines yet to tell: read more
                 if data[k + 1:k + 2] == b"+":
                     return window_start + i + 1
                 pos = i + 1
-            if lines_ok and not more:
-                return 1 << 62
         if not more:
             return 1 << 62
         if window_start + len(data) > part.end + (1 << 20) and part.fmt == "fasta":

@@ -7,12 +7,15 @@ they pickle, so a block of statements can be handed to another rank to command.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..errors import Location
 
 NAMESPACES = ("kmers", "paths", "results")
+# a $variable (or ${variable}) inside a key template such as kmers/$x
+KEY_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,8 @@ size is known), loop bounds.  Every problem found is returned, with its location
 
 from __future__ import annotations
 
-import re
-
 from ..errors import ScriptError
 from . import ast
-
-_VAR_IN_KEY = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 def check(statements, size: int | None = None, text: str | None = None,
@@ -41,7 +37,7 @@ def _uses(value, scope, st, errors):
     if isinstance(value, ast.Var) and value.name not in scope:
         _err(errors, st, f"undefined variable ${value.name}")
     elif isinstance(value, ast.Key) and value.is_template:
-        for name in _VAR_IN_KEY.findall(str(value.ident)):
+        for name in ast.KEY_VARIABLE.findall(str(value.ident)):
             if name not in scope:
                 _err(errors, st, f"undefined variable ${name} in key {value}")
 

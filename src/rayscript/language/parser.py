@@ -16,7 +16,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..errors import Location, ScriptError, ScriptErrors, ScriptSyntaxError
+from ..errors import Location, ScriptError, ScriptSyntaxError
 from . import ast
 
 MAX_K = 31
@@ -527,12 +527,3 @@ def _with_text(errors, text):
     for e in errors:
         e.text = text if text.endswith("\n") else text + "\n"
     return errors
-
-
-def parse_or_raise_all(text: str, source: str = "<script>") -> list[ast.Statement]:
-    statements, errors = parse_all(text, source)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ScriptErrors(errors)
-    return statements

@@ -77,14 +77,13 @@ def settled(fut: Future) -> Future:
 class Task:
     """Drives a generator that yields a Future or a list of Futures."""
 
-    __slots__ = ("cancelled", "future", "gen", "node", "outcome", "waiting")
+    __slots__ = ("cancelled", "future", "gen", "node", "waiting")
 
     def __init__(self, node: Node, gen: Generator):
         self.gen = gen
         self.node = node
         self.future = Future()
         self.waiting: list[Future] | None = None  # what the generator yielded last ([] is valid)
-        self.outcome = None
         self.cancelled = False
 
     def step(self) -> None:

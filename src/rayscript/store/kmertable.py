@@ -279,8 +279,8 @@ class KmerTable:
                 edges[idx] = self.edges[b][pos[hit]]
         return counts, edges
 
-    def histogram(self, limit: int | None = None):
-        """Array h where h[c] is the number of k-mers seen c times (up to ``limit``)."""
+    def histogram(self):
+        """Array h where h[c] is the number of k-mers seen c times."""
         self._fold()
         parts = [np.bincount(c) for c in self.counts if len(c)]
         if not parts:
