@@ -137,3 +137,11 @@ def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
     finally:
         items.BY_NAMESPACE.pop("pairs", None)
         items.BY_CODE.pop(4, None)
+
+
+@given(st.lists(st.text(alphabet="ACGT", min_size=5, max_size=5), min_size=1, max_size=50))
+def test_vectorized_reverse_complement_matches_the_scalar_one(words):
+    ids = np.array([encoding.encode(w) for w in words], np.uint64)
+    assert encoding.revcomp_array(ids, 5).tolist() == [encoding.revcomp(int(i), 5) for i in ids]
+    assert [encoding.revcomp_text(w) for w in words] == [encoding.decode(encoding.revcomp(encoding.encode(w), 5), 5)
+                                                       for w in words]

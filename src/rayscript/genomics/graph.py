@@ -14,6 +14,7 @@ neighbours (numpy buffers), and keeps the new ones.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,7 +138,7 @@ class GraphService:
             msg.hops += 1
             dest = owner(("kmers", nxt_canon), self.node.size)
             if dest != self.node.rank:
-                self.node.send(WalkStep(**_fields(msg), recipient=dest))
+                self.node.send(dataclasses.replace(msg, recipient=dest))
                 return
 
     def _stop(self, msg: WalkStep, reason: str, drop_last: bool = False) -> None:
@@ -149,7 +150,7 @@ class GraphService:
                 msg.back, msg.back_reason = "", ""
             else:
                 msg.back, msg.back_reason = msg.sequence, reason
-                nxt = WalkStep(**_fields(msg), recipient=owner(("kmers", msg.start), self.node.size))
+                nxt = dataclasses.replace(msg, recipient=owner(("kmers", msg.start), self.node.size))
                 nxt.phase, nxt.current, nxt.hops = "fwd", msg.start, 0
                 nxt.sequence = encoding.decode(msg.start, msg.k)
                 self.node.send(nxt)
@@ -157,7 +158,7 @@ class GraphService:
         sequence = msg.sequence
         back_len = 0
         if msg.back:
-            back = encoding_revcomp_text(msg.back)
+            back = encoding.revcomp_text(msg.back)
             back_len = len(msg.back) - msg.k
             sequence = back + msg.sequence[msg.k:]
         path = GraphPath(str(msg.into[1]), sequence, msg.k, reason if not msg.back_reason
@@ -190,32 +191,13 @@ class GraphService:
                 prv = (np.uint64(b) << np.uint64(2 * (k - 1))) | (ids[pred] >> np.uint64(2))
                 for arr, sel in ((nxt, succ), (prv, pred)):
                     if table.canonical:
-                        arr = np.minimum(arr, _revcomp_array(arr, k))
+                        arr = np.minimum(arr, encoding.revcomp_array(arr, k))
                     out_ids.append(arr)
                     out_src.append(idx[sel])
         reply = Ack(info={"found": int(found.sum())})
         reply.buffers = [found, np.concatenate(out_ids) if out_ids else np.empty(0, np.uint64),
                          np.concatenate(out_src) if out_src else np.empty(0, np.int64)]
         self.node.reply(msg, reply)
-
-
-def _fields(msg: WalkStep) -> dict:
-    names = ("start", "current", "sequence", "k", "hops", "limit", "both", "phase", "back", "back_reason", "into",
-             "canonical", "commander", "request")
-    return {n: getattr(msg, n) for n in names}
-
-
-def encoding_revcomp_text(seq: str) -> str:
-    return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
-
-
-def _revcomp_array(ids, k: int):
-    """Reverse complements of a uint64 array of k-mer ids (vectorized bit reversal)."""
-    x = ~ids
-    x = ((x >> np.uint64(2)) & np.uint64(0x3333333333333333)) | ((x & np.uint64(0x3333333333333333)) << np.uint64(2))
-    x = ((x >> np.uint64(4)) & np.uint64(0x0F0F0F0F0F0F0F0F)) | ((x & np.uint64(0x0F0F0F0F0F0F0F0F)) << np.uint64(4))
-    x = x.byteswap()
-    return x >> np.uint64(64 - 2 * k)
 
 
 class GraphStatements:

@@ -10,6 +10,7 @@ from __future__ import annotations
 MAX_K = 31
 BASES = "ACGT"
 _CODE = {"A": 0, "C": 1, "G": 2, "T": 3, "a": 0, "c": 1, "g": 2, "t": 3}
+_COMPLEMENT = str.maketrans("ACGT", "TGCA")
 
 
 def encode(bases: str) -> int:
@@ -29,6 +30,10 @@ def revcomp(ident: int, k: int) -> int:
         out = (out << 2) | (3 - (ident & 3))
         ident >>= 2
     return out
+
+
+def revcomp_text(bases: str) -> str:
+    return bases[::-1].translate(_COMPLEMENT)
 
 
 def canonical(ident: int, k: int) -> int:
@@ -151,6 +156,18 @@ def _bit_luts():
 
 _AFTER, _BEFORE, _CAFTER, _CBEFORE = _bit_luts()
 
+
+
+def revcomp_array(ids, k: int):
+    """Reverse complements of a uint64 array of k-mer ids: complement every base, then reverse the
+    2-bit groups (swap pairs, swap nibbles, swap bytes) and shift the k bases back down."""
+    import numpy as np
+
+    x = ~ids
+    m2, m4 = np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
+    x = ((x >> np.uint64(2)) & m2) | ((x & m2) << np.uint64(2))
+    x = ((x >> np.uint64(4)) & m4) | ((x & m4) << np.uint64(4))
+    return x.byteswap() >> np.uint64(64 - 2 * k)
 
 
 def decode_array(ids, k: int):
