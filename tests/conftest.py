@@ -30,6 +30,13 @@ def rayscript_cmd():
     return [str(BIN / "rayscript")] if (BIN / "rayscript").exists() else [sys.executable, "-m", "rayscript"]
 
 
+def write_fastq(path, seqs):
+    """A FASTQ file of the given sequences (reads r0, r1, ...; qualities all 'I')."""
+    with open(path, "w") as fh:
+        for i, s in enumerate(seqs):
+            fh.write(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n")
+
+
 @pytest.fixture
 def local4():
     from rayscript import Cluster

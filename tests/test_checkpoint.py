@@ -6,15 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BIN, rayscript_cmd, run_mpi
+from conftest import BIN, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
-
-
-def write_fastq(path, seqs):
-    with open(path, "w") as fh:
-        for i, s in enumerate(seqs):
-            fh.write(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n")
 
 
 @pytest.fixture

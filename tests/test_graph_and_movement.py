@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import rayscript_cmd, run_mpi
+from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics.graph import oriented_edges
@@ -15,11 +15,6 @@ from rayscript.store import encoding
 LAMBDA = Path("/usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz")
 RC = str.maketrans("ACGT", "TGCA")
 
-
-def write_fastq(path, seqs):
-    with open(path, "w") as fh:
-        for i, s in enumerate(seqs):
-            fh.write(f"@r{i}\n{s}\n+\n{'I' * len(s)}\n")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import rayscript_cmd, run_mpi
+from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.store import encoding
@@ -41,11 +41,6 @@ def reference(seqs, k, canonical=True):
                 edges[w] = edges.get(w, 0) | e
     return counts, edges
 
-
-def write_fastq(path, seqs):
-    with open(path, "w") as fh:
-        for i, s in enumerate(seqs):
-            fh.write(f"@read{i}\n{s}\n+\n{'I' * len(s)}\n")
 
 
 def read_dump(path):
