@@ -41,6 +41,7 @@ from ..results import Result
 from ..runtime.node import settled
 from ..store.kmertable import KmerTable
 from ..store.partition import owner
+from .statements import quoted_path
 
 FORMAT_VERSION = 1
 MAGIC = b"RAYSHRD1"
@@ -217,10 +218,7 @@ class CheckpointStatements:
         })
 
     def _dir(self, st, scope) -> str:
-        d = self.interp.value(st.path, scope)
-        if not isinstance(d, str):
-            raise ScriptError(f"expected a directory path in quotes, not {d!r}")
-        return os.path.abspath(d)
+        return os.path.abspath(quoted_path(self.interp, st.path, scope, "a directory path"))
 
     def save(self, st: ast.Save, scope):
         directory = self._dir(st, scope)

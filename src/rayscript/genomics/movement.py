@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import RuntimeFault, ScriptError
 from ..language import ast
-from ..messages import Ack, CopyOrder, ErrorReply, HasOrder, Message
+from ..messages import Ack, CopyOrder, ErrorReply, Message
 from ..results import Result
 
 CHUNK_ITEMS = 2_000_000
@@ -233,7 +233,7 @@ class MovementStatements:
             raise ScriptError(f"replicate places 1 to {self.node.size} copies (the cluster size), not {n!r}")
         own = self.interp.owner(wk)
         chosen = [(own + i) % self.node.size for i in range(n)]
-        replies = yield [self.node.order(HasOrder(recipient=r, key=wk.key)) for r in range(self.node.size)]
+        replies = yield self.interp._orders(self.interp._locate_orders(wk))
         holders = self.interp._holders(wk, replies)
         if not holders:
             raise RuntimeFault(f"no rank holds {wk}; nothing to replicate", key=str(wk))

@@ -250,7 +250,7 @@ class KmerService:
 
 # --- commander side ---------------------------------------------------------------------
 
-def _path(interp, value, scope, what="a file path") -> str:
+def quoted_path(interp, value, scope, what="a file path") -> str:
     v = interp.value(value, scope)
     if not isinstance(v, str):
         raise ScriptError(f"expected {what} in quotes, not {v!r}")
@@ -297,7 +297,7 @@ class KmerStatements:
         if str(canonical).lower() not in ("true", "false"):
             raise ScriptError(f"canonical= takes true or false, not {canonical!r}")
         canonical = str(canonical).lower() == "true"
-        paths = [_path(self.interp, p, scope) for p in st.paths]
+        paths = [quoted_path(self.interp, p, scope) for p in st.paths]
         sources = [fastx.inspect(p) for p in paths]
         plan = fastx.plan(sources, self.node.size)
         total = sum(s.size for s in sources)
@@ -335,7 +335,7 @@ class KmerStatements:
                                        "per_rank": [{"distinct": i["distinct"], "total": i["total"]} for i in infos]})]
 
     def histogram(self, st: ast.Histogram, scope):
-        path = _path(self.interp, st.path, scope) if st.path is not None else None
+        path = quoted_path(self.interp, st.path, scope) if st.path is not None else None
         if path:
             _check_writable(path)
         infos = yield from self._stats(histogram=True)
@@ -355,7 +355,7 @@ class KmerStatements:
         return [Result("histogram", body.rstrip("\n"), data)]
 
     def dump(self, st: ast.Dump, scope):
-        path = os.path.abspath(_path(self.interp, st.path, scope))
+        path = os.path.abspath(quoted_path(self.interp, st.path, scope))
         opts = {n: self.interp.value(v, scope) for n, v in st.options}
         for n, v in opts.items():
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -380,8 +380,8 @@ class KmerStatements:
                        {"path": path, "bytes": nbytes})]
 
     def query(self, st: ast.Query, scope):
-        src = fastx.inspect(_path(self.interp, st.path, scope))
-        out = _path(self.interp, st.output, scope) if st.output is not None else None
+        src = fastx.inspect(quoted_path(self.interp, st.path, scope))
+        out = quoted_path(self.interp, st.output, scope) if st.output is not None else None
         if out:
             _check_writable(out)
         k = None
