@@ -48,19 +48,23 @@ class Scope:
         return Scope(dict(self.env), self.text)
 
 
-@dataclass(frozen=True)
 class WireKey:
-    key: tuple  # (namespace, ident) as the shards hold it
-    k: int = 0  # k-mer length when given as bases
+    """A resolved key: ``key`` as the shards hold it, ``k`` the k-mer length when it was given
+    as bases.  Immutable; its texts are made once (a loop names the same key many times)."""
+
+    __slots__ = ("k", "key", "shown", "text")
+
+    def __init__(self, key: tuple, k: int = 0):
+        self.key, self.k = key, k
+        self.text = key_text(key)
+        # the key with its bases, when it was given as bases
+        self.shown = f"{self.text} ({encoding.decode(key[1], k)})" if k else self.text
 
     def __str__(self) -> str:
-        return key_text(self.key)
+        return self.text
 
     def describe(self) -> str:
-        """The key with its bases, when it was given as bases."""
-        if self.k:
-            return f"{self} ({encoding.decode(self.key[1], self.k)})"
-        return str(self)
+        return self.shown
 
 
 class Interpreter:
@@ -78,6 +82,7 @@ class Interpreter:
         self.bulk = None  # copy/move/delete by selector, provided by genomics.movement
         # k-mers given as bases are canonicalized unless the last load counted forward strands only
         self.canonical = True
+        self._keys: dict[tuple, WireKey] = {}
 
     @property
     def size(self) -> int:
@@ -120,6 +125,8 @@ class Interpreter:
         return v
 
     def rank(self, v, scope: Scope) -> int:
+        if type(v) is int and 0 <= v < self.node.size:
+            return v
         r = self.value(v, scope)
         if isinstance(r, bool) or not isinstance(r, int):
             raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, ast.Var)
@@ -130,12 +137,27 @@ class Interpreter:
 
     def key(self, key: ast.Key, scope: Scope) -> WireKey:
         if key.is_template:
-            def sub(m):
-                name = m.group(1)
-                if name not in scope.env:
-                    raise ScriptError(f"undefined variable ${name} in key {key}")
-                return str(scope.env[name])
-            key = make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
+            return self._wire_key(self._substitute(key, scope))
+        # a statement in a loop names the same key again and again: resolve it once
+        memo = (key.namespace, key.ident, self.canonical)
+        wk = self._keys.get(memo)
+        if wk is None:
+            if len(self._keys) >= 4096:
+                self._keys.clear()
+            wk = self._keys[memo] = self._wire_key(key)
+        return wk
+
+    @staticmethod
+    def _substitute(key: ast.Key, scope: Scope) -> ast.Key:
+        def sub(m):
+            name = m.group(1)
+            if name not in scope.env:
+                raise ScriptError(f"undefined variable ${name} in key {key}")
+            return str(scope.env[name])
+
+        return make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
+
+    def _wire_key(self, key: ast.Key) -> WireKey:
         ident = key.ident
         if key.namespace == "kmers" and isinstance(ident, str):
             k = len(ident)

@@ -45,23 +45,32 @@ class Message:
         cls.kind, cls.code, cls.is_reply = kind, code, reply
         REGISTRY[code] = cls
 
-    # Bulk data rides beside a message, never inside its pickle: ``msg.buffers`` is a list of
-    # numpy arrays that the messenger sends with MPI buffer methods right after the envelope.
+    # Bulk data rides beside a message, never inside its envelope: ``msg.buffers`` is a list of
+    # numpy arrays that the messenger sends with MPI buffer methods right after the envelope;
+    # on arrival ``buffer_meta`` lists their (dtype, length) until they are received.
     buffers = None
+    buffer_meta = None
 
-    def encode(self) -> bytes:
+    def pack(self) -> tuple:
+        """The envelope: a flat tuple (code, buffer meta, field values...) that pickles small."""
         getter = _GETTERS.get(type(self)) or _getter(type(self))
         meta = [(b.dtype.str, len(b)) for b in self.buffers] if self.buffers else None
-        return pickle.dumps((self.code, meta, *getter(self)), protocol=pickle.HIGHEST_PROTOCOL)
+        return (self.code, meta, *getter(self))  # every message has several fields: a tuple
+
+    @staticmethod
+    def unpack(envelope: tuple) -> Message:
+        code = envelope[0]
+        obj = (_BUILDERS.get(code) or _builder(code))(envelope)
+        if envelope[1]:
+            obj.buffer_meta = envelope[1]
+        return obj
+
+    def encode(self) -> bytes:
+        return pickle.dumps(self.pack(), protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def decode(buf) -> Message:
-        """Decode an envelope; ``msg.buffer_meta`` lists the (dtype, length) of buffers to receive."""
-        code, meta, *values = pickle.loads(buf)
-        msg = _build(REGISTRY[code], values)
-        if meta:
-            msg.buffer_meta = meta
-        return msg
+        return Message.unpack(pickle.loads(buf))
 
     def describe(self) -> str:
         """One line for ``explain``: kind, route and the payload fields that matter."""
@@ -90,10 +99,19 @@ def _names(cls) -> tuple[str, ...]:
     return _NAMES[cls]
 
 
-def _build(cls, values):
-    obj = object.__new__(cls)
-    obj.__dict__.update(zip(_NAMES.get(cls) or _names(cls), values))
-    return obj
+_BUILDERS: dict[int, Any] = {}
+
+
+def _builder(code: int):
+    """A function that makes a message of wire ``code`` from its envelope without running
+    ``__init__`` (generated once per class: a dict display is the quickest way to fill one)."""
+    cls = REGISTRY[code]
+    items = ", ".join(f"{name!r}: envelope[{i + 2}]" for i, name in enumerate(_names(cls)))
+    namespace = {"new": object.__new__, "cls": cls}
+    exec(f"def build(envelope):\n    obj = new(cls)\n    obj.__dict__ = {{{items}}}\n    return obj\n",
+         namespace)
+    _BUILDERS[code] = namespace["build"]
+    return _BUILDERS[code]
 
 
 def _short(value) -> str:

@@ -88,7 +88,7 @@ class Kmer(Carriageable, namespace="kmers", code=1):
 
     @classmethod
     def unpack(cls, buf) -> Kmer:
-        return cls(*cls._FMT.unpack(bytes(buf[: cls._FMT.size])))
+        return cls(*cls._FMT.unpack_from(buf))
 
     def merge(self, other: Kmer) -> Kmer:
         return Kmer(self.id, min(self.count + other.count, COUNT_MAX), self.edges | other.edges,

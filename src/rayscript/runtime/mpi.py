@@ -1,8 +1,10 @@
 """MPI backend (mpi4py).
 
-Control messages travel as byte buffers with ``Isend``; every send is non-blocking and its
-request is kept until complete, so two ranks sending to each other never deadlock.  Receiving
-is ``Iprobe`` + ``Recv`` of the probed size.  No rank ever blocks inside MPI (so MPICH's own
+A control message's envelope (a small tuple, see :meth:`Message.pack`) travels with mpi4py's
+pickling ``isend``; bulk numpy buffers follow it with the buffer method ``Isend``.  Every send is
+non-blocking and its request is kept until complete, so two ranks sending to each other never
+deadlock.  Receiving is a matched probe (``improbe``) and its ``recv``, then ``Irecv`` of any
+buffers announced in the envelope.  No rank ever blocks inside MPI (so MPICH's own
 busy-waiting in blocking calls never runs): for HOT_SECONDS after the last message a rank polls,
 yielding the core between probes; after that it sleeps with a growing backoff capped at
 SLEEP_MAX, so an idle rank costs well under 1% of a core and wakes within SLEEP_MAX.
@@ -47,7 +49,6 @@ class MPIMessenger(Messenger):
         self.size = self.comm.Get_size()
         self.local = deque()
         self.outgoing: list = []  # (request, buffer) until complete
-        self.status = MPI.Status()
         self.last_activity = time.monotonic()
 
     def host(self) -> str:
@@ -60,12 +61,11 @@ class MPIMessenger(Messenger):
             return
         if not 0 <= dest < self.size:
             raise ValueError(f"no rank {dest} in a cluster of {self.size}")
-        data = msg.encode()
-        req = self.comm.Isend([data, self.MPI.BYTE], dest=dest, tag=TAG_CONTROL)
-        self.outgoing.append((req, data))
-        for buf in msg.buffers or ():
-            buf = np.ascontiguousarray(buf)
-            self.outgoing.append((self.comm.Isend(buf, dest=dest, tag=TAG_DATA), buf))
+        self.outgoing.append((self.comm.isend(msg.pack(), dest, TAG_CONTROL), None))
+        if msg.buffers:
+            for buf in msg.buffers:
+                buf = np.ascontiguousarray(buf)
+                self.outgoing.append((self.comm.Isend(buf, dest=dest, tag=TAG_DATA), buf))
         if len(self.outgoing) > 64:
             self._reap()
 
@@ -74,20 +74,18 @@ class MPIMessenger(Messenger):
             self.outgoing = [(r, d) for r, d in self.outgoing if not r.Test()]
 
     def _receive_ready(self, out: list) -> None:
-        comm, status, MPI = self.comm, self.status, self.MPI
+        improbe, unpack, any_source = self.comm.improbe, Message.unpack, self.MPI.ANY_SOURCE
         while True:
-            probed = comm.Improbe(source=MPI.ANY_SOURCE, tag=TAG_CONTROL, status=status)
+            probed = improbe(any_source, TAG_CONTROL)
             if probed is None:
                 return
-            buf = bytearray(status.Get_count(MPI.BYTE))
-            source = status.Get_source()
-            probed.Recv([buf, MPI.BYTE])
-            msg = Message.decode(buf)
-            meta = getattr(msg, "buffer_meta", None)
-            if meta:
+            msg = unpack(probed.recv())
+            if msg.buffer_meta:
                 # the sender posted the buffers right after the envelope: they are on their way
-                msg.buffers = [np.empty(n, dtype=np.dtype(dtype)) for dtype, n in meta]
-                MPI.Request.Waitall([comm.Irecv(arr, source=source, tag=TAG_DATA) for arr in msg.buffers])
+                comm = self.comm
+                msg.buffers = [np.empty(n, dtype=np.dtype(dtype)) for dtype, n in msg.buffer_meta]
+                self.MPI.Request.Waitall([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA)
+                                          for arr in msg.buffers])
             out.append(msg)
 
     def poll(self, timeout: float) -> list[Message]:

@@ -24,12 +24,14 @@ from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
+_monotonic = time.monotonic
 
 
 class Future:
     __slots__ = ("callbacks", "deadline", "done", "error", "rank", "value", "what")
 
     def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = ""):
+        # what: the order's kind, named if no answer comes in time
         self.done = False
         self.value = None
         self.error: BaseException | None = None
@@ -83,7 +85,7 @@ class Task:
         self.gen = gen
         self.node = node
         self.future = Future()
-        self.waiting: list[Future] | None = None  # what the generator yielded last ([] is valid)
+        self.waiting: Future | list[Future] | None = None  # what the generator yielded last ([] is valid)
         self.cancelled = False
 
     def step(self) -> None:
@@ -92,16 +94,16 @@ class Task:
             self.node.tasks.discard(self)
             self.future.fail(Cancelled("cancelled"))
             return
-        send_value, throw = None, None
-        if self.waiting is not None:
-            futures, self.waiting = self.waiting, None
-            errors = [f.error for f in futures if f.error is not None]
-            if errors:
-                throw = errors[0]
-            else:
-                send_value = [f.value for f in futures]
+        waiting, self.waiting = self.waiting, None
+        if waiting is None:
+            error, value = None, None
+        elif type(waiting) is Future:
+            error, value = waiting.error, [waiting.value]
+        else:
+            error = next((f.error for f in waiting if f.error is not None), None)
+            value = [f.value for f in waiting]
         try:
-            yielded = self.gen.throw(throw) if throw is not None else self.gen.send(send_value)
+            yielded = self.gen.send(value) if error is None else self.gen.throw(error)
         except StopIteration as stop:
             self.node.tasks.discard(self)
             self.future.resolve(stop.value)
@@ -110,9 +112,16 @@ class Task:
             self.node.tasks.discard(self)
             self.future.fail(exc)
             return
-        futures = yielded if isinstance(yielded, list) else [yielded]
-        self.waiting = futures
-        remaining = [f for f in futures if not f.done]
+        if type(yielded) is Future:
+            # one order (the common case): resume when it is answered
+            self.waiting = yielded
+            if yielded.done:
+                self.node.ready.append(self)
+            else:
+                yielded.callbacks.append(self._wake)
+            return
+        self.waiting = yielded
+        remaining = [f for f in yielded if not f.done]
         if not remaining:
             self.node.ready.append(self)
             return
@@ -125,6 +134,9 @@ class Task:
 
         for f in remaining:
             f.callbacks.append(one_done)
+
+    def _wake(self, _future: Future) -> None:
+        self.node.ready.append(self)
 
 
 class Node:
@@ -159,18 +171,17 @@ class Node:
         msg.sender = self.rank
         self.messenger.send(msg)
 
-    def order(self, msg: Message, timeout: float | None = -1.0, what: str = "") -> Future:
+    def order(self, msg: Message, timeout: float | None = -1.0) -> Future:
         """Send an order from this rank (the commander) and return the future of its answer."""
         req = self.next_request
-        self.next_request += 1
+        self.next_request = req + 1
         msg.request = req
-        msg.commander = self.rank
+        msg.commander = msg.sender = self.rank
         if timeout is not None and timeout < 0:
             timeout = self.timeout
-        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient,
-                     what or f"{msg.kind} to rank {msg.recipient}")
+        fut = Future(_monotonic() + timeout if timeout else None, msg.recipient, msg.kind)
         self.pending[req] = fut
-        self.send(msg)
+        self.messenger.send(msg)
         return fut
 
     def reply(self, order: Message, msg: Message) -> None:
@@ -272,7 +283,7 @@ class Node:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
         for req, fut in expired:
             del self.pending[req]
-            fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s "
+            fut.fail(OrderTimeout(f"no answer to {fut.what} to rank {fut.rank} within {self.timeout:g} s "
                                   f"(rank {fut.rank} did not answer)", rank=fut.rank))
 
     def run_until(self, fut: Future):

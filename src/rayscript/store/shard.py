@@ -30,22 +30,28 @@ class Shard:
     def put(self, item: Carriageable, mode: str | None = None) -> None:
         """Store ``item``.  If the key is held already: ``replace`` overwrites, ``merge``
         combines (k-mers: counts added, edges united), otherwise :class:`ItemExists`."""
-        old = self.get(item.namespace, item.ident)
-        if old is not None:
-            if mode == "replace":
-                pass
-            elif mode == "merge":
-                item = old.merge(item)
-            else:
-                raise ItemExists(item.ident)
         if isinstance(item, Kmer):
-            if item.k and self.kmers.k and item.k != self.kmers.k:
-                raise ValueError(f"this store holds k={self.kmers.k} k-mers, not k={item.k}")
-            if item.k and not self.kmers.k:
-                self.kmers.set_k(item.k)
-            self.kmers.set(item.id, min(item.count, COUNT_MAX), item.edges)
-        else:
-            self.tables[item.namespace][item.ident] = item
+            table = self.kmers
+            if item.k and table.k and item.k != table.k:
+                raise ValueError(f"this store holds k={table.k} k-mers, not k={item.k}")
+            count, edges = item.count, item.edges
+            if mode != "replace":
+                old = table.get(item.id)
+                if old is not None:
+                    if mode != "merge":
+                        raise ItemExists(item.id)
+                    count, edges = count + old[0], edges | old[1]
+            if item.k and not table.k:
+                table.set_k(item.k)
+            table.set(item.id, min(count, COUNT_MAX), edges)
+            return
+        table = self.tables[item.namespace]
+        old = table.get(item.ident)
+        if old is not None and mode != "replace":
+            if mode != "merge":
+                raise ItemExists(item.ident)
+            item = old.merge(item)
+        table[item.ident] = item
 
     def delete(self, namespace: str, ident) -> bool:
         if namespace == "kmers":
