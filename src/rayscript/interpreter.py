@@ -318,8 +318,15 @@ class Interpreter:
                 raise ScriptError(f"a loop bound is a whole number, not {b!r}")
         step = 1 if stop >= start else -1
         results = []
+        env, name = scope.env, st.name
+        if len(st.body) == 1:  # the usual loop: one statement, run without the block around it
+            (body,) = st.body
+            for i in range(start, stop + step, step):
+                env[name] = i
+                results.extend((yield from self.execute(body, scope)))
+            return results
         for i in range(start, stop + step, step):
-            scope.env[st.name] = i
+            env[name] = i
             results.extend((yield from self.run_block(st.body, scope)))
         return results
 

@@ -78,6 +78,12 @@ class Kmer(Carriageable, namespace="kmers", code=1):
     k: int = 0  # 0: unknown (an id given without bases)
 
     _FMT: ClassVar[struct.Struct] = struct.Struct("<QIBB")
+    _WIRE: ClassVar[struct.Struct] = struct.Struct("<BQIBB")  # as pack_item frames it
+
+    @classmethod
+    def packed(cls, ident: int, count: int, edges: int, k: int) -> bytes:
+        """``pack_item(Kmer(...))`` without making the object (a shard serving a copy)."""
+        return cls._WIRE.pack(cls.code, ident, count, edges, k)
 
     @property
     def ident(self):

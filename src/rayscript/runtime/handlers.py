@@ -6,7 +6,7 @@ cascade to another rank (COPY_ORDER -> ITEM -> ACK; MOVE_ORDER -> ITEM -> STORED
 
 from __future__ import annotations
 
-from ..items import pack_item, unpack_item
+from ..items import unpack_item
 from ..messages import (
     Ack,
     CopyOrder,
@@ -39,12 +39,13 @@ class StoreService:
         }.items():
             node.register(cls, fn)
 
-    def _held(self, msg):
+    def _held(self, msg) -> bytes | None:
+        """The item ``msg`` names, packed for the wire; None (and the commander told) if absent."""
         ns, ident = msg.key
-        item = self.shard.get(ns, ident)
-        if item is None:
+        data = self.shard.packed(ns, ident)
+        if data is None:
             self.node.fail_order(msg, f"{key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
-        return item
+        return data
 
     def _store(self, msg, item) -> bool:
         try:
@@ -63,21 +64,21 @@ class StoreService:
             self.node.reply(msg, Ack())
 
     def on_get(self, msg: GetOrder) -> None:
-        item = self._held(msg)
-        if item is not None:
-            self.node.reply(msg, ItemReply(key=msg.key, item=pack_item(item)))
+        data = self._held(msg)
+        if data is not None:
+            self.node.reply(msg, ItemReply(key=msg.key, item=data))
 
     def on_copy(self, msg: CopyOrder) -> None:
-        item = self._held(msg)
-        if item is not None:
+        data = self._held(msg)
+        if data is not None:
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
-                                        key=msg.key, item=pack_item(item), mode=msg.mode))
+                                        key=msg.key, item=data, mode=msg.mode))
 
     def on_move(self, msg: MoveOrder) -> None:
-        item = self._held(msg)
-        if item is not None:
+        data = self._held(msg)
+        if data is not None:
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
-                                        key=msg.key, item=pack_item(item), mode=msg.mode, move=True))
+                                        key=msg.key, item=data, mode=msg.mode, move=True))
 
     def on_item(self, msg: ItemTransfer) -> None:
         if not self._store(msg, unpack_item(msg.item)):

@@ -74,19 +74,21 @@ class MPIMessenger(Messenger):
             self.outgoing = [(r, d) for r, d in self.outgoing if not r.Test()]
 
     def _receive_ready(self, out: list) -> None:
-        improbe, unpack, any_source = self.comm.improbe, Message.unpack, self.MPI.ANY_SOURCE
+        improbe, any_source = self.comm.improbe, self.MPI.ANY_SOURCE
         while True:
             probed = improbe(any_source, TAG_CONTROL)
             if probed is None:
                 return
-            msg = unpack(probed.recv())
-            if msg.buffer_meta:
-                # the sender posted the buffers right after the envelope: they are on their way
-                comm = self.comm
-                msg.buffers = [np.empty(n, dtype=np.dtype(dtype)) for dtype, n in msg.buffer_meta]
-                self.MPI.Request.Waitall([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA)
-                                          for arr in msg.buffers])
-            out.append(msg)
+            self._take(probed, out)
+
+    def _take(self, probed, out: list) -> None:
+        msg = Message.unpack(probed.recv())
+        if msg.buffer_meta:
+            # the sender posted the buffers right after the envelope: they are on their way
+            comm = self.comm
+            msg.buffers = [np.empty(n, dtype=np.dtype(dtype)) for dtype, n in msg.buffer_meta]
+            self.MPI.Request.Waitall([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA) for arr in msg.buffers])
+        out.append(msg)
 
     def poll(self, timeout: float) -> list[Message]:
         out: list[Message] = []
@@ -105,20 +107,23 @@ class MPIMessenger(Messenger):
         deadline = now + timeout
         hot_until = self.last_activity + HOT_SECONDS
         sleep = SLEEP_MIN
-        receive, monotonic, yield_cpu = self._receive_ready, time.monotonic, os.sched_yield
+        improbe, any_source = self.comm.improbe, self.MPI.ANY_SOURCE
+        monotonic, yield_cpu = time.monotonic, os.sched_yield
         while True:
             if now < hot_until:
                 yield_cpu()
             else:
+                if self.outgoing:
+                    self._reap()
                 time.sleep(min(sleep, max(deadline - now, 0)))
                 sleep = min(sleep * 2, SLEEP_MAX)
-            receive(out)
-            now = monotonic()
-            if out:
-                self.last_activity = now
+            probed = improbe(any_source, TAG_CONTROL)
+            if probed is not None:
+                self._take(probed, out)
+                self._receive_ready(out)
+                self.last_activity = monotonic()
                 return out
-            if self.outgoing:
-                self._reap()
+            now = monotonic()
             if now >= deadline:
                 return out
 

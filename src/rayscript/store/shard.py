@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..items import BY_NAMESPACE, COUNT_MAX, Carriageable, Kmer
+from ..items import BY_NAMESPACE, COUNT_MAX, Carriageable, Kmer, pack_item
 from .kmertable import KmerTable
 
 
@@ -21,6 +21,14 @@ class Shard:
             found = self.kmers.get(ident)
             return None if found is None else Kmer(ident, found[0], found[1], self.kmers.k or 0)
         return self.tables[namespace].get(ident)
+
+    def packed(self, namespace: str, ident) -> bytes | None:
+        """The item framed for the wire (as :func:`~rayscript.items.pack_item` does), or None."""
+        if namespace == "kmers":
+            found = self.kmers.get(ident)
+            return None if found is None else Kmer.packed(ident, found[0], found[1], self.kmers.k or 0)
+        item = self.tables[namespace].get(ident)
+        return None if item is None else pack_item(item)
 
     def has(self, namespace: str, ident) -> bool:
         if namespace == "kmers":
