@@ -120,25 +120,28 @@ def test_run_with_restore_under_mpiexec(saved, tmp_path):
 
 
 KILL_MID_MOVE = """
-import os, sys
-import numpy as np
-from mpi4py import MPI
-from rayscript import Cluster
+import os, signal, sys
+import rayscript.cli as cli
 from rayscript.genomics.movement import BulkChunk
 
 ckpt, dump = sys.argv[1], sys.argv[2]
-c = Cluster(comm=MPI.COMM_WORLD)
-if c.rank == 2:
-    def die(msg):
-        os._exit(9)  # the target dies in the middle of the move
-    c.node.register(BulkChunk, die)
-with c as client:
-    if client is not None:
-        client.run("for i in 1..300 { put kmers/$i count=3 on 1 }")
-        client.run(f'save to "{ckpt}"\\ndump kmers to "{dump}"')
-        print("saved", flush=True)
-        client.run("move kmers/* from 1 to 2")
-        print("not reached", flush=True)
+original = cli.open_cluster
+def open_cluster(ranks):
+    c = original(ranks)
+    if c.rank == 2:
+        def die(msg):
+            os.kill(os.getpid(), signal.SIGKILL)  # the target dies in the middle of the move
+        c.node.register(BulkChunk, die)
+    return c
+cli.open_cluster = open_cluster
+raise SystemExit(cli.main(["run", "-e", f'''
+for i in 1..300 {{ put kmers/$i count=3 on 1 }}
+save to "{ckpt}"
+dump kmers to "{dump}"
+print "saved"
+move kmers/* from 1 to 2
+print "not reached"
+''']))
 """
 
 
@@ -152,9 +155,11 @@ def test_a_rank_killed_mid_move_ends_the_job_and_the_checkpoint_restores_exactly
     proc = run_mpi(3, str(BIN / "python"), str(prog), str(tmp_path / "ck"),
                    str(tmp_path / "before.tsv"), timeout=60)
     assert time.monotonic() - t0 < 30
-    assert proc.returncode != 0
     assert "saved" in proc.stdout and "not reached" not in proc.stdout
     assert proc.returncode == 9  # MPICH's launcher ends the job at once with the dead rank's status
+    # ... and kills every other rank too; the dead rank's keeper has named it first
+    assert proc.stderr.count("rayscript: rank 2 (pid") == 1, proc.stderr
+    assert "was killed (SIGKILL" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_mpi(2, *rayscript_cmd(), "run", "--restore", str(tmp_path / "ck"), "-e",
                    f'dump kmers to "{tmp_path}/after.tsv"')
     assert proc.returncode == 0, proc.stderr

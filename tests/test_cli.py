@@ -170,10 +170,10 @@ def test_embedded_crash_is_reported_by_rank_0(tmp_path):
 
 
 TERMINATE = """
-import os, signal
-from mpi4py import MPI
-from rayscript.cli import install_signal_handlers, main
+import os, signal, sys
 import rayscript.cli as cli
+
+how = sys.argv[1]
 
 original = cli.open_cluster
 def open_cluster(ranks):
@@ -185,21 +185,41 @@ def open_cluster(ranks):
         def put(msg):
             seen.append(1)
             if len(seen) == 50:
-                os.kill(os.getpid(), signal.SIGTERM)  # as 'kill PID' would
+                if how == "rank":
+                    os.kill(os.getpid(), signal.SIGTERM)  # as 'kill PID' would
+                elif how == "keeper":
+                    os.kill(os.getppid(), signal.SIGTERM)  # as the launcher would: the keeper passes it on
+                else:
+                    os.kill(os.getpid(), signal.SIGKILL)  # as kill -9 or the out-of-memory killer would
             handler(msg)
         c.node.register(PutOrder, put)
     return c
 cli.open_cluster = open_cluster
-raise SystemExit(main(["run", "-e", "for i in 1..100000 { put kmers/$i on 2 }"]))
+raise SystemExit(cli.main(["run", "-e", "for i in 1..100000 { put kmers/$i on 2 }"]))
 """
 
 
-def test_a_rank_told_to_terminate_is_named_and_the_job_ends(tmp_path):
+@pytest.mark.parametrize("how", ["rank", "keeper"])
+def test_a_rank_told_to_terminate_is_named_and_the_job_ends(tmp_path, how):
     prog = tmp_path / "term.py"
     prog.write_text(TERMINATE)
     t0 = time.monotonic()
-    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
+    proc = run_mpi(3, str(BIN / "python"), str(prog), how, timeout=60)
     assert time.monotonic() - t0 < 20
     assert proc.returncode == 1
     assert "error: rank 2 failed: terminated by SIGTERM" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "rayscript: rank" not in proc.stderr  # no keeper spoke: the rank ended normally
+
+
+def test_a_rank_killed_outright_is_named_by_its_keeper_and_the_job_ends(tmp_path):
+    prog = tmp_path / "term.py"
+    prog.write_text(TERMINATE)
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), "kill", timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 9  # the launcher reports the signal the rank died of
+    # one line, for the rank that died first; the launcher then stopped the others' keepers
+    assert proc.stderr.count("rayscript: rank") == 1, proc.stderr
+    assert "rayscript: rank 2 (pid " in proc.stderr and "was killed (SIGKILL" in proc.stderr
     assert "Traceback" not in proc.stderr

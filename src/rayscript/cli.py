@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
+        from .runtime.keeper import split
+        from .runtime.mpi import under_mpiexec
+
+        if under_mpiexec():
+            split()  # this process stays as the rank's keeper; the rank goes on from here
         if args.command == "run":
             return cmd_run(args)
         return cmd_repl(args)

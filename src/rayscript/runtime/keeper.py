@@ -1,0 +1,108 @@
+"""The keeper: naming a rank that was killed outright.
+
+A rank killed with SIGKILL (``kill -9``, the kernel's out-of-memory killer) cannot say anything,
+and the MPI launcher then kills every other rank at once, rank 0 included, so nobody in the job
+is left to report which rank it was.  So, under an MPI launcher, ``rayscript run`` and
+``rayscript repl`` split in two before MPI starts:
+
+* the child becomes the rank (it starts MPI, serves, commands), and dies with its parent;
+* the parent, the process the launcher started and watches, becomes the rank's *keeper*: it
+  passes on the signals the launcher sends (Ctrl-C, SIGTERM, ...) and waits.  When the rank
+  ends, the keeper ends the same way (same exit status, same signal), so the launcher sees
+  what it would have seen; if the rank was killed by a signal, the keeper first prints one line
+  naming the rank, its pid and host, and the signal.
+
+Only the rank that died first is named: the launcher then kills the *keepers* of the other
+ranks (which have nothing to say, and take their ranks with them).  The keeper uses no MPI and
+costs one idle process per rank.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import sys
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
+
+
+def launcher_rank() -> str | None:
+    for name in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
+        if name in os.environ:
+            return os.environ[name]
+    return None
+
+
+def split() -> None:
+    """Become the rank's keeper, and return only in the child (the rank).  Does nothing where
+    it cannot work: MPI already started in this process, no rank number from the launcher,
+    not Linux, or RAYSCRIPT_KEEPER=0."""
+    rank = launcher_rank()
+    if (rank is None or "mpi4py.MPI" in sys.modules or not sys.platform.startswith("linux")
+            or os.environ.get("RAYSCRIPT_KEEPER") == "0"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    keeper = os.getpid()
+    child = os.fork()
+    if child:
+        # shown by ps -o comm and top, beside the rank it keeps
+        libc.prctl(PR_SET_NAME, b"rayscript-keep", 0, 0, 0)
+    if child == 0:
+        # the rank: it must not outlive its keeper (the launcher kills keepers, not ranks)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != keeper:
+            os._exit(1)
+        return
+    _keep(child, rank)
+
+
+def _keep(child: int, rank: str) -> None:
+    def forward(signum, frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    sig = os.WTERMSIG(status)
+    sys.stderr.write(describe_death(rank, child, socket.gethostname(), sig) + "\n")
+    sys.stderr.flush()
+    # end the way the rank ended, so the launcher reports (and cleans up) as it would have
+    if sig != signal.SIGKILL:
+        signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
+
+
+def describe_death(rank: str, pid: int, host: str, sig: int) -> str:
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    who = f"rank {rank} (pid {pid} on {host})"
+    if sig == signal.SIGKILL:
+        how = "was killed (SIGKILL: kill -9, or the out-of-memory killer when memory ran out)"
+    elif sig in CRASHES:
+        how = f"crashed ({name})"
+    else:
+        how = f"was killed by {name}"
+    return f"rayscript: {who} {how}; the job ends on every rank"
