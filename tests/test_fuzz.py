@@ -83,3 +83,43 @@ def test_fastq_input_is_read_or_refused_with_the_file_named(tmp_path_factory, pi
             c.run(f'load "{path}" into kmers k=3')
         except RayScriptError as err:
             assert str(path) in str(err), str(err)
+
+
+def test_a_truncated_last_record_is_reported_however_the_file_is_split(tmp_path):
+    """Whatever rank's byte range the broken record starts in or spans, and however the reader
+    chunks it, some rank reports the truncation: the load never succeeds with a record missing."""
+    import random
+
+    rng = random.Random(2)
+    records = []
+    for i in range(12):
+        n = rng.randint(20, 50)
+        seq = "".join(rng.choice("ACGT") for _ in range(n))
+        qual = "".join(rng.choice("@+ABI") for _ in range(n))  # qualities may start like headers
+        records.append(f"@r{i}\n{seq}\n+\n{qual}\n")
+    last = records[-1]
+    path = tmp_path / "cut.fq"
+    checked = 0
+    for cut in range(1, len(last)):
+        piece = last[:cut]
+        lines = piece.split("\n")
+        if piece.count("\n") == 4 or (piece.count("\n") == 3 and len(lines[3]) == len(lines[1])):
+            continue  # a whole record (the final newline is optional)
+        path.write_text("".join(records[:-1]) + piece)
+        source = fastx.inspect(str(path))
+        for ranks in range(1, 25):
+            for chunk in (64, 1 << 20):
+                reported = []
+                for parts in fastx.plan([source], ranks):
+                    for part in parts:
+                        try:
+                            for _ in fastx.read_part(part, chunk):
+                                pass
+                        except fastx.InputError as err:
+                            reported.append(str(err))
+                # "truncated FASTQ record ..." or, when only the quality line is cut short,
+                # "record '@r11': quality length ... differs ...", always naming file and line
+                assert reported, (cut, ranks, chunk)
+                assert all(e.startswith(f"{path}:") for e in reported), reported
+                checked += 1
+    assert checked > 1000

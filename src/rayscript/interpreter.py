@@ -35,6 +35,14 @@ from .store import encoding
 from .store.partition import owner
 
 
+def whole_number(value, what: str, lo: int = 0, hi: int | None = None) -> int:
+    """``value`` if it is a whole number in lo..hi; otherwise the error says what ``what`` takes."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        bounds = f">= {lo}" if hi is None else f"from {lo} to {hi}"
+        raise ScriptError(f"{what} takes a whole number {bounds}, not {value!r}")
+    return value
+
+
 class BlockFailed(RayScriptError):
     """A block run by another commander failed; the message is already located."""
 
@@ -184,10 +192,7 @@ class Interpreter:
     def _put(self, st: ast.Put, scope):
         wk = self.key(st.key, scope)
         rank = self.rank(st.rank, scope)
-        options = {name: self.value(v, scope) for name, v in st.options}
-        for name, v in options.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ScriptError(f"{name}= takes a whole number >= 0, not {v!r}")
+        options = {name: whole_number(self.value(v, scope), f"{name}=") for name, v in st.options}
         if "count" in options and options["count"] > 0xFFFFFFFF:
             raise ScriptError(f"count={options['count']} is past the counter's width (at most {0xFFFFFFFF})")
         if "edges" in options and options["edges"] > 255:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RuntimeFault, ScriptError
+from ..errors import RuntimeFault
+from ..interpreter import whole_number
 from ..items import GraphPath, GraphSearchResult, pack_item
 from ..language import ast
 from ..messages import Ack, Message, PutOrder
@@ -219,9 +220,7 @@ class GraphStatements:
         wk, first = self._start(st, scope)
         into = self.interp.key(st.into, scope)
         opts = {n: self.interp.value(v, scope) for n, v in st.options}
-        limit = opts.get("length", DEFAULT_WALK_LENGTH)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ScriptError(f"length= takes a whole number of k-mers >= 0, not {limit!r}")
+        limit = whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=")
         order = WalkStep(recipient=first, start=wk.key[1], limit=limit, both=st.both, into=into.key)
         (reply,) = yield self.node.order(order, timeout=None)
         info = reply.info
@@ -233,9 +232,7 @@ class GraphStatements:
         wk, first = self._start(st, scope)
         into = self.interp.key(st.into, scope)
         opts = {n: self.interp.value(v, scope) for n, v in st.options}
-        depth = opts.get("depth", 1)
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 65535:
-            raise ScriptError(f"depth= takes a whole number from 0 to 65535, not {depth!r}")
+        depth = whole_number(opts.get("depth", 1), "depth=", 0, 65535)
         start = np.array([wk.key[1]], np.uint64)
         seen = [start]  # vertices by depth
         visited = start

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import RayScriptError, ScriptError
+from ..interpreter import whole_number
 from ..language import ast
 from ..messages import Ack, Message
 from ..results import Result, table
@@ -356,10 +357,7 @@ class KmerStatements:
 
     def dump(self, st: ast.Dump, scope):
         path = os.path.abspath(quoted_path(self.interp, st.path, scope))
-        opts = {n: self.interp.value(v, scope) for n, v in st.options}
-        for n, v in opts.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ScriptError(f"{n}= takes a whole number >= 0, not {v!r}")
+        opts = {n: whole_number(self.interp.value(v, scope), f"{n}=") for n, v in st.options}
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
         selector = self.interp.bulk.selector(st.selector, scope) if st.selector is not None else ("all",)
         _check_writable(path)
