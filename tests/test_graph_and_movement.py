@@ -160,6 +160,49 @@ def test_bulk_copy_streams_all_or_nothing(loaded):
     assert _table(c, 2) == {**before[2], **before[1]}
 
 
+def test_a_bulk_move_that_fails_midway_on_the_target_loses_nothing(loaded, monkeypatch):
+    from rayscript.genomics import movement
+
+    c = loaded
+    before = [_table(c, r) for r in range(4)]
+    monkeypatch.setattr(movement, "CHUNK_ITEMS", 60)  # several chunks, applied as they arrive
+    target = c.local_nodes[2].handlers[movement.BulkChunk].__self__
+    calls = []
+    apply = target._apply
+
+    def second_fails(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("simulated")
+        apply(*args)
+
+    monkeypatch.setattr(target, "_apply", second_fails)
+    with pytest.raises(RayScriptError) as err:
+        c.run("move kmers/* from 1 to 2 merge")
+    assert "rank 2 could not store the copy (MemoryError: simulated)" in str(err.value)
+    assert "rank 1 still holds all of them" in str(err.value)
+    assert len(calls) == 2  # it stopped at the failure: the later chunks were not applied
+    assert _table(c, 1) == before[1]  # the source deleted nothing
+    after = _table(c, 2)
+    stored = {i for i in after if after[i] != before[2].get(i)}
+    assert stored and stored <= set(before[1])  # only k-mers of the first chunk changed
+    stated = int(str(err.value).split("MemoryError: simulated); ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < stated < len(before[1])
+
+
+def test_a_bulk_copy_of_another_k_is_refused_and_changes_nothing(tmp_path):
+    write_fastq(tmp_path / "a.fq", ["ACGTACGTTGCAAGCTTGCA"])
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/a.fq" into kmers k=7')
+        c.run("move kmers/* from 2 to 1 merge")
+        c.local_nodes[2].shard.kmers.set_k(9)  # as if rank 2 had been given k=9 k-mers
+        c.run("put kmers/ACGTACGTT on 2")
+        held = _table(c, 1)
+        with pytest.raises(RayScriptError, match="rank 1 holds k=7 k-mers, not k=9: nothing was copied"):
+            c.run("copy kmers/* from 2 to 1 merge")
+        assert _table(c, 1) == held
+
+
 def test_bulk_move_prefix_and_delete(loaded):
     c = loaded
     before = [_table(c, r) for r in range(4)]

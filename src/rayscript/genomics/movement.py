@@ -112,19 +112,27 @@ class MovementService:
 
     def on_chunk(self, msg: BulkChunk) -> None:
         """Chunks are applied as they arrive when no conflict can refuse the copy ('merge',
-        'replace', or nothing held here); otherwise staged and applied all together at the end."""
+        'replace', or nothing held here); otherwise staged and applied all together at the end.
+        A copy refused or failed here is answered (BULK-STORED not ok) only after its last chunk,
+        so the source never deletes anything this rank did not store."""
         key = (msg.commander, msg.request)
-        if msg.k and self.table.k is None:
-            self.table.set_k(msg.k)
+        rank = self.node.rank
         state = self.incoming.get(key)
         if state is None:
-            state = self.incoming[key] = {"staged": [], "items": 0, "conflicts": 0,
+            state = self.incoming[key] = {"staged": [], "items": 0, "applied": 0, "conflicts": 0, "failed": None,
                                           "direct": msg.mode is not None or len(self.table) == 0}
+            if msg.k and self.table.k and msg.k != self.table.k:
+                state["failed"] = (f"rank {rank} holds k={self.table.k} k-mers, not k={msg.k}: "
+                                   f"nothing was copied")
+            elif msg.k and self.table.k is None:
+                self.table.set_k(msg.k)
         bufs = msg.buffers or []
         for ids, counts, edges in zip(bufs[0::3], bufs[1::3], bufs[2::3]):
             state["items"] += len(ids)
+            if state["failed"]:
+                continue
             if state["direct"]:
-                self._apply(msg.mode, ids, counts, edges)
+                self._apply_counted(state, msg, ids, counts, edges)
             else:
                 state["conflicts"] += int(self.table.present(ids).sum())
                 state["staged"].append((ids, counts, edges))
@@ -133,14 +141,29 @@ class MovementService:
         del self.incoming[key]
         items, conflicts = state["items"], state["conflicts"]
         reply = BulkStored(recipient=msg.sender, commander=msg.commander, request=msg.request, items=items)
-        if conflicts:
-            reply.ok = False
-            reply.reason = (f"{conflicts:,} of the {items:,} selected k-mers ({msg.what}) are already on rank "
-                            f"{self.node.rank}; nothing was copied (add 'replace' to overwrite or 'merge' to combine)")
-        else:
+        if not state["failed"] and conflicts:
+            state["failed"] = (f"{conflicts:,} of the {items:,} selected k-mers ({msg.what}) are already on rank "
+                               f"{rank}; nothing was copied (add 'replace' to overwrite or 'merge' to combine)")
+        elif not state["failed"]:
             for part in state["staged"]:
-                self._apply(msg.mode, *part)
+                if not self._apply_counted(state, msg, *part):
+                    break
+        if state["failed"]:
+            reply.ok, reply.reason = False, state["failed"]
         self.node.send(reply)
+
+    def _apply_counted(self, state, msg: BulkChunk, ids, counts, edges) -> bool:
+        """Apply one part; on an error (say, out of memory) note how far the copy got and stop."""
+        try:
+            self._apply(msg.mode, ids, counts, edges)
+        except Exception as exc:
+            done = state["applied"]
+            state["failed"] = (f"rank {self.node.rank} could not store the copy ({type(exc).__name__}: {exc}); "
+                               f"{done:,} of the selected k-mers ({msg.what}) were stored there before it stopped, "
+                               f"the rest were not, and rank {msg.sender} still holds all of them")
+            return False
+        state["applied"] += len(ids)
+        return True
 
     def _apply(self, mode, ids, counts, edges) -> None:
         if mode == "replace":
