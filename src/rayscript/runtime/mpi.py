@@ -119,8 +119,8 @@ class MPIMessenger(Messenger):
                 sleep = min(sleep * 2, SLEEP_MAX)
             probed = improbe(any_source, TAG_CONTROL)
             if probed is not None:
+                # hand it over at once (the next poll takes whatever came after it)
                 self._take(probed, out)
-                self._receive_ready(out)
                 self.last_activity = monotonic()
                 return out
             now = monotonic()
