@@ -24,8 +24,10 @@ from .messenger import Messenger
 TAG_CONTROL = 7
 TAG_DATA = 8
 
-# Busy phase after the last message, then sleeps growing to the cap.
+# Busy phase after the last message (probing, giving the core away every few probes so a rank
+# sharing it gets to run), then sleeps growing to the cap.
 HOT_SECONDS = 0.05
+PROBES_PER_YIELD = 2
 SLEEP_MIN = 0.00005
 SLEEP_MAX = 0.002
 
@@ -109,9 +111,12 @@ class MPIMessenger(Messenger):
         sleep = SLEEP_MIN
         improbe, any_source = self.comm.improbe, self.MPI.ANY_SOURCE
         monotonic, yield_cpu = time.monotonic, os.sched_yield
+        probes = 0
         while True:
             if now < hot_until:
-                yield_cpu()
+                probes += 1
+                if probes % PROBES_PER_YIELD == 0:
+                    yield_cpu()
             else:
                 if self.outgoing:
                     self._reap()
