@@ -229,8 +229,8 @@ class Interpreter:
         cls = CopyOrder if verb == "copy" else MoveOrder
         yield self.node.order(cls(recipient=source, key=wk.key, target=target, mode=st.mode))
         past = "copied" if verb == "copy" else "moved"
-        return [Result(verb, f"{past} {wk.describe()} from rank {source} to rank {target}",
-                       {"key": str(wk), "source": source, "target": target})]
+        return [Result(verb, f"{past} {wk.shown} from rank {source} to rank {target}",
+                       {"key": wk.text, "source": source, "target": target})]
 
     def _delete(self, st: ast.Delete, scope):
         if isinstance(st.key, ast.Selector):

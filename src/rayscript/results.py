@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -11,7 +11,6 @@ class Result:
     statement: str
     text: str
     data: Any = None
-    rows: list = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.text
