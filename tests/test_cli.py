@@ -161,6 +161,20 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(tmp_path, action, mess
         assert message in proc.stderr
 
 
+def test_an_embedding_program_run_by_rayscript_exec_gets_its_killed_rank_named(tmp_path):
+    prog = tmp_path / "crash.py"
+    prog.write_text(CRASH.format(bad=1, action="import os, signal; os.kill(os.getpid(), signal.SIGKILL)"))
+    t0 = time.monotonic()
+    proc = run_mpi(3, *rayscript_cmd(), "exec", str(BIN / "python"), str(prog), timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 9 and "not reached" not in proc.stdout
+    assert proc.stderr.count("rayscript: rank") == 1, proc.stderr
+    assert "rayscript: rank 1 (pid " in proc.stderr and "was killed (SIGKILL" in proc.stderr
+    # and a program that ends normally ends the same way under its keeper
+    ok = run_mpi(2, *rayscript_cmd(), "exec", "--", str(BIN / "python"), "-c", "import sys; sys.exit(3)")
+    assert ok.returncode == 3 and ok.stderr == ""
+
+
 def test_embedded_crash_is_reported_by_rank_0(tmp_path):
     prog = tmp_path / "crash.py"
     prog.write_text(textwrap.dedent(CRASH.format(bad=1, action="raise RuntimeError('bad state')")))

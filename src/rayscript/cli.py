@@ -15,6 +15,7 @@ USAGE_EXAMPLES = """examples:
   rayscript run -e 'put kmers/1 on 0; copy kmers/1 from 0 to 1' --ranks 3
   rayscript check analysis.ray --ranks 8
   mpiexec -n 4 rayscript repl
+  mpiexec -n 4 rayscript exec python analysis.py   (a program that embeds Cluster)
 """
 
 
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     repl = sub.add_parser("repl", help="read statements on rank 0 while the other ranks serve")
     repl.add_argument("--ranks", type=int, metavar="N",
                       help="without mpiexec: run N ranks as threads of this process")
+    ex = sub.add_parser("exec", help="under mpiexec: run a program (one that embeds Cluster) as this rank, "
+                                     "kept like run and repl: a rank killed outright is named")
+    ex.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments")
     return p
 
 
@@ -43,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
-        from .runtime.keeper import split
-        from .runtime.mpi import under_mpiexec
+        from .runtime.keeper import split, under_mpiexec
 
+        if args.command == "exec":
+            return cmd_exec(args)
         if under_mpiexec():
             split()  # this process stays as the rank's keeper; the rank goes on from here
         if args.command == "run":
@@ -94,7 +99,7 @@ def cmd_check(args) -> int:
 def open_cluster(ranks: int | None):
     """The cluster for this process: MPI under mpiexec, else in-process threads."""
     from .cluster import Cluster
-    from .runtime.mpi import under_mpiexec
+    from .runtime.keeper import under_mpiexec
 
     if under_mpiexec():
         if ranks is not None:
@@ -229,6 +234,24 @@ def _emergency_stop(cluster) -> None:
     timer.start()
     cluster.close()
     timer.cancel()
+
+
+def cmd_exec(args) -> int:
+    """Run a program as this rank, under a keeper (see runtime/keeper.py)."""
+    from .runtime.keeper import split, under_mpiexec
+
+    program = args.program[1:] if args.program[:1] == ["--"] else args.program
+    if not program:
+        print("rayscript exec: name the program to run, e.g. 'mpiexec -n 4 rayscript exec python analysis.py'",
+              file=sys.stderr)
+        return 2
+    if under_mpiexec():
+        split()
+    try:
+        os.execvp(program[0], program)
+    except OSError as exc:
+        print(f"rayscript exec: cannot run {program[0]}: {exc.strerror}", file=sys.stderr)
+        return 127
 
 
 def cmd_repl(args) -> int:

@@ -53,7 +53,8 @@ class Cluster:
 
     def __init__(self, comm=None, *, _messenger=None, _threads=None, _collective=None):
         if _messenger is None:
-            from .runtime.mpi import MPIMessenger, under_mpiexec
+            from .runtime.keeper import under_mpiexec
+            from .runtime.mpi import MPIMessenger
 
             if comm is None and not under_mpiexec():
                 raise RayScriptError("not started under mpiexec: use Cluster.local(ranks=N) in one "

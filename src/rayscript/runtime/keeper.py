@@ -2,10 +2,11 @@
 
 A rank killed with SIGKILL (``kill -9``, the kernel's out-of-memory killer) cannot say anything,
 and the MPI launcher then kills every other rank at once, rank 0 included, so nobody in the job
-is left to report which rank it was.  So, under an MPI launcher, ``rayscript run`` and
-``rayscript repl`` split in two before MPI starts:
+is left to report which rank it was.  So, under an MPI launcher, ``rayscript run``,
+``rayscript repl`` and ``rayscript exec PROGRAM`` split in two before MPI starts:
 
-* the child becomes the rank (it starts MPI, serves, commands), and dies with its parent;
+* the child becomes the rank (it starts MPI, serves, commands; or it executes PROGRAM, a
+  program that embeds ``Cluster``), and dies with its parent;
 * the parent, the process the launcher started and watches, becomes the rank's *keeper*: it
   passes on the signals the launcher sends (Ctrl-C, SIGTERM, ...) and waits.  When the rank
   ends, the keeper ends the same way (same exit status, same signal), so the launcher sees
@@ -29,6 +30,13 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
+
+
+def under_mpiexec() -> bool:
+    """True when this process was started by an MPI launcher."""
+    markers = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS",
+               "HYDRA_CONTROL_FD", "PMI_FD")
+    return any(m in os.environ for m in markers)
 
 
 def launcher_rank() -> str | None:

@@ -32,13 +32,6 @@ SLEEP_MIN = 0.00005
 SLEEP_MAX = 0.002
 
 
-def under_mpiexec() -> bool:
-    """True when this process was started by an MPI launcher."""
-    markers = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS",
-               "HYDRA_CONTROL_FD", "PMI_FD")
-    return any(m in os.environ for m in markers)
-
-
 class MPIMessenger(Messenger):
     backend = "mpi"
 
