@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -142,6 +143,21 @@ def _tmux_capture(session):
     return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
 
 
+def _tmux_wait_for(session, text, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        screen = _tmux_capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared:\n{_tmux_capture(session)}")
+
+
+def _tmux_type_line(session, line):
+    subprocess.run(["tmux", "send-keys", "-t", session, "-l", line], check=True)
+    subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+
+
 @pytest.mark.mpi
 @pytest.mark.external
 def test_repl_under_mpiexec_in_tmux_as_a_person_types():
@@ -154,17 +170,10 @@ def test_repl_under_mpiexec_in_tmux_as_a_person_types():
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True)
     try:
         def wait_for(text, timeout=20):
-            end = time.monotonic() + timeout
-            while time.monotonic() < end:
-                screen = _tmux_capture(session)
-                if text in screen:
-                    return screen
-                time.sleep(0.2)
-            raise AssertionError(f"{text!r} never appeared:\n{_tmux_capture(session)}")
+            return _tmux_wait_for(session, text, timeout)
 
         def type_line(line):
-            subprocess.run(["tmux", "send-keys", "-t", session, "-l", line], check=True)
-            subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+            _tmux_type_line(session, line)
 
         wait_for("ray[3]>")
         type_line("put kmers/5 count=2 on 1")
@@ -187,3 +196,56 @@ def test_repl_under_mpiexec_in_tmux_as_a_person_types():
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         marker.unlink(missing_ok=True)
+
+
+def _rank_process(rank: int) -> int:
+    """The pid of rank ``rank`` of the running job: the child of the keeper whose PMI_RANK it is."""
+    keepers = {}
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            proc = Path("/proc", entry)
+            comm = (proc / "comm").read_text().strip()
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if comm == "rayscript-keep":
+                env = (proc / "environ").read_bytes().split(b"\0")
+                keepers[int(entry)] = next(int(e[9:]) for e in env if e.startswith(b"PMI_RANK="))
+            children.setdefault(ppid, []).append(int(entry))
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+    (keeper,) = [k for k, r in keepers.items() if r == rank]
+    (child,) = children[keeper]
+    return child
+
+
+@pytest.mark.mpi
+@pytest.mark.external
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_as_it_was(victim):
+    """The shell keeps the terminal in raw mode; a job ended by kill -9 (of rank 0 itself, or of
+    another rank, after which the launcher kills the rest) must still give it back in cooked mode."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    session = f"rayscript-kill-{os.getpid()}-{victim}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40"], check=True)
+    try:
+        def wait_for(text, timeout=20):
+            return _tmux_wait_for(session, text, timeout)
+
+        def type_line(line):
+            _tmux_type_line(session, line)
+
+        type_line(f"cd {ROOT} && {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; echo job-ended-$((6 * 7))")
+        wait_for("ray[3]>")
+        os.kill(_rank_process(victim), signal.SIGKILL)
+        screen = wait_for("job-ended-42")
+        assert f"rayscript: rank {victim} (pid " in screen and "was killed (SIGKILL" in screen, screen
+        type_line("clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e isig -e -isig -e icanon -e -icanon -e echo -e -echo "
+                  "| tr '\\n' ' '; echo")
+        screen = wait_for("isig icanon echo")
+        procs = subprocess.run(["pgrep", "-f", f"{BIN / 'rayscript'} repl"], capture_output=True, text=True).stdout
+        assert procs.strip() == ""  # no rank and no keeper left
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

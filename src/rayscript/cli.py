@@ -52,13 +52,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "exec":
             return cmd_exec(args)
         if under_mpiexec():
-            split()  # this process stays as the rank's keeper; the rank goes on from here
+            # this process stays as the rank's keeper; the rank goes on from here
+            split(_repl_terminal() if args.command == "repl" else None)
         if args.command == "run":
             return cmd_run(args)
         return cmd_repl(args)
     except KeyboardInterrupt:
         print("rayscript: interrupted", file=sys.stderr)
         return 130
+
+
+def _repl_terminal() -> str | None:
+    """Rank 0 of a REPL started at a terminal: the terminal the shell will put in raw mode."""
+    from .repl import launcher_terminal
+    from .runtime.keeper import launcher_rank
+
+    return launcher_terminal() if launcher_rank() == "0" else None
 
 
 def _read(path: str) -> str:

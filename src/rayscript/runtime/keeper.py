@@ -15,7 +15,13 @@ is left to report which rank it was.  So, under an MPI launcher, ``rayscript run
 
 Only the rank that died first is named: the launcher then kills the *keepers* of the other
 ranks (which have nothing to say, and take their ranks with them).  The keeper uses no MPI and
-costs one idle process per rank.
+costs one small idle process per rank.
+
+The REPL keeps the launcher's terminal in raw mode; a job ended by a killed rank must not leave it
+so.  Rank 0's keeper notes the terminal's settings before the split: if its rank is killed, the
+keeper puts them back; if the keeper itself is killed (the launcher cleaning up after another rank),
+its rank gets ORPHANED (a real-time signal: MPI libraries claim SIGHUP and friends for themselves)
+instead of SIGKILL, and puts them back before it goes.
 """
 
 from __future__ import annotations
@@ -25,11 +31,16 @@ import os
 import signal
 import socket
 import sys
+import termios
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
+
+ORPHANED = signal.SIGRTMIN + 7  # a REPL rank's signal that its keeper is gone
+
+_terminal: tuple[int, list] | None = None  # (fd, settings) of a terminal to put back
 
 
 def under_mpiexec() -> bool:
@@ -46,10 +57,12 @@ def launcher_rank() -> str | None:
     return None
 
 
-def split() -> None:
-    """Become the rank's keeper, and return only in the child (the rank).  Does nothing where
-    it cannot work: MPI already started in this process, no rank number from the launcher,
-    not Linux, or RAYSCRIPT_KEEPER=0."""
+def split(terminal: str | None = None) -> None:
+    """Become the rank's keeper, and return only in the child (the rank).  ``terminal``: a
+    terminal whose settings are put back if the job ends while the rank has changed them.  Does
+    nothing where it cannot work: MPI already started in this process, no rank number from the
+    launcher, not Linux, or RAYSCRIPT_KEEPER=0."""
+    global _terminal
     rank = launcher_rank()
     if (rank is None or "mpi4py.MPI" in sys.modules or not sys.platform.startswith("linux")
             or os.environ.get("RAYSCRIPT_KEEPER") == "0"):
@@ -58,6 +71,12 @@ def split() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return
+    if terminal:
+        try:
+            fd = os.open(terminal, os.O_RDWR | os.O_NOCTTY)
+            _terminal = (fd, termios.tcgetattr(fd))
+        except (OSError, termios.error):
+            _terminal = None
     sys.stdout.flush()
     sys.stderr.flush()
     keeper = os.getpid()
@@ -66,10 +85,19 @@ def split() -> None:
         # shown by ps -o comm and top, beside the rank it keeps
         libc.prctl(PR_SET_NAME, b"rayscript-keep", 0, 0, 0)
     if child == 0:
-        # the rank: it must not outlive its keeper (the launcher kills keepers, not ranks)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # the rank: it must not outlive its keeper.  It has a process group of its own, so a
+        # launcher that kills the keeper's group reaches it only through the keeper's death.
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
+        if _terminal is None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        else:
+            signal.signal(ORPHANED, _orphaned)
+            libc.prctl(PR_SET_PDEATHSIG, ORPHANED, 0, 0, 0)
         if os.getppid() != keeper:
-            os._exit(1)
+            _orphaned(ORPHANED, None)
         return
     _keep(child, rank)
 
@@ -92,6 +120,7 @@ def _keep(child: int, rank: str) -> None:
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
     sig = os.WTERMSIG(status)
+    _restore_terminal()
     sys.stderr.write(describe_death(rank, child, socket.gethostname(), sig) + "\n")
     sys.stderr.flush()
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
@@ -99,6 +128,20 @@ def _keep(child: int, rank: str) -> None:
         signal.signal(sig, signal.SIG_DFL)
     os.kill(os.getpid(), sig)
     os._exit(128 + sig)
+
+
+def _restore_terminal() -> None:
+    if _terminal is not None:
+        try:
+            termios.tcsetattr(_terminal[0], termios.TCSANOW, _terminal[1])
+        except (OSError, termios.error):
+            pass
+
+
+def _orphaned(signum, frame) -> None:
+    """The rank's keeper is gone: leave the terminal as it was, and go."""
+    _restore_terminal()
+    os._exit(128 + signal.SIGKILL)
 
 
 def describe_death(rank: str, pid: int, host: str, sig: int) -> str:
