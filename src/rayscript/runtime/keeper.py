@@ -111,12 +111,10 @@ def _keep(child: int, rank: str) -> None:
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            os._exit(1)
+    try:
+        _, status = os.waitpid(child, 0)  # retried by Python when a signal comes in meanwhile
+    except ChildProcessError:
+        os._exit(1)
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
     sig = os.WTERMSIG(status)
