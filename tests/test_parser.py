@@ -28,6 +28,7 @@ K = Key("kmers", 19123890)
     ("help", [ast.Help()]),
     ("help copy", [ast.Help("copy")]),
     ("set timeout = 500ms", [ast.Set("timeout", ast.Duration(0.5))]),
+    ("set timeout 30s", [ast.Set("timeout", ast.Duration(30.0))]),
     ("\n\n# only comments\n", []),
 ])
 def test_statements_parse_to_nodes(text, expected):

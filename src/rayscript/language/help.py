@@ -40,9 +40,9 @@ HELP = {
                 "explain copy kmers/19123890 from 2 to 5"),
     "print": ("print VALUE ...", "Print text, numbers, keys and variables.", 'print "x is" $x'),
     "help": ("help [STATEMENT]", "List the statements, or show one's syntax and an example.", "help copy"),
-    "set": ("set timeout = DURATION",
+    "set": ("set timeout [=] DURATION",
             "How long a commander waits for an answer before reporting the rank that did not "
-            "answer (default 30s).",
+            "answer (default 30s). The '=' may be left out: set timeout 10s.",
             "set timeout = 10s"),
     "load": ("load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]",
              "Count the k-mers of FASTQ/FASTA files (plain or gzip) across the ranks.",

@@ -205,7 +205,7 @@ class _ToAst(Transformer):
         if str(name) != "timeout":
             self._fail(f"unknown setting '{name}' (settings: timeout)", name)
         if not isinstance(value, (ast.Duration, int, ast.Var)):
-            self._fail("expected a duration such as 30s or 500ms after 'timeout ='", name)
+            self._fail("expected a duration such as 30s or 500ms after 'timeout'", name)
         return ast.Set(str(name), value, meta=_loc(meta, self.source))
 
     @v_args(meta=True)
