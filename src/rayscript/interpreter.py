@@ -133,9 +133,7 @@ class Interpreter:
         return v
 
     def rank(self, v, scope: Scope) -> int:
-        if type(v) is int and 0 <= v < self.node.size:
-            return v
-        r = self.value(v, scope)
+        r = v if type(v) is int else self.value(v, scope)
         if isinstance(r, bool) or not isinstance(r, int):
             raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, ast.Var)
                               else f"a rank is a whole number, not {r!r}")
@@ -323,15 +321,8 @@ class Interpreter:
                 raise ScriptError(f"a loop bound is a whole number, not {b!r}")
         step = 1 if stop >= start else -1
         results = []
-        env, name = scope.env, st.name
-        if len(st.body) == 1:  # the usual loop: one statement, run without the block around it
-            (body,) = st.body
-            for i in range(start, stop + step, step):
-                env[name] = i
-                results.extend((yield from self.execute(body, scope)))
-            return results
         for i in range(start, stop + step, step):
-            env[name] = i
+            scope.env[st.name] = i
             results.extend((yield from self.run_block(st.body, scope)))
         return results
 

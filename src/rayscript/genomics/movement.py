@@ -141,13 +141,15 @@ class MovementService:
         del self.incoming[key]
         items, conflicts = state["items"], state["conflicts"]
         reply = BulkStored(recipient=msg.sender, commander=msg.commander, request=msg.request, items=items)
-        if not state["failed"] and conflicts:
-            state["failed"] = (f"{conflicts:,} of the {items:,} selected k-mers ({msg.what}) are already on rank "
-                               f"{rank}; nothing was copied (add 'replace' to overwrite or 'merge' to combine)")
-        elif not state["failed"]:
-            for part in state["staged"]:
-                if not self._apply_counted(state, msg, *part):
-                    break
+        if not state["failed"]:
+            if conflicts:
+                state["failed"] = (f"{conflicts:,} of the {items:,} selected k-mers ({msg.what}) are already on "
+                                   f"rank {rank}; nothing was copied (add 'replace' to overwrite or 'merge' to "
+                                   f"combine)")
+            else:
+                for part in state["staged"]:
+                    if not self._apply_counted(state, msg, *part):
+                        break
         if state["failed"]:
             reply.ok, reply.reason = False, state["failed"]
         self.node.send(reply)

@@ -81,9 +81,6 @@ def split(terminal: str | None = None) -> None:
     sys.stderr.flush()
     keeper = os.getpid()
     child = os.fork()
-    if child:
-        # shown by ps -o comm and top, beside the rank it keeps
-        libc.prctl(PR_SET_NAME, b"rayscript-keep", 0, 0, 0)
     if child == 0:
         # the rank: it must not outlive its keeper.  It has a process group of its own, so a
         # launcher that kills the keeper's group reaches it only through the keeper's death.
@@ -99,6 +96,7 @@ def split(terminal: str | None = None) -> None:
         if os.getppid() != keeper:
             _orphaned(ORPHANED, None)
         return
+    libc.prctl(PR_SET_NAME, b"rayscript-keep", 0, 0, 0)  # shown by ps -o comm and top
     _keep(child, rank)
 
 

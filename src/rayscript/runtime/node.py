@@ -24,7 +24,6 @@ from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
-_monotonic = time.monotonic
 
 
 class Future:
@@ -176,12 +175,12 @@ class Node:
         req = self.next_request
         self.next_request = req + 1
         msg.request = req
-        msg.commander = msg.sender = self.rank
+        msg.commander = self.rank
         if timeout is not None and timeout < 0:
             timeout = self.timeout
-        fut = Future(_monotonic() + timeout if timeout else None, msg.recipient, msg.kind)
+        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind)
         self.pending[req] = fut
-        self.messenger.send(msg)
+        self.send(msg)
         return fut
 
     def reply(self, order: Message, msg: Message) -> None:

@@ -42,16 +42,15 @@ class Shard:
             table = self.kmers
             if item.k and table.k and item.k != table.k:
                 raise ValueError(f"this store holds k={table.k} k-mers, not k={item.k}")
-            count, edges = item.count, item.edges
             if mode != "replace":
                 old = table.get(item.id)
                 if old is not None:
                     if mode != "merge":
                         raise ItemExists(item.id)
-                    count, edges = count + old[0], edges | old[1]
+                    item = Kmer(item.id, old[0], old[1], table.k or 0).merge(item)
             if item.k and not table.k:
                 table.set_k(item.k)
-            table.set(item.id, min(count, COUNT_MAX), edges)
+            table.set(item.id, min(item.count, COUNT_MAX), item.edges)
             return
         table = self.tables[item.namespace]
         old = table.get(item.ident)
