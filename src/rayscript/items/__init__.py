@@ -78,7 +78,7 @@ class Kmer(Carriageable, namespace="kmers", code=1):
     k: int = 0  # 0: unknown (an id given without bases)
 
     _FMT: ClassVar[struct.Struct] = struct.Struct("<QIBB")
-    _WIRE: ClassVar[struct.Struct] = struct.Struct("<BQIBB")  # as pack_item frames it
+    _WIRE: ClassVar[struct.Struct] = struct.Struct("<B" + _FMT.format[1:])  # code byte + _FMT, as pack_item frames it
 
     @classmethod
     def packed(cls, ident: int, count: int, edges: int, k: int) -> bytes:
