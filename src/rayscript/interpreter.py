@@ -323,7 +323,8 @@ class Interpreter:
         results = []
         for i in range(start, stop + step, step):
             scope.env[st.name] = i
-            results.extend((yield from self.run_block(st.body, scope)))
+            for body in st.body:  # each statement straight from here: one generator frame fewer per order
+                results.extend((yield from self.execute(body, scope)))
         return results
 
     def _print(self, st: ast.Print, scope):
