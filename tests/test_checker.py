@@ -1,5 +1,4 @@
-from rayscript.language import parse
-from rayscript.language.checker import check
+from rayscript.statements import check, parse
 
 
 def messages(text, size=None):

@@ -52,16 +52,24 @@ def test_a_second_save_replaces_the_first_and_a_crashed_save_leaves_it(saved, tm
     manifest = json.loads((ckpt / "manifest.json").read_text())
     assert manifest["version"] == 1 and manifest["ranks"] == 3 and manifest["k"] == 21
     assert [len(e["sha256"]) for e in manifest["files"]] == [64] * 3
-    # a save that died before its manifest: a stray generation directory, half written
-    stray = ckpt / "gen-crashed"
+    # a save that died before its manifest: a stray generation directory, half written, marked as
+    # a save's own; and a folder of the user's that merely looks like a generation
+    stray = ckpt / "gen-000007"
     stray.mkdir()
+    (stray / ".rayscript-save").write_text("")
     (stray / "rank-0000.shard").write_bytes(b"partial")
+    (ckpt / "gen-important").mkdir()
+    (ckpt / "gen-important" / "notes.txt").write_text("mine")
     with Cluster.local(2) as c:
         c.run(f'restore from "{ckpt}"')
         assert state(c, tmp_path) == before
         c.run(f'put kmers/7 on 0\nsave to "{ckpt}"')
     gens = sorted(p.name for p in ckpt.iterdir() if p.name.startswith("gen-"))
-    assert len(gens) == 1 and gens[0] == json.loads((ckpt / "manifest.json").read_text())["generation"]
+    current = json.loads((ckpt / "manifest.json").read_text())["generation"]
+    assert gens == sorted([current, "gen-important"])
+    assert (ckpt / "gen-important" / "notes.txt").read_text() == "mine"
+    with Cluster.local(2) as c, pytest.raises(RayScriptError, match="not an empty path"):
+        c.run('save to ""')
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -122,12 +130,12 @@ def test_run_with_restore_under_mpiexec(saved, tmp_path):
 KILL_MID_MOVE = """
 import os, signal, sys
 import rayscript.cli as cli
-from rayscript.genomics.movement import BulkChunk
+from rayscript.runtime.bulk import BulkChunk
 
 ckpt, dump = sys.argv[1], sys.argv[2]
 original = cli.open_cluster
-def open_cluster(ranks):
-    c = original(ranks)
+def open_cluster(ranks, progress=None):
+    c = original(ranks, progress)
     if c.rank == 2:
         def die(msg):
             os.kill(os.getpid(), signal.SIGKILL)  # the target dies in the middle of the move

@@ -190,8 +190,8 @@ import rayscript.cli as cli
 how = sys.argv[1]
 
 original = cli.open_cluster
-def open_cluster(ranks):
-    c = original(ranks)
+def open_cluster(ranks, progress=None):
+    c = original(ranks, progress)
     if c.rank == 2:
         from rayscript.messages import PutOrder
         handler = c.node.handlers[PutOrder]

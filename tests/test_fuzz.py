@@ -9,12 +9,11 @@ from hypothesis import strategies as st
 from rayscript import Cluster
 from rayscript.errors import RayScriptError, ScriptError, ScriptErrors
 from rayscript.genomics import fastx
-from rayscript.language import parse, parse_all
-from rayscript.language.checker import check
-from rayscript.language.help import HELP
+from rayscript.language.help import entries
+from rayscript.statements import check, parse, parse_all
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = [p.read_text() for p in sorted((ROOT / "examples").glob("*.ray"))] + [h[2] for h in HELP.values()]
+EXAMPLES = [p.read_text() for p in sorted((ROOT / "examples").glob("*.ray"))] + [h[2] for h in entries().values()]
 ALPHABET = st.sampled_from([*list('abcdefghijklmnopqrstuvwxyz0123456789 /$*{}:;=<>.,"#\n\t-_ACGT'), "\x00", "é"])
 
 

@@ -86,7 +86,12 @@ def test_walk_stops_at_branches_cycles_and_the_length_limit(tmp_path):
         assert res.data["reason"] == "cycle (back at the start k-mer)"
         assert res.data["kmers"] == 12
         (res,) = c.run("walk kmers/ACGGT length=3 into paths/short")
-        assert res.data["reason"] == "length limit (3 k-mers)" and res.data["length"] == 5 + 3
+        assert res.data["reason"] == "length limit (3 k-mers)" and res.data["length"] == 5 + 2
+        assert res.data["kmers"] == 3
+        (res,) = c.run("walk kmers/ACGGT length=1 into paths/one")
+        assert res.data["kmers"] == 1 and res.data["length"] == 5
+        with pytest.raises(RayScriptError, match="length= takes a whole number >= 1, not 0"):
+            c.run("walk kmers/ACGGT length=0 into paths/none")
     write_fastq(tmp_path / "br.fq", ["TTACGTAC", "ACGTAG"])
     with Cluster.local(3) as c:
         c.run(f'load "{tmp_path}/br.fq" into kmers k=5 canonical=false')
@@ -161,7 +166,7 @@ def test_bulk_copy_streams_all_or_nothing(loaded):
 
 
 def test_a_bulk_move_that_fails_midway_on_the_target_loses_nothing(loaded, monkeypatch):
-    from rayscript.genomics import movement
+    from rayscript.runtime import bulk as movement
 
     c = loaded
     before = [_table(c, r) for r in range(4)]

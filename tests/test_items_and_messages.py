@@ -5,10 +5,10 @@ from hypothesis import strategies as st
 from rayscript import messages as m
 from rayscript.genomics import checkpoint as ck
 from rayscript.genomics import graph as gr
-from rayscript.genomics import movement as mv
-from rayscript.genomics import statements as g
+from rayscript.genomics import kmers as g
 from rayscript.items import GraphPath, GraphSearchResult, Kmer, pack_item, unpack_item
-from rayscript.language import parse
+from rayscript.runtime import bulk as mv
+from rayscript.statements import parse
 from rayscript.store import encoding
 from rayscript.store.partition import mix64, owner, owners
 
@@ -42,18 +42,23 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         m.DeleteOrder(key=("kmers", 5)), m.HasOrder(key=("kmers", 5)), m.StatsOrder(),
         m.RunBlock(statements=tuple(parse("copy kmers/1 from 2 to 3")), env={"x": 1}, text="t"),
         m.ItemTransfer(key=("kmers", 5), item=b"\x01", move=True), m.Stored(key=("kmers", 5), target=2),
-        m.Ack(info=3), m.ErrorReply(rank=2, key="kmers/5", reason="no"),
+        m.Ack(), m.ErrorReply(rank=2, key="kmers/5", reason="no"),
         m.ItemReply(key=("kmers", 5), item=b"z"), m.HasReply(held=True),
         m.StatsReply(host="h", counts={"kmers": 1}, nbytes=9), m.BlockDone(results=[]), m.Stop(),
         m.Fatal(rank=3, reason="boom"), m.Cancel(),
         g.LoadOrder(parts=[("r.fq", "fastq", False, 0, 10)], k=21, canonical=False, total_bytes=10),
         g.KmerStatsOrder(histogram=True), g.DumpSizeOrder(lo=2, hi=9), g.DumpWriteOrder(path="o", offset=5),
-        g.QueryOrder(ids=b"\0" * 16),
+        g.QueryOrder(ids=b"\0" * 16), g.LoadReply(reads=3, kmers=9, nbytes=100, distinct=4, seconds=0.5),
+        g.KmerStatsReply(distinct=2, total=5, k=21, histogram=b"\0" * 8), g.SizeReply(nbytes=7, k=3),
+        g.QueryReply(counts=b"\1\0\0\0"), mv.BulkReply(items=5, nbytes=65),
         mv.BulkSendOrder(selector=("count", ">=", 3), target=2, mode="merge", move=True, what="kmers where"),
         mv.BulkChunk(seq=2, last=True, mode="replace", what="kmers/*"), mv.BulkStored(ok=False, reason="x", items=3),
         mv.BulkDeleteOrder(selector=("prefix", "ACG")),
         gr.WalkStep(start=5, current=9, sequence="ACGT", k=4, hops=2, both=True, phase="back", into=("paths", "p")),
-        gr.PathStore(item=b"\x02", info={"length": 3}), gr.NeighboursOrder(),
+        gr.PathStore(item=b"\x02", reply=gr.PathReply(length=3)), gr.NeighboursOrder(),
+        gr.PathReply(length=40, kmers=10, reason="branch", sequence="ACGT", rank=2), gr.NeighboursReply(found=3),
+        ck.SavedReply(entry={"file": "f", "bytes": 3}), ck.VerifiedReply(kmers=3, named=1),
+        ck.CommittedReply(named=[("paths", "p")]),
         ck.SaveOrder(directory="/d"), ck.VerifyOrder(files=[("/d/f", {"bytes": 1})], token="t", k=21),
         ck.CommitOrder(token="t", commit=False),
     ]
@@ -121,6 +126,7 @@ def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
 
     from rayscript import Cluster, items
     from rayscript.language import ast
+    from rayscript.statements import default_parser
 
     doc = (Path(__file__).parent.parent / "docs/items.md").read_text()
     code = re.search(r"```python\n(from dataclasses import dataclass.*?)```", doc, re.S).group(1)
@@ -128,7 +134,9 @@ def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
     try:
         exec(code, namespace)
         ReadPair = namespace["ReadPair"]
-        monkeypatch.setattr(ast, "NAMESPACES", (*ast.NAMESPACES, "pairs"))
+        # the grammar, the REPL's completion and checkpoints take their namespaces from the registry
+        assert "pairs" in ast.namespaces()
+        assert "pairs" in str(default_parser().lark().get_terminal("NAMESPACE").pattern.value)
         pair = ReadPair("p", "ACGT", "TTGA")
         assert unpack_item(pack_item(pair)) == pair
         with Cluster.local(3) as c:

@@ -130,7 +130,7 @@ def test_ranks_table_counts_items_per_namespace(local4):
 
 def test_explain_sends_nothing_and_shows_the_cascade(local4):
     (res,) = local4.run("explain copy kmers/19123890 from 2 to 3")
-    assert res.data[1:] == ["  COPY-ORDER     0 -> 2  key=kmers/19123890 target=3",
+    assert res.data["lines"][1:] == ["  COPY-ORDER     0 -> 2  key=kmers/19123890 target=3",
                             "      then ITEM 2 -> 3 (kmers/19123890)", "      then ACK 3 -> 0"]
     assert local4.run("locate kmers/19123890")[0].data["ranks"] == []
 
@@ -176,7 +176,8 @@ def test_handler_exception_is_returned_with_rank_and_the_loop_goes_on():
 
 
 @pytest.mark.parametrize("statement, expected", [
-    ("put kmers/7 count=2 on 3", ["  PUT-ORDER      0 -> 3  key=kmers/7 mode='replace'", "      then ACK 3 -> 0"]),
+    ("put kmers/7 count=2 on 3", ["  PUT-ORDER      0 -> 3  key=kmers/7 item=<15 bytes> mode='replace'",
+                                  "      then ACK 3 -> 0"]),
     ("move kmers/7 from 1 to 2 merge", [
         "  MOVE-ORDER     0 -> 1  key=kmers/7 target=2 mode='merge'",
         "      then ITEM 1 -> 2 (kmers/7, move)",
@@ -197,7 +198,8 @@ def test_statements_compile_to_the_exact_control_messages(local4, statement, exp
         local4.run("\n".join(setup))
     (res,) = local4.run(f"explain {last}")
     if expected is None:
-        assert res.data[1:] == ["  i = 1:", "    GET-ORDER      0 -> 2  key=kmers/1", "        then ITEM-REPLY 2 -> 0",
-                                "  i = 2:", "    GET-ORDER      0 -> 2  key=kmers/2", "        then ITEM-REPLY 2 -> 0"]
+        assert res.data["lines"][1:] == [
+            "  i = 1:", "    GET-ORDER      0 -> 2  key=kmers/1", "        then ITEM-REPLY 2 -> 0",
+            "  i = 2:", "    GET-ORDER      0 -> 2  key=kmers/2", "        then ITEM-REPLY 2 -> 0"]
     else:
-        assert res.data[1:] == expected
+        assert res.data["lines"][1:] == expected

@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .errors import RankFailure, RayScriptError, Terminated
+from .progress import Progress
 
 USAGE_EXAMPLES = """examples:
   mpiexec -n 6 rayscript run examples/seed.ray
@@ -72,7 +73,7 @@ def _repl_terminal() -> str | None:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the script
             return fh.read()
     except OSError as exc:
         raise RayScriptError(f"cannot read {path}: {exc.strerror}") from None
@@ -81,9 +82,11 @@ def _read(path: str) -> str:
 
 
 def cmd_check(args) -> int:
-    from .language.checker import check
-    from .language.parser import parse_all
+    from .statements import check, parse_all
 
+    if args.ranks is not None and args.ranks < 1:
+        print(f"rayscript check: --ranks takes a number of ranks >= 1, not {args.ranks}", file=sys.stderr)
+        return 2
     failed = 0
     for path in args.script:
         try:
@@ -105,7 +108,7 @@ def cmd_check(args) -> int:
     return 1 if failed else 0
 
 
-def open_cluster(ranks: int | None):
+def open_cluster(ranks: int | None, progress: Progress | None = None):
     """The cluster for this process: MPI under mpiexec, else in-process threads."""
     from .cluster import Cluster
     from .runtime.keeper import under_mpiexec
@@ -113,14 +116,14 @@ def open_cluster(ranks: int | None):
     if under_mpiexec():
         if ranks is not None:
             raise RayScriptError("--ranks is for runs without mpiexec; under mpiexec use -n")
-        cluster = Cluster(comm=_world())
+        cluster = Cluster(comm=_world(), progress=progress)
         install_signal_handlers(cluster)
         return cluster
     if ranks is None:
         print("rayscript: not started under mpiexec; running on 1 rank "
               "(use 'mpiexec -n N rayscript ...' or --ranks N for more)", file=sys.stderr)
         ranks = 1
-    return Cluster.local(ranks)
+    return Cluster.local(ranks, progress=progress)
 
 
 def install_signal_handlers(cluster) -> None:
@@ -146,44 +149,6 @@ def _world():
     return MPI.COMM_WORLD
 
 
-class Progress:
-    """Rank 0's display of a long statement: a bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.last_step = -1
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if total <= 0:
-            return
-        frac = min(done / total, 1.0)
-        mib = 1 << 20
-        if self.tty:
-            width = 30
-            bar = "#" * int(frac * width)
-            self.stream.write(f"\r\x1b[Kreading [{bar:<{width}}] {frac:6.1%}  "
-                              f"{done / mib:,.1f} / {total / mib:,.1f} MiB")
-            self.stream.flush()
-            self.shown = True
-            if frac >= 1.0:
-                self.finish()
-        else:
-            step = int(frac * 10)
-            if step > self.last_step and total >= 4 * mib:
-                self.last_step = step
-                print(f"reading: {frac:.0%} ({done / mib:,.1f} of {total / mib:,.1f} MiB, all ranks)",
-                      file=self.stream, flush=True)
-
-    def finish(self) -> None:
-        if self.tty and self.shown:
-            self.stream.write("\r\x1b[K")  # the bar gives way to the result
-            self.stream.flush()
-        self.shown = False
-        self.last_step = -1
-
-
 def _print_results(results) -> None:
     for r in results:
         if r.text:
@@ -194,14 +159,13 @@ def _on_cluster(ranks: int | None, drive) -> int:
     """Open the cluster; rank 0 runs ``drive(cluster)`` and the other ranks serve until it is done.
     A rank failure stops every rank (aborting the job if that cannot finish)."""
     try:
-        cluster = open_cluster(ranks)
+        cluster = open_cluster(ranks, Progress())
     except RayScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with cluster as c:
         if c is None:
             return 0  # a serving rank; rank 0 reports
-        c.node.progress = Progress()
         try:
             return drive(c)
         except RankFailure as exc:

@@ -15,43 +15,46 @@ In one process (notebooks, tests)::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import Cancelled, RayScriptError, ScriptError, ScriptErrors
+from .genomics.checkpoint import CheckpointService
+from .genomics.graph import GraphService
+from .genomics.kmers import KmerService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import ast
-from .language.checker import check
-from .language.parser import make_key, parse
+from .language.parser import make_key
 from .messages import GetOrder
 from .results import Result
+from .runtime.bulk import BulkService
 from .runtime.handlers import StoreService
 from .runtime.node import Node
-from .store.shard import Shard
+from .runtime.shard import Shard
+from .statements import check, parse
+
+# What every rank serves: one service per family of orders.
+SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService)
 
 
-def _build_node(messenger, collective=None) -> tuple[Node, Interpreter]:
-    node = Node(messenger)
-    node.collective = collective
-    StoreService(node, Shard())
-    interp = Interpreter(node)
-    _install_extensions(interp)
-    return node, interp
-
-
-def _install_extensions(interp: Interpreter) -> None:
-    from .genomics import checkpoint, graph, movement, statements
-
-    statements.install(interp)
-    movement.install(interp)
-    graph.install(interp)
-    checkpoint.install(interp)
+def _build_node(messenger: Any, collective: Any = None, progress: Callable[[int, int], None] | None = None,
+                interrupt_check: Callable[[], bool] | None = None) -> tuple[Node, Interpreter]:
+    node = Node(messenger, Shard(), collective, progress, interrupt_check)
+    for service in SERVICES:
+        service(node)
+    return node, Interpreter(node)
 
 
 class Cluster:
     """A handle on every rank of the store.  Only rank 0 (the driver) gets one to use."""
 
-    def __init__(self, comm=None, *, _messenger=None, _threads=None, _collective=None):
+    def __init__(self, comm: Any = None, *, progress: Callable[[int, int], None] | None = None,
+                 interrupt_check: Callable[[], bool] | None = None,
+                 _messenger: Any = None, _threads: list | None = None, _collective: Any = None):
+        """Under mpiexec: every rank of ``comm`` (default COMM_WORLD).  ``progress`` is called on
+        rank 0 with (done, total) during long statements; ``interrupt_check`` returns True when
+        the user asked to cancel (for a shell that reads Ctrl-C as a key)."""
         if _messenger is None:
             from .runtime.keeper import under_mpiexec
             from .runtime.mpi import MPIMessenger
@@ -64,17 +67,20 @@ class Cluster:
             from .runtime.collective import MPICollective
 
             _collective = MPICollective(_messenger.comm)
-        self.node, self.interpreter = _build_node(_messenger, _collective)
+        self.node, self.interpreter = _build_node(_messenger, _collective, progress, interrupt_check)
         self.scope = Scope()
         self._threads = _threads or []
         self._closed = False
+        self.local_nodes: list[Node] = [self.node]
 
     @classmethod
-    def local(cls, ranks: int = 4) -> Cluster:
+    def local(cls, ranks: int = 4, *, progress: Callable[[int, int], None] | None = None) -> Cluster:
         """All ranks in this process, as threads (rank 0 is the caller's thread)."""
         from .runtime.collective import LocalBoard, LocalCollective
         from .runtime.local import LocalNetwork
 
+        if isinstance(ranks, bool) or not isinstance(ranks, int):
+            raise TypeError(f"Cluster.local(ranks=N) takes a whole number of ranks, not {ranks!r}")
         if ranks < 1:
             raise RayScriptError(f"a cluster needs at least one rank, not {ranks}")
         net = LocalNetwork(ranks)
@@ -86,7 +92,8 @@ class Cluster:
             t = threading.Thread(target=node.serve, name=f"rayscript-rank-{r}", daemon=True)
             t.start()
             threads.append(t)
-        cluster = cls(_messenger=net.messenger(0), _threads=threads, _collective=LocalCollective(board, 0))
+        cluster = cls(_messenger=net.messenger(0), _threads=threads, _collective=LocalCollective(board, 0),
+                      progress=progress)
         cluster.local_nodes = [cluster.node, *nodes]  # for inspection in tests and notebooks
         return cluster
 
@@ -133,6 +140,10 @@ class Cluster:
     # --- commands ---------------------------------------------------------------
     def parse(self, text: str, source: str = "<string>") -> list[ast.Statement]:
         """Parse and check ``text`` against this cluster (ranks, variables); nothing is sent."""
+        if not isinstance(text, str):
+            raise TypeError(f"a script is text (str), not {type(text).__name__}")
+        if text.startswith("\ufeff"):
+            text = text[1:]  # a byte-order mark from an editor
         statements = parse(text, source)
         errors = check(statements, self.size, statements and _text(text), set(self.scope.env))
         if len(errors) == 1:
@@ -148,10 +159,15 @@ class Cluster:
         yield from self.execute(statements, _text(text))
 
     def run(self, text: str, source: str = "<string>") -> list[Result]:
-        """Run script text; return the results of every statement (structured, printable)."""
+        """Run script text; return the results of every statement (structured, printable).
+        On an error, the exception's ``results`` holds those of the statements that ran before."""
         out: list[Result] = []
-        for results in self.stream(text, source):
-            out.extend(results)
+        try:
+            for results in self.stream(text, source):
+                out.extend(results)
+        except RayScriptError as err:
+            err.results = out
+            raise
         return out
 
     def execute(self, statements: list[ast.Statement], text: str | None = None) -> Iterator[list[Result]]:
@@ -170,9 +186,17 @@ class Cluster:
     def get(self, key: str, rank: int | None = None) -> Carriageable:
         """The item stored under ``key`` on ``rank`` (default: the key's owner)."""
         self._require_driver()
-        wk = self.interpreter.key(make_key(key), self.scope)
+        if not isinstance(key, str):
+            raise TypeError(f"a key is text such as 'kmers/19123890', not {type(key).__name__}")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
+            raise TypeError(f"rank= takes a whole number, not {rank!r}")
+        parsed = make_key(key)
+        if not isinstance(parsed, ast.Key):
+            raise ScriptError(f"get takes one key, not the pattern {key}")
+        cmd = self.interpreter.command(self.scope)
+        wk = cmd.key(parsed)
         if rank is None:
-            rank = self.interpreter.owner(wk)
+            rank = cmd.owner(wk)
         elif not 0 <= rank < self.size:
             raise ScriptError(f"rank {rank} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
         reply = self.node.run_until(self.node.order(GetOrder(recipient=rank, key=wk.key)))

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 
 class RayScriptError(Exception):
-    """Root of all rayscript errors."""
+    """Root of all rayscript errors.  ``Cluster.run`` sets ``results`` to the results of the
+    statements that completed before the error."""
+
+    results: list = []
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,13 @@ class ScriptError(RayScriptError):
 
 
 class ScriptSyntaxError(ScriptError):
-    """The text is not a valid .ray program."""
+    """The text is not a valid .ray program.  ``recoverable`` is False for an error that no
+    later line can repair (an unclosed block, the end of the input): ``check`` stops there."""
+
+    def __init__(self, message: str, location: Location | None = None, text: str | None = None,
+                 recoverable: bool = True):
+        super().__init__(message, location, text)
+        self.recoverable = recoverable
 
 
 class ScriptErrors(RayScriptError):

@@ -1,41 +1,40 @@
-"""The interpreter: walks statement nodes on a commander rank and turns each into control
-messages sent through that rank's :class:`~rayscript.runtime.node.Node`.
+"""The interpreter: runs statement nodes on a commander rank.
 
-Every statement class has an executor (a generator run as a task of the node) and a planner
-(used by ``explain``); both build their orders with the same functions, so ``explain`` shows
-exactly what would be sent.  ``on R { ... }`` hands the block to rank R in a RUN_BLOCK message:
-rank R runs this same interpreter as the block's commander.
+Each statement's :meth:`~rayscript.language.ast.Statement.run` is a generator over a
+:class:`Command`, the public API a statement is given (and the only one it may use): resolve its
+values, ranks and keys, send orders and wait for their answers, locate holders, run nested
+blocks here or on another rank, read the store's settings.  The generator yields the futures of
+the orders it sent; the rank's node resumes it when they are answered, so a commander keeps
+serving while it waits.
+
+``explain S`` runs the very same generator under a Command that records its orders instead of
+sending them (:class:`Plan`): an order whose answer decides what comes next and that changes
+nothing (``informs``: locate, sizes, search frontiers) is sent for real; every other order is
+answered by its simulated reply.  What explain shows is therefore what execution sends, built by
+the same code.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
-from .items import BY_NAMESPACE, pack_item, unpack_item
 from .language import ast
-from .language.help import help_text
 from .language.parser import make_key
-from .messages import (
-    BlockDone,
-    CopyOrder,
-    DeleteOrder,
-    GetOrder,
-    HasOrder,
-    Message,
-    MoveOrder,
-    PutOrder,
-    RunBlock,
-    StatsOrder,
-    key_text,
-)
-from .results import Result, table
-from .runtime.node import Node, settled
+from .messages import BlockDone, HasOrder, Message, RunBlock, key_text
+from .results import Result
+from .runtime.node import Future, Node, settled
 from .store import encoding
 from .store.partition import owner
 
+# A statement's run(): yields futures (one, or a list), gets their answers back, returns results.
+Steps = Generator[Any, Any, list[Result]]
 
-def whole_number(value, what: str, lo: int = 0, hi: int | None = None) -> int:
+
+def whole_number(value: Any, what: str, lo: int = 0, hi: int | None = None) -> int:
     """``value`` if it is a whole number in lo..hi; otherwise the error says what ``what`` takes."""
     if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
         bounds = f">= {lo}" if hi is None else f"from {lo} to {hi}"
@@ -75,19 +74,35 @@ class WireKey:
         return self.shown
 
 
+class Plan:
+    """What ``explain`` records: the orders a statement sends, with notes on its structure."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, Message | str]] = []
+
+    @property
+    def orders(self) -> list[Message]:
+        return [m for _, m in self.entries if isinstance(m, Message)]
+
+    def lines(self, indent: str = "  ") -> list[str]:
+        out = []
+        for depth, entry in self.entries:
+            pad = indent * (depth + 1)
+            if isinstance(entry, str):
+                out.append(pad + entry)
+                continue
+            out.append(pad + entry.describe())
+            out.extend(f"{pad}    then {c}" for c in entry.cascade())
+        return out
+
+
 class Interpreter:
+    """Runs statements on one rank; answers RUN_BLOCK orders (this rank becomes a block's
+    commander)."""
+
     def __init__(self, node: Node):
         self.node = node
         node.register(RunBlock, self._on_run_block)
-        self.executors = {
-            ast.Put: self._put, ast.Get: self._get, ast.Copy: self._transfer, ast.Move: self._transfer,
-            ast.Delete: self._delete, ast.Locate: self._locate, ast.On: self._on,
-            ast.Parallel: self._parallel, ast.Let: self._let, ast.For: self._for, ast.Ranks: self._ranks,
-            ast.Explain: self._explain, ast.Print: self._print, ast.Help: self._help, ast.Set: self._set,
-        }
-        self.extensions: dict = {}  # statement class -> executor, added by other layers
-        self.planners: dict = {}  # statement class -> fn(statement, scope) -> orders (for explain)
-        self.bulk = None  # copy/move/delete by selector, provided by genomics.movement
         # k-mers given as bases are canonicalized unless the last load counted forward strands only
         self.canonical = True
         self._keys: dict[tuple, WireKey] = {}
@@ -96,54 +111,20 @@ class Interpreter:
     def size(self) -> int:
         return self.node.size
 
-    # --- entry points ---------------------------------------------------------
-    def run_block(self, statements, scope: Scope):
-        """Generator: execute statements one after the other, returning their results."""
-        results: list[Result] = []
-        for st in statements:
-            results.extend((yield from self.execute(st, scope)))
-        return results
+    def command(self, scope: Scope) -> Command:
+        return Command(self, scope, self.node.rank)
 
-    def execute(self, st: ast.Statement, scope: Scope):
-        fn = self.executors.get(type(st)) or self.extensions.get(type(st))
-        try:
-            if fn is None:
-                raise ScriptError(f"'{st.keyword}' is not available on this cluster")
-            result = yield from fn(st, scope)
-        except (StatementError, BlockFailed, RankFailure):
-            raise
-        except ScriptError as err:
-            raise err.with_location(st.location, scope.text) from None
-        except RayScriptError as err:
-            raise StatementError(err, st.location, scope.text, st.keyword) from None
-        return result
+    def execute(self, st: ast.Statement, scope: Scope) -> Steps:
+        """Generator: run one statement with this rank as its commander."""
+        return self.command(scope).execute(st)
 
-    # --- values -----------------------------------------------------------------
-    def value(self, v, scope: Scope):
-        if isinstance(v, ast.Var):
-            if v.name not in scope.env:
-                raise ScriptError(f"undefined variable ${v.name}")
-            return scope.env[v.name]
-        if isinstance(v, ast.Key):
-            return str(self.key(v, scope))
-        if isinstance(v, ast.Word):
-            return v.text
-        if isinstance(v, ast.Duration):
-            return v.seconds
-        return v
+    def run_block(self, statements: Iterable[ast.Statement], scope: Scope) -> Steps:
+        return self.command(scope).block(statements)
 
-    def rank(self, v, scope: Scope) -> int:
-        r = v if type(v) is int else self.value(v, scope)
-        if isinstance(r, bool) or not isinstance(r, int):
-            raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, ast.Var)
-                              else f"a rank is a whole number, not {r!r}")
-        if not 0 <= r < self.size:
-            raise ScriptError(f"rank {r} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
-        return r
-
-    def key(self, key: ast.Key, scope: Scope) -> WireKey:
+    # --- keys ---------------------------------------------------------------------------
+    def wire_key(self, key: ast.Key, scope: Scope) -> WireKey:
         if key.is_template:
-            return self._wire_key(self._substitute(key, scope))
+            return self._wire_key(_substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
         memo = (key.namespace, key.ident, self.canonical)
         wk = self._keys.get(memo)
@@ -153,16 +134,6 @@ class Interpreter:
             wk = self._keys[memo] = self._wire_key(key)
         return wk
 
-    @staticmethod
-    def _substitute(key: ast.Key, scope: Scope) -> ast.Key:
-        def sub(m):
-            name = m.group(1)
-            if name not in scope.env:
-                raise ScriptError(f"undefined variable ${name} in key {key}")
-            return str(scope.env[name])
-
-        return make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
-
     def _wire_key(self, key: ast.Key) -> WireKey:
         ident = key.ident
         if key.namespace == "kmers" and isinstance(ident, str):
@@ -171,113 +142,12 @@ class Interpreter:
             return WireKey(("kmers", encoding.canonical(fwd, k) if self.canonical else fwd), k)
         return WireKey((key.namespace, ident))
 
-    # --- order builders (shared by executors and explain) ---------------------------
-    def owner(self, wk: WireKey) -> int:
-        return owner(wk.key, self.size)
-
-    def _locate_orders(self, wk: WireKey) -> list[Message]:
-        return [HasOrder(recipient=r, key=wk.key) for r in range(self.size)]
-
-    def _holders(self, wk: WireKey, replies) -> list[int]:
-        own = self.owner(wk)
-        held = [r for r, rep in enumerate(replies) if rep.held]
-        return sorted(held, key=lambda r: (r != own, r))
-
-    def _orders(self, msgs: list[Message]):
-        return [self.node.order(m) for m in msgs]
-
-    # --- executors --------------------------------------------------------------------
-    def _put(self, st: ast.Put, scope):
-        wk = self.key(st.key, scope)
-        rank = self.rank(st.rank, scope)
-        options = {name: whole_number(self.value(v, scope), f"{name}=") for name, v in st.options}
-        if "count" in options and options["count"] > 0xFFFFFFFF:
-            raise ScriptError(f"count={options['count']} is past the counter's width (at most {0xFFFFFFFF})")
-        if "edges" in options and options["edges"] > 255:
-            raise ScriptError("edges= is an 8-bit mask (0..255)")
-        if wk.k:
-            options["k"] = wk.k
-        item = BY_NAMESPACE[wk.key[0]].empty(wk.key[1], options)
-        yield self.node.order(PutOrder(recipient=rank, key=wk.key, item=pack_item(item), mode="replace"))
-        return [Result("put", f"put {wk.describe()} on rank {rank}", {"key": str(wk), "rank": rank})]
-
-    def _get(self, st: ast.Get, scope):
-        wk = self.key(st.key, scope)
-        rank = self.owner(wk) if st.rank is None else self.rank(st.rank, scope)
-        (reply,) = yield self.node.order(GetOrder(recipient=rank, key=wk.key))
-        item = unpack_item(reply.item)
-        return [Result("get", f"{item}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
-
-    def _transfer(self, st, scope):
-        if isinstance(st.key, ast.Selector):
-            return (yield from self.bulk.transfer(st, scope))
-        wk = self.key(st.key, scope)
-        target = self.rank(st.target, scope)
-        verb = st.keyword
-        if st.source is None:
-            replies = yield self._orders(self._locate_orders(wk))
-            holders = self._holders(wk, replies)
-            if not holders:
-                raise RuntimeFault(f"no rank holds {wk}; nothing to {verb}", key=str(wk))
-            source = holders[0]
-        else:
-            source = self.rank(st.source, scope)
-        if source == target:
-            raise ScriptError(f"source and target are the same rank ({source})")
-        cls = CopyOrder if verb == "copy" else MoveOrder
-        yield self.node.order(cls(recipient=source, key=wk.key, target=target, mode=st.mode))
-        past = "copied" if verb == "copy" else "moved"
-        return [Result(verb, f"{past} {wk.shown} from rank {source} to rank {target}",
-                       {"key": wk.text, "source": source, "target": target})]
-
-    def _delete(self, st: ast.Delete, scope):
-        if isinstance(st.key, ast.Selector):
-            return (yield from self.bulk.delete(st, scope))
-        wk = self.key(st.key, scope)
-        rank = self.rank(st.rank, scope)
-        yield self.node.order(DeleteOrder(recipient=rank, key=wk.key))
-        return [Result("delete", f"deleted {wk} from rank {rank}", {"key": str(wk), "rank": rank})]
-
-    def _locate(self, st: ast.Locate, scope):
-        wk = self.key(st.key, scope)
-        replies = yield self._orders(self._locate_orders(wk))
-        holders = self._holders(wk, replies)
-        own = self.owner(wk)
-        if holders:
-            names = ", ".join(f"{r} (owner)" if r == own else str(r) for r in holders)
-            text = f"{wk.describe()} is on rank{'s' if len(holders) > 1 else ''} {names}"
-        else:
-            text = f"{wk.describe()} is on no rank (its owner would be rank {own})"
-        return [Result("locate", text, {"key": str(wk), "ranks": holders, "owner": own})]
-
-    def _ranks(self, st, scope):
-        replies = yield self._orders([StatsOrder(recipient=r) for r in range(self.size)])
-        namespaces = list(BY_NAMESPACE)
-        rows = [[r, rep.host] + [rep.counts.get(ns, 0) for ns in namespaces] + [rep.nbytes]
-                for r, rep in enumerate(replies)]
-        text = table(["rank", "host", *namespaces, "bytes"], rows)
-        data = [dict(zip(["rank", "host", *namespaces, "bytes"], row)) for row in rows]
-        return [Result("ranks", text, data)]
-
-    def _on(self, st: ast.On, scope):
-        rank = self.rank(st.rank, scope)
-        if rank == self.node.rank:
-            return (yield from self.run_block(st.body, scope.child()))
-        order = RunBlock(recipient=rank, statements=st.body, env=dict(scope.env),
-                         settings={"timeout": self.node.timeout, "canonical": self.canonical}, text=scope.text)
-        try:
-            (done,) = yield self.node.order(order, timeout=None)
-        except RuntimeFault as err:
-            if err.rank == rank and err.key is None:
-                raise BlockFailed(err.reason) from None
-            raise
-        return done.results
-
+    # --- blocks from other commanders --------------------------------------------------
     def _on_run_block(self, msg: RunBlock) -> None:
         """This rank becomes the commander of a block sent by another rank."""
         scope = Scope(dict(msg.env), msg.text)
 
-        def task():
+        def task() -> Generator[Any, Any, None]:
             saved = self.node.timeout
             self.node.timeout = msg.settings.get("timeout", saved)
             self.canonical = msg.settings.get("canonical", self.canonical)
@@ -292,129 +162,207 @@ class Interpreter:
 
         self.node.spawn(task())
 
-    def _parallel(self, st: ast.Parallel, scope):
-        futures = [self.node.spawn(self.execute(s, scope)) for s in st.body]
-        # Wait for every branch, even when one fails, so nothing is left half done.
+
+def _substitute(key: ast.Key, scope: Scope) -> ast.Key:
+    def sub(m: Any) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in scope.env:
+            raise ScriptError(f"undefined variable ${name} in key {key}")
+        return str(scope.env[name])
+
+    made = make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
+    if not isinstance(made, ast.Key):
+        raise ScriptError(f"{key} names one item, and became the pattern {made}")
+    return made
+
+
+class Command:
+    """The API a statement runs against: one commander rank, one scope.
+
+    ``rank_id`` is the rank giving the orders (``on R`` makes it R); ``plan`` is set while
+    ``explain`` runs the statement (orders are recorded, see the module doc)."""
+
+    def __init__(self, interpreter: Interpreter, scope: Scope, rank_id: int, plan: Plan | None = None,
+                 depth: int = 0):
+        self.interpreter = interpreter
+        self.node = interpreter.node
+        self.scope = scope
+        self.rank_id = rank_id
+        self.plan = plan
+        self.depth = depth
+
+    # --- the cluster and its settings -------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self.node.size
+
+    @property
+    def explaining(self) -> bool:
+        """True while ``explain`` runs the statement: commander-side effects (files written,
+        settings changed) must not happen."""
+        return self.plan is not None
+
+    @property
+    def canonical(self) -> bool:
+        """Whether k-mers given as bases are canonicalized (the store's canonical= setting)."""
+        return self.interpreter.canonical
+
+    @canonical.setter
+    def canonical(self, value: bool) -> None:
+        if not self.explaining:
+            self.interpreter.canonical = value
+
+    @property
+    def timeout(self) -> float:
+        return self.node.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        if not self.explaining:
+            self.node.timeout = seconds
+
+    def progress(self, done: int, total: int) -> None:
+        if self.node.progress is not None and not self.explaining:
+            self.node.progress(done, total)
+
+    # --- values -------------------------------------------------------------------------------
+    def value(self, v: Any) -> Any:
+        if isinstance(v, ast.Var):
+            if v.name not in self.scope.env:
+                raise ScriptError(f"undefined variable ${v.name}")
+            return self.scope.env[v.name]
+        if isinstance(v, ast.Key):
+            return str(self.key(v))
+        if isinstance(v, ast.Word):
+            return v.text
+        if isinstance(v, ast.Duration):
+            return v.seconds
+        return v
+
+    def rank(self, v: Any) -> int:
+        r = v if type(v) is int else self.value(v)
+        if isinstance(r, bool) or not isinstance(r, int):
+            raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, ast.Var)
+                              else f"a rank is a whole number, not {r!r}")
+        if not 0 <= r < self.size:
+            raise ScriptError(f"rank {r} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
+        return r
+
+    def key(self, key: ast.Key) -> WireKey:
+        return self.interpreter.wire_key(key, self.scope)
+
+    def owner(self, wk: WireKey) -> int:
+        return owner(wk.key, self.size)
+
+    whole_number = staticmethod(whole_number)
+
+    def options(self, options: ast.Options) -> dict[str, Any]:
+        """A statement's options with their values resolved."""
+        return {name: self.value(v) for name, v in options}
+
+    def path(self, v: Any, what: str = "a file path") -> str:
+        """A value that must be a quoted path."""
+        p = self.value(v)
+        if not isinstance(p, str):
+            raise ScriptError(f"expected {what} in quotes, not {p!r}")
+        return p
+
+    # --- orders -------------------------------------------------------------------------------
+    def order(self, msg: Message, timeout: float | None = -1.0) -> Future:
+        """Send an order from the commander; the future resolves to its (typed) reply.
+        ``timeout``: seconds, -1 for the ``set timeout`` value, None to wait as long as it takes
+        (collective work)."""
+        if self.plan is None:
+            return self.node.order(msg, timeout)
+        msg.sender = msg.commander = self.rank_id
+        self.plan.entries.append((self.depth, msg))
+        if msg.informs:
+            return self.node.order(copy.copy(msg), timeout)
+        fut = Future()
+        fut.resolve(msg.simulated_reply())
+        return fut
+
+    def every(self, make: Callable[[int], Message], timeout: float | None = None) -> list[Future]:
+        """One order to every rank (``make(rank)``), by default waited for without a deadline."""
+        return [self.order(make(r), timeout) for r in range(self.size)]
+
+    def holders(self, wk: WireKey) -> Generator[Any, Any, list[int]]:
+        """The ranks that hold ``wk``, owner first (asks every rank)."""
+        replies = yield [self.order(HasOrder(recipient=r, key=wk.key)) for r in range(self.size)]
+        own = self.owner(wk)
+        held = [r for r, rep in enumerate(replies) if rep.held]
+        return sorted(held, key=lambda r: (r != own, r))
+
+    def note(self, text: str) -> None:
+        """A line in ``explain``'s output (nothing otherwise)."""
+        if self.plan is not None:
+            self.plan.entries.append((self.depth, text))
+
+    # --- statements and blocks ------------------------------------------------------------------
+    def execute(self, st: ast.Statement) -> Steps:
+        """Run one statement; errors come out located at it."""
+        try:
+            result = yield from st.run(self)
+        except (StatementError, BlockFailed, RankFailure):
+            raise
+        except ScriptError as err:
+            raise err.with_location(st.location, self.scope.text) from None
+        except RayScriptError as err:
+            raise StatementError(err, st.location, self.scope.text, st.keyword) from None
+        except RecursionError:
+            raise StatementError(ScriptError("statements are nested too deeply"), st.location, self.scope.text,
+                                 st.keyword) from None
+        return result
+
+    def block(self, statements: Iterable[ast.Statement]) -> Steps:
+        """Run statements one after the other in this scope, returning their results."""
+        results: list[Result] = []
+        for st in statements:
+            results.extend((yield from self.execute(st)))
+        return results
+
+    def child(self, indent: int = 1) -> Command:
+        """The same commander with a copy of the scope (a nested block)."""
+        return Command(self.interpreter, self.scope.child(), self.rank_id, self.plan, self.depth + indent)
+
+    def nested(self, indent: int = 1) -> Command:
+        """The same commander and scope, one level deeper in explain's output."""
+        return Command(self.interpreter, self.scope, self.rank_id, self.plan, self.depth + indent)
+
+    def explainer(self, plan: Plan) -> Command:
+        """This command as ``explain`` runs it: orders go to ``plan``."""
+        return Command(self.interpreter, self.scope.child(), self.rank_id, plan, self.depth)
+
+    def delegate(self, rank: int, statements: tuple) -> Steps:
+        """Make ``rank`` the commander of ``statements`` (``on R``) and wait for its results."""
+        if rank == self.rank_id:
+            return (yield from self.child(0).block(statements))
+        order = RunBlock(recipient=rank, statements=statements, env=dict(self.scope.env),
+                         settings={"timeout": self.node.timeout, "canonical": self.canonical}, text=self.scope.text)
+        if self.plan is not None:
+            yield self.order(order)
+            self.nested().note(f"rank {rank} commands:")
+            there = Command(self.interpreter, self.scope.child(), rank, self.plan, self.depth + 2)
+            return (yield from there.block(statements))
+        try:
+            (done,) = yield self.node.order(order, timeout=None)
+        except RuntimeFault as err:
+            if err.rank == rank and err.key is None:
+                raise BlockFailed(err.reason) from None
+            raise
+        return done.results
+
+    def all_at_once(self, statements: Iterable[ast.Statement]) -> Steps:
+        """Run statements concurrently; wait for every one, even when one fails, so nothing is
+        left half done; then raise the first error.  (``explain`` lists them one after the other.)"""
+        if self.plan is not None:
+            results: list[Result] = []
+            for st in statements:
+                results.extend((yield from self.execute(st)))
+            return results
+        futures = [self.node.spawn(self.execute(s)) for s in statements]
         outcomes = yield [settled(f) for f in futures]
         errors = [e for ok, e in outcomes if not ok]
         if errors:
             raise errors[0]
         return [r for ok, rs in outcomes for r in rs]
-
-    def _let(self, st: ast.Let, scope):
-        scope.env[st.name] = self.value(st.value, scope)
-        return []
-        yield
-
-    def _set(self, st: ast.Set, scope):
-        seconds = self.value(st.value, scope)
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise ScriptError(f"timeout must be a positive duration, not {seconds!r}")
-        self.node.timeout = float(seconds)
-        return [Result("set", f"timeout = {seconds:g} s", {"timeout": float(seconds)})]
-        yield
-
-    def _for(self, st: ast.For, scope):
-        start, stop = self.value(st.start, scope), self.value(st.stop, scope)
-        for b in (start, stop):
-            if isinstance(b, bool) or not isinstance(b, int):
-                raise ScriptError(f"a loop bound is a whole number, not {b!r}")
-        step = 1 if stop >= start else -1
-        results = []
-        for i in range(start, stop + step, step):
-            scope.env[st.name] = i
-            for body in st.body:  # each statement straight from here: one generator frame fewer per order
-                results.extend((yield from self.execute(body, scope)))
-        return results
-
-    def _print(self, st: ast.Print, scope):
-        text = " ".join(str(self.value(v, scope)) for v in st.values)
-        return [Result("print", text, text)]
-        yield
-
-    def _help(self, st: ast.Help, scope):
-        return [Result("help", help_text(st.topic))]
-        yield
-
-    # --- explain ------------------------------------------------------------------------
-    def _explain(self, st: ast.Explain, scope):
-        lines = [f"explain ({self.size} ranks, commander {self.node.rank}):"]
-        self._plan(st.statement, scope.child(), self.node.rank, lines, "  ")
-        return [Result("explain", "\n".join(lines), lines)]
-        yield
-
-    def _plan(self, st, scope, commander: int, lines: list[str], indent: str) -> None:
-        def show(msgs: list[Message], note: str = ""):
-            for m in msgs:
-                m.sender, m.commander = commander, commander
-                lines.append(f"{indent}{m.describe()}{note}")
-                for c in m.cascade():
-                    lines.append(f"{indent}    then {c}")
-
-        if isinstance(st, (ast.Copy, ast.Move, ast.Delete)) and isinstance(st.key, ast.Selector):
-            if isinstance(st, ast.Delete):
-                from .genomics.movement import BulkDeleteOrder
-
-                show([BulkDeleteOrder(recipient=self.rank(st.rank, scope), selector=self.bulk.selector(st.key, scope))])
-            else:
-                show(self.bulk.plan_transfer(st, scope))
-        elif isinstance(st, (ast.Copy, ast.Move)):
-            wk = self.key(st.key, scope)
-            target = self.rank(st.target, scope)
-            cls = CopyOrder if isinstance(st, ast.Copy) else MoveOrder
-            if st.source is None:
-                lines.append(f"{indent}1. locate {wk} (to find the source):")
-                show(self._locate_orders(wk))
-                lines.append(f"{indent}2. order the first holder (owner first):")
-                source = "SOURCE"
-                m = cls(recipient=-1, key=wk.key, target=target, mode=st.mode)
-                m.sender = m.commander = commander
-                lines.append(f"{indent}{m.describe().replace('-> -1', '-> ' + source)}")
-                for c in m.cascade():
-                    lines.append(f"{indent}    then {c.replace('-1', source)}")
-                return
-            source = self.rank(st.source, scope)
-            show([cls(recipient=source, key=wk.key, target=target, mode=st.mode)])
-        elif isinstance(st, ast.Put):
-            wk = self.key(st.key, scope)
-            show([PutOrder(recipient=self.rank(st.rank, scope), key=wk.key, mode="replace")])
-        elif isinstance(st, ast.Get):
-            wk = self.key(st.key, scope)
-            rank = self.owner(wk) if st.rank is None else self.rank(st.rank, scope)
-            show([GetOrder(recipient=rank, key=wk.key)])
-        elif isinstance(st, ast.Delete):
-            show([DeleteOrder(recipient=self.rank(st.rank, scope), key=self.key(st.key, scope).key)])
-        elif isinstance(st, ast.Locate):
-            show(self._locate_orders(self.key(st.key, scope)))
-        elif isinstance(st, ast.Ranks):
-            show([StatsOrder(recipient=r) for r in range(self.size)])
-        elif isinstance(st, ast.On):
-            rank = self.rank(st.rank, scope)
-            if rank != commander:
-                show([RunBlock(recipient=rank, statements=st.body)])
-            lines.append(f"{indent}  rank {rank} commands:")
-            for s in st.body:
-                self._plan(s, scope, rank, lines, indent + "    ")
-        elif isinstance(st, ast.Parallel):
-            lines.append(f"{indent}all at once:")
-            for s in st.body:
-                self._plan(s, scope, commander, lines, indent + "  ")
-        elif isinstance(st, ast.For):
-            start, stop = self.value(st.start, scope), self.value(st.stop, scope)
-            step = 1 if stop >= start else -1
-            for i in range(start, stop + step, step):
-                scope.env[st.name] = i
-                lines.append(f"{indent}{st.name} = {i}:")
-                for s in st.body:
-                    self._plan(s, scope, commander, lines, indent + "  ")
-        elif isinstance(st, ast.Let):
-            scope.env[st.name] = self.value(st.value, scope)
-            lines.append(f"{indent}(let: evaluated on the commander, no message)")
-        elif isinstance(st, ast.Explain):
-            self._plan(st.statement, scope, commander, lines, indent)
-        else:
-            planner = self.planners.get(type(st))
-            if planner is not None:
-                show(planner(st, scope))
-            else:
-                lines.append(f"{indent}({st.keyword}: evaluated on the commander, no message)")

@@ -17,6 +17,8 @@ import pickle
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from .items import BY_NAMESPACE, pack_item
+
 REGISTRY: dict[int, type[Message]] = {}
 
 
@@ -30,6 +32,12 @@ class Message:
     kind: ClassVar[str] = ""
     code: ClassVar[int] = -1
     is_reply: ClassVar[bool] = False
+    # An order's answer: the reply class its recipient (or the end of its cascade) sends back.
+    reply_type: ClassVar[type[Message] | None] = None
+    # An order whose answer decides the statement's next orders (locate, sizes, frontiers) and
+    # that changes nothing: ``explain`` sends it for real.  Every other order is only recorded
+    # by ``explain`` and answered there by :meth:`simulated_reply`.
+    informs: ClassVar[bool] = False
 
     sender: int = -1
     recipient: int = -1
@@ -83,6 +91,21 @@ class Message:
         """The messages this one triggers, in order (for ``explain``)."""
         return []
 
+    def simulated_reply(self) -> Message:
+        """The answer ``explain`` pretends this order got (it is not sent): a neutral reply of
+        the order's reply type."""
+        if self.reply_type is None:
+            raise TypeError(f"{type(self).__name__} is not an order")
+        return self.reply_type()
+
+    def fields(self) -> dict[str, Any]:
+        """Every field but the request id, with bulk buffers as bytes: what a test compares."""
+        out = {name: getattr(self, name) for name in _NAMES.get(type(self)) or _names(type(self))
+               if name != "request"}
+        if self.buffers:
+            out["buffers"] = [bytes(memoryview(b).cast("B")) for b in self.buffers]
+        return out
+
 
 _NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, operator.attrgetter] = {}
@@ -123,10 +146,49 @@ def _short(value) -> str:
     return text if len(text) < 40 else text[:37] + "..."
 
 
+# --- replies (rank -> commander) ------------------------------------------
+
+@dataclass(kw_only=True)
+class Ack(Message, kind="ack", code=40, reply=True):
+    """Done, nothing to report."""
+
+
+@dataclass(kw_only=True)
+class ErrorReply(Message, kind="error", code=41, reply=True):
+    rank: int = -1
+    key: str | None = None
+    reason: str = ""
+
+
+@dataclass(kw_only=True)
+class ItemReply(Message, kind="item-reply", code=42, reply=True):
+    key: tuple = ()
+    item: bytes = b""
+
+
+@dataclass(kw_only=True)
+class HasReply(Message, kind="has-reply", code=43, reply=True):
+    held: bool = False
+
+
+@dataclass(kw_only=True)
+class StatsReply(Message, kind="stats-reply", code=44, reply=True):
+    host: str = ""
+    counts: dict = field(default_factory=dict)
+    nbytes: int = 0
+
+
+@dataclass(kw_only=True)
+class BlockDone(Message, kind="block-done", code=45, reply=True):
+    results: list = field(default_factory=list)
+
+
 # --- orders (commander -> rank) -------------------------------------------
 
 @dataclass(kw_only=True)
 class PutOrder(Message, kind="put-order", code=1):
+    reply_type = Ack
+
     key: tuple = ()
     item: bytes = b""
     mode: str | None = None
@@ -137,7 +199,12 @@ class PutOrder(Message, kind="put-order", code=1):
 
 @dataclass(kw_only=True)
 class GetOrder(Message, kind="get-order", code=2):
+    reply_type = ItemReply
     key: tuple = ()
+
+    def simulated_reply(self) -> Message:
+        namespace, ident = self.key
+        return ItemReply(key=self.key, item=pack_item(BY_NAMESPACE[namespace].empty(ident, {})))
 
     def cascade(self):
         return [f"ITEM-REPLY {self.recipient} -> {self.commander}"]
@@ -145,6 +212,7 @@ class GetOrder(Message, kind="get-order", code=2):
 
 @dataclass(kw_only=True)
 class CopyOrder(Message, kind="copy-order", code=3):
+    reply_type = Ack
     key: tuple = ()
     target: int = -1
     mode: str | None = None
@@ -156,6 +224,7 @@ class CopyOrder(Message, kind="copy-order", code=3):
 
 @dataclass(kw_only=True)
 class MoveOrder(Message, kind="move-order", code=4):
+    reply_type = Ack
     key: tuple = ()
     target: int = -1
     mode: str | None = None
@@ -168,6 +237,7 @@ class MoveOrder(Message, kind="move-order", code=4):
 
 @dataclass(kw_only=True)
 class DeleteOrder(Message, kind="delete-order", code=5):
+    reply_type = Ack
     key: tuple = ()
 
     def cascade(self):
@@ -176,6 +246,8 @@ class DeleteOrder(Message, kind="delete-order", code=5):
 
 @dataclass(kw_only=True)
 class HasOrder(Message, kind="has-order", code=6):
+    reply_type = HasReply
+    informs = True
     key: tuple = ()
 
     def cascade(self):
@@ -184,6 +256,8 @@ class HasOrder(Message, kind="has-order", code=6):
 
 @dataclass(kw_only=True)
 class StatsOrder(Message, kind="stats-order", code=7):
+    reply_type = StatsReply
+
     def cascade(self):
         return [f"STATS-REPLY {self.recipient} -> {self.commander}"]
 
@@ -191,6 +265,8 @@ class StatsOrder(Message, kind="stats-order", code=7):
 @dataclass(kw_only=True)
 class RunBlock(Message, kind="run-block", code=8):
     """Make the recipient the commander of a block of statements (``on R { ... }``)."""
+
+    reply_type = BlockDone
 
     statements: tuple = ()
     env: dict = field(default_factory=dict)
@@ -222,43 +298,6 @@ class Stored(Message, kind="stored", code=21):
 
     key: tuple = ()
     target: int = -1
-
-
-# --- replies (rank -> commander) ------------------------------------------
-
-@dataclass(kw_only=True)
-class Ack(Message, kind="ack", code=40, reply=True):
-    info: Any = None
-
-
-@dataclass(kw_only=True)
-class ErrorReply(Message, kind="error", code=41, reply=True):
-    rank: int = -1
-    key: str | None = None
-    reason: str = ""
-
-
-@dataclass(kw_only=True)
-class ItemReply(Message, kind="item-reply", code=42, reply=True):
-    key: tuple = ()
-    item: bytes | None = None
-
-
-@dataclass(kw_only=True)
-class HasReply(Message, kind="has-reply", code=43, reply=True):
-    held: bool = False
-
-
-@dataclass(kw_only=True)
-class StatsReply(Message, kind="stats-reply", code=44, reply=True):
-    host: str = ""
-    counts: dict = field(default_factory=dict)
-    nbytes: int = 0
-
-
-@dataclass(kw_only=True)
-class BlockDone(Message, kind="block-done", code=45, reply=True):
-    results: list = field(default_factory=list)
 
 
 # --- life cycle -------------------------------------------------------------

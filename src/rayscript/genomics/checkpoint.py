@@ -1,4 +1,4 @@
-"""Checkpoints: ``save to "DIR"`` and ``restore from "DIR"``.
+"""Checkpoints, rank side: the shard file format and the orders of ``save`` and ``restore``.
 
 Layout of a checkpoint directory::
 
@@ -23,25 +23,16 @@ owners.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import struct
-import time
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import RayScriptError, ScriptError
+from ..errors import RayScriptError
 from ..items import pack_item, unpack_item
-from ..language import ast
-from ..messages import Ack, Message, MoveOrder
-from ..results import Result
-from ..runtime.node import settled
+from ..messages import Message
 from ..store.kmertable import KmerTable
-from ..store.partition import owner
-from .statements import quoted_path
 
 FORMAT_VERSION = 1
 MAGIC = b"RAYSHRD1"
@@ -134,7 +125,27 @@ def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
 # --- messages ----------------------------------------------------------------------
 
 @dataclass(kw_only=True)
+class SavedReply(Message, kind="saved", code=113, reply=True):
+    """One rank's shard file: its manifest entry."""
+
+    entry: dict = field(default_factory=lambda: {"file": "", "bytes": 0, "sha256": "", "items": {}, "k": None,
+                                                 "canonical": True})
+
+
+@dataclass(kw_only=True)
+class VerifiedReply(Message, kind="verified", code=114, reply=True):
+    kmers: int = 0
+    named: int = 0
+
+
+@dataclass(kw_only=True)
+class CommittedReply(Message, kind="committed", code=115, reply=True):
+    named: list = field(default_factory=list)  # keys of the named items now held
+
+
+@dataclass(kw_only=True)
 class SaveOrder(Message, kind="save-order", code=110):
+    reply_type = SavedReply
     directory: str = ""
 
     def cascade(self):
@@ -143,6 +154,7 @@ class SaveOrder(Message, kind="save-order", code=110):
 
 @dataclass(kw_only=True)
 class VerifyOrder(Message, kind="restore-verify", code=111):
+    reply_type = VerifiedReply
     files: list = field(default_factory=list)  # (path, manifest entry)
     token: str = ""
     k: int | None = None
@@ -155,6 +167,7 @@ class VerifyOrder(Message, kind="restore-verify", code=111):
 
 @dataclass(kw_only=True)
 class CommitOrder(Message, kind="restore-commit", code=112):
+    reply_type = CommittedReply
     token: str = ""
     commit: bool = True
 
@@ -179,7 +192,7 @@ class CheckpointService:
             info = write_shard(path, self.node.rank, self.node.size, self.node.shard.kmers, self._named())
         except OSError as exc:
             raise RayScriptError(f"cannot write {path}: {exc.strerror}") from None
-        self.node.reply(msg, Ack(info=info))
+        self.node.reply(msg, SavedReply(entry=info))
 
     def on_verify(self, msg: VerifyOrder) -> None:
         table = KmerTable(msg.k)
@@ -190,7 +203,7 @@ class CheckpointService:
             table.absorb(t)
             named.extend(items)
         self.staged[msg.token] = (table, named)
-        self.node.reply(msg, Ack(info={"kmers": len(table), "named": len(named)}))
+        self.node.reply(msg, VerifiedReply(kmers=len(table), named=len(named)))
 
     def on_commit(self, msg: CommitOrder) -> None:
         staged = self.staged.pop(msg.token, None)
@@ -202,132 +215,4 @@ class CheckpointService:
                 t.clear()
             for item in named:
                 shard.tables[item.namespace][item.ident] = item
-        self.node.reply(msg, Ack(info={"named": [(i.namespace, i.ident) for i in (staged[1] if staged else [])]}))
-
-
-class CheckpointStatements:
-    def __init__(self, interp):
-        self.interp = interp
-        self.node = interp.node
-        interp.extensions.update({ast.Save: self.save, ast.Restore: self.restore})
-        every = range(self.node.size)
-        interp.planners.update({
-            ast.Save: lambda st, scope: [SaveOrder(recipient=r) for r in every],
-            ast.Restore: lambda st, scope: ([VerifyOrder(recipient=r) for r in every]
-                                            + [CommitOrder(recipient=r) for r in every]),
-        })
-
-    def _dir(self, st, scope) -> str:
-        return os.path.abspath(quoted_path(self.interp, st.path, scope, "a directory path"))
-
-    def save(self, st: ast.Save, scope):
-        directory = self._dir(st, scope)
-        t0 = time.monotonic()
-        gen = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        try:
-            os.makedirs(os.path.join(directory, gen))
-        except OSError as exc:
-            raise ScriptError(f"cannot write {directory}: {exc.strerror}") from None
-        try:
-            replies = yield [self.node.order(SaveOrder(recipient=r, directory=os.path.join(directory, gen)),
-                                             timeout=None) for r in range(self.node.size)]
-        except BaseException:
-            shutil.rmtree(os.path.join(directory, gen), ignore_errors=True)
-            raise
-        infos = [rep.info for rep in replies]
-        ks = {i["k"] for i in infos if i["k"]}
-        manifest = {"format": "rayscript-checkpoint", "version": FORMAT_VERSION, "ranks": self.node.size,
-                    "k": ks.pop() if ks else None, "canonical": all(i["canonical"] for i in infos),
-                    "generation": gen, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "files": [dict(i, file=f"{gen}/{i['file']}") for i in infos]}
-        tmp = os.path.join(directory, f"{MANIFEST}.tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, os.path.join(directory, MANIFEST))
-        for old in os.listdir(directory):
-            if old.startswith("gen-") and old != gen:
-                shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
-        totals: dict[str, int] = {}
-        for i in infos:
-            for ns, n in i["items"].items():
-                totals[ns] = totals.get(ns, 0) + n
-        nbytes = sum(i["bytes"] for i in infos)
-        what = ", ".join(f"{n:,} {ns}" for ns, n in totals.items())
-        return [Result("save", f"saved {what} from {self.node.size} ranks to {directory} ({nbytes:,} bytes, "
-                               f"{time.monotonic() - t0:.2f} s)", {"directory": directory, "bytes": nbytes,
-                                                                   "items": totals})]
-
-    def _manifest(self, directory: str) -> dict:
-        path = os.path.join(directory, MANIFEST)
-        try:
-            with open(path) as fh:
-                manifest = json.load(fh)
-        except FileNotFoundError:
-            raise CheckpointError(f"{path}: no checkpoint here (the manifest is missing)") from None
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
-            raise CheckpointError(f"{path}: not a rayscript checkpoint manifest")
-        if manifest.get("version") != FORMAT_VERSION:
-            raise CheckpointError(f"{path}: format version {manifest.get('version')!r}, this rayscript reads "
-                                  f"version {FORMAT_VERSION}")
-        files = manifest.get("files")
-        if not isinstance(files, list) or not files:
-            raise CheckpointError(f"{path}: lists no shard files")
-        for entry in files:
-            if entry.get("k") not in (None, manifest.get("k")):
-                raise CheckpointError(f"{os.path.join(directory, entry['file'])}: k={entry['k']} differs from the "
-                                      f"checkpoint's k={manifest.get('k')}")
-            f = os.path.join(directory, entry["file"])
-            if not os.path.exists(f):
-                raise CheckpointError(f"{f}: missing (the manifest lists it)")
-            if os.path.getsize(f) != entry["bytes"]:
-                raise CheckpointError(f"{f}: truncated or changed: {os.path.getsize(f)} bytes, the manifest says "
-                                      f"{entry['bytes']}")
-        return manifest
-
-    def restore(self, st: ast.Restore, scope):
-        directory = self._dir(st, scope)
-        t0 = time.monotonic()
-        manifest = self._manifest(directory)
-        n = self.node.size
-        assign: list[list] = [[] for _ in range(n)]
-        for i, entry in enumerate(manifest["files"]):
-            assign[i % n].append((os.path.join(directory, entry["file"]), entry))
-        token = uuid.uuid4().hex
-        verified = [self.node.order(VerifyOrder(recipient=r, files=assign[r], token=token, k=manifest.get("k"),
-                                                canonical=bool(manifest.get("canonical", True))), timeout=None)
-                    for r in range(n)]
-        outcomes = yield [settled(f) for f in verified]
-        errors = [e for ok, e in outcomes if not ok]
-        replies = yield [self.node.order(CommitOrder(recipient=r, token=token, commit=not errors)) for r in range(n)]
-        if errors:
-            raise errors[0]
-        self.interp.canonical = bool(manifest.get("canonical", True))
-        moved = 0
-        if manifest["ranks"] != n:
-            # items go to their owners: k-mers in bulk, named items one by one
-            results = yield from self.interp.bulk.rebalance(ast.Rebalance("kmers"), scope)
-            moved = results[0].data["items"]
-            moves = []
-            for r, rep in enumerate(replies):
-                for key in rep.info["named"]:
-                    dest = owner(key, n)
-                    if dest != r:
-                        moves.append(self.node.order(MoveOrder(recipient=r, key=key, target=dest, mode="replace")))
-            if moves:
-                yield moves
-                moved += len(moves)
-        counts = {ns: sum(e["items"].get(ns, 0) for e in manifest["files"]) for ns in ("kmers", "paths", "results")}
-        what = ", ".join(f"{c:,} {ns}" for ns, c in counts.items())
-        note = (f"; {manifest['ranks']} ranks saved it, {moved:,} items moved to their owners"
-                if manifest["ranks"] != n else "")
-        return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)",
-                       {"directory": directory, "items": counts, "moved": moved})]
-
-
-def install(interp) -> None:
-    CheckpointService(interp.node)
-    CheckpointStatements(interp)
+        self.node.reply(msg, CommittedReply(named=[(i.namespace, i.ident) for i in (staged[1] if staged else [])]))

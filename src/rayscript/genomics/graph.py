@@ -1,4 +1,4 @@
-"""Graph statements over the distributed de Bruijn graph: walk and search.
+"""The distributed de Bruijn graph, rank side: the orders of walk and search.
 
 A k-mer's edges (8 bits, stored in its canonical orientation) say which bases were seen after it
 (bits 0-3, A C G T) and before it (bits 4-7).  A walk travels in an *oriented* k-mer: when the
@@ -19,14 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RuntimeFault
-from ..interpreter import whole_number
-from ..items import GraphPath, GraphSearchResult, pack_item
-from ..language import ast
-from ..messages import Ack, Message, PutOrder
-from ..results import Result
+from ..items import GraphPath, pack_item, unpack_item
+from ..messages import Message
 from ..store import encoding
-from ..store.partition import owner, owners
+from ..store.partition import owner
 
 DEFAULT_WALK_LENGTH = 1_000_000
 _COMP_BITS = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15]  # complement of a 4-bit base set
@@ -45,8 +41,29 @@ def oriented_edges(oriented: int, canonical_id: int, edges: int) -> tuple[int, i
 
 
 @dataclass(kw_only=True)
+class PathReply(Message, kind="path-stored", code=103, reply=True):
+    """A walk's path, stored on the owner of its name (``rank``)."""
+
+    length: int = 0
+    kmers: int = 0
+    reason: str = ""
+    backward: int = 0
+    sequence: str = ""
+    rank: int = -1
+
+
+@dataclass(kw_only=True)
+class NeighboursReply(Message, kind="neighbours-reply", code=104, reply=True):
+    """buffers: [found mask, neighbour ids, index of the source id]."""
+
+    found: int = 0
+
+
+@dataclass(kw_only=True)
 class WalkStep(Message, kind="walk", code=100):
     """A walk in progress; the rank that owns ``current`` extends it."""
+
+    reply_type = PathReply
 
     start: int = 0  # canonical id of the start k-mer
     current: int = 0  # oriented id of the k-mer to extend from
@@ -70,12 +87,15 @@ class WalkStep(Message, kind="walk", code=100):
 @dataclass(kw_only=True)
 class PathStore(Message, kind="path-store", code=101):
     item: bytes = b""
-    info: dict | None = None
+    reply: PathReply | None = None  # sent on by the path's owner, with its rank
 
 
 @dataclass(kw_only=True)
 class NeighboursOrder(Message, kind="neighbours", code=102):
     """buffers: [ids]; the answer's buffers: [found mask, neighbour ids, index of the source id]."""
+
+    reply_type = NeighboursReply
+    informs = True
 
     def cascade(self):
         return [f"ACK {self.recipient} -> {self.commander} (neighbours of its frontier k-mers)"]
@@ -128,7 +148,7 @@ class GraphService:
             if len(successors) > 1:
                 return self._stop(msg, f"branch ({len(successors)} successors)")
             if msg.hops >= msg.limit:
-                return self._stop(msg, f"length limit ({msg.limit} k-mers)")
+                return self._stop(msg, f"length limit ({msg.limit + 1} k-mers)")
             base = successors[0]
             nxt = ((msg.current << 2) | base) & mask
             nxt_canon = self._canonical(nxt, k, msg.canonical)
@@ -164,16 +184,16 @@ class GraphService:
             sequence = back + msg.sequence[msg.k:]
         path = GraphPath(str(msg.into[1]), sequence, msg.k, reason if not msg.back_reason
                          else f"backward: {msg.back_reason}; forward: {reason}")
-        info = {"length": len(sequence), "kmers": len(sequence) - msg.k + 1, "reason": path.stop_reason,
-                "backward": back_len, "sequence": sequence}
+        done = PathReply(length=len(sequence), kmers=len(sequence) - msg.k + 1, reason=path.stop_reason,
+                         backward=back_len, sequence=sequence)
         self.node.send(PathStore(recipient=owner(msg.into, self.node.size), commander=msg.commander,
-                                 request=msg.request, item=pack_item(path), info=info))
+                                 request=msg.request, item=pack_item(path), reply=done))
 
     def on_path_store(self, msg: PathStore) -> None:
-        from ..items import unpack_item
-
         self.node.shard.put(unpack_item(msg.item), "replace")
-        self.node.reply(msg, Ack(info=dict(msg.info, rank=self.node.rank)))
+        done = msg.reply or PathReply()
+        done.rank = self.node.rank
+        self.node.reply(msg, done)
 
     def on_neighbours(self, msg: NeighboursOrder) -> None:
         ids = msg.buffers[0] if msg.buffers else np.empty(0, np.uint64)
@@ -195,83 +215,7 @@ class GraphService:
                         arr = np.minimum(arr, encoding.revcomp_array(arr, k))
                     out_ids.append(arr)
                     out_src.append(idx[sel])
-        reply = Ack(info={"found": int(found.sum())})
+        reply = NeighboursReply(found=int(found.sum()))
         reply.buffers = [found, np.concatenate(out_ids) if out_ids else np.empty(0, np.uint64),
                          np.concatenate(out_src) if out_src else np.empty(0, np.int64)]
         self.node.reply(msg, reply)
-
-
-class GraphStatements:
-    def __init__(self, interp):
-        self.interp = interp
-        self.node = interp.node
-        interp.extensions.update({ast.Walk: self.walk, ast.Search: self.search})
-        interp.planners.update({
-            ast.Walk: lambda st, scope: [WalkStep(recipient=self._start(st, scope)[1],
-                                                  into=self.interp.key(st.into, scope).key)],
-            ast.Search: lambda st, scope: [NeighboursOrder(recipient=self._start(st, scope)[1])],
-        })
-
-    def _start(self, st, scope):
-        wk = self.interp.key(st.start, scope)
-        return wk, self.interp.owner(wk)
-
-    def walk(self, st: ast.Walk, scope):
-        wk, first = self._start(st, scope)
-        into = self.interp.key(st.into, scope)
-        opts = {n: self.interp.value(v, scope) for n, v in st.options}
-        limit = whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=")
-        order = WalkStep(recipient=first, start=wk.key[1], limit=limit, both=st.both, into=into.key)
-        (reply,) = yield self.node.order(order, timeout=None)
-        info = reply.info
-        text = (f"walked {info['kmers']:,} k-mers from {wk} into {into} (length {info['length']:,}, "
-                f"stored on rank {info['rank']}): stopped at {info['reason']}")
-        return [Result("walk", text, info)]
-
-    def search(self, st: ast.Search, scope):
-        wk, first = self._start(st, scope)
-        into = self.interp.key(st.into, scope)
-        opts = {n: self.interp.value(v, scope) for n, v in st.options}
-        depth = whole_number(opts.get("depth", 1), "depth=", 0, 65535)
-        start = np.array([wk.key[1]], np.uint64)
-        seen = [start]  # vertices by depth
-        visited = start
-        frontier = start
-        for d in range(1, depth + 1):
-            if not len(frontier):
-                break
-            dest = owners(frontier, self.node.size)
-            futures = []
-            for r in np.unique(dest):
-                order = NeighboursOrder(recipient=int(r))
-                order.buffers = [frontier[dest == r]]
-                futures.append(self.node.order(order))
-            replies = yield futures
-            if d == 1 and not replies[0].buffers[0].any():
-                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
-            found = np.unique(np.concatenate([rep.buffers[1] for rep in replies]))
-            frontier = np.setdiff1d(found, visited, assume_unique=True)
-            seen.append(frontier)
-            visited = np.union1d(visited, frontier)
-        if depth == 0:
-            order = NeighboursOrder(recipient=first)
-            order.buffers = [start]
-            (rep,) = yield [self.node.order(order)]
-            if not rep.buffers[0].any():
-                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
-        vertices = np.concatenate(seen).tolist()
-        depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
-        result = GraphSearchResult(str(into.key[1]), int(start[0]), vertices, depths)
-        dest = self.interp.owner(into)
-        yield self.node.order(PutOrder(recipient=dest, key=into.key, item=pack_item(result), mode="replace"))
-        per_depth = [len(x) for x in seen]
-        text = (f"searched from {wk} to depth {depth}: {len(vertices):,} vertices "
-                f"(per depth: {', '.join(map(str, per_depth))}) into {into} on rank {dest}")
-        return [Result("search", text, {"vertices": vertices, "depths": depths,
-                                        "per_depth": per_depth, "rank": dest})]
-
-
-def install(interp) -> None:
-    GraphService(interp.node)
-    GraphStatements(interp)
-

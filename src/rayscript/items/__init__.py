@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..store import encoding
+from ..store.encoding import COUNT_MAX
 
 BY_NAMESPACE: dict[str, type[Carriageable]] = {}
 BY_CODE: dict[int, type[Carriageable]] = {}
-
-COUNT_MAX = (1 << 32) - 1
 
 
 class Carriageable:

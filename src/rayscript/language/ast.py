@@ -1,21 +1,53 @@
-"""Statement nodes of the .ray language (interpreter pattern: one class per statement).
+"""The values of the .ray language and the base of every statement node.
 
-Nodes are frozen, slotted dataclasses.  Their source position (``meta``) is kept out of
-equality so that tests can compare a parse with hand-built nodes.  Nodes are plain data:
-they pickle, so a block of statements can be handed to another rank to command.
+A statement is one class, declared once (see docs/architecture.md, "Adding a statement"):
+subclass :class:`Statement` with ``keyword=`` and it becomes a frozen dataclass registered under
+that keyword.  The class holds everything about the statement: its fields (the AST node), how it
+is built from the parse tree (:meth:`Statement.build`), its static checks (:meth:`Statement.check`,
+on top of the generic walk over every field), its help entry (``syntax``, ``summary``,
+``example``) and what it does (:meth:`Statement.run`, a generator over the commander API of
+:mod:`rayscript.interpreter`; ``explain`` runs that same generator without sending changes).
+
+Nodes are plain data: their source position (``meta``) is kept out of equality so tests compare
+a parse with hand-built nodes, and they pickle, so a block of statements can be handed to another
+rank to command.  This module imports nothing of the runtime.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import ClassVar
+import sys
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import Location
+from ..errors import Location, ScriptError
+from ..items import BY_NAMESPACE
 
-NAMESPACES = ("kmers", "paths", "results")
-# a $variable (or ${variable}) inside a key template such as kmers/$x
-KEY_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - type checkers only
+    def dataclass_transform(**_kw):
+        return lambda cls: cls
+
+if TYPE_CHECKING:
+    from ..results import Result
+    from .checker import CheckContext
+    from .parser import Build
+
+
+def namespaces() -> tuple[str, ...]:
+    """The namespaces of keys: one per registered item type (rayscript.items)."""
+    return tuple(BY_NAMESPACE)
+
+
+# a $variable (or ${variable}) inside a key template such as kmers/$x or kmers/${x}0
+KEY_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def key_variables(template: str) -> list[str]:
+    """The variable names a key template refers to, in order."""
+    return [a or b for a, b in KEY_VARIABLE.findall(template)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,242 +114,103 @@ class Selector:
 
 Value = int | str | Var | Key | Word | Duration
 Rank = int | Var
+Options = tuple[tuple[str, Value], ...]
+
+# field metadata: this field names a rank (checked against the cluster size wherever it appears)
+RANK: dict[str, Any] = {"rank": True}
 
 
-_META = {"default": None, "compare": False, "repr": False}
+def rank_field(default: Any = ...) -> Any:
+    """A dataclass field that holds a rank (int or $variable)."""
+    if default is ...:
+        return field(metadata=RANK)
+    return field(default=default, metadata=RANK)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass_transform(frozen_default=True, field_specifiers=(field, rank_field))
+@dataclass(frozen=True)
 class Statement:
-    """Base of every statement node."""
+    """Base of every statement node.  Subclasses are declared with ``keyword=...`` and become
+    frozen dataclasses registered in :attr:`registry` (``registry=`` names another dict, for a
+    language of one's own or a test)."""
 
     keyword: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Statement]]] = {}
+    # help entry
+    syntax: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    example: ClassVar[str] = ""
+    # options (name=value) the statement accepts, with what each takes
+    options_allowed: ClassVar[dict[str, str]] = {}
+    # involves every rank at once (cannot run inside 'parallel')
+    collective: ClassVar[bool] = False
+
+    meta: Location | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+    def __init_subclass__(cls, keyword: str = "", registry: dict[str, type[Statement]] | None = None,
+                          **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        dataclass(frozen=True)(cls)
+        if keyword:
+            cls.keyword = keyword
+            (cls.registry if registry is None else registry)[keyword] = cls
 
     @property
     def location(self) -> Location | None:
-        return getattr(self, "meta", None)
+        return self.meta
+
+    # --- the protocol -----------------------------------------------------------------
+    @classmethod
+    def build(cls, b: Build, children: list) -> Statement:
+        """The node from the transformed children of its grammar rule (default: in field order,
+        options gathered into an ``options`` field)."""
+        return cls(*b.positional(children), **b.options_arg(cls, children), meta=b.location)
+
+    def check(self, ctx: CheckContext) -> None:
+        """Static checks beyond the generic ones (every field's variables and ranks); by default,
+        the nested statements are checked in a copy of the scope."""
+        ctx.block(list(self.children()))
+
+    def run(self, cmd: Any) -> Generator[Any, Any, list[Result]]:
+        """Execute on the commander: a generator that yields the futures of its orders (sent
+        through ``cmd``, :class:`rayscript.interpreter.Command`) and returns its results."""
+        raise ScriptError(f"'{self.keyword}' cannot be run")
+        yield  # pragma: no cover
+
+    def children(self) -> Iterator[Statement]:
+        """The statements nested in this one (blocks), in order."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Statement):
+                yield v
+            elif isinstance(v, tuple):
+                yield from (s for s in v if isinstance(s, Statement))
 
 
-@dataclass(frozen=True, slots=True)
-class Put(Statement):
-    keyword: ClassVar[str] = "put"
-    key: Key
-    rank: Rank
-    options: tuple = ()
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Get(Statement):
-    keyword: ClassVar[str] = "get"
-    key: Key
-    rank: Rank | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Copy(Statement):
-    keyword: ClassVar[str] = "copy"
-    key: Key
-    source: Rank | None
-    target: Rank
-    mode: str | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Move(Statement):
-    keyword: ClassVar[str] = "move"
-    key: Key
-    source: Rank | None
-    target: Rank
-    mode: str | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Delete(Statement):
-    keyword: ClassVar[str] = "delete"
-    key: Key
-    rank: Rank
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Locate(Statement):
-    keyword: ClassVar[str] = "locate"
-    key: Key
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class On(Statement):
-    keyword: ClassVar[str] = "on"
-    rank: Rank
-    body: tuple
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Parallel(Statement):
-    keyword: ClassVar[str] = "parallel"
-    body: tuple
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Let(Statement):
-    keyword: ClassVar[str] = "let"
-    name: str
-    value: Value
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class For(Statement):
-    keyword: ClassVar[str] = "for"
-    name: str
-    start: Value
-    stop: Value
-    body: tuple
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Ranks(Statement):
-    keyword: ClassVar[str] = "ranks"
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Explain(Statement):
-    keyword: ClassVar[str] = "explain"
-    statement: Statement
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Print(Statement):
-    keyword: ClassVar[str] = "print"
-    values: tuple = ()
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Help(Statement):
-    keyword: ClassVar[str] = "help"
-    topic: str | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Set(Statement):
-    keyword: ClassVar[str] = "set"
-    name: str
-    value: Value
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Load(Statement):
-    keyword: ClassVar[str] = "load"
-    paths: tuple
-    namespace: str
-    options: tuple = ()
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Count(Statement):
-    keyword: ClassVar[str] = "count"
-    namespace: str
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Histogram(Statement):
-    keyword: ClassVar[str] = "histogram"
-    namespace: str
-    path: Value | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Dump(Statement):
-    keyword: ClassVar[str] = "dump"
-    namespace: str
-    path: Value
-    options: tuple = ()
-    selector: Selector | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Query(Statement):
-    keyword: ClassVar[str] = "query"
-    path: Value
-    namespace: str
-    output: Value | None = None
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Walk(Statement):
-    keyword: ClassVar[str] = "walk"
-    start: Key
-    into: Key
-    both: bool = False
-    options: tuple = ()
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Search(Statement):
-    keyword: ClassVar[str] = "search"
-    start: Key
-    into: Key
-    options: tuple = ()
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Replicate(Statement):
-    keyword: ClassVar[str] = "replicate"
-    key: Key
-    copies: Value
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Rebalance(Statement):
-    keyword: ClassVar[str] = "rebalance"
-    namespace: str
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Save(Statement):
-    keyword: ClassVar[str] = "save"
-    path: Value
-    meta: Location | None = field(**_META)
-
-
-@dataclass(frozen=True, slots=True)
-class Restore(Statement):
-    keyword: ClassVar[str] = "restore"
-    path: Value
-    meta: Location | None = field(**_META)
-
-
-STATEMENT_CLASSES = {cls.keyword: cls for cls in Statement.__subclasses__()}
-STATEMENT_WORDS = tuple(sorted(STATEMENT_CLASSES))
-
-
-def walk(statements):
+def walk(statements) -> Iterator[Statement]:
     """Every statement, depth first, including those inside blocks."""
-    for st in statements:
+    stack = list(reversed(list(statements)))
+    while stack:
+        st = stack.pop()
         yield st
-        if isinstance(st, (On, Parallel, For)):
-            yield from walk(st.body)
-        elif isinstance(st, Explain):
-            yield from walk((st.statement,))
+        stack.extend(reversed(list(st.children())))
+
+
+def values(node: Any) -> Iterator[tuple[Any, bool]]:
+    """Every value in a node's fields, with whether it stands for a rank: walks dataclasses and
+    tuples generically, not into nested statements (see :func:`walk`)."""
+    stack: list[tuple[Any, bool]] = [(getattr(node, f.name), bool(f.metadata.get("rank")))
+                                      for f in reversed(fields(node)) if f.name != "meta"]
+    while stack:  # depth first, in field order
+        v, is_rank = stack.pop()
+        if isinstance(v, Statement):
+            continue
+        yield v, is_rank
+        if isinstance(v, tuple):
+            stack.extend((x, is_rank) for x in reversed(v))
+        elif is_dataclass(v) and not isinstance(v, type):
+            stack.extend((getattr(v, f.name), False) for f in reversed(fields(v)))
+
+
+def statement_words() -> tuple[str, ...]:
+    return tuple(sorted(Statement.registry))

@@ -1,5 +1,12 @@
 """Static checks that need no cluster: undefined variables, ranks outside the cluster (when its
-size is known), loop bounds.  Every problem found is returned, with its location."""
+size is known), and each statement's own checks.  Every problem found is returned, with its
+location.
+
+The walk is generic: every field of every node is visited (through dataclass fields, tuples,
+keys and selectors), so a variable or a rank is checked wherever a statement keeps it.  Scopes
+follow execution: ``let`` defines a name for what follows, a statement's nested blocks see a
+copy of the scope (``for`` adds its loop variable there).
+"""
 
 from __future__ import annotations
 
@@ -7,70 +14,61 @@ from ..errors import ScriptError
 from . import ast
 
 
+class CheckContext:
+    """What a statement's ``check`` hook sees: the scope, the cluster size (None if unknown),
+    and ``error()`` to report a problem at the statement."""
+
+    def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False):
+        self.size = size
+        self.errors = errors
+        self.scope = scope
+        self.in_parallel = in_parallel
+        self.statement: ast.Statement | None = None
+
+    def error(self, message: str, st: ast.Statement | None = None) -> None:
+        node = st or self.statement
+        self.errors.append(ScriptError(message, node.location if node is not None else None))
+
+    def define(self, name: str) -> None:
+        self.scope.add(name)
+
+    def block(self, statements, extra: set[str] = frozenset(), in_parallel: bool | None = None) -> None:
+        """Check nested statements in a copy of this scope (plus ``extra`` names)."""
+        inner = CheckContext(self.size, self.errors, set(self.scope) | set(extra),
+                             self.in_parallel if in_parallel is None else in_parallel)
+        _check_block(statements, inner)
+
+
 def check(statements, size: int | None = None, text: str | None = None,
           defined: set[str] | None = None) -> list[ScriptError]:
     errors: list[ScriptError] = []
-    _check_block(statements, set(defined or ()), size, errors)
+    _check_block(statements, CheckContext(size, errors, set(defined or ())))
     for e in errors:
         e.text = text
     return errors
 
 
-COLLECTIVE = (ast.Load,)
-
-
-def _check_block(statements, scope: set[str], size, errors, in_parallel=False) -> None:
+def _check_block(statements, ctx: CheckContext) -> None:
     for st in statements:
-        if in_parallel:
-            for inner in ast.walk((st,)):
-                if isinstance(inner, COLLECTIVE):
-                    _err(errors, inner, f"'{inner.keyword}' involves every rank at once and cannot run "
-                                        "inside 'parallel'")
-        _check(st, scope, size, errors)
+        check_statement(st, ctx)
 
 
-def _err(errors, st, message):
-    errors.append(ScriptError(message, st.location))
-
-
-def _uses(value, scope, st, errors):
-    if isinstance(value, ast.Var) and value.name not in scope:
-        _err(errors, st, f"undefined variable ${value.name}")
-    elif isinstance(value, ast.Key) and value.is_template:
-        for name in ast.KEY_VARIABLE.findall(str(value.ident)):
-            if name not in scope:
-                _err(errors, st, f"undefined variable ${name} in key {value}")
-
-
-def _rank(value, scope, size, st, errors):
-    _uses(value, scope, st, errors)
-    if isinstance(value, int) and size is not None and not 0 <= value < size:
-        _err(errors, st, f"rank {value} is outside the cluster: ranks are 0..{size - 1} ({size} ranks)")
-
-
-def _check(st, scope: set[str], size, errors) -> None:
-    for name in ("key", "value", "path", "output"):
-        if hasattr(st, name):
-            _uses(getattr(st, name), scope, st, errors)
-    for name in ("rank", "source", "target"):
-        if getattr(st, name, None) is not None:
-            _rank(getattr(st, name), scope, size, st, errors)
-    if isinstance(st, ast.Print):
-        for v in st.values:
-            _uses(v, scope, st, errors)
-    if isinstance(st, (ast.Copy, ast.Move)) and st.source is not None and st.source == st.target:
-        _err(errors, st, f"source and target are the same rank ({st.source})")
-    if isinstance(st, ast.Let):
-        scope.add(st.name)
-    elif isinstance(st, ast.For):
-        for bound in (st.start, st.stop):
-            _uses(bound, scope, st, errors)
-            if not isinstance(bound, (int, ast.Var)):
-                _err(errors, st, f"a loop bound is a whole number or $variable, not '{bound}'")
-        _check_block(st.body, scope | {st.name}, size, errors)
-    elif isinstance(st, ast.On):
-        _check_block(st.body, set(scope), size, errors)
-    elif isinstance(st, ast.Parallel):
-        _check_block(st.body, set(scope), size, errors, in_parallel=True)
-    elif isinstance(st, ast.Explain):
-        _check(st.statement, set(scope), size, errors)
+def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
+    """The generic checks of every field of ``st``, then its own ``check`` hook (which checks
+    nested blocks: by default each in a copy of the scope)."""
+    ctx.statement = st
+    if ctx.in_parallel and st.collective:
+        ctx.error(f"'{st.keyword}' involves every rank at once and cannot run inside 'parallel'")
+    for value, is_rank in ast.values(st):
+        if isinstance(value, ast.Var):
+            if value.name not in ctx.scope:
+                ctx.error(f"undefined variable ${value.name}")
+        elif isinstance(value, ast.Key) and value.is_template:
+            for name in ast.key_variables(str(value.ident)):
+                if name not in ctx.scope:
+                    ctx.error(f"undefined variable ${name} in key {value}")
+        elif is_rank and isinstance(value, int) and not isinstance(value, bool) and ctx.size is not None \
+                and not 0 <= value < ctx.size:
+            ctx.error(f"rank {value} is outside the cluster: ranks are 0..{ctx.size - 1} ({ctx.size} ranks)")
+    st.check(ctx)
+    ctx.statement = st

@@ -69,10 +69,9 @@ def _shell_through_launcher(cluster, tty: str) -> int:
         ready, _, _ = select.select([fd], [], [], 0)
         return bool(ready) and b"\x03" in os.read(fd, 4096)  # other keys typed meanwhile are dropped
 
-    from ..cli import Progress
-
     with open(tty, "w") as screen, raw_mode(screen.fileno()):
-        cluster.node.progress = Progress(screen)  # a bar on the terminal, not lines on the pipe
+        if cluster.node.progress is not None:
+            cluster.node.progress.show_on(screen)  # a bar on the terminal, not lines on the pipe
         shell = Shell(cluster, input=Vt100Input(sys.stdin), output=create_output(stdout=screen))
         shell.interrupt_source = ctrl_c_pressed
         return shell.loop()

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import re
 
-from lark.exceptions import UnexpectedInput
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from ..language import ast
-from ..language.help import HELP
-from ..language.parser import STATEMENT_OPTIONS, _lark
+from ..language.help import entries
+from ..statements import default_parser
 
 META_COMMANDS = {":timing": "on|off: time every statement", ":source": "FILE.ray: run a script",
                  ":vars": "list the variables", "exit": "leave (Ctrl-D)"}
@@ -39,12 +38,7 @@ class RayCompleter(Completer):
         self.paths = PathCompleter(expanduser=True)
 
     def accepts(self, before: str) -> set[str]:
-        try:
-            ip = _lark().parse_interactive(before)
-            ip.exhaust_lexer()
-            return set(ip.accepts())
-        except UnexpectedInput:
-            return set()
+        return default_parser().accepts(before) or set()
 
     def get_completions(self, document: Document, complete_event: CompleteEvent):
         text = document.text_before_cursor
@@ -54,7 +48,7 @@ class RayCompleter(Completer):
             yield from self._paths(word)
             return
         if not stmt.strip() and not text[: len(text) - len(word)].rstrip().endswith(":"):
-            candidates = [(w, HELP[w][0]) for w in HELP]
+            candidates = [(w, h[0]) for w, h in entries().items()]
             if not text[: len(text) - len(word)].strip():
                 candidates += list(META_COMMANDS.items())
             yield from self._offer(word, candidates)
@@ -63,7 +57,8 @@ class RayCompleter(Completer):
         previous = stmt.split()[-1] if stmt.split() else ""
         first = stmt.split()[0] if stmt.split() else ""
         candidates: list[tuple[str, str]] = []
-        terms = {t.name: t for t in _lark().terminals}
+        parser = default_parser()
+        terms = parser.terminals
         for name in sorted(accepts):
             term = terms.get(name)
             if term is not None and term.pattern.type == "str" and term.pattern.value.isalpha():
@@ -73,14 +68,15 @@ class RayCompleter(Completer):
         if "VAR" in accepts or word.startswith("$"):
             candidates += [(f"${v}", f"= {val!r}") for v, val in self.variables.items()]
         if "KEY" in accepts:
-            candidates += [(f"{ns}/", "namespace") for ns in ast.NAMESPACES]
+            candidates += [(f"{ns}/", "namespace") for ns in ast.namespaces()]
             candidates += [(k, "seen") for k in reversed(self.keys)]
         if "NAMESPACE" in accepts:
-            candidates += [(ns, "namespace") for ns in ast.NAMESPACES]
-        if "NAME" in accepts and first in STATEMENT_OPTIONS:
-            candidates += [(f"{opt}=", what) for opt, what in STATEMENT_OPTIONS[first].items()]
+            candidates += [(ns, "namespace") for ns in ast.namespaces()]
+        statement = parser.registry.get(first)
+        if "NAME" in accepts and statement is not None:
+            candidates += [(f"{opt}=", what) for opt, what in statement.options_allowed.items()]
         if "NAME" in accepts and first == "help":
-            candidates += [(w, HELP[w][0]) for w in HELP]
+            candidates += [(w, h[0]) for w, h in entries().items()]
         if "STRING" in accepts and first in ("load", "dump", "histogram", "query", "save", "restore"):
             candidates.append(('"', "a file path"))
         yield from self._offer(word, list(dict.fromkeys(candidates)))

@@ -11,7 +11,7 @@ import re
 from pygments.lexer import RegexLexer
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
 
-from ..language.parser import _lark
+from ..statements import default_parser
 
 # token type of each named terminal of the grammar
 TERMINAL_TOKENS = {
@@ -29,7 +29,7 @@ _ORDER = ["COMMENT", "STRING", "KEY", "VAR", "DURATION", "NAMESPACE", "COMPARE"]
 
 
 def _rules():
-    terms = {t.name: t for t in _lark().terminals}
+    terms = default_parser().terminals
     rules = [(r"[ \t\f]+", Whitespace), (r"\n", Text)]
     for name in _ORDER:
         rules.append((terms[name].pattern.to_regexp(), TERMINAL_TOKENS[name]))

@@ -26,7 +26,8 @@ from pygments.styles import get_style_by_name
 
 from .. import __version__
 from ..errors import Cancelled, RankFailure, RayScriptError
-from ..language.help import HELP
+from ..language.ast import namespaces
+from ..language.help import entries
 from .completer import META_COMMANDS, RayCompleter
 from .lexer import RayLexer
 from .lines import balance
@@ -50,8 +51,9 @@ class HintProcessor(Processor):
     def apply_transformation(self, ti):
         text = ti.document.text
         m = re.fullmatch(r"\s*([a-z]+)(\s*)", text)
-        if ti.lineno == ti.document.line_count - 1 and m and m.group(1) in HELP:
-            syntax = HELP[m.group(1)][0]
+        table = entries()
+        if ti.lineno == ti.document.line_count - 1 and m and m.group(1) in table:
+            syntax = table[m.group(1)][0]
             rest = syntax.split(" ", 1)[1] if " " in syntax else ""
             if rest:
                 return Transformation([*ti.fragments, ("class:hint", ("" if m.group(2) else " ") + rest)])
@@ -90,7 +92,7 @@ class Shell:
     def banner(self) -> None:
         (res,) = self.cluster.run("ranks")
         hosts = sorted({row["host"] for row in res.data})
-        held = {ns: sum(row[ns] for row in res.data) for ns in ("kmers", "paths", "results")}
+        held = {ns: sum(row[ns] for row in res.data) for ns in namespaces()}
         store = ", ".join(f"{n:,} {ns}" for ns, n in held.items())
         n = self.cluster.size
         self.say([("class:banner", f"rayscript {__version__}: {n} rank{'s' if n != 1 else ''} on "
@@ -137,24 +139,25 @@ class Shell:
     def execute(self, text: str, source: str = "<stdin>") -> None:
         started = time.perf_counter()
         progress = self.cluster.node.progress
-        self.cluster.node.interrupt_check = self.interrupt_source
         try:
-            for results in self.cluster.stream(text, source):
-                if progress is not None:
-                    progress.finish()
-                for r in results:
-                    if r.text:
-                        self.show(r)
+            with self.cluster.node.interrupts_from(self.interrupt_source):
+                self._run(text, source, progress)
         except RankFailure:
             raise
         except Cancelled as exc:
             self.say([("class:error", f"^C {exc}")])
         except RayScriptError as exc:
             self.say([("class:error", str(exc))])
-        finally:
-            self.cluster.node.interrupt_check = None
         if self.timing:
             self.say([("class:timing", f"({(time.perf_counter() - started) * 1e3:.1f} ms)")])
+
+    def _run(self, text: str, source: str, progress) -> None:
+        for results in self.cluster.stream(text, source):
+            if progress is not None:
+                progress.finish()
+            for r in results:
+                if r.text:
+                    self.show(r)
 
     def loop(self) -> int:
         self.banner()

@@ -23,15 +23,14 @@ from ..messages import (
     Stored,
     key_text,
 )
-from ..store.shard import ItemExists, Shard
 from .node import Node
+from .shard import ItemExists
 
 
 class StoreService:
-    def __init__(self, node: Node, shard: Shard):
+    def __init__(self, node: Node):
         self.node = node
-        self.shard = shard
-        node.shard = shard
+        self.shard = node.shard
         for cls, fn in {
             PutOrder: self.on_put, GetOrder: self.on_get, CopyOrder: self.on_copy,
             MoveOrder: self.on_move, DeleteOrder: self.on_delete, HasOrder: self.on_has,

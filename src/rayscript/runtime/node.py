@@ -17,10 +17,14 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
 from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
+
+if TYPE_CHECKING:
+    from .shard import Shard
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
@@ -139,28 +143,43 @@ class Task:
 
 
 class Node:
-    def __init__(self, messenger, shard=None):
+    """One rank's event loop.  Its collaborators are given when it is built: the messenger (the
+    transport), the rank's shard, the collective transport for all-rank bulk exchanges, and, on
+    the rank that shows them, the progress display and the interrupt check of a shell that reads
+    Ctrl-C as a key."""
+
+    def __init__(self, messenger: Any, shard: Shard, collective: Any = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 interrupt_check: Callable[[], bool] | None = None):
         self.messenger = messenger
-        self.rank = messenger.rank
-        self.size = messenger.size
+        self.rank: int = messenger.rank
+        self.size: int = messenger.size
         self.shard = shard
-        self.handlers: dict[type, Callable[[Message], None]] = {}
+        self.collective = collective
+        self.progress = progress
+        self.interrupt_check = interrupt_check
+        self.handlers: dict[type, Callable[[Any], None]] = {}
         self.pending: dict[int, Future] = {}
         self.ready: deque[Task] = deque()
         self.tasks: set[Task] = set()
         self.interrupted = False
-        # set by a shell that reads Ctrl-C as a key rather than a signal: returns True once pressed
-        self.interrupt_check = None
         self.next_request = 1
         self.stopping = False
         self.failure: RankFailure | None = None
         self.timeout = DEFAULT_TIMEOUT
-        self.collective = None  # bulk all-to-all transport, set by the cluster
-        self.progress = None  # rank 0: callback(done, total) for long statements
         self._next_check = 0.0
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
         self.register(Fatal, self._on_fatal)
+
+    @contextlib.contextmanager
+    def interrupts_from(self, check: Callable[[], bool] | None) -> Iterator[None]:
+        """While the block runs, Ctrl-C is read by ``check`` (a shell that reads it as a key)."""
+        saved, self.interrupt_check = self.interrupt_check, check
+        try:
+            yield
+        finally:
+            self.interrupt_check = saved
 
     # --- wiring -----------------------------------------------------------
     def register(self, cls: type[Message], handler: Callable[[Message], None]) -> None:

@@ -7,7 +7,9 @@ Scalar functions serve single keys; the ``*_array`` functions work on whole nump
 
 from __future__ import annotations
 
-MAX_K = 31
+MAX_K = 31  # the longest k-mer: one 64-bit word per id
+COUNT_MAX = (1 << 32) - 1  # a count is a 32-bit counter; it saturates here
+EDGES_MAX = 255  # the edges of a k-mer are an 8-bit mask
 BASES = "ACGT"
 _CODE = {"A": 0, "C": 1, "G": 2, "T": 3, "a": 0, "c": 1, "g": 2, "t": 3}
 _COMPLEMENT = str.maketrans("ACGT", "TGCA")

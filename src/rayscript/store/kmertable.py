@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .encoding import COUNT_MAX
+
 BUCKET_BITS = 6
 NBUCKETS = 1 << BUCKET_BITS
-COUNT_MAX = np.iinfo(np.uint32).max
 _EIGHT = np.uint64(8)
 
 

@@ -1,4 +1,5 @@
-"""Bulk movement of k-mers: copy, move and delete by selector, replicate, rebalance.
+"""Bulk movement of k-mers, rank side: copy, move and delete by selector (also used by
+rebalance and restore).
 
 ``copy kmers where count >= 10 from 1 to 2``: the commander sends one BULK_SEND order to rank 1,
 which selects the k-mers (vectorized over its table) and streams them straight to rank 2 in
@@ -12,25 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import RuntimeFault, ScriptError
-from ..language import ast
-from ..messages import Ack, CopyOrder, ErrorReply, Message
-from ..results import Result
+from ..messages import ErrorReply, Message
 
 CHUNK_ITEMS = 2_000_000
 ITEM_BYTES = 13  # id 8, count 4, edges 1
 
 
-def wire_selector(sel: ast.Selector, value) -> tuple:
-    if sel.field is not None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ScriptError(f"a count is compared with a whole number >= 0, not {value!r}")
-        return ("count", sel.op, value)
-    return ("prefix", sel.prefix) if sel.prefix else ("all",)
+@dataclass(kw_only=True)
+class BulkReply(Message, kind="bulk-reply", code=94, reply=True):
+    """How many k-mers a bulk order copied, moved or deleted, and their bytes on the wire."""
+
+    items: int = 0
+    nbytes: int = 0
 
 
 @dataclass(kw_only=True)
 class BulkSendOrder(Message, kind="bulk-send", code=90):
+    reply_type = BulkReply
     selector: tuple = ("all",)
     target: int = -1
     mode: str | None = None
@@ -65,13 +64,14 @@ class BulkStored(Message, kind="bulk-stored", code=92):
 
 @dataclass(kw_only=True)
 class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
+    reply_type = BulkReply
     selector: tuple = ("all",)
 
     def cascade(self):
         return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]
 
 
-class MovementService:
+class BulkService:
     def __init__(self, node):
         self.node = node
         self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move) at the source
@@ -182,7 +182,7 @@ class MovementService:
         if move:
             for ids in id_parts:
                 self.table.remove_ids(ids)
-        self.node.reply(msg, Ack(info={"items": items, "bytes": items * ITEM_BYTES}))
+        self.node.reply(msg, BulkReply(items=items, nbytes=items * ITEM_BYTES))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:
@@ -190,87 +190,4 @@ class MovementService:
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return
-        self.node.reply(msg, Ack(info={"items": len(ids)}))
-
-
-class MovementStatements:
-    def __init__(self, interp):
-        self.interp = interp
-        self.node = interp.node
-        interp.bulk = self
-        interp.extensions.update({ast.Replicate: self.replicate, ast.Rebalance: self.rebalance})
-        interp.planners.update({
-            ast.Rebalance: lambda st, scope: [BulkSendOrder(recipient=a, target=b, mode="merge", move=True,
-                                                            selector=("owner", b, self.node.size))
-                                              for a in range(self.node.size) for b in range(self.node.size) if a != b],
-        })
-
-    def selector(self, sel: ast.Selector, scope) -> tuple:
-        value = self.interp.value(sel.value, scope) if sel.field is not None else None
-        return wire_selector(sel, value)
-
-    def transfer(self, st, scope):
-        """copy/move with a selector."""
-        verb = st.keyword
-        if st.source is None:
-            raise ScriptError(f"a bulk {verb} names its source: {verb} {st.key} from RANK to RANK")
-        source, target = self.interp.rank(st.source, scope), self.interp.rank(st.target, scope)
-        if source == target:
-            raise ScriptError(f"source and target are the same rank ({source})")
-        order = BulkSendOrder(recipient=source, target=target, mode=st.mode, move=verb == "move",
-                              selector=self.selector(st.key, scope), what=str(st.key))
-        (reply,) = yield self.node.order(order, timeout=None)
-        items, nbytes = reply.info["items"], reply.info["bytes"]
-        past = "copied" if verb == "copy" else "moved"
-        return [Result(verb, f"{past} {items:,} k-mers ({st.key}) from rank {source} to rank {target}: "
-                             f"{nbytes:,} bytes", {"items": items, "bytes": nbytes, "source": source,
-                                                   "target": target})]
-
-    def plan_transfer(self, st, scope):
-        source = self.interp.rank(st.source, scope) if st.source is not None else -1
-        return [BulkSendOrder(recipient=source, target=self.interp.rank(st.target, scope), mode=st.mode,
-                              move=st.keyword == "move", selector=self.selector(st.key, scope), what=str(st.key))]
-
-    def delete(self, st, scope):
-        rank = self.interp.rank(st.rank, scope)
-        (reply,) = yield self.node.order(BulkDeleteOrder(recipient=rank, selector=self.selector(st.key, scope)))
-        items = reply.info["items"]
-        return [Result("delete", f"deleted {items:,} k-mers ({st.key}) from rank {rank}", {"items": items,
-                                                                                         "rank": rank})]
-
-    def rebalance(self, st: ast.Rebalance, scope):
-        if st.namespace != "kmers":
-            raise ScriptError("rebalance applies to kmers")
-        n = self.node.size
-        orders = [BulkSendOrder(recipient=a, target=b, mode="merge", move=True, selector=("owner", b, n),
-                                what=f"k-mers owned by rank {b}")
-                  for a in range(n) for b in range(n) if a != b]
-        replies = yield [self.node.order(o, timeout=None) for o in orders]
-        items = sum(r.info["items"] for r in replies)
-        nbytes = sum(r.info["bytes"] for r in replies)
-        return [Result("rebalance", f"moved {items:,} k-mers ({nbytes:,} bytes) to their owner ranks",
-                       {"items": items, "bytes": nbytes})]
-
-    def replicate(self, st: ast.Replicate, scope):
-        wk = self.interp.key(st.key, scope)
-        n = self.interp.value(st.copies, scope)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.node.size:
-            raise ScriptError(f"replicate places 1 to {self.node.size} copies (the cluster size), not {n!r}")
-        own = self.interp.owner(wk)
-        chosen = [(own + i) % self.node.size for i in range(n)]
-        replies = yield self.interp._orders(self.interp._locate_orders(wk))
-        holders = self.interp._holders(wk, replies)
-        if not holders:
-            raise RuntimeFault(f"no rank holds {wk}; nothing to replicate", key=str(wk))
-        missing = [r for r in chosen if r not in holders]
-        if missing:
-            yield [self.node.order(CopyOrder(recipient=holders[0], key=wk.key, target=r)) for r in missing]
-        text = (f"{wk} is replicated on ranks {', '.join(map(str, chosen))} (owner {own} first)"
-                + (f"; copied to {', '.join(map(str, missing))}" if missing else "; nothing to copy"))
-        return [Result("replicate", text, {"key": str(wk), "ranks": chosen, "copied": missing})]
-
-
-def install(interp) -> None:
-    MovementService(interp.node)
-    MovementStatements(interp)
-
+        self.node.reply(msg, BulkReply(items=len(ids)))

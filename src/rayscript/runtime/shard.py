@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from ..items import BY_NAMESPACE, COUNT_MAX, Carriageable, Kmer, pack_item
-from .kmertable import KmerTable
+from ..items import BY_NAMESPACE, Carriageable, Kmer, pack_item
+from ..store.encoding import COUNT_MAX
+from ..store.kmertable import KmerTable
 
 
 class ItemExists(Exception):

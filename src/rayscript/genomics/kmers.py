@@ -1,0 +1,287 @@
+"""K-mer counting and queries, rank side: the orders of load, count, histogram, dump and query.
+
+``load`` is collective: the commander (rayscript.statements.kmers) checks the files, plans which
+rank reads which byte range, and sends one LOAD order to every rank; the ranks then read, extract
+k-mers and route them to their owners together (all-to-all on numpy buffers, one bounded chunk
+per round), counting into a staging table that replaces nothing until every rank has finished without error.  The other
+statements are ordinary orders answered by every rank, and ``dump`` has every rank write its own
+part of one file at an offset the commander computed, so the table is never gathered.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import RayScriptError
+from ..messages import Message
+from ..store import encoding
+from ..store.kmertable import NBUCKETS, KmerTable
+from ..store.partition import owners
+from . import fastx
+
+# Received k-mer occurrences are counted in batches of this many (fewer, larger merges into the
+# staging table; about 9 bytes each while they wait).
+PENDING_MAX = 6_000_000
+
+
+# --- messages ----------------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class LoadReply(Message, kind="load-reply", code=85, reply=True):
+    reads: int = 0
+    kmers: int = 0
+    nbytes: int = 0
+    distinct: int = 0
+    saturated: int = 0
+    seconds: float = 0.0
+    peak_rss: int = 0
+    table_bytes: int = 0
+    aborted: bool = False
+
+
+@dataclass(kw_only=True)
+class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
+    distinct: int = 0
+    total: int = 0
+    k: int | None = None
+    saturated: int = 0
+    nbytes: int = 0
+    histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
+
+
+@dataclass(kw_only=True)
+class SizeReply(Message, kind="size-reply", code=87, reply=True):
+    """Bytes a rank's part of a file takes (or took)."""
+
+    nbytes: int = 0
+    k: int | None = None
+
+
+@dataclass(kw_only=True)
+class QueryReply(Message, kind="query-reply", code=88, reply=True):
+    counts: bytes = b""  # uint32, one per id asked
+
+
+@dataclass(kw_only=True)
+class LoadOrder(Message, kind="load-order", code=80):
+    reply_type = LoadReply
+    parts: list = field(default_factory=list)
+    k: int = 31
+    canonical: bool = True
+    total_bytes: int = 0
+
+    def cascade(self):
+        return ["(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",
+                f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class KmerStatsOrder(Message, kind="kmer-stats", code=81):
+    reply_type = KmerStatsReply
+    informs = True
+    histogram: bool = False
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
+
+
+@dataclass(kw_only=True)
+class DumpSizeOrder(Message, kind="dump-size", code=82):
+    reply_type = SizeReply
+    informs = True
+    lo: int = 1
+    hi: int | None = None
+    selector: tuple = ("all",)
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
+
+
+@dataclass(kw_only=True)
+class DumpWriteOrder(Message, kind="dump-write", code=83):
+    reply_type = SizeReply
+    path: str = ""
+    offset: int = 0
+    lo: int = 1
+    hi: int | None = None
+    selector: tuple = ("all",)
+
+    def cascade(self):
+        return [f"(rank {self.recipient} writes its part at its offset)", f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class QueryOrder(Message, kind="query-order", code=84):
+    reply_type = QueryReply
+    ids: bytes = b""
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (the counts of the k-mers it owns)"]
+
+
+# --- formatting ----------------------------------------------------------------------
+
+def format_counts(ids, counts, k: int) -> bytes:
+    """``SEQUENCE<TAB>COUNT\\n`` lines, vectorized."""
+    n = len(ids)
+    if n == 0:
+        return b""
+    bases = encoding.decode_array(ids, k)
+    counts = counts.astype(np.int64)
+    ndig = np.maximum(np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 1)
+    width = int(ndig.max())
+    digits = np.zeros((n, width), dtype=np.uint8)
+    rest = counts.copy()
+    for col in range(width - 1, -1, -1):
+        digits[:, col] = (rest % 10) + 48
+        rest //= 10
+    keep_digit = np.arange(width)[None, :] >= (width - ndig)[:, None]
+    row = np.concatenate((bases, np.full((n, 1), 9, np.uint8), digits, np.full((n, 1), 10, np.uint8)), axis=1)
+    keep = np.concatenate((np.ones((n, k + 1), bool), keep_digit, np.ones((n, 1), bool)), axis=1)
+    return row[keep].tobytes()
+
+
+def formatted_size(counts, k: int) -> int:
+    counts = counts.astype(np.int64)
+    ndig = np.maximum(np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 1)
+    return int(len(counts) * (k + 2) + ndig.sum())
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# --- rank side ----------------------------------------------------------------------------
+
+class KmerService:
+    def __init__(self, node):
+        self.node = node
+        for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
+                        DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query}.items():
+            node.register(cls, fn)
+
+    @property
+    def table(self) -> KmerTable:
+        return self.node.shard.kmers
+
+    def on_load(self, msg: LoadOrder) -> None:
+        with self.node.deferred_interrupt():
+            self._load(msg)
+
+    def _load(self, msg: LoadOrder) -> None:
+        coll = self.node.collective
+        t0 = time.monotonic()
+        staging = KmerTable(msg.k)
+        staging.canonical = msg.canonical
+        error: str | None = None
+        if len(self.table) and self.table.k not in (None, msg.k):
+            error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"
+        elif len(self.table) and self.table.k is not None and self.table.canonical != msg.canonical:
+            error = "the store holds k-mers counted with a different canonical= setting"
+        chunks = iter(())
+        if error is None:
+            chunks = (c for part in msg.parts for c in fastx.read_part(fastx.Part(*part)))
+        reads = kmers = nbytes = 0
+        pending_ids: list = []
+        pending_edges: list = []
+        pending = 0
+        active = True
+        aborted = False
+        while True:
+            ids = np.empty(0, np.uint64)
+            edges = np.empty(0, np.uint8)
+            if active and error is None:
+                try:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        active = False
+                    else:
+                        ids, edges = encoding.kmers_from_codes(chunk.codes, msg.k, msg.canonical)
+                        reads += chunk.reads
+                        kmers += len(ids)
+                        nbytes += chunk.nbytes
+                except RayScriptError as exc:
+                    error = str(exc)
+                except Exception as exc:  # reported, and the other ranks stop with us
+                    error = f"{type(exc).__name__}: {exc}"
+            if self.node.poll_interrupt() and error is None:
+                error = "load cancelled (Ctrl-C); the store is as it was before the statement"
+            flags = coll.allreduce(np.array([active and error is None, error is not None, nbytes], np.int64))
+            if self.node.rank == 0 and self.node.progress is not None:
+                self.node.progress(int(flags[2]), msg.total_bytes)
+            if flags[1]:
+                aborted = True
+                break
+            if not flags[0]:
+                break  # every rank has read all its parts (and sent nothing this round)
+            # route this round's k-mers to their owners (every rank takes part in every round)
+            dest = owners(ids, coll.size).astype(np.uint8 if coll.size <= 256 else np.uint16)
+            order = np.argsort(dest, kind="stable")  # a radix sort for small integer types
+            bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))
+            ids, edges = ids[order], edges[order]
+            got_ids = coll.alltoallv([ids[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
+            got_edges = coll.alltoallv([edges[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
+            pending_ids.extend(got_ids)
+            pending_edges.extend(got_edges)
+            pending += sum(len(g) for g in got_ids)
+            if pending >= PENDING_MAX:
+                staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+                pending_ids, pending_edges, pending = [], [], 0
+        if error is None and not aborted and pending:
+            staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+        if error is not None:
+            self.node.fail_order(msg, error)
+            return
+        if aborted:
+            self.node.reply(msg, LoadReply(aborted=True))
+            return
+        before = self.table.saturated
+        self.table.absorb(staging)
+        saturated = self.table.saturated - before
+        self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(self.table),
+                                       saturated=saturated, seconds=time.monotonic() - t0,
+                                       peak_rss=_peak_rss(), table_bytes=self.table.nbytes()))
+
+    def on_stats(self, msg: KmerStatsOrder) -> None:
+        t = self.table
+        self.node.reply(msg, KmerStatsReply(distinct=len(t), total=t.total(), k=t.k, saturated=t.saturated,
+                                            nbytes=t.nbytes(),
+                                            histogram=t.histogram().tobytes() if msg.histogram else b""))
+
+    def _selected(self, lo, hi, selector):
+        for b in range(NBUCKETS):
+            yield self.table.select(b, lo, hi, selector)
+
+    def on_dump_size(self, msg: DumpSizeOrder) -> None:
+        k = self.table.k or 0
+        size = sum(formatted_size(c, k) for _ids, c in self._selected(msg.lo, msg.hi, msg.selector))
+        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k))
+
+    def on_dump_write(self, msg: DumpWriteOrder) -> None:
+        k = self.table.k or 0
+        try:
+            fd = os.open(msg.path, os.O_WRONLY)
+        except OSError as exc:
+            raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
+        try:
+            offset = msg.offset
+            for ids, counts in self._selected(msg.lo, msg.hi, msg.selector):
+                data = format_counts(ids, counts, k)
+                if data:
+                    os.pwrite(fd, data, offset)
+                    offset += len(data)
+        finally:
+            os.close(fd)
+        self.node.reply(msg, SizeReply(nbytes=offset - msg.offset))
+
+    def on_query(self, msg: QueryOrder) -> None:
+        ids = np.frombuffer(msg.ids, dtype=np.uint64)
+        counts, _ = self.table.lookup(ids)
+        self.node.reply(msg, QueryReply(counts=counts.tobytes()))

@@ -1,0 +1,23 @@
+"""The statements of the .ray language, one class each (see rayscript.language.ast.Statement
+for the protocol and docs/architecture.md for how to add one).
+
+Importing this package registers every statement; ``parse``, ``parse_all`` and ``check`` here are
+the language's own (the parser and checker of rayscript.language over this registry).
+"""
+
+from __future__ import annotations
+
+from ..language.checker import check
+from ..language.parser import default_parser, parse, parse_all
+from . import checkpoint, control, graph, kmers, store  # noqa: F401 - each module registers its statements
+from .checkpoint import Restore, Save
+from .control import Explain, For, Help, Let, On, Parallel, Print, Set
+from .graph import Search, Walk
+from .kmers import Count, Dump, Histogram, Load, Query
+from .store import Copy, Delete, Get, Locate, Move, Put, Ranks, Rebalance, Replicate
+
+__all__ = [
+    "Copy", "Count", "Delete", "Dump", "Explain", "For", "Get", "Help", "Histogram", "Let", "Load", "Locate",
+    "Move", "On", "Parallel", "Print", "Put", "Query", "Ranks", "Rebalance", "Replicate", "Restore", "Save",
+    "Search", "Set", "Walk", "check", "default_parser", "parse", "parse_all",
+]

@@ -1,0 +1,202 @@
+"""Checkpoint statements: ``save to "DIR"`` and ``restore from "DIR"`` (the file format and the
+ranks' side are in rayscript.genomics.checkpoint).
+
+A save writes generation ``gen-NNNNNN`` (one more than the manifest's, skipping any folder that
+exists) marked as a save's own (``.rayscript-save``), then the manifest, then removes the
+generation the previous manifest listed and marked generations of saves that died before their
+manifest: it never touches folders it did not write.  A restore verifies every file on the ranks that will load
+them before any rank changes its store, then all ranks swap in what they read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+
+from ..genomics.checkpoint import FORMAT_VERSION, MANIFEST, CheckpointError, CommitOrder, SaveOrder, VerifyOrder
+from ..items import BY_NAMESPACE
+from ..language.ast import Statement, Value
+from ..messages import MoveOrder
+from ..results import Result
+from ..runtime.node import settled
+from ..store.partition import owner
+from .store import rebalance_kmers
+
+_GENERATION = re.compile(r"gen-(\d{6,})")
+MARK = ".rayscript-save"  # in every generation folder a save makes
+_ENTRY_FIELDS = {"file": str, "bytes": int, "sha256": str, "items": dict}
+
+
+def _directory(cmd, value) -> str:
+    path = cmd.path(value, "a directory path")
+    if not path.strip():
+        raise CheckpointError("save and restore need a directory, not an empty path")
+    return os.path.abspath(path)
+
+
+def read_manifest(directory: str) -> dict:
+    """The manifest of the checkpoint in ``directory``, checked field by field."""
+    path = os.path.join(directory, MANIFEST)
+    try:
+        with open(path) as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no checkpoint here (the manifest is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
+        raise CheckpointError(f"{path}: not a rayscript checkpoint manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {manifest.get('version')!r}, this rayscript reads "
+                              f"version {FORMAT_VERSION}")
+    ranks = manifest.get("ranks")
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise CheckpointError(f"{path}: 'ranks' must be a whole number >= 1, not {ranks!r}")
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files:
+        raise CheckpointError(f"{path}: lists no shard files")
+    for n, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{path}: file entry {n} is not an object ({entry!r})")
+        for name, kind in _ENTRY_FIELDS.items():
+            if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool):
+                raise CheckpointError(f"{path}: file entry {n} lacks a valid '{name}' ({kind.__name__})")
+        if entry.get("k") not in (None, manifest.get("k")):
+            raise CheckpointError(f"{os.path.join(directory, entry['file'])}: k={entry['k']} differs from the "
+                                  f"checkpoint's k={manifest.get('k')}")
+        f = os.path.join(directory, entry["file"])
+        if not os.path.exists(f):
+            raise CheckpointError(f"{f}: missing (the manifest lists it)")
+        if os.path.getsize(f) != entry["bytes"]:
+            raise CheckpointError(f"{f}: truncated or changed: {os.path.getsize(f)} bytes, the manifest says "
+                                  f"{entry['bytes']}")
+    return manifest
+
+
+def _previous_generation(directory: str) -> str | None:
+    """The generation the current manifest lists, if there is a readable one."""
+    try:
+        with open(os.path.join(directory, MANIFEST)) as fh:
+            gen = json.load(fh).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return gen if isinstance(gen, str) and _GENERATION.fullmatch(gen) else None
+
+
+def _next_generation(directory: str, previous: str | None) -> str:
+    m = _GENERATION.fullmatch(previous) if previous else None
+    n = int(m.group(1)) + 1 if m else 1
+    while os.path.exists(os.path.join(directory, f"gen-{n:06d}")):
+        n += 1
+    return f"gen-{n:06d}"
+
+
+class Save(Statement, keyword="save"):
+    syntax = "save to \"DIRECTORY\""
+    summary = ("Checkpoint: every rank writes its shard (all namespaces) in parallel, then the commander "
+               "writes a manifest (format version, k, rank count, item counts, a checksum per file). Files "
+               "are written under new names and the manifest last, so a crash midway leaves the previous "
+               "checkpoint intact; then the previous generation (only the one its manifest listed) is removed.")
+    example = 'save to "ckpt/"'
+    collective = True
+
+    path: Value
+
+    def run(self, cmd):
+        directory = _directory(cmd, self.path)
+        t0 = time.monotonic()
+        previous = _previous_generation(directory) if os.path.isdir(directory) else None
+        gen = _next_generation(directory, previous)
+        where = os.path.join(directory, gen)
+        if not cmd.explaining:
+            try:
+                os.makedirs(where)
+                with open(os.path.join(where, MARK), "w"):
+                    pass
+            except OSError as exc:
+                raise CheckpointError(f"cannot write {directory}: {exc.strerror}") from None
+        try:
+            replies = yield cmd.every(lambda r: SaveOrder(recipient=r, directory=where))
+        except BaseException:
+            if not cmd.explaining:
+                shutil.rmtree(where, ignore_errors=True)
+            raise
+        infos = [rep.entry for rep in replies]
+        ks = {i["k"] for i in infos if i["k"]}
+        manifest = {"format": "rayscript-checkpoint", "version": FORMAT_VERSION, "ranks": cmd.size,
+                    "k": ks.pop() if ks else None, "canonical": all(i["canonical"] for i in infos),
+                    "generation": gen, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "files": [dict(i, file=f"{gen}/{i['file']}") for i in infos]}
+        if not cmd.explaining:
+            tmp = os.path.join(directory, f"{MANIFEST}.tmp{os.getpid()}")
+            with open(tmp, "w") as fh:
+                json.dump(manifest, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, os.path.join(directory, MANIFEST))
+            for old in os.listdir(directory):
+                path = os.path.join(directory, old)
+                if old != gen and _GENERATION.fullmatch(old) and (old == previous or os.path.exists(
+                        os.path.join(path, MARK))):
+                    shutil.rmtree(path, ignore_errors=True)
+        totals: dict[str, int] = {}
+        for i in infos:
+            for ns, n in i["items"].items():
+                totals[ns] = totals.get(ns, 0) + n
+        nbytes = sum(i["bytes"] for i in infos)
+        what = ", ".join(f"{n:,} {ns}" for ns, n in totals.items())
+        return [Result("save", f"saved {what} from {cmd.size} ranks to {directory} ({nbytes:,} bytes, "
+                               f"{time.monotonic() - t0:.2f} s)", {"directory": directory, "bytes": nbytes,
+                                                                   "items": totals})]
+
+
+class Restore(Statement, keyword="restore"):
+    syntax = "restore from \"DIRECTORY\""
+    summary = ("Replace the store with a checkpoint, also on a different number of ranks (items go to "
+               "their owners). Every file is verified (size, checksum, format, k) before the store changes.")
+    example = 'restore from "ckpt/"'
+    collective = True
+
+    path: Value
+
+    def run(self, cmd):
+        directory = _directory(cmd, self.path)
+        t0 = time.monotonic()
+        manifest = read_manifest(directory)
+        n = cmd.size
+        assign: list[list] = [[] for _ in range(n)]
+        for i, entry in enumerate(manifest["files"]):
+            assign[i % n].append((os.path.join(directory, entry["file"]), entry))
+        token = f"{directory}|{manifest.get('generation')}|{cmd.rank_id}"
+        canonical = bool(manifest.get("canonical", True))
+        verified = cmd.every(lambda r: VerifyOrder(recipient=r, files=assign[r], token=token, k=manifest.get("k"),
+                                                   canonical=canonical))
+        outcomes = yield [settled(f) for f in verified]
+        errors = [e for ok, e in outcomes if not ok]
+        replies = yield cmd.every(lambda r: CommitOrder(recipient=r, token=token, commit=not errors), timeout=-1.0)
+        if errors:
+            raise errors[0]
+        cmd.canonical = canonical
+        moved = 0
+        if manifest["ranks"] != n:
+            # items go to their owners: k-mers in bulk, named items one by one
+            items, _ = yield from rebalance_kmers(cmd)
+            moved = items
+            moves = []
+            for r, rep in enumerate(replies):
+                for key in rep.named:
+                    dest = owner(tuple(key), n)
+                    if dest != r:
+                        moves.append(cmd.order(MoveOrder(recipient=r, key=tuple(key), target=dest, mode="replace")))
+            if moves:
+                yield moves
+                moved += len(moves)
+        counts = {ns: sum(e["items"].get(ns, 0) for e in manifest["files"]) for ns in BY_NAMESPACE}
+        what = ", ".join(f"{c:,} {ns}" for ns, c in counts.items())
+        note = (f"; {manifest['ranks']} ranks saved it, {moved:,} items moved to their owners"
+                if manifest["ranks"] != n else "")
+        return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)",
+                       {"directory": directory, "items": counts, "moved": moved})]

@@ -1,0 +1,141 @@
+"""Graph statements over the distributed de Bruijn graph: walk and search (the ranks' side is
+rayscript.genomics.graph).
+
+``walk`` is a cascade: one WALK order to the owner of the start k-mer, which extends the walk and
+forwards it rank to rank without the commander.  ``search`` goes frontier by frontier: each round
+the commander asks the owners of the frontier for their neighbours (numpy buffers) and keeps the
+new ones; what was reached is kept as sorted runs (merged as they grow), so a round costs in
+proportion to its frontier, not to everything found so far.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import RuntimeFault
+from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
+from ..items import GraphSearchResult, pack_item
+from ..language.ast import Key, Statement
+from ..language.parser import Build
+from ..messages import PutOrder
+from ..results import Result
+from ..store.partition import owners
+
+
+class Walk(Statement, keyword="walk"):
+    syntax = "walk KEY [both] [length=N] into paths/NAME"
+    summary = ("Follow the unique successor of the k-mer hop by hop (with 'both', also extend backwards), "
+               "rank to rank without the commander; stop at a branch, a dead end, a cycle or a path of N k-mers; "
+               "store the path on the owner of paths/NAME and report why it stopped.")
+    example = "walk kmers/ACGTACGTACGTACGTACGTACGTACGTACG both into paths/contig1"
+    options_allowed = {"length": "a number of k-mers, 1 or more"}
+
+    start: Key
+    into: Key
+    both: bool = False
+    options: tuple = ()
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Walk:
+        start, *rest = b.positional(children)
+        into = rest.pop()
+        both = bool(rest) and getattr(rest[0], "type", None) == "WALK_BOTH"
+        return cls(b.single(start, "walk"), b.into(into, "paths", "walk"), both, b.options(cls, children),
+                   meta=b.location)
+
+    def run(self, cmd):
+        wk = cmd.key(self.start)
+        into = cmd.key(self.into)
+        opts = cmd.options(self.options)
+        length = cmd.whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=", 1)
+        order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key)
+        (reply,) = yield cmd.order(order, timeout=None)
+        text = (f"walked {reply.kmers:,} k-mers from {wk} into {into} (length {reply.length:,}, "
+                f"stored on rank {reply.rank}): stopped at {reply.reason}")
+        info = {"length": reply.length, "kmers": reply.kmers, "reason": reply.reason, "backward": reply.backward,
+                "sequence": reply.sequence, "rank": reply.rank}
+        return [Result("walk", text, info)]
+
+
+class SortedRuns:
+    """A set of uint64 ids kept as a few sorted arrays of decreasing size (merged when a newer
+    one grows to half the size of the one before): membership of a batch is a binary search per
+    run, adding a batch is amortized O(n log n) over the whole search."""
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+
+    def missing(self, ids: np.ndarray) -> np.ndarray:
+        """The ids (sorted, unique) that are not in the set."""
+        keep = np.ones(len(ids), bool)
+        for run in self.runs:
+            pos = np.minimum(np.searchsorted(run, ids), len(run) - 1)
+            keep &= run[pos] != ids
+        return ids[keep]
+
+    def add(self, ids: np.ndarray) -> None:
+        """Add sorted ids that are not in the set yet."""
+        if not len(ids):
+            return
+        self.runs.append(ids)
+        while len(self.runs) > 1 and 2 * len(self.runs[-1]) >= len(self.runs[-2]):
+            newer, older = self.runs.pop(), self.runs.pop()
+            self.runs.append(np.sort(np.concatenate((older, newer)), kind="stable"))
+
+
+class Search(Statement, keyword="search"):
+    syntax = "search KEY depth=D into results/NAME"
+    summary = ("Breadth-first neighbourhood of a k-mer in the de Bruijn graph, frontier by frontier across "
+               "the ranks; the result lists every vertex reached with its depth.")
+    example = "search kmers/19123890 depth=3 into results/near"
+    options_allowed = {"depth": "a number"}
+
+    start: Key
+    into: Key
+    options: tuple = ()
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Search:
+        start, *rest = b.positional(children)
+        return cls(b.single(start, "search"), b.into(rest[-1], "results", "search"), b.options(cls, children),
+                   meta=b.location)
+
+    def run(self, cmd):
+        wk = cmd.key(self.start)
+        first = cmd.owner(wk)
+        into = cmd.key(self.into)
+        depth = cmd.whole_number(cmd.options(self.options).get("depth", 1), "depth=", 0, 65535)
+        start = np.array([wk.key[1]], np.uint64)
+        seen = [start]  # vertices by depth
+        visited = SortedRuns()
+        visited.add(start)
+        frontier = start
+        for d in range(max(depth, 1)):
+            dest = owners(frontier, cmd.size)
+            ranks = np.unique(dest)
+            futures = []
+            for r in ranks:
+                order = NeighboursOrder(recipient=int(r))
+                order.buffers = [frontier[dest == r]]
+                futures.append(cmd.order(order))
+            replies = yield futures
+            if d == 0 and not replies[0].buffers[0].any():
+                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
+            if depth == 0:
+                break
+            found = np.unique(np.concatenate([rep.buffers[1] for rep in replies]))
+            frontier = visited.missing(found)
+            visited.add(frontier)
+            seen.append(frontier)
+            if not len(frontier):
+                break
+        vertices = np.concatenate(seen).tolist()
+        depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
+        result = GraphSearchResult(str(into.key[1]), int(start[0]), vertices, depths)
+        dest_rank = cmd.owner(into)
+        yield cmd.order(PutOrder(recipient=dest_rank, key=into.key, item=pack_item(result), mode="replace"))
+        per_depth = [len(x) for x in seen]
+        text = (f"searched from {wk} to depth {depth}: {len(vertices):,} vertices "
+                f"(per depth: {', '.join(map(str, per_depth))}) into {into} on rank {dest_rank}")
+        return [Result("search", text, {"vertices": vertices, "depths": depths,
+                                        "per_depth": per_depth, "rank": dest_rank})]

@@ -1,0 +1,270 @@
+"""K-mer statements: load, count, histogram, dump, query (the ranks' side is
+rayscript.genomics.kmers).
+
+``load`` is collective: the commander checks the files, plans which rank reads which byte range,
+and sends one LOAD order to every rank; the ranks then count together.  ``dump`` asks every rank
+for the size of its part, computes offsets, and has every rank write its part of one file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import numpy as np
+
+from ..errors import ScriptError
+from ..genomics import fastx
+from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
+from ..language.ast import Key, Selector, Statement, Value
+from ..language.parser import Build
+from ..results import Result, table
+from ..store import encoding
+from ..store.encoding import COUNT_MAX, MAX_K
+from ..store.partition import owners
+from .store import wire_selector
+
+
+def output_path(path: str) -> str:
+    """Where a statement writes ``path``: through a symlink to its target; refused when it is
+    anything but a regular file (which is overwritten) or absent, or cannot be written."""
+    real = os.path.realpath(path)
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        raise ScriptError(f"cannot write {path}: no such directory {directory}")
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise ScriptError(f"cannot write {path}: it is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ScriptError(f"cannot write {path}: it is not a regular file (a device, a pipe or a socket); "
+                          "statements write regular files only")
+    if not os.access(directory, os.W_OK) or (st is not None and not os.access(real, os.W_OK)):
+        raise ScriptError(f"cannot write {path}: permission denied")
+    return real
+
+
+def write_text(path: str, body: str) -> None:
+    """Write a small output file whole (through a temporary name, so a failure leaves the old one)."""
+    tmp = f"{path}.part{os.getpid()}"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
+
+
+class _KmersOnly(Statement):
+    """A statement on the k-mer namespace: refuses the others when parsed."""
+
+    namespace: str
+
+    @classmethod
+    def kmers_only(cls, b: Build, namespace: object) -> str:
+        if str(namespace) != "kmers":
+            b.fail(f"'{cls.keyword}' applies to kmers, not {namespace}")
+        return "kmers"
+
+
+class Load(_KmersOnly, keyword="load"):
+    syntax = "load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]"
+    summary = ("Count the k-mers of FASTQ/FASTA files (plain or gzip) across the ranks. A second load adds its "
+               "counts to those already in the store (same k and canonical= setting).")
+    example = 'load "reads.fq" into kmers k=31'
+    options_allowed = {"k": "a number", "canonical": "true or false"}
+    collective = True
+
+    paths: tuple = ()
+    options: tuple = ()
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Load:
+        paths, namespace, *_ = b.positional(children)
+        return cls(cls.kmers_only(b, namespace), paths, b.options(cls, children), meta=b.location)
+
+    def run(self, cmd):
+        opts = cmd.options(self.options)
+        k = opts.get("k", 31)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise ScriptError(f"k={k} is not supported: k is a whole number from 1 to {MAX_K} "
+                              "(one 64-bit word per k-mer)")
+        canonical = str(opts.get("canonical", "true")).lower()
+        if canonical not in ("true", "false"):
+            raise ScriptError(f"canonical= takes true or false, not {opts['canonical']!r}")
+        paths = [cmd.path(p) for p in self.paths]
+        sources = [fastx.inspect(p) for p in paths]
+        plan = fastx.plan(sources, cmd.size)
+        total = sum(s.size for s in sources)
+        t0 = time.monotonic()
+        replies = yield cmd.every(lambda r: LoadOrder(
+            recipient=r, k=k, canonical=canonical == "true", total_bytes=total,
+            parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
+        cmd.canonical = canonical == "true"
+        seconds = time.monotonic() - t0
+        reads = sum(i.reads for i in replies)
+        kmers = sum(i.kmers for i in replies)
+        distinct = sum(i.distinct for i in replies)
+        saturated = sum(i.saturated for i in replies)
+        rate = kmers / seconds if seconds > 0 else 0.0
+        text = (f"loaded {len(paths)} file{'s' if len(paths) > 1 else ''}: {reads:,} reads, {kmers:,} k-mers "
+                f"(k={k}), {distinct:,} distinct in the store; {seconds:.2f} s, {rate / 1e6:.2f} M k-mers/s")
+        if saturated:
+            text += f"\nwarning: {saturated:,} counts reached the counter's maximum ({COUNT_MAX}) and stay there"
+        return [Result("load", text, {"files": paths, "reads": reads, "kmers": kmers, "distinct": distinct,
+                                      "seconds": seconds, "saturated": saturated, "k": k,
+                                      "peak_rss": [i.peak_rss for i in replies],
+                                      "table_bytes": sum(i.table_bytes for i in replies)})]
+
+
+def _stats(cmd, histogram: bool = False):
+    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram)))
+
+
+class Count(_KmersOnly, keyword="count"):
+    syntax = "count kmers"
+    summary = "Distinct and total k-mers, summed over the ranks."
+    example = "count kmers"
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Count:
+        return cls(cls.kmers_only(b, children[0]), meta=b.location)
+
+    def run(self, cmd):
+        infos = yield from _stats(cmd)
+        distinct = sum(i.distinct for i in infos)
+        total = sum(i.total for i in infos)
+        rows = [[r, i.distinct, i.total] for r, i in enumerate(infos)]
+        text = f"{distinct:,} distinct k-mers, {total:,} in total\n" + table(["rank", "distinct", "total"], rows)
+        return [Result("count", text, {"distinct": distinct, "total": total,
+                                       "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
+
+
+class Histogram(_KmersOnly, keyword="histogram"):
+    syntax = "histogram kmers [to \"FILE\"]"
+    summary = "Count -> number of k-mers with that count. An existing FILE is overwritten."
+    example = 'histogram kmers to "histo.tsv"'
+
+    path: Value | None = None
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Histogram:
+        return cls(cls.kmers_only(b, children[0]), *children[1:], meta=b.location)
+
+    def run(self, cmd):
+        path = output_path(cmd.path(self.path)) if self.path is not None else None
+        infos = yield from _stats(cmd, histogram=True)
+        hists = [np.frombuffer(i.histogram, dtype=np.int64) for i in infos]
+        n = max((len(h) for h in hists), default=0)
+        total = np.zeros(n, np.int64)
+        for h in hists:
+            total[: len(h)] += h
+        counts = np.flatnonzero(total[1:]) + 1
+        lines = [f"{c} {total[c]}" for c in counts]
+        body = "\n".join(lines) + ("\n" if lines else "")
+        data = {int(c): int(total[c]) for c in counts}
+        if path:
+            if not cmd.explaining:
+                write_text(path, body)
+            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}", data)]
+        return [Result("histogram", body.rstrip("\n"), data)]
+
+
+class Dump(_KmersOnly, keyword="dump"):
+    syntax = "dump kmers|SELECTOR to \"FILE\" [min=N] [max=N]"
+    summary = ("Write SEQUENCE<TAB>COUNT lines; every rank writes its own part. An existing FILE is "
+               "overwritten (a symlink is written through).")
+    example = 'dump kmers to "out.tsv" min=2'
+    options_allowed = {"min": "a number", "max": "a number"}
+
+    path: Value = ""
+    options: tuple = ()
+    selector: Selector | None = None
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Dump:
+        what, path, *_ = b.positional(children)
+        if isinstance(what, Key):
+            b.fail(f"'dump' writes many k-mers: use kmers, kmers/* or kmers/ACG*, not {what}")
+        selector = what if isinstance(what, Selector) else None
+        namespace = cls.kmers_only(b, what.namespace if selector is not None else what)
+        return cls(namespace, path, b.options(cls, children), selector, meta=b.location)
+
+    def run(self, cmd):
+        path = output_path(os.path.abspath(cmd.path(self.path)))
+        opts = {n: cmd.whole_number(v, f"{n}=") for n, v in cmd.options(self.options).items()}
+        lo, hi = max(opts.get("min", 1), 1), opts.get("max")
+        selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
+        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector))
+        offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
+        tmp = f"{path}.part{os.getpid()}"
+        if not cmd.explaining:
+            with open(tmp, "wb") as fh:
+                fh.truncate(int(offsets[-1]))
+        try:
+            written = yield cmd.every(lambda r: DumpWriteOrder(recipient=r, path=tmp, offset=int(offsets[r]),
+                                                               lo=lo, hi=hi, selector=selector))
+        except BaseException:
+            if not cmd.explaining:
+                os.unlink(tmp)
+            raise
+        if not cmd.explaining:
+            os.replace(tmp, path)
+        nbytes = sum(w.nbytes for w in written)
+        return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
+                       {"path": path, "bytes": nbytes})]
+
+
+class Query(_KmersOnly, keyword="query"):
+    syntax = "query \"FILE\" in kmers [to \"FILE\"]"
+    summary = ("The count of every k-mer of the given sequences, looked up as the store counted them "
+               "(canonical or forward strands). An existing output FILE is overwritten.")
+    example = 'query "genes.fa" in kmers'
+
+    path: Value = ""
+    output: Value | None = None
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Query:
+        path, namespace, *rest = children
+        return cls(cls.kmers_only(b, namespace), path, *rest, meta=b.location)
+
+    def run(self, cmd):
+        src = fastx.inspect(cmd.path(self.path))
+        out = output_path(cmd.path(self.output)) if self.output is not None else None
+        infos = yield from _stats(cmd)
+        ks = {i.k for i in infos if i.k}
+        if not ks:
+            raise ScriptError("the store holds no loaded k-mers to query (load some first)")
+        k = ks.pop()
+        canonical = cmd.canonical
+        fwd_all, ids_all = [], []
+        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.gz, 0, 1 << 62)):
+            fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
+            fwd_all.append(fwd)
+            ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
+        fwd = np.concatenate(fwd_all) if fwd_all else np.empty(0, np.uint64)
+        ids = np.concatenate(ids_all) if ids_all else np.empty(0, np.uint64)
+        dest = owners(ids, cmd.size)
+        futures, selections = [], []
+        for r in range(cmd.size):
+            sel = np.flatnonzero(dest == r)
+            selections.append(sel)
+            futures.append(cmd.order(QueryOrder(recipient=r, ids=ids[sel].tobytes())))
+        replies = yield futures
+        counts = np.zeros(len(ids), np.uint32)
+        for sel, rep in zip(selections, replies):
+            if rep.counts:
+                counts[sel] = np.frombuffer(rep.counts, dtype=np.uint32)
+        body = format_counts(fwd, counts, k).decode()
+        data = {"kmers": len(fwd), "found": int((counts > 0).sum())}
+        if out:
+            if not cmd.explaining:
+                write_text(out, body)
+            return [Result("query", f"wrote the counts of {len(fwd):,} k-mers to {out}", data)]
+        return [Result("query", body.rstrip("\n"), data)]
