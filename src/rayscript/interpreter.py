@@ -77,8 +77,17 @@ class WireKey:
 class Plan:
     """What ``explain`` records: the orders a statement sends, with notes on its structure."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Plan | None = None) -> None:
         self.entries: list[tuple[int, Message | str]] = []
+        self.parent = parent  # the plan of an 'explain' that explains this one
+
+    def sent(self, msg: Message) -> None:
+        """An order ``explain`` sends for real: the explain that explains this one records it too
+        (executing an explain sends it)."""
+        plan = self.parent
+        while plan is not None:
+            plan.entries.append((0, copy.copy(msg)))
+            plan = plan.parent
 
     @property
     def orders(self) -> list[Message]:
@@ -277,6 +286,7 @@ class Command:
         msg.sender = msg.commander = self.rank_id
         self.plan.entries.append((self.depth, msg))
         if msg.informs:
+            self.plan.sent(msg)
             return self.node.order(copy.copy(msg), timeout)
         fut = Future()
         fut.resolve(msg.simulated_reply())
@@ -329,9 +339,10 @@ class Command:
         """The same commander and scope, one level deeper in explain's output."""
         return Command(self.interpreter, self.scope, self.rank_id, self.plan, self.depth + indent)
 
-    def explainer(self, plan: Plan) -> Command:
-        """This command as ``explain`` runs it: orders go to ``plan``."""
-        return Command(self.interpreter, self.scope.child(), self.rank_id, plan, self.depth)
+    def explainer(self) -> tuple[Command, Plan]:
+        """This command as ``explain`` runs it: orders go to the plan returned."""
+        plan = Plan(self.plan)
+        return Command(self.interpreter, self.scope.child(), self.rank_id, plan, self.depth), plan
 
     def delegate(self, rank: int, statements: tuple) -> Steps:
         """Make ``rank`` the commander of ``statements`` (``on R``) and wait for its results."""

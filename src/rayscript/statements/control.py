@@ -6,7 +6,6 @@ import difflib
 from typing import Any
 
 from ..errors import ScriptError
-from ..interpreter import Plan
 from ..language.ast import Duration, Rank, Statement, Value, Var, rank_field
 from ..language.checker import CheckContext
 from ..language.help import help_text
@@ -184,8 +183,8 @@ class Explain(Statement, keyword="explain"):
     statement: Statement
 
     def run(self, cmd):
-        plan = Plan()
-        yield from cmd.explainer(plan).execute(self.statement)
+        explainer, plan = cmd.explainer()
+        yield from explainer.execute(self.statement)
         lines = [f"explain ({cmd.size} ranks, commander {cmd.rank_id}):", *plan.lines()]
         data: dict[str, Any] = {"lines": lines, "orders": plan.orders}
         return [Result("explain", "\n".join(lines), data)]
