@@ -117,7 +117,7 @@ class Cluster:
         self.serve()
         return None
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.rank == 0:
             self.close()
 
@@ -145,7 +145,7 @@ class Cluster:
         if text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark from an editor
         statements = parse(text, source)
-        errors = check(statements, self.size, statements and _text(text), set(self.scope.env))
+        errors = check(statements, self.size, _text(text), set(self.scope.env))
         if len(errors) == 1:
             raise errors[0]
         if errors:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import operator
 import pickle
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from .items import BY_NAMESPACE, pack_item
 
@@ -56,8 +56,9 @@ class Message:
     # Bulk data rides beside a message, never inside its envelope: ``msg.buffers`` is a list of
     # numpy arrays that the messenger sends with MPI buffer methods right after the envelope;
     # on arrival ``buffer_meta`` lists their (dtype, length) until they are received.
-    buffers = None
-    buffer_meta = None
+    # (not annotated: they are not fields of the dataclass, nor of the envelope)
+    buffers = cast("list[Any] | None", None)
+    buffer_meta = cast("list[tuple[str, int]] | None", None)
 
     def pack(self) -> tuple:
         """The envelope: a flat tuple (code, buffer meta, field values...) that pickles small."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..store import encoding
 from ..store.encoding import COUNT_MAX
@@ -22,7 +22,7 @@ class Carriageable:
     namespace: ClassVar[str] = ""
     code: ClassVar[int] = -1
 
-    def __init_subclass__(cls, namespace: str = "", code: int = -1, **kw):
+    def __init_subclass__(cls, namespace: str = "", code: int = -1, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if namespace:
             cls.namespace, cls.code = namespace, code
@@ -30,14 +30,14 @@ class Carriageable:
             BY_CODE[code] = cls
 
     @property
-    def ident(self):
+    def ident(self) -> int | str:
         raise NotImplementedError
 
     def pack(self) -> bytes:
         raise NotImplementedError
 
     @classmethod
-    def unpack(cls, buf) -> Carriageable:
+    def unpack(cls, buf: bytes | memoryview) -> Carriageable:
         raise NotImplementedError
 
     @property
@@ -48,7 +48,7 @@ class Carriageable:
         raise ValueError(f"merge applies to k-mers, not to {self.namespace}/ items")
 
     @classmethod
-    def empty(cls, ident, options: dict) -> Carriageable:
+    def empty(cls, ident: Any, options: dict) -> Carriageable:
         raise NotImplementedError
 
 
@@ -56,7 +56,7 @@ def pack_item(item: Carriageable) -> bytes:
     return bytes([item.code]) + item.pack()
 
 
-def unpack_item(buf) -> Carriageable:
+def unpack_item(buf: bytes | memoryview) -> Carriageable:
     return BY_CODE[buf[0]].unpack(memoryview(buf)[1:])
 
 
@@ -85,22 +85,24 @@ class Kmer(Carriageable, namespace="kmers", code=1):
         return cls._WIRE.pack(cls.code, ident, count, edges, k)
 
     @property
-    def ident(self):
+    def ident(self) -> int:
         return self.id
 
     def pack(self) -> bytes:
         return self._FMT.pack(self.id, self.count, self.edges, self.k)
 
     @classmethod
-    def unpack(cls, buf) -> Kmer:
+    def unpack(cls, buf: bytes | memoryview) -> Kmer:
         return cls(*cls._FMT.unpack_from(buf))
 
-    def merge(self, other: Kmer) -> Kmer:
+    def merge(self, other: Carriageable) -> Kmer:
+        if not isinstance(other, Kmer):
+            raise ValueError(f"a k-mer merges with a k-mer, not with a {other.namespace}/ item")
         return Kmer(self.id, min(self.count + other.count, COUNT_MAX), self.edges | other.edges,
                     self.k or other.k)
 
     @classmethod
-    def empty(cls, ident, options):
+    def empty(cls, ident: Any, options: dict) -> Kmer:
         return cls(ident, int(options.get("count", 1)), int(options.get("edges", 0)), options.get("k", 0))
 
     @property
@@ -122,7 +124,7 @@ class GraphPath(Carriageable, namespace="paths", code=2):
     stop_reason: str = ""
 
     @property
-    def ident(self):
+    def ident(self) -> str:
         return self.name
 
     def pack(self) -> bytes:
@@ -130,7 +132,7 @@ class GraphPath(Carriageable, namespace="paths", code=2):
         return struct.pack("<HIHB", len(parts[0]), len(parts[1]), len(parts[2]), self.k) + b"".join(parts)
 
     @classmethod
-    def unpack(cls, buf) -> GraphPath:
+    def unpack(cls, buf: bytes | memoryview) -> GraphPath:
         buf = bytes(buf)
         n, s, r, k = struct.unpack_from("<HIHB", buf)
         o = struct.calcsize("<HIHB")
@@ -138,7 +140,7 @@ class GraphPath(Carriageable, namespace="paths", code=2):
                    buf[o + n + s:o + n + s + r].decode())
 
     @classmethod
-    def empty(cls, ident, options):
+    def empty(cls, ident: Any, options: dict) -> GraphPath:
         return cls(str(ident))
 
     def __str__(self) -> str:
@@ -156,7 +158,7 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
     depths: list = field(default_factory=list)
 
     @property
-    def ident(self):
+    def ident(self) -> str:
         return self.name
 
     def pack(self) -> bytes:
@@ -166,7 +168,7 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
                 + struct.pack(f"<{n}Q", *self.vertices) + struct.pack(f"<{n}H", *self.depths))
 
     @classmethod
-    def unpack(cls, buf) -> GraphSearchResult:
+    def unpack(cls, buf: bytes | memoryview) -> GraphSearchResult:
         buf = bytes(buf)
         ln, start, n = struct.unpack_from("<HQI", buf)
         o = struct.calcsize("<HQI")
@@ -177,7 +179,7 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
         return cls(name, start, vertices, depths)
 
     @classmethod
-    def empty(cls, ident, options):
+    def empty(cls, ident: Any, options: dict) -> GraphSearchResult:
         return cls(str(ident))
 
     def __str__(self) -> str:

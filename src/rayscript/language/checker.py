@@ -32,7 +32,8 @@ class CheckContext:
     def define(self, name: str) -> None:
         self.scope.add(name)
 
-    def block(self, statements, extra: set[str] = frozenset(), in_parallel: bool | None = None) -> None:
+    def block(self, statements, extra: frozenset[str] | set[str] = frozenset(),
+              in_parallel: bool | None = None) -> None:
         """Check nested statements in a copy of this scope (plus ``extra`` names)."""
         inner = CheckContext(self.size, self.errors, set(self.scope) | set(extra),
                              self.in_parallel if in_parallel is None else in_parallel)

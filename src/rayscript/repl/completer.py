@@ -42,16 +42,17 @@ class RayCompleter(Completer):
 
     def get_completions(self, document: Document, complete_event: CompleteEvent):
         text = document.text_before_cursor
-        word = _WORD.search(text).group(0)
+        found = _WORD.search(text)
+        word = found.group(0) if found else ""
         stmt = _statement_text(text[: len(text) - len(word)])
         if word.startswith('"'):
             yield from self._paths(word)
             return
         if not stmt.strip() and not text[: len(text) - len(word)].rstrip().endswith(":"):
-            candidates = [(w, h[0]) for w, h in entries().items()]
+            starts = [(w, h[0]) for w, h in entries().items()]
             if not text[: len(text) - len(word)].strip():
-                candidates += list(META_COMMANDS.items())
-            yield from self._offer(word, candidates)
+                starts += list(META_COMMANDS.items())
+            yield from self._offer(word, starts)
             return
         accepts = self.accepts(text[: len(text) - len(word)])
         previous = stmt.split()[-1] if stmt.split() else ""

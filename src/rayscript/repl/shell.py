@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prompt_toolkit import PromptSession
@@ -73,7 +74,7 @@ class Shell:
                 history = FileHistory(str(path))
             except OSError:
                 history = InMemoryHistory()
-        self.session = PromptSession(
+        self.session: PromptSession[str] = PromptSession(
             message=f"ray[{cluster.size}]> ", history=history, completer=self.completer,
             lexer=PygmentsLexer(RayLexer), style=STYLE, multiline=Condition(self._open_block),
             prompt_continuation=lambda width, line, wrap: "." * (width - 2) + "> ",
@@ -81,7 +82,8 @@ class Shell:
             input=input, output=output, include_default_pygments_style=False)
         self.output = output
         self.prompt_mode = contextlib.nullcontext  # how the terminal is set while the prompt waits
-        self.interrupt_source = None  # where Ctrl-C comes from while a statement runs, if not SIGINT
+        # where Ctrl-C comes from while a statement runs, if not SIGINT
+        self.interrupt_source: Callable[[], bool] | None = None
 
     def _open_block(self) -> bool:
         return balance(self.session.default_buffer.text) > 0

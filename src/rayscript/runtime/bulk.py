@@ -95,7 +95,9 @@ class BulkService:
         items = sum(len(ids) for _, ids, _, _ in parts)
         self.outgoing[(msg.commander, msg.request)] = ([ids for _, ids, _, _ in parts], items, msg.move, lent)
         # one chunk per group of buckets of at most CHUNK_ITEMS k-mers; each bucket's arrays are buffers
-        groups, group, size = [], [], 0
+        groups: list[list] = []
+        group: list = []
+        size = 0
         for part in parts:
             if group and size + len(part[1]) > CHUNK_ITEMS:
                 groups.append(group)
@@ -126,7 +128,7 @@ class BulkService:
                                    f"nothing was copied")
             elif msg.k and self.table.k is None:
                 self.table.set_k(msg.k)
-        bufs = msg.buffers or []
+        bufs: list = msg.buffers or []
         for ids, counts, edges in zip(bufs[0::3], bufs[1::3], bufs[2::3]):
             state["items"] += len(ids)
             if state["failed"]:

@@ -107,6 +107,6 @@ class LocalCollective(Collective):
         values = np.asarray(values, dtype=np.int64)
         self.board.slots[self.rank][0] = values
         self._sync()
-        out = sum(self.board.slots[s][0] for s in range(self.size))
+        out = sum(np.asarray(self.board.slots[s][0]) for s in range(self.size))
         self._sync()
         return np.asarray(out, dtype=np.int64)

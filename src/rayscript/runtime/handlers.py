@@ -6,6 +6,9 @@ cascade to another rank (COPY_ORDER -> ITEM -> ACK; MOVE_ORDER -> ITEM -> STORED
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..items import unpack_item
 from ..messages import (
     Ack,
@@ -16,6 +19,7 @@ from ..messages import (
     HasReply,
     ItemReply,
     ItemTransfer,
+    Message,
     MoveOrder,
     PutOrder,
     StatsOrder,
@@ -31,11 +35,12 @@ class StoreService:
     def __init__(self, node: Node):
         self.node = node
         self.shard = node.shard
-        for cls, fn in {
+        handlers: dict[type[Message], Callable[[Any], None]] = {
             PutOrder: self.on_put, GetOrder: self.on_get, CopyOrder: self.on_copy,
             MoveOrder: self.on_move, DeleteOrder: self.on_delete, HasOrder: self.on_has,
             StatsOrder: self.on_stats, ItemTransfer: self.on_item, Stored: self.on_stored,
-        }.items():
+        }
+        for cls, fn in handlers.items():
             node.register(cls, fn)
 
     def _held(self, msg) -> bytes | None:

@@ -115,15 +115,15 @@ def _keep(child: int, rank: str) -> None:
         os._exit(1)
     if os.WIFEXITED(status):
         os._exit(os.WEXITSTATUS(status))
-    sig = os.WTERMSIG(status)
+    died_by = os.WTERMSIG(status)
     _restore_terminal()
-    sys.stderr.write(describe_death(rank, child, socket.gethostname(), sig) + "\n")
+    sys.stderr.write(describe_death(rank, child, socket.gethostname(), died_by) + "\n")
     sys.stderr.flush()
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
-    if sig != signal.SIGKILL:
-        signal.signal(sig, signal.SIG_DFL)
-    os.kill(os.getpid(), sig)
-    os._exit(128 + sig)
+    if died_by != signal.SIGKILL:
+        signal.signal(died_by, signal.SIG_DFL)
+    os.kill(os.getpid(), died_by)
+    os._exit(128 + died_by)
 
 
 def _restore_terminal() -> None:

@@ -16,7 +16,7 @@ from .messenger import Messenger
 class LocalNetwork:
     def __init__(self, size: int):
         self.size = size
-        self.inboxes = [deque() for _ in range(size)]
+        self.inboxes: list[deque[tuple[bytes, list | None]]] = [deque() for _ in range(size)]
         self.conds = [threading.Condition() for _ in range(size)]
 
     def messenger(self, rank: int) -> LocalMessenger:

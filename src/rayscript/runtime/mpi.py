@@ -42,7 +42,7 @@ class MPIMessenger(Messenger):
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
-        self.local = deque()
+        self.local: deque = deque()
         self.outgoing: list = []  # (request, buffer) until complete
         self.last_activity = time.monotonic()
 

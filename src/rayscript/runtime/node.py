@@ -18,7 +18,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
 from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
+
+
+M = TypeVar("M", bound=Message)
 
 
 class Future:
@@ -84,7 +87,7 @@ class Task:
 
     __slots__ = ("cancelled", "future", "gen", "node", "waiting")
 
-    def __init__(self, node: Node, gen: Generator):
+    def __init__(self, node: Node, gen: Generator[Any, Any, Any]):
         self.gen = gen
         self.node = node
         self.future = Future()
@@ -98,9 +101,11 @@ class Task:
             self.future.fail(Cancelled("cancelled"))
             return
         waiting, self.waiting = self.waiting, None
+        error: BaseException | None
+        value: list | None
         if waiting is None:
             error, value = None, None
-        elif type(waiting) is Future:
+        elif isinstance(waiting, Future):
             error, value = waiting.error, [waiting.value]
         else:
             error = next((f.error for f in waiting if f.error is not None), None)
@@ -182,7 +187,7 @@ class Node:
             self.interrupt_check = saved
 
     # --- wiring -----------------------------------------------------------
-    def register(self, cls: type[Message], handler: Callable[[Message], None]) -> None:
+    def register(self, cls: type[M], handler: Callable[[M], None]) -> None:
         self.handlers[cls] = handler
 
     def send(self, msg: Message) -> None:
@@ -212,7 +217,7 @@ class Node:
     def fail_order(self, order: Message, reason: str, key=None) -> None:
         self.reply(order, ErrorReply(rank=self.rank, key=key_text(key) if key else None, reason=reason))
 
-    def spawn(self, gen: Generator) -> Future:
+    def spawn(self, gen: Generator[Any, Any, Any]) -> Future:
         task = Task(self, gen)
         self.tasks.add(task)
         self.ready.append(task)
@@ -314,7 +319,7 @@ class Node:
             self.step(_CHECK_EVERY)
         return fut.result()
 
-    def run(self, gen: Generator):
+    def run(self, gen: Generator[Any, Any, Any]) -> Any:
         return self.run_until(self.spawn(gen))
 
     def serve(self) -> None:

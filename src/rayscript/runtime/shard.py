@@ -53,13 +53,13 @@ class Shard:
                 table.set_k(item.k)
             table.set(item.id, min(item.count, COUNT_MAX), item.edges)
             return
-        table = self.tables[item.namespace]
-        old = table.get(item.ident)
+        named = self.tables[item.namespace]
+        old = named.get(item.ident)
         if old is not None and mode != "replace":
             if mode != "merge":
                 raise ItemExists(item.ident)
             item = old.merge(item)
-        table[item.ident] = item
+        named[item.ident] = item
 
     def delete(self, namespace: str, ident) -> bool:
         if namespace == "kmers":

@@ -121,6 +121,7 @@ class _Transfer(Statement):
                        {"key": wk.text, "source": source, "target": target})]
 
     def _bulk(self, cmd):
+        assert isinstance(self.key, Selector)
         verb = self.keyword
         if self.source is None:
             raise ScriptError(f"a bulk {verb} names its source: {verb} {self.key} from RANK to RANK")

@@ -7,6 +7,8 @@ Scalar functions serve single keys; the ``*_array`` functions work on whole nump
 
 from __future__ import annotations
 
+from typing import Any
+
 MAX_K = 31  # the longest k-mer: one 64-bit word per id
 COUNT_MAX = (1 << 32) - 1  # a count is a 32-bit counter; it saturates here
 EDGES_MAX = 255  # the edges of a k-mer are an 8-bit mask
@@ -80,7 +82,7 @@ def _windows(codes, k, reverse):
     if reverse:
         vals = np.uint64(3) - vals
     # binary decomposition of k: combine windows of length 1, 2, 4, ...
-    result = None
+    result: Any = None
     length = 0  # length covered by result
     width = 1
     power = vals  # windows of length `width` starting at each position

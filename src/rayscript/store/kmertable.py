@@ -256,11 +256,12 @@ class KmerTable:
             return
         if len(other) == 0:
             return
-        if other.k != self.k:
+        if other.k is not None and other.k != self.k:
             self.set_k(other.k)
+        empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8))
         for b in range(NBUCKETS):
             self._merge(b, other.ids[b], other.counts[b].astype(np.uint64), other.edges[b])
-            other.ids[b] = other.counts[b] = other.edges[b] = None
+            other.ids[b], other.counts[b], other.edges[b] = empty  # what was absorbed is not kept twice
         self.saturated += other.saturated
 
     def lookup(self, ids):
@@ -353,7 +354,7 @@ class KmerTable:
     def extract(self, sel: tuple, remove: bool = False):
         """(ids, counts, edges) of every selected k-mer, in id order; removed if ``remove``."""
         self._fold()
-        parts = ([], [], [])
+        parts: tuple[list, list, list] = ([], [], [])
         for b in range(NBUCKETS):
             if not len(self.ids[b]):
                 continue
@@ -361,7 +362,7 @@ class KmerTable:
             if not mask.any():
                 continue
             for out, arr in zip(parts, (self.ids[b], self.counts[b], self.edges[b])):
-                out.append(arr[mask])
+                out.append(arr[mask])  # type: ignore[index]
             if remove:
                 keep = ~mask
                 self._keep(b, keep)
