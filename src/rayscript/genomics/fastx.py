@@ -155,8 +155,10 @@ class ChunkResult:
         self.codes, self.reads, self.nbytes = codes, reads, nbytes
 
 
-def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES):
-    """Yield ChunkResult for the records of ``part``, chunk by chunk."""
+def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = None):
+    """Yield ChunkResult for the records of ``part``, chunk by chunk.  ``span`` (a list) is set
+    to [first byte, end byte] of the records read, once they are all read: the records of the
+    ranks must tile the file, which :func:`check_tiling` verifies."""
     opener = gzip.open if part.gz else open
     try:
         fh = opener(part.path, "rb")
@@ -166,6 +168,7 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES):
         offset = _sync(fh, part) if not part.gz else 0
         if offset >= part.end:
             return
+        first = offset
         if not part.gz:
             fh.seek(offset)
         carry = b""
@@ -178,11 +181,19 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES):
             eof = not data
             buf = carry + data
             if not buf:
+                if span is not None:
+                    span[:] = [first, offset]  # every record read, to the end of the file
                 return
-            used, codes, reads, finished = parse(buf, offset, part, eof)
+            used, codes, reads, stop = parse(buf, offset, part, eof)
+            finished = stop is not None
             if used == 0 and not eof:
                 carry = buf  # a record longer than the chunk: read more
                 continue
+            if span is not None and (finished or eof):
+                # where this rank's records end: the next rank's first record, or the file's end
+                span[:] = [first, offset + (stop if finished else used)]
+            if eof and used == 0:
+                return  # nothing but blank space after the last record
             yield ChunkResult(codes, reads, used)
             carry = buf[used:]
             offset += used
@@ -223,7 +234,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
             raise InputError(f"{part.path}:{line}: truncated FASTQ record {header!r}: "
                              f"{len(nl) % 4} of its 4 lines present")
     if nrec == 0:
-        return 0, np.empty(0, np.uint8), 0, False
+        return 0, np.empty(0, np.uint8), 0, None
     nl = nl[: 4 * nrec]
     ls = np.concatenate(([0], nl[:-1] + 1))
     le = nl.copy()
@@ -234,10 +245,12 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
     # records from the next rank's range are not ours
     ours = offset + heads < part.end
     finished = not ours.all()
+    stop = None
     if finished:
         n = int(np.argmin(ours))
+        stop = int(heads[n])  # the next rank's first record
         if n == 0:
-            return len(buf), np.empty(0, np.uint8), 0, True
+            return len(buf), np.empty(0, np.uint8), 0, stop
         heads, seqs, pluses, quals = heads[:n], seqs[:n], pluses[:n], quals[:n]
         nrec = n
     seq_end, qual_end = le[1::4][:nrec], le[3::4][:nrec]
@@ -259,7 +272,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
     used = int(nl[4 * nrec - 1] + 1) if not finished else len(buf)
     used = min(used, len(buf))
     codes = _seq_codes(arr, seqs, seq_end)
-    return used, codes, nrec, finished
+    return used, codes, nrec, stop
 
 
 def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
@@ -269,7 +282,7 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
     else:
         cut = buf.rfind(b"\n>") + 1
         if cut <= 0:
-            return 0, np.empty(0, np.uint8), 0, False
+            return 0, np.empty(0, np.uint8), 0, None
     arr = arr[:cut]
     nl = _lines(arr, True)
     ls = np.concatenate(([0], nl[:-1] + 1))
@@ -283,8 +296,9 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
     head_starts = ls[is_head]
     ours = offset + head_starts < part.end
     finished = not ours.all()
+    stop = None
     if finished:
-        first_foreign = int(head_starts[int(np.argmin(ours))])
+        first_foreign = stop = int(head_starts[int(np.argmin(ours))])
         keep = ls < first_foreign
         ls, le, is_head = ls[keep], le[keep], is_head[keep]
     nrec = int(is_head.sum())
@@ -293,7 +307,7 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
     has_cr = (seq_le > seq_ls) & (arr[np.maximum(seq_le - 1, 0)] == _CR)
     seq_le = seq_le - has_cr
     if len(seq_ls) == 0:
-        return cut, np.empty(0, np.uint8), nrec, finished
+        return cut, np.empty(0, np.uint8), nrec, stop
     delta = np.zeros(len(arr) + 1, dtype=np.int32)
     delta += np.bincount(seq_ls, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
     delta -= np.bincount(seq_le, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
@@ -308,4 +322,33 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
     if len(sep_positions):
         codes = np.insert(codes, sep_positions, INVALID)
     codes = np.concatenate((codes, [INVALID])).astype(np.uint8)
-    return cut, codes, nrec, finished
+    return cut, codes, nrec, stop
+
+
+def check_tiling(path: str, size: int, spans: list[tuple[int, int]]) -> None:
+    """The records the ranks read from a plain FASTQ file must tile it: each rank's first record
+    starts where the previous rank's records ended.  Bytes no rank read are a malformed record or
+    a blank line between records, whichever rank's range they fell in; after the last record only
+    blank space may follow.  Raises InputError naming the line."""
+    expected = 0
+    for first, stop in sorted(spans):
+        if first != expected:
+            _untiled(path, expected, first)
+        expected = stop
+    if expected < size:
+        with open(path, "rb") as fh:
+            fh.seek(expected)
+            rest = fh.read(size - expected)
+        if rest.strip():
+            _untiled(path, expected, size)
+
+
+def _untiled(path: str, start: int, end: int) -> None:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        text = fh.read(min(end - start, 60))
+    line = _line_number(path, False, start)
+    shown = text.split(b"\n")[0].decode("utf-8", "replace")
+    what = "a blank line" if not shown.strip() else repr(shown[:40])
+    raise InputError(f"{path}:{line}: expected a FASTQ record starting with '@', got {what} "
+                     "(a malformed record or a blank line between records)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +71,7 @@ class QueryReply(Message, kind="query-reply", code=88, reply=True):
 class LoadOrder(Message, kind="load-order", code=80):
     reply_type = LoadReply
     parts: list = field(default_factory=list)
+    tiled: list = field(default_factory=list)  # (path, size) of the plain FASTQ files split over ranks
     k: int = 31
     canonical: bool = True
     total_bytes: int = 0
@@ -185,9 +187,11 @@ class KmerService:
             error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"
         elif len(self.table) and self.table.k is not None and self.table.canonical != msg.canonical:
             error = "the store holds k-mers counted with a different canonical= setting"
-        chunks = iter(())
+        chunks: Iterator = iter(())
+        tiled = [path for path, _size in msg.tiled]
+        spans: list[tuple[int, list]] = []  # (file index, [first, end]) of each tiled part read
         if error is None:
-            chunks = (c for part in msg.parts for c in fastx.read_part(fastx.Part(*part)))
+            chunks = self._chunks(msg.parts, tiled, spans)
         reads = kmers = nbytes = 0
         pending_ids: list = []
         pending_edges: list = []
@@ -236,6 +240,9 @@ class KmerService:
                 pending_ids, pending_edges, pending = [], [], 0
         if error is None and not aborted and pending:
             staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+        if not aborted:
+            # every rank, together: do the records read tile each split file?
+            error = self._check_tiling(msg.tiled, spans)
         if error is not None:
             self.node.fail_order(msg, error)
             return
@@ -248,6 +255,30 @@ class KmerService:
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(self.table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
                                        peak_rss=_peak_rss(), table_bytes=self.table.nbytes()))
+
+    @staticmethod
+    def _chunks(parts: list, tiled: list[str], spans: list) -> Iterator:
+        for part in parts:
+            p = fastx.Part(*part)
+            span: list = []
+            if p.path in tiled and not p.gz:
+                spans.append((tiled.index(p.path), span))
+            yield from fastx.read_part(p, span=span)
+
+    def _check_tiling(self, files: list, spans: list) -> str | None:
+        """Gather every rank's spans and check each split FASTQ file is tiled by the records read
+        (the same verdict on every rank, whatever the split)."""
+        if not files:
+            return None
+        mine = np.array([(i, s[0], s[1]) for i, s in spans if s], np.int64).reshape(-1, 3)
+        coll = self.node.collective
+        every = np.concatenate(coll.alltoallv([mine.ravel()] * coll.size)).reshape(-1, 3)
+        for i, (path, size) in enumerate(files):
+            try:
+                fastx.check_tiling(path, size, [(int(a), int(b)) for f, a, b in every if f == i])
+            except RayScriptError as exc:
+                return str(exc)
+        return None
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
         t = self.table

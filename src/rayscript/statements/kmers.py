@@ -102,8 +102,9 @@ class Load(_KmersOnly, keyword="load"):
         plan = fastx.plan(sources, cmd.size)
         total = sum(s.size for s in sources)
         t0 = time.monotonic()
+        tiled = [(s.path, s.size) for s in sources if s.fmt == "fastq" and not s.gz]
         replies = yield cmd.every(lambda r: LoadOrder(
-            recipient=r, k=k, canonical=canonical == "true", total_bytes=total,
+            recipient=r, k=k, canonical=canonical == "true", total_bytes=total, tiled=tiled,
             parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
         cmd.canonical = canonical == "true"
         seconds = time.monotonic() - t0
