@@ -109,7 +109,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
                 nbytes = res.data["bytes"]
                 if target_holds is not None:
-                    walk = cluster.parse(f"walk kmers/{start} length={HOPS} into paths/w")
+                    walk = cluster.parse(f"walk kmers/{start} length={HOPS + 1} into paths/w")  # HOPS + 1 k-mers
                     t0 = time.perf_counter()
                     ((walked,),) = cluster.execute(walk)
                     hops.append((time.perf_counter() - t0) / (walked.data["kmers"] - 1))

@@ -62,3 +62,83 @@ def test_load_refuses_a_malformed_file_on_any_rank_count(tmp_path, kind, ranks):
         with pytest.raises(RayScriptError, match=r"bad\.fq:\d+: "):
             c.run(f'load "{path}" into kmers k=11')
         assert c.run("count kmers")[0].data["distinct"] == 0  # and nothing was loaded
+
+
+# --- 1. an item under a move in flight is taken exactly once ------------------------------------
+
+def test_two_concurrent_moves_of_one_key_take_it_once():
+    with Cluster.local(3) as c:
+        c.run("put kmers/ACGTA count=5 on 0")
+        with pytest.raises(RayScriptError, match=r"kmers/\d+ is being moved from rank 0 by another order|"
+                                                 r"not on rank 0"):
+            c.run("parallel { move kmers/ACGTA from 0 to 1; move kmers/ACGTA from 0 to 2 }")
+        held = c.run("locate kmers/ACGTA")[0].data["ranks"]
+        assert len(held) == 1 and held != [0]
+        c.run("rebalance kmers")
+        (owner,) = c.run("locate kmers/ACGTA")[0].data["ranks"]
+        assert c.get("kmers/ACGTA", rank=owner).count == 5
+
+
+def test_a_move_and_a_delete_of_one_key_do_not_both_succeed():
+    with Cluster.local(2) as c:
+        c.run("put kmers/7 count=2 on 0")
+        with pytest.raises(RayScriptError, match="being moved from rank 0 by another order"):
+            c.run("parallel { move kmers/7 from 0 to 1; delete kmers/7 from 0 }")
+        assert c.run("locate kmers/7")[0].data["ranks"] == [1]
+
+
+def test_concurrent_bulk_moves_of_overlapping_selections_take_each_kmer_once(tmp_path):
+    write_fastq(tmp_path / "r.fq", GOOD)
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=11')
+        total = c.run("count kmers")[0].data["total"]
+        c.run("move kmers/* from 1 to 0 merge\nmove kmers/* from 2 to 0 merge")
+        before = c.run("count kmers")[0].data["per_rank"][0]["distinct"]
+        with pytest.raises(RayScriptError, match="being moved from rank 0 by another order"):
+            c.run("parallel { move kmers/* from 0 to 1; move kmers/A* from 0 to 2 }")
+        counts = c.run("count kmers")[0].data
+        assert counts["total"] == total  # nothing duplicated, nothing lost
+        assert sum(r["distinct"] for r in counts["per_rank"]) == before
+
+
+def test_a_refused_move_leaves_the_item_and_its_key_free():
+    with Cluster.local(3) as c:
+        c.run("put kmers/9 on 0\nput kmers/9 on 1")
+        with pytest.raises(RayScriptError, match="rank 1, kmers/9: kmers/9 is already on rank 1"):
+            c.run("move kmers/9 from 0 to 1")
+        c.run("move kmers/9 from 0 to 2")  # the failed move let go of the key
+        assert c.run("locate kmers/9")[0].data["ranks"] == sorted([1, 2])
+
+
+# --- 2. placement operations never change values ---------------------------------------------
+
+def test_copies_collapse_on_restore_onto_another_rank_count(tmp_path):
+    with Cluster.local(4) as c:
+        c.run(f'put kmers/123 count=5 on 2\ncopy kmers/123 from 2 to 3\nsave to "{tmp_path}/ck"')
+    with Cluster.local(3) as c:
+        c.run(f'restore from "{tmp_path}/ck"')
+        (loc,) = c.run("locate kmers/123")
+        assert loc.data["ranks"] == [loc.data["owner"]]
+        assert c.get("kmers/123").count == 5
+
+
+def test_rebalance_after_replicate_or_a_copy_does_not_inflate_counts(tmp_path):
+    write_fastq(tmp_path / "r.fq", GOOD)
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=11')
+        total = c.run("count kmers")[0].data["total"]
+        c.run("put kmers/CCCCCCCCCCC count=4 on 0\nreplicate kmers/CCCCCCCCCCC to 3 ranks\nrebalance kmers")
+        assert c.run("count kmers")[0].data["total"] == total + 4
+        c.run("copy kmers/* from 1 to 2 merge")  # copies of rank 1's k-mers on rank 2 (none there before)
+        (res,) = c.run("rebalance kmers")  # ... are the same items: they collapse into the owner's
+        assert c.run("count kmers")[0].data["total"] == total + 4 and res.data["kept"] == 0
+        # a copy that differs is kept where it is and reported, never summed
+        (row,) = c.run(f'query "{tmp_path}/r.fq" in kmers')[0].text.splitlines()[:1]
+        seq, count = row.split("\t")
+        (loc,) = c.run(f"locate kmers/{seq}")
+        other = (loc.data["owner"] + 1) % 3
+        c.run(f"put kmers/{seq} count=1000 on {other}")
+        (res,) = c.run("rebalance kmers")
+        assert res.data["kept"] == 1 and "never summed" in res.text
+        assert c.get(f"kmers/{seq}").count == int(count)
+        assert c.get(f"kmers/{seq}", rank=other).count == 1000

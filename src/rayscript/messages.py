@@ -295,10 +295,12 @@ class ItemTransfer(Message, kind="item", code=20):
 
 @dataclass(kw_only=True)
 class Stored(Message, kind="stored", code=21):
-    """The target of a move tells the source that it holds the item now."""
+    """The target of a move tells the source whether it holds the item now (``ok``), or why not."""
 
     key: tuple = ()
     target: int = -1
+    ok: bool = True
+    reason: str = ""
 
 
 # --- life cycle -------------------------------------------------------------

@@ -152,6 +152,40 @@ class StoreModel(RuleBasedStateMachine):
             else:
                 self._apply_transfer(op[1], op[2], op[3], "merge", op[0] == "move")
 
+    @rule(data=st.data())
+    def contended(self, data):
+        """Several commanders order the same key away from the same rank at once (moves to
+        different ranks, or a delete): exactly one of them takes it, the others are refused."""
+        held = [(k, r) for r in range(self.size) for k in self.model[r]]
+        if not held or self.size < 3:
+            return
+        kmer, a = data.draw(st.sampled_from(sorted(held)))
+        branches, targets = [], []
+        for b in data.draw(st.lists(st.integers(0, self.size - 1).filter(lambda r: r != a), min_size=1,
+                                    max_size=3, unique=True)):
+            commander = data.draw(st.integers(0, self.size - 1))
+            branches.append(f"on {commander} {{ move kmers/{kmer} from {a} to {b} replace }}")
+            targets.append(b)
+        if data.draw(st.booleans()):
+            branches.append(f"on {data.draw(st.integers(0, self.size - 1))} {{ delete kmers/{kmer} from {a} }}")
+        try:
+            self.cluster.run("parallel {\n" + "\n".join(branches) + "\n}")
+            assert len(branches) == 1, "several orders took the same item"
+        except RayScriptError as exc:
+            assert len(branches) > 1, f"a lone order failed: {exc}"
+            assert "being moved" in str(exc) or "is not on rank" in str(exc), str(exc)
+        (res,) = self.cluster.run(f"locate kmers/{kmer}")
+        now = set(res.data["ranks"])
+        before = {r for r in range(self.size) if kmer in self.model[r]}
+        count = self.model[a].pop(kmer)
+        winners = now - before
+        assert a not in now, "the item was not taken"
+        assert len(winners) <= 1 and winners <= set(targets), (before, now, targets)
+        assert now - winners == before - {a} - winners, "an unrelated copy changed"
+        assert not winners or self.cluster.get(f"kmers/{kmer}", rank=min(winners)).count == count
+        for w in winners:  # which order won is up to timing: clear it, so the model stays deterministic
+            self.cluster.run(f"delete kmers/{kmer} from {w}")
+
     @invariant()
     def store_matches_the_model(self):
         if self.cluster is None:

@@ -136,6 +136,7 @@ class SavedReply(Message, kind="saved", code=113, reply=True):
 class VerifiedReply(Message, kind="verified", code=114, reply=True):
     kmers: int = 0
     named: int = 0
+    differing: int = 0  # k-mers found in several files with different values (the first kept)
 
 
 @dataclass(kw_only=True)
@@ -198,12 +199,17 @@ class CheckpointService:
         table = KmerTable(msg.k)
         table.canonical = msg.canonical
         named = []
+        differing = 0
         for path, entry in msg.files:
             t, items = read_shard(path, entry)
-            table.absorb(t)
+            if not len(table):
+                table.absorb(t)
+            else:  # copies saved on several ranks are one item here, never summed
+                ids, counts, edges = t.extract(("all",))
+                differing += len(table.add_distinct(ids, counts, edges))
             named.extend(items)
         self.staged[msg.token] = (table, named)
-        self.node.reply(msg, VerifiedReply(kmers=len(table), named=len(named)))
+        self.node.reply(msg, VerifiedReply(kmers=len(table), named=len(named), differing=differing))
 
     def on_commit(self, msg: CommitOrder) -> None:
         staged = self.staged.pop(msg.token, None)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..messages import ErrorReply, Message
 
 CHUNK_ITEMS = 2_000_000
@@ -25,6 +27,7 @@ class BulkReply(Message, kind="bulk-reply", code=94, reply=True):
 
     items: int = 0
     nbytes: int = 0
+    kept: int = 0  # mode 'distinct': k-mers whose copies differ, left where they were
 
 
 @dataclass(kw_only=True)
@@ -57,6 +60,8 @@ class BulkChunk(Message, kind="bulk-chunk", code=91):
 
 @dataclass(kw_only=True)
 class BulkStored(Message, kind="bulk-stored", code=92):
+    """The target's answer to the source; with mode 'distinct', buffers: [ids not stored]."""
+
     ok: bool = True
     reason: str = ""
     items: int = 0
@@ -84,12 +89,24 @@ class BulkService:
     def table(self):
         return self.node.shard.kmers
 
+    def _refuse_if_moving(self, msg: Message, ids) -> bool:
+        busy = self.node.shard.moving_kmers(ids) if len(ids) else 0
+        if busy:
+            self.node.fail_order(msg, f"{busy:,} of the selected k-mers are being moved from rank {self.node.rank} "
+                                      "by another order; nothing was done")
+        return bool(busy)
+
     def on_send(self, msg: BulkSendOrder) -> None:
         try:
             parts = list(self.table.selection(msg.selector))
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return
+        selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else np.empty(0, np.uint64)
+        if msg.move:
+            if self._refuse_if_moving(msg, selected):
+                return
+            self.node.shard.bulk_moving[(msg.commander, msg.request)] = selected
         lent = [b for b, *_ in parts] if msg.selector == ("all",) else []
         self.table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
         items = sum(len(ids) for _, ids, _, _ in parts)
@@ -122,7 +139,7 @@ class BulkService:
         state = self.incoming.get(key)
         if state is None:
             state = self.incoming[key] = {"staged": [], "items": 0, "applied": 0, "conflicts": 0, "failed": None,
-                                          "direct": msg.mode is not None or len(self.table) == 0}
+                                          "direct": msg.mode is not None or len(self.table) == 0, "kept": []}
             if msg.k and self.table.k and msg.k != self.table.k:
                 state["failed"] = (f"rank {rank} holds k={self.table.k} k-mers, not k={msg.k}: "
                                    f"nothing was copied")
@@ -154,12 +171,17 @@ class BulkService:
                         break
         if state["failed"]:
             reply.ok, reply.reason = False, state["failed"]
+        elif state["kept"]:
+            reply.buffers = [np.concatenate(state["kept"])]
         self.node.send(reply)
 
     def _apply_counted(self, state, msg: BulkChunk, ids, counts, edges) -> bool:
         """Apply one part; on an error (say, out of memory) note how far the copy got and stop."""
         try:
-            self._apply(msg.mode, ids, counts, edges)
+            if msg.mode == "distinct":
+                state["kept"].append(self.table.add_distinct(ids, counts, edges))
+            else:
+                self._apply(msg.mode, ids, counts, edges)
         except Exception as exc:
             done = state["applied"]
             state["failed"] = (f"rank {self.node.rank} could not store the copy ({type(exc).__name__}: {exc}); "
@@ -178,16 +200,22 @@ class BulkService:
     def on_stored(self, msg: BulkStored) -> None:
         id_parts, items, move, lent = self.outgoing.pop((msg.commander, msg.request))
         self.table.give_back(lent)
+        self.node.shard.bulk_moving.pop((msg.commander, msg.request), None)
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
+        kept = msg.buffers[0] if msg.buffers else np.empty(0, np.uint64)
         if move:
             for ids in id_parts:
-                self.table.remove_ids(ids)
-        self.node.reply(msg, BulkReply(items=items, nbytes=items * ITEM_BYTES))
+                self.table.remove_ids(np.setdiff1d(ids, kept, assume_unique=True) if len(kept) else ids)
+        moved = items - len(kept)
+        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * ITEM_BYTES, kept=len(kept)))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:
+            shard = self.node.shard
+            if (shard.moving or shard.bulk_moving) and self._refuse_if_moving(msg, self.table.extract(msg.selector)[0]):
+                return
             ids, _, _ = self.table.extract(msg.selector, remove=True)
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))

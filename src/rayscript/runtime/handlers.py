@@ -14,6 +14,7 @@ from ..messages import (
     Ack,
     CopyOrder,
     DeleteOrder,
+    ErrorReply,
     GetOrder,
     HasOrder,
     HasReply,
@@ -78,28 +79,55 @@ class StoreService:
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
                                         key=msg.key, item=data, mode=msg.mode))
 
+    def _refuse_if_moving(self, msg) -> bool:
+        if self.shard.is_moving(msg.key):
+            self.node.fail_order(msg, f"{key_text(msg.key)} is being moved from rank {self.node.rank} by another "
+                                      "order", msg.key)
+            return True
+        return False
+
     def on_move(self, msg: MoveOrder) -> None:
+        if self._refuse_if_moving(msg):
+            return
         data = self._held(msg)
         if data is not None:
+            self.shard.moving.add(tuple(msg.key))  # until the target says whether it stored the item
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
                                         key=msg.key, item=data, mode=msg.mode, move=True))
 
     def on_item(self, msg: ItemTransfer) -> None:
-        if not self._store(msg, unpack_item(msg.item)):
+        if not msg.move:
+            if self._store(msg, unpack_item(msg.item)):
+                self.node.reply(msg, Ack())
             return
-        if msg.move:
-            self.node.send(Stored(recipient=msg.sender, commander=msg.commander, request=msg.request,
-                                  key=msg.key, target=self.node.rank))
-        else:
-            self.node.reply(msg, Ack())
+        # a move: the source hears either way, so it can let go of the key (and delete it if stored)
+        reason = self._store_reason(msg, unpack_item(msg.item))
+        self.node.send(Stored(recipient=msg.sender, commander=msg.commander, request=msg.request,
+                              key=msg.key, target=self.node.rank, ok=reason is None, reason=reason or ""))
+
+    def _store_reason(self, msg, item) -> str | None:
+        try:
+            self.shard.put(item, msg.mode)
+        except ItemExists:
+            return (f"{key_text(msg.key)} is already on rank {self.node.rank} "
+                    "(add 'replace' to overwrite or 'merge' to combine)")
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     def on_stored(self, msg: Stored) -> None:
         ns, ident = msg.key
+        self.shard.moving.discard(tuple(msg.key))
+        if not msg.ok:
+            self.node.reply(msg, ErrorReply(rank=msg.target, key=key_text(msg.key), reason=msg.reason))
+            return
         self.shard.delete(ns, ident)
         self.node.reply(msg, Ack())
 
     def on_delete(self, msg: DeleteOrder) -> None:
         ns, ident = msg.key
+        if self._refuse_if_moving(msg):
+            return
         if self.shard.delete(ns, ident):
             self.node.reply(msg, Ack())
         else:

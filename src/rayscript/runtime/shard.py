@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..items import BY_NAMESPACE, Carriageable, Kmer, pack_item
 from ..store.encoding import COUNT_MAX
 from ..store.kmertable import KmerTable
@@ -13,9 +15,27 @@ class ItemExists(Exception):
 
 
 class Shard:
-    def __init__(self):
+    def __init__(self) -> None:
         self.kmers = KmerTable()
         self.tables: dict[str, dict] = {ns: {} for ns in BY_NAMESPACE if ns != "kmers"}
+        # what moves out of this shard right now: a key under a move in flight is taken once
+        self.moving: set[tuple] = set()  # keys of single-item moves
+        self.bulk_moving: dict[tuple, np.ndarray] = {}  # (commander, request) -> sorted k-mer ids
+
+    def moving_kmers(self, ids: np.ndarray) -> int:
+        """How many of the k-mer ``ids`` are under a move in flight from this shard."""
+        ids = np.asarray(ids, np.uint64)
+        busy = np.zeros(len(ids), bool)
+        single = np.array([i for ns, i in self.moving if ns == "kmers"], np.uint64)
+        for out in (single, *self.bulk_moving.values()):
+            if len(out):
+                busy |= np.isin(ids, out)
+        return int(busy.sum())
+
+    def is_moving(self, key: tuple) -> bool:
+        if key in self.moving:
+            return True
+        return key[0] == "kmers" and bool(self.bulk_moving) and self.moving_kmers(np.array([key[1]], np.uint64)) > 0
 
     def get(self, namespace: str, ident) -> Carriageable | None:
         if namespace == "kmers":

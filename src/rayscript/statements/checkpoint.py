@@ -23,7 +23,7 @@ from ..messages import MoveOrder
 from ..results import Result
 from ..runtime.node import settled
 from ..store.partition import owner
-from .store import rebalance_kmers
+from .store import kept_note, rebalance_kmers
 
 _GENERATION = re.compile(r"gen-(\d{6,})")
 MARK = ".rayscript-save"  # in every generation folder a save makes
@@ -176,14 +176,16 @@ class Restore(Statement, keyword="restore"):
                                                    canonical=canonical))
         outcomes = yield [settled(f) for f in verified]
         errors = [e for ok, e in outcomes if not ok]
+        verified_replies = [v for ok, v in outcomes if ok]
         replies = yield cmd.every(lambda r: CommitOrder(recipient=r, token=token, commit=not errors), timeout=-1.0)
         if errors:
             raise errors[0]
         cmd.canonical = canonical
-        moved = 0
+        moved = kept = 0
+        differing = sum(rep.differing for rep in verified_replies)
         if manifest["ranks"] != n:
             # items go to their owners: k-mers in bulk, named items one by one
-            items, _ = yield from rebalance_kmers(cmd)
+            items, _, kept = yield from rebalance_kmers(cmd)
             moved = items
             moves = []
             for r, rep in enumerate(replies):
@@ -198,5 +200,10 @@ class Restore(Statement, keyword="restore"):
         what = ", ".join(f"{c:,} {ns}" for ns, c in counts.items())
         note = (f"; {manifest['ranks']} ranks saved it, {moved:,} items moved to their owners"
                 if manifest["ranks"] != n else "")
-        return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)",
-                       {"directory": directory, "items": counts, "moved": moved})]
+        warning = kept_note(kept)
+        if differing:
+            warning += (f"\nwarning: {differing:,} k-mers were saved in copies with different counts or edges "
+                        "that this rank count puts on one rank; the copy of the lowest saved rank was kept")
+        return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)"
+                       + warning, {"directory": directory, "items": counts, "moved": moved,
+                                   "kept": kept, "differing": differing})]

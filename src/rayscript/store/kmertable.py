@@ -434,6 +434,22 @@ class KmerTable:
             if bounds[b + 1] > bounds[b]:
                 yield b, order[bounds[b]:bounds[b + 1]]
 
+    def add_distinct(self, ids, counts, edges):
+        """Store the given sorted k-mers that are not held here; a k-mer held already with the
+        same count and edges is the same item (nothing changes).  Returns the ids held here with a
+        different count or edges (not stored: copies are never summed)."""
+        self._fold()
+        ids = np.asarray(ids, dtype=np.uint64)
+        held = self.present(ids)
+        if not held.any():
+            self._add_sorted(ids, counts.astype(np.uint64), edges)
+            return np.empty(0, np.uint64)
+        old_counts, old_edges = self.lookup(ids[held])
+        differ = (old_counts != counts[held]) | (old_edges != edges[held])
+        new = ~held
+        self._add_sorted(ids[new], counts[new].astype(np.uint64), edges[new])
+        return ids[held][differ]
+
     def replace_counted(self, ids, counts, edges) -> None:
         """Overwrite (or add) the given sorted ids with exactly these counts and edges."""
         if len(self):
