@@ -142,3 +142,36 @@ def test_rebalance_after_replicate_or_a_copy_does_not_inflate_counts(tmp_path):
         assert res.data["kept"] == 1 and "never summed" in res.text
         assert c.get(f"kmers/{seq}").count == int(count)
         assert c.get(f"kmers/{seq}", rank=other).count == 1000
+
+
+# --- 7. the graph is what the store holds ----------------------------------------------------
+
+GENOME = "ATGGCGTACGTTAGCCATGACTGGTCAACGTTGCAGTCCATGAGGTACCTAGT"
+
+
+def _oriented(seq):
+    rc = seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    return seq if seq.startswith(GENOME[:11]) else rc
+
+
+def _reads_with_an_error():
+    reads = [GENOME] * 3
+    bad = GENOME[:30] + ("A" if GENOME[30] != "A" else "C") + GENOME[31:]
+    return [*reads, bad]  # one read with a substitution: a bubble of k-mers counted once
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_walk_ignores_deleted_and_rare_kmers(tmp_path, ranks):
+    write_fastq(tmp_path / "r.fq", _reads_with_an_error())
+    start = "kmers/" + GENOME[:11]
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=11')
+        (res,) = c.run(f"walk {start} both into paths/a")
+        assert "branch" in res.data["reason"] and res.data["length"] < len(GENOME)
+        (res,) = c.run(f"walk {start} both min_count=2 into paths/b")
+        assert _oriented(res.data["sequence"]) == GENOME, res.data
+        c.run(f"for r in 0..{ranks - 1} {{ delete kmers where count < 2 from $r }}")
+        (res,) = c.run(f"walk {start} both into paths/c")
+        assert _oriented(res.data["sequence"]) == GENOME and "branch" not in res.data["reason"]
+        with pytest.raises(RayScriptError, match="below min_count=9"):
+            c.run(f"walk {start} min_count=9 into paths/d")

@@ -15,7 +15,7 @@ neighbours (numpy buffers), and keeps the new ones.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,11 +77,20 @@ class WalkStep(Message, kind="walk", code=100):
     back_reason: str = ""
     into: tuple = ()
     canonical: bool = True
+    min_count: int = 1  # k-mers counted fewer times are not part of the graph
+    # The graph is what the store holds: where the edges offer several neighbours, the walk visits
+    # their owners to keep those present (with count >= min_count) before it decides.
+    prev: int = -1  # oriented id of the k-mer the walk came from
+    probe: list = field(default_factory=list)  # oriented ids still to look up
+    probe_for: str = ""  # "pred" or "succ"
+    valid: list = field(default_factory=list)  # oriented ids found present so far
+    preds: int = -1  # predecessors of ``current`` present (-1: not known yet)
+    succs: list | None = None  # successors of ``current`` present (None: not known yet)
 
     def cascade(self):
         return [f"WALK {self.recipient} -> owner of the next k-mer -> ... (one hop per k-mer, commander "
-                "not involved)", "PATH-STORE last rank -> owner of the path",
-                f"ACK owner of the path -> {self.commander}"]
+                "not involved; at a fork, through the owners of the candidate neighbours)",
+                "PATH-STORE last rank -> owner of the path", f"ACK owner of the path -> {self.commander}"]
 
 
 @dataclass(kw_only=True)
@@ -115,12 +124,50 @@ class GraphService:
     def _canonical(self, ident: int, k: int, canonical: bool) -> int:
         return encoding.canonical(ident, k) if canonical else ident
 
+    def _present(self, oriented: int, msg: WalkStep) -> bool:
+        found = self.table.get(self._canonical(oriented, msg.k, msg.canonical))
+        return found is not None and found[0] >= msg.min_count
+
+    def _forward(self, msg: WalkStep, oriented: int) -> bool:
+        """Send the walk to the owner of ``oriented`` unless that is this rank (then go on here)."""
+        dest = owner(("kmers", self._canonical(oriented, msg.k, msg.canonical)), self.node.size)
+        if dest == self.node.rank:
+            return False
+        self.node.send(dataclasses.replace(msg, recipient=dest))
+        return True
+
+    def _start_probe(self, msg: WalkStep, what: str, candidates: list[int]) -> bool:
+        msg.probe, msg.probe_for, msg.valid = list(candidates), what, []
+        return self._probe(msg)
+
+    def _probe(self, msg: WalkStep) -> bool:
+        """Look up the candidates this rank owns, in turn; True if the walk went to another rank."""
+        while msg.probe:
+            if self._forward(msg, msg.probe[0]):
+                return True
+            ident = msg.probe.pop(0)
+            if self._present(ident, msg):
+                msg.valid.append(ident)
+        if msg.probe_for == "pred":
+            msg.preds = len(msg.valid) + 1  # and the k-mer the walk came from
+        else:
+            msg.succs = list(msg.valid)
+        msg.probe_for, msg.valid = "", []
+        return self._forward(msg, msg.current)
+
     def on_walk(self, msg: WalkStep) -> None:
         table = self.table
+        if msg.probe and self._probe(msg):
+            return
         if msg.k == 0:  # the first step, on the owner of the start k-mer
-            if table.k is None or table.get(msg.start) is None:
+            found = table.get(msg.start) if table.k is not None else None
+            if found is None:
                 self.node.fail_order(msg, f"kmers/{msg.start} is not on rank {self.node.rank} (its owner)",
                                      ("kmers", msg.start))
+                return
+            if found[0] < msg.min_count:
+                self.node.fail_order(msg, f"kmers/{msg.start} has count {found[0]}, below min_count="
+                                          f"{msg.min_count}", ("kmers", msg.start))
                 return
             msg.k = table.k
             msg.canonical = table.canonical
@@ -133,33 +180,47 @@ class GraphService:
             if msg.both and not msg.canonical:
                 msg.phase = "fwd"  # forward strands only: no backward walk
         k, mask = msg.k, (1 << (2 * msg.k)) - 1
+        top = 2 * (k - 1)
         while True:
             canon = self._canonical(msg.current, k, msg.canonical)
             found = table.get(canon)
             if found is None:
                 return self._stop(msg, "dead end (the next k-mer is not in the store)", drop_last=True)
+            if found[0] < msg.min_count:
+                return self._stop(msg, f"dead end (the next k-mer's count {found[0]} is below min_count="
+                                       f"{msg.min_count})", drop_last=True)
             outs, ins = oriented_edges(msg.current, canon, found[1])
-            if msg.hops > 0 and len(_bases(ins)) > 1:
-                return self._stop(msg, f"branch (the next k-mer has {len(_bases(ins))} predecessors)",
-                                  drop_last=True)
-            successors = _bases(outs)
-            if not successors:
+            if msg.hops > 0 and msg.preds < 0:
+                others = [(b << top) | (msg.current >> 2) for b in _bases(ins)]
+                others = [p for p in others if p != msg.prev]
+                if others:  # are the other predecessors the edges name still in the graph?
+                    if self._start_probe(msg, "pred", others):
+                        return
+                    continue
+                msg.preds = 1
+            if msg.hops > 0 and msg.preds > 1:
+                return self._stop(msg, f"branch (the next k-mer has {msg.preds} predecessors)", drop_last=True)
+            if msg.succs is None:
+                candidates = [((msg.current << 2) | b) & mask for b in _bases(outs)]
+                if len(candidates) > 1:  # which successors the edges name are in the graph?
+                    if self._start_probe(msg, "succ", candidates):
+                        return
+                    continue
+                msg.succs = candidates  # a single one is checked when the walk gets there
+            if not msg.succs:
                 return self._stop(msg, "dead end (no successor)")
-            if len(successors) > 1:
-                return self._stop(msg, f"branch ({len(successors)} successors)")
+            if len(msg.succs) > 1:
+                return self._stop(msg, f"branch ({len(msg.succs)} successors)")
             if msg.hops >= msg.limit:
                 return self._stop(msg, f"length limit ({msg.limit + 1} k-mers)")
-            base = successors[0]
-            nxt = ((msg.current << 2) | base) & mask
-            nxt_canon = self._canonical(nxt, k, msg.canonical)
-            if nxt_canon == msg.start:
+            nxt = msg.succs[0]
+            if self._canonical(nxt, k, msg.canonical) == msg.start:
                 return self._stop(msg, "cycle (back at the start k-mer)")
-            msg.current = nxt
-            msg.sequence += encoding.BASES[base]
+            msg.prev, msg.current = msg.current, nxt
+            msg.preds, msg.succs = -1, None
+            msg.sequence += encoding.BASES[nxt & 3]
             msg.hops += 1
-            dest = owner(("kmers", nxt_canon), self.node.size)
-            if dest != self.node.rank:
-                self.node.send(dataclasses.replace(msg, recipient=dest))
+            if self._forward(msg, nxt):
                 return
 
     def _stop(self, msg: WalkStep, reason: str, drop_last: bool = False) -> None:
@@ -173,6 +234,7 @@ class GraphService:
                 msg.back, msg.back_reason = msg.sequence, reason
                 nxt = dataclasses.replace(msg, recipient=owner(("kmers", msg.start), self.node.size))
                 nxt.phase, nxt.current, nxt.hops = "fwd", msg.start, 0
+                nxt.prev, nxt.preds, nxt.succs = -1, -1, None
                 nxt.sequence = encoding.decode(msg.start, msg.k)
                 self.node.send(nxt)
                 return

@@ -187,6 +187,8 @@ class KmerService:
             error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"
         elif len(self.table) and self.table.k is not None and self.table.canonical != msg.canonical:
             error = "the store holds k-mers counted with a different canonical= setting"
+        elif len(self.table) and self.table.k is None:
+            error = self._unfit(msg.k, msg.canonical)
         chunks: Iterator = iter(())
         tiled = [path for path, _size in msg.tiled]
         spans: list[tuple[int, list]] = []  # (file index, [first, end]) of each tiled part read
@@ -255,6 +257,19 @@ class KmerService:
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(self.table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
                                        peak_rss=_peak_rss(), table_bytes=self.table.nbytes()))
+
+    def _unfit(self, k: int, canonical: bool) -> str | None:
+        """K-mers put by number before any load: the first load decides k, and they must fit it."""
+        ids, _, _ = self.table.extract(("all",))
+        bad = ids >= np.uint64(1 << (2 * k))
+        if canonical:
+            small = np.where(bad, np.uint64(0), ids)
+            bad |= np.minimum(small, encoding.revcomp_array(small, k)) != small
+        if not bad.any():
+            return None
+        problem = encoding.id_problem(int(ids[np.argmax(bad)]), k, canonical)
+        return (f"{problem}; it was put on rank {self.node.rank} before any load decided k "
+                f"(delete it, or load with the k it was meant for)")
 
     @staticmethod
     def _chunks(parts: list, tiled: list[str], spans: list) -> Iterator:

@@ -102,8 +102,8 @@ class BulkService:
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return
-        selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else np.empty(0, np.uint64)
         if msg.move:
+            selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else np.empty(0, np.uint64)
             if self._refuse_if_moving(msg, selected):
                 return
             self.node.shard.bulk_moving[(msg.commander, msg.request)] = selected

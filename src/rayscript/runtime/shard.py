@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..items import BY_NAMESPACE, Carriageable, Kmer, pack_item
+from ..store import encoding
 from ..store.encoding import COUNT_MAX
 from ..store.kmertable import KmerTable
 
@@ -24,6 +25,8 @@ class Shard:
 
     def moving_kmers(self, ids: np.ndarray) -> int:
         """How many of the k-mer ``ids`` are under a move in flight from this shard."""
+        if not self.moving and not self.bulk_moving:
+            return 0
         ids = np.asarray(ids, np.uint64)
         busy = np.zeros(len(ids), bool)
         single = np.array([i for ns, i in self.moving if ns == "kmers"], np.uint64)
@@ -63,6 +66,9 @@ class Shard:
             table = self.kmers
             if item.k and table.k and item.k != table.k:
                 raise ValueError(f"this store holds k={table.k} k-mers, not k={item.k}")
+            problem = encoding.id_problem(item.id, table.k, table.canonical) if table.k else None
+            if problem:
+                raise ValueError(problem)
             if mode != "replace":
                 old = table.get(item.id)
                 if old is not None:

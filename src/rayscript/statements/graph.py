@@ -23,12 +23,14 @@ from ..store.partition import owners
 
 
 class Walk(Statement, keyword="walk"):
-    syntax = "walk KEY [both] [length=N] into paths/NAME"
+    syntax = "walk KEY [both] [length=N] [min_count=C] into paths/NAME"
     summary = ("Follow the unique successor of the k-mer hop by hop (with 'both', also extend backwards), "
                "rank to rank without the commander; stop at a branch, a dead end, a cycle or a path of N k-mers; "
-               "store the path on the owner of paths/NAME and report why it stopped.")
+               "store the path on the owner of paths/NAME and report why it stopped. The graph is what the store "
+               "holds: k-mers deleted or moved away from their owner are not in it, nor are k-mers counted fewer "
+               "than C times (min_count, default 1).")
     example = "walk kmers/ACGTACGTACGTACGTACGTACGTACGTACG both into paths/contig1"
-    options_allowed = {"length": "a number of k-mers, 1 or more"}
+    options_allowed = {"length": "a number of k-mers, 1 or more", "min_count": "a number, 1 or more"}
 
     start: Key
     into: Key
@@ -48,7 +50,9 @@ class Walk(Statement, keyword="walk"):
         into = cmd.key(self.into)
         opts = cmd.options(self.options)
         length = cmd.whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=", 1)
-        order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key)
+        min_count = cmd.whole_number(opts.get("min_count", 1), "min_count=", 1)
+        order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key,
+                         min_count=min_count)
         (reply,) = yield cmd.order(order, timeout=None)
         text = (f"walked {reply.kmers:,} k-mers from {wk} into {into} (length {reply.length:,}, "
                 f"stored on rank {reply.rank}): stopped at {reply.reason}")

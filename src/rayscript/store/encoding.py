@@ -44,6 +44,19 @@ def canonical(ident: int, k: int) -> int:
     return min(ident, revcomp(ident, k))
 
 
+def id_problem(ident: int, k: int, canonical_store: bool) -> str | None:
+    """Why ``ident`` cannot be a k-mer of a store of this k (below 4**k; canonical in a canonical
+    store), or None."""
+    if ident >= 1 << (2 * k):
+        return f"kmers/{ident} is not a k={k} k-mer: ids of this store are below 4**{k} = {4 ** k:,}"
+    if canonical_store:
+        canon = canonical(ident, k)
+        if canon != ident:
+            return (f"kmers/{ident} ({decode(ident, k)}) is not canonical in this store (canonical=true): "
+                    f"its canonical form is kmers/{canon} ({decode(canon, k)})")
+    return None
+
+
 def fits(ident: int, k: int) -> bool:
     return 0 <= ident < (1 << (2 * k))
 
