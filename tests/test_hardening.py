@@ -175,3 +175,124 @@ def test_walk_ignores_deleted_and_rare_kmers(tmp_path, ranks):
         assert _oriented(res.data["sequence"]) == GENOME and "branch" not in res.data["reason"]
         with pytest.raises(RayScriptError, match="below min_count=9"):
             c.run(f"walk {start} min_count=9 into paths/d")
+
+
+# --- 9, 11. files: writes go through symlinks, never replace what is not a regular file -----------
+
+def test_dump_writes_through_a_symlink_and_refuses_what_is_not_a_regular_file(tmp_path):
+    target = tmp_path / "real.tsv"
+    target.write_text("old")
+    (tmp_path / "link.tsv").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    with Cluster.local(2) as c:
+        c.run("put kmers/ACGTA count=3 on 1")
+        c.run(f'dump kmers to "{tmp_path}/link.tsv"')
+        assert (tmp_path / "link.tsv").is_symlink() and target.read_text() == "ACGTA\t3\n"
+        for bad, why in ((tmp_path / "fifo", "not a regular file"), ("/dev/null", "not a regular file"),
+                         (tmp_path, "it is a directory")):
+            for statement in (f'dump kmers to "{bad}"', f'histogram kmers to "{bad}"'):
+                with pytest.raises(RayScriptError, match=why):
+                    c.run(statement)
+        assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+        with pytest.raises(RayScriptError, match="cannot write /proc/version"):
+            c.run('dump kmers to "/proc/version"')
+
+
+def test_save_refuses_an_empty_path_and_keeps_folders_it_did_not_write(tmp_path):
+    (tmp_path / "gen-important").mkdir()
+    with Cluster.local(2) as c:
+        c.run(f'put kmers/7 on 0\nsave to "{tmp_path}"\nsave to "{tmp_path}"')
+        with pytest.raises(RayScriptError, match="not an empty path"):
+            c.run('save to ""')
+    gens = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("gen-"))
+    assert gens == ["gen-000002", "gen-important"]
+
+
+# --- 11. misuse gets a clear error, never a traceback --------------------------------------------
+
+def test_api_misuse_is_a_clear_error(tmp_path):
+    with pytest.raises(TypeError, match="whole number of ranks"):
+        Cluster.local("3")
+    with Cluster.local(2) as c:
+        with pytest.raises(RayScriptError, match="one key, not the pattern"):
+            c.get("kmers/*")
+        with pytest.raises(TypeError, match="a script is text"):
+            c.run(None)
+        with pytest.raises(TypeError, match="rank= takes a whole number"):
+            c.get("kmers/1", rank="2")
+        c.run("put kmers/1 on 0")
+        with pytest.raises(RayScriptError) as info:
+            c.run("put kmers/2 on 1\nget kmers/3 from 0\nput kmers/4 on 1")
+        assert [r.statement for r in info.value.results] == ["put"]  # what ran before the failure
+    ck = tmp_path / "ck"
+    with Cluster.local(2) as c:
+        c.run(f'put kmers/1 on 0\nsave to "{ck}"')
+        manifest = (ck / "manifest.json").read_text()
+        import json
+
+        for files in ([{}], ["x"], [{"file": 3}]):
+            data = json.loads(manifest)
+            data["files"] = files
+            (ck / "manifest.json").write_text(json.dumps(data))
+            with pytest.raises(RayScriptError, match="file entry 0"):
+                c.run(f'restore from "{ck}"')
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    import subprocess
+
+    from conftest import rayscript_cmd
+
+    proc = subprocess.run(" ".join(rayscript_cmd()) + " run --ranks 2 -e 'for i in 1..20000 { print $i }' | head -1",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "1\n"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+# --- 4, 5, 6, 12, 13. keys, namespaces, loops ---------------------------------------------------
+
+def test_query_on_a_forward_strand_store_looks_up_forward_kmers(tmp_path):
+    write_fastq(tmp_path / "t.fq", ["TTTTTTTTT"])
+    (tmp_path / "q.fa").write_text(">q\nTTTTT\n")
+    with Cluster.local(2) as c:
+        c.run(f'load "{tmp_path}/t.fq" into kmers k=5 canonical=false')
+        (res,) = c.run(f'query "{tmp_path}/q.fa" in kmers')
+        assert res.text == "TTTTT\t5"
+
+
+def test_numeric_keys_are_checked_against_the_store(tmp_path):
+    write_fastq(tmp_path / "t.fq", ["ACGTACGTAC"])
+    with Cluster.local(2) as c:
+        c.run(f'load "{tmp_path}/t.fq" into kmers k=5')
+        with pytest.raises(RayScriptError, match=r"kmers/5000 is not a k=5 k-mer: ids of this store are below 4\*\*5"):
+            c.run("put kmers/5000 on 0")
+        with pytest.raises(RayScriptError, match=r"kmers/1023 \(TTTTT\) is not canonical"):
+            c.run("put kmers/1023 count=7 on 0")
+        c.run("put kmers/0 count=7 on 0")  # AAAAA: canonical, below 4**5
+    with Cluster.local(2) as c:
+        c.run("put kmers/1023 on 1")  # before any load: the first load decides k and checks it
+        with pytest.raises(RayScriptError, match="put on rank 1 before any load decided k"):
+            c.run(f'load "{tmp_path}/t.fq" into kmers k=5')
+
+
+@pytest.mark.parametrize("text, message", [
+    ("count paths", "'count' applies to kmers, not paths"),
+    ('load "x.fq" into paths', "'load' applies to kmers, not paths"),
+    ("histogram results", "'histogram' applies to kmers, not results"),
+    ('dump paths to "x"', "'dump' applies to kmers, not paths"),
+    ('query "x.fa" in results', "'query' applies to kmers, not results"),
+])
+def test_statements_refuse_namespaces_they_do_not_apply_to(text, message):
+    from rayscript.errors import ScriptSyntaxError
+    from rayscript.statements import parse
+
+    with pytest.raises(ScriptSyntaxError, match=message):
+        parse(text)
+
+
+def test_braced_variables_in_keys_and_empty_ranges(local4):
+    local4.run("let x = 1\nput kmers/${x}0 on 0")
+    assert local4.run("locate kmers/10")[0].data["ranks"] == [0]
+    local4.run("let n = 0")
+    assert local4.run("for r in 1..$n { put kmers/$r on 0 }") == []
+    assert local4.run("locate kmers/1")[0].data["ranks"] == []

@@ -61,6 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rayscript: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (``| head``): end quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool ended by a closed pipe
 
 
 def _repl_terminal() -> str | None:
@@ -193,6 +205,8 @@ def cmd_run(args) -> int:
         except RayScriptError as exc:
             print(str(exc) if str(exc).startswith(source) else f"error: {exc}", file=sys.stderr)
             return 1
+        except BrokenPipeError:
+            return _closed_pipe()  # the cluster still closes: every rank stops
         return 0
 
     return _on_cluster(args.ranks, drive)

@@ -205,17 +205,22 @@ class Dump(_KmersOnly, keyword="dump"):
         offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
         tmp = f"{path}.part{os.getpid()}"
         if not cmd.explaining:
-            with open(tmp, "wb") as fh:
-                fh.truncate(int(offsets[-1]))
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.truncate(int(offsets[-1]))
+            except OSError as exc:
+                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
         try:
             written = yield cmd.every(lambda r: DumpWriteOrder(recipient=r, path=tmp, offset=int(offsets[r]),
                                                                lo=lo, hi=hi, selector=selector))
-        except BaseException:
             if not cmd.explaining:
+                os.replace(tmp, path)
+        except BaseException as exc:
+            if not cmd.explaining and os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
             raise
-        if not cmd.explaining:
-            os.replace(tmp, path)
         nbytes = sum(w.nbytes for w in written)
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
                        {"path": path, "bytes": nbytes})]
