@@ -249,3 +249,30 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
         assert procs.strip() == ""  # no rank and no keeper left
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.external
+def test_a_repl_started_in_the_background_stops_until_fg():
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    session = f"rayscript-bg-{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "bash --norc -i"],
+                   check=True)
+    try:
+        _tmux_type_line(session, f"cd {ROOT}; PS1='$ '")
+        _tmux_type_line(session, f"{BIN / 'rayscript'} repl --ranks 2 &")
+        end = time.monotonic() + 20
+        while "Stopped" not in _tmux_capture(session) and time.monotonic() < end:
+            time.sleep(0.5)
+            _tmux_type_line(session, "jobs")
+        _tmux_wait_for(session, "Stopped")  # job control stops it: it does not read the terminal
+        _tmux_type_line(session, "fg")
+        _tmux_wait_for(session, "ray[2]>")
+        _tmux_type_line(session, "put kmers/3 on 1")
+        screen = _tmux_wait_for(session, "put kmers/3 on rank 1")
+        assert "Traceback" not in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-d"], check=True)
+        _tmux_type_line(session, "echo status=$?")
+        _tmux_wait_for(session, "status=0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -149,6 +149,9 @@ def _sync(fh, part: Part) -> int:
 
 
 class ChunkResult:
+    """A chunk's base codes and reads; ``nbytes``: bytes of the file on disk it stands for
+    (compressed bytes for a gzip file, so progress compares like with like)."""
+
     __slots__ = ("codes", "nbytes", "reads")
 
     def __init__(self, codes, reads, nbytes):
@@ -173,6 +176,8 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
             fh.seek(offset)
         carry = b""
         parse = _parse_fastq if part.fmt == "fastq" else _parse_fasta
+        raw = getattr(fh, "fileobj", None) if part.gz else None  # the compressed stream under gzip
+        disk = 0
         while True:
             try:
                 data = fh.read(chunk_bytes)
@@ -194,7 +199,11 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
                 span[:] = [first, offset + (stop if finished else used)]
             if eof and used == 0:
                 return  # nothing but blank space after the last record
-            yield ChunkResult(codes, reads, used)
+            if raw is not None:
+                on_disk, disk = raw.tell() - disk, raw.tell()
+            else:
+                on_disk = used
+            yield ChunkResult(codes, reads, on_disk)
             carry = buf[used:]
             offset += used
             if finished or (eof and not carry):
@@ -266,7 +275,9 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
         if bad_head[i]:
             raise InputError(f"{part.path}:{line}: expected a FASTQ header starting with '@', got {header[:40]!r}")
         if bad_plus[i]:
-            raise InputError(f"{part.path}:{line + 2}: record {header[:40]!r}: expected the '+' line")
+            raise InputError(f"{part.path}:{line + 2}: record {header[:40]!r}: expected the '+' line "
+                             "(a FASTQ record here is 4 lines: multi-line sequences are not read; "
+                             "FASTA may wrap its lines)")
         raise InputError(f"{part.path}:{line + 3}: record {header[:40]!r}: quality length "
                          f"{int(qual_end[i] - quals[i])} differs from sequence length {int(seq_end[i] - seqs[i])}")
     used = int(nl[4 * nrec - 1] + 1) if not finished else len(buf)

@@ -46,6 +46,25 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
 - The commander is rank 0 unless `on R` says otherwise. Outside `parallel`, each statement completes
   (all its acknowledgements received) before the next starts.
 
+## The store's model
+
+- Every item has one *owner* rank (above). Items may also live on other ranks: a *copy* (`copy`,
+  `replicate`, a restore onto another rank count) is the same item, not more of it. Only an order that
+  says `merge` adds counts (and unites edges); `replace` overwrites; without either, a copy onto a rank
+  that holds the key is refused.
+- `rebalance` (and a restore onto a different number of ranks) brings every k-mer to its owner and
+  never changes a value: a copy identical to the owner's collapses into it; a copy whose count or edges
+  differ stays on its rank and is reported, never summed.
+- A `move` takes an item exactly once: while it is in flight, another move or delete of the same key
+  from the same rank is refused ("is being moved ... by another order"), for single keys and selectors.
+- `load` counts into the store: a second load adds its counts to the first (same k and `canonical=`).
+  The first load decides the store's k; a k-mer id given by number must then be below 4**k and, in a
+  canonical store, canonical. K-mers put by number before any load are checked by that first load.
+- Files written by `dump`, `histogram` and `query ... to` are overwritten if they exist (through a
+  symlink, its target is written); anything but a regular file (a device, a pipe) is refused.
+- The de Bruijn graph that `walk` and `search` follow is what the store holds: a k-mer deleted, or
+  moved away from its owner, is not in it, whatever its neighbours' edges say.
+
 ## Statements
 """
 
@@ -66,6 +85,21 @@ bad.ray:5:1: rank 2, kmers/1: kmers/1 is not on rank 2
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
 syntax error of a file (each offending line is set aside and parsing goes on), then the static
 checks (undefined variables, ranks outside the cluster, same source and target).
+
+Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `stream`):
+
+- `ScriptSyntaxError`: the text does not parse (file:line:column, the line and a caret).
+- `ScriptError`: a static check failed (undefined variable, rank outside the cluster), or a statement
+  refused what it was given before sending anything (a bad option value, a missing file).
+- `ScriptErrors`: several static problems at once (`.errors` lists them).
+- `StatementError`: a statement failed while it ran: its location, and `.cause`, a `RuntimeFault`
+  naming the rank and the key (`OrderTimeout` when a rank did not answer in time).
+- `RankFailure`: a rank crashed; the job is shut down.
+- `Cancelled`: Ctrl-C; the orders in flight were completed, later ones not sent.
+
+Nothing is sent for a script that does not parse or check. When a statement fails, the results of the
+statements before it are on the exception (`err.results`). A misused API call (`c.run(None)`,
+`Cluster.local("3")`) raises `TypeError` with a sentence saying what was expected.
 """
 
 

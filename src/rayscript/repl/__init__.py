@@ -36,8 +36,30 @@ def launcher_terminal() -> str | None:
     return None
 
 
+def wait_for_foreground(fd: int) -> bool:
+    """A shell started in the background (``rayscript repl &``) must not read the terminal: stop,
+    as a program that reads the terminal from the background is stopped, until ``fg``.  False if
+    it stays in the background (no job control stops it)."""
+    import signal
+    import time
+
+    for _ in range(50):
+        try:
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                return True
+            os.kill(0, signal.SIGTTIN)  # the whole process group: the job stops, 'fg' resumes it
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def run_repl(cluster) -> int:
     if sys.stdin.isatty() and sys.stdout.isatty():
+        if not wait_for_foreground(sys.stdin.fileno()):
+            sys.stderr.write("rayscript repl: started in the background, and its terminal belongs to another "
+                             "job; run it in the foreground (or feed it statements through a pipe)\n")
+            return 1
         from .shell import run_shell
 
         return run_shell(cluster)

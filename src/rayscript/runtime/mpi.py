@@ -7,7 +7,7 @@ deadlock.  Receiving is a matched probe (``improbe``) and its ``recv``, then ``I
 buffers announced in the envelope.  No rank ever blocks inside MPI (so MPICH's own
 busy-waiting in blocking calls never runs): for HOT_SECONDS after the last message a rank polls,
 yielding the core between probes; after that it sleeps with a growing backoff capped at
-SLEEP_MAX, so an idle rank costs well under 1% of a core and wakes within SLEEP_MAX.
+SLEEP_MAX, and after IDLE_SECONDS at SLEEP_IDLE, so an idle rank costs well under 1% of a core.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ HOT_SECONDS = 0.05
 PROBES_PER_YIELD = 2
 SLEEP_MIN = 0.00005
 SLEEP_MAX = 0.002
+# A rank idle for IDLE_SECONDS sleeps up to SLEEP_IDLE between probes: a waiting REPL's ranks cost
+# a fraction of a percent of a core, and the first order after a pause waits at most that long.
+IDLE_SECONDS = 1.0
+SLEEP_IDLE = 0.02
 
 
 class MPIMessenger(Messenger):
@@ -114,7 +118,7 @@ class MPIMessenger(Messenger):
                 if self.outgoing:
                     self._reap()
                 time.sleep(min(sleep, max(deadline - now, 0)))
-                sleep = min(sleep * 2, SLEEP_MAX)
+                sleep = min(sleep * 2, SLEEP_MAX if now - self.last_activity < IDLE_SECONDS else SLEEP_IDLE)
             probed = improbe(any_source, TAG_CONTROL)
             if probed is not None:
                 # hand it over at once (the next poll takes whatever came after it)

@@ -109,7 +109,10 @@ class _Transfer(Statement):
             holders = yield from cmd.holders(wk)
             if not holders:
                 raise RuntimeFault(f"no rank holds {wk}; nothing to {verb}", key=str(wk))
-            source = holders[0]
+            if target in holders and self.mode is None:
+                raise RuntimeFault(f"{wk.shown} is already on rank {target}; nothing to {verb} (add 'replace' or "
+                                   f"'merge' with 'from RANK' to overwrite or combine)", key=str(wk))
+            source = next((r for r in holders if r != target), holders[0])
         else:
             source = cmd.rank(self.source)
         if source == target:
