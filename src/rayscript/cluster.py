@@ -27,6 +27,7 @@ from .items import Carriageable, unpack_item
 from .language import ast
 from .language.parser import make_key
 from .messages import GetOrder
+from .progress import ProgressDisplay
 from .results import Result
 from .runtime.bulk import BulkService
 from .runtime.handlers import StoreService
@@ -38,7 +39,7 @@ from .statements import check, parse
 SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService)
 
 
-def _build_node(messenger: Any, collective: Any = None, progress: Callable[[int, int], None] | None = None,
+def _build_node(messenger: Any, collective: Any = None, progress: ProgressDisplay | None = None,
                 interrupt_check: Callable[[], bool] | None = None) -> tuple[Node, Interpreter]:
     node = Node(messenger, Shard(), collective, progress, interrupt_check)
     for service in SERVICES:
@@ -49,7 +50,7 @@ def _build_node(messenger: Any, collective: Any = None, progress: Callable[[int,
 class Cluster:
     """A handle on every rank of the store.  Only rank 0 (the driver) gets one to use."""
 
-    def __init__(self, comm: Any = None, *, progress: Callable[[int, int], None] | None = None,
+    def __init__(self, comm: Any = None, *, progress: ProgressDisplay | None = None,
                  interrupt_check: Callable[[], bool] | None = None,
                  _messenger: Any = None, _threads: list | None = None, _collective: Any = None):
         """Under mpiexec: every rank of ``comm`` (default COMM_WORLD).  ``progress`` is called on
@@ -74,7 +75,7 @@ class Cluster:
         self.local_nodes: list[Node] = [self.node]
 
     @classmethod
-    def local(cls, ranks: int = 4, *, progress: Callable[[int, int], None] | None = None) -> Cluster:
+    def local(cls, ranks: int = 4, *, progress: ProgressDisplay | None = None) -> Cluster:
         """All ranks in this process, as threads (rank 0 is the caller's thread)."""
         from .runtime.collective import LocalBoard, LocalCollective
         from .runtime.local import LocalNetwork

@@ -230,9 +230,10 @@ class Command:
         if not self.explaining:
             self.node.timeout = seconds
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, what: str = "reading", unit: str = "MiB") -> None:
+        """Show how far a long statement got (on the rank that displays progress)."""
         if self.node.progress is not None and not self.explaining:
-            self.node.progress(done, total)
+            self.node.progress(done, total, what, unit)
 
     # --- values -------------------------------------------------------------------------------
     def value(self, v: Any) -> Any:

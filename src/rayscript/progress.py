@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Protocol, TextIO
+
+
+class ProgressDisplay(Protocol):
+    def __call__(self, done: int, total: int, what: str = "reading", unit: str = "MiB") -> None: ...
+
+    def finish(self) -> None: ...
 
 
 class Progress:
-    """Called with (bytes done, bytes in all) while a statement such as ``load`` reads."""
+    """Called with (done, total) while a long statement works: bytes read by ``load`` (shown in
+    MiB), levels of a ``search``, ..."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
@@ -20,25 +27,26 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, what: str = "reading", unit: str = "MiB") -> None:
         if total <= 0:
             return
         frac = min(done / total, 1.0)
-        mib = 1 << 20
+        scale = 1 << 20 if unit == "MiB" else 1
+        amount = (f"{done / scale:,.1f} / {total / scale:,.1f} {unit}" if unit == "MiB"
+                  else f"{done:,} / {total:,} {unit}")
         if self.tty:
             width = 30
             bar = "#" * int(frac * width)
-            self.stream.write(f"\r\x1b[Kreading [{bar:<{width}}] {frac:6.1%}  "
-                              f"{done / mib:,.1f} / {total / mib:,.1f} MiB")
+            self.stream.write(f"\r\x1b[K{what} [{bar:<{width}}] {frac:6.1%}  {amount}")
             self.stream.flush()
             self.shown = True
             if frac >= 1.0:
                 self.finish()
         else:
             step = int(frac * 10)
-            if step > self.last_step and total >= 4 * mib:
+            if step > self.last_step and (unit != "MiB" or total >= 4 * scale):
                 self.last_step = step
-                self.stream.write(f"reading: {frac:.0%} ({done / mib:,.1f} of {total / mib:,.1f} MiB, all ranks)\n")
+                self.stream.write(f"{what}: {frac:.0%} ({amount.replace(' / ', ' of ')}, all ranks)\n")
                 self.stream.flush()
 
     def finish(self) -> None:

@@ -32,8 +32,8 @@ SLEEP_MIN = 0.00005
 SLEEP_MAX = 0.002
 # A rank idle for IDLE_SECONDS sleeps up to SLEEP_IDLE between probes: a waiting REPL's ranks cost
 # a fraction of a percent of a core, and the first order after a pause waits at most that long.
-IDLE_SECONDS = 1.0
-SLEEP_IDLE = 0.02
+IDLE_SECONDS = 10.0
+SLEEP_IDLE = 0.05
 
 
 class MPIMessenger(Messenger):

@@ -24,6 +24,7 @@ from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, Runti
 from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
 
 if TYPE_CHECKING:
+    from ..progress import ProgressDisplay
     from .shard import Shard
 
 DEFAULT_TIMEOUT = 30.0
@@ -154,7 +155,7 @@ class Node:
     Ctrl-C as a key."""
 
     def __init__(self, messenger: Any, shard: Shard, collective: Any = None,
-                 progress: Callable[[int, int], None] | None = None,
+                 progress: ProgressDisplay | None = None,
                  interrupt_check: Callable[[], bool] | None = None):
         self.messenger = messenger
         self.rank: int = messenger.rank

@@ -131,6 +131,8 @@ class Search(Statement, keyword="search"):
             frontier = visited.missing(found)
             visited.add(frontier)
             seen.append(frontier)
+            if depth >= 100:
+                cmd.progress(d + 1, depth, "searching", "levels")
             if not len(frontier):
                 break
         vertices = np.concatenate(seen).tolist()
