@@ -296,3 +296,36 @@ def test_braced_variables_in_keys_and_empty_ranges(local4):
     local4.run("let n = 0")
     assert local4.run("for r in 1..$n { put kmers/$r on 0 }") == []
     assert local4.run("locate kmers/1")[0].data["ranks"] == []
+
+
+# --- 16. messages ------------------------------------------------------------------------
+
+def test_a_byte_order_mark_is_not_part_of_the_script(tmp_path):
+    import subprocess
+
+    from conftest import rayscript_cmd
+
+    script = tmp_path / "bom.ray"
+    script.write_bytes("\ufeffput kmers/1 on 0\n".encode())
+    for args in (["check", str(script)], ["run", str(script)]):
+        proc = subprocess.run([*rayscript_cmd(), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    with Cluster.local(1) as c:
+        assert c.run("\ufeffput kmers/1 on 0")[0].text == "put kmers/1 on rank 0"
+
+
+def test_check_refuses_a_cluster_of_no_ranks(tmp_path):
+    import subprocess
+
+    from conftest import rayscript_cmd
+
+    (tmp_path / "s.ray").write_text("ranks\n")
+    proc = subprocess.run([*rayscript_cmd(), "check", str(tmp_path / "s.ray"), "--ranks", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--ranks takes a number of ranks >= 1, not 0" in proc.stderr
+
+
+def test_copy_without_a_source_onto_a_holder_says_it_is_there(local4):
+    local4.run("put kmers/1 on 1")
+    with pytest.raises(RayScriptError, match="kmers/1 is already on rank 1; nothing to copy"):
+        local4.run("copy kmers/1 to 1")
