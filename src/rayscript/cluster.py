@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import Cancelled, RayScriptError, ScriptError, ScriptErrors
+from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
@@ -36,7 +37,7 @@ from .runtime.shard import Shard
 from .statements import check, parse
 
 # What every rank serves: one service per family of orders.
-SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService)
+SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
 
 
 def _build_node(messenger: Any, collective: Any = None, progress: ProgressDisplay | None = None,

@@ -49,6 +49,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     distinct: int = 0
     total: int = 0
     k: int | None = None
+    canonical: bool = True
     saturated: int = 0
     nbytes: int = 0
     histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
@@ -297,7 +298,8 @@ class KmerService:
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
         t = self.table
-        self.node.reply(msg, KmerStatsReply(distinct=len(t), total=t.total(), k=t.k, saturated=t.saturated,
+        self.node.reply(msg, KmerStatsReply(distinct=len(t), total=t.total(), k=t.k, canonical=t.canonical,
+                                            saturated=t.saturated,
                                             nbytes=t.nbytes(),
                                             histogram=t.histogram().tobytes() if msg.histogram else b""))
 

@@ -122,6 +122,9 @@ class GraphPath(Carriageable, namespace="paths", code=2):
     sequence: str = ""
     k: int = 0
     stop_reason: str = ""
+    coverage: float = 0.0  # mean count of its k-mers (assembled contigs)
+
+    _HEAD: ClassVar[struct.Struct] = struct.Struct("<HIHBd")
 
     @property
     def ident(self) -> str:
@@ -129,15 +132,15 @@ class GraphPath(Carriageable, namespace="paths", code=2):
 
     def pack(self) -> bytes:
         parts = [p.encode() for p in (self.name, self.sequence, self.stop_reason)]
-        return struct.pack("<HIHB", len(parts[0]), len(parts[1]), len(parts[2]), self.k) + b"".join(parts)
+        return self._HEAD.pack(len(parts[0]), len(parts[1]), len(parts[2]), self.k, self.coverage) + b"".join(parts)
 
     @classmethod
     def unpack(cls, buf: bytes | memoryview) -> GraphPath:
         buf = bytes(buf)
-        n, s, r, k = struct.unpack_from("<HIHB", buf)
-        o = struct.calcsize("<HIHB")
+        n, s, r, k, coverage = cls._HEAD.unpack_from(buf)
+        o = cls._HEAD.size
         return cls(buf[o:o + n].decode(), buf[o + n:o + n + s].decode(), k,
-                   buf[o + n + s:o + n + s + r].decode())
+                   buf[o + n + s:o + n + s + r].decode(), coverage)
 
     @classmethod
     def empty(cls, ident: Any, options: dict) -> GraphPath:
@@ -145,7 +148,11 @@ class GraphPath(Carriageable, namespace="paths", code=2):
 
     def __str__(self) -> str:
         length = len(self.sequence)
-        return f"paths/{self.name} length={length} sequence={self.sequence or '-'}"
+        seq = self.sequence or "-"
+        if length > 100:
+            seq = f"{self.sequence[:60]}...{self.sequence[-20:]}"
+        cov = f" mean_count={self.coverage:.1f}" if self.coverage else ""
+        return f"paths/{self.name} length={length}{cov} sequence={seq}"
 
 
 @dataclass

@@ -1,0 +1,541 @@
+"""Whole-store assembly, rank side: every rank assembles its part of the de Bruijn graph at once.
+
+``assemble`` is collective, like ``load``: one ASSEMBLE order reaches every rank, and the ranks
+then work in step, exchanging batches of numpy arrays with ``alltoallv`` (never one message per
+k-mer or per hop):
+
+1. **threshold**: the count histogram summed over the ranks (``allreduce``); ``min_count=auto``
+   takes the valley after the error peak.  K-mers counted fewer times are not in the graph.
+2. **neighbours**: each rank asks the owners of the up to 8 neighbours its edges name whether
+   they are in the graph (a batch of ids per owner, a batch of answers back); a k-mer's sides
+   (L: before it, R: after it, in its canonical orientation) get their degrees.
+3. **links**: a side with one neighbour whose facing side has one neighbour too is a link of a
+   non-branching path (a batch of degree questions to the owners).
+4. **chains**: pointer jumping: each side points at the farthest node known along its path and
+   asks that node's owner how far it sees, doubling the reach every round until every side sees
+   its path's end (O(log length) rounds).  Cycles are cut at their smallest k-mer.  Every node
+   then knows its unitig (named by its end with the smaller (id, side)), its position and its
+   orientation in it.
+5. **cleaning**: nodes send (unitig, position, count, end sides) to the unitig's owner rank,
+   which finds tips (a dead end joined to the graph by fewer than 2k bases) and the arms of
+   simple bubbles (unitigs joining the same two k-mers, the lower-coverage ones); their k-mers
+   leave the graph and steps 2-4 run again (up to three times).
+6. **paths**: nodes send their oriented k-mers to their unitig's owner, which spells the
+   sequence; unitigs of at least min_length bases are named PREFIX-1, PREFIX-2, ... by decreasing
+   length (ties by their end k-mer, so the names do not depend on the number of ranks) and sent to
+   the owners of their names.
+
+The store's k-mers are not changed; paths are stored only once every rank has finished.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import RayScriptError
+from ..items import GraphPath, pack_item, unpack_item
+from ..messages import Message
+from ..store import encoding
+from ..store.partition import owner, owners
+
+HIST_MAX = 4096
+CLEAN_ROUNDS = 3
+L, R = 0, 1
+
+
+@dataclass(kw_only=True)
+class AssembleReply(Message, kind="assembled", code=120, reply=True):
+    min_count: int = 0
+    contigs: int = 0
+    total: int = 0
+    n50: int = 0
+    longest: int = 0
+    graph_kmers: int = 0  # k-mers at or above min_count
+    removed_tips: int = 0
+    removed_bubbles: int = 0
+    phases: dict = field(default_factory=dict)  # phase -> seconds
+    aborted: bool = False
+
+
+@dataclass(kw_only=True)
+class AssembleOrder(Message, kind="assemble", code=121):
+    reply_type = AssembleReply
+
+    prefix: str = "contig"
+    min_count: int = 0  # 0: auto
+    min_length: int = 0  # 0: 2k
+    replace: bool = False
+
+    def cascade(self):
+        r, c = self.recipient, self.commander
+        return ["(all ranks, in step: the count histogram, ALLREDUCE; min_count from its valley)",
+                "(neighbours in the graph: ALLTOALLV of ids to their owners, ALLTOALLV of answers back)",
+                "(links of non-branching paths: ALLTOALLV of degree questions and answers)",
+                "(unitigs by pointer jumping: per round, ALLTOALLV of questions to the owners of the ends seen)",
+                "(tips and bubbles at the owners of the unitigs: ALLTOALLV; ALLTOALLV of what leaves the graph)",
+                "(sequences at the unitigs' owners: ALLTOALLV; names: ALLTOALLV of lengths; paths: ALLTOALLV of "
+                "packed paths to the owners of their names)",
+                f"ACK {r} -> {c} (contigs, total length, N50, longest, min_count, time per phase)"]
+
+
+def valley(hist: np.ndarray) -> int:
+    """The count after the error peak where the histogram stops falling (at least 1)."""
+    c = 1
+    while c + 1 < len(hist) and hist[c + 1] < hist[c]:
+        c += 1
+    if c + 1 >= len(hist) or not hist[c + 1:].any():
+        return 1  # no valley: the histogram only falls (no coverage peak beyond the errors)
+    return max(c, 1)
+
+
+def n50(lengths: np.ndarray) -> int:
+    if not len(lengths):
+        return 0
+    desc = np.sort(lengths)[::-1]
+    half = desc.sum() / 2
+    return int(desc[np.searchsorted(np.cumsum(desc), half)])
+
+
+def path_name_pattern(prefix: str) -> re.Pattern:
+    return re.compile(re.escape(prefix) + r"-\d+")
+
+
+class _Exchange:
+    """Batched questions to the owners of ids, and their answers, with ``alltoallv``."""
+
+    def __init__(self, coll: Any):
+        self.coll = coll
+        self.size = coll.size
+
+    def scatter(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], ...]:
+        """Send each row to rank dest[i]; returns, per array, what every source sent (by source)."""
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
+        out = []
+        for a in arrays:
+            a = a[order]
+            out.append(self.coll.alltoallv([a[bounds[d]:bounds[d + 1]] for d in range(self.size)]))
+        return tuple(out)
+
+    def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...], answer) -> tuple[np.ndarray, ...]:
+        """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
+        aligned with the rows it got; the answers come back aligned with the questions."""
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
+        got = [self.coll.alltoallv([q[order][bounds[d]:bounds[d + 1]] for d in range(self.size)])
+               for q in questions]
+        sizes = [len(x) for x in got[0]]
+        edges = np.concatenate(([0], np.cumsum(sizes)))
+        replies = answer(*(np.concatenate(g) for g in got))
+        out = []
+        for rep in replies:
+            back = self.coll.alltoallv([rep[edges[s]:edges[s + 1]] for s in range(self.size)])
+            res = np.empty(len(dest), rep.dtype)
+            res[order] = np.concatenate(back)
+            out.append(res)
+        return tuple(out)
+
+
+class Graph:
+    """One rank's part of the graph: its k-mers (sorted canonical ids) that are in it."""
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray, k: int):
+        self.ids, self.counts, self.edges, self.k = ids, counts, edges, k
+        self.n = len(ids)
+
+    def index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, found) of each id among this rank's graph k-mers."""
+        if not self.n:
+            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+        pos = np.minimum(np.searchsorted(self.ids, ids), self.n - 1)
+        return pos, self.ids[pos] == ids
+
+
+# --- paths: statistics and FASTA ------------------------------------------------------------
+
+@dataclass(kw_only=True)
+class PathLengthsReply(Message, kind="path-lengths", code=122, reply=True):
+    names: list = field(default_factory=list)
+    lengths: list = field(default_factory=list)  # bases
+    sizes: list = field(default_factory=list)  # bytes of each FASTA record, when asked
+
+
+@dataclass(kw_only=True)
+class PathLengthsOrder(Message, kind="path-lengths", code=123):
+    """The selected paths a rank holds: names, lengths (and FASTA sizes)."""
+
+    reply_type = PathLengthsReply
+    informs = True
+    selector: tuple = ("all",)  # ("all",), ("prefix", text) or ("name", name)
+    fasta: bool = False
+
+    def cascade(self):
+        return [f"ACK {self.recipient} -> {self.commander} (names and lengths of its paths)"]
+
+
+@dataclass(kw_only=True)
+class PathWriteOrder(Message, kind="path-write", code=124):
+    reply_type = PathLengthsReply
+    path: str = ""
+    places: list = field(default_factory=list)  # (name, offset) of each record this rank writes
+
+    def cascade(self):
+        return [f"(rank {self.recipient} writes its FASTA records at their offsets)",
+                f"ACK {self.recipient} -> {self.commander}"]
+
+
+FASTA_WIDTH = 80
+
+
+def fasta_record(path: GraphPath) -> bytes:
+    seq = path.sequence
+    lines = [seq[i:i + FASTA_WIDTH] for i in range(0, len(seq), FASTA_WIDTH)] or [""]
+    head = f">{path.name} length={len(seq)} mean_count={path.coverage:.1f}"
+    return ("\n".join([head, *lines]) + "\n").encode()
+
+
+def selected_paths(table: dict, selector: tuple) -> list[GraphPath]:
+    kind = selector[0]
+    if kind == "name":
+        item = table.get(selector[1])
+        return [item] if item is not None else []
+    prefix = selector[1] if kind == "prefix" else ""
+    return [p for name, p in table.items() if str(name).startswith(prefix)]
+
+
+class AssemblyService:
+    def __init__(self, node):
+        self.node = node
+        self._error: str | None = None
+        node.register(AssembleOrder, self.on_assemble)
+        node.register(PathLengthsOrder, self.on_lengths)
+        node.register(PathWriteOrder, self.on_write)
+
+    def on_lengths(self, msg: PathLengthsOrder) -> None:
+        paths = selected_paths(self.node.shard.tables["paths"], msg.selector)
+        self.node.reply(msg, PathLengthsReply(names=[p.name for p in paths], lengths=[len(p.sequence) for p in paths],
+                                              sizes=[len(fasta_record(p)) for p in paths] if msg.fasta else []))
+
+    def on_write(self, msg: PathWriteOrder) -> None:
+        import os
+
+        table = self.node.shard.tables["paths"]
+        try:
+            fd = os.open(msg.path, os.O_WRONLY)
+        except OSError as exc:
+            raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
+        try:
+            for name, offset in msg.places:
+                os.pwrite(fd, fasta_record(table[name]), offset)
+        finally:
+            os.close(fd)
+        self.node.reply(msg, PathLengthsReply(names=[n for n, _ in msg.places]))
+
+    def on_assemble(self, msg: AssembleOrder) -> None:
+        with self.node.deferred_interrupt():
+            self._assemble(msg)
+
+    # --- the collective steps -------------------------------------------------------------
+    def _sync(self, error: str | None) -> bool:
+        """Every rank: did any rank fail or was Ctrl-C pressed?  True when all go on."""
+        if error is None and self.node.poll_interrupt():
+            error = "assemble cancelled (Ctrl-C); the store is as it was before the statement"
+        self._error = self._error or error
+        return not self.coll.allreduce(np.array([self._error is not None], np.int64))[0]
+
+    def _assemble(self, msg: AssembleOrder) -> None:
+        self.coll = coll = self.node.collective
+        self.ex = _Exchange(coll)
+        self._error = None
+        table = self.node.shard.kmers
+        paths = self.node.shard.tables["paths"]
+        t0 = time.monotonic()
+        phases: dict[str, float] = {}
+        error = None
+        if table.k and not table.canonical:
+            error = ("assemble needs canonical k-mers: load the reads again with canonical=true "
+                     "(the default)")
+        clash = path_name_pattern(msg.prefix)
+        existing = [name for name in paths if clash.fullmatch(str(name))]
+        totals = coll.allreduce(np.array([len(table), table.k or 0, 1 if table.k else 0, len(existing)], np.int64))
+        k = int(totals[1] // totals[2]) if totals[2] else 0  # every rank that has k-mers has the same k
+        if not self._sync(error):
+            return self._fail(msg)
+        if totals[0] == 0:
+            self._error = "the store holds no k-mers to assemble (load reads first)"
+            return self._fail(msg)
+        if totals[3] and not msg.replace:
+            self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "
+                           "overwrite them, or assemble into another prefix")
+            return self._fail(msg)
+        ids, counts, edges = table.extract(("all",))
+        # 1. the threshold
+        hist = np.bincount(np.minimum(counts, HIST_MAX).astype(np.int64), minlength=HIST_MAX + 1)
+        hist = coll.allreduce(hist)
+        min_count = msg.min_count or valley(hist)
+        keep = counts >= min_count
+        graph = Graph(ids[keep], counts[keep], edges[keep], k)
+        phases["threshold"] = time.monotonic() - t0
+        self._progress(1)
+        removed = {"tips": 0, "bubbles": 0}
+        for _round in range(CLEAN_ROUNDS):
+            t = time.monotonic()
+            links, degrees = self._links(graph)
+            far, side, dist = self._chains(graph, links)
+            phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
+            t = time.monotonic()
+            drop, tips, bubbles = self._clean(graph, links, degrees, far, side, dist)
+            phases["tips and bubbles"] = phases.get("tips and bubbles", 0.0) + time.monotonic() - t
+            gone = coll.allreduce(np.array([int(drop.sum()), tips, bubbles], np.int64))
+            removed["tips"] += int(gone[1])
+            removed["bubbles"] += int(gone[2])
+            if not self._sync(None):
+                return self._fail(msg)
+            if gone[0] == 0:
+                break
+            graph = Graph(graph.ids[~drop], graph.counts[~drop], graph.edges[~drop], k)
+        else:
+            t = time.monotonic()
+            links, degrees = self._links(graph)
+            far, side, dist = self._chains(graph, links)
+            phases["graph and unitigs"] += time.monotonic() - t
+        self._progress(2)
+        t = time.monotonic()
+        contigs = self._spell(graph, far, side, dist)
+        min_length = msg.min_length or 2 * k
+        contigs = [c for c in contigs if len(c[1]) >= min_length]
+        named, lengths = self._name(contigs, msg.prefix, k)
+        graph_kmers = int(coll.allreduce(np.array([graph.n], np.int64))[0])
+        phases["paths"] = time.monotonic() - t
+        if not self._sync(None):
+            return self._fail(msg)
+        # every rank has finished: only now do the paths change
+        if msg.replace:
+            for name in existing:
+                del paths[name]
+        for item in named:
+            paths[item.name] = item
+        self._progress(3)
+        self.node.reply(msg, AssembleReply(
+            min_count=int(min_count), contigs=len(lengths), total=int(lengths.sum()), n50=n50(lengths),
+            longest=int(lengths.max(initial=0)), graph_kmers=graph_kmers, removed_tips=removed["tips"],
+            removed_bubbles=removed["bubbles"], phases=phases))
+
+    def _fail(self, msg: AssembleOrder) -> None:
+        self.node.fail_order(msg, self._error or "assemble failed on another rank")
+
+    def _progress(self, done: int) -> None:
+        if self.node.rank == 0 and self.node.progress is not None:
+            self.node.progress(done, 3, "assembling", "phases")
+
+    # --- 2, 3. neighbours, degrees and links -------------------------------------------------
+    def _links(self, g: Graph):
+        k, n = g.k, g.n
+        mask = np.uint64((1 << (2 * k)) - 1)
+        top = np.uint64(2 * (k - 1))
+        x = g.ids
+        cand = np.zeros((n, 8), np.uint64)  # slots 0-3: successors by base; 4-7: predecessors
+        has = np.zeros((n, 8), bool)
+        for b in range(4):
+            has[:, b] = (g.edges >> b) & 1 == 1
+            has[:, 4 + b] = (g.edges >> (4 + b)) & 1 == 1
+            cand[:, b] = ((x << np.uint64(2)) | np.uint64(b)) & mask
+            cand[:, 4 + b] = (np.uint64(b) << top) | (x >> np.uint64(2))
+        canon = np.minimum(cand, encoding.revcomp_array(cand.ravel(), k).reshape(n, 8))
+        rows, slots = np.nonzero(has)
+        asked = canon[rows, slots]
+        (present,) = self.ex.ask(owners(asked, self.ex.size), (asked,),
+                                 lambda q: (g.index(q)[1].astype(np.uint8),))
+        ok = np.zeros((n, 8), bool)
+        ok[rows, slots] = present.astype(bool)
+        degrees = np.stack((ok[:, 4:].sum(1), ok[:, :4].sum(1)), axis=1)  # [L, R]
+        # the single neighbour of a side of degree 1, and the side of it we enter by
+        link_id = np.zeros((n, 2), np.uint64)
+        link_side = np.zeros((n, 2), np.uint8)
+        linked = np.zeros((n, 2), bool)
+        for s, slots_s in ((R, slice(0, 4)), (L, slice(4, 8))):
+            one = degrees[:, s] == 1
+            j = np.argmax(ok[:, slots_s], axis=1) + (0 if s == R else 4)
+            y = cand[np.arange(n), j]
+            yc = canon[np.arange(n), j]
+            forward = y == yc
+            # leaving by R into y read forward enters y's L side; by L into y forward, its R side
+            entry = np.where(forward, L if s == R else R, R if s == R else L).astype(np.uint8)
+            link_id[:, s], link_side[:, s] = yc, entry
+            linked[:, s] = one & (yc != x)
+        rows = np.flatnonzero(linked.ravel())
+        q_id, q_side = link_id[rows // 2, rows % 2], link_side[rows // 2, rows % 2]
+
+        def facing_degree(ids, sides):
+            pos, found = g.index(ids)
+            deg = np.where(found, degrees[pos, sides.astype(np.int64)], 0) if g.n else np.zeros(len(ids))
+            return (np.asarray(deg, np.int64),)
+
+        (deg,) = self.ex.ask(owners(q_id, self.ex.size), (q_id, q_side), facing_degree)
+        flat = linked.ravel()
+        flat[rows] = deg == 1
+        linked = flat.reshape(n, 2)
+        return (link_id, link_side, linked), degrees
+
+    # --- 4. unitigs by pointer jumping ----------------------------------------------------------
+    def _jump(self, g: Graph, link_id, link_side, linked):
+        n = g.n
+        x = np.repeat(g.ids[:, None], 2, axis=1)
+        far = np.where(linked, link_id, x)
+        side = np.where(linked, 1 - link_side, np.array([L, R], np.uint8)[None, :]).astype(np.uint8)
+        dist = linked.astype(np.int64)
+        done = ~linked
+        low = np.where(linked, np.minimum(link_id, x), x)
+        total = int(self.coll.allreduce(np.array([n], np.int64))[0])
+        rounds = int(np.ceil(np.log2(total + 1))) + 2
+
+        def state(ids, sides):
+            pos, _found = g.index(ids)
+            s = sides.astype(np.int64)
+            return far[pos, s], side[pos, s], dist[pos, s], done[pos, s].astype(np.uint8), low[pos, s]
+
+        for _ in range(rounds):
+            if not self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
+                break
+            rows = np.flatnonzero(~done.ravel())
+            i, s = rows // 2, rows % 2
+            f2, s2, d2, done2, low2 = self.ex.ask(owners(far[i, s], self.ex.size), (far[i, s], side[i, s]), state)
+            far[i, s], side[i, s] = f2, s2
+            dist[i, s] += d2
+            done[i, s] = done2.astype(bool)
+            low[i, s] = np.minimum(low[i, s], low2)
+        return far, side, dist, done, low
+
+    def _chains(self, g: Graph, links):
+        link_id, link_side, linked = links
+        linked = linked.copy()
+        far, side, dist, done, low = self._jump(g, link_id, link_side, linked)
+        if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
+            # cycles: cut each at its smallest k-mer (its L side, and the side facing it)
+            cut = (~done[:, L]) & (low[:, L] == g.ids)
+            linked[cut, L] = False
+            tell = np.flatnonzero(cut)
+            dest = owners(link_id[tell, L], self.ex.size) if len(tell) else np.zeros(0, np.int64)
+            got_ids, got_sides = self.ex.scatter(dest, link_id[tell, L], link_side[tell, L])
+            ids2, sides2 = np.concatenate(got_ids), np.concatenate(got_sides)
+            pos, found = g.index(ids2)
+            linked[pos[found], sides2[found].astype(np.int64)] = False
+            far, side, dist, done, low = self._jump(g, link_id, link_side, linked)
+        return far, side, dist
+
+    @staticmethod
+    def _unitig_of(g: Graph, far, side, dist):
+        """Each node's unitig (key: 2 * end id + dead side of its chosen end), position, and whether
+        it is read forward (its chosen end lies beyond its L side)."""
+        key_l = far[:, L] * np.uint64(2) + side[:, L].astype(np.uint64)
+        key_r = far[:, R] * np.uint64(2) + side[:, R].astype(np.uint64)
+        forward = key_l <= key_r
+        key = np.where(forward, key_l, key_r)
+        pos = np.where(forward, dist[:, L], dist[:, R])
+        return key, pos, forward
+
+    # --- 5. tips and bubbles ------------------------------------------------------------------
+    def _clean(self, g: Graph, links, degrees, far, side, dist):
+        link_id, _link_side, linked = links
+        key, _pos, _forward = self._unitig_of(g, far, side, dist)
+        length = dist[:, L] + dist[:, R] + 1
+        # what each node tells its unitig's owner: its count, and for each side that ends the
+        # unitig, the side's degree and (degree 1) the neighbour beyond it
+        ends = ~linked
+        nb = np.where(degrees == 1, link_id, np.uint64(0))
+        dest = owners(key, self.ex.size)
+        got = self.ex.scatter(dest, key, length, g.counts.astype(np.int64),
+                              ends[:, L].astype(np.uint8), ends[:, R].astype(np.uint8),
+                              degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R])
+        ukey, ulen, ucount, eL, eR, dL, dR, nL, nR = (np.concatenate(a) for a in got)
+        remove_keys = []
+        tips = bubbles = 0
+        if len(ukey):
+            order = np.argsort(ukey, kind="stable")
+            ukey, ulen, ucount = ukey[order], ulen[order], ucount[order]
+            eL, eR, dL, dR, nL, nR = eL[order], eR[order], dL[order], dR[order], nL[order], nR[order]
+            first = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
+            keys = ukey[first]
+            nodes = ulen[first]
+            cov = np.add.reduceat(ucount, first) / np.maximum(np.diff(np.append(first, len(ukey))), 1)
+            # the two end sides of each unitig: (degree, neighbour beyond)
+            end_deg = np.concatenate((dL[eL == 1], dR[eR == 1]))
+            end_nb = np.concatenate((nL[eL == 1], nR[eR == 1]))
+            end_key = np.concatenate((ukey[eL == 1], ukey[eR == 1]))
+            o = np.lexsort((end_nb, end_key))
+            end_key, end_deg, end_nb = end_key[o], end_deg[o], end_nb[o]
+            idx = np.searchsorted(end_key, keys)
+            d1, d2 = end_deg[idx], end_deg[np.minimum(idx + 1, len(end_key) - 1)]
+            b1, b2 = end_nb[idx], end_nb[np.minimum(idx + 1, len(end_key) - 1)]
+            short = nodes < g.k + 1  # fewer than 2k bases
+            tip = short & (((d1 == 0) & (d2 > 0)) | ((d2 == 0) & (d1 > 0)))
+            tips = int(tip.sum())
+            remove_keys.append(keys[tip])
+            arm = (~tip) & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k)
+            if arm.any():
+                pair_lo, pair_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
+                akeys, acov = keys[arm], cov[arm]
+                o = np.lexsort((akeys, -acov, pair_hi, pair_lo))  # best arm first in each pair
+                pair_lo, pair_hi, akeys = pair_lo[o], pair_hi[o], akeys[o]
+                dup = np.concatenate(([False], (pair_lo[1:] == pair_lo[:-1]) & (pair_hi[1:] == pair_hi[:-1])))
+                bubbles = int(dup.sum())
+                remove_keys.append(akeys[dup])
+        mine = np.concatenate(remove_keys) if remove_keys else np.empty(0, np.uint64)
+        # the unitigs that leave the graph, to every rank (few: a list of keys)
+        every = np.concatenate(self.coll.alltoallv([mine] * self.ex.size))
+        drop = np.isin(key, every) if len(every) else np.zeros(g.n, bool)
+        return drop, tips, bubbles
+
+    # --- 6. sequences and names -------------------------------------------------------------------
+    def _spell(self, g: Graph, far, side, dist) -> list[tuple[int, str, float]]:
+        """The unitigs this rank owns: (key, sequence, mean count)."""
+        k = g.k
+        key, pos, forward = self._unitig_of(g, far, side, dist)
+        oriented = np.where(forward, g.ids, encoding.revcomp_array(g.ids, k) if g.n else g.ids)
+        got = self.ex.scatter(owners(key, self.ex.size), key, pos, oriented, g.counts.astype(np.int64))
+        ukey, upos, uori, ucount = (np.concatenate(a) for a in got)
+        if not len(ukey):
+            return []
+        order = np.lexsort((upos, ukey))
+        ukey, uori, ucount = ukey[order], uori[order], ucount[order]
+        starts = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
+        stops = np.append(starts[1:], len(ukey))
+        heads = encoding.decode_array(uori[starts], k)  # the first k-mer of each unitig, as bases
+        last = np.frombuffer(b"ACGT", np.uint8)[(uori & np.uint64(3)).astype(np.int64)]
+        out = []
+        for i, (a, b) in enumerate(zip(starts, stops)):
+            seq = heads[i].tobytes().decode() + last[a + 1:b].tobytes().decode()
+            out.append((int(ukey[a]), seq, float(ucount[a:b].mean())))
+        return out
+
+    def _name(self, contigs, prefix: str, k: int) -> tuple[list[GraphPath], np.ndarray]:
+        """Name every rank's unitigs PREFIX-1, ... by decreasing length (ties by key), and hand each
+        path to the owner of its name; returns the paths this rank now holds, and all lengths."""
+        size = self.ex.size
+        mine = np.array([(len(seq), key) for key, seq, _ in contigs], np.uint64).reshape(-1, 2)
+        everyone = np.concatenate(self.coll.alltoallv([mine.ravel()] * size)).reshape(-1, 2)
+        order = np.lexsort((everyone[:, 1], -everyone[:, 0].astype(np.int64)))
+        rank_of = {int(everyone[j, 1]): n + 1 for n, j in enumerate(order)}
+        blobs: list[list[bytes]] = [[] for _ in range(size)]
+        for key, seq, cov in contigs:
+            name = f"{prefix}-{rank_of[key]}"
+            path = GraphPath(name, seq, k, "unitig", coverage=cov)
+            blobs[owner(("paths", name), size)].append(pack_item(path))
+        lens = [np.array([len(b) for b in bl], np.int64) for bl in blobs]
+        data = [np.frombuffer(b"".join(bl), np.uint8) if bl else np.empty(0, np.uint8) for bl in blobs]
+        got_lens = np.concatenate(self.coll.alltoallv(lens))
+        got_data = np.concatenate(self.coll.alltoallv(data)).tobytes()
+        items: list[GraphPath] = []
+        o = 0
+        for n in got_lens.tolist():
+            item = unpack_item(got_data[o:o + n])
+            assert isinstance(item, GraphPath)
+            items.append(item)
+            o += n
+        return items, np.sort(everyone[:, 0].astype(np.int64))[::-1]
+

@@ -1,0 +1,73 @@
+"""assemble (the ranks' side is rayscript.genomics.assembly)."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import ScriptError
+from ..genomics.assembly import AssembleOrder
+from ..genomics.kmers import KmerStatsOrder
+from ..language.ast import Key, Statement
+from ..language.parser import Build, Mode
+from ..results import Result
+
+
+class Assemble(Statement, keyword="assemble"):
+    syntax = "assemble kmers into paths/PREFIX [min_count=N|auto] [min_length=L] [replace]"
+    summary = ("Assemble the whole store, every rank at once: k-mers counted fewer than min_count times are left "
+               "out (auto: the valley after the error peak of the count histogram), tips shorter than 2k bases and "
+               "the arms of simple bubbles are removed, and every maximal non-branching path (unitig) of at least "
+               "min_length bases (default 2k) is stored as paths/PREFIX-1, PREFIX-2, ... by decreasing length. The "
+               "k-mers are not changed. Existing paths/PREFIX-N are refused unless 'replace'.")
+    example = "assemble kmers into paths/contig min_count=auto"
+    options_allowed = {"min_count": "a number, or auto", "min_length": "a number of bases"}
+    collective = True
+
+    namespace: str
+    into: Key
+    options: tuple = ()
+    replace: bool = False
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Assemble:
+        namespace, into, *rest = b.positional(children)
+        if str(namespace) != "kmers":
+            b.fail(f"'assemble' assembles kmers, not {namespace}")
+        mode = rest[0] if rest else None
+        if isinstance(mode, Mode) and mode != "replace":
+            b.fail(f"'assemble' takes 'replace', not '{mode}'")
+        return cls("kmers", b.into(into, "paths", "assemble"), b.options(cls, children), mode is not None,
+                   meta=b.location)
+
+    def run(self, cmd):
+        into = cmd.key(self.into)
+        prefix = str(into.key[1])
+        opts = cmd.options(self.options)
+        auto = str(opts.get("min_count", "auto")) == "auto"
+        min_count = 0 if auto else cmd.whole_number(opts["min_count"], "min_count= (or auto)", 1)
+        min_length = cmd.whole_number(opts.get("min_length", 0), "min_length=", 0)
+        stats = yield cmd.every(lambda r: KmerStatsOrder(recipient=r))
+        if not sum(s.distinct for s in stats):
+            raise ScriptError("the store holds no k-mers to assemble: load reads first")
+        if not all(s.canonical for s in stats if s.k):
+            raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")
+        t0 = time.monotonic()
+        replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
+                                                          min_length=min_length, replace=self.replace))
+        rep = replies[0]
+        seconds = time.monotonic() - t0
+        phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())
+        chosen = f"min_count={rep.min_count}" + (" (auto)" if auto else "")
+        if rep.contigs:
+            head = (f"assembled {rep.contigs:,} contig{'s' if rep.contigs > 1 else ''} into paths/{prefix}-1.."
+                    f"{rep.contigs}: {rep.total:,} bases, N50 {rep.n50:,}, longest {rep.longest:,}")
+        else:
+            head = (f"no contigs: no path of the graph is at least min_length long ({rep.graph_kmers:,} k-mers "
+                    f"have a count >= {rep.min_count})")
+        text = (f"{head}\n{chosen}; {rep.graph_kmers:,} k-mers in the graph; removed {rep.removed_tips:,} tips and "
+                f"{rep.removed_bubbles:,} bubble arms; {seconds:.2f} s ({phases})")
+        return [Result("assemble", text, {"contigs": rep.contigs, "total": rep.total, "n50": rep.n50,
+                                          "longest": rep.longest, "min_count": rep.min_count,
+                                          "graph_kmers": rep.graph_kmers, "tips": rep.removed_tips,
+                                          "bubbles": rep.removed_bubbles, "phases": rep.phases,
+                                          "seconds": seconds, "prefix": prefix})]
