@@ -84,13 +84,16 @@ class AssembleOrder(Message, kind="assemble", code=121):
 
 
 def valley(hist: np.ndarray) -> int:
-    """The count after the error peak where the histogram stops falling (at least 1)."""
+    """min_count=auto: where the error peak of the count histogram ends.  K-mers seen once are
+    mostly sequencing errors, and their numbers fall steeply with the count; the first count at
+    which the histogram falls by less than half (or rises again: the valley before the coverage
+    peak) is where real k-mers take over.  1 when the histogram has no error peak."""
     c = 1
-    while c + 1 < len(hist) and hist[c + 1] < hist[c]:
+    while c + 1 < len(hist) and 2 * hist[c + 1] < hist[c]:
         c += 1
     if c + 1 >= len(hist) or not hist[c + 1:].any():
-        return 1  # no valley: the histogram only falls (no coverage peak beyond the errors)
-    return max(c, 1)
+        return 1  # the histogram only falls: no coverage peak beyond the errors
+    return c
 
 
 def n50(lengths: np.ndarray) -> int:
