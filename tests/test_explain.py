@@ -47,6 +47,9 @@ CASES = [
     ("LOAD\nput kmers/ACGTACGGTCA on 1", "replicate kmers/ACGTACGGTCA to 2 ranks"),
     ("LOAD\ncopy kmers/* from 0 to 1 merge", "rebalance kmers"),
     ("LOAD", 'save to "{tmp}/ck"'),
+    ("LOAD", "assemble kmers into paths/c min_count=1 min_length=11"),
+    ("LOAD\nassemble kmers into paths/c min_count=1 min_length=11", "count paths"),
+    ("LOAD\nassemble kmers into paths/c min_count=1 min_length=11", 'dump paths/c* to "{tmp}/c.fa"'),
     ('LOAD\nsave to "{tmp}/ck"\nput paths/extra on 0', 'restore from "{tmp}/ck"'),
 ]
 

@@ -199,7 +199,10 @@ def make_key(text: str) -> ast.Key | ast.Selector:
         raise ScriptSyntaxError(f"expected an id after '{namespace}/', such as {namespace}/{_example(namespace)}")
     if ident.endswith("*"):
         if namespace != "kmers":
-            raise ScriptSyntaxError(f"patterns select k-mers (kmers/* or kmers/ACG*), not {namespace}/ items")
+            if ident != "*" and not _IDENT_RE.fullmatch(ident[:-1]):
+                raise ScriptSyntaxError(f"'{ident}' is not a pattern of names: use {namespace}/* or a name prefix "
+                                        f"like {namespace}/contig*")
+            return ast.Selector(namespace, prefix=ident[:-1])
         if not _PATTERN_RE.fullmatch(ident) or len(ident) - 1 > MAX_K:
             raise ScriptSyntaxError(f"'{ident}' is not a k-mer pattern: use kmers/* or a base prefix like kmers/ACG*")
         return ast.Selector(namespace, prefix=ident[:-1].upper())

@@ -9,6 +9,7 @@ for the size of its part, computes offsets, and has every rank write its part of
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..errors import ScriptError
 from ..genomics import fastx
+from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
 from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
 from ..language.ast import Key, Selector, Statement, Value
 from ..language.parser import Build
@@ -128,15 +130,20 @@ def _stats(cmd, histogram: bool = False):
 
 
 class Count(_KmersOnly, keyword="count"):
-    syntax = "count kmers"
-    summary = "Distinct and total k-mers, summed over the ranks."
-    example = "count kmers"
+    syntax = "count kmers|paths"
+    summary = ("Distinct and total k-mers, summed over the ranks; or the paths: how many, their total length, "
+               "N50 and the longest.")
+    example = "count paths"
 
     @classmethod
     def build(cls, b: Build, children: list) -> Count:
+        if str(children[0]) == "paths":
+            return cls("paths", meta=b.location)
         return cls(cls.kmers_only(b, children[0]), meta=b.location)
 
     def run(self, cmd):
+        if self.namespace == "paths":
+            return (yield from _count_paths(cmd))
         infos = yield from _stats(cmd)
         distinct = sum(i.distinct for i in infos)
         total = sum(i.total for i in infos)
@@ -144,6 +151,16 @@ class Count(_KmersOnly, keyword="count"):
         text = f"{distinct:,} distinct k-mers, {total:,} in total\n" + table(["rank", "distinct", "total"], rows)
         return [Result("count", text, {"distinct": distinct, "total": total,
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
+
+
+def _count_paths(cmd):
+    replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r))
+    lengths = np.array([n for rep in replies for n in rep.lengths], np.int64)
+    data = {"paths": len(lengths), "total": int(lengths.sum()), "n50": n50(lengths),
+            "longest": int(lengths.max(initial=0))}
+    text = (f"{data['paths']:,} paths, {data['total']:,} bases in total, N50 {data['n50']:,}, "
+            f"longest {data['longest']:,}")
+    return [Result("count", text, data)]
 
 
 class Histogram(_KmersOnly, keyword="histogram"):
@@ -177,26 +194,35 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
 
 class Dump(_KmersOnly, keyword="dump"):
-    syntax = "dump kmers|SELECTOR to \"FILE\" [min=N] [max=N]"
-    summary = ("Write SEQUENCE<TAB>COUNT lines; every rank writes its own part. An existing FILE is "
-               "overwritten (a symlink is written through).")
-    example = 'dump kmers to "out.tsv" min=2'
+    syntax = "dump kmers|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
+    summary = ("K-mers: write SEQUENCE<TAB>COUNT lines. Paths: write FASTA, one record per path (header: name, "
+               "length, mean k-mer count), in name order (contig-1, contig-2, ...). Every rank writes its own part "
+               "of the file. An existing FILE is overwritten (a symlink is written through).")
+    example = 'dump paths/contig* to "contigs.fa"'
     options_allowed = {"min": "a number", "max": "a number"}
 
     path: Value = ""
     options: tuple = ()
     selector: Selector | None = None
+    name: Key | None = None  # one path
 
     @classmethod
     def build(cls, b: Build, children: list) -> Dump:
         what, path, *_ = b.positional(children)
+        namespace = str(getattr(what, "namespace", what))
+        if namespace == "paths":
+            if any(n for n, _ in b.options(cls, children)):
+                b.fail("'dump' of paths takes no min=/max=")
+            return cls("paths", path, (), what if isinstance(what, Selector) else None,
+                       what if isinstance(what, Key) else None, meta=b.location)
         if isinstance(what, Key):
             b.fail(f"'dump' writes many k-mers: use kmers, kmers/* or kmers/ACG*, not {what}")
         selector = what if isinstance(what, Selector) else None
-        namespace = cls.kmers_only(b, what.namespace if selector is not None else what)
-        return cls(namespace, path, b.options(cls, children), selector, meta=b.location)
+        return cls(cls.kmers_only(b, namespace), path, b.options(cls, children), selector, meta=b.location)
 
     def run(self, cmd):
+        if self.namespace == "paths":
+            return (yield from self._fasta(cmd))
         path = output_path(os.path.abspath(cmd.path(self.path)))
         opts = {n: cmd.whole_number(v, f"{n}=") for n, v in cmd.options(self.options).items()}
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
@@ -224,6 +250,50 @@ class Dump(_KmersOnly, keyword="dump"):
         nbytes = sum(w.nbytes for w in written)
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
                        {"path": path, "bytes": nbytes})]
+
+
+    def _fasta(self, cmd):
+        path = output_path(os.path.abspath(cmd.path(self.path)))
+        if self.name is not None:
+            selector: tuple = ("name", cmd.key(self.name).key[1])
+        elif self.selector is not None and self.selector.prefix:
+            selector = ("prefix", self.selector.prefix)
+        else:
+            selector = ("all",)
+        replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fasta=True))
+        records = sorted(((_name_order(n), r, n, size) for r, rep in enumerate(replies)
+                          for n, size in zip(rep.names, rep.sizes)))
+        if not records:
+            raise ScriptError(f"no paths match {self.name or self.selector or 'paths'}: nothing to write")
+        places: list[list] = [[] for _ in range(cmd.size)]
+        offset = 0
+        for _order, r, name, size in records:
+            places[r].append((name, offset))
+            offset += size
+        tmp = f"{path}.part{os.getpid()}"
+        if not cmd.explaining:
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.truncate(offset)
+            except OSError as exc:
+                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
+        try:
+            yield cmd.every(lambda r: PathWriteOrder(recipient=r, path=tmp, places=places[r]))
+            if not cmd.explaining:
+                os.replace(tmp, path)
+        except BaseException as exc:
+            if not cmd.explaining and os.path.exists(tmp):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
+            raise
+        return [Result("dump", f"wrote {len(records):,} paths as FASTA ({offset:,} bytes) to {path} (each rank "
+                               "wrote its own records)", {"path": path, "bytes": offset, "paths": len(records)})]
+
+
+def _name_order(name: str) -> tuple:
+    """contig-2 before contig-10: names compared by their text and number parts."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
 
 
 class Query(_KmersOnly, keyword="query"):

@@ -20,6 +20,13 @@ from ..runtime.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
 from ..store.encoding import COUNT_MAX, EDGES_MAX
 
 
+def kmer_selector(b: Build, key: object, word: str) -> None:
+    """Selectors of copy, move and delete pick k-mers (in bulk)."""
+    if isinstance(key, Selector) and key.namespace != "kmers":
+        b.fail(f"'{word}' takes k-mer selectors (kmers/*, kmers/ACG*, kmers where ...), not {key}: name "
+               f"{key.namespace}/ items one by one")
+
+
 def wire_selector(cmd: Any, sel: Selector) -> tuple:
     """A selector as the shards read it: ("all",), ("prefix", bases) or ("count", op, value)."""
     if sel.field is not None:
@@ -91,6 +98,7 @@ class _Transfer(Statement):
     @classmethod
     def build(cls, b: Build, children: list) -> _Transfer:
         key, *rest = b.positional(children)
+        kmer_selector(b, key, cls.keyword)
         mode = rest.pop() if rest and isinstance(rest[-1], Mode) else None
         source, target = (rest[0], rest[1]) if len(rest) == 2 else (None, rest[0])
         return cls(key, source, target, None if mode is None else str(mode), meta=b.location)
@@ -164,6 +172,12 @@ class Delete(Statement, keyword="delete"):
 
     key: Key | Selector
     rank: Rank = rank_field()
+
+    @classmethod
+    def build(cls, b: Build, children: list) -> Delete:
+        key, rank = b.positional(children)
+        kmer_selector(b, key, "delete")
+        return cls(key, rank, meta=b.location)
 
     def run(self, cmd):
         rank = cmd.rank(self.rank)

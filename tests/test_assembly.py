@@ -1,0 +1,202 @@
+"""assemble: unitigs as a simple single-process builder makes them, the same on any rank count and
+backend, lambda phage in one contig, and bad input refused."""
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from conftest import rayscript_cmd, run_mpi, write_fastq
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+
+EXAMPLES = Path("/usr/share/doc/bowtie2/examples")
+_RC = str.maketrans("ACGT", "TGCA")
+
+
+def rc(s):
+    return s[::-1].translate(_RC)
+
+
+def canon(s):
+    return min(s, rc(s))
+
+
+def unitigs(reads, k):
+    """Maximal non-branching paths of the de Bruijn graph of these reads: their k-mers, joined
+    where a read has them one after the other (the test's own builder: strings, one k-mer at a time)."""
+    present = {canon(r[i:i + k]) for r in reads for i in range(len(r) - k + 1)}
+    joined = set()
+    for r in reads:
+        for i in range(len(r) - k):
+            x, y = r[i:i + k], r[i + 1:i + 1 + k]
+            joined |= {(x, y), (rc(y), rc(x))}
+
+    def succs(x):
+        return [x[1:] + b for b in "ACGT" if (x, x[1:] + b) in joined]
+
+    def preds(x):
+        return [b + x[:-1] for b in "ACGT" if (b + x[:-1], x) in joined]
+
+    seen, out = set(), []
+    for start in sorted(present):
+        if start in seen:
+            continue
+        seen.add(start)
+        path = [start]
+        for direction in (1, -1):
+            x = start if direction == 1 else rc(start)
+            while True:
+                nxt = succs(x)
+                if len(nxt) != 1 or len(preds(nxt[0])) != 1 or canon(nxt[0]) in seen:
+                    break
+                x = nxt[0]
+                seen.add(canon(x))
+                path.append(x) if direction == 1 else path.insert(0, rc(x))
+        seq = path[0] + "".join(p[-1] for p in path[1:])
+        out.append(canon(seq))
+    return sorted(out)
+
+
+def reads_of(genome, length, starts):
+    return [genome[i:i + length] if n % 2 else rc(genome[i:i + length]) for n, i in enumerate(starts)]
+
+
+def contigs(cluster):
+    paths = cluster.run("count paths")[0].data["paths"]
+    return sorted(canon(cluster.get(f"paths/contig-{i}").sequence) for i in range(1, paths + 1))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_unitigs_match_a_simple_builder_on_random_genomes(tmp_path_factory, data):
+    k = data.draw(st.sampled_from([11, 15, 21]))
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    genome = "".join(rng.choice("ACGT") for _ in range(data.draw(st.integers(60, 600))))
+    km1 = [genome[i:i + k - 1] for i in range(len(genome) - k + 2)]
+    assume(len(set(map(canon, km1))) == len(km1))  # no repeated (k-1)-mer: no branches
+    length = min(40, len(genome))
+    starts = sorted(rng.sample(range(len(genome) - length + 1), min(len(genome) - length + 1, 25)))
+    reads = reads_of(genome, length, starts)
+    path = tmp_path_factory.mktemp("g") / "r.fq"
+    write_fastq(path, reads)
+    expected = unitigs(reads, k)
+    ranks = data.draw(st.integers(1, 4))
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{path}" into kmers k={k}\nassemble kmers into paths/contig min_count=1 min_length=1')
+        assert contigs(c) == expected
+
+
+@pytest.fixture(scope="module")
+def genome_reads(tmp_path_factory):
+    rng = random.Random(7)
+    genome = "".join(rng.choice("ACGT") for _ in range(3000))
+    reads = []
+    for _ in range(900):
+        i = rng.randrange(len(genome) - 100)
+        r = list(genome[i:i + 100])
+        for j in range(100):
+            if rng.random() < 0.01:
+                r[j] = rng.choice("ACGT".replace(r[j], ""))
+        reads.append("".join(r) if rng.random() < 0.5 else rc("".join(r)))
+    path = tmp_path_factory.mktemp("genome") / "reads.fq"
+    write_fastq(path, reads)
+    return genome, path
+
+
+def test_the_same_contigs_on_one_to_six_ranks(genome_reads):
+    genome, path = genome_reads
+    found = []
+    for ranks in range(1, 7):
+        with Cluster.local(ranks) as c:
+            c.run(f'load "{path}" into kmers k=31')
+            (res,) = c.run("assemble kmers into paths/contig")
+            found.append(contigs(c))
+            assert res.data["contigs"] == len(found[-1])
+    assert all(f == found[0] for f in found)
+    assert len(found[0]) == 1 and (found[0][0] in genome or rc(found[0][0]) in genome)
+    assert len(found[0][0]) > 0.98 * len(genome)
+
+
+@pytest.mark.mpi
+def test_the_same_contigs_under_mpiexec(genome_reads, tmp_path):
+    genome, path = genome_reads
+    with Cluster.local(2) as c:
+        c.run(f'load "{path}" into kmers k=31\nassemble kmers into paths/contig')
+        local = contigs(c)
+    script = tmp_path / "a.ray"
+    script.write_text(f'load "{path}" into kmers k=31\nassemble kmers into paths/contig\n'
+                      f'dump paths/* to "{tmp_path}/contigs.fa"\n')
+    proc = run_mpi(3, *rayscript_cmd(), "run", str(script), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    fasta = (tmp_path / "contigs.fa").read_text().split(">")[1:]
+    assert sorted(canon("".join(rec.splitlines()[1:])) for rec in fasta) == local
+
+
+def test_count_and_dump_paths_as_fasta(genome_reads, tmp_path):
+    _genome, path = genome_reads
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=31\nassemble kmers into paths/contig min_count=1 min_length=31')
+        (count,) = c.run("count paths")
+        c.run(f'dump paths/contig* to "{tmp_path}/all.fa"\ndump paths/contig-1 to "{tmp_path}/one.fa"')
+        first = c.get("paths/contig-1")
+    records = (tmp_path / "all.fa").read_text().split(">")[1:]
+    assert len(records) == count.data["paths"] > 1
+    heads = [r.splitlines()[0] for r in records]
+    assert heads[0].startswith(f"contig-1 length={len(first.sequence)} mean_count=")
+    assert [h.split()[0] for h in heads] == [f"contig-{i}" for i in range(1, len(records) + 1)]
+    lengths = [int(h.split()[1].split("=")[1]) for h in heads]
+    assert lengths == sorted(lengths, reverse=True) and sum(lengths) == count.data["total"]
+    assert all(len(line) <= 80 for r in records for line in r.splitlines()[1:])
+    assert (tmp_path / "one.fa").read_text() == ">" + records[0]
+
+
+@pytest.mark.external
+def test_lambda_phage_in_one_contig():
+    reads = [EXAMPLES / "reads" / "reads_1.fq.gz", EXAMPLES / "reads" / "reads_2.fq.gz"]
+    with gzip.open(EXAMPLES / "reference" / "lambda_virus.fa.gz", "rt") as fh:
+        ref = "".join(line.strip() for line in fh if not line.startswith(">"))
+    with Cluster.local(2) as c:
+        c.run(f'load "{reads[0]}", "{reads[1]}" into kmers k=31')
+        (res,) = c.run("assemble kmers into paths/contig")
+        seq = c.get("paths/contig-1").sequence
+    assert res.data["longest"] == len(seq) >= 48_000
+    ref_kmers = {canon(ref[i:i + 31]) for i in range(len(ref) - 30)}
+    inside = sum(canon(seq[i:i + 31]) in ref_kmers for i in range(len(seq) - 30)) / (len(seq) - 30)
+    assert inside >= 0.9
+
+
+def test_bad_input_is_refused_and_changes_nothing(genome_reads, tmp_path):
+    _genome, path = genome_reads
+    with Cluster.local(2) as c:
+        with pytest.raises(RayScriptError, match="holds no k-mers to assemble: load reads first"):
+            c.run("assemble kmers into paths/contig")
+        c.run(f'load "{path}" into kmers k=31')
+        (res,) = c.run("assemble kmers into paths/contig min_count=100000")
+        assert res.data["contigs"] == 0 and res.text.startswith("no contigs")
+        c.run("assemble kmers into paths/contig")
+        before = c.run("count paths")[0].data
+        with pytest.raises(RayScriptError, match=r"paths/contig-\* exist already .* add 'replace'"):
+            c.run("assemble kmers into paths/contig min_count=2")
+        assert c.run("count paths")[0].data == before
+        c.run("assemble kmers into paths/contig min_count=2 replace")
+        assert c.run("count kmers")[0].data["distinct"] > 0  # the k-mers are not changed
+    with Cluster.local(2) as c:
+        c.run(f'load "{path}" into kmers k=31 canonical=false')
+        with pytest.raises(RayScriptError, match="needs canonical k-mers"):
+            c.run("assemble kmers into paths/contig")
+    from rayscript.errors import ScriptSyntaxError
+    from rayscript.statements import parse
+
+    for text, message in (("assemble paths into paths/x", "assembles kmers"),
+                          ("assemble kmers into results/x", "stores its result under paths/NAME"),
+                          ("assemble kmers into paths/x merge", "takes 'replace', not 'merge'"),
+                          ("assemble kmers into paths/x min_len=3", "has no option 'min_len='")):
+        with pytest.raises(ScriptSyntaxError, match=message):
+            parse(text)
+    with Cluster.local(2) as c, pytest.raises(RayScriptError, match="cannot run inside 'parallel'"):
+        c.run("parallel { assemble kmers into paths/x }")
+
