@@ -123,7 +123,7 @@ def test_the_same_contigs_on_one_to_six_ranks(genome_reads):
 
 @pytest.mark.mpi
 def test_the_same_contigs_under_mpiexec(genome_reads, tmp_path):
-    genome, path = genome_reads
+    _genome, path = genome_reads
     with Cluster.local(2) as c:
         c.run(f'load "{path}" into kmers k=31\nassemble kmers into paths/contig')
         local = contigs(c)
