@@ -1,5 +1,6 @@
-"""Synthetic reads for benchmarks: a random genome, reads sampled from both strands with
-substitution errors, fixed seed.  Usage: make_reads.py OUT.fq [READS] [LENGTH] [GENOME] [ERROR]"""
+"""Synthetic reads for benchmarks and the demo: a random genome, reads sampled from both strands
+with substitution errors, fixed seed.  The genome is written beside the reads, as OUT.genome.fa.
+Usage: make_reads.py OUT.fq [READS] [LENGTH] [GENOME] [ERROR]"""
 
 import sys
 
@@ -15,6 +16,10 @@ def main() -> None:
     rng = np.random.default_rng(20261125)
     bases = np.frombuffer(b"ACGT", np.uint8)
     genome = rng.integers(0, 4, genome_len, dtype=np.uint8)
+    with open(out + ".genome.fa", "wb") as fh:
+        text = bases[genome].tobytes()
+        fh.write(b">genome length=%d\n" % genome_len)
+        fh.write(b"".join(text[i:i + 80] + b"\n" for i in range(0, genome_len, 80)))
     qual = b"I" * length
     with open(out, "wb") as fh:
         batch = 100_000

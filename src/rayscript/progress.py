@@ -14,7 +14,8 @@ class ProgressDisplay(Protocol):
 
 class Progress:
     """Called with (done, total) while a long statement works: bytes read by ``load`` (shown in
-    MiB), levels of a ``search``, ..."""
+    MiB), levels of a ``search``, phases of ``assemble``.  On a terminal a bar; otherwise a line
+    every 10% of a long read, and nothing for the rest."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
@@ -44,7 +45,7 @@ class Progress:
                 self.finish()
         else:
             step = int(frac * 10)
-            if step > self.last_step and (unit != "MiB" or total >= 4 * scale):
+            if step > self.last_step and unit == "MiB" and total >= 4 * scale:  # lines only for long reads
                 self.last_step = step
                 self.stream.write(f"{what}: {frac:.0%} ({amount.replace(' / ', ' of ')}, all ranks)\n")
                 self.stream.flush()

@@ -158,8 +158,8 @@ def _count_paths(cmd):
     lengths = np.array([n for rep in replies for n in rep.lengths], np.int64)
     data = {"paths": len(lengths), "total": int(lengths.sum()), "n50": n50(lengths),
             "longest": int(lengths.max(initial=0))}
-    text = (f"{data['paths']:,} paths, {data['total']:,} bases in total, N50 {data['n50']:,}, "
-            f"longest {data['longest']:,}")
+    text = (f"{data['paths']:,} path{'' if data['paths'] == 1 else 's'}, {data['total']:,} bases in total, "
+            f"N50 {data['n50']:,}, longest {data['longest']:,}")
     return [Result("count", text, data)]
 
 
@@ -287,7 +287,8 @@ class Dump(_KmersOnly, keyword="dump"):
             if isinstance(exc, OSError):
                 raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
             raise
-        return [Result("dump", f"wrote {len(records):,} paths as FASTA ({offset:,} bytes) to {path} (each rank "
+        noun = "path" if len(records) == 1 else "paths"
+        return [Result("dump", f"wrote {len(records):,} {noun} as FASTA ({offset:,} bytes) to {path} (each rank "
                                "wrote its own records)", {"path": path, "bytes": offset, "paths": len(records)})]
 
 
