@@ -200,3 +200,85 @@ def test_bad_input_is_refused_and_changes_nothing(genome_reads, tmp_path):
     with Cluster.local(2) as c, pytest.raises(RayScriptError, match="cannot run inside 'parallel'"):
         c.run("parallel { assemble kmers into paths/x }")
 
+
+
+def test_ctrl_c_during_assemble_is_abandoned_by_every_rank_and_changes_nothing(genome_reads, monkeypatch):
+    import os
+    import signal
+
+    from rayscript.genomics import assembly
+
+    _genome, path = genome_reads
+    original = assembly.AssemblyService._links
+
+    def links_then_ctrl_c(self, graph):
+        if self.node.rank == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C while the ranks work
+        return original(self, graph)
+
+    monkeypatch.setattr(assembly.AssemblyService, "_links", links_then_ctrl_c)
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        with pytest.raises(RayScriptError, match="assemble cancelled"):
+            c.run("assemble kmers into paths/contig")
+        assert c.run("count paths")[0].data["paths"] == 0
+        monkeypatch.setattr(assembly.AssemblyService, "_links", original)
+        assert c.run("assemble kmers into paths/contig")[0].data["contigs"] == 1  # and the ranks go on
+
+
+def test_a_rank_failing_midway_is_a_located_error_and_no_path_is_written(genome_reads, monkeypatch):
+    from rayscript.genomics import assembly
+
+    _genome, path = genome_reads
+    original = assembly.AssemblyService._spell
+
+    def spell_fails_on_rank_1(self, *args):
+        if self.node.rank == 1:
+            raise MemoryError("no memory left")
+        return original(self, *args)
+
+    monkeypatch.setattr(assembly.AssemblyService, "_spell", spell_fails_on_rank_1)
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        with pytest.raises(RayScriptError, match=r"x\.ray:2:1: rank 1: .*MemoryError: no memory left"):
+            c.run("count kmers\nassemble kmers into paths/contig", "x.ray")
+        assert c.run("count paths")[0].data["paths"] == 0
+
+
+FAIL_MIDWAY = """
+import sys
+from mpi4py import MPI
+from rayscript import Cluster
+from rayscript.genomics import assembly
+
+original = assembly.AssemblyService._spell
+def fails(self, *args):
+    if self.node.rank == 1 and not failed:
+        failed.append(1)
+        raise MemoryError("no memory left")
+    return original(self, *args)
+failed = []
+assembly.AssemblyService._spell = fails
+with Cluster(comm=MPI.COMM_WORLD) as c:
+    if c is not None:
+        c.run('load "%s" into kmers k=31')
+        try:
+            c.run("assemble kmers into paths/contig")
+        except Exception as exc:
+            print("FAILED:", exc, flush=True)
+        print("PATHS", c.run("count paths")[0].data["paths"], flush=True)
+        print("AGAIN", c.run("assemble kmers into paths/contig")[0].data["contigs"], flush=True)
+"""
+
+
+@pytest.mark.mpi
+def test_a_rank_failing_midway_under_mpiexec_ends_the_statement_on_every_rank(genome_reads, tmp_path):
+    from conftest import BIN
+
+    _genome, path = genome_reads
+    prog = tmp_path / "fail.py"
+    prog.write_text(FAIL_MIDWAY % path)
+    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "<string>:1:1: rank 1: assemble stopped: MemoryError: no memory left" in proc.stdout, proc.stdout
+    assert "PATHS 0" in proc.stdout and "AGAIN 1" in proc.stdout  # nothing written; the ranks go on

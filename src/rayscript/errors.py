@@ -138,6 +138,15 @@ class StatementError(RayScriptError):
         return msg
 
 
+class CollectiveAborted(RayScriptError):
+    """Another rank left a collective operation (it failed): ``rank`` and ``reason`` say which and
+    why.  Every rank resets the collective channel before it is used again."""
+
+    def __init__(self, rank: int, reason: str):
+        super().__init__(f"rank {rank} failed: {reason}")
+        self.rank, self.reason = rank, reason
+
+
 class Cancelled(RayScriptError):
     """The user interrupted a statement; the orders already in flight were completed."""
 

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RayScriptError
+from ..errors import CollectiveAborted, RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
-from ..messages import Message
+from ..messages import ErrorReply, Message
 from ..store import encoding
 from ..store.partition import owner, owners
 
@@ -241,7 +241,16 @@ class AssemblyService:
 
     def on_assemble(self, msg: AssembleOrder) -> None:
         with self.node.deferred_interrupt():
-            self._assemble(msg)
+            try:
+                self._assemble(msg)
+            except CollectiveAborted as exc:  # another rank failed: every rank leaves, together
+                self.node.collective.reset()
+                self.node.reply(msg, ErrorReply(rank=exc.rank, reason=f"assemble stopped: {exc.reason}"))
+            except Exception as exc:  # this rank failed: tell the others, who stop at their next wait
+                reason = f"{type(exc).__name__}: {exc}"
+                self.node.collective.abort(reason)
+                self.node.collective.reset()
+                self.node.reply(msg, ErrorReply(rank=self.node.rank, reason=f"assemble stopped: {reason}"))
 
     # --- the collective steps -------------------------------------------------------------
     def _sync(self, error: str | None) -> bool:

@@ -14,12 +14,22 @@ import time
 
 import numpy as np
 
-from ..errors import RayScriptError
+from ..errors import CollectiveAborted, RayScriptError
+
+TAG_ABORT = 9
 
 
 class Collective:
     rank: int
     size: int
+
+    def abort(self, reason: str) -> None:
+        """This rank leaves the operation: the others get CollectiveAborted from their next wait."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Every rank, after an abort: a fresh channel for the next operation."""
+        raise NotImplementedError
 
     def alltoallv(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """Send arrays[d] to rank d; return the arrays received from every rank, by source."""
@@ -30,7 +40,9 @@ class Collective:
         raise NotImplementedError
 
 
-def _polite_wait(req) -> None:
+def _polite_wait(req, aborted=None) -> None:
+    """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
+    raises when another rank left the operation."""
     spins = 0
     while not req.Test():
         spins += 1
@@ -38,6 +50,8 @@ def _polite_wait(req) -> None:
             os.sched_yield()
         else:
             time.sleep(0.0002)
+        if aborted is not None and spins % 50 == 0:
+            aborted()
 
 
 class MPICollective(Collective):
@@ -45,21 +59,36 @@ class MPICollective(Collective):
         from mpi4py import MPI
 
         self.MPI = MPI
+        self.parent = comm
         self.comm = comm.Dup()
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
+        self._sent: list = []
+
+    def _aborted(self) -> None:
+        status = self.MPI.Status()
+        if self.comm.Iprobe(self.MPI.ANY_SOURCE, TAG_ABORT, status):
+            reason = self.comm.recv(source=status.Get_source(), tag=TAG_ABORT)
+            raise CollectiveAborted(status.Get_source(), reason)
+
+    def abort(self, reason: str) -> None:
+        self._sent = [self.comm.isend(reason, dest=r, tag=TAG_ABORT) for r in range(self.size) if r != self.rank]
+
+    def reset(self) -> None:
+        # the old channel may hold operations no rank will finish: it is left behind, not reused
+        self.comm = self.parent.Dup()
 
     def allreduce(self, values):
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty_like(values)
-        _polite_wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM))
+        _polite_wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), self._aborted)
         return out
 
     def alltoallv(self, arrays):
         dtype = arrays[0].dtype
         send_counts = np.array([len(a) for a in arrays], dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
-        _polite_wait(self.comm.Ialltoall(send_counts, recv_counts))
+        _polite_wait(self.comm.Ialltoall(send_counts, recv_counts), self._aborted)
         sendbuf = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))
@@ -70,7 +99,7 @@ class MPICollective(Collective):
                                        [recvbuf, (recv_counts.astype(np.int32), rdispl.astype(np.int32)), mpitype])
         else:  # pragma: no cover - chunks are bounded far below this
             raise RayScriptError("a bulk exchange of more than 2**31 items per rank pair")
-        _polite_wait(req)
+        _polite_wait(req, self._aborted)
         return [recvbuf[rdispl[s]: rdispl[s] + recv_counts[s]] for s in range(self.size)]
 
 
@@ -79,8 +108,15 @@ class LocalBoard:
 
     def __init__(self, size: int, timeout: float = 120.0):
         self.size = size
+        self.timeout = timeout
         self.slots = [[None] * size for _ in range(size)]
         self.barrier = threading.Barrier(size, timeout=timeout)
+        self.aborted: tuple[int, str] | None = None
+        self.rejoin = threading.Barrier(size, action=self._fresh, timeout=timeout)
+
+    def _fresh(self) -> None:
+        self.barrier = threading.Barrier(self.size, timeout=self.timeout)
+        self.aborted = None
 
 
 class LocalCollective(Collective):
@@ -93,7 +129,17 @@ class LocalCollective(Collective):
         try:
             self.board.barrier.wait()
         except threading.BrokenBarrierError:
+            if self.board.aborted is not None:
+                raise CollectiveAborted(*self.board.aborted) from None
             raise RayScriptError("a rank left a collective operation (timeout)") from None
+
+    def abort(self, reason: str) -> None:
+        if self.board.aborted is None:
+            self.board.aborted = (self.rank, reason)
+        self.board.barrier.abort()
+
+    def reset(self) -> None:
+        self.board.rejoin.wait()
 
     def alltoallv(self, arrays):
         for d, a in enumerate(arrays):
