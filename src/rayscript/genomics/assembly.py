@@ -386,19 +386,25 @@ class AssemblyService:
         def facing_degree(ids, sides):
             pos, found = g.index(ids)
             deg = np.where(found, degrees[pos, sides.astype(np.int64)], 0) if g.n else np.zeros(len(ids))
-            return (np.asarray(deg, np.int64),)
+            return np.asarray(deg, np.int64), pos.astype(np.int64)
 
-        (deg,) = self.ex.ask(owners(q_id, self.ex.size), (q_id, q_side), facing_degree)
+        dest = owners(q_id, self.ex.size)
+        deg, where = self.ex.ask(dest, (q_id, q_side), facing_degree)
         flat = linked.ravel()
         flat[rows] = deg == 1
         linked = flat.reshape(n, 2)
-        return (link_id, link_side, linked), degrees
+        # a neighbour's handle: its index on its owner and the owner (later rounds index directly)
+        link_h = np.zeros((n, 2), np.int64)
+        link_h.ravel()[rows] = where * self.ex.size + dest
+        return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs by pointer jumping ----------------------------------------------------------
-    def _jump(self, g: Graph, link_id, link_side, linked):
-        n = g.n
+    def _jump(self, g: Graph, link_id, link_side, linked, link_h):
+        n, size = g.n, self.ex.size
         x = np.repeat(g.ids[:, None], 2, axis=1)
+        me = np.repeat((np.arange(n, dtype=np.int64) * size + self.coll.rank)[:, None], 2, axis=1)
         far = np.where(linked, link_id, x)
+        far_h = np.where(linked, link_h, me)
         side = np.where(linked, 1 - link_side, np.array([L, R], np.uint8)[None, :]).astype(np.uint8)
         dist = linked.astype(np.int64)
         done = ~linked
@@ -406,38 +412,38 @@ class AssemblyService:
         total = int(self.coll.allreduce(np.array([n], np.int64))[0])
         rounds = int(np.ceil(np.log2(total + 1))) + 2
 
-        def state(ids, sides):
-            pos, _found = g.index(ids)
-            s = sides.astype(np.int64)
-            return far[pos, s], side[pos, s], dist[pos, s], done[pos, s].astype(np.uint8), low[pos, s]
+        def state(handles, sides):
+            pos, s = handles // size, sides.astype(np.int64)
+            return (far[pos, s], far_h[pos, s], side[pos, s], dist[pos, s], done[pos, s].astype(np.uint8),
+                    low[pos, s])
 
         for _ in range(rounds):
             if not self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
                 break
             rows = np.flatnonzero(~done.ravel())
             i, s = rows // 2, rows % 2
-            f2, s2, d2, done2, low2 = self.ex.ask(owners(far[i, s], self.ex.size), (far[i, s], side[i, s]), state)
-            far[i, s], side[i, s] = f2, s2
+            h = far_h[i, s]
+            f2, h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, side[i, s]), state)
+            far[i, s], far_h[i, s], side[i, s] = f2, h2, s2
             dist[i, s] += d2
             done[i, s] = done2.astype(bool)
             low[i, s] = np.minimum(low[i, s], low2)
         return far, side, dist, done, low
 
     def _chains(self, g: Graph, links):
-        link_id, link_side, linked = links
+        link_id, link_side, linked, link_h = links
         linked = linked.copy()
-        far, side, dist, done, low = self._jump(g, link_id, link_side, linked)
+        far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h)
         if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
             # cycles: cut each at its smallest k-mer (its L side, and the side facing it)
             cut = (~done[:, L]) & (low[:, L] == g.ids)
             linked[cut, L] = False
             tell = np.flatnonzero(cut)
-            dest = owners(link_id[tell, L], self.ex.size) if len(tell) else np.zeros(0, np.int64)
-            got_ids, got_sides = self.ex.scatter(dest, link_id[tell, L], link_side[tell, L])
-            ids2, sides2 = np.concatenate(got_ids), np.concatenate(got_sides)
-            pos, found = g.index(ids2)
-            linked[pos[found], sides2[found].astype(np.int64)] = False
-            far, side, dist, done, low = self._jump(g, link_id, link_side, linked)
+            h = link_h[tell, L]
+            got_h, got_sides = self.ex.scatter(h % self.ex.size, h, link_side[tell, L])
+            h2, sides2 = np.concatenate(got_h), np.concatenate(got_sides)
+            linked[h2 // self.ex.size, sides2.astype(np.int64)] = False
+            far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h)
         return far, side, dist
 
     @staticmethod
@@ -453,7 +459,7 @@ class AssemblyService:
 
     # --- 5. tips and bubbles ------------------------------------------------------------------
     def _clean(self, g: Graph, links, degrees, far, side, dist):
-        link_id, _link_side, linked = links
+        link_id, _link_side, linked, _link_h = links
         key, _pos, _forward = self._unitig_of(g, far, side, dist)
         length = dist[:, L] + dist[:, R] + 1
         # what each node tells its unitig's owner: its count, and for each side that ends the
