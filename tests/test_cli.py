@@ -12,16 +12,25 @@ from conftest import BIN, ROOT, rayscript_cmd, run_mpi
 pytestmark = pytest.mark.mpi
 
 
-def test_readme_demo_runs_the_seed_on_six_ranks():
+def test_readme_demo_runs_the_seed_and_an_assembly_on_six_ranks():
     proc = subprocess.run(["bash", "scripts/demo"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
     assert "copied kmers/19123890 from rank 2 to rank 5" in out
     assert "kmers/19123890 is on ranks 2 (owner), 5" in out
     assert "kmers/19123890 count=3 edges=->-  (on rank 5)" in out
-    table = out[-8:]
+    start = out.index("== examples/assemble.ray: reads -> k-mers -> contigs")
+    table = out[start - 9:start - 1]
     assert table[0].split() == ["rank", "host", "kmers", "paths", "results", "bytes"]
     assert len(table) == 8  # header, rule, six ranks
+    # the assembly: one contig for the 20 kbp genome, written as FASTA
+    assert any(line.startswith("assembled 1 contig into paths/contig-1..1: ") for line in out), proc.stdout
+    written = [line for line in out if line.startswith("wrote 1 path as FASTA")]
+    assert written and written[0].rstrip(")").endswith("demo-data/contigs.fa (each rank wrote its own records")
+    contig = "".join((ROOT / "demo-data" / "contigs.fa").read_text().splitlines()[1:])
+    genome = "".join((ROOT / "demo-data" / "reads.fq.genome.fa").read_text().splitlines()[1:])
+    rc = contig[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    assert len(contig) > 19_900 and (contig in genome or rc in genome)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 6])

@@ -72,9 +72,12 @@ def test_walk_under_mpiexec_matches_the_local_backend(lambda_reads, tmp_path, ra
         c.run(f"walk kmers/{start} both into paths/contig")
         local = c.get("paths/contig").sequence
     proc = run_mpi(ranks, *rayscript_cmd(), "run", "-e",
-                   f'load "{path}" into kmers k=31\nwalk kmers/{start} both into paths/contig\nget paths/contig')
+                   f'load "{path}" into kmers k=31\nwalk kmers/{start} both into paths/contig\nget paths/contig\n'
+                   f'dump paths/contig to "{tmp_path}/walk.fa"')
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1].startswith(f"paths/contig length={len(local)} sequence={local}")
+    assert f"paths/contig length={len(local)} sequence={local[:60]}...{local[-20:]}" in proc.stdout
+    fasta = (tmp_path / "walk.fa").read_text().splitlines()
+    assert fasta[0].startswith(f">contig length={len(local)}") and "".join(fasta[1:]) == local
 
 
 def test_walk_stops_at_branches_cycles_and_the_length_limit(tmp_path):

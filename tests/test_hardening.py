@@ -276,10 +276,11 @@ def test_numeric_keys_are_checked_against_the_store(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("count paths", "'count' applies to kmers, not paths"),
+    ("count results", "'count' applies to kmers, not results"),
     ('load "x.fq" into paths', "'load' applies to kmers, not paths"),
     ("histogram results", "'histogram' applies to kmers, not results"),
-    ('dump paths to "x"', "'dump' applies to kmers, not paths"),
+    ('dump results to "x"', "'dump' applies to kmers, not results"),
+    ("copy paths/* from 0 to 1", "'copy' takes k-mer selectors"),
     ('query "x.fa" in results', "'query' applies to kmers, not results"),
 ])
 def test_statements_refuse_namespaces_they_do_not_apply_to(text, message):

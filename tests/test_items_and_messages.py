@@ -3,6 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rayscript import messages as m
+from rayscript.genomics import assembly as asm
 from rayscript.genomics import checkpoint as ck
 from rayscript.genomics import graph as gr
 from rayscript.genomics import kmers as g
@@ -59,6 +60,11 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         gr.PathReply(length=40, kmers=10, reason="branch", sequence="ACGT", rank=2), gr.NeighboursReply(found=3),
         ck.SavedReply(entry={"file": "f", "bytes": 3}), ck.VerifiedReply(kmers=3, named=1),
         ck.CommittedReply(named=[("paths", "p")]),
+        asm.AssembleOrder(prefix="contig", min_count=3, min_length=62, replace=True),
+        asm.AssembleReply(min_count=3, contigs=2, total=100, n50=60, longest=60, phases={"paths": 0.1}),
+        asm.PathLengthsOrder(selector=("prefix", "c"), fasta=True),
+        asm.PathLengthsReply(names=["c-1"], lengths=[60], sizes=[90]),
+        asm.PathWriteOrder(path="o", places=[("c-1", 0)]),
         ck.SaveOrder(directory="/d"), ck.VerifyOrder(files=[("/d/f", {"bytes": 1})], token="t", k=21),
         ck.CommitOrder(token="t", commit=False),
     ]
