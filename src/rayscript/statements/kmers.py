@@ -229,24 +229,8 @@ class Dump(_KmersOnly, keyword="dump"):
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
         sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector))
         offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
-        tmp = f"{path}.part{os.getpid()}"
-        if not cmd.explaining:
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.truncate(int(offsets[-1]))
-            except OSError as exc:
-                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
-        try:
-            written = yield cmd.every(lambda r: DumpWriteOrder(recipient=r, path=tmp, offset=int(offsets[r]),
-                                                               lo=lo, hi=hi, selector=selector))
-            if not cmd.explaining:
-                os.replace(tmp, path)
-        except BaseException as exc:
-            if not cmd.explaining and os.path.exists(tmp):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
-            raise
+        written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
+            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector))
         nbytes = sum(w.nbytes for w in written)
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
                        {"path": path, "bytes": nbytes})]
@@ -270,26 +254,34 @@ class Dump(_KmersOnly, keyword="dump"):
         for _order, r, name, size in records:
             places[r].append((name, offset))
             offset += size
-        tmp = f"{path}.part{os.getpid()}"
-        if not cmd.explaining:
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.truncate(offset)
-            except OSError as exc:
-                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
-        try:
-            yield cmd.every(lambda r: PathWriteOrder(recipient=r, path=tmp, places=places[r]))
-            if not cmd.explaining:
-                os.replace(tmp, path)
-        except BaseException as exc:
-            if not cmd.explaining and os.path.exists(tmp):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
-            raise
+        yield from _write_in_parts(cmd, path, offset,
+                                   lambda r, tmp: PathWriteOrder(recipient=r, path=tmp, places=places[r]))
         noun = "path" if len(records) == 1 else "paths"
         return [Result("dump", f"wrote {len(records):,} {noun} as FASTA ({offset:,} bytes) to {path} (each rank "
                                "wrote its own records)", {"path": path, "bytes": offset, "paths": len(records)})]
+
+
+def _write_in_parts(cmd, path: str, size: int, order):
+    """Every rank writes its part of one file (``order(rank, temporary path)`` says what): the
+    file is sized first under a temporary name and renamed into place once all have written."""
+    tmp = f"{path}.part{os.getpid()}"
+    if not cmd.explaining:
+        try:
+            with open(tmp, "wb") as fh:
+                fh.truncate(size)
+        except OSError as exc:
+            raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        written = yield cmd.every(lambda r: order(r, tmp))
+        if not cmd.explaining:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        if not cmd.explaining and os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+    return written
 
 
 def _name_order(name: str) -> tuple:
