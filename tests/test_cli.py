@@ -1,9 +1,11 @@
 """End to end: real mpiexec with several ranks, the CLI and the embedding API."""
 
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +248,32 @@ def test_a_rank_killed_outright_is_named_by_its_keeper_and_the_job_ends(tmp_path
     assert proc.stderr.count("rayscript: rank") == 1, proc.stderr
     assert "rayscript: rank 2 (pid " in proc.stderr and "was killed (SIGKILL" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_launcher_of_another_mpi_is_named_in_one_line(monkeypatch):
+    from rayscript.runtime.keeper import launcher_mismatch
+
+    for name in ("PMI_RANK", "HYDRA_CONTROL_FD", "PMI_FD", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert launcher_mismatch() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")  # Open MPI's launcher, the mpich wheel here
+    assert "started by Open MPI's mpiexec, but rayscript's mpi4py runs on MPICH" in launcher_mismatch()
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE")
+    monkeypatch.setenv("PMI_RANK", "0")  # MPICH's own launcher: fine
+    assert launcher_mismatch() is None
+
+
+def test_open_mpis_mpirun_gets_one_line_saying_which_mpiexec_to_use():
+    mpirun = Path("/usr/bin/mpirun")
+    if not mpirun.exists() or "Open MPI" not in subprocess.run([str(mpirun), "--version"], capture_output=True,
+                                                                text=True).stdout:
+        pytest.fail("Open MPI's mpirun is needed (scripts/test installs openmpi-bin with apt-get)")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    proc = subprocess.run([str(mpirun), "--oversubscribe", "-np", "3", str(BIN / "rayscript"), "run", "-e", "ranks"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode != 0
+    ours = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("rayscript:")]
+    assert ours == [f"rayscript: this job was started by Open MPI's mpiexec, but rayscript's mpi4py runs on MPICH "
+                    f"(the pip package): start it with {BIN / 'mpiexec'} -n N ... instead, or set rayscript up with "
+                    "RAYSCRIPT_MPI=system scripts/setup to use the system MPI (with its development headers)"]
+    assert "PMI" not in proc.stderr and "Traceback" not in proc.stderr

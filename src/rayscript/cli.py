@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
-        from .runtime.keeper import split, under_mpiexec
+        from .runtime.keeper import launcher_mismatch, launcher_rank, split, under_mpiexec
 
+        mismatch = launcher_mismatch() if under_mpiexec() else None
+        if mismatch:
+            if launcher_rank() in (None, "0"):  # one line for the job, not one per rank
+                print(f"rayscript: {mismatch}", file=sys.stderr)
+            return 2
         if args.command == "exec":
             return cmd_exec(args)
         if under_mpiexec():

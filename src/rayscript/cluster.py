@@ -58,12 +58,16 @@ class Cluster:
         rank 0 with (done, total) during long statements; ``interrupt_check`` returns True when
         the user asked to cancel (for a shell that reads Ctrl-C as a key)."""
         if _messenger is None:
-            from .runtime.keeper import under_mpiexec
-            from .runtime.mpi import MPIMessenger
+            from .runtime.keeper import launcher_mismatch, under_mpiexec
 
             if comm is None and not under_mpiexec():
                 raise RayScriptError("not started under mpiexec: use Cluster.local(ranks=N) in one "
                                      "process, or start the program with mpiexec -n N")
+            mismatch = launcher_mismatch() if comm is None else None
+            if mismatch:
+                raise RayScriptError(mismatch)
+            from .runtime.mpi import MPIMessenger
+
             _messenger = MPIMessenger(comm)
         if _collective is None:
             from .runtime.collective import MPICollective

