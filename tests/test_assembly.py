@@ -282,3 +282,17 @@ def test_a_rank_failing_midway_under_mpiexec_ends_the_statement_on_every_rank(ge
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "<string>:1:1: rank 1: assemble stopped: MemoryError: no memory left" in proc.stdout, proc.stdout
     assert "PATHS 0" in proc.stdout and "AGAIN 1" in proc.stdout  # nothing written; the ranks go on
+
+
+def test_cleaning_gives_the_same_contigs_on_any_rank_count(genome_reads):
+    """With min_count=1 every error k-mer is in the graph: many tips and bubbles, whose arms may
+    belong to unitigs owned by different ranks."""
+    _genome, path = genome_reads
+    found = []
+    for ranks in (1, 2, 3, 5):
+        with Cluster.local(ranks) as c:
+            c.run(f'load "{path}" into kmers k=31')
+            (res,) = c.run("assemble kmers into paths/contig min_count=1 min_length=31")
+            found.append((res.data["tips"], res.data["bubbles"], contigs(c)))
+    assert found[0][0] > 0 and found[0][1] > 0
+    assert all(f == found[0] for f in found)

@@ -295,10 +295,13 @@ class AssemblyService:
         phases["threshold"] = time.monotonic() - t0
         self._progress(1)
         removed = {"tips": 0, "bubbles": 0}
+        reuse = None
         for _round in range(CLEAN_ROUNDS):
             t = time.monotonic()
             links, degrees = self._links(graph)
-            far, side, dist = self._chains(graph, links)
+            if reuse is not None:
+                reuse = self._unchanged(graph, links, *reuse)
+            far, side, dist = self._chains(graph, links, reuse)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
             t = time.monotonic()
             drop, tips, bubbles = self._clean(graph, links, degrees, far, side, dist)
@@ -310,11 +313,13 @@ class AssemblyService:
                 return self._fail(msg)
             if gone[0] == 0:
                 break
+            # what the next round can keep: the unitigs that no change of link touches
+            reuse = (links[2][~drop], links[0][~drop], far[~drop], side[~drop], dist[~drop])
             graph = Graph(graph.ids[~drop], graph.counts[~drop], graph.edges[~drop], k)
         else:
             t = time.monotonic()
             links, degrees = self._links(graph)
-            far, side, dist = self._chains(graph, links)
+            far, side, dist = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
             phases["graph and unitigs"] += time.monotonic() - t
         self._progress(2)
         t = time.monotonic()
@@ -399,7 +404,18 @@ class AssemblyService:
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs by pointer jumping ----------------------------------------------------------
-    def _jump(self, g: Graph, link_id, link_side, linked, link_h):
+    def _unchanged(self, g: Graph, links, old_linked, old_id, far, side, dist):
+        """After k-mers left the graph: the unitigs none of whose nodes changed a link keep their
+        ends and positions; returns (far, side, dist, clean) for the next jumping."""
+        link_id, _link_side, linked, _link_h = links
+        changed = (linked != old_linked).any(axis=1) | (linked & (link_id != old_id)).any(axis=1)
+        key, _pos, _forward = self._unitig_of(g, far, side, dist)
+        touched = np.unique(key[changed])
+        every = np.concatenate(self.coll.alltoallv([touched] * self.ex.size))
+        clean = ~np.isin(key, every) if len(every) else np.ones(g.n, bool)
+        return far, side, dist, clean
+
+    def _jump(self, g: Graph, link_id, link_side, linked, link_h, reuse=None):
         n, size = g.n, self.ex.size
         x = np.repeat(g.ids[:, None], 2, axis=1)
         me = np.repeat((np.arange(n, dtype=np.int64) * size + self.coll.rank)[:, None], 2, axis=1)
@@ -409,6 +425,10 @@ class AssemblyService:
         dist = linked.astype(np.int64)
         done = ~linked
         low = np.where(linked, np.minimum(link_id, x), x)
+        if reuse is not None:  # unitigs untouched by the last cleaning: their ends are known already
+            far0, side0, dist0, clean = reuse
+            far[clean], side[clean], dist[clean] = far0[clean], side0[clean], dist0[clean]
+            far_h[clean], done[clean] = me[clean], True
         total = int(self.coll.allreduce(np.array([n], np.int64))[0])
         rounds = int(np.ceil(np.log2(total + 1))) + 2
 
@@ -430,10 +450,10 @@ class AssemblyService:
             low[i, s] = np.minimum(low[i, s], low2)
         return far, side, dist, done, low
 
-    def _chains(self, g: Graph, links):
+    def _chains(self, g: Graph, links, reuse=None):
         link_id, link_side, linked, link_h = links
         linked = linked.copy()
-        far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h)
+        far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h, reuse)
         if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
             # cycles: cut each at its smallest k-mer (its L side, and the side facing it)
             cut = (~done[:, L]) & (low[:, L] == g.ids)
@@ -443,7 +463,7 @@ class AssemblyService:
             got_h, got_sides = self.ex.scatter(h % self.ex.size, h, link_side[tell, L])
             h2, sides2 = np.concatenate(got_h), np.concatenate(got_sides)
             linked[h2 // self.ex.size, sides2.astype(np.int64)] = False
-            far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h)
+            far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h, reuse)
         return far, side, dist
 
     @staticmethod
@@ -473,6 +493,8 @@ class AssemblyService:
         ukey, ulen, ucount, eL, eR, dL, dR, nL, nR = (np.concatenate(a) for a in got)
         remove_keys = []
         tips = bubbles = 0
+        arm_lo = arm_hi = arm_key = np.empty(0, np.uint64)
+        arm_cov = np.empty(0, np.float64)
         if len(ukey):
             order = np.argsort(ukey, kind="stable")
             ukey, ulen, ucount = ukey[order], ulen[order], ucount[order]
@@ -495,14 +517,18 @@ class AssemblyService:
             tips = int(tip.sum())
             remove_keys.append(keys[tip])
             arm = (~tip) & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k)
-            if arm.any():
-                pair_lo, pair_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
-                akeys, acov = keys[arm], cov[arm]
-                o = np.lexsort((akeys, -acov, pair_hi, pair_lo))  # best arm first in each pair
-                pair_lo, pair_hi, akeys = pair_lo[o], pair_hi[o], akeys[o]
-                dup = np.concatenate(([False], (pair_lo[1:] == pair_lo[:-1]) & (pair_hi[1:] == pair_hi[:-1])))
-                bubbles = int(dup.sum())
-                remove_keys.append(akeys[dup])
+            arm_lo, arm_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
+            arm_key, arm_cov = keys[arm], cov[arm].astype(np.float64)
+        # the arms of one bubble may belong to unitigs owned by different ranks: each arm goes to the
+        # owner of the smaller k-mer it joins, which sees every arm between that pair
+        got = self.ex.scatter(owners(arm_lo, self.ex.size), arm_lo, arm_hi, arm_key, arm_cov)
+        pair_lo, pair_hi, akeys, acov = (np.concatenate(a) for a in got)
+        if len(akeys):
+            o = np.lexsort((akeys, -acov, pair_hi, pair_lo))  # best arm first in each pair
+            pair_lo, pair_hi, akeys = pair_lo[o], pair_hi[o], akeys[o]
+            dup = np.concatenate(([False], (pair_lo[1:] == pair_lo[:-1]) & (pair_hi[1:] == pair_hi[:-1])))
+            bubbles = int(dup.sum())
+            remove_keys.append(akeys[dup])
         mine = np.concatenate(remove_keys) if remove_keys else np.empty(0, np.uint64)
         # the unitigs that leave the graph, to every rank (few: a list of keys)
         every = np.concatenate(self.coll.alltoallv([mine] * self.ex.size))
