@@ -52,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 
         mismatch = launcher_mismatch() if under_mpiexec() else None
         if mismatch:
-            if launcher_rank() in (None, "0"):  # one line for the job, not one per rank
-                print(f"rayscript: {mismatch}", file=sys.stderr)
-            return 2
+            # one line for the job, from its first rank; the others end quietly and normally, so the
+            # launcher does not stop the job before that line is out
+            if launcher_rank() in (None, "0"):
+                print(f"rayscript: {mismatch}", file=sys.stderr, flush=True)
+                return 2
+            return 0
         if args.command == "exec":
             return cmd_exec(args)
         if under_mpiexec():
