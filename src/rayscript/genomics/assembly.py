@@ -195,11 +195,20 @@ class PathWriteOrder(Message, kind="path-write", code=124):
 FASTA_WIDTH = 80
 
 
+def _fasta_head(path: GraphPath) -> str:
+    return f">{path.name} length={len(path.sequence)} mean_count={path.coverage:.1f}"
+
+
 def fasta_record(path: GraphPath) -> bytes:
     seq = path.sequence
     lines = [seq[i:i + FASTA_WIDTH] for i in range(0, len(seq), FASTA_WIDTH)] or [""]
-    head = f">{path.name} length={len(seq)} mean_count={path.coverage:.1f}"
-    return ("\n".join([head, *lines]) + "\n").encode()
+    return ("\n".join([_fasta_head(path), *lines]) + "\n").encode()
+
+
+def fasta_size(path: GraphPath) -> int:
+    """len(fasta_record(path)), without writing the record out."""
+    n = len(path.sequence)
+    return len(_fasta_head(path).encode()) + 1 + n + max(1, -(-n // FASTA_WIDTH))
 
 
 def selected_paths(table: dict, selector: tuple) -> list[GraphPath]:
@@ -222,7 +231,7 @@ class AssemblyService:
     def on_lengths(self, msg: PathLengthsOrder) -> None:
         paths = selected_paths(self.node.shard.tables["paths"], msg.selector)
         self.node.reply(msg, PathLengthsReply(names=[p.name for p in paths], lengths=[len(p.sequence) for p in paths],
-                                              sizes=[len(fasta_record(p)) for p in paths] if msg.fasta else []))
+                                              sizes=[fasta_size(p) for p in paths] if msg.fasta else []))
 
     def on_write(self, msg: PathWriteOrder) -> None:
         import os

@@ -211,6 +211,3 @@ def values(node: Any) -> Iterator[tuple[Any, bool]]:
         elif is_dataclass(v) and not isinstance(v, type):
             stack.extend((getattr(v, f.name), False) for f in reversed(fields(v)))
 
-
-def statement_words() -> tuple[str, ...]:
-    return tuple(sorted(Statement.registry))

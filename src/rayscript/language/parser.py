@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
 from dataclasses import fields
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -477,9 +476,3 @@ def parse(text: str, source: str = "<script>") -> list[ast.Statement]:
 def parse_all(text: str, source: str = "<script>") -> tuple[list[ast.Statement], list[ScriptError]]:
     return default_parser().parse_all(text, source)
 
-
-def iter_statement_rules(grammar: str) -> Iterator[str]:
-    """The statement alternatives listed in a grammar's ``?statement`` rule."""
-    m = re.search(r"\?statement:(.*?)\n\s*\n", grammar, re.S)
-    if m:
-        yield from (w.strip() for w in m.group(1).split("|") if w.strip())

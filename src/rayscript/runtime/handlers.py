@@ -65,7 +65,11 @@ class StoreService:
         return True
 
     def on_put(self, msg: PutOrder) -> None:
-        if self._store(msg, unpack_item(msg.item)):
+        item = unpack_item(msg.item)
+        problem = self.shard.id_problem(item)
+        if problem:
+            self.node.fail_order(msg, problem, msg.key)
+        elif self._store(msg, item):
             self.node.reply(msg, Ack())
 
     def on_get(self, msg: GetOrder) -> None:

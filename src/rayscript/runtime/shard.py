@@ -59,6 +59,14 @@ class Shard:
             return self.kmers.get(ident) is not None
         return ident in self.tables[namespace]
 
+    def id_problem(self, item: Carriageable) -> str | None:
+        """Why a k-mer given from outside (``put``) cannot be in this store: an id of another k or,
+        in a canonical store, not canonical.  Items copied between shards came from the store."""
+        table = self.kmers
+        if not isinstance(item, Kmer) or not table.k:
+            return None
+        return encoding.id_problem(item.id, table.k, table.canonical)
+
     def put(self, item: Carriageable, mode: str | None = None) -> None:
         """Store ``item``.  If the key is held already: ``replace`` overwrites, ``merge``
         combines (k-mers: counts added, edges united), otherwise :class:`ItemExists`."""
@@ -66,9 +74,6 @@ class Shard:
             table = self.kmers
             if item.k and table.k and item.k != table.k:
                 raise ValueError(f"this store holds k={table.k} k-mers, not k={item.k}")
-            problem = encoding.id_problem(item.id, table.k, table.canonical) if table.k else None
-            if problem:
-                raise ValueError(problem)
             if mode != "replace":
                 old = table.get(item.id)
                 if old is not None:
