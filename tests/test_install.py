@@ -6,6 +6,7 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,10 @@ def test_the_wheel_without_extras_runs_every_way_in(tmp_path):
                           "with Cluster.local(2) as c: print(c.run('ranks')[0].data[1]['rank'])"],
                          capture_output=True, text=True, timeout=120)
     assert api.returncode == 0 and api.stdout == "1\n", api.stderr
+    # under mpiexec without the 'mpi' extra: a sentence, not a traceback
+    mpi = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", str(bin_ / "rayscript"), "run",
+                          "-e", "ranks"], capture_output=True, text=True, timeout=120)
+    assert "mpi4py is not installed: pip install 'rayscript[mpi]'" in mpi.stderr and "Traceback" not in mpi.stderr
     code, screen = _pty_session([str(bin_ / "rayscript"), "repl", "--ranks", "2"], b"ranks\r\x04", b"bytes")
     assert "rank" in screen and "bytes" in screen and "Traceback" not in screen, screen
     assert code == 0, screen

@@ -164,9 +164,9 @@ def install_signal_handlers(cluster) -> None:
 
 
 def _world():
-    from mpi4py import MPI
+    from .runtime.messenger import mpi_module
 
-    return MPI.COMM_WORLD
+    return mpi_module().COMM_WORLD
 
 
 def _print_results(results) -> None:

@@ -58,7 +58,9 @@ def _polite_wait(req, aborted=None) -> None:
 
 class MPICollective(Collective):
     def __init__(self, comm):
-        from mpi4py import MPI
+        from .messenger import mpi_module
+
+        MPI = mpi_module()
 
         self.MPI = MPI
         self.parent = comm

@@ -14,6 +14,18 @@ from abc import ABC, abstractmethod
 from ..messages import Message
 
 
+def mpi_module():
+    """mpi4py's MPI module; a clear error when it is not installed (the 'mpi' extra)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        from ..errors import RayScriptError
+
+        raise RayScriptError("started under mpiexec, but mpi4py is not installed: pip install 'rayscript[mpi]' "
+                             "(or run scripts/setup, which also installs an MPI)") from None
+    return MPI
+
+
 class Messenger(ABC):
     rank: int
     size: int

@@ -19,7 +19,7 @@ from collections import deque
 import numpy as np
 
 from ..messages import Message
-from .messenger import Messenger
+from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7
 TAG_DATA = 8
@@ -40,7 +40,7 @@ class MPIMessenger(Messenger):
     backend = "mpi"
 
     def __init__(self, comm=None):
-        from mpi4py import MPI
+        MPI = mpi_module()
 
         self.MPI = MPI
         self.comm = comm if comm is not None else MPI.COMM_WORLD
