@@ -67,12 +67,17 @@ def quality(seqs: list[str], genome_ids: np.ndarray) -> str:
     return f"genome 31-mers in contigs {covered:.2%}, contig 31-mers in genome {inside:.2%}"
 
 
-def timed(cmd, cwd, env=None) -> float:
+def timed(cmd, cwd, env=None, show: str = "") -> float:
+    """Seconds the command took; the lines of its output that start with ``show`` are printed."""
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if proc.returncode:
         sys.exit(f"{cmd[0]} failed: {proc.stderr[-2000:]}")
-    return time.monotonic() - t0
+    seconds = time.monotonic() - t0
+    for line in proc.stdout.splitlines():
+        if show and line.startswith(show):
+            print(f"  {line}")
+    return seconds
 
 
 def run_rayscript(reads: list[Path], ranks: int, work: Path) -> tuple[float, list[str]]:
@@ -81,7 +86,8 @@ def run_rayscript(reads: list[Path], ranks: int, work: Path) -> tuple[float, lis
     out = work / f"rayscript-{ranks}.fa"
     script.write_text(f"load {files} into kmers k={K}\nassemble kmers into paths/contig\n"
                       f'dump paths/* to "{out}"\n')
-    seconds = timed([str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "rayscript"), "run", str(script)], work)
+    seconds = timed([str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "rayscript"), "run", str(script)], work,
+                    show=("loaded", "min_count="))
     return seconds, read_fasta(out)
 
 

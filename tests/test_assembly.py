@@ -90,6 +90,32 @@ def test_unitigs_match_a_simple_builder_on_random_genomes(tmp_path_factory, data
         assert contigs(c) == expected
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_raw_unitigs_of_repeats_and_circles_match_the_simple_builder(tmp_path_factory, data):
+    """Genomes made of repeated blocks branch (and may be circular, so whole cycles without a branch
+    occur): with clean=false, assemble's unitigs are exactly the builder's."""
+    k = data.draw(st.sampled_from([5, 7, 11, 15]))
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    blocks = ["".join(rng.choice("ACGT") for _ in range(rng.randint(k, 2 * k))) for _ in range(3)]
+    filler = ["".join(rng.choice("ACGT") for _ in range(rng.randint(1, 30))) for _ in range(12)]
+    parts = [rng.choice(blocks) if rng.random() < 0.5 else filler[i] for i in range(data.draw(st.integers(1, 12)))]
+    genome = "".join(parts)
+    circular = data.draw(st.booleans())
+    length = data.draw(st.integers(k + 1, 40))
+    text = genome + genome[:length - 1] if circular else genome
+    assume(len(text) >= length)
+    starts = range(0, len(text) - length + 1, data.draw(st.integers(1, 3)))
+    reads = reads_of(text, length, starts)
+    path = tmp_path_factory.mktemp("g") / "r.fq"
+    write_fastq(path, reads)
+    expected = unitigs(reads, k)
+    with Cluster.local(data.draw(st.integers(1, 4))) as c:
+        c.run(f'load "{path}" into kmers k={k}\n'
+              'assemble kmers into paths/contig min_count=1 min_length=1 clean=false')
+        assert contigs(c) == expected
+
+
 @pytest.fixture(scope="module")
 def genome_reads(tmp_path_factory):
     rng = random.Random(7)

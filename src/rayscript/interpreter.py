@@ -42,6 +42,14 @@ def whole_number(value: Any, what: str, lo: int = 0, hi: int | None = None) -> i
     return value
 
 
+def truth(value: Any, what: str) -> bool:
+    """``value`` as true or false; otherwise the error says what ``what`` takes."""
+    text = str(value).lower()
+    if isinstance(value, bool) or text in ("true", "false"):
+        return text == "true"
+    raise ScriptError(f"{what} takes true or false, not {value!r}")
+
+
 class BlockFailed(RayScriptError):
     """A block run by another commander failed; the message is already located."""
 
@@ -265,6 +273,7 @@ class Command:
         return owner(wk.key, self.size)
 
     whole_number = staticmethod(whole_number)
+    truth = staticmethod(truth)
 
     def options(self, options: ast.Options) -> dict[str, Any]:
         """A statement's options with their values resolved."""

@@ -319,3 +319,11 @@ class Cancel(Message, kind="cancel", code=62):
 class Fatal(Message, kind="fatal", code=61):
     rank: int = -1
     reason: str = ""
+
+
+@dataclass(kw_only=True)
+class Bundle(Message, kind="bundle", code=63):
+    """Small messages for one recipient travelling together (see :mod:`rayscript.runtime.aggregate`):
+    their envelopes, in the order they were posted."""
+
+    envelopes: list = field(default_factory=list)

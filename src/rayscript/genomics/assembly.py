@@ -45,6 +45,7 @@ from ..store.partition import owner, owners
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
+RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
 
 
@@ -69,6 +70,7 @@ class AssembleOrder(Message, kind="assemble", code=121):
     prefix: str = "contig"
     min_count: int = 0  # 0: auto
     min_length: int = 0  # 0: 2k
+    clean: bool = True  # remove tips and bubble arms
     replace: bool = False
 
     def cascade(self):
@@ -124,6 +126,15 @@ class _Exchange:
             a = a[order]
             out.append(self.coll.alltoallv([a[bounds[d]:bounds[d + 1]] for d in range(self.size)]))
         return tuple(out)
+
+    def rows(self, dest: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Send row i of a 2-d array to rank dest[i] (one exchange for all columns); returns the
+        rows this rank received, from every source, as one array."""
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
+        m = matrix[order]
+        got = self.coll.alltoallv([m[bounds[d]:bounds[d + 1]].ravel() for d in range(self.size)])
+        return np.concatenate(got).reshape(-1, matrix.shape[1])
 
     def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...], answer) -> tuple[np.ndarray, ...]:
         """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
@@ -305,7 +316,7 @@ class AssemblyService:
         self._progress(1)
         removed = {"tips": 0, "bubbles": 0}
         reuse = None
-        for _round in range(CLEAN_ROUNDS):
+        for _round in range(CLEAN_ROUNDS if msg.clean else 0):
             t = time.monotonic()
             links, degrees = self._links(graph)
             if reuse is not None:
@@ -329,7 +340,7 @@ class AssemblyService:
             t = time.monotonic()
             links, degrees = self._links(graph)
             far, side, dist = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
-            phases["graph and unitigs"] += time.monotonic() - t
+            phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
         self._progress(2)
         t = time.monotonic()
         contigs = self._spell(graph, far, side, dist)
@@ -412,7 +423,7 @@ class AssemblyService:
         link_h.ravel()[rows] = where * self.ex.size + dest
         return (link_id, link_side, linked, link_h), degrees
 
-    # --- 4. unitigs by pointer jumping ----------------------------------------------------------
+    # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
     def _unchanged(self, g: Graph, links, old_linked, old_id, far, side, dist):
         """After k-mers left the graph: the unitigs none of whose nodes changed a link keep their
         ends and positions; returns (far, side, dist, clean) for the next jumping."""
@@ -425,38 +436,105 @@ class AssemblyService:
         return far, side, dist, clean
 
     def _jump(self, g: Graph, link_id, link_side, linked, link_h, reuse=None):
-        n, size = g.n, self.ex.size
-        x = np.repeat(g.ids[:, None], 2, axis=1)
-        me = np.repeat((np.arange(n, dtype=np.int64) * size + self.coll.rank)[:, None], 2, axis=1)
-        far = np.where(linked, link_id, x)
-        far_h = np.where(linked, link_h, me)
-        side = np.where(linked, 1 - link_side, np.array([L, R], np.uint8)[None, :]).astype(np.uint8)
-        dist = linked.astype(np.int64)
+        """For each side of each node: the end of its path beyond that side (far id, the end's dead
+        side), the distance to it, whether an end was found (False on a cycle) and the smallest id
+        on the way.
+
+        Pointer jumping over every node would cost O(n log n) lookups.  Instead, list ranking by
+        rulers: the ends of paths and a sample of about one node in RULER_SPACING (by a hash of its
+        id, so the same on any rank count) are rulers; from each side of each ruler a walker goes
+        hop by hop (a batch of walkers per round, all ranks at once) to the next ruler, telling
+        every node it passes which ruler lies behind it and how far.  Pointer jumping then runs
+        over the rulers only, and every node adds its distance to the answer of its ruler: O(n)
+        lookups in all."""
+        n, size, rank = g.n, self.ex.size, self.coll.rank
+        far = np.repeat(g.ids[:, None], 2, axis=1)
+        side = np.repeat(np.array([[L, R]], np.uint8), n, axis=0)
+        dist = np.zeros((n, 2), np.int64)
         done = ~linked
-        low = np.where(linked, np.minimum(link_id, x), x)
+        low = far.copy()
+        fixed = np.zeros(n, bool)
         if reuse is not None:  # unitigs untouched by the last cleaning: their ends are known already
-            far0, side0, dist0, clean = reuse
-            far[clean], side[clean], dist[clean] = far0[clean], side0[clean], dist0[clean]
-            far_h[clean], done[clean] = me[clean], True
-        total = int(self.coll.allreduce(np.array([n], np.int64))[0])
-        rounds = int(np.ceil(np.log2(total + 1))) + 2
+            far0, side0, dist0, fixed = reuse
+            far[fixed], side[fixed], dist[fixed], done[fixed] = far0[fixed], side0[fixed], dist0[fixed], True
+        spread = (g.ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - RULER_BITS)
+        ruler = ~fixed & (~linked.all(axis=1) | (spread == 0))
+        # the nearest ruler beyond each side: its handle, id, the side by which the path leaves it,
+        # the distance, and the smallest id from here to it
+        near_h = np.full((n, 2), -1, np.int64)
+        near_id = np.zeros((n, 2), np.uint64)
+        near_t = np.zeros((n, 2), np.uint8)
+        near_d = np.zeros((n, 2), np.int64)
+        near_low = np.zeros((n, 2), np.uint64)
+        ruler_idx = np.full(n, -1, np.int64)
+        rnodes: list[np.ndarray] = []
+
+        def launch(new: np.ndarray) -> None:
+            idx = np.flatnonzero(new)
+            start = sum(len(r) for r in rnodes)
+            ruler_idx[idx] = np.arange(start, start + len(idx))
+            rnodes.append(idx)
+            cols = []
+            for s in (L, R):
+                sel = idx[linked[idx, s]]
+                cols.append(np.stack((link_h[sel, s].astype(np.uint64), link_side[sel, s].astype(np.uint64),
+                                      (ruler_idx[sel] * size + rank).astype(np.uint64), g.ids[sel],
+                                      np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
+                                      g.ids[sel]), axis=1))
+            walkers = np.concatenate(cols)
+            while self.coll.allreduce(np.array([len(walkers)], np.int64))[0]:
+                got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
+                pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
+                passed = np.minimum(got[:, 6], g.ids[pos])
+                near_h[pos, e], near_id[pos, e] = got[:, 2].astype(np.int64), got[:, 3]
+                near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 4], got[:, 5].astype(np.int64), passed
+                go = ~ruler[pos]  # a walker stops at the next ruler
+                p, out = pos[go], 1 - e[go]
+                walkers = np.stack((link_h[p, out].astype(np.uint64), link_side[p, out].astype(np.uint64),
+                                    got[go, 2], got[go, 3], got[go, 4], got[go, 5] + np.uint64(1), passed[go]),
+                                   axis=1)
+
+        launch(ruler)
+        # nodes no walker reached lie on cycles without a ruler: they all become rulers
+        lost = ~fixed & ~ruler & (near_h[:, L] < 0)
+        if self.coll.allreduce(np.array([int(lost.sum())], np.int64))[0]:
+            ruler |= lost
+            launch(lost)
+        rn = np.concatenate(rnodes)
+        rl = linked[rn]
+        me = (np.arange(len(rn), dtype=np.int64) * size + rank)[:, None]
+        rfar = np.where(rl, near_id[rn], g.ids[rn, None])
+        rfar_h = np.where(rl, near_h[rn], me)
+        rside = np.where(rl, near_t[rn], np.array([[L, R]], np.uint8)).astype(np.uint8)
+        rdist = np.where(rl, near_d[rn], 0)
+        rdone = ~rl
+        rlow = np.where(rl, near_low[rn], g.ids[rn, None])
+        total = int(self.coll.allreduce(np.array([len(rn)], np.int64))[0])
 
         def state(handles, sides):
             pos, s = handles // size, sides.astype(np.int64)
-            return (far[pos, s], far_h[pos, s], side[pos, s], dist[pos, s], done[pos, s].astype(np.uint8),
-                    low[pos, s])
+            return (rfar[pos, s], rfar_h[pos, s], rside[pos, s], rdist[pos, s], rdone[pos, s].astype(np.uint8),
+                    rlow[pos, s])
 
-        for _ in range(rounds):
-            if not self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
+        for _ in range(int(np.ceil(np.log2(total + 1))) + 2):
+            if not self.coll.allreduce(np.array([int((~rdone).sum())], np.int64))[0]:
                 break
-            rows = np.flatnonzero(~done.ravel())
+            rows = np.flatnonzero(~rdone.ravel())
             i, s = rows // 2, rows % 2
-            h = far_h[i, s]
-            f2, h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, side[i, s]), state)
-            far[i, s], far_h[i, s], side[i, s] = f2, h2, s2
-            dist[i, s] += d2
-            done[i, s] = done2.astype(bool)
-            low[i, s] = np.minimum(low[i, s], low2)
+            h = rfar_h[i, s]
+            f2, h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, rside[i, s]), state)
+            rfar[i, s], rfar_h[i, s], rside[i, s] = f2, h2, s2
+            rdist[i, s] += d2
+            rdone[i, s] = done2.astype(bool)
+            rlow[i, s] = np.minimum(rlow[i, s], low2)
+        # every other node: its ruler's answer, plus its distance to that ruler
+        far[rn], side[rn], dist[rn], done[rn], low[rn] = rfar, rside, rdist, rdone, rlow
+        rows = np.flatnonzero((~fixed & ~ruler)[:, None].repeat(2, axis=1).ravel())
+        i, s = rows // 2, rows % 2
+        h = near_h[i, s]
+        f2, _h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, near_t[i, s]), state)
+        far[i, s], side[i, s], dist[i, s] = f2, s2, near_d[i, s] + d2
+        done[i, s], low[i, s] = done2.astype(bool), np.minimum(near_low[i, s], low2)
         return far, side, dist, done, low
 
     def _chains(self, g: Graph, links, reuse=None):
@@ -464,7 +542,8 @@ class AssemblyService:
         linked = linked.copy()
         far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h, reuse)
         if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
-            # cycles: cut each at its smallest k-mer (its L side, and the side facing it)
+            # cycles: cut each at its smallest k-mer (its L side, and the side facing it); the paths
+            # that ended already keep their answers
             cut = (~done[:, L]) & (low[:, L] == g.ids)
             linked[cut, L] = False
             tell = np.flatnonzero(cut)
@@ -472,7 +551,9 @@ class AssemblyService:
             got_h, got_sides = self.ex.scatter(h % self.ex.size, h, link_side[tell, L])
             h2, sides2 = np.concatenate(got_h), np.concatenate(got_sides)
             linked[h2 // self.ex.size, sides2.astype(np.int64)] = False
-            far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h, reuse)
+            ended = done.all(axis=1)
+            far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h,
+                                                    (far, side, dist, ended))
         return far, side, dist
 
     @staticmethod

@@ -7,7 +7,9 @@ of the stored k-mer's predecessors.
 
 ``walk`` is a cascade: the commander sends one WALK order to the owner of the start k-mer; each
 rank extends the walk while it can and forwards it to the owner of the next k-mer; the last rank
-stores the path on the owner of ``paths/NAME``, which answers the commander.  ``search`` goes
+stores the path on the owner of ``paths/NAME``, which answers the commander.  The hops are posted
+through the rank's aggregator (:mod:`rayscript.runtime.aggregate`): when many walks are under
+way at once, the steps bound for one rank travel in one message.  ``search`` goes
 frontier by frontier: each round the commander asks the owners of the frontier for their
 neighbours (numpy buffers), and keeps the new ones.
 """
@@ -133,7 +135,7 @@ class GraphService:
         dest = owner(("kmers", self._canonical(oriented, msg.k, msg.canonical)), self.node.size)
         if dest == self.node.rank:
             return False
-        self.node.send(dataclasses.replace(msg, recipient=dest))
+        self.node.post(dataclasses.replace(msg, recipient=dest))
         return True
 
     def _start_probe(self, msg: WalkStep, what: str, candidates: list[int]) -> bool:
@@ -236,7 +238,7 @@ class GraphService:
                 nxt.phase, nxt.current, nxt.hops = "fwd", msg.start, 0
                 nxt.prev, nxt.preds, nxt.succs = -1, -1, None
                 nxt.sequence = encoding.decode(msg.start, msg.k)
-                self.node.send(nxt)
+                self.node.post(nxt)
                 return
         sequence = msg.sequence
         back_len = 0
@@ -248,7 +250,7 @@ class GraphService:
                          else f"backward: {msg.back_reason}; forward: {reason}")
         done = PathReply(length=len(sequence), kmers=len(sequence) - msg.k + 1, reason=path.stop_reason,
                          backward=back_len, sequence=sequence)
-        self.node.send(PathStore(recipient=owner(msg.into, self.node.size), commander=msg.commander,
+        self.node.post(PathStore(recipient=owner(msg.into, self.node.size), commander=msg.commander,
                                  request=msg.request, item=pack_item(path), reply=done))
 
     def on_path_store(self, msg: PathStore) -> None:

@@ -58,5 +58,8 @@ class LocalMessenger(Messenger):
             out.append(msg)
         return out
 
+    def waiting(self) -> bool:
+        return bool(self.network.inboxes[self.rank])
+
     def host(self) -> str:
         return f"{super().host()}:thread"

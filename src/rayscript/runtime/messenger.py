@@ -40,6 +40,10 @@ class Messenger(ABC):
         """Messages that have arrived; waits up to ``timeout`` seconds (without spinning a core)
         when none has."""
 
+    def waiting(self) -> bool:
+        """Has a message arrived that ``poll`` has not handed over yet?"""
+        return False
+
     def host(self) -> str:
         return socket.gethostname()
 

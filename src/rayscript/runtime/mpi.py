@@ -68,6 +68,9 @@ class MPIMessenger(Messenger):
         if len(self.outgoing) > 64:
             self._reap()
 
+    def waiting(self) -> bool:
+        return bool(self.local) or self.comm.iprobe(self.MPI.ANY_SOURCE, TAG_CONTROL)
+
     def _reap(self) -> None:
         if self.outgoing:
             self.outgoing = [(r, d) for r, d in self.outgoing if not r.Test()]

@@ -21,7 +21,8 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
-from ..messages import Cancel, ErrorReply, Fatal, Message, Stop, key_text
+from ..messages import Bundle, Cancel, ErrorReply, Fatal, Message, Stop, key_text
+from .aggregate import Aggregator
 
 if TYPE_CHECKING:
     from ..progress import ProgressDisplay
@@ -174,6 +175,8 @@ class Node:
         self.failure: RankFailure | None = None
         self.timeout = DEFAULT_TIMEOUT
         self._next_check = 0.0
+        self.aggregator = Aggregator(self.rank, self._transmit)
+        self.register(Bundle, self._on_bundle)
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
         self.register(Fatal, self._on_fatal)
@@ -192,8 +195,23 @@ class Node:
         self.handlers[cls] = handler
 
     def send(self, msg: Message) -> None:
+        """Send ``msg`` now (after anything posted to the same rank before it)."""
         msg.sender = self.rank
+        if self.aggregator.batches:
+            self.aggregator.before_direct(msg.recipient)
         self.messenger.send(msg)
+
+    def post(self, msg: Message) -> None:
+        """Send ``msg`` in a batch with other small messages to the same rank (see
+        :mod:`rayscript.runtime.aggregate`): for the many small messages of cascades."""
+        self.aggregator.post(msg)
+
+    def _transmit(self, msg: Message) -> None:
+        self.messenger.send(msg)
+
+    def _on_bundle(self, bundle: Bundle) -> None:
+        for envelope in bundle.envelopes:
+            self.dispatch(Message.unpack(envelope))
 
     def order(self, msg: Message, timeout: float | None = -1.0) -> Future:
         """Send an order from this rank (the commander) and return the future of its answer."""
@@ -272,6 +290,13 @@ class Node:
     def step(self, timeout: float) -> None:
         if self.ready:
             timeout = 0.0
+        if self.aggregator.batches:
+            # batches wait only while messages keep coming in, and never longer than max_delay
+            if self.messenger.waiting():
+                self.aggregator.flush_due()
+                timeout = 0.0
+            else:
+                self.aggregator.flush()
         for msg in self.messenger.poll(timeout):
             self.dispatch(msg)
         while self.ready:
@@ -339,6 +364,7 @@ class Node:
                 if self.rank == 0:
                     raise
                 self.send(Fatal(recipient=0, rank=self.rank, reason=reason))
+        self.aggregator.flush()
 
     def stop_all(self) -> None:
         """Rank 0: tell every other rank to stop (collective shutdown)."""

@@ -13,14 +13,16 @@ from ..results import Result
 
 
 class Assemble(Statement, keyword="assemble"):
-    syntax = "assemble kmers into paths/PREFIX [min_count=N|auto] [min_length=L] [replace]"
+    syntax = "assemble kmers into paths/PREFIX [min_count=N|auto] [min_length=L] [clean=false] [replace]"
     summary = ("Assemble the whole store, every rank at once: k-mers counted fewer than min_count times are left "
                "out (auto: the valley after the error peak of the count histogram), tips shorter than 2k bases and "
                "the arms of simple bubbles are removed, and every maximal non-branching path (unitig) of at least "
-               "min_length bases (default 2k) is stored as paths/PREFIX-1, PREFIX-2, ... by decreasing length. The "
-               "k-mers are not changed. Existing paths/PREFIX-N are refused unless 'replace'.")
+               "min_length bases (default 2k) is stored as paths/PREFIX-1, PREFIX-2, ... by decreasing length "
+               "(clean=false keeps tips and bubbles: the raw unitigs of the graph). The k-mers are not changed. "
+               "Existing paths/PREFIX-N are refused unless 'replace'.")
     example = "assemble kmers into paths/contig min_count=auto"
-    options_allowed = {"min_count": "a number, or auto", "min_length": "a number of bases"}
+    options_allowed = {"min_count": "a number, or auto", "min_length": "a number of bases",
+                       "clean": "true or false"}
     collective = True
 
     namespace: str
@@ -46,6 +48,7 @@ class Assemble(Statement, keyword="assemble"):
         auto = str(opts.get("min_count", "auto")) == "auto"
         min_count = 0 if auto else cmd.whole_number(opts["min_count"], "min_count= (or auto)", 1)
         min_length = cmd.whole_number(opts.get("min_length", 0), "min_length=", 0)
+        clean = cmd.truth(opts.get("clean", True), "clean=")
         stats = yield cmd.every(lambda r: KmerStatsOrder(recipient=r))
         if not sum(s.distinct for s in stats):
             raise ScriptError("the store holds no k-mers to assemble: load reads first")
@@ -53,7 +56,8 @@ class Assemble(Statement, keyword="assemble"):
             raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")
         t0 = time.monotonic()
         replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
-                                                          min_length=min_length, replace=self.replace))
+                                                          min_length=min_length, clean=clean,
+                                                          replace=self.replace))
         rep = replies[0]
         seconds = time.monotonic() - t0
         phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())

@@ -96,9 +96,7 @@ class Load(_KmersOnly, keyword="load"):
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ScriptError(f"k={k} is not supported: k is a whole number from 1 to {MAX_K} "
                               "(one 64-bit word per k-mer)")
-        canonical = str(opts.get("canonical", "true")).lower()
-        if canonical not in ("true", "false"):
-            raise ScriptError(f"canonical= takes true or false, not {opts['canonical']!r}")
+        canonical = cmd.truth(opts.get("canonical", True), "canonical=")
         paths = [cmd.path(p) for p in self.paths]
         sources = [fastx.inspect(p) for p in paths]
         plan = fastx.plan(sources, cmd.size)
@@ -106,9 +104,9 @@ class Load(_KmersOnly, keyword="load"):
         t0 = time.monotonic()
         tiled = [(s.path, s.size) for s in sources if s.fmt == "fastq" and not s.gz]
         replies = yield cmd.every(lambda r: LoadOrder(
-            recipient=r, k=k, canonical=canonical == "true", total_bytes=total, tiled=tiled,
+            recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled,
             parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
-        cmd.canonical = canonical == "true"
+        cmd.canonical = canonical
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
         kmers = sum(i.kmers for i in replies)
