@@ -2,7 +2,9 @@
 
 - `copy kmers/* from 1 to 2` of 10 million k-mers, beside a raw mpi4py Send/Recv of the same bytes
   (ids, counts, edges as numpy arrays) from rank 1 to rank 2 in the same job;
-- a 1,000-hop `walk`, per hop, beside the raw 8-byte ping-pong one-way latency in the same job.
+- a 1,000-hop `walk`, per hop, beside the raw 8-byte ping-pong one-way latency in the same job;
+- 32 walks of 1,000 hops at once (`parallel`), with the walk steps batched per destination and,
+  in the same job, with batching off (every step its own MPI message).
 Medians of several rounds.
 """
 
@@ -20,6 +22,7 @@ from rayscript.store.partition import owners
 N_KMERS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 HOPS = 1000
+WALKS = 32
 K = 31
 comm = MPI.COMM_WORLD
 
@@ -56,11 +59,12 @@ def raw_latency(n=5000) -> float:
 
 
 def chain():
-    """A random 1,031-base sequence: a walk of exactly 1,000 hops, its k-mers on their owners."""
+    """A random sequence of WALKS * 1,000 + 31 bases: from every 1,000th base, a walk (the first of
+    1,000 hops; the others as far as their canonical direction goes, at most 1,000 hops)."""
     rng = np.random.default_rng(77)
-    seq = rng.integers(0, 4, HOPS + K, dtype=np.uint8)
+    seq = rng.integers(0, 4, WALKS * HOPS + K, dtype=np.uint8)
     ids, edges = encoding.kmers_from_codes(np.concatenate((seq, [encoding.INVALID])).astype(np.uint8), K)
-    return ids, edges, "".join("ACGT"[b] for b in seq[:K])
+    return ids, edges, ["".join("ACGT"[b] for b in seq[i:i + K]) for i in range(0, WALKS * HOPS, HOPS)]
 
 
 def session(chain):
@@ -73,6 +77,17 @@ def session(chain):
         mine = owners(cids, 3) == comm.rank
         table.add_occurrences(cids[mine], cedges[mine])
     return cluster, table
+
+
+def serve_until_rank0_is_done(cluster):
+    """Ranks 1 and 2 serve until rank 0 has finished its part (rank 0 says so)."""
+    if comm.rank == 0:
+        for r in (1, 2):
+            comm.send("done", dest=r, tag=99)
+        return
+    while not comm.iprobe(source=0, tag=99):
+        cluster.node.step(0.001)
+    comm.recv(source=0, tag=99)
 
 
 def finish(cluster):
@@ -90,8 +105,11 @@ def main() -> None:
     ids = np.unique(rng.integers(0, 1 << 62, int(N_KMERS * 1.01), dtype=np.uint64))[:N_KMERS]
     counts = rng.integers(1, 100, len(ids), dtype=np.uint32)
     edges = rng.integers(0, 256, len(ids), dtype=np.uint8)
-    cids, cedges, start = chain()
+    cids, cedges, starts = chain()
+    start = starts[0]
     raws, empty, busy, lats, hops = [], [], [], [], []
+    many: dict[bool, list[float]] = {True: [], False: []}
+    bundled = (0, 0)
     nbytes = 0
     for _ in range(ROUNDS):
         raws.append(raw_transfer(ids, counts, edges))
@@ -114,6 +132,25 @@ def main() -> None:
                     ((walked,),) = cluster.execute(walk)
                     hops.append((time.perf_counter() - t0) / (walked.data["kmers"] - 1))
                     assert walked.data["kmers"] - 1 == HOPS, walked.data
+            if target_holds is not None:  # many walks at once, batched and not
+                serve_until_rank0_is_done(cluster)
+                together = cluster.parse("parallel { " + "\n".join(
+                    f"walk kmers/{s} length={HOPS + 1} into paths/m{i}" for i, s in enumerate(starts)) + " }")
+                for batched in (True, False):
+                    cluster.node.aggregator.max_messages = 256 if batched else 1
+                    before = (cluster.node.aggregator.bundles_sent, cluster.node.aggregator.messages_bundled)
+                    comm.Barrier()
+                    if comm.rank == 0:
+                        t0 = time.perf_counter()
+                        (walks,) = cluster.execute(together)
+                        walked_hops = sum(w.data["kmers"] - 1 for w in walks)
+                        many[batched].append((time.perf_counter() - t0) / walked_hops)
+                    serve_until_rank0_is_done(cluster)
+                    agg = cluster.node.aggregator
+                    if batched:
+                        got = comm.gather((agg.bundles_sent - before[0], agg.messages_bundled - before[1]))
+                        if comm.rank == 0:
+                            bundled = (sum(g[0] for g in got), sum(g[1] for g in got))
             finish(cluster)
     if comm.rank == 0:
         raw, lat, hop = statistics.median(raws), statistics.median(lats), statistics.median(hops)
@@ -127,6 +164,10 @@ def main() -> None:
         print(f"raw one-way latency (8-byte ping-pong / 2): median {lat * 1e6:.1f} us")
         print(f"walk of {HOPS} hops over 3 ranks: median {hop * 1e6:.1f} us per hop; ratio to raw one-way "
               f"latency {hop / lat:.1f}")
+        on, off = statistics.median(many[True]), statistics.median(many[False])
+        print(f"{WALKS} walks of {HOPS} hops at once: median {on * 1e6:.1f} us per hop with batching "
+              f"({bundled[1]:,} steps in {bundled[0]:,} bundles in the last round), {off * 1e6:.1f} us without; "
+              f"ratio {off / on:.2f}")
 
 
 if __name__ == "__main__":

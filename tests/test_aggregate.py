@@ -46,8 +46,8 @@ def test_a_batch_leaves_when_it_holds_max_messages():
         agg.post(Note(recipient=1, text=f"n{i}"))
     assert sent_texts(sent) == [["n0", "n1", "n2"], ["n3", "n4", "n5"]]
     agg.flush()
-    assert sent_texts(sent)[-1] == ["n6"]
-    assert (agg.bundles_sent, agg.messages_bundled) == (3, 7)
+    assert sent_texts(sent)[-1] == "n6"  # alone: not wrapped in a bundle
+    assert (agg.bundles_sent, agg.messages_bundled) == (2, 6)
 
 
 def test_a_batch_leaves_when_it_holds_max_bytes():
@@ -70,7 +70,7 @@ def test_a_batch_leaves_after_max_delay():
     assert sent == []
     clock.now += 0.0015  # the batch for rank 1 is now 2.5 ms old, the one for rank 2 1.5 ms
     agg.flush_due()
-    assert sent_texts(sent) == [["early"]]
+    assert sent_texts(sent) == ["early"]
     assert list(agg.batches) == [2]
 
 
@@ -84,7 +84,7 @@ def test_order_is_kept_per_destination():
     sent.append(Note(recipient=1, text="direct"))
     agg.post(Note(recipient=1, text="c"))
     agg.flush()
-    assert sent_texts(sent) == [["a", "b"], "direct", ["x"], ["c"]]
+    assert sent_texts(sent) == [["a", "b"], "direct", "x", "c"]
 
 
 def test_messages_to_itself_or_with_buffers_are_not_batched():
@@ -95,21 +95,46 @@ def test_messages_to_itself_or_with_buffers_are_not_batched():
     bulk.buffers = [np.arange(3)]
     agg.post(bulk)
     agg.post(Note(recipient=0, text="self"))
-    assert sent_texts(sent) == [["a"], "bulk", "self"]
+    assert sent_texts(sent) == ["a", "bulk", "self"]
 
 
-def test_the_loop_flushes_when_idle_and_the_recipient_handles_a_bundle_in_order():
+def test_a_busy_rank_batches_and_the_recipient_keeps_the_order():
+    net = LocalNetwork(3)
+    a, b = Node(net.messenger(0), Shard()), Node(net.messenger(1), Shard())
+    got = []
+    b.register(Note, lambda m: got.append((m.sender, m.text)))
+    # rank 0 handles five messages that came in together; each posts a note on to rank 1
+    a.register(Note, lambda m: a.post(Note(recipient=1, text=m.text)))
+    for i in range(5):
+        net.messenger(2).send(Note(recipient=0, text=str(i)))
+    a.step(0)
+    # the first four waited in a batch while others were in hand; the last found rank 0 idle and
+    # went at once, after the batch
+    assert (a.aggregator.bundles_sent, a.aggregator.messages_bundled) == (1, 4)
+    assert not a.aggregator.batches
+    b.step(0)
+    assert got == [(0, "0"), (0, "1"), (0, "2"), (0, "3"), (0, "4")]
+
+
+def test_an_idle_rank_sends_at_once():
+    net = LocalNetwork(2)
+    a = Node(net.messenger(0), Shard())
+    a.post(Note(recipient=1, text="x"))
+    assert [m.kind for m in net.messenger(1).poll(0)] == ["test-note"]
+    assert a.aggregator.bundles_sent == 0
+
+
+def test_the_recipient_handles_a_bundle_in_order():
     net = LocalNetwork(2)
     a, b = Node(net.messenger(0), Shard()), Node(net.messenger(1), Shard())
     got = []
     b.register(Note, lambda m: got.append((m.sender, m.text)))
     for i in range(5):
-        a.post(Note(recipient=1, text=str(i)))
-    assert not net.inboxes[1]  # still batched
-    a.step(0)  # nothing came in: the loop sends every batch before it waits
-    assert len(net.inboxes[1]) == 1
+        a.aggregator.post(Note(recipient=1, text=str(i)))
+    a.post(Note(recipient=1, text="direct"))  # rank 0 is idle: sent at once, after the batch
+    assert len(net.inboxes[1]) == 2
     b.step(0)
-    assert got == [(0, "0"), (0, "1"), (0, "2"), (0, "3"), (0, "4")]
+    assert got == [(0, "0"), (0, "1"), (0, "2"), (0, "3"), (0, "4"), (0, "direct")]
 
 
 def test_a_busy_loop_keeps_batching_until_max_delay():
@@ -118,8 +143,8 @@ def test_a_busy_loop_keeps_batching_until_max_delay():
     a.register(Note, lambda m: None)
     clock = Clock()
     a.aggregator.clock = clock
-    a.post(Note(recipient=1, text="x"))
     net.messenger(1).send(Note(recipient=0, text="incoming"))  # rank 0 has work waiting
+    a.post(Note(recipient=1, text="x"))
     a.step(0)
     assert not net.inboxes[1]
     clock.now += 0.01

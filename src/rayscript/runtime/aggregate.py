@@ -2,13 +2,17 @@
 
 A rank that sends many small messages to the same ranks (the steps of many walks under way at
 once, say) pays the transport's cost per message once per batch instead, as RayPlatform's virtual
-communicator does.  :meth:`Aggregator.post` puts a message in its destination's batch; the batch
+communicator does.  ``Node.post`` batches a message only while its rank is busy (messages in hand
+or waiting to be received); a rank with nothing else to do sends at once, so a lone cascade pays
+no delay.  :meth:`Aggregator.post` puts a message in its destination's batch; the batch
 leaves as one BUNDLE message
 
 - at once when it holds ``max_messages`` messages or about ``max_bytes`` of envelopes (size);
 - when its oldest message has waited ``max_delay`` seconds (time), checked by the node's loop;
 - when the rank has nothing else to do (flush on idle): before the loop waits for messages, every
   batch leaves, so aggregation never adds latency to a rank that is not busy.
+
+A batch of one message leaves as that message, not as a bundle.
 
 Order is kept per destination: a message sent directly to a rank (``Node.send``: orders, replies,
 bulk buffers) first sends that rank's batch, and the recipient handles a bundle's messages in the
@@ -18,8 +22,10 @@ batched.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable
+from dataclasses import fields
 
 from ..messages import Bundle, Message
 
@@ -28,9 +34,25 @@ MAX_BYTES = 64 * 1024
 MAX_DELAY = 0.002
 
 
-def size_hint(envelope: tuple) -> int:
-    """About how many bytes an envelope pickles to (without pickling it)."""
-    return 32 + sum(len(v) if isinstance(v, (str, bytes, list, tuple)) else 8 for v in envelope)
+_TEXTS: dict[type, Callable[[Message], tuple]] = {}
+
+
+def _texts_of(cls: type[Message]) -> Callable[[Message], tuple]:
+    """A getter of the fields of ``cls`` that hold text or bytes (the ones whose size varies)."""
+    blank = cls()
+    names = [f.name for f in fields(cls) if isinstance(getattr(blank, f.name), (str, bytes))]
+    if len(names) > 1:
+        _TEXTS[cls] = operator.attrgetter(*names)
+    else:
+        _TEXTS[cls] = (lambda msg: (getattr(msg, names[0]),)) if names else (lambda msg: ())
+    return _TEXTS[cls]
+
+
+def size_hint(msg: Message) -> int:
+    """About how many bytes the message's envelope pickles to, without pickling it: its text and
+    bytes fields, and a little for the rest (this is on the path of every message posted)."""
+    texts = (_TEXTS.get(type(msg)) or _texts_of(type(msg)))(msg)
+    return 96 + sum(map(len, texts))
 
 
 class Aggregator:
@@ -41,7 +63,7 @@ class Aggregator:
         self._send = send  # the transport: sends one message now
         self.max_messages, self.max_bytes, self.max_delay = max_messages, max_bytes, max_delay
         self.clock = clock
-        self.batches: dict[int, list[tuple]] = {}  # destination -> envelopes
+        self.batches: dict[int, list[Message]] = {}  # destination -> messages posted
         self._bytes: dict[int, int] = {}
         self._since: dict[int, float] = {}  # destination -> when its oldest message was posted
         self.bundles_sent = 0
@@ -55,14 +77,13 @@ class Aggregator:
             self.before_direct(dest)
             self._send(msg)
             return
-        envelope = msg.pack()
         batch = self.batches.get(dest)
         if batch is None:
             batch = self.batches[dest] = []
             self._bytes[dest] = 0
             self._since[dest] = self.clock()
-        batch.append(envelope)
-        self._bytes[dest] += size_hint(envelope)
+        batch.append(msg)
+        self._bytes[dest] += size_hint(msg)
         if len(batch) >= self.max_messages or self._bytes[dest] >= self.max_bytes:
             self.flush(dest)
 
@@ -79,9 +100,12 @@ class Aggregator:
             if not batch:
                 continue
             del self._bytes[d], self._since[d]
+            if len(batch) == 1:  # alone: it travels as itself
+                self._send(batch[0])
+                continue
             self.bundles_sent += 1
             self.messages_bundled += len(batch)
-            self._send(Bundle(sender=self.rank, recipient=d, envelopes=batch))
+            self._send(Bundle(sender=self.rank, recipient=d, envelopes=[m.pack() for m in batch]))
 
     def flush_due(self) -> None:
         """Send the batches whose oldest message has waited max_delay or longer."""

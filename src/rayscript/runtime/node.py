@@ -176,6 +176,7 @@ class Node:
         self.timeout = DEFAULT_TIMEOUT
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
+        self._backlog = 0  # messages received and not handled yet
         self.register(Bundle, self._on_bundle)
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
@@ -203,8 +204,12 @@ class Node:
 
     def post(self, msg: Message) -> None:
         """Send ``msg`` in a batch with other small messages to the same rank (see
-        :mod:`rayscript.runtime.aggregate`): for the many small messages of cascades."""
-        self.aggregator.post(msg)
+        :mod:`rayscript.runtime.aggregate`): for the many small messages of cascades.  Batches form
+        only while this rank is busy (messages in hand or waiting); otherwise it goes at once."""
+        if self._backlog or self.messenger.waiting():
+            self.aggregator.post(msg)
+        else:
+            self.send(msg)
 
     def _transmit(self, msg: Message) -> None:
         self.messenger.send(msg)
@@ -297,7 +302,10 @@ class Node:
                 timeout = 0.0
             else:
                 self.aggregator.flush()
-        for msg in self.messenger.poll(timeout):
+        msgs = self.messenger.poll(timeout)
+        self._backlog = len(msgs)
+        for msg in msgs:
+            self._backlog -= 1
             self.dispatch(msg)
         while self.ready:
             self.ready.popleft().step()
