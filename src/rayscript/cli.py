@@ -175,6 +175,20 @@ def _print_results(results) -> None:
             print(r.text, flush=True)
 
 
+def hosts_line(hosts: list[str]) -> str:
+    """'5 ranks on 3 hosts: a (ranks 0-1), b (2-3), c (4)'."""
+    ranks: dict[str, list[int]] = {}
+    for r, h in enumerate(hosts):
+        ranks.setdefault(h, []).append(r)
+
+    def span(rs: list[int]) -> str:
+        contiguous = rs == list(range(rs[0], rs[-1] + 1))
+        return (f"{rs[0]}-{rs[-1]}" if contiguous else ",".join(map(str, rs))) if len(rs) > 1 else str(rs[0])
+
+    parts = [f"{h} ({'ranks ' if i == 0 else ''}{span(rs)})" for i, (h, rs) in enumerate(ranks.items())]
+    return f"{len(hosts)} ranks on {len(ranks)} hosts: " + ", ".join(parts)
+
+
 def _on_cluster(ranks: int | None, drive) -> int:
     """Open the cluster; rank 0 runs ``drive(cluster)`` and the other ranks serve until it is done.
     A rank failure stops every rank (aborting the job if that cannot finish)."""
@@ -183,6 +197,8 @@ def _on_cluster(ranks: int | None, drive) -> int:
     except RayScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if cluster.rank == 0 and len(set(cluster.hosts)) > 1:
+        print(f"rayscript: {hosts_line(cluster.hosts)}", file=sys.stderr, flush=True)
     with cluster as c:
         if c is None:
             return 0  # a serving rank; rank 0 reports

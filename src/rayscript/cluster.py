@@ -14,6 +14,7 @@ In one process (notebooks, tests)::
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,6 +38,8 @@ from .runtime.shard import Shard
 from .statements import check, parse
 
 # What every rank serves: one service per family of orders.
+STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
+
 SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
 
 
@@ -134,14 +137,27 @@ class Cluster:
         self._closed = True
 
     def close(self) -> None:
-        """Rank 0: stop every rank (collective, clean)."""
+        """Rank 0: stop every rank (collective, clean).  A rank or host that stopped answering
+        cannot take part: after STOP_SECONDS the job is ended on every rank (MPI abort), with
+        one line saying so, rather than left hanging."""
         if self._closed:
             return
         self._closed = True
         self.node.stop_all()
-        self.node.messenger.finish()
+        # a rank that did not answer an order will not stop either: wait for the others briefly
+        wait = 1.0 if self.node.unresponsive else STOP_SECONDS
+        if not self.node.messenger.finish(wait):
+            sys.stderr.write(f"rayscript: not every rank stopped within {wait:g} s (a rank or its host stopped "
+                             "answering): ending the job on every rank\n")
+            sys.stderr.flush()
+            self.node.messenger.abort(1, quiet=True)
         for t in self._threads:
             t.join(timeout=10)
+
+    @property
+    def hosts(self) -> list[str]:
+        """The host of every rank, by rank."""
+        return list(self.node.hosts)
 
     # --- commands ---------------------------------------------------------------
     def parse(self, text: str, source: str = "<string>") -> list[ast.Statement]:

@@ -147,6 +147,14 @@ class CollectiveAborted(RayScriptError):
         self.rank, self.reason = rank, reason
 
 
+class CollectiveTimeout(RayScriptError):
+    """This rank waited longer than the order timeout for the others in a collective step."""
+
+    def __init__(self, seconds: float | None):
+        super().__init__(f"waited more than {seconds:g} s for the other ranks in a collective step "
+                         "(a rank or its host stopped answering)")
+
+
 class Cancelled(RayScriptError):
     """The user interrupted a statement; the orders already in flight were completed."""
 

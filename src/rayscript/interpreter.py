@@ -26,7 +26,7 @@ from .language import ast
 from .language.parser import make_key
 from .messages import BlockDone, HasOrder, Message, RunBlock, key_text
 from .results import Result
-from .runtime.node import Future, Node, settled
+from .runtime.node import Future, Node, settled, together
 from .store import encoding
 from .store.partition import owner
 
@@ -213,6 +213,11 @@ class Command:
     def size(self) -> int:
         return self.node.size
 
+    def where(self, rank: int) -> str:
+        """How to name ``rank`` to a user: 'rank R', with its host when the job spans several."""
+        hosts = self.node.hosts
+        return f"rank {rank} on {hosts[rank]}" if len(set(hosts)) > 1 else f"rank {rank}"
+
     @property
     def explaining(self) -> bool:
         """True while ``explain`` runs the statement: commander-side effects (files written,
@@ -303,8 +308,13 @@ class Command:
         return fut
 
     def every(self, make: Callable[[int], Message], timeout: float | None = None) -> list[Future]:
-        """One order to every rank (``make(rank)``), by default waited for without a deadline."""
-        return [self.order(make(r), timeout) for r in range(self.size)]
+        """One order to every rank (``make(rank)``), by default waited for without a deadline
+        (collective work takes as long as it takes); but once one rank has failed, a rank that
+        has not answered within the order timeout after that is named as not answering."""
+        futures = [self.order(make(r), timeout) for r in range(self.size)]
+        if timeout is None and self.plan is None:
+            together(futures, lambda: self.node.timeout)
+        return futures
 
     def holders(self, wk: WireKey) -> Generator[Any, Any, list[int]]:
         """The ranks that hold ``wk``, owner first (asks every rank)."""

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CollectiveAborted, RayScriptError
+from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
-from ..messages import ErrorReply, Message
+from ..messages import Message
 from ..store import encoding
 from ..store.partition import owner, owners
 
@@ -260,17 +260,8 @@ class AssemblyService:
         self.node.reply(msg, PathLengthsReply(names=[n for n, _ in msg.places]))
 
     def on_assemble(self, msg: AssembleOrder) -> None:
-        with self.node.deferred_interrupt():
-            try:
-                self._assemble(msg)
-            except CollectiveAborted as exc:  # another rank failed: every rank leaves, together
-                self.node.collective.reset()
-                self.node.reply(msg, ErrorReply(rank=exc.rank, reason=f"assemble stopped: {exc.reason}"))
-            except Exception as exc:  # this rank failed: tell the others, who stop at their next wait
-                reason = f"{type(exc).__name__}: {exc}"
-                self.node.collective.abort(reason)
-                self.node.collective.reset()
-                self.node.reply(msg, ErrorReply(rank=self.node.rank, reason=f"assemble stopped: {reason}"))
+        with self.node.collective_order(msg, "assemble"):
+            self._assemble(msg)
 
     # --- the collective steps -------------------------------------------------------------
     def _sync(self, error: str | None) -> bool:

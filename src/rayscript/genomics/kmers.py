@@ -175,7 +175,7 @@ class KmerService:
         return self.node.shard.kmers
 
     def on_load(self, msg: LoadOrder) -> None:
-        with self.node.deferred_interrupt():
+        with self.node.collective_order(msg, "load"):
             self._load(msg)
 
     def _load(self, msg: LoadOrder) -> None:

@@ -11,17 +11,22 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import CollectiveAborted, RayScriptError
+from ..errors import CollectiveAborted, CollectiveTimeout, RayScriptError
 
 TAG_ABORT = 9
+SPARES = 4
 
 
 class Collective:
     rank: int
     size: int
+    # the longest a rank waits in one step for the others (the order timeout, set by the node): a
+    # rank or host that stopped answering must not hold the others forever
+    patience: Callable[[], float | None] = staticmethod(lambda: None)
 
     def abort(self, reason: str) -> None:
         """This rank leaves the operation: the others get CollectiveAborted from their next wait."""
@@ -40,10 +45,11 @@ class Collective:
         raise NotImplementedError
 
 
-def _polite_wait(req, aborted=None) -> None:
+def _polite_wait(req, aborted=None, patience: float | None = None) -> None:
     """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
-    raises when another rank left the operation."""
+    raises when another rank left the operation; after ``patience`` seconds the wait gives up."""
     spins = 0
+    give_up = None if patience is None else time.monotonic() + patience
     while not req.Test():
         spins += 1
         # MPI moves a large message only while it is tested: yield the core rather than sleep, so
@@ -54,6 +60,8 @@ def _polite_wait(req, aborted=None) -> None:
             time.sleep(0.0002)
         if aborted is not None and spins % 50 == 0:
             aborted()
+            if give_up is not None and time.monotonic() > give_up:
+                raise CollectiveTimeout(patience)
 
 
 class MPICollective(Collective):
@@ -68,6 +76,9 @@ class MPICollective(Collective):
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._sent: list = []
+        # fresh channels made while every rank is here: a reset after a rank stopped answering
+        # cannot make one (Dup is collective)
+        self._spares = [comm.Dup() for _ in range(SPARES)]
 
     def _aborted(self) -> None:
         status = self.MPI.Status()
@@ -80,19 +91,19 @@ class MPICollective(Collective):
 
     def reset(self) -> None:
         # the old channel may hold operations no rank will finish: it is left behind, not reused
-        self.comm = self.parent.Dup()
+        self.comm = self._spares.pop(0) if self._spares else self.parent.Dup()
 
     def allreduce(self, values):
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty_like(values)
-        _polite_wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), self._aborted)
+        _polite_wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), self._aborted, self.patience())
         return out
 
     def alltoallv(self, arrays):
         dtype = arrays[0].dtype
         send_counts = np.array([len(a) for a in arrays], dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
-        _polite_wait(self.comm.Ialltoall(send_counts, recv_counts), self._aborted)
+        _polite_wait(self.comm.Ialltoall(send_counts, recv_counts), self._aborted, self.patience())
         sendbuf = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))
@@ -103,7 +114,7 @@ class MPICollective(Collective):
                                        [recvbuf, (recv_counts.astype(np.int32), rdispl.astype(np.int32)), mpitype])
         else:  # pragma: no cover - chunks are bounded far below this
             raise RayScriptError("a bulk exchange of more than 2**31 items per rank pair")
-        _polite_wait(req, self._aborted)
+        _polite_wait(req, self._aborted, self.patience())
         return [recvbuf[rdispl[s]: rdispl[s] + recv_counts[s]] for s in range(self.size)]
 
 

@@ -47,9 +47,15 @@ class Messenger(ABC):
     def host(self) -> str:
         return socket.gethostname()
 
-    def finish(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
-        """Called once by every rank at shutdown, after its loop has stopped."""
+    def hosts(self) -> list[str]:
+        """The host of every rank, by rank."""
+        return [self.host()] * self.size
 
-    def abort(self, code: int = 1) -> None:
-        """Bring every rank down at once (last resort)."""
+    def finish(self, deadline: float | None = None) -> bool:
+        """Called once by every rank at shutdown, after its loop has stopped.  False when the
+        other ranks did not all stop within ``deadline`` seconds."""
+        return True
+
+    def abort(self, code: int = 1, quiet: bool = False) -> None:
+        """Bring every rank down at once (last resort); ``quiet``: the reason has been said."""
         raise SystemExit(code)

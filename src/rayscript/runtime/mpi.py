@@ -49,9 +49,15 @@ class MPIMessenger(Messenger):
         self.local: deque = deque()
         self.outgoing: list = []  # (request, buffer) until complete
         self.last_activity = time.monotonic()
+        self._hosts: list[str] | None = None
 
     def host(self) -> str:
         return self.MPI.Get_processor_name()
+
+    def hosts(self) -> list[str]:
+        if self._hosts is None:
+            self._hosts = self.comm.allgather(self.host())
+        return self._hosts
 
     def send(self, msg: Message) -> None:
         dest = msg.recipient
@@ -132,17 +138,21 @@ class MPIMessenger(Messenger):
             if now >= deadline:
                 return out
 
-    def finish(self) -> None:
-        """Drain until every rank has stopped, then let pending sends complete."""
+    def finish(self, deadline: float | None = None) -> bool:
+        """Drain until every rank has stopped, then let pending sends complete.  False when the
+        ranks did not all stop within ``deadline`` seconds (a rank or host that stopped answering)."""
         MPI = self.MPI
         barrier = self.comm.Ibarrier()
         sleep = SLEEP_MIN
         scratch: list = []
+        give_up = None if deadline is None else time.monotonic() + deadline
         while not barrier.Test():
             self._receive_ready(scratch)
             scratch.clear()
             time.sleep(sleep)
             sleep = min(sleep * 2, SLEEP_MAX)
+            if give_up is not None and time.monotonic() > give_up:
+                return False
         deadline = time.monotonic() + 5.0
         while self.outgoing and time.monotonic() < deadline:
             self._reap()
@@ -154,6 +164,10 @@ class MPIMessenger(Messenger):
             except MPI.Exception:
                 pass
         self.outgoing = []
+        return True
 
-    def abort(self, code: int = 1) -> None:
+    def abort(self, code: int = 1, quiet: bool = False) -> None:
+        if quiet:  # the reason is said already: not MPI's own line about the abort too
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
         self.comm.Abort(code)

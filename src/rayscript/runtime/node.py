@@ -84,6 +84,23 @@ def settled(fut: Future) -> Future:
     return out
 
 
+def together(futures: list[Future], patience: Callable[[], float]) -> None:
+    """The orders of one collective operation, one per rank, waited for without a deadline: once
+    one of them fails, the ones still unanswered get ``patience()`` seconds more (a rank that
+    stopped answering must not be waited for forever)."""
+
+    def one_failed(f: Future) -> None:
+        if f.error is None:
+            return
+        deadline = time.monotonic() + patience()
+        for g in futures:
+            if not g.done and g.deadline is None:
+                g.deadline = deadline
+
+    for f in futures:
+        f.callbacks.append(one_failed)
+
+
 class Task:
     """Drives a generator that yields a Future or a list of Futures."""
 
@@ -110,7 +127,9 @@ class Task:
         elif isinstance(waiting, Future):
             error, value = waiting.error, [waiting.value]
         else:
-            error = next((f.error for f in waiting if f.error is not None), None)
+            # a rank that did not answer is named first: the others' errors may only follow from it
+            errors = [f.error for f in waiting if f.error is not None]
+            error = next((e for e in errors if isinstance(e, OrderTimeout)), errors[0] if errors else None)
             value = [f.value for f in waiting]
         try:
             yielded = self.gen.send(value) if error is None else self.gen.throw(error)
@@ -161,6 +180,7 @@ class Node:
         self.messenger = messenger
         self.rank: int = messenger.rank
         self.size: int = messenger.size
+        self.hosts: list[str] = messenger.hosts()  # by rank (gathered once, every rank at once)
         self.shard = shard
         self.collective = collective
         self.progress = progress
@@ -173,7 +193,10 @@ class Node:
         self.next_request = 1
         self.stopping = False
         self.failure: RankFailure | None = None
-        self.timeout = DEFAULT_TIMEOUT
+        self.unresponsive: set[int | None] = set()  # ranks that did not answer an order in time
+        self.timeout: float = DEFAULT_TIMEOUT
+        if collective is not None:  # a collective step waits for the others at most this long
+            collective.patience = lambda: self.timeout or None
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
@@ -266,6 +289,26 @@ class Node:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    @contextlib.contextmanager
+    def collective_order(self, msg: Message, what: str) -> Iterator[None]:
+        """This rank's part of a collective statement (every rank works at once).  When this rank
+        fails, the others are told and stop at their next wait; when another rank failed (or one
+        stopped answering: the wait's patience ran out), this rank leaves with them.  Either way
+        the channel is fresh for the next operation and the commander gets a located error."""
+        from ..errors import CollectiveAborted
+
+        with self.deferred_interrupt():
+            try:
+                yield
+            except CollectiveAborted as exc:
+                self.collective.reset()
+                self.reply(msg, ErrorReply(rank=exc.rank, reason=f"{what} stopped: {exc.reason}"))
+            except Exception as exc:
+                reason = str(exc) if isinstance(exc, RayScriptError) else f"{type(exc).__name__}: {exc}"
+                self.collective.abort(reason)
+                self.collective.reset()
+                self.reply(msg, ErrorReply(rank=self.rank, reason=f"{what} stopped: {reason}"))
+
     def poll_interrupt(self) -> bool:
         """For long operations that do not return to the loop: has the user asked to cancel?"""
         if self.interrupt_check is not None and self.interrupt_check():
@@ -340,8 +383,12 @@ class Node:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
         for req, fut in expired:
             del self.pending[req]
+            where = f"rank {fut.rank}"
+            if fut.rank is not None and len(set(self.hosts)) > 1:
+                where += f" on {self.hosts[fut.rank]}"
+            self.unresponsive.add(fut.rank)
             fut.fail(OrderTimeout(f"no answer to {fut.what} to rank {fut.rank} within {self.timeout:g} s "
-                                  f"(rank {fut.rank} did not answer)", rank=fut.rank))
+                                  f"({where} did not answer)", rank=fut.rank))
 
     def run_until(self, fut: Future):
         """Serve messages until ``fut`` is done (the commander waiting for its answers)."""

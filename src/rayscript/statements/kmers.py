@@ -146,7 +146,8 @@ class Count(_KmersOnly, keyword="count"):
         distinct = sum(i.distinct for i in infos)
         total = sum(i.total for i in infos)
         rows = [[r, i.distinct, i.total] for r, i in enumerate(infos)]
-        text = f"{distinct:,} distinct k-mers, {total:,} in total\n" + table(["rank", "distinct", "total"], rows)
+        text = (f"{distinct:,} distinct k-mer{'' if distinct == 1 else 's'}, {total:,} in total\n"
+                + table(["rank", "distinct", "total"], rows))
         return [Result("count", text, {"distinct": distinct, "total": total,
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
 

@@ -205,12 +205,16 @@ class Locate(Statement, keyword="locate"):
         wk = cmd.key(self.key)
         holders = yield from cmd.holders(wk)
         own = cmd.owner(wk)
-        if holders:
+        if holders and cmd.where(own) != f"rank {own}":  # on several hosts: each rank with its host
+            text = f"{wk.describe()} is on " + ", ".join(cmd.where(r) + (" (owner)" if r == own else "")
+                                                         for r in holders)
+        elif holders:
             names = ", ".join(f"{r} (owner)" if r == own else str(r) for r in holders)
             text = f"{wk.describe()} is on rank{'s' if len(holders) > 1 else ''} {names}"
         else:
-            text = f"{wk.describe()} is on no rank (its owner would be rank {own})"
-        return [Result("locate", text, {"key": str(wk), "ranks": holders, "owner": own})]
+            text = f"{wk.describe()} is on no rank (its owner would be {cmd.where(own)})"
+        return [Result("locate", text, {"key": str(wk), "ranks": holders, "owner": own,
+                                         "hosts": [cmd.node.hosts[r] for r in holders]})]
 
 
 class Ranks(Statement, keyword="ranks"):

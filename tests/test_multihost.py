@@ -1,0 +1,220 @@
+"""Several hosts over TCP (network namespaces, see hosts.py): a whole job across three hosts, and
+failures of a host or a rank that end the job everywhere with one located error."""
+
+import gzip
+import random
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import rayscript_cmd, write_fastq
+from hosts import make_hosts, wait
+
+LAMBDA_READS = "/usr/share/doc/bowtie2/examples/reads/reads_1.fq.gz"
+SLOTS = {0: 2, 1: 2, 2: 1}  # host index -> ranks: ranks 0-1 on the first host, 2-3 on the second, 4 on the third
+
+pytestmark = [pytest.mark.mpi, pytest.mark.multihost]
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory):
+    h = make_hosts(3, tmp_path_factory.mktemp("hosts"))
+    yield h
+    h.down()
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert not any(name in left for name in h.names), left
+    assert h.bridge not in links and not any(v in links for v in h.veths), links
+
+
+def slots(hosts):
+    return {hosts.names[i]: n for i, n in SLOTS.items()}
+
+
+def no_processes_left(hosts, but=None):
+    """Every process of the job has ended on every host (but one that nothing can reach)."""
+    names = [n for n in hosts.names if n != but]
+    deadline = time.monotonic() + 5
+    while any(hosts.pids(n) for n in names) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = not any(hosts.pids(n) for n in names)
+    if but is not None:
+        hosts.kill_processes(but)
+    return left
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mh")
+    rng = random.Random(3)
+    genome = "".join(rng.choice("ACGT") for _ in range(3000))
+    write_fastq(d / "genome.fq", [genome[i:i + 60] for i in range(0, 2941, 20)])
+    (d / "lambda.fq").write_bytes(gzip.decompress(Path(LAMBDA_READS).read_bytes()))
+    return d, genome
+
+
+class TcpWatch:
+    """Records the TCP connections between host addresses while a job runs."""
+
+    def __init__(self, hosts):
+        self.hosts, self.seen, self.stop = hosts, set(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.is_set():
+            self.seen |= self.hosts.tcp_links()
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_a_job_across_three_hosts_over_tcp(hosts, data, tmp_path):
+    jf = shutil.which("jellyfish")
+    if jf is None:
+        pytest.fail("jellyfish is needed (scripts/test installs it with apt-get)")
+    d, genome = data
+    start = genome[:21]
+    script = tmp_path / "job.ray"
+    script.write_text(f"""set timeout = 20s
+load "{d}/lambda.fq", "{d}/genome.fq" into kmers k=21
+dump kmers to "{tmp_path}/loaded.tsv"
+walk kmers/{start} both into paths/g
+locate paths/g
+move kmers/* from 1 to 4
+count kmers
+save to "{tmp_path}/ck"
+for r in 0..4 {{ delete kmers/* from $r }}
+restore from "{tmp_path}/ck"
+dump kmers to "{tmp_path}/restored.tsv"
+ranks
+""")
+    with TcpWatch(hosts) as watch:
+        proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
+        status, out, err, _ = wait(proc, 240)
+    assert status == 0, err
+    assert "Traceback" not in err
+    # the startup line names the hosts
+    assert "5 ranks on 3 hosts" in err
+    # walk: the genome, whole, hop by hop over the hosts
+    assert "length 3,000" in out
+    # ranks names every rank's host
+    for rank, host in enumerate([hosts.names[0]] * 2 + [hosts.names[1]] * 2 + [hosts.names[2]]):
+        assert re.search(rf"^\s*{rank}\s+{host}\s", out, re.M), out
+    assert re.search(r"paths/g is on rank \d on (" + "|".join(hosts.names) + r") \(owner\)", out), out
+    # the ranks talked over TCP between the hosts' addresses (not shared memory)
+    pairs = {frozenset(p) for p in watch.seen}
+    assert len(pairs) >= 2, watch.seen
+    # counts exact against Jellyfish, before and after move, save, delete and restore
+    subprocess.run([jf, "count", "-m", "21", "-C", "-s", "10M", "-o", str(tmp_path / "jf.jf"),
+                    str(d / "lambda.fq"), str(d / "genome.fq")], check=True)
+    jdump = subprocess.run([jf, "dump", "-c", "-t", str(tmp_path / "jf.jf")], check=True, capture_output=True,
+                           text=True).stdout
+    expected = sorted(jdump.splitlines())
+    assert sorted((tmp_path / "loaded.tsv").read_text().splitlines()) == expected
+    assert sorted((tmp_path / "restored.tsv").read_text().splitlines()) == expected
+    assert no_processes_left(hosts)
+
+
+def test_an_embedded_cluster_across_hosts(hosts, tmp_path):
+    prog = tmp_path / "embed.py"
+    prog.write_text("""from rayscript import Cluster
+with Cluster() as c:
+    if c is not None:
+        c.run('put kmers/ACGTACGTACGTACGTACGTA count=5 on 4')
+        rows = c.run('ranks')[0].data
+        print('hosts', sorted({r['host'] for r in rows}), c.run('count kmers')[0].text)
+""")
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "exec", "python", str(prog))
+    status, out, err, _ = wait(proc, 60)
+    assert status == 0, err
+    assert f"hosts {sorted(hosts.names)}" in out
+    assert "1 distinct k-mer, 5 in total" in out
+
+
+def _orders_forever(tmp_path, data):
+    d, _genome = data
+    script = tmp_path / "loop.ray"
+    script.write_text(f"""set timeout = 5s
+load "{d}/genome.fq" into kmers k=21
+for i in 1..100000000 {{ ranks }}
+""")
+    return script
+
+
+def _fails_fast(hosts, proc, started, victim_ranks, victim_host, timeout=5, within=None):
+    """The job ends within the timeout and a few seconds, with one located error naming a rank of
+    the victim host and the host, no traceback and no process left on the other hosts."""
+    status, _out, err, _ = wait(proc, timeout + 25)
+    ended = time.monotonic() - started
+    assert status is not None, f"the job did not end: {err[-2000:]}"
+    assert status != 0
+    assert ended < (within or timeout + 10), ended
+    assert "Traceback" not in err, err
+    assert re.search(rf"rank [{''.join(map(str, victim_ranks))}] on {victim_host}", err), err
+    assert no_processes_left(hosts, but=victim_host), err
+    return err
+
+
+def _start_and_wait_until_running(hosts, script):
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
+    time.sleep(4)  # loaded, and giving orders
+    assert proc.poll() is None, proc.communicate()[1]
+    return proc
+
+
+def test_a_host_that_drops_off_the_network_ends_the_job(hosts, data, tmp_path):
+    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data))
+    victim = hosts.names[2]
+    hosts.cut(victim)
+    try:
+        err = _fails_fast(hosts, proc, time.monotonic(), [4], victim)
+    finally:
+        subprocess.run(["ip", "link", "set", hosts.veths[2], "up"], check=False)
+    assert err.count("rayscript:") <= 2, err
+
+
+def test_a_rank_that_stops_answering_ends_the_job(hosts, data, tmp_path):
+    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data))
+    victim = hosts.names[1]
+    hosts.stop_ranks(victim)
+    _fails_fast(hosts, proc, time.monotonic(), [2, 3], victim)
+
+
+def test_a_host_whose_processes_are_killed_ends_the_job(hosts, data, tmp_path):
+    """Hydra ends the job itself as soon as a host's proxy dies (its own message, exit 255): fast,
+    and nothing is left behind."""
+    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data))
+    hosts.kill_processes(hosts.names[2], signal.SIGKILL)
+    status, _out, err, seconds = wait(proc, 30)
+    assert status not in (None, 0), err
+    assert seconds < 10
+    assert "Traceback" not in err, err
+    assert no_processes_left(hosts)
+
+
+def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, data, tmp_path):
+    d, _ = data
+    big = tmp_path / "big.fq"
+    with open(big, "wb") as out:
+        for _ in range(40):
+            out.write((d / "lambda.fq").read_bytes())
+    script = tmp_path / "coll.ray"
+    script.write_text(f'set timeout = 5s\nload "{big}" into kmers k=21\n')
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
+    time.sleep(3)
+    victim = hosts.names[1]
+    hosts.stop_ranks(victim)
+    # the others give up waiting after the timeout; the silent ranks are named one timeout later
+    _fails_fast(hosts, proc, time.monotonic(), [2, 3], victim, within=2 * 5 + 6)
