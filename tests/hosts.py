@@ -27,10 +27,15 @@ from conftest import BIN, ROOT, mpiexec_path
 
 WRAPPER = """#!/bin/sh
 # hydra's ssh launcher runs: WRAPPER -x HOST COMMAND...; run COMMAND inside the namespace HOST,
-# under HOST's own host name
+# under HOST's own host name, with its own mounts: when RS_PRIVATE_DIR is set, that directory is
+# seen as it is only on host RS_PRIVATE_HOST (the others see an empty file system there)
 [ "$1" = "-x" ] && shift
 host=$1; shift
-exec ip netns exec "$host" unshare --uts sh -c "hostname $host && exec $*"
+hide=":"
+if [ -n "$RS_PRIVATE_DIR" ] && [ "$host" != "$RS_PRIVATE_HOST" ]; then
+    hide="mount -t tmpfs none $RS_PRIVATE_DIR"
+fi
+exec ip netns exec "$host" unshare --uts --mount sh -c "hostname $host && $hide && exec $*"
 """
 
 
@@ -130,9 +135,10 @@ class Hosts:
         return [exe, "-launcher", "ssh", "-launcher-exec", str(self.wrapper), "-localhost", self.launcher_address,
                 "-hosts", hosts, *launcher, "-n", str(sum(slots.values())), *args]
 
-    def start(self, slots: dict[str, int], *args: str, launcher: tuple[str, ...] = ()) -> subprocess.Popen:
+    def start(self, slots: dict[str, int], *args: str, launcher: tuple[str, ...] = (),
+              env: dict | None = None) -> subprocess.Popen:
         return subprocess.Popen(self.mpiexec(slots, *args, launcher=launcher), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env(), cwd=ROOT)
+                                stderr=subprocess.PIPE, text=True, env={**self.env(), **(env or {})}, cwd=ROOT)
 
     def tcp_links(self) -> set[tuple[str, str]]:
         """Established TCP connections between two different hosts' addresses, as seen now."""

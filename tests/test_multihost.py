@@ -218,3 +218,21 @@ def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, dat
     hosts.stop_ranks(victim)
     # the others give up waiting after the timeout; the silent ranks are named one timeout later
     _fails_fast(hosts, proc, time.monotonic(), [2, 3], victim, within=2 * 5 + 6)
+
+
+def test_a_file_only_one_host_sees_is_named_with_the_rank_and_host_that_cannot(hosts, data, tmp_path):
+    d, _ = data
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(d / "genome.fq", private / "reads.fq")
+    script = tmp_path / "load.ray"
+    script.write_text(f'load "{private}/reads.fq" into kmers k=21\ncount kmers\n')
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
+                       env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
+    status, out, err, _ = wait(proc, 60)
+    assert status == 1, err
+    assert "Traceback" not in err
+    assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]})", err), err
+    assert f"{private}/reads.fq" in err
+    assert "distinct" not in out  # nothing was loaded
+    assert no_processes_left(hosts)

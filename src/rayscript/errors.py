@@ -87,17 +87,18 @@ class RuntimeFault(RayScriptError):
     """An order failed on some rank: names the rank, the key and the reason."""
 
     def __init__(self, reason: str, rank: int | None = None, key: str | None = None,
-                 statement: str | None = None):
+                 statement: str | None = None, host: str | None = None):
         self.reason = reason
         self.rank = rank
         self.key = key
         self.statement = statement
+        self.host = host  # named when the job spans several hosts
         super().__init__(str(self))
 
     def __str__(self) -> str:
         where = []
         if self.rank is not None:
-            where.append(f"rank {self.rank}")
+            where.append(f"rank {self.rank}" + (f" on {self.host}" if self.host else ""))
         if self.key:
             where.append(self.key)
         prefix = ", ".join(where)

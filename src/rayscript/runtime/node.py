@@ -363,7 +363,8 @@ class Node:
             if fut is None:
                 return  # the answer to an order that already timed out
             if isinstance(msg, ErrorReply):
-                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key))
+                host = self.hosts[msg.rank] if msg.rank is not None and len(set(self.hosts)) > 1 else None
+                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=host))
             else:
                 fut.resolve(msg)
             return
@@ -383,12 +384,10 @@ class Node:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
         for req, fut in expired:
             del self.pending[req]
-            where = f"rank {fut.rank}"
-            if fut.rank is not None and len(set(self.hosts)) > 1:
-                where += f" on {self.hosts[fut.rank]}"
+            host = self.hosts[fut.rank] if fut.rank is not None and len(set(self.hosts)) > 1 else None
             self.unresponsive.add(fut.rank)
-            fut.fail(OrderTimeout(f"no answer to {fut.what} to rank {fut.rank} within {self.timeout:g} s "
-                                  f"({where} did not answer)", rank=fut.rank))
+            fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
+                                  "answer: it is stuck, or its host cannot be reached)", rank=fut.rank, host=host))
 
     def run_until(self, fut: Future):
         """Serve messages until ``fut`` is done (the commander waiting for its answers)."""
