@@ -363,55 +363,40 @@ class AssemblyService:
 
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
     def _links(self, g: Graph):
-        k, n = g.k, g.n
+        k, n, size = g.k, g.n, self.ex.size
         mask = np.uint64((1 << (2 * k)) - 1)
         top = np.uint64(2 * (k - 1))
-        x = g.ids
-        cand = np.zeros((n, 8), np.uint64)  # slots 0-3: successors by base; 4-7: predecessors
-        has = np.zeros((n, 8), bool)
-        for b in range(4):
-            has[:, b] = (g.edges >> b) & 1 == 1
-            has[:, 4 + b] = (g.edges >> (4 + b)) & 1 == 1
-            cand[:, b] = ((x << np.uint64(2)) | np.uint64(b)) & mask
-            cand[:, 4 + b] = (np.uint64(b) << top) | (x >> np.uint64(2))
-        canon = np.minimum(cand, encoding.revcomp_array(cand.ravel(), k).reshape(n, 8))
-        rows, slots = np.nonzero(has)
-        asked = canon[rows, slots]
-        (present,) = self.ex.ask(owners(asked, self.ex.size), (asked,),
-                                 lambda q: (g.index(q)[1].astype(np.uint8),))
-        ok = np.zeros((n, 8), bool)
-        ok[rows, slots] = present.astype(bool)
-        degrees = np.stack((ok[:, 4:].sum(1), ok[:, :4].sum(1)), axis=1)  # [L, R]
-        # the single neighbour of a side of degree 1, and the side of it we enter by
+        # the neighbours the edges name: slots 0-3 successors by base, 4-7 predecessors
+        bits = (g.edges[:, None] >> np.arange(8, dtype=np.uint8)[None, :]) & 1
+        rows, slots = np.nonzero(bits)
+        x = g.ids[rows]
+        base = (slots & 3).astype(np.uint64)
+        y = np.where(slots < 4, ((x << np.uint64(2)) | base) & mask, (base << top) | (x >> np.uint64(2)))
+        yc = np.minimum(y, encoding.revcomp_array(y, k)) if len(y) else y
+        dest = owners(yc, size)
+        # which are in the graph, and where on their owner (later questions go by position)
+        found, where = self.ex.ask(dest, (yc,), lambda q: tuple(a.astype(np.int64) for a in g.index(q)[::-1]))
+        present = found.astype(bool)
+        side_of = np.where(slots < 4, R, L)
+        degrees = np.zeros((n, 2), np.int64)
+        np.add.at(degrees, (rows[present], side_of[present]), 1)
+        # a side of degree 1: its single neighbour, and the side of it we enter by (leaving by R into
+        # a neighbour read forward enters its L side; by L into a neighbour read forward, its R side)
+        one = present & (degrees[rows, side_of] == 1) & (yc != x)
+        r1, s1 = rows[one], side_of[one]
         link_id = np.zeros((n, 2), np.uint64)
         link_side = np.zeros((n, 2), np.uint8)
         linked = np.zeros((n, 2), bool)
-        for s, slots_s in ((R, slice(0, 4)), (L, slice(4, 8))):
-            one = degrees[:, s] == 1
-            j = np.argmax(ok[:, slots_s], axis=1) + (0 if s == R else 4)
-            y = cand[np.arange(n), j]
-            yc = canon[np.arange(n), j]
-            forward = y == yc
-            # leaving by R into y read forward enters y's L side; by L into y forward, its R side
-            entry = np.where(forward, L if s == R else R, R if s == R else L).astype(np.uint8)
-            link_id[:, s], link_side[:, s] = yc, entry
-            linked[:, s] = one & (yc != x)
-        rows = np.flatnonzero(linked.ravel())
-        q_id, q_side = link_id[rows // 2, rows % 2], link_side[rows // 2, rows % 2]
-
-        def facing_degree(ids, sides):
-            pos, found = g.index(ids)
-            deg = np.where(found, degrees[pos, sides.astype(np.int64)], 0) if g.n else np.zeros(len(ids))
-            return np.asarray(deg, np.int64), pos.astype(np.int64)
-
-        dest = owners(q_id, self.ex.size)
-        deg, where = self.ex.ask(dest, (q_id, q_side), facing_degree)
-        flat = linked.ravel()
-        flat[rows] = deg == 1
-        linked = flat.reshape(n, 2)
-        # a neighbour's handle: its index on its owner and the owner (later rounds index directly)
         link_h = np.zeros((n, 2), np.int64)
-        link_h.ravel()[rows] = where * self.ex.size + dest
+        forward = y[one] == yc[one]
+        link_id[r1, s1] = yc[one]
+        link_side[r1, s1] = np.where(forward, 1 - s1, s1)
+        link_h[r1, s1] = where[one] * size + dest[one]
+        # a link of a non-branching path: the facing side has one neighbour too
+        h, entry = link_h[r1, s1], link_side[r1, s1]
+        (deg,) = self.ex.ask(h % size, (h, entry),
+                             lambda hh, ee: (degrees[hh // size, ee.astype(np.int64)] if g.n else np.zeros(len(hh)),))
+        linked[r1, s1] = deg == 1
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
@@ -460,6 +445,8 @@ class AssemblyService:
         ruler_idx = np.full(n, -1, np.int64)
         rnodes: list[np.ndarray] = []
 
+        total_nodes = int(self.coll.allreduce(np.array([n], np.int64))[0])
+
         def launch(new: np.ndarray) -> None:
             idx = np.flatnonzero(new)
             start = sum(len(r) for r in rnodes)
@@ -473,7 +460,11 @@ class AssemblyService:
                                       np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
                                       g.ids[sel]), axis=1))
             walkers = np.concatenate(cols)
+            hops = 0
             while self.coll.allreduce(np.array([len(walkers)], np.int64))[0]:
+                hops += 1
+                if hops > total_nodes + 1:  # a walker never passes a node twice: links are not symmetric
+                    raise RuntimeError("assemble: a walk between rulers did not end (inconsistent links)")
                 got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
                 pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
                 passed = np.minimum(got[:, 6], g.ids[pos])
