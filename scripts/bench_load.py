@@ -1,5 +1,5 @@
 """Benchmark: k-mers counted per second by `load` at 1, 2 and 4 ranks beside
-`jellyfish count -t 2` on the same file, in the same run.
+`jellyfish count -t 2` and KMC 3 (`kmc -k31 -t2 -ci1`) on the same file, in the same run.
 
 Usage: bench_load.py READS.fq [RANKS ...]   (scripts/bench generates READS.fq with a fixed seed)
 """
@@ -42,6 +42,33 @@ def run_jellyfish(reads: str, workdir: str) -> dict:
     return {"seconds": seconds, "kmers": total, "distinct": int(fields["Distinct"].strip()), "peak": peak}
 
 
+def timed_child(cmd: list[str], cwd: str) -> tuple[float, int, str]:
+    """(seconds, peak RSS in bytes, stdout) of one process, its own peak (wait4), not the session's."""
+    import os
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        sys.exit(f"{cmd[0]} failed: {out[-2000:]}")
+    return time.perf_counter() - t0, usage.ru_maxrss * 1024, out
+
+
+def run_kmc(reads: str, workdir: str) -> dict:
+    exe = shutil.which("kmc")
+    if exe is None:
+        return {}
+    tmp = Path(workdir) / "kmc-tmp"
+    tmp.mkdir(exist_ok=True)
+    seconds, peak, out = timed_child([exe, "-k31", "-t2", "-ci1", "-cs4294967295", reads,
+                                      str(Path(workdir) / "kmc"), str(tmp)], workdir)
+    fields = {line.split(":")[0].strip(): line.split(":")[-1].strip() for line in out.splitlines() if ":" in line}
+    return {"seconds": seconds, "peak": peak, "kmers": int(fields["Total no. of k-mers"]),
+            "distinct": int(fields["No. of unique k-mers"])}
+
+
 def run_rayscript(reads: str, ranks: int, workdir: str) -> dict:
     prog = Path(workdir) / "load.py"
     prog.write_text(RANK_PROGRAM % reads)
@@ -63,6 +90,12 @@ def main() -> None:
                   f"{jf['distinct']:,} distinct, {jf['peak'] / jf['distinct']:.1f} bytes/distinct (peak)")
         else:
             print("jellyfish not installed: no peer figures (apt-get install jellyfish)")
+        kmc = run_kmc(reads, workdir)
+        if kmc:
+            print(f"kmc -k31 -t2 -ci1: {kmc['seconds']:.1f} s, {kmc['kmers'] / kmc['seconds'] / 1e6:.2f} M k-mers/s, "
+                  f"peak {kmc['peak'] / mib:.0f} MiB, {kmc['distinct']:,} distinct")
+        else:
+            print("kmc not installed: no KMC figures (apt-get install kmc)")
         for ranks in ranks_list:
             r = run_rayscript(reads, ranks, workdir)
             peak = sum(r["peak_rss"])
@@ -74,6 +107,9 @@ def main() -> None:
                 assert r["distinct"] == jf["distinct"] and r["kmers"] == jf["kmers"], "counts differ from jellyfish"
                 line += (f"; speed ratio vs jellyfish {jf['seconds'] / r['seconds']:.2f}, "
                          f"memory ratio {peak / jf['peak']:.2f}")
+            if kmc:
+                assert r["distinct"] == kmc["distinct"] and r["kmers"] == kmc["kmers"], "counts differ from kmc"
+                line += f"; throughput vs kmc {kmc['seconds'] / r['seconds']:.2f}"
             print(line, flush=True)
 
 
