@@ -197,7 +197,8 @@ class Cluster:
         self.scope.text = text
         for st in statements:
             try:
-                results = self.node.run(self.interpreter.execute(st, self.scope))
+                with self.node.interrupts_at_safe_points():
+                    results = self.node.run(self.interpreter.execute(st, self.scope))
             except KeyboardInterrupt:
                 late = self.node.cancel_everywhere()
                 note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late

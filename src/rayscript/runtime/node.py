@@ -200,6 +200,7 @@ class Node:
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
+        self._sigint = False  # Ctrl-C noted, to act on at the next safe point
         self.register(Bundle, self._on_bundle)
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
@@ -309,6 +310,27 @@ class Node:
                 self.collective.reset()
                 self.reply(msg, ErrorReply(rank=self.rank, reason=f"{what} stopped: {reason}"))
 
+    @contextlib.contextmanager
+    def interrupts_at_safe_points(self) -> Iterator[None]:
+        """While the commander runs a statement on the main thread: Ctrl-C (SIGINT) is only noted,
+        and ``run_until`` raises KeyboardInterrupt at its next check, never in the middle of taking
+        in or handling a message (a reply dropped there would leave an order unanswered forever)."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+
+        def note(signum, frame):
+            self._sigint = True
+
+        self._sigint = False
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._sigint = False
+
     def poll_interrupt(self) -> bool:
         """For long operations that do not return to the loop: has the user asked to cancel?"""
         if self.interrupt_check is not None and self.interrupt_check():
@@ -394,7 +416,8 @@ class Node:
         while not fut.done:
             if self.failure is not None:
                 raise self.failure
-            if self.interrupt_check is not None and self.interrupt_check():
+            if self._sigint or (self.interrupt_check is not None and self.interrupt_check()):
+                self._sigint = False
                 raise KeyboardInterrupt
             self.step(_CHECK_EVERY)
         return fut.result()
