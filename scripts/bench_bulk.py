@@ -115,7 +115,10 @@ def main() -> None:
         raws.append(raw_transfer(ids, counts, edges))
         lats.append(raw_latency())
         # 1. copy into an empty rank; 2. copy into a rank that holds a few hundred k-mers, then walk
-        for target_holds, times in ((None, empty), ((cids, cedges), busy)):
+        # the busy target holds the first walk's k-mers (about 330 per rank); the other walks' k-mers are
+        # added after the copies, before the 32 walks
+        first = (cids[:HOPS + 1], cedges[:HOPS + 1])
+        for target_holds, times in ((None, empty), (first, busy)):
             cluster, table = session(target_holds)
             if comm.rank == 1:
                 table.add_counted(ids, counts.astype(np.uint64), edges)
@@ -134,6 +137,8 @@ def main() -> None:
                     assert walked.data["kmers"] - 1 == HOPS, walked.data
             if target_holds is not None:  # many walks at once, batched and not
                 serve_until_rank0_is_done(cluster)
+                rest = owners(cids[HOPS + 1:], 3) == comm.rank
+                table.add_occurrences(cids[HOPS + 1:][rest], cedges[HOPS + 1:][rest])
                 together = cluster.parse("parallel { " + "\n".join(
                     f"walk kmers/{s} length={HOPS + 1} into paths/m{i}" for i, s in enumerate(starts)) + " }")
                 for batched in (True, False):

@@ -38,6 +38,17 @@ def write_fastq(path, seqs):
 
 
 @pytest.fixture
+def sigint():
+    """Ctrl-C as an interactive user's terminal sends it: SIGINT raises KeyboardInterrupt (a test run
+    started in the background by a shell without job control inherits SIGINT ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def local4():
     from rayscript import Cluster
 

@@ -236,3 +236,19 @@ def test_a_file_only_one_host_sees_is_named_with_the_rank_and_host_that_cannot(h
     assert f"{private}/reads.fq" in err
     assert "distinct" not in out  # nothing was loaded
     assert no_processes_left(hosts)
+
+
+def test_a_dump_where_only_one_host_can_write_names_the_rank_and_host_and_leaves_nothing(hosts, data, tmp_path):
+    d, _ = data
+    private = tmp_path / "private"
+    private.mkdir()
+    script = tmp_path / "dump.ray"
+    script.write_text(f'load "{d}/genome.fq" into kmers k=21\ndump kmers to "{private}/out.tsv"\n')
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
+                       env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
+    status, _out, err, _ = wait(proc, 60)
+    assert status == 1, err
+    assert "Traceback" not in err
+    assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): cannot write {private}/out.tsv", err), err
+    assert list(private.iterdir()) == []  # neither the dump nor its temporary file
+    assert no_processes_left(hosts)

@@ -113,7 +113,7 @@ def test_history_persists_in_the_xdg_data_directory(tmp_path, monkeypatch):
     assert "ranks" in (tmp_path / "rayscript" / "history").read_text()
 
 
-def test_ctrl_c_during_a_long_statement_cancels_it_and_the_prompt_returns():
+def test_ctrl_c_during_a_long_statement_cancels_it_and_the_prompt_returns(sigint):
     from rayscript.messages import PutOrder
 
     with Cluster.local(3) as c:

@@ -207,7 +207,7 @@ def test_statements_compile_to_the_exact_control_messages(local4, statement, exp
         assert res.data["lines"][1:] == expected
 
 
-def test_ctrl_c_while_a_statement_runs_is_acted_on_at_a_safe_point():
+def test_ctrl_c_while_a_statement_runs_is_acted_on_at_a_safe_point(sigint):
     """SIGINT during a statement is noted, not raised wherever the main thread happens to be (in
     the middle of taking in replies, say): the loop raises it at its next check."""
     import os
