@@ -1,7 +1,7 @@
 """Nothing lost, nothing duplicated: the store against a dictionary model, on both backends."""
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from conftest import BIN, ROOT, run_mpi
 from rayscript import Cluster
@@ -13,7 +13,10 @@ class LocalModel(StoreModel):
         return Cluster.local(size)
 
 
-LocalModel.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
+# (no explain phase: it traces every line, which took a failing run past the test timeout and hid
+# the failure behind a FlakyStrategyDefinition)
+LocalModel.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
+                                        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
 TestLocalModel = LocalModel.TestCase
 
 
