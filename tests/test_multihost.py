@@ -15,6 +15,7 @@ import pytest
 
 from conftest import rayscript_cmd, write_fastq
 from hosts import make_hosts, wait
+from rayscript.genomics.checkpoint import MANIFEST
 
 LAMBDA_READS = "/usr/share/doc/bowtie2/examples/reads/reads_1.fq.gz"
 SLOTS = {0: 2, 1: 2, 2: 1}  # host index -> ranks: ranks 0-1 on the first host, 2-3 on the second, 4 on the third
@@ -251,4 +252,20 @@ def test_a_dump_where_only_one_host_can_write_names_the_rank_and_host_and_leaves
     assert "Traceback" not in err
     assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): cannot write {private}/out.tsv", err), err
     assert list(private.iterdir()) == []  # neither the dump nor its temporary file
+    assert no_processes_left(hosts)
+
+
+def test_a_save_where_only_one_host_can_write_names_the_rank_and_host(hosts, data, tmp_path):
+    d, _ = data
+    private = tmp_path / "private"
+    private.mkdir()
+    script = tmp_path / "save.ray"
+    script.write_text(f'load "{d}/genome.fq" into kmers k=21\nsave to "{private}/ck"\n')
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
+                       env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
+    status, _out, err, _ = wait(proc, 60)
+    assert status == 1, err
+    assert "Traceback" not in err
+    assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): .*{private}/ck", err), err
+    assert not (private / "ck" / MANIFEST).exists()  # no checkpoint that restore would take
     assert no_processes_left(hosts)
