@@ -221,51 +221,46 @@ def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, dat
     _fails_fast(hosts, proc, time.monotonic(), [2, 3], victim, within=2 * 5 + 6)
 
 
-def test_a_file_only_one_host_sees_is_named_with_the_rank_and_host_that_cannot(hosts, data, tmp_path):
-    d, _ = data
+def _run_where_only_the_first_host_sees(hosts, tmp_path, text, prepare=None):
+    """Run ``text`` (with {private} filled in) while the directory ``private`` exists as it is only on
+    the first host (the others see an empty file system there); the job must fail with one error
+    naming a rank of another host.  Returns (private, stdout, stderr)."""
     private = tmp_path / "private"
     private.mkdir()
-    shutil.copy(d / "genome.fq", private / "reads.fq")
-    script = tmp_path / "load.ray"
-    script.write_text(f'load "{private}/reads.fq" into kmers k=21\ncount kmers\n')
+    if prepare:
+        prepare(private)
+    script = tmp_path / "job.ray"
+    script.write_text(text.format(private=private))
     proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
                        env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
     status, out, err, _ = wait(proc, 60)
     assert status == 1, err
     assert "Traceback" not in err
     assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]})", err), err
+    assert no_processes_left(hosts)
+    return private, out, err
+
+
+def test_a_file_only_one_host_sees_is_named_with_the_rank_and_host_that_cannot(hosts, data, tmp_path):
+    d, _ = data
+    private, out, err = _run_where_only_the_first_host_sees(
+        hosts, tmp_path, 'load "{private}/reads.fq" into kmers k=21\ncount kmers\n',
+        prepare=lambda p: shutil.copy(d / "genome.fq", p / "reads.fq"))
     assert f"{private}/reads.fq" in err
     assert "distinct" not in out  # nothing was loaded
-    assert no_processes_left(hosts)
 
 
 def test_a_dump_where_only_one_host_can_write_names_the_rank_and_host_and_leaves_nothing(hosts, data, tmp_path):
     d, _ = data
-    private = tmp_path / "private"
-    private.mkdir()
-    script = tmp_path / "dump.ray"
-    script.write_text(f'load "{d}/genome.fq" into kmers k=21\ndump kmers to "{private}/out.tsv"\n')
-    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
-                       env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
-    status, _out, err, _ = wait(proc, 60)
-    assert status == 1, err
-    assert "Traceback" not in err
+    private, _out, err = _run_where_only_the_first_host_sees(
+        hosts, tmp_path, f'load "{d}/genome.fq" into kmers k=21\ndump kmers to "{{private}}/out.tsv"\n')
     assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): cannot write {private}/out.tsv", err), err
     assert list(private.iterdir()) == []  # neither the dump nor its temporary file
-    assert no_processes_left(hosts)
 
 
 def test_a_save_where_only_one_host_can_write_names_the_rank_and_host(hosts, data, tmp_path):
     d, _ = data
-    private = tmp_path / "private"
-    private.mkdir()
-    script = tmp_path / "save.ray"
-    script.write_text(f'load "{d}/genome.fq" into kmers k=21\nsave to "{private}/ck"\n')
-    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script),
-                       env={"RS_PRIVATE_DIR": str(private), "RS_PRIVATE_HOST": hosts.names[0]})
-    status, _out, err, _ = wait(proc, 60)
-    assert status == 1, err
-    assert "Traceback" not in err
+    private, _out, err = _run_where_only_the_first_host_sees(
+        hosts, tmp_path, f'load "{d}/genome.fq" into kmers k=21\nsave to "{{private}}/ck"\n')
     assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): .*{private}/ck", err), err
     assert not (private / "ck" / MANIFEST).exists()  # no checkpoint that restore would take
-    assert no_processes_left(hosts)

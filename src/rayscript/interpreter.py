@@ -213,10 +213,19 @@ class Command:
     def size(self) -> int:
         return self.node.size
 
+    @property
+    def hosts(self) -> list[str]:
+        """The host of every rank, by rank."""
+        return self.node.hosts
+
+    def host_of(self, rank: int) -> str | None:
+        """The host of ``rank`` when the job spans several hosts; None on one host."""
+        return self.node.host_of(rank)
+
     def where(self, rank: int) -> str:
         """How to name ``rank`` to a user: 'rank R', with its host when the job spans several."""
-        hosts = self.node.hosts
-        return f"rank {rank} on {hosts[rank]}" if len(set(hosts)) > 1 else f"rank {rank}"
+        host = self.host_of(rank)
+        return f"rank {rank} on {host}" if host else f"rank {rank}"
 
     @property
     def explaining(self) -> bool:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import Cancelled, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
+from ..errors import Cancelled, CollectiveAborted, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
 from ..messages import Bundle, Cancel, ErrorReply, Fatal, Message, Stop, key_text
 from .aggregate import Aggregator
 
@@ -181,6 +181,7 @@ class Node:
         self.rank: int = messenger.rank
         self.size: int = messenger.size
         self.hosts: list[str] = messenger.hosts()  # by rank (gathered once, every rank at once)
+        self._several_hosts = len(set(self.hosts)) > 1
         self.shard = shard
         self.collective = collective
         self.progress = progress
@@ -225,6 +226,11 @@ class Node:
         if self.aggregator.batches:
             self.aggregator.before_direct(msg.recipient)
         self.messenger.send(msg)
+
+    def host_of(self, rank: int | None) -> str | None:
+        """The host of ``rank`` when the job spans several hosts (what a user needs to find it);
+        None on one host."""
+        return self.hosts[rank] if self._several_hosts and rank is not None else None
 
     def post(self, msg: Message) -> None:
         """Send ``msg`` in a batch with other small messages to the same rank (see
@@ -296,8 +302,6 @@ class Node:
         fails, the others are told and stop at their next wait; when another rank failed (or one
         stopped answering: the wait's patience ran out), this rank leaves with them.  Either way
         the channel is fresh for the next operation and the commander gets a located error."""
-        from ..errors import CollectiveAborted
-
         with self.deferred_interrupt():
             try:
                 yield
@@ -385,8 +389,7 @@ class Node:
             if fut is None:
                 return  # the answer to an order that already timed out
             if isinstance(msg, ErrorReply):
-                host = self.hosts[msg.rank] if msg.rank is not None and len(set(self.hosts)) > 1 else None
-                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=host))
+                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=self.host_of(msg.rank)))
             else:
                 fut.resolve(msg)
             return
@@ -406,10 +409,10 @@ class Node:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
         for req, fut in expired:
             del self.pending[req]
-            host = self.hosts[fut.rank] if fut.rank is not None and len(set(self.hosts)) > 1 else None
             self.unresponsive.add(fut.rank)
             fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
-                                  "answer: it is stuck, or its host cannot be reached)", rank=fut.rank, host=host))
+                                  "answer: it is stuck, or its host cannot be reached)", rank=fut.rank,
+                                  host=self.host_of(fut.rank)))
 
     def run_until(self, fut: Future):
         """Serve messages until ``fut`` is done (the commander waiting for its answers)."""

@@ -205,7 +205,7 @@ class Locate(Statement, keyword="locate"):
         wk = cmd.key(self.key)
         holders = yield from cmd.holders(wk)
         own = cmd.owner(wk)
-        if holders and cmd.where(own) != f"rank {own}":  # on several hosts: each rank with its host
+        if holders and cmd.host_of(own):  # on several hosts: each rank with its host
             text = f"{wk.describe()} is on " + ", ".join(cmd.where(r) + (" (owner)" if r == own else "")
                                                          for r in holders)
         elif holders:
@@ -214,7 +214,7 @@ class Locate(Statement, keyword="locate"):
         else:
             text = f"{wk.describe()} is on no rank (its owner would be {cmd.where(own)})"
         return [Result("locate", text, {"key": str(wk), "ranks": holders, "owner": own,
-                                         "hosts": [cmd.node.hosts[r] for r in holders]})]
+                                         "hosts": [cmd.hosts[r] for r in holders]})]
 
 
 class Ranks(Statement, keyword="ranks"):
