@@ -155,6 +155,17 @@ def _tmux_wait_for(session, text, timeout=20):
     raise AssertionError(f"{text!r} never appeared:\n{_tmux_capture(session)}")
 
 
+def _tmux_wait_for_prompt(session, prompt, timeout=20):
+    """Until the last line on the screen is ``prompt`` (the shell waits for input again)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        lines = _tmux_capture(session).rstrip().splitlines()
+        if lines and lines[-1].strip() == prompt:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the prompt {prompt!r} did not come back:\n{_tmux_capture(session)}")
+
+
 def _tmux_type_line(session, line):
     subprocess.run(["tmux", "send-keys", "-t", session, "-l", line], check=True)
     subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
@@ -273,6 +284,7 @@ def test_a_repl_started_in_the_background_stops_until_fg():
         _tmux_type_line(session, "put kmers/3 on 1")
         screen = _tmux_wait_for(session, "put kmers/3 on rank 1")
         assert "Traceback" not in screen
+        _tmux_wait_for_prompt(session, "ray[2]>")  # Ctrl-D goes to the prompt, not to a statement still printing
         subprocess.run(["tmux", "send-keys", "-t", session, "C-d"], check=True)
         _tmux_type_line(session, "echo status=$?")
         _tmux_wait_for(session, "status=0")
