@@ -79,7 +79,7 @@ def run_rayscript(reads: str, ranks: int, workdir: str) -> dict:
 
 
 def main() -> None:
-    reads = sys.argv[1]
+    reads = str(Path(sys.argv[1]).resolve())  # the peers run in a work directory
     ranks_list = [int(x) for x in sys.argv[2:]] or [1, 2, 4]
     mib = 1 << 20
     with tempfile.TemporaryDirectory() as workdir:

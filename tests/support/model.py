@@ -161,8 +161,11 @@ class StoreModel(RuleBasedStateMachine):
             return
         kmer, a = data.draw(st.sampled_from(sorted(held)))
         branches, targets = [], []
-        for b in data.draw(st.lists(st.integers(0, self.size - 1).filter(lambda r: r != a), min_size=1,
-                                    max_size=3, unique=True)):
+        # targets that do not hold it, so that the winner is the one rank that gained it
+        free = [r for r in range(self.size) if r != a and kmer not in self.model[r]]
+        if not free:
+            return
+        for b in data.draw(st.lists(st.sampled_from(free), min_size=1, max_size=3, unique=True)):
             commander = data.draw(st.integers(0, self.size - 1))
             branches.append(f"on {commander} {{ move kmers/{kmer} from {a} to {b} replace }}")
             targets.append(b)

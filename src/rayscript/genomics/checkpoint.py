@@ -10,7 +10,8 @@ does the commander replace the manifest, and then it removes older generations. 
 point leaves the previous manifest and the files it names intact.
 
 Shard file: a 40-byte header (magic ``RAYSHRD1``, format version, rank, rank count, k, canonical,
-k-mer count, named item count), the k-mer ids (uint64), counts (uint32) and edges (uint8), then
+k-mer count, named item count), the k-mer ids (uint64; for k > 31 two uint64 words each, the high
+word first), counts (uint32) and edges (uint8), then
 each named item as a uint32 length and its packed bytes.  The manifest records each file's size,
 item counts and SHA-256.
 
@@ -32,6 +33,7 @@ import numpy as np
 from ..errors import RayScriptError
 from ..items import pack_item, unpack_item
 from ..messages import Message
+from ..store import encoding
 from ..store.kmertable import KmerTable
 
 FORMAT_VERSION = 1
@@ -97,12 +99,13 @@ def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
     if expect.get("k") is not None and k != expect["k"]:
         raise CheckpointError(f"{name}: holds k={k} k-mers, the manifest says k={expect['k']}")
     o = HEADER.size
-    need = o + 13 * nk
+    width = 16 if encoding.is_wide(k) else 8
+    need = o + (width + 5) * nk
     if need > len(data):
         raise CheckpointError(f"{name}: truncated: {nk} k-mers announced")
-    ids = np.frombuffer(data, np.uint64, nk, o).copy()
-    counts = np.frombuffer(data, np.uint32, nk, o + 8 * nk).copy()
-    edges = np.frombuffer(data, np.uint8, nk, o + 12 * nk).copy()
+    ids = np.frombuffer(data, encoding.id_dtype(k), nk, o).copy()
+    counts = np.frombuffer(data, np.uint32, nk, o + width * nk).copy()
+    edges = np.frombuffer(data, np.uint8, nk, o + (width + 4) * nk).copy()
     o = need
     named = []
     for _ in range(nitems):
@@ -116,7 +119,7 @@ def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
         o += 4 + n
     table = KmerTable(k or None)
     table.canonical = bool(canonical)
-    if nk and (ids[1:] < ids[:-1]).any():
+    if not encoding.is_sorted(ids):
         raise CheckpointError(f"{name}: k-mer ids out of order")
     table.add_counted(ids, counts, edges)
     return table, named

@@ -260,26 +260,25 @@ class GraphService:
         self.node.reply(msg, done)
 
     def on_neighbours(self, msg: NeighboursOrder) -> None:
-        ids = msg.buffers[0] if msg.buffers else np.empty(0, np.uint64)
         table = self.table
+        ids = table.as_ids(msg.buffers[0]) if msg.buffers else table.empty_ids()
         _counts, edges = table.lookup(ids)
         found = table.present(ids)
         k = table.k or 0
         out_ids, out_src = [], []
         if k and len(ids):
-            mask = np.uint64((1 << (2 * k)) - 1)
             idx = np.arange(len(ids))
             for b in range(4):
                 succ = (edges >> b) & 1 == 1
-                nxt = ((ids[succ] << np.uint64(2)) | np.uint64(b)) & mask
+                nxt = encoding.followers(ids[succ], k, b)
                 pred = (edges >> (4 + b)) & 1 == 1
-                prv = (np.uint64(b) << np.uint64(2 * (k - 1))) | (ids[pred] >> np.uint64(2))
+                prv = encoding.leaders(ids[pred], k, b)
                 for arr, sel in ((nxt, succ), (prv, pred)):
                     if table.canonical:
-                        arr = np.minimum(arr, encoding.revcomp_array(arr, k))
+                        arr = encoding.canonical_array(arr, k)
                     out_ids.append(arr)
                     out_src.append(idx[sel])
         reply = NeighboursReply(found=int(found.sum()))
-        reply.buffers = [found, np.concatenate(out_ids) if out_ids else np.empty(0, np.uint64),
+        reply.buffers = [found, np.concatenate(out_ids) if out_ids else table.empty_ids(),
                          np.concatenate(out_src) if out_src else np.empty(0, np.int64)]
         self.node.reply(msg, reply)

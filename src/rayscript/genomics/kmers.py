@@ -202,7 +202,7 @@ class KmerService:
         active = True
         aborted = False
         while True:
-            ids = np.empty(0, np.uint64)
+            ids = staging.empty_ids()
             edges = np.empty(0, np.uint8)
             if active and error is None:
                 try:
@@ -262,10 +262,10 @@ class KmerService:
     def _unfit(self, k: int, canonical: bool) -> str | None:
         """K-mers put by number before any load: the first load decides k, and they must fit it."""
         ids, _, _ = self.table.extract(("all",))
-        bad = ids >= np.uint64(1 << (2 * k))
+        bad = ids >= np.uint64(1 << min(2 * k, 63))
         if canonical:
-            small = np.where(bad, np.uint64(0), ids)
-            bad |= np.minimum(small, encoding.revcomp_array(small, k)) != small
+            small = encoding.ids_array(np.where(bad, np.uint64(0), ids).tolist(), k)
+            bad |= encoding.canonical_array(small, k) != small
         if not bad.any():
             return None
         problem = encoding.id_problem(int(ids[np.argmax(bad)]), k, canonical)
@@ -330,6 +330,6 @@ class KmerService:
         self.node.reply(msg, SizeReply(nbytes=offset - msg.offset))
 
     def on_query(self, msg: QueryOrder) -> None:
-        ids = np.frombuffer(msg.ids, dtype=np.uint64)
+        ids = np.frombuffer(msg.ids, dtype=self.table.empty_ids().dtype)
         counts, _ = self.table.lookup(ids)
         self.node.reply(msg, QueryReply(counts=counts.tobytes()))

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 from ..store import encoding
 from ..store.encoding import COUNT_MAX
 
+_M64 = (1 << 64) - 1
+
 BY_NAMESPACE: dict[str, type[Carriageable]] = {}
 BY_CODE: dict[int, type[Carriageable]] = {}
 
@@ -76,12 +78,16 @@ class Kmer(Carriageable, namespace="kmers", code=1):
     edges: int = 0
     k: int = 0  # 0: unknown (an id given without bases)
 
+    # the id's low 64 bits, count, edges, k; then, for an id of 2**64 or more (k > 32), its high bits
     _FMT: ClassVar[struct.Struct] = struct.Struct("<QIBB")
     _WIRE: ClassVar[struct.Struct] = struct.Struct("<B" + _FMT.format[1:])  # code byte + _FMT, as pack_item frames it
+    _HIGH: ClassVar[struct.Struct] = struct.Struct("<Q")
 
     @classmethod
     def packed(cls, ident: int, count: int, edges: int, k: int) -> bytes:
         """``pack_item(Kmer(...))`` without making the object (a shard serving a copy)."""
+        if ident >> 64:
+            return cls._WIRE.pack(cls.code, ident & _M64, count, edges, k) + cls._HIGH.pack(ident >> 64)
         return cls._WIRE.pack(cls.code, ident, count, edges, k)
 
     @property
@@ -89,11 +95,16 @@ class Kmer(Carriageable, namespace="kmers", code=1):
         return self.id
 
     def pack(self) -> bytes:
+        if self.id >> 64:
+            return self._FMT.pack(self.id & _M64, self.count, self.edges, self.k) + self._HIGH.pack(self.id >> 64)
         return self._FMT.pack(self.id, self.count, self.edges, self.k)
 
     @classmethod
     def unpack(cls, buf: bytes | memoryview) -> Kmer:
-        return cls(*cls._FMT.unpack_from(buf))
+        low, count, edges, k = cls._FMT.unpack_from(buf)
+        if len(buf) > cls._FMT.size:
+            low |= cls._HIGH.unpack_from(buf, cls._FMT.size)[0] << 64
+        return cls(low, count, edges, k)
 
     def merge(self, other: Carriageable) -> Kmer:
         if not isinstance(other, Kmer):
@@ -110,6 +121,8 @@ class Kmer(Carriageable, namespace="kmers", code=1):
         return encoding.decode(self.id, self.k) if self.k else None
 
     def __str__(self) -> str:
+        if self.k > encoding.WORD_K:  # ids of two words are written by their bases
+            return f"kmers/{self.bases} count={self.count} edges={_edges_text(self.edges)}"
         seq = f" {self.bases}" if self.k else ""
         return f"kmers/{self.id}{seq} count={self.count} edges={_edges_text(self.edges)}"
 
@@ -171,8 +184,11 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
     def pack(self) -> bytes:
         name = self.name.encode()
         n = len(self.vertices)
-        return (struct.pack("<HQI", len(name), self.start, n) + name
-                + struct.pack(f"<{n}Q", *self.vertices) + struct.pack(f"<{n}H", *self.depths))
+        out = (struct.pack("<HQI", len(name), self.start & _M64, n) + name
+               + struct.pack(f"<{n}Q", *(v & _M64 for v in self.vertices)) + struct.pack(f"<{n}H", *self.depths))
+        if self.start >> 64 or any(v >> 64 for v in self.vertices):  # k > 32: the high bits follow
+            out += struct.pack(f"<{n + 1}Q", self.start >> 64, *(v >> 64 for v in self.vertices))
+        return out
 
     @classmethod
     def unpack(cls, buf: bytes | memoryview) -> GraphSearchResult:
@@ -183,6 +199,11 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
         o += ln
         vertices = list(struct.unpack_from(f"<{n}Q", buf, o))
         depths = list(struct.unpack_from(f"<{n}H", buf, o + 8 * n))
+        o += 10 * n
+        if len(buf) > o:
+            high = struct.unpack_from(f"<{n + 1}Q", buf, o)
+            start |= high[0] << 64
+            vertices = [v | (h << 64) for v, h in zip(vertices, high[1:])]
         return cls(name, start, vertices, depths)
 
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..messages import ErrorReply, Message
+from ..store import encoding
 
 CHUNK_ITEMS = 2_000_000
 ITEM_BYTES = 13  # id 8, count 4, edges 1
@@ -103,7 +104,7 @@ class BulkService:
             self.node.fail_order(msg, str(exc))
             return
         if msg.move:
-            selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else np.empty(0, np.uint64)
+            selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else self.table.empty_ids()
             if self._refuse_if_moving(msg, selected):
                 return
             self.node.shard.bulk_moving[(msg.commander, msg.request)] = selected
@@ -204,12 +205,15 @@ class BulkService:
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
-        kept = msg.buffers[0] if msg.buffers else np.empty(0, np.uint64)
+        kept = msg.buffers[0] if msg.buffers else self.table.empty_ids()
         if move:
             for ids in id_parts:
-                self.table.remove_ids(np.setdiff1d(ids, kept, assume_unique=True) if len(kept) else ids)
+                if len(kept):
+                    gone = ~np.isin(encoding.exact(ids), encoding.exact(kept), assume_unique=True)
+                    ids = ids[gone]
+                self.table.remove_ids(ids)
         moved = items - len(kept)
-        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * ITEM_BYTES, kept=len(kept)))
+        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * (ITEM_BYTES + 8 * self.table.wide), kept=len(kept)))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:

@@ -27,18 +27,20 @@ class Shard:
         """How many of the k-mer ``ids`` are under a move in flight from this shard."""
         if not self.moving and not self.bulk_moving:
             return 0
-        ids = np.asarray(ids, np.uint64)
+        ids = encoding.exact(self.kmers.as_ids(ids))
         busy = np.zeros(len(ids), bool)
-        single = np.array([i for ns, i in self.moving if ns == "kmers"], np.uint64)
+        single = self.kmers.as_ids(encoding.ids_array([i for ns, i in self.moving if ns == "kmers"], self.kmers.k))
         for out in (single, *self.bulk_moving.values()):
             if len(out):
-                busy |= np.isin(ids, out)
+                busy |= np.isin(ids, encoding.exact(out))
         return int(busy.sum())
 
     def is_moving(self, key: tuple) -> bool:
         if key in self.moving:
             return True
-        return key[0] == "kmers" and bool(self.bulk_moving) and self.moving_kmers(np.array([key[1]], np.uint64)) > 0
+        if key[0] != "kmers" or not self.bulk_moving:
+            return False
+        return self.moving_kmers(encoding.ids_array([key[1]], self.kmers.k)) > 0
 
     def get(self, namespace: str, ident) -> Carriageable | None:
         if namespace == "kmers":

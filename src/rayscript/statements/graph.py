@@ -19,6 +19,7 @@ from ..language.ast import Key, Statement
 from ..language.parser import Build
 from ..messages import PutOrder
 from ..results import Result
+from ..store import encoding
 from ..store.partition import owners
 
 
@@ -62,9 +63,10 @@ class Walk(Statement, keyword="walk"):
 
 
 class SortedRuns:
-    """A set of uint64 ids kept as a few sorted arrays of decreasing size (merged when a newer
-    one grows to half the size of the one before): membership of a batch is a binary search per
-    run, adding a batch is amortized O(n log n) over the whole search."""
+    """A set of ids (in their :func:`encoding.exact` view) kept as a few sorted arrays of
+    decreasing size (merged when a newer one grows to half the size of the one before):
+    membership of a batch is a binary search per run, adding a batch is amortized O(n log n)
+    over the whole search."""
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
@@ -109,10 +111,11 @@ class Search(Statement, keyword="search"):
         first = cmd.owner(wk)
         into = cmd.key(self.into)
         depth = cmd.whole_number(cmd.options(self.options).get("depth", 1), "depth=", 0, 65535)
-        start = np.array([wk.key[1]], np.uint64)
+        ident = wk.key[1]
+        start = encoding.ids_array([ident], wk.k or (encoding.MAX_K if ident >> encoding.LO_BITS else None))
         seen = [start]  # vertices by depth
         visited = SortedRuns()
-        visited.add(start)
+        visited.add(encoding.exact(start))
         frontier = start
         for d in range(max(depth, 1)):
             dest = owners(frontier, cmd.size)
@@ -127,17 +130,22 @@ class Search(Statement, keyword="search"):
                 raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
             if depth == 0:
                 break
-            found = np.unique(np.concatenate([rep.buffers[1] for rep in replies]))
-            frontier = visited.missing(found)
-            visited.add(frontier)
+            found = np.concatenate([rep.buffers[1] for rep in replies])
+            if d == 0 and found.dtype != start.dtype:  # a store of k > 31 asked by a small number
+                start = seen[0] = encoding.join(np.zeros(1, np.uint64), start)
+                visited = SortedRuns()
+                visited.add(encoding.exact(start))
+            exact = visited.missing(np.unique(encoding.exact(found)))
+            visited.add(exact)
+            frontier = exact.view(found.dtype)
             seen.append(frontier)
             if depth >= 100:
                 cmd.progress(d + 1, depth, "searching", "levels")
             if not len(frontier):
                 break
-        vertices = np.concatenate(seen).tolist()
+        vertices = encoding.int_ids(np.concatenate(seen))
         depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
-        result = GraphSearchResult(str(into.key[1]), int(start[0]), vertices, depths)
+        result = GraphSearchResult(str(into.key[1]), ident, vertices, depths)
         dest_rank = cmd.owner(into)
         yield cmd.order(PutOrder(recipient=dest_rank, key=into.key, item=pack_item(result), mode="replace"))
         per_depth = [len(x) for x in seen]

@@ -95,7 +95,7 @@ class Load(_KmersOnly, keyword="load"):
         k = opts.get("k", 31)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ScriptError(f"k={k} is not supported: k is a whole number from 1 to {MAX_K} "
-                              "(one 64-bit word per k-mer)")
+                              "(at most two 64-bit words per k-mer)")
         canonical = cmd.truth(opts.get("canonical", True), "canonical=")
         paths = [cmd.path(p) for p in self.paths]
         sources = [fastx.inspect(p) for p in paths]
@@ -316,8 +316,8 @@ class Query(_KmersOnly, keyword="query"):
             fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
             fwd_all.append(fwd)
             ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
-        fwd = np.concatenate(fwd_all) if fwd_all else np.empty(0, np.uint64)
-        ids = np.concatenate(ids_all) if ids_all else np.empty(0, np.uint64)
+        fwd = np.concatenate(fwd_all) if fwd_all else np.empty(0, encoding.id_dtype(k))
+        ids = np.concatenate(ids_all) if ids_all else np.empty(0, encoding.id_dtype(k))
         dest = owners(ids, cmd.size)
         futures, selections = [], []
         for r in range(cmd.size):

@@ -2,14 +2,25 @@
 
 Numeric order of ids equals lexicographic order of bases, so a base prefix is a contiguous id
 range.  The canonical form of a k-mer is the smaller of its id and its reverse complement's.
-Scalar functions serve single keys; the ``*_array`` functions work on whole numpy batches.
+Scalar functions serve single keys (Python ints, any k); the ``*_array`` functions work on whole
+numpy batches.
+
+Batches of ids for k <= 31 are uint64 arrays.  For 32 <= k <= 63 an id takes two 64-bit words:
+``hi`` (the first k - 31 bases) and ``lo`` (the last 31 bases, 62 bits), stored side by side as
+one 16-byte element of a ``complex128`` array (the *wide* dtype: a 1-D array, so masks,
+concatenation, ``==`` and buffers behave as for uint64).  Its numeric value is never used as a
+number; while both words stay below 2**62, numpy's lexicographic (real, imaginary) ordering of
+complex values is the numeric order of the ids, which is what sorting and binary search in
+:mod:`rayscript.store.kmertable` rely on (it keeps ``hi`` below 2**58 inside a bucket).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-MAX_K = 31  # the longest k-mer: one 64-bit word per id
+MAX_K = 63  # the longest k-mer: two 64-bit words per id
+WORD_K = 31  # the longest k-mer whose id is one 64-bit word
+LO_BITS = 2 * WORD_K  # bits of the low word of a wide id
 COUNT_MAX = (1 << 32) - 1  # a count is a 32-bit counter; it saturates here
 EDGES_MAX = 255  # the edges of a k-mer are an 8-bit mask
 BASES = "ACGT"
@@ -38,6 +49,14 @@ def revcomp(ident: int, k: int) -> int:
 
 def revcomp_text(bases: str) -> str:
     return bases[::-1].translate(_COMPLEMENT)
+
+
+def canonical_array(ids, k: int):
+    """Canonical forms of an id array of either dtype."""
+    import numpy as np
+
+    rc = revcomp_array(ids, k)
+    return wide_min(ids, rc) if is_wide(k) else np.minimum(ids, rc)
 
 
 def canonical(ident: int, k: int) -> int:
@@ -138,7 +157,11 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
         return np.empty(0, np.uint64), np.empty(0, np.uint8)
     bad = codes >= INVALID
     clean = np.where(bad, np.uint8(0), codes)
-    fwd = _windows(clean, k, reverse=False)
+    wide = is_wide(k)
+    if wide:
+        fhi, flo, rhi, rlo = _wide_kmers(clean, k, canonical)
+    else:
+        fwd = _windows(clean, k, reverse=False)
     badc = np.cumsum(bad, dtype=np.int32)
     # window [i, i+k) is valid when no INVALID code lies in it
     valid = np.empty(n, dtype=bool)
@@ -151,15 +174,18 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
     after = np.empty(n, np.uint8)
     after[: n - 1] = codes[k:]
     after[n - 1] = INVALID
-    if canonical:
+    if not canonical:
+        ids = join(fhi, flo) if wide else fwd
+        return ids[valid], (_AFTER[after] | _BEFORE[before])[valid]
+    if wide:
+        use_rev = wide_less(rhi, rlo, fhi, flo)
+        ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
+    else:
         rev = _windows(clean, k, reverse=True)
         use_rev = rev < fwd
         ids = np.where(use_rev, rev, fwd)
-        # forward: after | before << 4; reverse: complement(before) | complement(after) << 4
-        edges = np.where(use_rev, _CAFTER[before] | _CBEFORE[after], _AFTER[after] | _BEFORE[before])
-    else:
-        ids = fwd
-        edges = _AFTER[after] | _BEFORE[before]
+    # forward: after | before << 4; reverse: complement(before) | complement(after) << 4
+    edges = np.where(use_rev, _CAFTER[before] | _CBEFORE[after], _AFTER[after] | _BEFORE[before])
     return ids[valid], edges[valid]
 
 
@@ -180,17 +206,183 @@ def revcomp_array(ids, k: int):
     2-bit groups (swap pairs, swap nibbles, swap bytes) and shift the k bases back down."""
     import numpy as np
 
-    x = ~ids
-    m2, m4 = np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
-    x = ((x >> np.uint64(2)) & m2) | ((x & m2) << np.uint64(2))
-    x = ((x >> np.uint64(4)) & m4) | ((x & m4) << np.uint64(4))
-    return x.byteswap() >> np.uint64(64 - 2 * k)
+    if is_wide(k):
+        return _wide_revcomp(ids, k)
+    return _rc64(ids) >> np.uint64(64 - 2 * k)
 
 
 def decode_array(ids, k: int):
     """(n, k) uint8 array of ASCII bases for a uint64 id array."""
     import numpy as np
 
+    if ids.dtype == np.complex128:
+        hi, lo = words(ids)
+        return np.concatenate((_decode_words(hi, k - WORD_K), _decode_words(lo, WORD_K)), axis=1)
+    return _decode_words(ids, k)
+
+
+def _decode_words(ids, k: int):
+    """(n, k) ASCII bases of the k bases held in each uint64 (k <= 32)."""
+    import numpy as np
+
     shifts = np.arange(2 * (k - 1), -1, -2, dtype=np.uint64)
     codes = ((ids[:, None] >> shifts[None, :]) & np.uint64(3)).astype(np.uint8)
     return np.frombuffer(b"ACGT", dtype=np.uint8)[codes]
+
+
+# --- wide ids (32 <= k <= 63) ------------------------------------------------------
+
+_M62 = (1 << LO_BITS) - 1
+
+
+def is_wide(k: int | None) -> bool:
+    return bool(k) and k > WORD_K  # type: ignore[operator]
+
+
+def id_dtype(k: int | None):
+    import numpy as np
+
+    return np.dtype(np.complex128) if is_wide(k) else np.dtype(np.uint64)
+
+
+def words(ids):
+    """(hi, lo) uint64 arrays of a wide id array (copies)."""
+    import numpy as np
+
+    w = ids.view(np.uint64).reshape(-1, 2)
+    return w[:, 0].copy(), w[:, 1].copy()
+
+
+def join(hi, lo):
+    """Wide id array from its two words."""
+    import numpy as np
+
+    out = np.empty(len(hi), np.complex128)
+    w = out.view(np.uint64).reshape(-1, 2)
+    w[:, 0] = hi
+    w[:, 1] = lo
+    return out
+
+
+def ids_array(values, k: int | None):
+    """Array of the given ids (Python ints) in the id dtype of ``k``."""
+    import numpy as np
+
+    values = [int(v) for v in values]
+    if not is_wide(k):
+        return np.array(values, np.uint64)
+    return join(np.array([v >> LO_BITS for v in values], np.uint64), np.array([v & _M62 for v in values], np.uint64))
+
+
+def int_ids(ids) -> list[int]:
+    """Python ints of an id array of either dtype."""
+    import numpy as np
+
+    if ids.dtype != np.complex128:
+        return [int(v) for v in ids.tolist()]
+    hi, lo = words(ids)
+    return [(h << LO_BITS) | low for h, low in zip(hi.tolist(), lo.tolist())]
+
+
+def _wide_kmers(clean, k: int, canonical: bool):
+    """Forward (and reverse complement) wide ids of every window of length k."""
+    n = len(clean) - k + 1
+    head = k - WORD_K
+    fhi = _windows(clean, head, reverse=False)[:n]
+    flo = _windows(clean, WORD_K, reverse=False)[head:head + n]
+    if not canonical:
+        return fhi, flo, None, None
+    # the reverse complement's first k-31 bases are the complement of the window's last ones
+    rhi = _windows(clean, head, reverse=True)[WORD_K:WORD_K + n]
+    rlo = _windows(clean, WORD_K, reverse=True)[:n]
+    return fhi, flo, rhi, rlo
+
+
+def _rc64(x):
+    """Reverse complement of 32 bases held in each uint64."""
+    import numpy as np
+
+    x = ~x
+    m2, m4 = np.uint64(0x3333333333333333), np.uint64(0x0F0F0F0F0F0F0F0F)
+    x = ((x >> np.uint64(2)) & m2) | ((x & m2) << np.uint64(2))
+    x = ((x >> np.uint64(4)) & m4) | ((x & m4) << np.uint64(4))
+    return x.byteswap()
+
+
+def _wide_revcomp(ids, k: int):
+    """Reverse complements of a wide id array: the 2k-bit ids as 128-bit (H, L), both halves
+    reversed and swapped, shifted back down by 128 - 2k bits, and split again at bit 62."""
+    import numpy as np
+
+    hi, lo = words(ids)
+    low64 = lo | (hi << np.uint64(LO_BITS))
+    high64 = hi >> np.uint64(64 - LO_BITS)
+    rh, rl = _rc64(low64), _rc64(high64)  # the 128-bit reverse, still to shift right
+    s = 128 - 2 * k  # 2..64
+    if s == 64:
+        nl, nh = rh, np.zeros_like(rh)
+    else:
+        nl = (rl >> np.uint64(s)) | (rh << np.uint64(64 - s))
+        nh = rh >> np.uint64(s)
+    return join((nl >> np.uint64(LO_BITS)) | (nh << np.uint64(64 - LO_BITS)), nl & np.uint64(_M62))
+
+
+def wide_less(ahi, alo, bhi, blo):
+    """Element-wise (ahi, alo) < (bhi, blo) on uint64 words."""
+    return (ahi < bhi) | ((ahi == bhi) & (alo < blo))
+
+
+def wide_min(a, b):
+    """Element-wise smaller of two wide id arrays."""
+    import numpy as np
+
+    ahi, alo = words(a)
+    bhi, blo = words(b)
+    return np.where(wide_less(bhi, blo, ahi, alo), b, a)
+
+
+def exact(ids):
+    """A view of an id array for set operations (unique, isin, sort, searchsorted): the array
+    itself for uint64; for wide ids, 16 raw bytes per id (byte order, not numeric order, but an
+    exact total order, whatever the words hold)."""
+    return ids.view("V16") if ids.dtype == _complex() else ids
+
+
+def _complex():
+    import numpy as np
+
+    return np.dtype(np.complex128)
+
+
+def followers(ids, k: int, base: int):
+    """Ids of the k-mers that follow each id with ``base`` appended (forward strand)."""
+    import numpy as np
+
+    if not is_wide(k):
+        return ((ids << np.uint64(2)) | np.uint64(base)) & np.uint64((1 << (2 * k)) - 1)
+    hi, lo = words(ids)
+    new_lo = ((lo << np.uint64(2)) | np.uint64(base)) & np.uint64(_M62)
+    new_hi = ((hi << np.uint64(2)) | (lo >> np.uint64(LO_BITS - 2))) & np.uint64((1 << (2 * k - LO_BITS)) - 1)
+    return join(new_hi, new_lo)
+
+
+def leaders(ids, k: int, base: int):
+    """Ids of the k-mers that lead to each id with ``base`` in front (forward strand)."""
+    import numpy as np
+
+    if not is_wide(k):
+        return (np.uint64(base) << np.uint64(2 * (k - 1))) | (ids >> np.uint64(2))
+    hi, lo = words(ids)
+    new_lo = (lo >> np.uint64(2)) | ((hi & np.uint64(3)) << np.uint64(LO_BITS - 2))
+    new_hi = (np.uint64(base) << np.uint64(2 * k - LO_BITS - 2)) | (hi >> np.uint64(2))
+    return join(new_hi, new_lo)
+
+
+def is_sorted(ids) -> bool:
+    """Whether an id array of either dtype is in non-decreasing id order."""
+    if len(ids) < 2:
+        return True
+    if ids.dtype != _complex():
+        return bool((ids[1:] >= ids[:-1]).all())
+    hi, lo = words(ids)
+    return bool(((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] >= lo[:-1]))).all())

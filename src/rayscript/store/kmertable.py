@@ -1,10 +1,15 @@
 """A rank's k-mer table: sorted numpy arrays, split into buckets.
 
 Each of ``NBUCKETS`` buckets holds three parallel arrays sorted by id: ``ids`` (uint64),
-``counts`` (uint32) and ``edges`` (uint8): 13 bytes per distinct k-mer at rest.  A k-mer's bucket
-is the top 6 bits of its 2k-bit id, so the concatenation of the buckets is sorted, a sorted batch
-splits into buckets with a binary search, and a batch insert touches each bucket once with a
-linear merge (no re-sort of what is stored; the transient memory is one bucket's size).
+``counts`` (uint32) and ``edges`` (uint8): 13 bytes per distinct k-mer at rest (21 for k > 31,
+whose ids are two words, see :mod:`rayscript.store.encoding`).  A k-mer's bucket is the top 6
+bits of its 2k-bit id, so the concatenation of the buckets is sorted, a sorted batch splits into
+buckets with a binary search, and a batch insert touches each bucket once with a linear merge (no
+re-sort of what is stored; the transient memory is one bucket's size).
+
+A bucket stores *keys*: the ids themselves for k <= 31; for k > 31 the ids with the bits of the
+high word above bit 57 cleared (the bucket knows them), so that both words of every key stay
+below 2**62 and numpy's ordering of complex values is the order of the ids.
 
 Counting raw occurrences sorts 64-bit words that hold the id and the 8 edge bits together
 (``np.sort``, not ``argsort``): directly when 2k + 8 <= 64, and for larger k after a radix
@@ -16,15 +21,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from .encoding import COUNT_MAX
+from . import encoding
+from .encoding import COUNT_MAX, LO_BITS, is_wide
 
 BUCKET_BITS = 6
 NBUCKETS = 1 << BUCKET_BITS
 _EIGHT = np.uint64(8)
+_KEY_HI_BITS = 58  # a wide key's high word keeps its bits below this one
+_M58 = np.uint64((1 << _KEY_HI_BITS) - 1)
 
 
 def _shift_for(k: int | None) -> int:
     return max(2 * (k or 31) - BUCKET_BITS, 0)
+
+
+def wide_buckets(ids, k: int):
+    """Bucket (top 6 bits of the 2k-bit id) of each wide id."""
+    w = ids.view(np.uint64).reshape(-1, 2)
+    hi_bits = 2 * k - LO_BITS
+    if hi_bits >= BUCKET_BITS:
+        return (w[:, 0] >> np.uint64(hi_bits - BUCKET_BITS)).astype(np.intp)
+    need = BUCKET_BITS - hi_bits
+    return ((w[:, 0] << np.uint64(need)) | (w[:, 1] >> np.uint64(LO_BITS - need))).astype(np.intp)
+
+
+def wide_keys(ids):
+    """Keys of wide ids: the high word's bits from 58 up cleared (copies)."""
+    out = ids.copy()
+    out.view(np.uint64).reshape(-1, 2)[:, 0] &= _M58
+    return out
+
+
+def wide_ids(keys, b: int, k: int):
+    """Ids of bucket b's wide keys: the high word's top bits put back (copies)."""
+    out = keys.copy()
+    hi_bits = 2 * k - LO_BITS
+    if hi_bits > _KEY_HI_BITS:
+        top = (np.uint64(b) << np.uint64(hi_bits - BUCKET_BITS)) & ~_M58
+        out.view(np.uint64).reshape(-1, 2)[:, 0] |= top
+    return out
 
 
 def _reduce_packed(packed, high):
@@ -57,7 +92,8 @@ class KmerTable:
         self.k: int | None = k
         self.canonical = True
         self.shift = _shift_for(k)
-        self.ids = [np.empty(0, np.uint64) for _ in range(NBUCKETS)]
+        self.wide = is_wide(k)
+        self.ids = [self.empty_ids() for _ in range(NBUCKETS)]  # keys, see the module's text
         self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
         self.saturated = 0
@@ -66,6 +102,32 @@ class KmerTable:
         self.single: dict[int, tuple[int, int]] = {}
         # buckets whose arrays are lent to a bulk send in flight: copied before any in-place write
         self.lent: dict[int, int] = {}
+
+    def empty_ids(self):
+        return np.empty(0, np.complex128 if self.wide else np.uint64)
+
+    def as_ids(self, ids):
+        """An id array of this table's dtype (one-word ids given to a table of k > 31 become two
+        words)."""
+        ids = np.asarray(ids)
+        if self.wide and ids.dtype != np.complex128:
+            return encoding.join(np.zeros(len(ids), np.uint64), ids.astype(np.uint64))
+        return ids.astype(np.complex128 if self.wide else np.uint64, copy=False)
+
+    def keys(self, ids):
+        """Bucket keys of an id array (the ids themselves for k <= 31)."""
+        return wide_keys(ids) if self.wide else ids
+
+    def ids_of(self, keys, b: int):
+        """Ids of bucket b's keys (the keys themselves for k <= 31)."""
+        return wide_ids(keys, b, self.k or 0) if self.wide else keys
+
+    def _key(self, ident: int):
+        """(bucket, key array of one element) of an id."""
+        b = min(ident >> self.shift, NBUCKETS - 1)
+        if self.wide:
+            return b, wide_keys(encoding.ids_array([ident], self.k))
+        return b, np.array([ident], np.uint64)
 
     def lend(self, buckets) -> None:
         for b in buckets:
@@ -87,7 +149,7 @@ class KmerTable:
             return
         items = sorted(self.single.items())
         self.single = {}
-        ids = np.array([i for i, _ in items], np.uint64)
+        ids = encoding.ids_array([i for i, _ in items], self.k)
         counts = np.array([c for _, (c, _e) in items], np.uint64)
         edges = np.array([e for _, (_c, e) in items], np.uint8)
         self._add_sorted(ids, counts, edges)
@@ -101,26 +163,34 @@ class KmerTable:
 
     def nbytes(self) -> int:
         arrays = sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
-        return arrays + 13 * len(self.single)
+        return arrays + (21 if self.wide else 13) * len(self.single)
 
     def set_k(self, k: int) -> None:
         """Fix the k-mer length; re-buckets what is stored if the bucketing changes."""
         self._fold()
         shift = _shift_for(k)
-        self.k = k
-        if shift == self.shift:
+        if shift == self.shift and is_wide(k) == self.wide:
+            self.k = k
             return
-        ids = np.concatenate(self.ids)
+        # only k-mers put by number before k was known: all below 2**62, so one word
+        ids = np.concatenate([self.ids_of(a, b) for b, a in enumerate(self.ids)])
+        if self.wide:
+            ids = encoding.words(ids)[1]
         counts = np.concatenate(self.counts)
         edges = np.concatenate(self.edges)
         order = np.argsort(ids)
-        self.shift = shift
-        self.ids = [np.empty(0, np.uint64) for _ in range(NBUCKETS)]
+        ids = ids[order]
+        if is_wide(k):
+            ids = encoding.join(np.zeros(len(ids), np.uint64), ids)
+        self.k, self.shift, self.wide = k, shift, is_wide(k)
+        self.ids = [self.empty_ids() for _ in range(NBUCKETS)]
         self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
-        self.add_counted(ids[order], counts[order].astype(np.uint64), edges[order])
+        self.add_counted(ids, counts[order].astype(np.uint64), edges[order])
 
     def bucket_of(self, ids):
+        if self.wide:
+            return wide_buckets(ids, self.k or 0)
         return np.minimum(ids >> np.uint64(self.shift), np.uint64(NBUCKETS - 1)).astype(np.intp)
 
     # --- batch operations ------------------------------------------------------
@@ -130,6 +200,9 @@ class KmerTable:
         if len(ids) == 0:
             return
         k = self.k or 31
+        if self.wide:
+            self._add_wide_occurrences(ids, edges)
+            return
         if 2 * k + 8 <= 64:
             self.add_counted(*reduce_occurrences(ids, edges, k))
             return
@@ -146,6 +219,56 @@ class KmerTable:
                 uids, counts, uedges = _reduce_packed(packed[lo:hi], b << self.shift)
                 self._merge(b, uids, counts, uedges)
 
+    def _add_wide_occurrences(self, ids, edges) -> None:
+        """Count wide occurrences: partition by the top 12 bits of the id (a radix sort on
+        uint16), then inside each part sort (id without those bits, edges) as two words of at
+        most 61 bits each - a complex128 sort - and reduce runs of equal ids."""
+        k = self.k or 0
+        hi, lo = encoding.words(ids)
+        hi_bits = 2 * k - LO_BITS
+        if hi_bits >= 12:
+            part = (hi >> np.uint64(hi_bits - 12)).astype(np.uint16)
+            hi &= np.uint64((1 << (hi_bits - 12)) - 1)
+        else:
+            part = ((hi << np.uint64(12 - hi_bits)) | (lo >> np.uint64(LO_BITS - 12 + hi_bits))).astype(np.uint16)
+            hi[:] = 0  # its bits are all in the part (lo's known top bits can stay: they are equal)
+        order = np.argsort(part, kind="stable")
+        part = part[order]
+        bounds = np.searchsorted(part, np.arange(4097))
+        # (id << 8 | edges) without the part's bits, as (upper, lower 61 bits)
+        upper = (hi[order] << np.uint64(9)) | (lo[order] >> np.uint64(53))
+        lower = ((lo[order] << _EIGHT) | edges[order]) & np.uint64((1 << 61) - 1)
+        del hi, lo, order
+        packed = encoding.join(upper, lower)
+        del upper, lower
+        per_bucket: list[list] = [[] for _ in range(NBUCKETS)]
+        for p in np.flatnonzero(np.diff(bounds)).tolist():
+            run = np.sort(packed[bounds[p]:bounds[p + 1]])
+            w = run.view(np.uint64).reshape(-1, 2)
+            up, low = w[:, 0], w[:, 1]
+            idlow = low >> _EIGHT
+            flag = np.empty(len(run), dtype=bool)
+            flag[0] = True
+            flag[1:] = (up[1:] != up[:-1]) | (idlow[1:] != idlow[:-1])
+            starts = np.flatnonzero(flag)
+            counts = np.diff(np.append(starts, len(run))).astype(np.uint64)
+            uedges = np.bitwise_or.reduceat((low & np.uint64(0xFF)).astype(np.uint8), starts)
+            u_up, u_low = up[starts], idlow[starts]
+            # back to (hi, lo) words, then the part's bits back on top
+            rlo = ((u_up & np.uint64(0x1FF)) << np.uint64(53)) | u_low
+            rhi = u_up >> np.uint64(9)
+            if hi_bits >= 12:
+                rhi |= np.uint64(p) << np.uint64(hi_bits - 12)
+            else:
+                rhi |= np.uint64(p >> (12 - hi_bits))
+            uids = encoding.join(rhi, rlo)
+            per_bucket[p >> 6].append((uids, counts, uedges))
+        for b, parts in enumerate(per_bucket):
+            if parts:
+                uids = np.concatenate([u for u, _, _ in parts])
+                self._merge(b, wide_keys(uids), np.concatenate([c for _, c, _ in parts]),
+                            np.concatenate([e for _, _, e in parts]))
+
     def add_counted(self, ids, counts, edges) -> None:
         """Merge sorted unique ids with counts (uint64) and edges into the table."""
         self._fold()
@@ -154,13 +277,8 @@ class KmerTable:
     def _add_sorted(self, ids, counts, edges) -> None:
         if len(ids) == 0:
             return
-        starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
-        bounds = np.searchsorted(ids, starts)
-        bounds[-1] = len(ids)
-        for b in range(NBUCKETS):
-            lo, hi = bounds[b], bounds[b + 1]
-            if hi > lo:
-                self._merge(b, ids[lo:hi], counts[lo:hi], edges[lo:hi])
+        for b, sel in self._by_bucket(ids):
+            self._merge(b, self.keys(ids[sel]), counts[sel], edges[sel])
 
     def _merge(self, b, ids, counts, edges) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
@@ -205,7 +323,7 @@ class KmerTable:
         total = len(old_ids) + len(nids)
         keep = np.ones(total, dtype=bool)
         keep[npos] = False
-        out_ids = np.empty(total, np.uint64)
+        out_ids = np.empty(total, old_ids.dtype)
         out_counts = np.empty(total, np.uint32)
         out_edges = np.empty(total, np.uint8)
         out_ids[npos], out_counts[npos], out_edges[npos] = nids, ncounts, nedges
@@ -235,7 +353,7 @@ class KmerTable:
         rest_ids, rest_counts, rest_edges, rest_cut = old_ids[keep], old_counts[keep], old_edges[keep], cut[keep]
         bounds = [0, *rest_cut.tolist(), len(ids)]
         out = []
-        for old, add, dtype in ((rest_ids, ids, np.uint64), (rest_counts, counts, np.uint32),
+        for old, add, dtype in ((rest_ids, ids, ids.dtype), (rest_counts, counts, np.uint32),
                                 (rest_edges, edges, np.uint8)):
             pieces = []
             for i in range(len(old)):
@@ -251,14 +369,14 @@ class KmerTable:
         other._fold()
         if len(self) == 0:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
-            self.shift, self.k, self.canonical = other.shift, other.k, other.canonical
+            self.shift, self.k, self.canonical, self.wide = other.shift, other.k, other.canonical, other.wide
             self.saturated += other.saturated
             return
         if len(other) == 0:
             return
         if other.k is not None and other.k != self.k:
             self.set_k(other.k)
-        empty = (np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8))
+        empty = (self.empty_ids(), np.empty(0, np.uint32), np.empty(0, np.uint8))
         for b in range(NBUCKETS):
             self._merge(b, other.ids[b], other.counts[b].astype(np.uint64), other.edges[b])
             other.ids[b], other.counts[b], other.edges[b] = empty  # what was absorbed is not kept twice
@@ -267,13 +385,13 @@ class KmerTable:
     def lookup(self, ids):
         """(counts, edges) of each id; count 0 where absent."""
         self._fold()
-        ids = np.asarray(ids, dtype=np.uint64)
+        ids = self.as_ids(ids)
         counts = np.zeros(len(ids), np.uint32)
         edges = np.zeros(len(ids), np.uint8)
         for b, sel in self._by_bucket(ids):
             table = self.ids[b]
             if len(table):
-                part = ids[sel]
+                part = self.keys(ids[sel])
                 pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
                 hit = table[pos] == part
                 idx = sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]
@@ -302,7 +420,7 @@ class KmerTable:
             mask &= c <= hi
         if selector != ("all",):
             mask &= self._mask(b, selector)
-        return self.ids[b][mask], c[mask]
+        return self.ids_of(self.ids[b][mask], b), c[mask]
 
     # --- selections (bulk movement) ------------------------------------------------
     def _mask(self, b: int, sel: tuple):
@@ -320,12 +438,9 @@ class KmerTable:
                 raise ValueError("the k-mers here have no known k (load some first) to match a base prefix")
             if len(bases) > self.k:
                 return np.zeros(len(ids), bool)
-            from .encoding import encode
-
-            shift = np.uint64(2 * (self.k - len(bases)))
-            lo = np.uint64(encode(bases)) << shift
-            hi = np.uint64(encode(bases) + 1) << shift
-            return (ids >= lo) & (ids < hi)
+            shift = 2 * (self.k - len(bases))
+            first, end = encoding.encode(bases) << shift, (encoding.encode(bases) + 1) << shift
+            return (ids >= self._bound(first, b)) & (ids < self._bound(end, b))
         if kind == "count":
             _, op, value = sel
             c = self.counts[b]
@@ -334,8 +449,17 @@ class KmerTable:
         if kind == "owner":
             from .partition import owners
 
-            return owners(ids, sel[2]) == sel[1]
+            return owners(self.ids_of(ids, b), sel[2]) == sel[1]
         raise ValueError(f"unknown selector {sel!r}")
+
+    def _bound(self, ident: int, b: int):
+        """A key to compare bucket b's keys with: ``ident``'s key, or the bucket's first or last
+        possible key when ``ident`` lies outside it."""
+        if not self.wide:
+            return np.uint64(ident)  # below 2**63 for k <= 31
+        if ident >> self.shift > b:  # past the bucket: above every key (their high words are below 2**58)
+            return encoding.join(np.array([1 << _KEY_HI_BITS], np.uint64), np.zeros(1, np.uint64))[0]
+        return wide_keys(encoding.ids_array([max(ident, b << self.shift)], self.k))[0]
 
     def selection(self, sel: tuple):
         """(bucket, ids, counts, edges) of the selected k-mers, bucket by bucket, in id order.
@@ -345,11 +469,11 @@ class KmerTable:
             if not len(self.ids[b]):
                 continue
             if sel == ("all",):
-                yield b, self.ids[b], self.counts[b], self.edges[b]
+                yield b, self.ids_of(self.ids[b], b), self.counts[b], self.edges[b]
                 continue
             mask = self._mask(b, sel)
             if mask.any():
-                yield b, self.ids[b][mask], self.counts[b][mask], self.edges[b][mask]
+                yield b, self.ids_of(self.ids[b][mask], b), self.counts[b][mask], self.edges[b][mask]
 
     def extract(self, sel: tuple, remove: bool = False):
         """(ids, counts, edges) of every selected k-mer, in id order; removed if ``remove``."""
@@ -362,12 +486,13 @@ class KmerTable:
             if not mask.any():
                 continue
             for out, arr in zip(parts, (self.ids[b], self.counts[b], self.edges[b])):
-                out.append(arr[mask])  # type: ignore[index]
+                out.append(arr[mask])
+            parts[0][-1] = self.ids_of(parts[0][-1], b)
             if remove:
                 keep = ~mask
                 self._keep(b, keep)
         if not parts[0]:
-            return np.empty(0, np.uint64), np.empty(0, np.uint32), np.empty(0, np.uint8)
+            return self.empty_ids(), np.empty(0, np.uint32), np.empty(0, np.uint8)
         return tuple(np.concatenate(p) for p in parts)
 
     def _keep(self, b: int, keep) -> None:
@@ -377,11 +502,12 @@ class KmerTable:
         """Remove the given ids (those present); returns how many were removed."""
         self._fold()
         removed = 0
-        for b, sel in self._by_bucket(np.asarray(ids, dtype=np.uint64)):
+        ids = self.as_ids(ids)
+        for b, sel in self._by_bucket(ids):
             table = self.ids[b]
             if not len(table):
                 continue
-            part = ids[sel]
+            part = self.keys(ids[sel])
             pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
             hit = pos[table[pos] == part]
             if len(hit) == len(table):
@@ -396,7 +522,7 @@ class KmerTable:
     def present(self, ids):
         """Boolean array: which of the ids are stored here (fastest when ``ids`` is sorted)."""
         self._fold()
-        ids = np.asarray(ids, dtype=np.uint64)
+        ids = self.as_ids(ids)
         found = np.zeros(len(ids), bool)
         if len(ids) == 0:
             return found
@@ -404,14 +530,16 @@ class KmerTable:
             table = self.ids[b]
             if not len(table):
                 continue
-            part = ids[sel]
+            part = self.keys(ids[sel])
             if isinstance(sel, slice) and len(table) < len(part):
-                # few stored, many asked (sorted): look the stored ones up among the asked
-                pos = np.searchsorted(part, table)
-                ok = pos < len(part)
-                pos = pos[ok]
-                pos = pos[part[pos] == table[ok]]
-                found[sel.start + pos] = True
+                # few stored, many asked (sorted): look the stored ones up among the asked;
+                # each stored id marks the run of asked ids equal to it
+                first = np.searchsorted(part, table, "left")
+                end = np.searchsorted(part, table, "right")
+                marks = np.zeros(len(part) + 1, np.int64)
+                np.add.at(marks, first, 1)
+                np.add.at(marks, end, -1)
+                found[sel] = np.cumsum(marks[:-1]) > 0
             else:
                 pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
                 found[sel] = table[pos] == part
@@ -419,6 +547,9 @@ class KmerTable:
 
     def _by_bucket(self, ids):
         """(bucket, selection) pairs covering ids: slices when ids are sorted, index arrays if not."""
+        if self.wide:
+            yield from self._by_bucket_wide(ids)
+            return
         if len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all()):
             starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
             bounds = np.searchsorted(ids, starts)
@@ -434,16 +565,26 @@ class KmerTable:
             if bounds[b + 1] > bounds[b]:
                 yield b, order[bounds[b]:bounds[b + 1]]
 
+    def _by_bucket_wide(self, ids):
+        buckets = self.bucket_of(ids)
+        keys = wide_keys(ids)
+        rising = (buckets[1:] > buckets[:-1]) | ((buckets[1:] == buckets[:-1]) & (keys[1:] >= keys[:-1]))
+        order = None if bool(rising.all()) else np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets if order is None else buckets[order], np.arange(NBUCKETS + 1))
+        for b in range(NBUCKETS):
+            if bounds[b + 1] > bounds[b]:
+                yield b, slice(bounds[b], bounds[b + 1]) if order is None else order[bounds[b]:bounds[b + 1]]
+
     def add_distinct(self, ids, counts, edges):
         """Store the given sorted k-mers that are not held here; a k-mer held already with the
         same count and edges is the same item (nothing changes).  Returns the ids held here with a
         different count or edges (not stored: copies are never summed)."""
         self._fold()
-        ids = np.asarray(ids, dtype=np.uint64)
+        ids = self.as_ids(ids)
         held = self.present(ids)
         if not held.any():
             self._add_sorted(ids, counts.astype(np.uint64), edges)
-            return np.empty(0, np.uint64)
+            return self.empty_ids()
         old_counts, old_edges = self.lookup(ids[held])
         differ = (old_counts != counts[held]) | (old_edges != edges[held])
         new = ~held
@@ -458,10 +599,10 @@ class KmerTable:
 
     # --- single items ------------------------------------------------------------
     def _find(self, ident: int):
-        b = min(ident >> self.shift, NBUCKETS - 1)
+        b, key = self._key(ident)
         table = self.ids[b]
-        pos = int(np.searchsorted(table, np.uint64(ident)))
-        return b, pos, pos < len(table) and int(table[pos]) == ident
+        pos = int(np.searchsorted(table, key[0]))
+        return b, pos, pos < len(table) and bool(table[pos] == key[0])
 
     def get(self, ident: int):
         hit = self.single.get(ident)

@@ -3,6 +3,8 @@
 The owner of a k-mer is ``mix64(id) % nranks`` where ``mix64`` is the splitmix64 finalizer
 (Steele, Lea and Flood 2014): ``z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9``,
 ``z = (z ^ (z >> 27)) * 0x94D049BB133111EB``, ``z ^ (z >> 31)``, all modulo 2**64.
+An id of 2**62 or more (a k-mer of k > 31: words ``hi = id >> 62`` and ``lo = id % 2**62``) is
+first folded to ``lo + hi * 0x9E3779B97F4A7C15`` modulo 2**64 (the same as the id below 2**62).
 A named item (``paths/p1``) is owned by ``mix64(blake2b-64(name)) % nranks``.
 The function is the same on every rank and every run; the scalar and the numpy versions agree.
 """
@@ -14,6 +16,8 @@ import hashlib
 MASK = (1 << 64) - 1
 _C1 = 0xBF58476D1CE4E5B9
 _C2 = 0x94D049BB133111EB
+_C3 = 0x9E3779B97F4A7C15
+_LO_BITS = 62
 
 
 def mix64(z: int) -> int:
@@ -30,15 +34,27 @@ def name_id(name: str) -> int:
 def owner(key: tuple, nranks: int) -> int:
     """Owner rank of ``(namespace, ident)``: ident is the canonical k-mer id or a name."""
     _, ident = key
-    z = ident if isinstance(ident, int) else name_id(ident)
+    z = fold(ident) if isinstance(ident, int) else name_id(ident)
     return mix64(z) % nranks
+
+
+def fold(ident: int) -> int:
+    """An id as one 64-bit word (itself below 2**62)."""
+    if ident < 1 << _LO_BITS:
+        return ident
+    return ((ident & ((1 << _LO_BITS) - 1)) + (ident >> _LO_BITS) * _C3) & MASK
 
 
 def mix64_array(ids):
     """Vectorized :func:`mix64` over a numpy uint64 array."""
     import numpy as np
 
-    z = ids.astype(np.uint64, copy=True)
+    if ids.dtype == np.complex128:  # wide ids: fold the two words first
+        w = ids.view(np.uint64).reshape(-1, 2)
+        with np.errstate(over="ignore"):
+            z = w[:, 1] + w[:, 0] * np.uint64(_C3)
+    else:
+        z = ids.astype(np.uint64, copy=True)
     with np.errstate(over="ignore"):
         z ^= z >> np.uint64(30)
         z *= np.uint64(_C1)
@@ -49,7 +65,7 @@ def mix64_array(ids):
 
 
 def owners(ids, nranks: int):
-    """Owner rank of every k-mer id in a numpy uint64 array."""
+    """Owner rank of every k-mer id in a numpy id array (uint64, or wide)."""
     import numpy as np
 
     return (mix64_array(ids) % np.uint64(nranks)).astype(np.int32)

@@ -1,0 +1,173 @@
+"""k-mers of k > 31 (two 64-bit words per id): every statement a k-mer goes through."""
+
+import random
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import rayscript_cmd, run_mpi, write_fastq
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+from rayscript.store import encoding
+from rayscript.store.kmertable import KmerTable
+from rayscript.store.partition import owner, owners
+
+RC = str.maketrans("ACGT", "TGCA")
+
+
+def rc(s):
+    return s[::-1].translate(RC)
+
+
+def canon(s):
+    return min(s, rc(s))
+
+
+@pytest.fixture(scope="module")
+def genome_reads(tmp_path_factory):
+    """Error-free reads of 100 bases from both strands of a random 4,000-base genome, 15x."""
+    rng = np.random.default_rng(8)
+    genome = "".join(rng.choice(list("ACGT"), 4000))
+    reads = []
+    for start in rng.integers(0, len(genome) - 100, 600):
+        r = genome[start:start + 100]
+        reads.append(r if rng.random() < 0.5 else rc(r))
+    path = tmp_path_factory.mktemp("wide") / "reads.fq"
+    write_fastq(path, reads)
+    return path, genome, reads
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 63), seed=st.integers(0, 2**32 - 1), canonical=st.booleans())
+def test_the_batch_functions_agree_with_the_scalar_ones(k, seed, canonical):
+    rng = random.Random(seed)
+    seq = "".join(rng.choice("ACGT") for _ in range(rng.randint(k, k + 150)))
+    if len(seq) > k + 10:
+        cut = rng.randrange(len(seq))
+        seq = seq[:cut] + "N" + seq[cut + 1:]
+    codes = encoding.codes_from_bytes(np.frombuffer(seq.encode(), np.uint8))
+    ids, edges = encoding.kmers_from_codes(codes, k, canonical)
+    windows = [seq[i:i + k] for i in range(len(seq) - k + 1) if "N" not in seq[i:i + k]]
+    expect = [encoding.encode(canon(w) if canonical else w) for w in windows]
+    assert encoding.int_ids(ids) == expect
+    assert len(edges) == len(expect)
+    assert encoding.int_ids(encoding.revcomp_array(ids, k)) == [encoding.revcomp(x, k) for x in expect]
+    assert [bytes(row).decode() for row in encoding.decode_array(ids, k)] == [encoding.decode(x, k) for x in expect]
+    assert owners(ids, 5).tolist() == [owner(("kmers", x), 5) for x in expect]
+    for base in range(4):
+        mask = (1 << (2 * k)) - 1
+        assert encoding.int_ids(encoding.followers(ids, k, base)) == [((x << 2) | base) & mask for x in expect]
+        assert encoding.int_ids(encoding.leaders(ids, k, base)) == [(base << (2 * k - 2)) | (x >> 2) for x in expect]
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 63), seed=st.integers(0, 2**32 - 1))
+def test_the_table_counts_looks_up_selects_and_removes_like_a_dict(k, seed):
+    rng = random.Random(seed)
+    genome = "".join(rng.choice("ACGT") for _ in range(rng.randint(k, 400)))
+    seqs = [genome, genome[: len(genome) // 2], rc(genome)]
+    ref, ref_edges = Counter(), defaultdict(int)
+    table = KmerTable(k)
+    for s in seqs:
+        ids, edges = encoding.kmers_from_codes(encoding.codes_from_bytes(np.frombuffer(s.encode(), np.uint8)), k)
+        table.add_occurrences(ids, edges)
+        for i, e in zip(encoding.int_ids(ids), edges.tolist()):
+            ref[i] += 1
+            ref_edges[i] |= e
+    ids, counts, edges = table.extract(("all",))
+    got = encoding.int_ids(ids)
+    assert got == sorted(ref)
+    assert counts.tolist() == [ref[i] for i in got] and edges.tolist() == [ref_edges[i] for i in got]
+    asked = list(ref)[:50] + [rng.randrange(4 ** k) for _ in range(20)]
+    rng.shuffle(asked)
+    found, _ = table.lookup(encoding.ids_array(asked, k))
+    assert found.tolist() == [ref.get(i, 0) for i in asked]
+    assert table.present(encoding.ids_array(sorted(asked), k)).tolist() == [i in ref for i in sorted(asked)]
+    for prefix in ("A", "GT", "T" * min(k, 3), encoding.decode(got[-1], k)):
+        picked = encoding.int_ids(table.extract(("prefix", prefix))[0])
+        assert picked == [i for i in got if encoding.decode(i, k).startswith(prefix)]
+    gone = sorted(set(asked[:10]))
+    assert table.remove_ids(encoding.ids_array(gone, k)) == sum(i in ref for i in gone)
+    assert len(table) == len(ref) - sum(i in ref for i in gone)
+    assert table.nbytes() == len(table) * (21 if k > 31 else 13)
+
+
+@pytest.mark.parametrize("k", [47, 63])
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_walk_search_movement_and_checkpoints_with_two_word_ids(genome_reads, tmp_path, k, ranks):
+    path, genome, reads = genome_reads
+    ref = Counter(canon(r[i:i + k]) for r in reads for i in range(len(r) - k + 1))
+    start = genome[2000:2000 + k]
+    with Cluster.local(ranks) as c:
+        (res,) = c.run(f'load "{path}" into kmers k={k}')
+        assert res.data["distinct"] == len(ref)
+        c.run(f'dump kmers to "{tmp_path}/a.tsv"')
+        dumped = dict(line.split("\t") for line in (tmp_path / "a.tsv").read_text().splitlines())
+        assert {s: int(n) for s, n in dumped.items()} == dict(ref)
+        # by bases (the key of a k-mer of k > 31) and printed by bases
+        item = c.get(f"kmers/{start}")
+        assert item.count == ref[canon(start)] and item.k == k
+        (res,) = c.run(f"get kmers/{start}")
+        assert f"kmers/{canon(start)} count=" in res.text
+        # a walk and a search hop over wide ids
+        c.run(f"walk kmers/{start} both into paths/contig")
+        contig = c.get("paths/contig").sequence
+        assert contig in genome or rc(contig) in genome
+        assert start in contig or rc(start) in contig
+        (res,) = c.run(f"search kmers/{start} depth=3 into results/near")
+        assert res.data["per_depth"] == [1, 2, 2, 2]
+        near = {encoding.canonical(encoding.encode(genome[i:i + k]), k) for i in range(2000 - 3, 2000 + 4)}
+        assert set(c.get("results/near").vertices) == near
+        # put by bases onto a rank, bulk movement by a base prefix, rebalance
+        other = "A" * (k - 1) + "C"
+        c.run(f"put kmers/{other} count=9 on 0")
+        assert c.get(f"kmers/{other}", rank=0).count == 9
+        c.run(f"delete kmers/{other} from 0")
+        if ranks > 1:
+            (res,) = c.run("move kmers/AC* from 1 to 2")
+            moved = sum(n for s, n in ref.items() if s.startswith("AC") and owner(("kmers", encoding.encode(s)),
+                                                                                   ranks) == 1)
+            assert res.data["items"] == len([s for s in ref if s.startswith("AC")
+                                             and owner(("kmers", encoding.encode(s)), ranks) == 1]) and moved
+            c.run("rebalance kmers")
+        # a checkpoint, restored onto another rank count, gives the same store
+        c.run(f'save to "{tmp_path}/ckpt"')
+        (res,) = c.run("count kmers")
+        assert (res.data["distinct"], res.data["total"]) == (len(ref), sum(ref.values()))
+    with Cluster.local(4 - ranks) as c:
+        c.run(f'restore from "{tmp_path}/ckpt"')
+        c.run(f'dump kmers to "{tmp_path}/b.tsv"')
+        assert sorted((tmp_path / "b.tsv").read_text().splitlines()) == sorted((tmp_path / "a.tsv").read_text()
+                                                                                 .splitlines())
+        (res,) = c.run(f'query "{path}" in kmers')
+        first = reads[0][:k]
+        assert res.text.splitlines()[0] == f"{first}\t{ref[canon(first)]}"
+
+
+def test_assemble_refuses_two_word_ids_with_a_clear_error(genome_reads):
+    path, _genome, _reads = genome_reads
+    with Cluster.local(2) as c:
+        c.run(f'load "{path}" into kmers k=41')
+        with pytest.raises(RayScriptError, match="assemble works on k-mers of k <= 31"):
+            c.run("assemble kmers into paths/contig")
+        assert c.run("count kmers")[0].data["distinct"] > 0  # nothing changed
+
+
+@pytest.mark.mpi
+def test_k63_under_mpiexec_matches_the_local_backend(genome_reads, tmp_path):
+    path, genome, _reads = genome_reads
+    start = genome[1000:1063]
+    with Cluster.local(1) as c:
+        c.run(f'load "{path}" into kmers k=63\nwalk kmers/{start} both into paths/contig\n'
+              f'dump kmers to "{tmp_path}/local.tsv"')
+        contig = c.get("paths/contig").sequence
+    proc = run_mpi(4, *rayscript_cmd(), "run", "-e",
+                   f'load "{path}" into kmers k=63\nwalk kmers/{start} both into paths/contig\n'
+                   f'dump paths/contig to "{tmp_path}/walk.fa"\ndump kmers to "{tmp_path}/mpi.tsv"', timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted((tmp_path / "mpi.tsv").read_text().splitlines()) == sorted((tmp_path / "local.tsv").read_text()
+                                                                               .splitlines())
+    assert "".join((tmp_path / "walk.fa").read_text().splitlines()[1:]) == contig
