@@ -71,6 +71,9 @@ class WireKey:
 
     def __init__(self, key: tuple, k: int = 0):
         self.key, self.k = key, k
+        if k > encoding.WORD_K:  # an id of two words is shown by its bases only
+            self.text = self.shown = f"{key[0]}/{encoding.decode(key[1], k)}"
+            return
         self.text = key_text(key)
         # the key with its bases, when it was given as bases
         self.shown = f"{self.text} ({encoding.decode(key[1], k)})" if k else self.text

@@ -18,12 +18,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, cast
 
 from .items import BY_NAMESPACE, pack_item
+from .store import encoding
 
 REGISTRY: dict[int, type[Message]] = {}
 
 
-def key_text(key) -> str:
+def key_text(key, k: int | None = None) -> str:
+    """``namespace/ident``; a k-mer of two-word id (k > 31, when known) by its bases."""
     namespace, ident = key
+    if k and k > encoding.WORD_K and namespace == "kmers" and isinstance(ident, int):
+        return f"kmers/{encoding.decode(ident, k)}"
     return f"{namespace}/{ident}"
 
 

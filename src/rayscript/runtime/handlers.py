@@ -26,7 +26,6 @@ from ..messages import (
     StatsOrder,
     StatsReply,
     Stored,
-    key_text,
 )
 from .node import Node
 from .shard import ItemExists
@@ -49,14 +48,14 @@ class StoreService:
         ns, ident = msg.key
         data = self.shard.packed(ns, ident)
         if data is None:
-            self.node.fail_order(msg, f"{key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
+            self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
         return data
 
     def _store(self, msg, item) -> bool:
         try:
             self.shard.put(item, msg.mode)
         except ItemExists:
-            self.node.fail_order(msg, f"{key_text(msg.key)} is already on rank {self.node.rank} "
+            self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                                       "(add 'replace' to overwrite or 'merge' to combine)", msg.key)
             return False
         except ValueError as exc:
@@ -85,8 +84,8 @@ class StoreService:
 
     def _refuse_if_moving(self, msg) -> bool:
         if self.shard.is_moving(msg.key):
-            self.node.fail_order(msg, f"{key_text(msg.key)} is being moved from rank {self.node.rank} by another "
-                                      "order", msg.key)
+            self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is being moved from rank {self.node.rank} "
+                                      "by another order", msg.key)
             return True
         return False
 
@@ -113,7 +112,7 @@ class StoreService:
         try:
             self.shard.put(item, msg.mode)
         except ItemExists:
-            return (f"{key_text(msg.key)} is already on rank {self.node.rank} "
+            return (f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                     "(add 'replace' to overwrite or 'merge' to combine)")
         except ValueError as exc:
             return str(exc)
@@ -123,7 +122,7 @@ class StoreService:
         ns, ident = msg.key
         self.shard.moving.discard(tuple(msg.key))
         if not msg.ok:
-            self.node.reply(msg, ErrorReply(rank=msg.target, key=key_text(msg.key), reason=msg.reason))
+            self.node.reply(msg, ErrorReply(rank=msg.target, key=self.node.key_text(msg.key), reason=msg.reason))
             return
         self.shard.delete(ns, ident)
         self.node.reply(msg, Ack())
@@ -135,7 +134,7 @@ class StoreService:
         if self.shard.delete(ns, ident):
             self.node.reply(msg, Ack())
         else:
-            self.node.fail_order(msg, f"{key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
+            self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
 
     def on_has(self, msg: HasOrder) -> None:
         ns, ident = msg.key

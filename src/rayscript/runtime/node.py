@@ -269,7 +269,11 @@ class Node:
         self.send(msg)
 
     def fail_order(self, order: Message, reason: str, key=None) -> None:
-        self.reply(order, ErrorReply(rank=self.rank, key=key_text(key) if key else None, reason=reason))
+        self.reply(order, ErrorReply(rank=self.rank, key=self.key_text(key) if key else None, reason=reason))
+
+    def key_text(self, key) -> str:
+        """A key as this rank writes it (a k-mer of k > 31 by its bases, in the k held here)."""
+        return key_text(key, self.shard.kmers.k if self.shard is not None else None)
 
     def spawn(self, gen: Generator[Any, Any, Any]) -> Future:
         task = Task(self, gen)

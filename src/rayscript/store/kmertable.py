@@ -599,6 +599,8 @@ class KmerTable:
 
     # --- single items ------------------------------------------------------------
     def _find(self, ident: int):
+        if not self.wide and ident >> encoding.LO_BITS:  # too long for any k-mer held here
+            return 0, 0, False
         b, key = self._key(ident)
         table = self.ids[b]
         pos = int(np.searchsorted(table, key[0]))
