@@ -56,7 +56,7 @@ def test_positions_are_kept_out_of_equality_but_recorded():
     ("on 3 { copy kmers/1 from 2 to 5", "not closed with '}'", None),
     ("copy kmers/ from 1 to 2", "expected an id after 'kmers/'", 6),
     ("set speed = 3", "unknown setting 'speed'", 5),
-    ("get kmers/" + "A" * 32, "a k-mer has at most 31 bases", 5),
+    ("get kmers/" + "A" * 64, "a k-mer has at most 63 bases", 5),
 ])
 def test_syntax_errors_say_where_and_what_was_expected(text, message, column):
     with pytest.raises(ScriptSyntaxError) as info:
