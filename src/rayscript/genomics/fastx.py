@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import RayScriptError
 from ..store.encoding import INVALID, codes_from_bytes
 
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 1 << 20
 _NL = 10
 _CR = 13
 

@@ -20,13 +20,16 @@ import numpy as np
 from ..errors import RayScriptError
 from ..messages import Message
 from ..store import encoding
-from ..store.kmertable import NBUCKETS, KmerTable
+from ..store.kmertable import NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 from ..store.partition import owners
 from . import fastx
 
-# Received k-mer occurrences are counted in batches of this many (fewer, larger merges into the
-# staging table; about 9 bytes each while they wait).
-PENDING_MAX = 6_000_000
+# Received k-mer occurrences wait, packed in 8 bytes each, in a pool of this many per rank (pages
+# held by the table's buckets) before they are sorted and merged into the staging table.  Larger
+# means fewer merges and more memory.
+PENDING_MAX = 4_000_000
+# the same for k > 31 (ids and edges waiting in lists: 17 bytes each)
+WIDE_PENDING_MAX = 4_000_000
 
 
 # --- messages ----------------------------------------------------------------------
@@ -196,6 +199,8 @@ class KmerService:
         if error is None:
             chunks = self._chunks(msg.parts, tiled, spans)
         reads = kmers = nbytes = 0
+        narrow = not encoding.is_wide(msg.k)
+        buffer = OccurrenceBuffer(staging, PENDING_MAX) if narrow and error is None else None
         pending_ids: list = []
         pending_edges: list = []
         pending = 0
@@ -229,6 +234,9 @@ class KmerService:
             if not flags[0]:
                 break  # every rank has read all its parts (and sent nothing this round)
             # route this round's k-mers to their owners (every rank takes part in every round)
+            if buffer is not None:
+                self._route_packed(ids, edges, msg.k, buffer)
+                continue
             dest = owners(ids, coll.size).astype(np.uint8 if coll.size <= 256 else np.uint16)
             order = np.argsort(dest, kind="stable")  # a radix sort for small integer types
             bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))
@@ -238,11 +246,15 @@ class KmerService:
             pending_ids.extend(got_ids)
             pending_edges.extend(got_edges)
             pending += sum(len(g) for g in got_ids)
-            if pending >= PENDING_MAX:
+            if pending >= WIDE_PENDING_MAX:
                 staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
                 pending_ids, pending_edges, pending = [], [], 0
         if error is None and not aborted and pending:
             staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+        if buffer is not None:
+            if error is None and not aborted:
+                buffer.finish()
+            del buffer
         if not aborted:
             # every rank, together: do the records read tile each split file?
             error = self._check_tiling(msg.tiled, spans)
@@ -258,6 +270,27 @@ class KmerService:
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(self.table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
                                        peak_rss=_peak_rss(), table_bytes=self.table.nbytes()))
+
+    def _route_packed(self, ids, edges, k: int, buffer: OccurrenceBuffer) -> None:
+        """Send each k-mer occurrence (k <= 31) to its owner as one packed word, grouped by owner
+        and by bucket of the owner's table (one radix sort of a small key), with the count of each
+        group beside; the owner files them into its occurrence buffer as they are."""
+        coll = self.node.collective
+        buckets, packed = pack_occurrences(ids, edges, k)
+        group = owners(ids, coll.size).astype(np.uint32) * np.uint32(NBUCKETS) + buckets.astype(np.uint32)
+        del ids, edges, buckets
+        if coll.size * NBUCKETS <= 1 << 16:
+            group = group.astype(np.uint16)  # a stable sort of 16-bit keys is a radix sort
+        order = np.argsort(group, kind="stable")
+        per_group = np.bincount(group, minlength=coll.size * NBUCKETS)
+        del group
+        packed = packed[order]
+        del order
+        got = coll.exchange(packed, per_group.reshape(coll.size, NBUCKETS).sum(axis=1))
+        del packed
+        got_counts = coll.exchange(per_group, [NBUCKETS] * coll.size)
+        for words, counts in zip(got, got_counts):
+            buffer.add(words, counts)  # counts: this source's words of each bucket, in bucket order
 
     def _unfit(self, k: int, canonical: bool) -> str | None:
         """K-mers put by number before any load: the first load decides k, and they must fit it."""

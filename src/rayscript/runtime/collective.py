@@ -40,6 +40,12 @@ class Collective:
         """Send arrays[d] to rank d; return the arrays received from every rank, by source."""
         raise NotImplementedError
 
+    def exchange(self, buf: np.ndarray, counts) -> list[np.ndarray]:
+        """Like :meth:`alltoallv` for one buffer whose first counts[0] items go to rank 0, the
+        next counts[1] to rank 1, and so on (no gathering copy where the transport allows)."""
+        ends = np.cumsum(counts)
+        return self.alltoallv([buf[e - c:e] for c, e in zip(counts, ends)])
+
     def allreduce(self, values: np.ndarray) -> np.ndarray:
         """Element-wise sum of an int64 vector over every rank."""
         raise NotImplementedError
@@ -100,11 +106,14 @@ class MPICollective(Collective):
         return out
 
     def alltoallv(self, arrays):
-        dtype = arrays[0].dtype
-        send_counts = np.array([len(a) for a in arrays], dtype=np.int64)
+        return self.exchange(np.concatenate(arrays) if len(arrays) > 1 else arrays[0], [len(a) for a in arrays])
+
+    def exchange(self, sendbuf, counts):
+        dtype = sendbuf.dtype
+        send_counts = np.asarray(counts, dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
         _polite_wait(self.comm.Ialltoall(send_counts, recv_counts), self._aborted, self.patience())
-        sendbuf = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        sendbuf = np.ascontiguousarray(sendbuf)
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))
         rdispl = np.concatenate(([0], np.cumsum(recv_counts)[:-1]))

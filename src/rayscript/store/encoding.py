@@ -174,30 +174,23 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
     after = np.empty(n, np.uint8)
     after[: n - 1] = codes[k:]
     after[n - 1] = INVALID
+    # edge bits by shifts (an INVALID code, 4, shifts its bit out): forward, after | before << 4
+    one = np.uint8(1)
+    forward_edges = ((one << after) & np.uint8(15)) | (np.uint8(16) << before)
     if not canonical:
         ids = join(fhi, flo) if wide else fwd
-        return ids[valid], (_AFTER[after] | _BEFORE[before])[valid]
+        return ids[valid], forward_edges[valid]
     if wide:
         use_rev = wide_less(rhi, rlo, fhi, flo)
         ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
     else:
-        rev = _windows(clean, k, reverse=True)
+        rev = revcomp_array(fwd, k)  # cheaper than a second pass of windows
         use_rev = rev < fwd
-        ids = np.where(use_rev, rev, fwd)
-    # forward: after | before << 4; reverse: complement(before) | complement(after) << 4
-    edges = np.where(use_rev, _CAFTER[before] | _CBEFORE[after], _AFTER[after] | _BEFORE[before])
+        ids = np.minimum(rev, fwd)
+    # reverse: complement(before) | complement(after) << 4 (the complement of code c is 3 - c)
+    eight = np.uint8(8)
+    edges = np.where(use_rev, (eight >> before) | ((eight >> after) << np.uint8(4)), forward_edges)
     return ids[valid], edges[valid]
-
-
-def _bit_luts():
-    import numpy as np
-
-    after = np.array([1, 2, 4, 8, 0], np.uint8)  # code -> bit of the base after
-    comp = np.array([8, 4, 2, 1, 0], np.uint8)  # code -> bit of its complement
-    return after, after << 4, comp, comp << 4
-
-
-_AFTER, _BEFORE, _CAFTER, _CBEFORE = _bit_luts()
 
 
 

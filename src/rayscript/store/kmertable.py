@@ -87,6 +87,69 @@ def reduce_occurrences(ids, edges, k: int):
     return _reduce_packed(packed, 0)
 
 
+def pack_occurrences(ids, edges, k: int):
+    """(bucket, packed word) of each occurrence of a k <= 31 k-mer: the word holds the id
+    without its bucket bits, shifted up by 8, and the occurrence's edges (2k + 2 <= 64 bits)."""
+    shift = _shift_for(k)
+    buckets = ids >> np.uint64(shift)
+    packed = ((ids & np.uint64((1 << shift) - 1)) << _EIGHT) | edges
+    return buckets, packed
+
+
+class OccurrenceBuffer:
+    """Raw occurrences for a table of k <= 31, waiting per bucket as packed words (see
+    :func:`pack_occurrences`) in a shared pool of ``pool_words`` words cut into pages.  A bucket
+    holds a list of pages; when the pool runs out of pages, the bucket holding the most is sorted,
+    reduced and merged into the table's bucket, and its pages are free again.  The buckets fill at
+    about the same rate, so each flush takes about twice the average share (a fixed part per
+    bucket would flush half as much per merge for the same memory), the pages are reused (no
+    fresh memory to fault in), and each round of a load does about one round's worth of
+    counting."""
+
+    PAGE = 1 << 13  # words per page
+
+    def __init__(self, table: KmerTable, pool_words: int):
+        self.table = table
+        npages = max(pool_words // self.PAGE, 2 * NBUCKETS)
+        self.pages = np.empty((npages, self.PAGE), np.uint64)
+        self.free = list(range(npages - 1, -1, -1))
+        self.held: list[list[int]] = [[] for _ in range(NBUCKETS)]
+        self.last = [self.PAGE] * NBUCKETS  # words used in each bucket's last page (full: none open)
+
+    def add(self, packed, counts) -> None:
+        """Take packed words grouped by bucket, ``counts[b]`` of bucket b in bucket order."""
+        at = 0
+        for b, n in enumerate(np.asarray(counts, np.int64).tolist()):
+            while n:
+                if self.last[b] == self.PAGE:
+                    if not self.free:
+                        self.flush(max(range(NBUCKETS), key=lambda x: len(self.held[x])))
+                    self.held[b].append(self.free.pop())
+                    self.last[b] = 0
+                take = min(n, self.PAGE - self.last[b])
+                self.pages[self.held[b][-1], self.last[b]:self.last[b] + take] = packed[at:at + take]
+                self.last[b] += take
+                at += take
+                n -= take
+
+    def flush(self, b: int) -> None:
+        pages = self.held[b]
+        if not pages:
+            return
+        used = (len(pages) - 1) * self.PAGE + self.last[b]
+        run = self.pages[pages].reshape(-1)[:used]  # a copy: the pages are free again at once
+        self.free.extend(pages)
+        self.held[b] = []
+        self.last[b] = self.PAGE
+        ids, counts, edges = _reduce_packed(run, b << self.table.shift)
+        self.table._merge(b, ids, counts, edges)
+
+    def finish(self) -> None:
+        for b in range(NBUCKETS):
+            self.flush(b)
+        self.pages = np.empty((0, self.PAGE), np.uint64)
+
+
 class KmerTable:
     def __init__(self, k: int | None = None):
         self.k: int | None = k
