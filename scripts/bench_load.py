@@ -1,11 +1,11 @@
 """Benchmark: k-mers counted per second by `load` at 1, 2 and 4 ranks beside
-`jellyfish count -t 2` and KMC 3 (`kmc -k31 -t2 -ci1`) on the same file, in the same run.
+`jellyfish count -t 2` and KMC 3 (`kmc -k31 -t2 -ci1`) on the same file, in the same run; then
+k=63 (two-word ids) at 2 ranks beside `jellyfish count -m 63`.
 
 Usage: bench_load.py READS.fq [RANKS ...]   (scripts/bench generates READS.fq with a fixed seed)
 """
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,20 +22,17 @@ from mpi4py import MPI
 from rayscript import Cluster
 with Cluster(comm=MPI.COMM_WORLD) as c:
     if c is not None:
-        (r,) = c.run('load "%s" into kmers k=31')
+        (r,) = c.run('load "%s" into kmers k=%d')
         print("RESULT " + json.dumps(r.data))
 """
 
 
-def run_jellyfish(reads: str, workdir: str) -> dict:
+def run_jellyfish(reads: str, workdir: str, k: int = 31) -> dict:
     exe = shutil.which("jellyfish")
     if exe is None:
         return {}
-    t0 = time.perf_counter()
-    subprocess.run([exe, "count", "-m", "31", "-C", "-t", "2", "-s", "100M", "-o", f"{workdir}/jf.jf", reads],
-                   check=True)
-    seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # jellyfish is the first child
+    seconds, peak, _ = timed_child([exe, "count", "-m", str(k), "-C", "-t", "2", "-s", "100M", "-o",
+                                    f"{workdir}/jf.jf", reads], workdir)
     stats = subprocess.run([exe, "stats", f"{workdir}/jf.jf"], check=True, capture_output=True, text=True).stdout
     fields = dict(line.split(":", 1) for line in stats.splitlines() if ":" in line)
     total = int(fields["Total"].strip())
@@ -69,9 +66,9 @@ def run_kmc(reads: str, workdir: str) -> dict:
             "distinct": int(fields["No. of unique k-mers"])}
 
 
-def run_rayscript(reads: str, ranks: int, workdir: str) -> dict:
+def run_rayscript(reads: str, ranks: int, workdir: str, k: int = 31) -> dict:
     prog = Path(workdir) / "load.py"
-    prog.write_text(RANK_PROGRAM % reads)
+    prog.write_text(RANK_PROGRAM % (reads, k))
     proc = subprocess.run([str(BIN / "mpiexec"), "-n", str(ranks), str(BIN / "python"), str(prog)],
                           check=True, capture_output=True, text=True)
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
@@ -111,6 +108,16 @@ def main() -> None:
                 assert r["distinct"] == kmc["distinct"] and r["kmers"] == kmc["kmers"], "counts differ from kmc"
                 line += f"; throughput vs kmc {kmc['seconds'] / r['seconds']:.2f}"
             print(line, flush=True)
+        jf = run_jellyfish(reads, workdir, 63)
+        if jf:
+            print(f"jellyfish count -m 63 -C -t 2 -s 100M: {jf['seconds']:.1f} s, peak {jf['peak'] / mib:.0f} MiB, "
+                  f"{jf['distinct']:,} distinct")
+            r = run_rayscript(reads, 2, workdir, 63)
+            assert r["distinct"] == jf["distinct"] and r["kmers"] == jf["kmers"], "k=63 counts differ from jellyfish"
+            peak = sum(r["peak_rss"])
+            print(f"rayscript load k=63, 2 ranks: {r['seconds']:.1f} s, all ranks {peak / mib:.0f} MiB, "
+                  f"{r['table_bytes'] / r['distinct']:.1f} bytes/distinct at rest; speed ratio vs jellyfish "
+                  f"{jf['seconds'] / r['seconds']:.2f}, memory ratio {peak / jf['peak']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
