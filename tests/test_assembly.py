@@ -73,12 +73,12 @@ def contigs(cluster):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_unitigs_match_a_simple_builder_on_random_genomes(tmp_path_factory, data):
-    k = data.draw(st.sampled_from([11, 15, 21]))
+    k = data.draw(st.sampled_from([11, 15, 21, 35, 63]))  # 35 and 63: ids of two words
     rng = random.Random(data.draw(st.integers(0, 2**32)))
-    genome = "".join(rng.choice("ACGT") for _ in range(data.draw(st.integers(60, 600))))
+    genome = "".join(rng.choice("ACGT") for _ in range(data.draw(st.integers(k + 50, 600))))
     km1 = [genome[i:i + k - 1] for i in range(len(genome) - k + 2)]
     assume(len(set(map(canon, km1))) == len(km1))  # no repeated (k-1)-mer: no branches
-    length = min(40, len(genome))
+    length = min(max(40, k + 20), len(genome))
     starts = sorted(rng.sample(range(len(genome) - length + 1), min(len(genome) - length + 1, 25)))
     reads = reads_of(genome, length, starts)
     path = tmp_path_factory.mktemp("g") / "r.fq"
@@ -95,14 +95,14 @@ def test_unitigs_match_a_simple_builder_on_random_genomes(tmp_path_factory, data
 def test_raw_unitigs_of_repeats_and_circles_match_the_simple_builder(tmp_path_factory, data):
     """Genomes made of repeated blocks branch (and may be circular, so whole cycles without a branch
     occur): with clean=false, assemble's unitigs are exactly the builder's."""
-    k = data.draw(st.sampled_from([5, 7, 11, 15]))
+    k = data.draw(st.sampled_from([5, 7, 11, 15, 33]))
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     blocks = ["".join(rng.choice("ACGT") for _ in range(rng.randint(k, 2 * k))) for _ in range(3)]
     filler = ["".join(rng.choice("ACGT") for _ in range(rng.randint(1, 30))) for _ in range(12)]
     parts = [rng.choice(blocks) if rng.random() < 0.5 else filler[i] for i in range(data.draw(st.integers(1, 12)))]
     genome = "".join(parts)
     circular = data.draw(st.booleans())
-    length = data.draw(st.integers(k + 1, 40))
+    length = data.draw(st.integers(k + 1, max(40, k + 20)))
     text = genome + genome[:length - 1] if circular else genome
     assume(len(text) >= length)
     starts = range(0, len(text) - length + 1, data.draw(st.integers(1, 3)))

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
-from rayscript.errors import RayScriptError
 from rayscript.store import encoding
 from rayscript.store.kmertable import KmerTable
 from rayscript.store.partition import owner, owners
@@ -147,13 +146,24 @@ def test_walk_search_movement_and_checkpoints_with_two_word_ids(genome_reads, tm
         assert res.text.splitlines()[0] == f"{first}\t{ref[canon(first)]}"
 
 
-def test_assemble_refuses_two_word_ids_with_a_clear_error(genome_reads):
-    path, _genome, _reads = genome_reads
-    with Cluster.local(2) as c:
-        c.run(f'load "{path}" into kmers k=41')
-        with pytest.raises(RayScriptError, match="assemble works on k-mers of k <= 31"):
-            c.run("assemble kmers into paths/contig")
-        assert c.run("count kmers")[0].data["distinct"] > 0  # nothing changed
+@pytest.mark.parametrize("k", [41, 63])
+def test_assemble_with_two_word_ids_gives_the_covered_stretches_of_the_genome(genome_reads, k):
+    path, genome, reads = genome_reads
+    # what the reads cover: runs of consecutive genome positions whose k-mer some read holds
+    kmers = {canon(r[i:i + k]) for r in reads for i in range(len(r) - k + 1)}
+    covered = [i for i in range(len(genome) - k + 1) if canon(genome[i:i + k]) in kmers]
+    runs, first = [], covered[0]
+    for a, b in zip(covered, [*covered[1:], None]):
+        if b != a + 1:
+            runs.append(genome[first:a + k])
+            first = b
+    expect = {canon(x) for x in runs if len(x) >= 2 * k}
+    for ranks in (1, 2, 3):
+        with Cluster.local(ranks) as c:
+            c.run(f'load "{path}" into kmers k={k}')
+            (res,) = c.run("assemble kmers into paths/ctg")
+            got = {canon(c.get(f"paths/ctg-{i}").sequence) for i in range(1, res.data["contigs"] + 1)}
+        assert got == expect, (ranks, res.text)
 
 
 @pytest.mark.mpi

@@ -41,7 +41,7 @@ from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
-from ..store.partition import owner, owners
+from ..store.partition import mix64_array, owner, owners
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
@@ -155,19 +155,44 @@ class _Exchange:
         return tuple(out)
 
 
-class Graph:
-    """One rank's part of the graph: its k-mers (sorted canonical ids) that are in it."""
+def node_keys(ids: np.ndarray, k: int) -> np.ndarray:
+    """The uint64 key of each graph k-mer that the steps after the neighbours work with: the id
+    itself for k <= 31; for two-word ids a 62-bit hash of the id (the same on any rank count; its
+    uniqueness among a rank's k-mers is checked, and a neighbour found by it is verified by its id)."""
+    if not encoding.is_wide(k):
+        return ids
+    return mix64_array(ids) >> np.uint64(2)
 
-    def __init__(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray, k: int):
+
+class Graph:
+    """One rank's part of the graph: its k-mers (canonical ids, counts, edges) that are in it,
+    sorted by node key (see :func:`node_keys`; for k <= 31 that is the id order)."""
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray, k: int, keyed: bool = False):
+        self.key = node_keys(ids, k)
+        if encoding.is_wide(k) and not keyed:
+            order = np.argsort(self.key)
+            ids, counts, edges, self.key = ids[order], counts[order], edges[order], self.key[order]
+            if len(self.key) > 1 and (self.key[1:] == self.key[:-1]).any():
+                raise RayScriptError("assemble: two k-mers of one rank share a 62-bit node key (a hash "
+                                     "collision); assemble with another k")
         self.ids, self.counts, self.edges, self.k = ids, counts, edges, k
         self.n = len(ids)
 
-    def index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(position, found) of each id among this rank's graph k-mers."""
+    def subset(self, keep: np.ndarray) -> Graph:
+        return Graph(self.ids[keep], self.counts[keep], self.edges[keep], self.k, keyed=True)
+
+    def index(self, keys: np.ndarray, hi=None, lo=None) -> tuple[np.ndarray, np.ndarray]:
+        """(position, found) of each node key among this rank's graph k-mers (two-word ids: found
+        only if the id's words ``hi``, ``lo`` match too)."""
         if not self.n:
-            return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
-        pos = np.minimum(np.searchsorted(self.ids, ids), self.n - 1)
-        return pos, self.ids[pos] == ids
+            return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
+        pos = np.minimum(np.searchsorted(self.key, keys), self.n - 1)
+        found = self.key[pos] == keys
+        if hi is not None:
+            w = self.ids.view(np.uint64).reshape(-1, 2)
+            found &= (w[pos, 0] == hi) & (w[pos, 1] == lo)
+        return pos, found
 
 
 # --- paths: statistics and FASTA ------------------------------------------------------------
@@ -326,7 +351,7 @@ class AssemblyService:
                 break
             # what the next round can keep: the unitigs that no change of link touches
             reuse = (links[2][~drop], links[0][~drop], far[~drop], side[~drop], dist[~drop])
-            graph = Graph(graph.ids[~drop], graph.counts[~drop], graph.edges[~drop], k)
+            graph = graph.subset(~drop)
         else:
             t = time.monotonic()
             links, degrees = self._links(graph)
@@ -364,32 +389,39 @@ class AssemblyService:
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
     def _links(self, g: Graph):
         k, n, size = g.k, g.n, self.ex.size
-        mask = np.uint64((1 << (2 * k)) - 1)
-        top = np.uint64(2 * (k - 1))
         # the neighbours the edges name: slots 0-3 successors by base, 4-7 predecessors
         bits = (g.edges[:, None] >> np.arange(8, dtype=np.uint8)[None, :]) & 1
         rows, slots = np.nonzero(bits)
         x = g.ids[rows]
         base = (slots & 3).astype(np.uint64)
-        y = np.where(slots < 4, ((x << np.uint64(2)) | base) & mask, (base << top) | (x >> np.uint64(2)))
-        yc = np.minimum(y, encoding.revcomp_array(y, k)) if len(y) else y
+        succ = slots < 4
+        y = np.empty_like(x)
+        y[succ] = encoding.followers(x[succ], k, base[succ])
+        y[~succ] = encoding.leaders(x[~succ], k, base[~succ])
+        yc = encoding.canonical_array(y, k) if len(y) else y
+        ykey = node_keys(yc, k)
         dest = owners(yc, size)
+
+        def answer(*asked):
+            return tuple(a.astype(np.int64) for a in g.index(*asked)[::-1])
+
         # which are in the graph, and where on their owner (later questions go by position)
-        found, where = self.ex.ask(dest, (yc,), lambda q: tuple(a.astype(np.int64) for a in g.index(q)[::-1]))
+        asked = (ykey,) + (encoding.words(yc) if encoding.is_wide(k) else ())
+        found, where = self.ex.ask(dest, asked, answer)
         present = found.astype(bool)
         side_of = np.where(slots < 4, R, L)
         degrees = np.zeros((n, 2), np.int64)
         np.add.at(degrees, (rows[present], side_of[present]), 1)
         # a side of degree 1: its single neighbour, and the side of it we enter by (leaving by R into
         # a neighbour read forward enters its L side; by L into a neighbour read forward, its R side)
-        one = present & (degrees[rows, side_of] == 1) & (yc != x)
+        one = present & (degrees[rows, side_of] == 1) & (ykey != g.key[rows])
         r1, s1 = rows[one], side_of[one]
         link_id = np.zeros((n, 2), np.uint64)
         link_side = np.zeros((n, 2), np.uint8)
         linked = np.zeros((n, 2), bool)
         link_h = np.zeros((n, 2), np.int64)
-        forward = y[one] == yc[one]
-        link_id[r1, s1] = yc[one]
+        forward = encoding.same(y[one], yc[one])
+        link_id[r1, s1] = ykey[one]
         link_side[r1, s1] = np.where(forward, 1 - s1, s1)
         link_h[r1, s1] = where[one] * size + dest[one]
         # a link of a non-branching path: the facing side has one neighbour too
@@ -424,7 +456,7 @@ class AssemblyService:
         over the rulers only, and every node adds its distance to the answer of its ruler: O(n)
         lookups in all."""
         n, size, rank = g.n, self.ex.size, self.coll.rank
-        far = np.repeat(g.ids[:, None], 2, axis=1)
+        far = np.repeat(g.key[:, None], 2, axis=1)
         side = np.repeat(np.array([[L, R]], np.uint8), n, axis=0)
         dist = np.zeros((n, 2), np.int64)
         done = ~linked
@@ -433,7 +465,7 @@ class AssemblyService:
         if reuse is not None:  # unitigs untouched by the last cleaning: their ends are known already
             far0, side0, dist0, fixed = reuse
             far[fixed], side[fixed], dist[fixed], done[fixed] = far0[fixed], side0[fixed], dist0[fixed], True
-        spread = (g.ids * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - RULER_BITS)
+        spread = (g.key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - RULER_BITS)
         ruler = ~fixed & (~linked.all(axis=1) | (spread == 0))
         # the nearest ruler beyond each side: its handle, id, the side by which the path leaves it,
         # the distance, and the smallest id from here to it
@@ -456,9 +488,9 @@ class AssemblyService:
             for s in (L, R):
                 sel = idx[linked[idx, s]]
                 cols.append(np.stack((link_h[sel, s].astype(np.uint64), link_side[sel, s].astype(np.uint64),
-                                      (ruler_idx[sel] * size + rank).astype(np.uint64), g.ids[sel],
+                                      (ruler_idx[sel] * size + rank).astype(np.uint64), g.key[sel],
                                       np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
-                                      g.ids[sel]), axis=1))
+                                      g.key[sel]), axis=1))
             walkers = np.concatenate(cols)
             hops = 0
             while self.coll.allreduce(np.array([len(walkers)], np.int64))[0]:
@@ -467,7 +499,7 @@ class AssemblyService:
                     raise RuntimeError("assemble: a walk between rulers did not end (inconsistent links)")
                 got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
                 pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
-                passed = np.minimum(got[:, 6], g.ids[pos])
+                passed = np.minimum(got[:, 6], g.key[pos])
                 near_h[pos, e], near_id[pos, e] = got[:, 2].astype(np.int64), got[:, 3]
                 near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 4], got[:, 5].astype(np.int64), passed
                 go = ~ruler[pos]  # a walker stops at the next ruler
@@ -485,12 +517,12 @@ class AssemblyService:
         rn = np.concatenate(rnodes)
         rl = linked[rn]
         me = (np.arange(len(rn), dtype=np.int64) * size + rank)[:, None]
-        rfar = np.where(rl, near_id[rn], g.ids[rn, None])
+        rfar = np.where(rl, near_id[rn], g.key[rn, None])
         rfar_h = np.where(rl, near_h[rn], me)
         rside = np.where(rl, near_t[rn], np.array([[L, R]], np.uint8)).astype(np.uint8)
         rdist = np.where(rl, near_d[rn], 0)
         rdone = ~rl
-        rlow = np.where(rl, near_low[rn], g.ids[rn, None])
+        rlow = np.where(rl, near_low[rn], g.key[rn, None])
         total = int(self.coll.allreduce(np.array([len(rn)], np.int64))[0])
 
         def state(handles, sides):
@@ -526,7 +558,7 @@ class AssemblyService:
         if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
             # cycles: cut each at its smallest k-mer (its L side, and the side facing it); the paths
             # that ended already keep their answers
-            cut = (~done[:, L]) & (low[:, L] == g.ids)
+            cut = (~done[:, L]) & (low[:, L] == g.key)
             linked[cut, L] = False
             tell = np.flatnonzero(cut)
             h = link_h[tell, L]
@@ -622,7 +654,8 @@ class AssemblyService:
         starts = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
         stops = np.append(starts[1:], len(ukey))
         heads = encoding.decode_array(uori[starts], k)  # the first k-mer of each unitig, as bases
-        last = np.frombuffer(b"ACGT", np.uint8)[(uori & np.uint64(3)).astype(np.int64)]
+        low_word = encoding.words(uori)[1] if encoding.is_wide(k) else uori
+        last = np.frombuffer(b"ACGT", np.uint8)[(low_word & np.uint64(3)).astype(np.int64)]
         out = []
         for i, (a, b) in enumerate(zip(starts, stops)):
             seq = heads[i].tobytes().decode() + last[a + 1:b].tobytes().decode()

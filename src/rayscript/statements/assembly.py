@@ -10,7 +10,6 @@ from ..genomics.kmers import KmerStatsOrder
 from ..language.ast import Key, Statement
 from ..language.parser import Build, Mode
 from ..results import Result
-from ..store.encoding import WORD_K
 
 
 class Assemble(Statement, keyword="assemble"):
@@ -55,10 +54,6 @@ class Assemble(Statement, keyword="assemble"):
             raise ScriptError("the store holds no k-mers to assemble: load reads first")
         if not all(s.canonical for s in stats if s.k):
             raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")
-        wide = {s.k for s in stats if s.k and s.k > WORD_K}
-        if wide:
-            raise ScriptError(f"assemble works on k-mers of k <= {WORD_K} (one 64-bit word per id); this store holds "
-                              f"k={wide.pop()}: load the reads with k={WORD_K} or less to assemble them")
         t0 = time.monotonic()
         replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
                                                           min_length=min_length, clean=clean,

@@ -347,8 +347,9 @@ def _complex():
     return np.dtype(np.complex128)
 
 
-def followers(ids, k: int, base: int):
-    """Ids of the k-mers that follow each id with ``base`` appended (forward strand)."""
+def followers(ids, k: int, base):
+    """Ids of the k-mers that follow each id with ``base`` (a code, or an array of codes)
+    appended (forward strand)."""
     import numpy as np
 
     if not is_wide(k):
@@ -359,8 +360,9 @@ def followers(ids, k: int, base: int):
     return join(new_hi, new_lo)
 
 
-def leaders(ids, k: int, base: int):
-    """Ids of the k-mers that lead to each id with ``base`` in front (forward strand)."""
+def leaders(ids, k: int, base):
+    """Ids of the k-mers that lead to each id with ``base`` (a code, or an array of codes) in
+    front (forward strand)."""
     import numpy as np
 
     if not is_wide(k):
@@ -379,3 +381,12 @@ def is_sorted(ids) -> bool:
         return bool((ids[1:] >= ids[:-1]).all())
     hi, lo = words(ids)
     return bool(((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] >= lo[:-1]))).all())
+
+
+def same(a, b):
+    """Element-wise equality of two id arrays of one dtype (exact for two-word ids, whatever
+    their words hold)."""
+    if a.dtype != _complex():
+        return a == b
+    wa, wb = a.view("u8").reshape(-1, 2), b.view("u8").reshape(-1, 2)
+    return (wa[:, 0] == wb[:, 0]) & (wa[:, 1] == wb[:, 1])
