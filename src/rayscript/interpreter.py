@@ -91,6 +91,7 @@ class Plan:
     def __init__(self, parent: Plan | None = None) -> None:
         self.entries: list[tuple[int, Message | str]] = []
         self.parent = parent  # the plan of an 'explain' that explains this one
+        self.named: dict[str, str] = {}  # key texts of two-word k-mer ids -> the key by its bases
 
     def sent(self, msg: Message) -> None:
         """An order ``explain`` sends for real: the explain that explains this one records it too
@@ -111,9 +112,14 @@ class Plan:
             if isinstance(entry, str):
                 out.append(pad + entry)
                 continue
-            out.append(pad + entry.describe())
-            out.extend(f"{pad}    then {c}" for c in entry.cascade())
+            out.append(pad + self._named(entry.describe()))
+            out.extend(f"{pad}    then {self._named(c)}" for c in entry.cascade())
         return out
+
+    def _named(self, text: str) -> str:
+        for number, bases in self.named.items():
+            text = text.replace(number, bases)
+        return text
 
 
 class Interpreter:
@@ -284,7 +290,11 @@ class Command:
         return r
 
     def key(self, key: ast.Key) -> WireKey:
-        return self.interpreter.wire_key(key, self.scope)
+        wk = self.interpreter.wire_key(key, self.scope)
+        if self.plan is not None and wk.k > encoding.WORD_K:  # explain writes it by its bases too
+            self.plan.named[key_text(wk.key)] = wk.text
+            self.plan.named[f"={wk.key[1]} "] = f"={wk.text} "  # an order field holding the id alone
+        return wk
 
     def owner(self, wk: WireKey) -> int:
         return owner(wk.key, self.size)
