@@ -112,7 +112,7 @@ def test_walk_search_movement_and_checkpoints_with_two_word_ids(genome_reads, tm
         (res,) = c.run(f"get kmers/{start}")
         assert f"kmers/{canon(start)} count=" in res.text
         # explain writes the key by its bases, as results do
-        (res,) = c.run(f"explain copy kmers/{start} from 0 to {ranks - 1}")
+        (res,) = c.run(f"explain get kmers/{start}")
         assert f"kmers/{canon(start)}" in res.text and str(encoding.encode(canon(start))) not in res.text
         # a walk and a search hop over wide ids
         c.run(f"walk kmers/{start} both into paths/contig")
