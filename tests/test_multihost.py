@@ -15,6 +15,7 @@ import pytest
 
 from conftest import rayscript_cmd, write_fastq
 from hosts import make_hosts, wait
+from rayscript import Cluster
 from rayscript.genomics.checkpoint import MANIFEST
 
 LAMBDA_READS = "/usr/share/doc/bowtie2/examples/reads/reads_1.fq.gz"
@@ -264,3 +265,17 @@ def test_a_save_where_only_one_host_can_write_names_the_rank_and_host(hosts, dat
         hosts, tmp_path, f'load "{d}/genome.fq" into kmers k=21\nsave to "{{private}}/ck"\n')
     assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): .*{private}/ck", err), err
     assert not (private / "ck" / MANIFEST).exists()  # no checkpoint that restore would take
+
+
+def test_a_restore_from_where_only_one_host_sees_names_the_rank_and_host(hosts, data, tmp_path):
+    d, _ = data
+
+    def save_there(private):  # a checkpoint of as many ranks as the job has, saved in-process
+        with Cluster.local(sum(SLOTS.values())) as c:
+            c.run(f'load "{d}/genome.fq" into kmers k=21\nsave to "{private}/ck"')
+
+    private, out, err = _run_where_only_the_first_host_sees(
+        hosts, tmp_path, 'count kmers\nrestore from "{private}/ck"\ncount kmers\n', prepare=save_there)
+    assert re.search(rf"rank [234] on ({hosts.names[1]}|{hosts.names[2]}): {private}/ck/gen-\d+/rank-000[234]\.shard: "
+                     "missing", err), err
+    assert out.count("distinct") == 1  # the first count ran; the job ended at the restore
