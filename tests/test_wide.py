@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
+from rayscript.errors import RayScriptError
 from rayscript.store import encoding
 from rayscript.store.kmertable import KmerTable
 from rayscript.store.partition import owner, owners
@@ -128,6 +129,8 @@ def test_walk_search_movement_and_checkpoints_with_two_word_ids(genome_reads, tm
         c.run(f"put kmers/{other} count=9 on 0")
         assert c.get(f"kmers/{other}", rank=0).count == 9
         c.run(f"delete kmers/{other} from 0")
+        with pytest.raises(RayScriptError, match=f"rank 0, kmers/{other}: kmers/{other} is not on rank 0"):
+            c.run(f"get kmers/{other} from 0")  # errors write the key by its bases too
         if ranks > 1:
             (res,) = c.run("move kmers/AC* from 1 to 2")
             moved = sum(n for s, n in ref.items() if s.startswith("AC") and owner(("kmers", encoding.encode(s)),

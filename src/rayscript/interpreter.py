@@ -216,6 +216,9 @@ class Command:
         self.rank_id = rank_id
         self.plan = plan
         self.depth = depth
+        # key texts of two-word k-mer ids this command named -> the key by its bases (a rank that
+        # holds no such k-mers writes the number in its errors)
+        self.named: dict[str, str] = {}
 
     # --- the cluster and its settings -------------------------------------------------------
     @property
@@ -291,9 +294,12 @@ class Command:
 
     def key(self, key: ast.Key) -> WireKey:
         wk = self.interpreter.wire_key(key, self.scope)
-        if self.plan is not None and wk.k > encoding.WORD_K:  # explain writes it by its bases too
-            self.plan.named[key_text(wk.key)] = wk.text
-            self.plan.named[f"={wk.key[1]} "] = f"={wk.text} "  # an order field holding the id alone
+        if wk.k > encoding.WORD_K:  # errors and explain write it by its bases too
+            if len(self.named) < 64:
+                self.named[key_text(wk.key)] = wk.text
+            if self.plan is not None:
+                self.plan.named[key_text(wk.key)] = wk.text
+                self.plan.named[f"={wk.key[1]} "] = f"={wk.text} "  # an order field holding the id alone
         return wk
 
     def owner(self, wk: WireKey) -> int:
@@ -360,6 +366,10 @@ class Command:
         except ScriptError as err:
             raise err.with_location(st.location, self.scope.text) from None
         except RayScriptError as err:
+            if isinstance(err, RuntimeFault) and self.named:
+                for number, bases in self.named.items():
+                    err.key = err.key.replace(number, bases) if err.key else err.key
+                    err.reason = err.reason.replace(number, bases)
             raise StatementError(err, st.location, self.scope.text, st.keyword) from None
         except RecursionError:
             raise StatementError(ScriptError("statements are nested too deeply"), st.location, self.scope.text,
