@@ -16,7 +16,7 @@ from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.store import encoding
-from rayscript.store.kmertable import COUNT_MAX, KmerTable
+from rayscript.store.kmertable import COUNT_MAX, NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 
 LAMBDA = Path("/usr/share/doc/bowtie2/examples")
 COMP = str.maketrans("ACGT", "TGCA")
@@ -213,3 +213,25 @@ def test_load_shows_progress_and_a_summary_line(tmp_path):
     assert "reading: 100%" in proc.stderr
     assert proc.stdout.startswith("loaded 1 file: 16,000 reads, 1,920,000 k-mers (k=31),")
     assert "M k-mers/s" in proc.stdout
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.integers(1, 31), seed=st.integers(0, 2**32 - 1), page=st.sampled_from([1, 3, 16]))
+def test_the_occurrence_pool_counts_like_one_batch_when_it_fills_many_times(k, seed, page):
+    """Load files occurrences into a pool of pages by bucket and flushes the fullest bucket when
+    the pool is full: with tiny pages the pool fills and flushes over and over."""
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(0, 4, 3000, dtype=np.uint8)
+    seq[rng.integers(0, 3000, 20)] = encoding.INVALID
+    ids, edges = encoding.kmers_from_codes(seq, k)
+    expect = KmerTable(k)
+    expect.add_occurrences(ids, edges)
+    table = KmerTable(k)
+    pool = OccurrenceBuffer(table, pool_words=0, page=page)  # 2 pages per bucket
+    for part in np.array_split(np.arange(len(ids)), 7):  # rounds, each grouped by bucket as load sends them
+        buckets, packed = pack_occurrences(ids[part], edges[part], k)
+        order = np.argsort(buckets, kind="stable")
+        pool.add(packed[order], np.bincount(buckets.astype(np.int64), minlength=NBUCKETS))
+    pool.finish()
+    for got, want in zip(table.extract(("all",)), expect.extract(("all",))):
+        assert got.tolist() == want.tolist()

@@ -108,10 +108,11 @@ class OccurrenceBuffer:
 
     PAGE = 1 << 13  # words per page
 
-    def __init__(self, table: KmerTable, pool_words: int):
+    def __init__(self, table: KmerTable, pool_words: int, page: int = PAGE):
         self.table = table
-        npages = max(pool_words // self.PAGE, 2 * NBUCKETS)
-        self.pages = np.empty((npages, self.PAGE), np.uint64)
+        self.PAGE = page
+        npages = max(pool_words // page, 2 * NBUCKETS)
+        self.pages = np.empty((npages, page), np.uint64)
         self.free = list(range(npages - 1, -1, -1))
         self.held: list[list[int]] = [[] for _ in range(NBUCKETS)]
         self.last = [self.PAGE] * NBUCKETS  # words used in each bucket's last page (full: none open)
