@@ -290,3 +290,17 @@ def test_a_repl_started_in_the_background_stops_until_fg():
         _tmux_wait_for(session, "status=0")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_a_session_with_a_k_mer_of_more_than_31_bases():
+    key = "ACGTTGCA" * 5 + "AC"  # 42 bases: an id of two words
+    with Cluster.local(2) as c:
+        out, shell = drive(c, f"put kmers/{key} count=3 on 1\rget kmers/{key} from 1\rget kmers/{key} from 0\r"
+                              f"explain get kmers/{key}\r\x04")
+    assert f"put kmers/{key} on rank 1" in out
+    assert f"kmers/{key} count=3" in out
+    assert f"kmers/{key} is not on rank 0" in out
+    assert f"GET-ORDER      0 -> 1  key=kmers/{key}" in out
+    assert f"kmers/{key}" in shell.keys  # offered by completion later
+    tokens = [(str(t), v) for t, v in RayLexer().get_tokens(f"get kmers/{key}\n") if v.strip()]
+    assert tokens == [("Token.Keyword", "get"), ("Token.Name.Variable.Instance", f"kmers/{key}")]
