@@ -16,8 +16,6 @@ complex values is the numeric order of the ids, which is what sorting and binary
 
 from __future__ import annotations
 
-from typing import Any
-
 MAX_K = 63  # the longest k-mer: two 64-bit words per id
 WORD_K = 31  # the longest k-mer whose id is one 64-bit word
 LO_BITS = 2 * WORD_K  # bits of the low word of a wide id
@@ -106,42 +104,38 @@ def codes_from_bytes(buf):
 
 
 def _windows(codes, k, reverse):
-    """Ids of every window of length k (forward, or reverse complement when ``reverse``)."""
+    """Ids of every window of length k <= 32 of a code array (codes 0..3), forward, or reverse
+    complement when ``reverse`` (the forward windows of the reversed complemented codes, read
+    backwards: a view with a negative stride)."""
+    if reverse:
+        return _packed_windows(3 - codes[::-1], k)[::-1]
+    return _packed_windows(codes, k)
+
+
+def _packed_windows(codes, k: int):
+    """Forward windows: the codes packed four to a byte, then each window read as an unaligned
+    big-endian 64-bit load at its byte (a strided view, one byte apart), shifted to its base (the
+    four bases of a byte are four phases; a window that runs past the load takes the next one)."""
     import numpy as np
 
-    n = len(codes) - k + 1
-    vals = codes.astype(np.uint64)
-    if reverse:
-        vals = np.uint64(3) - vals
-    # binary decomposition of k: combine windows of length 1, 2, 4, ...
-    result: Any = None
-    length = 0  # length covered by result
-    width = 1
-    power = vals  # windows of length `width` starting at each position
-    remaining = k
-    while remaining:
-        if remaining & 1:
-            if result is None:
-                result = power[: len(codes) - width + 1].copy()
-            else:
-                # append the window of `width` starting at offset `length`
-                seg = power[length: length + len(result) - width + 1]
-                result = result[: len(seg)]
-                if reverse:
-                    result |= seg << np.uint64(2 * length)
-                else:
-                    result <<= np.uint64(2 * width)
-                    result |= seg
-            length += width
-        remaining >>= 1
-        if remaining:
-            shifted = power[width:]
-            if reverse:
-                power = power[: len(shifted)] | (shifted << np.uint64(2 * width))
-            else:
-                power = (power[: len(shifted)] << np.uint64(2 * width)) | shifted
-            width *= 2
-    return result[:n]
+    n = len(codes)
+    m = (n + 3) // 4
+    padded = np.zeros(4 * m + 64, np.uint8)
+    padded[:n] = codes
+    packed = (padded[0::4] << 6) | (padded[1::4] << 4) | (padded[2::4] << 2) | padded[3::4]
+    loads = np.ndarray((m + 8,), dtype=">u8", buffer=packed, strides=(1,)).astype(np.uint64)
+    out = np.empty(4 * m, np.uint64)
+    mask = np.uint64((1 << (2 * k)) - 1)
+    for phase in range(4):
+        end = 2 * phase + 2 * k  # the window's last bit, counted from the load's top
+        if end <= 64:
+            w = loads[:m] >> np.uint64(64 - end)
+        else:
+            w = (loads[:m] << np.uint64(end - 64)) | (loads[8:m + 8] >> np.uint64(128 - end))
+        if k < 32:
+            w &= mask
+        out[phase::4] = w
+    return out[:max(n - k + 1, 0)]
 
 
 def kmers_from_codes(codes, k: int, canonical: bool = True):
@@ -184,7 +178,7 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
         use_rev = wide_less(rhi, rlo, fhi, flo)
         ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
     else:
-        rev = revcomp_array(fwd, k)  # cheaper than a second pass of windows
+        rev = _windows(clean, k, reverse=True)
         use_rev = rev < fwd
         ids = np.minimum(rev, fwd)
     # reverse: complement(before) | complement(after) << 4 (the complement of code c is 3 - c)
