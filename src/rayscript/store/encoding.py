@@ -223,7 +223,8 @@ _M62 = (1 << LO_BITS) - 1
 
 
 def is_wide(k: int | None) -> bool:
-    return bool(k) and k > WORD_K  # type: ignore[operator]
+    """Do ids of this k take two words?"""
+    return k is not None and k > WORD_K
 
 
 def id_dtype(k: int | None):
