@@ -235,3 +235,31 @@ def test_the_occurrence_pool_counts_like_one_batch_when_it_fills_many_times(k, s
     pool.finish()
     for got, want in zip(table.extract(("all",)), expect.extract(("all",))):
         assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_count_past_16_bits_while_loading_is_exact(tmp_path, ranks):
+    """A load counts into 16-bit counts where they fit; a k-mer seen more than 65,535 times turns its
+    bucket to 32 bits, in the same batch or across batches."""
+    seqs = ["A" * 70_000 + "C" + "A" * 20, "CCGT" * 10]
+    (tmp_path / "r.fa").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
+    ref, _ = reference(seqs, 21)
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{tmp_path}/r.fa" into kmers k=21\nload "{tmp_path}/r.fa" into kmers k=21')
+        c.run(f'dump kmers to "{tmp_path}/o.tsv"')
+    assert read_dump(tmp_path / "o.tsv") == {s: 2 * n for s, n in ref.items()}
+    assert ref["A" * 21] > 65_535
+
+
+def test_a_staging_table_turns_a_bucket_to_32_bit_counts_when_a_sum_passes_16_bits():
+    table = KmerTable(21)
+    table.small_counts = True
+    ids = np.array([5, 9, 1 << 40], np.uint64)
+    for counts in ([40_000, 1, 2], [40_000, 65_535, 3], [1, 1, 1]):
+        table.add_counted(ids, np.array(counts, np.uint64), np.zeros(3, np.uint8))
+    table.add_counted(np.array([6, 7], np.uint64), np.array([3, 70_000], np.uint64), np.zeros(2, np.uint8))
+    store = KmerTable()
+    store.absorb(table)
+    got, counts, _ = store.extract(("all",))
+    assert got.tolist() == [5, 6, 7, 9, 1 << 40] and counts.tolist() == [80_001, 3, 70_000, 65_537, 6]
+    assert {c.dtype for c in store.counts} == {np.dtype(np.uint32)}  # 32 bits at rest

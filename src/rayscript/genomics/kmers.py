@@ -27,7 +27,7 @@ from . import fastx
 # Received k-mer occurrences wait, packed in 8 bytes each, in a pool of this many per rank (pages
 # held by the table's buckets) before they are sorted and merged into the staging table.  Larger
 # means fewer merges and more memory.
-PENDING_MAX = 4_000_000
+PENDING_MAX = 8_000_000
 # the same for k > 31 (ids and edges waiting in lists: 17 bytes each)
 WIDE_PENDING_MAX = 4_000_000
 
@@ -186,6 +186,7 @@ class KmerService:
         t0 = time.monotonic()
         staging = KmerTable(msg.k)
         staging.canonical = msg.canonical
+        staging.small_counts = True  # 11 bytes per k-mer while it grows (13 in the store)
         error: str | None = None
         if len(self.table) and self.table.k not in (None, msg.k):
             error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"

@@ -161,6 +161,9 @@ class KmerTable:
         self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
         self.saturated = 0
+        # a load's staging table keeps counts in 16 bits where they fit (a bucket whose count
+        # passes 65,535 turns to 32 bits); a table at rest has 32-bit counts
+        self.small_counts = False
         # k-mers stored one at a time (put, copy, move) wait here, disjoint from the arrays,
         # until the next batch operation folds them in: single-item orders stay O(1).
         self.single: dict[int, tuple[int, int]] = {}
@@ -344,6 +347,13 @@ class KmerTable:
         for b, sel in self._by_bucket(ids):
             self._merge(b, self.keys(ids[sel]), counts[sel], edges[sel])
 
+    def _count_array(self, values):
+        """Counts (at most COUNT_MAX) as this table keeps them: 16 bits where they fit in a
+        staging table, else 32."""
+        if self.small_counts and (len(values) == 0 or int(values.max()) <= 0xFFFF):
+            return values.astype(np.uint16, copy=False)
+        return values.astype(np.uint32, copy=False)
+
     def _merge(self, b, ids, counts, edges) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
         if 0 < len(old_ids) <= 64 < len(ids):
@@ -355,7 +365,7 @@ class KmerTable:
                 self.saturated += int(over.sum())
                 counts = np.minimum(counts, COUNT_MAX)
             # adopt the arrays (callers hand over arrays they do not keep writing to)
-            self.ids[b], self.counts[b] = ids, counts.astype(np.uint32, copy=False)
+            self.ids[b], self.counts[b] = ids, self._count_array(counts)
             self.edges[b] = edges
             return
         pos = np.searchsorted(old_ids, ids)
@@ -370,7 +380,9 @@ class KmerTable:
             if over.any():
                 self.saturated += int(over.sum())
                 summed = np.minimum(summed, COUNT_MAX)
-            old_counts[at] = summed.astype(np.uint32)
+            if old_counts.dtype == np.uint16 and int(summed.max()) > 0xFFFF:
+                self.counts[b] = old_counts = old_counts.astype(np.uint32)
+            old_counts[at] = summed.astype(old_counts.dtype)
             old_edges[at] |= edges[present]
         new = ~present
         if not new.any():
@@ -388,7 +400,9 @@ class KmerTable:
         keep = np.ones(total, dtype=bool)
         keep[npos] = False
         out_ids = np.empty(total, old_ids.dtype)
-        out_counts = np.empty(total, np.uint32)
+        wide_counts = old_counts.dtype == np.uint32 or not self.small_counts or int(ncounts.max()) > 0xFFFF
+        out_counts = np.empty(total, np.uint32 if wide_counts else np.uint16)
+        ncounts = ncounts.astype(out_counts.dtype)
         out_edges = np.empty(total, np.uint8)
         out_ids[npos], out_counts[npos], out_edges[npos] = nids, ncounts, nedges
         out_ids[keep], out_counts[keep], out_edges[keep] = old_ids, old_counts, old_edges
@@ -425,6 +439,7 @@ class KmerTable:
                 pieces.append(old[i:i + 1])
             pieces.append(add[bounds[-2] if len(old) else 0:])
             out.append(np.concatenate(pieces).astype(dtype, copy=False))
+        out[1] = self._count_array(out[1])
         self.ids[b], self.counts[b], self.edges[b] = out
 
     def absorb(self, other: KmerTable) -> None:
@@ -435,6 +450,8 @@ class KmerTable:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
             self.shift, self.k, self.canonical, self.wide = other.shift, other.k, other.canonical, other.wide
             self.saturated += other.saturated
+            for b in range(NBUCKETS):  # 32-bit counts at rest, one bucket at a time
+                self.counts[b] = self.counts[b].astype(np.uint32, copy=False)
             return
         if len(other) == 0:
             return
