@@ -85,6 +85,13 @@ class WireKey:
         return self.shown
 
 
+def by_bases(text: str, named: dict[str, str]) -> str:
+    """``text`` with every key text of ``named`` (two-word k-mer ids, by number) written by its bases."""
+    for number, bases in named.items():
+        text = text.replace(number, bases)
+    return text
+
+
 class Plan:
     """What ``explain`` records: the orders a statement sends, with notes on its structure."""
 
@@ -117,9 +124,7 @@ class Plan:
         return out
 
     def _named(self, text: str) -> str:
-        for number, bases in self.named.items():
-            text = text.replace(number, bases)
-        return text
+        return by_bases(text, self.named)
 
 
 class Interpreter:
@@ -367,9 +372,8 @@ class Command:
             raise err.with_location(st.location, self.scope.text) from None
         except RayScriptError as err:
             if isinstance(err, RuntimeFault) and self.named:
-                for number, bases in self.named.items():
-                    err.key = err.key.replace(number, bases) if err.key else err.key
-                    err.reason = err.reason.replace(number, bases)
+                err.key = by_bases(err.key, self.named) if err.key else err.key
+                err.reason = by_bases(err.reason, self.named)
             raise StatementError(err, st.location, self.scope.text, st.keyword) from None
         except RecursionError:
             raise StatementError(ScriptError("statements are nested too deeply"), st.location, self.scope.text,

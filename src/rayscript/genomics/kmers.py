@@ -299,7 +299,7 @@ class KmerService:
         bad = ids >= np.uint64(1 << min(2 * k, 63))
         if canonical:
             small = encoding.ids_array(np.where(bad, np.uint64(0), ids).tolist(), k)
-            bad |= encoding.canonical_array(small, k) != small
+            bad |= ~encoding.same(encoding.canonical_array(small, k), small)
         if not bad.any():
             return None
         problem = encoding.id_problem(int(ids[np.argmax(bad)]), k, canonical)
@@ -364,6 +364,6 @@ class KmerService:
         self.node.reply(msg, SizeReply(nbytes=offset - msg.offset))
 
     def on_query(self, msg: QueryOrder) -> None:
-        ids = np.frombuffer(msg.ids, dtype=self.table.empty_ids().dtype)
+        ids = np.frombuffer(msg.ids, dtype=encoding.id_dtype(self.table.k))
         counts, _ = self.table.lookup(ids)
         self.node.reply(msg, QueryReply(counts=counts.tobytes()))

@@ -29,7 +29,7 @@ class Shard:
             return 0
         ids = encoding.exact(self.kmers.as_ids(ids))
         busy = np.zeros(len(ids), bool)
-        single = self.kmers.as_ids(encoding.ids_array([i for ns, i in self.moving if ns == "kmers"], self.kmers.k))
+        single = encoding.ids_array([i for ns, i in self.moving if ns == "kmers"], self.kmers.k)
         for out in (single, *self.bulk_moving.values()):
             if len(out):
                 busy |= np.isin(ids, encoding.exact(out))

@@ -375,7 +375,7 @@ def is_sorted(ids) -> bool:
     if ids.dtype != _complex():
         return bool((ids[1:] >= ids[:-1]).all())
     hi, lo = words(ids)
-    return bool(((hi[1:] > hi[:-1]) | ((hi[1:] == hi[:-1]) & (lo[1:] >= lo[:-1]))).all())
+    return not wide_less(hi[1:], lo[1:], hi[:-1], lo[:-1]).any()
 
 
 def same(a, b):

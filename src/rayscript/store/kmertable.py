@@ -62,16 +62,19 @@ def wide_ids(keys, b: int, k: int):
     return out
 
 
+def _runs(differs):
+    """(start, length) of each run of equal sorted values, from ``differs`` (value i + 1 differs
+    from value i)."""
+    starts = np.flatnonzero(np.concatenate(([True], differs)))
+    return starts, np.diff(np.append(starts, len(differs) + 1)).astype(np.uint64)
+
+
 def _reduce_packed(packed, high):
     """Sort words of (id low bits << 8 | edges); return unique ids (with ``high`` OR-ed back
     in), occurrence counts (uint64) and OR-ed edges."""
     packed.sort()
     keys = packed >> _EIGHT
-    flag = np.empty(len(keys), dtype=bool)
-    flag[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=flag[1:])
-    starts = np.flatnonzero(flag)
-    counts = np.diff(np.append(starts, len(keys))).astype(np.uint64)
+    starts, counts = _runs(keys[1:] != keys[:-1])
     edges = np.bitwise_or.reduceat((packed & np.uint64(0xFF)).astype(np.uint8), starts)
     ids = keys[starts]
     if high:
@@ -171,7 +174,7 @@ class KmerTable:
         self.lent: dict[int, int] = {}
 
     def empty_ids(self):
-        return np.empty(0, np.complex128 if self.wide else np.uint64)
+        return np.empty(0, encoding.id_dtype(self.k))
 
     def as_ids(self, ids):
         """An id array of this table's dtype (one-word ids given to a table of k > 31 become two
@@ -179,7 +182,7 @@ class KmerTable:
         ids = np.asarray(ids)
         if self.wide and ids.dtype != np.complex128:
             return encoding.join(np.zeros(len(ids), np.uint64), ids.astype(np.uint64))
-        return ids.astype(np.complex128 if self.wide else np.uint64, copy=False)
+        return ids.astype(encoding.id_dtype(self.k), copy=False)
 
     def keys(self, ids):
         """Bucket keys of an id array (the ids themselves for k <= 31)."""
@@ -191,10 +194,7 @@ class KmerTable:
 
     def _key(self, ident: int):
         """(bucket, key array of one element) of an id."""
-        b = min(ident >> self.shift, NBUCKETS - 1)
-        if self.wide:
-            return b, wide_keys(encoding.ids_array([ident], self.k))
-        return b, np.array([ident], np.uint64)
+        return min(ident >> self.shift, NBUCKETS - 1), self.keys(encoding.ids_array([ident], self.k))
 
     def lend(self, buckets) -> None:
         for b in buckets:
@@ -314,11 +314,7 @@ class KmerTable:
             w = run.view(np.uint64).reshape(-1, 2)
             up, low = w[:, 0], w[:, 1]
             idlow = low >> _EIGHT
-            flag = np.empty(len(run), dtype=bool)
-            flag[0] = True
-            flag[1:] = (up[1:] != up[:-1]) | (idlow[1:] != idlow[:-1])
-            starts = np.flatnonzero(flag)
-            counts = np.diff(np.append(starts, len(run))).astype(np.uint64)
+            starts, counts = _runs((up[1:] != up[:-1]) | (idlow[1:] != idlow[:-1]))
             uedges = np.bitwise_or.reduceat((low & np.uint64(0xFF)).astype(np.uint8), starts)
             u_up, u_low = up[starts], idlow[starts]
             # back to (hi, lo) words, then the part's bits back on top
@@ -400,9 +396,8 @@ class KmerTable:
         keep = np.ones(total, dtype=bool)
         keep[npos] = False
         out_ids = np.empty(total, old_ids.dtype)
-        wide_counts = old_counts.dtype == np.uint32 or not self.small_counts or int(ncounts.max()) > 0xFFFF
-        out_counts = np.empty(total, np.uint32 if wide_counts else np.uint16)
-        ncounts = ncounts.astype(out_counts.dtype)
+        ncounts = self._count_array(ncounts)
+        out_counts = np.empty(total, np.promote_types(old_counts.dtype, ncounts.dtype))
         out_edges = np.empty(total, np.uint8)
         out_ids[npos], out_counts[npos], out_edges[npos] = nids, ncounts, nedges
         out_ids[keep], out_counts[keep], out_edges[keep] = old_ids, old_counts, old_edges

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 
+from .encoding import LO_BITS
+
 MASK = (1 << 64) - 1
 _C1 = 0xBF58476D1CE4E5B9
 _C2 = 0x94D049BB133111EB
 _C3 = 0x9E3779B97F4A7C15
-_LO_BITS = 62
 
 
 def mix64(z: int) -> int:
@@ -40,9 +41,9 @@ def owner(key: tuple, nranks: int) -> int:
 
 def fold(ident: int) -> int:
     """An id as one 64-bit word (itself below 2**62)."""
-    if ident < 1 << _LO_BITS:
+    if ident < 1 << LO_BITS:
         return ident
-    return ((ident & ((1 << _LO_BITS) - 1)) + (ident >> _LO_BITS) * _C3) & MASK
+    return ((ident & ((1 << LO_BITS) - 1)) + (ident >> LO_BITS) * _C3) & MASK
 
 
 def mix64_array(ids):
