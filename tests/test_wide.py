@@ -53,6 +53,9 @@ def test_the_batch_functions_agree_with_the_scalar_ones(k, seed, canonical):
     windows = [seq[i:i + k] for i in range(len(seq) - k + 1) if "N" not in seq[i:i + k]]
     expect = [encoding.encode(canon(w) if canonical else w) for w in windows]
     assert encoding.int_ids(ids) == expect
+    assert ids.dtype == encoding.id_dtype(k)
+    short, _ = encoding.kmers_from_codes(codes[:k - 1], k, canonical)  # no window at all: the same dtype
+    assert short.dtype == encoding.id_dtype(k) and len(short) == 0
     assert len(edges) == len(expect)
     assert encoding.int_ids(encoding.revcomp_array(ids, k)) == [encoding.revcomp(x, k) for x in expect]
     assert [bytes(row).decode() for row in encoding.decode_array(ids, k)] == [encoding.decode(x, k) for x in expect]

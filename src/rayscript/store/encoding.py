@@ -148,7 +148,7 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
 
     n = len(codes) - k + 1
     if n <= 0:
-        return np.empty(0, np.uint64), np.empty(0, np.uint8)
+        return np.empty(0, id_dtype(k)), np.empty(0, np.uint8)
     bad = codes >= INVALID
     clean = np.where(bad, np.uint8(0), codes)
     wide = is_wide(k)
