@@ -193,8 +193,11 @@ class KmerTable:
         return wide_ids(keys, b, self.k or 0) if self.wide else keys
 
     def _key(self, ident: int):
-        """(bucket, key array of one element) of an id."""
-        return min(ident >> self.shift, NBUCKETS - 1), self.keys(encoding.ids_array([ident], self.k))
+        """(bucket, key) of one id (a numpy scalar: single-item orders stay cheap)."""
+        b = min(ident >> self.shift, NBUCKETS - 1)
+        if self.wide:
+            return b, wide_keys(encoding.ids_array([ident], self.k))[0]
+        return b, np.uint64(ident)
 
     def lend(self, buckets) -> None:
         for b in buckets:
@@ -679,8 +682,8 @@ class KmerTable:
             return 0, 0, False
         b, key = self._key(ident)
         table = self.ids[b]
-        pos = int(np.searchsorted(table, key[0]))
-        return b, pos, pos < len(table) and bool(table[pos] == key[0])
+        pos = int(np.searchsorted(table, key))
+        return b, pos, pos < len(table) and table[pos] == key
 
     def get(self, ident: int):
         hit = self.single.get(ident)
