@@ -263,3 +263,42 @@ def test_a_staging_table_turns_a_bucket_to_32_bit_counts_when_a_sum_passes_16_bi
     got, counts, _ = store.extract(("all",))
     assert got.tolist() == [5, 6, 7, 9, 1 << 40] and counts.tolist() == [80_001, 3, 70_000, 65_537, 6]
     assert {c.dtype for c in store.counts} == {np.dtype(np.uint32)}  # 32 bits at rest
+
+
+
+@pytest.mark.parametrize("k", [21, 31, 47, 63])
+@pytest.mark.parametrize("held", [0, 1, 5, 64, 65, 300])
+def test_a_bucket_received_with_room_takes_the_few_held_k_mers_in_place(k, held):
+    """add_bucket (a bulk copy's parts) gives what add_counted gives, and a bucket that holds at
+    most FEW k-mers merges them into the received arrays' own room instead of new arrays."""
+    from rayscript.runtime.bulk import BulkChunk
+    from rayscript.store.kmertable import FEW, NBUCKETS
+
+    rng = np.random.default_rng(k * 1000 + held)
+    source = KmerTable(k)
+    source.add_occurrences(*encoding.kmers_from_codes(rng.integers(0, 4, 3_000 * NBUCKETS, dtype=np.uint8), k))
+    b, ids, counts, edges = max(source.selection(("all",)), key=lambda part: len(part[1]))
+    # the copy: the bucket's k-mers but a few; held here: some of those few, and some of the copy
+    out = np.zeros(len(ids), bool)
+    out[rng.choice(len(ids), held - held // 3, replace=False)] = True
+    also = rng.choice(np.flatnonzero(~out), held // 3, replace=False)
+    mine = np.sort(np.concatenate((np.flatnonzero(out), also)))
+    held_counts = rng.integers(1, 9, len(mine)).astype(np.uint64)
+    held_edges = rng.integers(0, 256, len(mine)).astype(np.uint8)
+    copy = (ids[~out], counts[~out], edges[~out])
+    target, reference = KmerTable(k), KmerTable(k)
+    for table in (target, reference):
+        table.add_counted(ids[mine], held_counts, held_edges)
+    reference.add_counted(copy[0], copy[1].astype(np.uint64), copy[2])
+
+    got = BulkChunk().received_buffers(list(copy))  # as a bulk copy's part arrives
+    assert all(np.array_equal(g, c) for g, c in zip(got, copy))
+    target.add_bucket(b, *got, room=BulkChunk.buffer_room)
+    for mine_, theirs in zip(target.extract(("all",)), reference.extract(("all",))):
+        assert np.array_equal(mine_, theirs)
+    assert len(target) == len(ids)
+    in_place = held <= FEW
+    assert all(np.shares_memory(target_array, g) == in_place
+               for target_array, g in zip((target.ids[b], target.counts[b], target.edges[b]), got))
+    with pytest.raises(ValueError, match="k-mers of bucket"):
+        target.add_bucket((b + 1) % NBUCKETS, *(a[:5].copy() for a in copy))

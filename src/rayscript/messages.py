@@ -17,6 +17,8 @@ import pickle
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, cast
 
+import numpy as np
+
 from .items import BY_NAMESPACE, pack_item
 from .store import encoding
 
@@ -63,6 +65,25 @@ class Message:
     # (not annotated: they are not fields of the dataclass, nor of the envelope)
     buffers = cast("list[Any] | None", None)
     buffer_meta = cast("list[tuple[str, int]] | None", None)
+    # Elements of spare room the receiving messenger leaves in front of each received buffer
+    # (in the same allocation), so that the handler may grow it in place.
+    buffer_room = 0
+
+    def received_buffers(self, arrays=None) -> list:
+        """Fresh arrays for this message's buffers on arrival, each with ``buffer_room`` elements
+        of room in front of it: copies of ``arrays`` (a transport without a wire), or empty arrays
+        as ``buffer_meta`` describes them, for the transport to fill."""
+        room = self.buffer_room
+        if not room:
+            return [a.copy() for a in arrays] if arrays is not None else \
+                [np.empty(n, np.dtype(dtype)) for dtype, n in self.buffer_meta or ()]
+        specs = [(a.dtype, len(a)) for a in arrays] if arrays is not None else \
+            [(np.dtype(dtype), n) for dtype, n in self.buffer_meta or ()]
+        out = [np.empty(n + room, dtype)[room:] for dtype, n in specs]
+        if arrays is not None:
+            for dst, src in zip(out, arrays):
+                dst[...] = src
+        return out
 
     def pack(self) -> tuple:
         """The envelope: a flat tuple (code, buffer meta, field values...) that pickles small."""

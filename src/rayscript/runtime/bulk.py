@@ -17,6 +17,7 @@ import numpy as np
 
 from ..messages import ErrorReply, Message
 from ..store import encoding
+from ..store.kmertable import FEW
 
 CHUNK_ITEMS = 2_000_000
 ITEM_BYTES = 13  # id 8, count 4, edges 1
@@ -52,7 +53,13 @@ class BulkSendOrder(Message, kind="bulk-send", code=90):
 
 @dataclass(kw_only=True)
 class BulkChunk(Message, kind="bulk-chunk", code=91):
+    """Whole buckets of the source's table: per bucket (numbered in ``buckets``) its sorted ids,
+    counts and edges as three buffers.  They arrive with room in front for the few k-mers a
+    target's bucket may hold already (merged in place, see KmerTable.add_bucket)."""
+
+    buffer_room = FEW
     k: int | None = None
+    buckets: tuple = ()
     seq: int = 0
     last: bool = False
     mode: str | None = None
@@ -85,6 +92,7 @@ class BulkService:
         for cls, fn in {BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
                         BulkDeleteOrder: self.on_delete}.items():
             node.register(cls, fn)
+        node.expecting.append(lambda: bool(self.outgoing or self.incoming))
 
     @property
     def table(self):
@@ -125,7 +133,7 @@ class BulkService:
         groups.append(group)
         for seq, group in enumerate(groups):
             chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
-                              k=self.table.k,
+                              k=self.table.k, buckets=tuple(b for b, *_ in group),
                               last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
             chunk.buffers = [a for _, ids, counts, edges in group for a in (ids, counts, edges)]
             self.node.send(chunk)
@@ -147,15 +155,15 @@ class BulkService:
             elif msg.k and self.table.k is None:
                 self.table.set_k(msg.k)
         bufs: list = msg.buffers or []
-        for ids, counts, edges in zip(bufs[0::3], bufs[1::3], bufs[2::3]):
+        for b, ids, counts, edges in zip(msg.buckets, bufs[0::3], bufs[1::3], bufs[2::3]):
             state["items"] += len(ids)
             if state["failed"]:
                 continue
             if state["direct"]:
-                self._apply_counted(state, msg, ids, counts, edges)
+                self._apply_counted(state, msg, b, ids, counts, edges)
             else:
                 state["conflicts"] += int(self.table.present(ids).sum())
-                state["staged"].append((ids, counts, edges))
+                state["staged"].append((b, ids, counts, edges))
         if not msg.last:
             return
         del self.incoming[key]
@@ -176,13 +184,14 @@ class BulkService:
             reply.buffers = [np.concatenate(state["kept"])]
         self.node.send(reply)
 
-    def _apply_counted(self, state, msg: BulkChunk, ids, counts, edges) -> bool:
-        """Apply one part; on an error (say, out of memory) note how far the copy got and stop."""
+    def _apply_counted(self, state, msg: BulkChunk, b: int, ids, counts, edges) -> bool:
+        """Apply one bucket's part; on an error (say, out of memory) note how far the copy got
+        and stop."""
         try:
             if msg.mode == "distinct":
                 state["kept"].append(self.table.add_distinct(ids, counts, edges))
             else:
-                self._apply(msg.mode, ids, counts, edges)
+                self._apply(msg.mode, b, ids, counts, edges, msg.buffer_room)
         except Exception as exc:
             done = state["applied"]
             state["failed"] = (f"rank {self.node.rank} could not store the copy ({type(exc).__name__}: {exc}); "
@@ -192,11 +201,11 @@ class BulkService:
         state["applied"] += len(ids)
         return True
 
-    def _apply(self, mode, ids, counts, edges) -> None:
+    def _apply(self, mode, b: int, ids, counts, edges, room: int) -> None:
         if mode == "replace":
             self.table.replace_counted(ids, counts, edges)
         else:
-            self.table.add_counted(ids, counts, edges)
+            self.table.add_bucket(b, ids, counts, edges, room=room)
 
     def on_stored(self, msg: BulkStored) -> None:
         id_parts, items, move, lent = self.outgoing.pop((msg.commander, msg.request))

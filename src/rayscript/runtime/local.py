@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from ..messages import Message
 from .messenger import Messenger
@@ -36,13 +37,13 @@ class LocalMessenger(Messenger):
         if not 0 <= dest < self.size:
             raise ValueError(f"no rank {dest} in a cluster of {self.size}")
         data = msg.encode()
-        buffers = [b.copy() for b in msg.buffers] if msg.buffers else None
+        buffers = msg.received_buffers(msg.buffers) if msg.buffers else None
         cond = self.network.conds[dest]
         with cond:
             self.network.inboxes[dest].append((data, buffers))
             cond.notify()
 
-    def poll(self, timeout: float) -> list[Message]:
+    def poll(self, timeout: float, expecting: Callable[[], bool] | None = None) -> list[Message]:
         inbox = self.network.inboxes[self.rank]
         if not inbox and timeout > 0:
             cond = self.network.conds[self.rank]

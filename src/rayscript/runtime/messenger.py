@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ..messages import Message
 
@@ -36,9 +37,10 @@ class Messenger(ABC):
         """Queue ``msg`` for ``msg.recipient`` without blocking."""
 
     @abstractmethod
-    def poll(self, timeout: float) -> list[Message]:
+    def poll(self, timeout: float, expecting: Callable[[], bool] | None = None) -> list[Message]:
         """Messages that have arrived; waits up to ``timeout`` seconds (without spinning a core)
-        when none has."""
+        when none has.  ``expecting()``: does this rank wait for an answer it asked for? (A
+        transport that naps between looks asks before napping, and naps shorter if so.)"""
 
     def waiting(self) -> bool:
         """Has a message arrived that ``poll`` has not handed over yet?"""

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 _CHECK_EVERY = 0.1
+# For this long after it starts waiting for an answer, a rank tells its messenger so (which then
+# naps shorter between looks); a longer wait is a long order, where a nap's delay does not matter.
+EAGER_SECONDS = 1.0
 
 
 M = TypeVar("M", bound=Message)
@@ -202,6 +205,9 @@ class Node:
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
         self._sigint = False  # Ctrl-C noted, to act on at the next safe point
+        # besides orders of its own awaiting answers: services' "this rank waits for an answer"
+        self.expecting: list[Callable[[], bool]] = []
+        self._expecting_since: float | None = None
         self.register(Bundle, self._on_bundle)
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
@@ -375,7 +381,7 @@ class Node:
                 timeout = 0.0
             else:
                 self.aggregator.flush()
-        msgs = self.messenger.poll(timeout)
+        msgs = self.messenger.poll(timeout, self._eager)
         self._backlog = len(msgs)
         for msg in msgs:
             self._backlog -= 1
@@ -386,6 +392,16 @@ class Node:
         if now >= self._next_check:
             self._next_check = now + _CHECK_EVERY
             self._expire(now)
+
+    def _eager(self) -> bool:
+        """Has this rank been waiting for an answer for less than EAGER_SECONDS?"""
+        if not (self.pending or any(f() for f in self.expecting)):
+            self._expecting_since = None
+            return False
+        now = time.monotonic()
+        if self._expecting_since is None:
+            self._expecting_since = now
+        return now - self._expecting_since < EAGER_SECONDS
 
     def dispatch(self, msg: Message) -> None:
         if msg.is_reply:

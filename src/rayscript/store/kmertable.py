@@ -29,6 +29,21 @@ NBUCKETS = 1 << BUCKET_BITS
 _EIGHT = np.uint64(8)
 _KEY_HI_BITS = 58  # a wide key's high word keeps its bits below this one
 _M58 = np.uint64((1 << _KEY_HI_BITS) - 1)
+FEW = 64  # a bucket holding at most this many k-mers takes a large batch by splicing them in
+
+
+def _grown_left(a, m: int):
+    """``a`` extended by the m elements in front of it in its own allocation (None when ``a``
+    is not a view with that much room before it).  Only for arrays whose caller declared the
+    room theirs (see :meth:`KmerTable.add_bucket`)."""
+    base = a.base
+    if m <= 0 or not isinstance(base, np.ndarray) or base.ndim != 1 or base.dtype != a.dtype \
+            or not base.flags.c_contiguous or not a.flags.c_contiguous or not base.flags.writeable:
+        return None
+    offset, rest = divmod(a.__array_interface__["data"][0] - base.__array_interface__["data"][0], a.itemsize)
+    if rest or offset < m or offset + len(a) > len(base):
+        return None
+    return base[offset - m:offset + len(a)]
 
 
 def _shift_for(k: int | None) -> int:
@@ -340,6 +355,25 @@ class KmerTable:
         self._fold()
         self._add_sorted(ids, counts, edges)
 
+    def add_bucket(self, b: int, ids, counts, edges, room: int = 0) -> None:
+        """Merge one bucket's sorted unique k-mers, as a table of the same k holds them (a
+        bulk copy's parts): no sortedness pass and no split.  ``room``: each array is a view
+        with that many elements of its own allocation in front of it that nobody else uses (a
+        receive buffer); a bucket here that holds only a few k-mers then takes the batch in
+        place (new arrays the batch's size would cost a page fault per 4 KiB)."""
+        self._fold()
+        if len(ids) == 0:
+            return
+        ends = self.bucket_of(ids[[0, -1]])
+        if int(ends[0]) != b or int(ends[1]) != b:
+            raise ValueError(f"k-mers of bucket {b} expected, got buckets {int(ends[0])}..{int(ends[1])}")
+        if self.wide:
+            if room:
+                ids.view(np.uint64).reshape(-1, 2)[:, 0] &= _M58  # its own arrays: keys in place
+            else:
+                ids = wide_keys(ids)
+        self._merge(b, ids, counts, edges, room)
+
     def _add_sorted(self, ids, counts, edges) -> None:
         if len(ids) == 0:
             return
@@ -353,14 +387,14 @@ class KmerTable:
             return values.astype(np.uint16, copy=False)
         return values.astype(np.uint32, copy=False)
 
-    def _merge(self, b, ids, counts, edges) -> None:
+    def _merge(self, b, ids, counts, edges, room: int = 0) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
-        if 0 < len(old_ids) <= 64 < len(ids):
-            self._merge_few(b, ids, counts, edges)
+        if 0 < len(old_ids) <= FEW < len(ids):
+            self._merge_few(b, ids, counts, edges, room)
             return
         if len(old_ids) == 0:
-            over = counts > COUNT_MAX
-            if over.any():
+            over = counts > COUNT_MAX if counts.dtype.itemsize > 4 else None
+            if over is not None and over.any():
                 self.saturated += int(over.sum())
                 counts = np.minimum(counts, COUNT_MAX)
             # adopt the arrays (callers hand over arrays they do not keep writing to)
@@ -406,9 +440,10 @@ class KmerTable:
         out_ids[keep], out_counts[keep], out_edges[keep] = old_ids, old_counts, old_edges
         self.ids[b], self.counts[b], self.edges[b] = out_ids, out_counts, out_edges
 
-    def _merge_few(self, b, ids, counts, edges) -> None:
+    def _merge_few(self, b, ids, counts, edges, room: int = 0) -> None:
         """Merge many sorted new entries into a bucket that holds only a few: look the few up
-        among the many and splice the unmatched ones in between runs (memcpy speed)."""
+        among the many and splice the unmatched ones in between runs (memcpy speed); in place
+        when the new arrays have ``room`` for them in front (see :meth:`add_bucket`)."""
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
         cut = np.searchsorted(ids, old_ids)
         at = np.minimum(cut, len(ids) - 1)
@@ -427,6 +462,9 @@ class KmerTable:
                 counts = np.minimum(counts, COUNT_MAX)
         keep = ~match
         rest_ids, rest_counts, rest_edges, rest_cut = old_ids[keep], old_counts[keep], old_edges[keep], cut[keep]
+        if counts.dtype == np.uint32 and self._splice_in_place(b, (rest_ids, rest_counts, rest_edges),
+                                                               (ids, counts, edges), rest_cut, room):
+            return
         bounds = [0, *rest_cut.tolist(), len(ids)]
         out = []
         for old, add, dtype in ((rest_ids, ids, ids.dtype), (rest_counts, counts, np.uint32),
@@ -439,6 +477,26 @@ class KmerTable:
             out.append(np.concatenate(pieces).astype(dtype, copy=False))
         out[1] = self._count_array(out[1])
         self.ids[b], self.counts[b], self.edges[b] = out
+
+    def _splice_in_place(self, b, olds, news, cuts, room: int) -> bool:
+        """Insert the few ``olds`` (old item i before new item ``cuts[i]``) into the ``news``
+        arrays, grown to the left into their room: new items ahead of an insertion move left
+        (memmove), the last run stays.  False (nothing changed) when they have no such room."""
+        m = len(cuts)
+        if m > room:
+            return False
+        grown = [_grown_left(a, m) if m else a for a in news]
+        if any(g is None for g in grown):
+            return False
+        cut_list = cuts.tolist()
+        for old, out in zip(olds, grown):
+            prev = 0
+            for i, c in enumerate(cut_list):  # new items [prev, c) have i old ones before them
+                out[prev + i:c + i] = out[m + prev:m + c]
+                out[c + i] = old[i]
+                prev = c
+        self.ids[b], self.counts[b], self.edges[b] = grown[0], self._count_array(grown[1]), grown[2]
+        return True
 
     def absorb(self, other: KmerTable) -> None:
         """Merge another table into this one (the staging table of a load)."""
