@@ -1,5 +1,6 @@
 """The same runtime behaviour on both backends: in-process threads and real mpiexec."""
 
+import sys
 import time
 
 import pytest
@@ -225,3 +226,47 @@ def test_ctrl_c_while_a_statement_runs_is_acted_on_at_a_safe_point(sigint):
                 node.run_until(Future())
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert c.run("put kmers/5 on 1\nlocate kmers/5")[1].data["ranks"] == [1]
+
+
+HEARTBEAT = """
+import sys, time
+from mpi4py import MPI
+from rayscript.runtime.mpi import MPIMessenger
+
+m = MPIMessenger()
+m.watch_driver(lambda: 3.0)  # rank 0 beats from a thread; rank 1 listens (before a beat: 3 s too)
+if m.rank == 0:
+    time.sleep(8)  # the main thread does nothing with MPI meanwhile: the beats go on
+    beats, m._beats = m._beats, None
+    beats[1].set()  # the heartbeat stops, as when rank 0 is gone
+    beats[0].join()
+    MPI.COMM_WORLD.recv(source=1)
+else:
+    def fail(why):
+        print(why, file=sys.stderr, flush=True)
+        MPI.COMM_WORLD.Abort(1)
+
+    start = time.monotonic()
+    while time.monotonic() - start < 8:
+        if m.driver_silence() is not None:
+            fail(f"rank 0 taken for silent after {time.monotonic() - start:.1f} s of beating")
+        time.sleep(0.1)
+    quiet = time.monotonic()
+    while (lost := m.driver_silence()) is None and time.monotonic() - quiet < 10:
+        time.sleep(0.1)
+    if lost is None or not (3.0 < lost[0] < 3.0 + 1.5 and lost[1] == 3.0):
+        fail(f"silence not seen after the lease: {lost}")
+    print(f"silent after {time.monotonic() - quiet:.1f} s")
+    MPI.COMM_WORLD.send("done", dest=0)
+"""
+
+
+def test_rank_0_beats_while_it_does_nothing_and_the_silence_is_seen_after_the_lease(tmp_path):
+    """The heartbeat under which the ranks of a job across several hosts end when they lose rank
+    0 (tests/test_multihost.py runs the whole of it across hosts)."""
+    prog = tmp_path / "beat.py"
+    prog.write_text(HEARTBEAT)
+    proc = run_mpi(2, sys.executable, str(prog), timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seconds = float(proc.stdout.split("silent after ")[1].split(" s")[0])
+    assert 2.0 <= seconds <= 5.0, proc.stdout

@@ -14,12 +14,13 @@ In one process (notebooks, tests)::
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import Cancelled, RayScriptError, ScriptError, ScriptErrors
+from .errors import Cancelled, DriverLost, RayScriptError, ScriptError, ScriptErrors
 from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
@@ -131,8 +132,15 @@ class Cluster:
             self.close()
 
     def serve(self) -> None:
-        """Non-driver ranks: serve messages until rank 0 closes the cluster."""
-        self.node.serve()
+        """Non-driver ranks: serve messages until rank 0 closes the cluster.  A rank of a job
+        across several hosts that stops hearing rank 0 (see Node.lease) says so and ends at once:
+        MPI cannot be finished without rank 0."""
+        try:
+            self.node.serve()
+        except DriverLost as lost:
+            sys.stderr.write(f"rayscript: {lost}\n")
+            sys.stderr.flush()
+            os._exit(1)
         self.node.messenger.finish()
         self._closed = True
 

@@ -160,5 +160,16 @@ class Cancelled(RayScriptError):
     """The user interrupted a statement; the orders already in flight were completed."""
 
 
+class DriverLost(BaseException):
+    """Raised on a serving rank of a job across several hosts when rank 0 has been silent for
+    longer than the lease its heartbeats gave: the job has ended, or this host cannot reach it.
+    (Not an order's error: the rank cannot finish MPI and ends at once.)"""
+
+    def __init__(self, rank: int, host: str, driver_host: str, silent: float):
+        self.rank = rank
+        super().__init__(f"rank {rank} on {host}: nothing from rank 0 (on {driver_host}) for {silent:.0f} s: "
+                         f"the job has ended, or {host} cannot reach it; rank {rank} ends")
+
+
 class Terminated(BaseException):
     """Raised in a rank's main thread when it is told to terminate (SIGTERM)."""

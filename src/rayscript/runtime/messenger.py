@@ -53,6 +53,18 @@ class Messenger(ABC):
         """The host of every rank, by rank."""
         return [self.host()] * self.size
 
+    def watch_driver(self, lease: Callable[[], float]) -> None:
+        """Jobs across several hosts: rank 0 tells every other rank now and then that it is
+        alive, and for how long a rank may go without hearing it (``lease()`` seconds, 0: no
+        limit); the others listen (see :meth:`driver_silence`).  A transport within one process
+        has nothing to watch."""
+        return None
+
+    def driver_silence(self) -> tuple[float, float] | None:
+        """A rank other than 0 watching the driver: (seconds without hearing rank 0, the lease
+        it gave) when that silence is past the lease; otherwise None."""
+        return None
+
     def finish(self, deadline: float | None = None) -> bool:
         """Called once by every rank at shutdown, after its loop has stopped.  False when the
         other ranks did not all stop within ``deadline`` seconds."""

@@ -14,6 +14,7 @@ at SLEEP_IDLE, so an idle rank costs well under 1% of a core.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,13 @@ from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7
 TAG_DATA = 8
+TAG_BEAT = 9
+
+# Jobs across several hosts: rank 0's heartbeat (from a thread, so it beats between statements
+# too, say while a REPL waits for input).  A rank that has not run for SUSPENDED seconds (stopped
+# with the rest of the job, or starved) does not count that time as silence.
+BEAT_SECONDS = 1.0
+SUSPENDED = 5.0
 
 # Busy phase after the last message (probing, giving the core away every few probes so a rank
 # sharing it gets to run), then sleeps growing to the cap.
@@ -55,6 +63,9 @@ class MPIMessenger(Messenger):
         self.outgoing: list = []  # (request, buffer) until complete
         self.last_activity = time.monotonic()
         self._hosts: list[str] | None = None
+        self._beats: tuple[threading.Thread, threading.Event] | None = None  # rank 0's heartbeat
+        self._heard: list[float] | None = None  # others: [last beat, lease, last look]
+        self._beat_buf = np.zeros(1, np.float64)
 
     def host(self) -> str:
         return self.MPI.Get_processor_name()
@@ -148,10 +159,60 @@ class MPIMessenger(Messenger):
             if now >= deadline:
                 return out
 
+    def watch_driver(self, lease: Callable[[], float]) -> None:
+        if self.rank != 0:
+            now = time.monotonic()
+            self._heard = [now, float(lease()), now]  # the default lease until the first beat
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=self._beat, args=(lease, stop), name="rayscript-heartbeat", daemon=True)
+        self._beats = (thread, stop)
+        thread.start()
+
+    def _beat(self, lease: Callable[[], float], stop: threading.Event) -> None:
+        sent: list = []  # (request, buffer) until complete
+        while True:
+            buf = np.array([lease()], np.float64)
+            sent = [(r, b) for r, b in sent if not r.Test()]
+            sent += [(self.comm.Isend(buf, dest=r, tag=TAG_BEAT), buf) for r in range(1, self.size)]
+            if stop.wait(BEAT_SECONDS):
+                break
+        for req, _ in sent:  # beats nobody took (a rank that is gone) are not waited for
+            if not req.Test():
+                try:
+                    req.Cancel()
+                except self.MPI.Exception:
+                    pass
+
+    def _take_beats(self) -> None:
+        comm, buf, heard = self.comm, self._beat_buf, self._heard
+        while comm.iprobe(source=0, tag=TAG_BEAT):
+            comm.Recv(buf, source=0, tag=TAG_BEAT)
+            if heard is not None:
+                heard[0], heard[1] = time.monotonic(), float(buf[0])
+
+    def driver_silence(self) -> tuple[float, float] | None:
+        heard = self._heard
+        if heard is None:
+            return None
+        now = time.monotonic()
+        if now - heard[2] > SUSPENDED:  # this rank did not run meanwhile: that was not silence
+            heard[0] = now
+        heard[2] = now
+        self._take_beats()
+        silent, lease = now - heard[0], heard[1]
+        return (silent, lease) if lease and silent > lease else None
+
     def finish(self, deadline: float | None = None) -> bool:
         """Drain until every rank has stopped, then let pending sends complete.  False when the
         ranks did not all stop within ``deadline`` seconds (a rank or host that stopped answering)."""
         MPI = self.MPI
+        if self._beats is not None:
+            thread, stop = self._beats
+            stop.set()
+            thread.join()
+            self._beats = None
+        self._heard = None
         barrier = self.comm.Ibarrier()
         sleep = SLEEP_MIN
         scratch: list = []
@@ -159,10 +220,14 @@ class MPIMessenger(Messenger):
         while not barrier.Test():
             self._receive_ready(scratch)
             scratch.clear()
+            if self.rank:
+                self._take_beats()
             time.sleep(sleep)
             sleep = min(sleep * 2, SLEEP_MAX)
             if give_up is not None and time.monotonic() > give_up:
                 return False
+        if self.rank:
+            self._take_beats()
         deadline = time.monotonic() + 5.0
         while self.outgoing and time.monotonic() < deadline:
             self._reap()

@@ -20,7 +20,16 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import Cancelled, CollectiveAborted, OrderTimeout, RankFailure, RayScriptError, RuntimeFault, Terminated
+from ..errors import (
+    Cancelled,
+    CollectiveAborted,
+    DriverLost,
+    OrderTimeout,
+    RankFailure,
+    RayScriptError,
+    RuntimeFault,
+    Terminated,
+)
 from ..messages import Bundle, Cancel, ErrorReply, Fatal, Message, Stop, key_text
 from .aggregate import Aggregator
 
@@ -208,6 +217,8 @@ class Node:
         # besides orders of its own awaiting answers: services' "this rank waits for an answer"
         self.expecting: list[Callable[[], bool]] = []
         self._expecting_since: float | None = None
+        if self._several_hosts:  # a host may drop off: the ranks watch rank 0's heartbeat
+            messenger.watch_driver(self.lease)
         self.register(Bundle, self._on_bundle)
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
@@ -392,6 +403,16 @@ class Node:
         if now >= self._next_check:
             self._next_check = now + _CHECK_EVERY
             self._expire(now)
+            if self.rank:
+                lost = self.messenger.driver_silence()
+                if lost is not None:
+                    raise DriverLost(self.rank, self.hosts[self.rank], self.hosts[0], lost[0])
+
+    def lease(self) -> float:
+        """How long a rank may go without hearing rank 0 before it ends (jobs across several
+        hosts): twice the order timeout and ten seconds, by when rank 0 has given up on any order
+        of its own; no limit without a timeout."""
+        return 2 * self.timeout + 10 if self.timeout else 0.0
 
     def _eager(self) -> bool:
         """Has this rank been waiting for an answer for less than EAGER_SECONDS?"""
