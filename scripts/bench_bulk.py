@@ -29,6 +29,14 @@ K = 31
 comm = MPI.COMM_WORLD
 
 
+def rest() -> None:
+    """Wait for every rank without spinning: a blocking MPI call here would busy-wait on a core
+    that the two ranks at work need (three ranks, two cores), and slow the raw peer down."""
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.001)
+
+
 def raw_transfer(arrays) -> float:
     """Rank 1 sends the arrays to rank 2: one blocking Send each when there are few, else all
     posted at once (Isend / Irecv, then Waitall on both sides: transfers overlap)."""
@@ -47,7 +55,9 @@ def raw_transfer(arrays) -> float:
                 comm.Recv(buf, source=1, tag=3)
         else:
             MPI.Request.Waitall([comm.Irecv(buf, source=1, tag=3) for buf in bufs])
-    elapsed = comm.bcast(time.perf_counter() - t0 if comm.rank == 2 else None, root=2)
+    elapsed = time.perf_counter() - t0
+    rest()  # rank 0 sleeps meanwhile
+    elapsed = comm.bcast(elapsed if comm.rank == 2 else None, root=2)
     comm.Barrier()
     return elapsed
 
@@ -63,7 +73,9 @@ def raw_latency(n=5000) -> float:
         elif comm.rank == 2:
             comm.Recv(buf, source=1, tag=4)
             comm.Send(buf, dest=1, tag=4)
-    rt = comm.bcast((time.perf_counter() - t0) / n if comm.rank == 1 else None, root=1)
+    rt = (time.perf_counter() - t0) / n
+    rest()  # rank 0 sleeps meanwhile
+    rt = comm.bcast(rt if comm.rank == 1 else None, root=1)
     comm.Barrier()
     return rt / 2
 

@@ -19,6 +19,14 @@ PINGS = 5000
 comm = MPI.COMM_WORLD
 
 
+def rest() -> None:
+    """Wait for every rank without spinning: a blocking MPI call here would busy-wait on a core
+    that the two ranks at work need (three ranks, two cores), and slow the raw peer down."""
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.001)
+
+
 def raw_round_trip() -> float:
     """Median-free single batch: seconds per 8-byte round trip between ranks 1 and 2."""
     import numpy as np
@@ -34,7 +42,9 @@ def raw_round_trip() -> float:
         for _ in range(PINGS):
             comm.Recv(buf, source=1, tag=1)
             comm.Send(buf, dest=1, tag=1)
-    elapsed = comm.bcast(time.perf_counter() - t0 if comm.rank == 1 else None, root=1)
+    elapsed = time.perf_counter() - t0
+    rest()  # rank 0 sleeps meanwhile
+    elapsed = comm.bcast(elapsed if comm.rank == 1 else None, root=1)
     comm.Barrier()
     return elapsed / PINGS
 
