@@ -49,7 +49,7 @@ def main() -> None:
             slots = {name: 1 for name in hosts.names}
             print("== across 3 hosts over TCP (network namespaces, UCX_TLS=tcp,self), one rank each ==", flush=True)
             print(run(hosts.mpiexec(slots, str(BIN / "python"), str(HERE / "bench_copy.py")), env), end="", flush=True)
-            print(run(hosts.mpiexec(slots, str(BIN / "python"), str(HERE / "bench_bulk.py"), "2000000", "3"), env),
+            print(run(hosts.mpiexec(slots, str(BIN / "python"), str(HERE / "bench_bulk.py"), "2000000", "7"), env),
                   end="", flush=True)
             if reads:
                 across = load_seconds(hosts.mpiexec(slots), reads, env)
