@@ -234,9 +234,9 @@ from mpi4py import MPI
 from rayscript.runtime.mpi import MPIMessenger
 
 m = MPIMessenger()
-m.watch_driver(lambda: 3.0)  # rank 0 beats from a thread; rank 1 listens (before a beat: 3 s too)
+m.watch_driver(lambda: 2.5)  # rank 0 beats from a thread; rank 1 listens (before a beat: 2.5 s too)
 if m.rank == 0:
-    time.sleep(8)  # the main thread does nothing with MPI meanwhile: the beats go on
+    time.sleep(5)  # the main thread does nothing with MPI meanwhile: the beats go on
     beats, m._beats = m._beats, None
     beats[1].set()  # the heartbeat stops, as when rank 0 is gone
     beats[0].join()
@@ -247,14 +247,14 @@ else:
         MPI.COMM_WORLD.Abort(1)
 
     start = time.monotonic()
-    while time.monotonic() - start < 8:
+    while time.monotonic() - start < 5:
         if m.driver_silence() is not None:
             fail(f"rank 0 taken for silent after {time.monotonic() - start:.1f} s of beating")
         time.sleep(0.1)
     quiet = time.monotonic()
     while (lost := m.driver_silence()) is None and time.monotonic() - quiet < 10:
         time.sleep(0.1)
-    if lost is None or not (3.0 < lost[0] < 3.0 + 1.5 and lost[1] == 3.0):
+    if lost is None or not (2.5 < lost[0] < 2.5 + 1.5 and lost[1] == 2.5):
         fail(f"silence not seen after the lease: {lost}")
     print(f"silent after {time.monotonic() - quiet:.1f} s")
     MPI.COMM_WORLD.send("done", dest=0)
@@ -269,4 +269,4 @@ def test_rank_0_beats_while_it_does_nothing_and_the_silence_is_seen_after_the_le
     proc = run_mpi(2, sys.executable, str(prog), timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seconds = float(proc.stdout.split("silent after ")[1].split(" s")[0])
-    assert 2.0 <= seconds <= 5.0, proc.stdout
+    assert 1.5 <= seconds <= 4.5, proc.stdout

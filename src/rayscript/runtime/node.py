@@ -42,6 +42,9 @@ _CHECK_EVERY = 0.1
 # For this long after it starts waiting for an answer, a rank tells its messenger so (which then
 # naps shorter between looks); a longer wait is a long order, where a nap's delay does not matter.
 EAGER_SECONDS = 1.0
+# Jobs across several hosts: a rank ends when it has not heard rank 0 for twice the order timeout
+# and this many seconds (see Node.lease).
+LEASE_MARGIN = 5.0
 
 
 M = TypeVar("M", bound=Message)
@@ -410,9 +413,9 @@ class Node:
 
     def lease(self) -> float:
         """How long a rank may go without hearing rank 0 before it ends (jobs across several
-        hosts): twice the order timeout and ten seconds, by when rank 0 has given up on any order
+        hosts): twice the order timeout and LEASE_MARGIN, by when rank 0 has given up on any order
         of its own; no limit without a timeout."""
-        return 2 * self.timeout + 10 if self.timeout else 0.0
+        return 2 * self.timeout + LEASE_MARGIN if self.timeout else 0.0
 
     def _eager(self) -> bool:
         """Has this rank been waiting for an answer for less than EAGER_SECONDS?"""
