@@ -270,3 +270,43 @@ def test_rank_0_beats_while_it_does_nothing_and_the_silence_is_seen_after_the_le
     assert proc.returncode == 0, proc.stderr[-3000:]
     seconds = float(proc.stdout.split("silent after ")[1].split(" s")[0])
     assert 1.5 <= seconds <= 4.5, proc.stdout
+
+
+STALLED = """
+import os, sys, time
+import numpy as np
+from mpi4py import MPI
+from rayscript.errors import TransferStalled
+from rayscript.runtime.bulk import BulkChunk
+from rayscript.runtime.mpi import TAG_CONTROL, MPIMessenger
+
+m = MPIMessenger()
+m.patience = lambda: 2.0
+if m.rank == 1:  # announces a chunk's arrays, then stops before sending them
+    chunk = BulkChunk(recipient=0, sender=1, commander=0, request=7, buckets=(0,), k=21)
+    chunk.buffers = [np.zeros(1000, np.uint64), np.zeros(1000, np.uint32), np.zeros(1000, np.uint8)]
+    MPI.COMM_WORLD.isend(chunk.pack(), 0, TAG_CONTROL).wait()
+    time.sleep(5)
+    os._exit(0)
+else:
+    start = time.monotonic()
+    try:
+        m.poll(10.0)
+        print("no error", flush=True)
+    except TransferStalled as exc:
+        print(f"after {time.monotonic() - start:.1f} s: {exc}", flush=True)
+    os._exit(0)  # the other rank never sends: do not wait for it at exit
+"""
+
+
+def test_a_sender_that_stops_in_the_middle_of_bulk_data_is_named_after_the_timeout(tmp_path):
+    """The receiver of a message's bulk buffers does not wait forever for a sender that stopped
+    (the node sets the patience to the order timeout; the job then ends)."""
+    prog = tmp_path / "stalled.py"
+    prog.write_text(STALLED)
+    proc = run_mpi(2, sys.executable, str(prog), timeout=60)
+    out = proc.stdout
+    assert "rank 0: the bulk data of a 'bulk-chunk' message from rank 1 stopped arriving (nothing for 2 s" in out, \
+        (out, proc.stderr[-2000:])
+    seconds = float(out.split("after ")[1].split(" s")[0])
+    assert 1.9 <= seconds <= 6, out

@@ -156,6 +156,16 @@ class CollectiveTimeout(RayScriptError):
                          "(a rank or its host stopped answering)")
 
 
+class TransferStalled(RayScriptError):
+    """A message's bulk buffers stopped arriving: nothing came for the order timeout."""
+
+    def __init__(self, rank: int, kind: str, sender: int, host: str | None, seconds: float):
+        where = f" on {host}" if host else ""
+        super().__init__(f"rank {rank}: the bulk data of a '{kind}' message from rank {sender}{where} stopped "
+                         f"arriving (nothing for {seconds:g} s: rank {sender} is stuck, or its host cannot be "
+                         "reached)")
+
+
 class Cancelled(RayScriptError):
     """The user interrupted a statement; the orders already in flight were completed."""
 

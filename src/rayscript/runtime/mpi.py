@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..errors import TransferStalled
 from ..messages import Message
 from .messenger import Messenger, mpi_module
 
@@ -66,6 +67,9 @@ class MPIMessenger(Messenger):
         self._beats: tuple[threading.Thread, threading.Event] | None = None  # rank 0's heartbeat
         self._heard: list[float] | None = None  # others: [last beat, lease, last look]
         self._beat_buf = np.zeros(1, np.float64)
+        # how long a message's bulk buffers may go without progress (the node sets it: the order timeout)
+        self.patience: Callable[[], float | None] = lambda: None
+        self._abandoned: list = []  # receives given up on: MPI may still write into their arrays
 
     def host(self) -> str:
         return self.MPI.Get_processor_name()
@@ -111,8 +115,35 @@ class MPIMessenger(Messenger):
             # the sender posted the buffers right after the envelope: they are on their way
             comm = self.comm
             msg.buffers = msg.received_buffers()
-            self.MPI.Request.Waitall([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA) for arr in msg.buffers])
+            self._wait_buffers([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA) for arr in msg.buffers], msg)
         out.append(msg)
+
+    def _wait_buffers(self, requests: list, msg: Message) -> None:
+        """Wait for a message's buffers, testing all the time as Waitall would (MPI moves them only
+        while it is tested) but giving the core away every few tests; when none of them has
+        completed for the order timeout, the sender has stopped: raise, and the job ends (rather
+        than this rank waiting forever)."""
+        testsome, monotonic = self.MPI.Request.Testsome, time.monotonic
+        limit = self.patience()
+        left, spins = len(requests), 0
+        give_up = None if not limit else monotonic() + limit
+        while left:
+            done = testsome(requests)
+            if done is None:  # every request is complete (inactive)
+                return
+            if done:
+                left -= len(done)
+                if limit:
+                    give_up = monotonic() + limit
+                continue
+            spins += 1
+            if spins % PROBES_PER_YIELD == 0:
+                os.sched_yield()
+            if give_up is not None and spins % 256 == 0 and monotonic() > give_up:
+                self._abandoned.append((requests, msg.buffers))
+                hosts = self._hosts  # as gathered at start-up (no collective here)
+                host = hosts[msg.sender] if hosts and len(set(hosts)) > 1 else None
+                raise TransferStalled(self.rank, msg.kind, msg.sender, host, limit or 0.0)
 
     def poll(self, timeout: float, expecting: Callable[[], bool] | None = None) -> list[Message]:
         out: list[Message] = []

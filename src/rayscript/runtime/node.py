@@ -213,6 +213,8 @@ class Node:
         self.timeout: float = DEFAULT_TIMEOUT
         if collective is not None:  # a collective step waits for the others at most this long
             collective.patience = lambda: self.timeout or None
+        if hasattr(messenger, "patience"):  # so does a message's bulk data, between two of its buffers
+            messenger.patience = lambda: self.timeout or None
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
