@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 from mpi4py import MPI
+from raw_peer import rest, round_trip
 
 from rayscript import Cluster
 from rayscript.store import encoding
@@ -27,14 +28,6 @@ HOPS = 1000
 WALKS = 32
 K = 31
 comm = MPI.COMM_WORLD
-
-
-def rest() -> None:
-    """Wait for every rank without spinning: a blocking MPI call here would busy-wait on a core
-    that the two ranks at work need (three ranks, two cores), and slow the raw peer down."""
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(0.001)
 
 
 def raw_transfer(arrays) -> float:
@@ -49,28 +42,10 @@ def raw_transfer(arrays) -> float:
         bufs = [np.empty(n, dtype) for dtype, n in arrays]
         MPI.Request.Waitall([comm.Irecv(buf, source=1, tag=3) for buf in bufs])
     elapsed = time.perf_counter() - t0
-    rest()  # rank 0 sleeps meanwhile
+    rest(comm)  # rank 0 sleeps meanwhile
     elapsed = comm.bcast(elapsed if comm.rank == 2 else None, root=2)
     comm.Barrier()
     return elapsed
-
-
-def raw_latency(n=5000) -> float:
-    buf = np.zeros(1, np.int64)
-    comm.Barrier()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        if comm.rank == 1:
-            comm.Send(buf, dest=2, tag=4)
-            comm.Recv(buf, source=2, tag=4)
-        elif comm.rank == 2:
-            comm.Recv(buf, source=1, tag=4)
-            comm.Send(buf, dest=1, tag=4)
-    rt = (time.perf_counter() - t0) / n
-    rest()  # rank 0 sleeps meanwhile
-    rt = comm.bcast(rt if comm.rank == 1 else None, root=1)
-    comm.Barrier()
-    return rt / 2
 
 
 def chain():
@@ -129,7 +104,7 @@ def main() -> None:
     bundled = (0, 0)
     nbytes = 0
     for _ in range(ROUNDS):
-        lats.append(raw_latency())
+        lats.append(round_trip(comm, 5000) / 2)
         # 1. copy into an empty rank; 2. copy into a rank that holds a few hundred k-mers, then walk
         # the busy target holds the first walk's k-mers (about 330 per rank); the other walks' k-mers are
         # added after the copies, before the 32 walks
@@ -157,8 +132,8 @@ def main() -> None:
                     assert walked.data["kmers"] - 1 == HOPS, walked.data
             if target_holds is not None:  # many walks at once, batched and not
                 serve_until_rank0_is_done(cluster)
-                rest = owners(cids[HOPS + 1:], 3) == comm.rank
-                table.add_occurrences(cids[HOPS + 1:][rest], cedges[HOPS + 1:][rest])
+                theirs = owners(cids[HOPS + 1:], 3) == comm.rank
+                table.add_occurrences(cids[HOPS + 1:][theirs], cedges[HOPS + 1:][theirs])
                 together = cluster.parse("parallel { " + "\n".join(
                     f"walk kmers/{s} length={HOPS + 1} into paths/m{i}" for i, s in enumerate(starts)) + " }")
                 for batched in (True, False):

@@ -10,6 +10,7 @@ import sys
 import time
 
 from mpi4py import MPI
+from raw_peer import round_trip
 
 from rayscript import Cluster
 
@@ -20,36 +21,6 @@ PINGS = 5000
 comm = MPI.COMM_WORLD
 
 
-def rest() -> None:
-    """Wait for every rank without spinning: a blocking MPI call here would busy-wait on a core
-    that the two ranks at work need (three ranks, two cores), and slow the raw peer down."""
-    req = comm.Ibarrier()
-    while not req.Test():
-        time.sleep(0.001)
-
-
-def raw_round_trip() -> float:
-    """Median-free single batch: seconds per 8-byte round trip between ranks 1 and 2."""
-    import numpy as np
-
-    buf = np.zeros(1, dtype=np.int64)
-    comm.Barrier()
-    t0 = time.perf_counter()
-    if comm.rank == 1:
-        for _ in range(PINGS):
-            comm.Send(buf, dest=2, tag=1)
-            comm.Recv(buf, source=2, tag=1)
-    elif comm.rank == 2:
-        for _ in range(PINGS):
-            comm.Recv(buf, source=1, tag=1)
-            comm.Send(buf, dest=1, tag=1)
-    elapsed = time.perf_counter() - t0
-    rest()  # rank 0 sleeps meanwhile
-    elapsed = comm.bcast(elapsed if comm.rank == 1 else None, root=1)
-    comm.Barrier()
-    return elapsed / PINGS
-
-
 def main() -> None:
     if comm.size != 3:
         sys.exit("bench_copy: run with mpiexec -n 3")
@@ -57,7 +28,7 @@ def main() -> None:
     cluster = Cluster(comm=comm.Dup())
     statements = None
     for _ in range(ROUNDS):
-        raws.append(raw_round_trip())
+        raws.append(round_trip(comm, PINGS))
         # the copy loop: rank 0 commands, rank 1 sends to rank 2, rank 2 acknowledges to rank 0
         if comm.rank == 0:
             cluster.run("put kmers/19123890 count=1 on 1")

@@ -74,12 +74,9 @@ class Message:
         of room in front of it: copies of ``arrays`` (a transport without a wire), or empty arrays
         as ``buffer_meta`` describes them, for the transport to fill."""
         room = self.buffer_room
-        if not room:
-            return [a.copy() for a in arrays] if arrays is not None else \
-                [np.empty(n, np.dtype(dtype)) for dtype, n in self.buffer_meta or ()]
         specs = [(a.dtype, len(a)) for a in arrays] if arrays is not None else \
             [(np.dtype(dtype), n) for dtype, n in self.buffer_meta or ()]
-        out = [np.empty(n + room, dtype)[room:] for dtype, n in specs]
+        out = [np.empty(n + room, dtype)[room:] if room else np.empty(n, dtype) for dtype, n in specs]
         if arrays is not None:
             for dst, src in zip(out, arrays):
                 dst[...] = src

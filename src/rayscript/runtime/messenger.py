@@ -31,6 +31,8 @@ class Messenger(ABC):
     rank: int
     size: int
     backend: str = ""
+    # how long a message's bulk data may go without progress (the node sets it: the order timeout)
+    patience: Callable[[], float | None] = staticmethod(lambda: None)
 
     @abstractmethod
     def send(self, msg: Message) -> None:

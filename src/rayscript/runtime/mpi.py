@@ -67,8 +67,6 @@ class MPIMessenger(Messenger):
         self._beats: tuple[threading.Thread, threading.Event] | None = None  # rank 0's heartbeat
         self._heard: list[float] | None = None  # others: [last beat, lease, last look]
         self._beat_buf = np.zeros(1, np.float64)
-        # how long a message's bulk buffers may go without progress (the node sets it: the order timeout)
-        self.patience: Callable[[], float | None] = lambda: None
         self._abandoned: list = []  # receives given up on: MPI may still write into their arrays
 
     def host(self) -> str:

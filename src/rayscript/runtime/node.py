@@ -211,10 +211,11 @@ class Node:
         self.failure: RankFailure | None = None
         self.unresponsive: set[int | None] = set()  # ranks that did not answer an order in time
         self.timeout: float = DEFAULT_TIMEOUT
-        if collective is not None:  # a collective step waits for the others at most this long
-            collective.patience = lambda: self.timeout or None
-        if hasattr(messenger, "patience"):  # so does a message's bulk data, between two of its buffers
-            messenger.patience = lambda: self.timeout or None
+        # a collective step waits for the others at most the order timeout, and a message's bulk
+        # data may go that long without progress
+        if collective is not None:
+            collective.patience = self.patience
+        messenger.patience = self.patience
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
@@ -412,6 +413,10 @@ class Node:
                 lost = self.messenger.driver_silence()
                 if lost is not None:
                     raise DriverLost(self.rank, self.hosts[self.rank], self.hosts[0], lost[0])
+
+    def patience(self) -> float | None:
+        """The order timeout (None: no limit)."""
+        return self.timeout or None
 
     def lease(self) -> float:
         """How long a rank may go without hearing rank 0 before it ends (jobs across several

@@ -60,9 +60,10 @@ def wide_buckets(ids, k: int):
     return ((w[:, 0] << np.uint64(need)) | (w[:, 1] >> np.uint64(LO_BITS - need))).astype(np.intp)
 
 
-def wide_keys(ids):
-    """Keys of wide ids: the high word's bits from 58 up cleared (copies)."""
-    out = ids.copy()
+def wide_keys(ids, copy: bool = True):
+    """Keys of wide ids: the high word's bits from 58 up cleared (a copy, or ``ids`` itself
+    changed in place)."""
+    out = ids.copy() if copy else ids
     out.view(np.uint64).reshape(-1, 2)[:, 0] &= _M58
     return out
 
@@ -368,10 +369,7 @@ class KmerTable:
         if int(ends[0]) != b or int(ends[1]) != b:
             raise ValueError(f"k-mers of bucket {b} expected, got buckets {int(ends[0])}..{int(ends[1])}")
         if self.wide:
-            if room:
-                ids.view(np.uint64).reshape(-1, 2)[:, 0] &= _M58  # its own arrays: keys in place
-            else:
-                ids = wide_keys(ids)
+            ids = wide_keys(ids, copy=not room)  # arrays with room are the caller's own: keys in place
         self._merge(b, ids, counts, edges, room)
 
     def _add_sorted(self, ids, counts, edges) -> None:

@@ -1,0 +1,34 @@
+"""Raw mpi4py peers for the benchmarks run under mpiexec -n 3 (bench_copy.py, bench_bulk.py):
+ranks 1 and 2 work, rank 0 waits without spinning."""
+
+import time
+
+import numpy as np
+
+
+def rest(comm) -> None:
+    """Wait for every rank without spinning: a blocking MPI call here would busy-wait on a core
+    that the two ranks at work need (three ranks, two cores), and slow the raw peer down."""
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.001)
+
+
+def round_trip(comm, n: int) -> float:
+    """Seconds per 8-byte round trip between ranks 1 and 2 (n of them), on every rank."""
+    buf = np.zeros(1, np.int64)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    if comm.rank == 1:
+        for _ in range(n):
+            comm.Send(buf, dest=2, tag=4)
+            comm.Recv(buf, source=2, tag=4)
+    elif comm.rank == 2:
+        for _ in range(n):
+            comm.Recv(buf, source=1, tag=4)
+            comm.Send(buf, dest=1, tag=4)
+    elapsed = time.perf_counter() - t0
+    rest(comm)  # rank 0 sleeps meanwhile
+    elapsed = comm.bcast(elapsed if comm.rank == 1 else None, root=1)
+    comm.Barrier()
+    return elapsed / n
