@@ -174,3 +174,31 @@ def test_a_rank_killed_mid_move_ends_the_job_and_the_checkpoint_restores_exactly
     before = sorted((tmp_path / "before.tsv").read_text().splitlines())
     assert len(before) == 300
     assert sorted((tmp_path / "after.tsv").read_text().splitlines()) == before
+
+
+def test_a_save_into_a_directory_of_other_files_is_refused_and_writes_nothing(tmp_path):
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text('{"name": "someone else\'s"}')
+    (foreign / "notes.txt").write_text("mine")
+    plain = tmp_path / "home"
+    plain.mkdir()
+    (plain / "reads.fq").write_text("@r\nACGT\n+\nIIII\n")
+    with Cluster.local(2) as c:
+        c.run("put kmers/7 on 1")
+        with pytest.raises(RayScriptError, match="is not a rayscript checkpoint's manifest: a save there would "
+                                                 "overwrite it"):
+            c.run(f'save to "{foreign}"')
+        with pytest.raises(RayScriptError, match=r"holds other files \(reads.fq\) and no checkpoint"):
+            c.run(f'save to "{plain}"')
+        with pytest.raises(RayScriptError, match="it is a file, not a directory"):
+            c.run(f'save to "{plain}/reads.fq"')
+        # new, empty, and a checkpoint's own directory are fine
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        for target in (tmp_path / "new", empty, tmp_path / "new"):
+            c.run(f'save to "{target}"')
+    assert sorted(p.name for p in foreign.iterdir()) == ["manifest.json", "notes.txt"]
+    assert (foreign / "manifest.json").read_text() == '{"name": "someone else\'s"}'
+    assert sorted(p.name for p in plain.iterdir()) == ["reads.fq"]
+    assert json.loads((empty / "manifest.json").read_text())["format"] == "rayscript-checkpoint"

@@ -199,9 +199,10 @@ def test_dump_writes_through_a_symlink_and_refuses_what_is_not_a_regular_file(tm
 
 
 def test_save_refuses_an_empty_path_and_keeps_folders_it_did_not_write(tmp_path):
-    (tmp_path / "gen-important").mkdir()
     with Cluster.local(2) as c:
-        c.run(f'put kmers/7 on 0\nsave to "{tmp_path}"\nsave to "{tmp_path}"')
+        c.run(f'put kmers/7 on 0\nsave to "{tmp_path}"')
+        (tmp_path / "gen-important").mkdir()  # the user's, beside the checkpoint
+        c.run(f'save to "{tmp_path}"')
         with pytest.raises(RayScriptError, match="not an empty path"):
             c.run('save to ""')
     gens = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("gen-"))

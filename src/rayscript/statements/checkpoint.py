@@ -4,8 +4,10 @@ ranks' side are in rayscript.genomics.checkpoint).
 A save writes generation ``gen-NNNNNN`` (one more than the manifest's, skipping any folder that
 exists) marked as a save's own (``.rayscript-save``), then the manifest, then removes the
 generation the previous manifest listed and marked generations of saves that died before their
-manifest: it never touches folders it did not write.  A restore verifies every file on the ranks that will load
-them before any rank changes its store, then all ranks swap in what they read.
+manifest: it never touches folders it did not write.  It writes only into a new or empty directory
+or one holding a checkpoint (never over another program's ``manifest.json``).  A restore verifies
+every file on the ranks that will load them before any rank changes its store, then all ranks swap
+in what they read.
 """
 
 from __future__ import annotations
@@ -86,6 +88,36 @@ def _previous_generation(directory: str) -> str | None:
     return gen if isinstance(gen, str) and _GENERATION.fullmatch(gen) else None
 
 
+def _refuse_foreign(directory: str) -> None:
+    """A save writes only into a new or empty directory or one that holds a checkpoint: anywhere
+    else its manifest would overwrite a file of the same name, or its files mix with others'."""
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise CheckpointError(f"cannot write {directory}: it is a file, not a directory") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {directory}: {exc.strerror}") from None
+    if MANIFEST in entries:
+        path = os.path.join(directory, MANIFEST)
+        try:
+            with open(path) as fh:
+                ours = json.load(fh).get("format") == "rayscript-checkpoint"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours:
+            raise CheckpointError(f"{path} is not a rayscript checkpoint's manifest: a save there would "
+                                  "overwrite it; save to a new or empty directory")
+        return
+    others = [e for e in entries if not e.startswith(f"{MANIFEST}.tmp") and not (
+        _GENERATION.fullmatch(e) and os.path.exists(os.path.join(directory, e, MARK)))]
+    if others:
+        shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise CheckpointError(f"{directory} holds other files ({shown}) and no checkpoint: save to a new or "
+                              "empty directory, or to one a save wrote")
+
+
 def _next_generation(directory: str, previous: str | None) -> str:
     m = _GENERATION.fullmatch(previous) if previous else None
     n = int(m.group(1)) + 1 if m else 1
@@ -99,7 +131,8 @@ class Save(Statement, keyword="save"):
     summary = ("Checkpoint: every rank writes its shard (all namespaces) in parallel, then the commander "
                "writes a manifest (format version, k, rank count, item counts, a checksum per file). Files "
                "are written under new names and the manifest last, so a crash midway leaves the previous "
-               "checkpoint intact; then the previous generation (only the one its manifest listed) is removed.")
+               "checkpoint intact; then the previous generation (only the one its manifest listed) is removed. "
+               "DIRECTORY is new, empty, or one a save wrote: a directory holding other files is refused.")
     example = 'save to "ckpt/"'
     collective = True
 
@@ -108,6 +141,7 @@ class Save(Statement, keyword="save"):
     def run(self, cmd):
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
+        _refuse_foreign(directory)
         previous = _previous_generation(directory) if os.path.isdir(directory) else None
         gen = _next_generation(directory, previous)
         where = os.path.join(directory, gen)
