@@ -17,6 +17,7 @@ the same code.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,10 +68,11 @@ class WireKey:
     """A resolved key: ``key`` as the shards hold it, ``k`` the k-mer length when it was given
     as bases.  Immutable; its texts are made once (a loop names the same key many times)."""
 
-    __slots__ = ("k", "key", "shown", "text")
+    __slots__ = ("k", "key", "key_text", "shown", "text")
 
     def __init__(self, key: tuple, k: int = 0):
         self.key, self.k = key, k
+        self.key_text = key_text(key)  # as the ranks write it (by number)
         if k > encoding.WORD_K:  # an id of two words is shown by its bases only
             self.text = self.shown = f"{key[0]}/{encoding.decode(key[1], k)}"
             return
@@ -86,9 +88,10 @@ class WireKey:
 
 
 def by_bases(text: str, named: dict[str, str]) -> str:
-    """``text`` with every key text of ``named`` (two-word k-mer ids, by number) written by its bases."""
+    """``text`` with every key text of ``named`` (k-mer ids given as bases, by number) written with
+    its bases; a longer number, or a key already followed by its bases, is left alone."""
     for number, bases in named.items():
-        text = text.replace(number, bases)
+        text = re.sub(re.escape(number) + r"(?![0-9]| \()", bases.replace("\\", "\\\\"), text)
     return text
 
 
@@ -299,12 +302,11 @@ class Command:
 
     def key(self, key: ast.Key) -> WireKey:
         wk = self.interpreter.wire_key(key, self.scope)
-        if wk.k > encoding.WORD_K:  # errors and explain write it by its bases too
-            if len(self.named) < 64:
-                self.named[key_text(wk.key)] = wk.text
-            if self.plan is not None:
-                self.plan.named[key_text(wk.key)] = wk.text
-                self.plan.named[f"={wk.key[1]} "] = f"={wk.text} "  # an order field holding the id alone
+        if wk.k and len(self.named) < 64:  # given by its bases: errors from the ranks show them too
+            self.named[wk.key_text] = wk.shown
+        if wk.k > encoding.WORD_K and self.plan is not None:  # explain writes a two-word id by its bases only
+            self.plan.named[wk.key_text] = wk.text
+            self.plan.named[f"={wk.key[1]} "] = f"={wk.text} "  # an order field holding the id alone
         return wk
 
     def owner(self, wk: WireKey) -> int:
