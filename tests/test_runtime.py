@@ -8,6 +8,7 @@ import pytest
 from conftest import rayscript_cmd, run_mpi
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
+from rayscript.interpreter import by_bases
 
 SCENARIO = """\
 put kmers/19123890 count=3 on 2
@@ -94,6 +95,22 @@ def test_refusals_name_the_rank_and_key_and_change_nothing(local4):
         local4.run("copy kmers/6 to 1")
     with pytest.raises(RayScriptError, match="undefined variable \\$q"):
         local4.run("get kmers/5 from $q")
+
+
+def test_refusals_name_a_k_mer_given_by_its_bases_with_them(local4):
+    local4.run("put kmers/ACGT on 1")  # ACGT is id 27 (canonical)
+    with pytest.raises(RayScriptError, match=r"^<string>:1:1: rank 2, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is not "
+                                             r"on rank 2\n"):
+        local4.run("copy kmers/ACGT from 2 to 0")
+    with pytest.raises(RayScriptError, match=r"^rank 0, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is not on rank 0$"):
+        local4.get("kmers/ACGT", rank=0)
+    with pytest.raises(RayScriptError, match=r"rank 1, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is already on rank 1 "):
+        local4.run("put kmers/ACGT on 2\ncopy kmers/ACGT from 2 to 1")
+    with pytest.raises(RayScriptError, match=r"rank 0, kmers/27: kmers/27 is not on rank 0\n"):
+        local4.run("copy kmers/27 from 0 to 1")  # named by number: left so
+    # a key is rewritten whole, and once
+    named = {"kmers/2": "kmers/2 (AG)"}
+    assert by_bases("kmers/27 and kmers/2; kmers/2 (AG)", named) == "kmers/27 and kmers/2 (AG); kmers/2 (AG)"
 
 
 def test_merge_adds_counts_and_unites_edges(local4):

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import Cancelled, DriverLost, RayScriptError, ScriptError, ScriptErrors
+from .errors import Cancelled, DriverLost, RayScriptError, RuntimeFault, ScriptError, ScriptErrors
 from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
@@ -230,7 +230,10 @@ class Cluster:
             rank = cmd.owner(wk)
         elif not 0 <= rank < self.size:
             raise ScriptError(f"rank {rank} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
-        reply = self.node.run_until(self.node.order(GetOrder(recipient=rank, key=wk.key)))
+        try:
+            reply = self.node.run_until(self.node.order(GetOrder(recipient=rank, key=wk.key)))
+        except RuntimeFault as err:
+            raise cmd.name_keys(err) from None
         return unpack_item(reply.item)
 
     def _require_driver(self) -> None:

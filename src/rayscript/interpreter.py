@@ -373,14 +373,21 @@ class Command:
         except ScriptError as err:
             raise err.with_location(st.location, self.scope.text) from None
         except RayScriptError as err:
-            if isinstance(err, RuntimeFault) and self.named:
-                err.key = by_bases(err.key, self.named) if err.key else err.key
-                err.reason = by_bases(err.reason, self.named)
+            if isinstance(err, RuntimeFault):
+                self.name_keys(err)
             raise StatementError(err, st.location, self.scope.text, st.keyword) from None
         except RecursionError:
             raise StatementError(ScriptError("statements are nested too deeply"), st.location, self.scope.text,
                                  st.keyword) from None
         return result
+
+    def name_keys(self, err: RuntimeFault) -> RuntimeFault:
+        """``err`` with the keys this command was given by their bases written so (the ranks
+        write them by number)."""
+        if self.named:
+            err.key = by_bases(err.key, self.named) if err.key else err.key
+            err.reason = by_bases(err.reason, self.named)
+        return err
 
     def block(self, statements: Iterable[ast.Statement]) -> Steps:
         """Run statements one after the other in this scope, returning their results."""
