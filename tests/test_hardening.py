@@ -214,6 +214,8 @@ def test_save_refuses_an_empty_path_and_keeps_folders_it_did_not_write(tmp_path)
 def test_api_misuse_is_a_clear_error(tmp_path):
     with pytest.raises(TypeError, match="whole number of ranks"):
         Cluster.local("3")
+    with pytest.raises(RayScriptError, match=r"100,000 ranks are too many for one process .* under mpiexec"):
+        Cluster.local(100_000)  # refused at once, not after starting threads for minutes
     with Cluster.local(2) as c:
         with pytest.raises(RayScriptError, match="one key, not the pattern"):
             c.get("kmers/*")

@@ -40,6 +40,7 @@ from .statements import check, parse
 
 # What every rank serves: one service per family of orders.
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
+MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
 SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
 
@@ -93,6 +94,9 @@ class Cluster:
             raise TypeError(f"Cluster.local(ranks=N) takes a whole number of ranks, not {ranks!r}")
         if ranks < 1:
             raise RayScriptError(f"a cluster needs at least one rank, not {ranks}")
+        if ranks > MAX_LOCAL_RANKS:
+            raise RayScriptError(f"{ranks:,} ranks are too many for one process (at most {MAX_LOCAL_RANKS:,} "
+                                 "threads): start that many under mpiexec -n N")
         net = LocalNetwork(ranks)
         board = LocalBoard(ranks)
         threads, nodes = [], []
