@@ -1,6 +1,7 @@
 """The k-mer store: counts against a plain-Python reference and against Jellyfish."""
 
 import gzip
+import io
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
+from rayscript.progress import Progress
 from rayscript.store import encoding
 from rayscript.store.kmertable import COUNT_MAX, NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 
@@ -302,3 +304,25 @@ def test_a_bucket_received_with_room_takes_the_few_held_k_mers_in_place(k, held)
                for target_array, g in zip((target.ids[b], target.counts[b], target.edges[b]), got))
     with pytest.raises(ValueError, match="k-mers of bucket"):
         target.add_bucket((b + 1) % NBUCKETS, *(a[:5].copy() for a in copy))
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_gives_way_to_an_error_as_to_a_result(tmp_path):
+    rng = np.random.default_rng(6)
+    write_fastq(tmp_path / "big.fq", ["".join(rng.choice(list("ACGT"), size=150)) for _ in range(16000)])
+    screen = _Terminal()
+    with Cluster.local(2, progress=Progress(screen)) as c:
+        c.run("put kmers/ACGT on 1")  # a store of k=4: a load of k=31 is refused part-way
+        with pytest.raises(RayScriptError, match="the store holds k=4 k-mers; cannot add k=31"):
+            c.run(f'load "{tmp_path}/big.fq" into kmers k=31')
+        assert "reading [" in screen.getvalue()  # the bar was drawn...
+        assert screen.getvalue().endswith("\r\x1b[K")  # ...and wiped before the error is shown
+        screen.truncate(0)
+        screen.seek(0)
+        c.run("delete kmers/ACGT from 1")
+        c.run(f'load "{tmp_path}/big.fq" into kmers k=31')
+        assert "reading [" in screen.getvalue() and screen.getvalue().endswith("\r\x1b[K")

@@ -222,7 +222,6 @@ def cmd_run(args) -> int:
                 for results in c.stream(f"restore from {json.dumps(args.restore)}", "--restore"):
                     _print_results(results)
             for results in c.stream(text if text is not None else _read(source), source):
-                c.node.progress.finish()
                 _print_results(results)
         except RankFailure:
             raise

@@ -216,6 +216,9 @@ class Cluster:
                 note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late
                         else "; every order already sent was completed")
                 raise Cancelled(f"cancelled{note}, later orders were not sent") from None
+            finally:
+                if self.node.progress is not None:
+                    self.node.progress.finish()  # a bar gives way to what follows, result or error
             yield results
 
     def get(self, key: str, rank: int | None = None) -> Carriageable:

@@ -33,7 +33,6 @@ def balance(text: str) -> int:
 def run_lines(cluster, stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
-    progress = cluster.node.progress
     buffer = ""
     lineno = 0
     status = 0
@@ -52,8 +51,6 @@ def run_lines(cluster, stdin=None, stdout=None) -> int:
             continue
         try:
             for results in cluster.stream(text, "<stdin>"):
-                if progress is not None:
-                    progress.finish()
                 for r in results:
                     if r.text:
                         print(r.text, file=stdout, flush=True)

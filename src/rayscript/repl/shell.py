@@ -140,10 +140,9 @@ class Shell:
 
     def execute(self, text: str, source: str = "<stdin>") -> None:
         started = time.perf_counter()
-        progress = self.cluster.node.progress
         try:
             with self.cluster.node.interrupts_from(self.interrupt_source):
-                self._run(text, source, progress)
+                self._run(text, source)
         except RankFailure:
             raise
         except Cancelled as exc:
@@ -153,10 +152,8 @@ class Shell:
         if self.timing:
             self.say([("class:timing", f"({(time.perf_counter() - started) * 1e3:.1f} ms)")])
 
-    def _run(self, text: str, source: str, progress) -> None:
+    def _run(self, text: str, source: str) -> None:
         for results in self.cluster.stream(text, source):
-            if progress is not None:
-                progress.finish()
             for r in results:
                 if r.text:
                     self.show(r)
