@@ -32,3 +32,23 @@ def round_trip(comm, n: int) -> float:
     elapsed = comm.bcast(elapsed if comm.rank == 1 else None, root=1)
     comm.Barrier()
     return elapsed / n
+
+
+def relay(comm, n: int) -> float:
+    """Seconds per 8-byte relay 0 -> 1 -> 2 -> 0 (n of them), on every rank: what a hand-written
+    MPI program spends on a copy's three hops (order, item, acknowledgement), all three ranks
+    waiting in MPI meanwhile."""
+    buf = np.zeros(1, np.int64)
+    comm.Barrier()
+    t0 = time.perf_counter()
+    after, before = (comm.rank + 1) % 3, (comm.rank - 1) % 3
+    for _ in range(n):
+        if comm.rank == 0:
+            comm.Send(buf, dest=after, tag=5)
+            comm.Recv(buf, source=before, tag=5)
+        else:
+            comm.Recv(buf, source=before, tag=5)
+            comm.Send(buf, dest=after, tag=5)
+    elapsed = comm.bcast(time.perf_counter() - t0 if comm.rank == 0 else None, root=0)
+    comm.Barrier()
+    return elapsed / n
