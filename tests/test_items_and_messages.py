@@ -46,7 +46,7 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         m.Ack(), m.ErrorReply(rank=2, key="kmers/5", reason="no"),
         m.ItemReply(key=("kmers", 5), item=b"z"), m.HasReply(held=True),
         m.StatsReply(host="h", counts={"kmers": 1}, nbytes=9), m.BlockDone(results=[]), m.Stop(),
-        m.Fatal(rank=3, reason="boom"), m.Cancel(), m.Bundle(envelopes=[m.Ack().pack(), m.Stop().pack()]),
+        m.Fatal(rank=3, reason="boom"), m.Cancel(), m.Ping(), m.Bundle(envelopes=[m.Ack().pack(), m.Stop().pack()]),
         g.LoadOrder(parts=[("r.fq", "fastq", False, 0, 10)], k=21, canonical=False, total_bytes=10),
         g.KmerStatsOrder(histogram=True), g.DumpSizeOrder(lo=2, hi=9), g.DumpWriteOrder(path="o", offset=5),
         g.QueryOrder(ids=b"\0" * 16), g.LoadReply(reads=3, kmers=9, nbytes=100, distinct=4, seconds=0.5),

@@ -148,12 +148,13 @@ with Cluster() as c:
     assert "1 distinct k-mer, 5 in total" in out
 
 
-def _orders_forever(tmp_path, data):
+def _orders_forever(tmp_path, data, order="ranks"):
     d, _genome = data
     script = tmp_path / "loop.ray"
     script.write_text(f"""set timeout = 5s
 load "{d}/genome.fq" into kmers k=21
-for i in 1..100000000 {{ ranks }}
+put kmers/1 on 1
+for i in 1..100000000 {{ {order} }}
 """)
     return script
 
@@ -182,7 +183,9 @@ def _start_and_wait_until_running(hosts, script):
 
 
 def test_a_host_that_drops_off_the_network_ends_the_job(hosts, data, tmp_path):
-    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data))
+    # copies from rank 1 (first host) to rank 4 (the third): the order goes to a healthy rank, the
+    # item to the host that drops off, and the error must name that one (found by pinging every rank)
+    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data, "copy kmers/1 from 1 to 4 replace"))
     victim = hosts.names[2]
     hosts.cut(victim)
     cut = time.monotonic()

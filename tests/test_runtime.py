@@ -181,6 +181,24 @@ def test_order_timeout_names_the_silent_rank():
         assert c.run("locate kmers/1")[0].data["ranks"] == [2]  # and the others still serve
 
 
+def test_an_unanswered_copy_names_the_silent_rank_down_its_cascade_not_its_healthy_source():
+    from rayscript.messages import ItemTransfer
+
+    with Cluster.local(4) as c:
+        c.run("put kmers/1 on 1\nset timeout = 300ms")
+        # rank 2 hangs in the item's handler: the copy's source (rank 1) is fine, its target is not
+        c.local_nodes[2].register(ItemTransfer, lambda msg: time.sleep(1.5))
+        t0 = time.monotonic()
+        with pytest.raises(RayScriptError) as info:
+            c.run("copy kmers/1 from 1 to 2")
+        assert "no answer to copy-order sent to rank 1 within 0.3 s (rank 2, where it leads, did not answer: " \
+               "it is stuck, or its host cannot be reached)" in str(info.value)
+        assert info.value.cause.rank == 2
+        assert time.monotonic() - t0 < 0.3 + 0.3 + 0.5  # the timeout, then at most the timeout for pings
+        time.sleep(1.5)  # rank 2 comes back
+        assert c.run("locate kmers/1")[0].data["ranks"] == [1]
+
+
 def test_handler_exception_is_returned_with_rank_and_the_loop_goes_on():
     from rayscript.messages import GetOrder
 

@@ -344,6 +344,14 @@ class Fatal(Message, kind="fatal", code=61):
 
 
 @dataclass(kw_only=True)
+class Ping(Message, kind="ping", code=64):
+    """Are you there?  A commander whose order went unanswered asks every rank, to name the one
+    that is silent (see Node._find_silent); any rank answers at once with an Ack."""
+
+    reply_type = Ack
+
+
+@dataclass(kw_only=True)
 class Bundle(Message, kind="bundle", code=63):
     """Small messages for one recipient travelling together (see :mod:`rayscript.runtime.aggregate`):
     their envelopes, in the order they were posted."""

@@ -30,7 +30,7 @@ from ..errors import (
     RuntimeFault,
     Terminated,
 )
-from ..messages import Bundle, Cancel, ErrorReply, Fatal, Message, Stop, key_text
+from ..messages import Ack, Bundle, Cancel, ErrorReply, Fatal, Message, Ping, Stop, key_text
 from .aggregate import Aggregator
 
 if TYPE_CHECKING:
@@ -42,6 +42,10 @@ _CHECK_EVERY = 0.1
 # For this long after it starts waiting for an answer, a rank tells its messenger so (which then
 # naps shorter between looks); a longer wait is a long order, where a nap's delay does not matter.
 EAGER_SECONDS = 1.0
+# An order not answered in time: every rank gets this long (at most the timeout) to answer a ping,
+# and the error names the one that did not (the order's recipient may be fine, and a rank further
+# down its cascade silent).
+PING_SECONDS = 2.0
 # Jobs across several hosts: a rank ends when it has not heard rank 0 for twice the order timeout
 # and this many seconds (see Node.lease).
 LEASE_MARGIN = 5.0
@@ -51,10 +55,12 @@ M = TypeVar("M", bound=Message)
 
 
 class Future:
-    __slots__ = ("callbacks", "deadline", "done", "error", "rank", "value", "what")
+    __slots__ = ("callbacks", "deadline", "done", "error", "rank", "route", "value", "what")
 
-    def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = ""):
-        # what: the order's kind, named if no answer comes in time
+    def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = "",
+                 route: tuple[int, ...] = ()):
+        # what: the order's kind, named if no answer comes in time; route: the ranks its cascade is
+        # known to pass (the recipient, a copy's target), suspected first when it is not answered
         self.done = False
         self.value = None
         self.error: BaseException | None = None
@@ -62,6 +68,7 @@ class Future:
         self.deadline = deadline
         self.rank = rank
         self.what = what
+        self.route = route
 
     def resolve(self, value=None) -> None:
         if not self.done:
@@ -229,6 +236,8 @@ class Node:
         self.register(Stop, self._on_stop)
         self.register(Cancel, lambda msg: self.cancel_tasks())
         self.register(Fatal, self._on_fatal)
+        self.register(Ping, lambda msg: self.reply(msg, Ack()))
+        self._silent_search: list[Future] | None = None  # unanswered orders while ranks are pinged
 
     @contextlib.contextmanager
     def interrupts_from(self, check: Callable[[], bool] | None) -> Iterator[None]:
@@ -279,7 +288,9 @@ class Node:
         msg.commander = self.rank
         if timeout is not None and timeout < 0:
             timeout = self.timeout
-        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind)
+        target = getattr(msg, "target", None)
+        route = (msg.recipient,) if type(target) is not int or target < 0 else (msg.recipient, target)
+        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind, route)
         self.pending[req] = fut
         self.send(msg)
         return fut
@@ -458,12 +469,57 @@ class Node:
 
     def _expire(self, now: float) -> None:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
+        unanswered = []
         for req, fut in expired:
             del self.pending[req]
-            self.unresponsive.add(fut.rank)
-            fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
-                                  "answer: it is stuck, or its host cannot be reached)", rank=fut.rank,
-                                  host=self.host_of(fut.rank)))
+            if fut.what == Ping.kind:
+                fut.fail(OrderTimeout("no answer to a ping", rank=fut.rank))
+            else:
+                unanswered.append(fut)
+        if unanswered:
+            self._find_silent(unanswered)
+
+    def _find_silent(self, unanswered: list[Future]) -> None:
+        """Orders went unanswered: ping every other rank (at most PING_SECONDS), then fail each order
+        naming a rank of its route that did not answer, else any rank that did not; when all
+        answer, its recipient (alive, but it did not answer this order)."""
+        if self._silent_search is not None:  # a search under way answers for these too
+            self._silent_search.extend(unanswered)
+            return
+        self._silent_search = unanswered
+        wait = min(PING_SECONDS, self.timeout or PING_SECONDS)
+        pings = {r: self.order(Ping(recipient=r), wait) for r in range(self.size) if r != self.rank}
+        left = [len(pings)]
+
+        def answered(_f: Future) -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self._name_silent(sorted(r for r, f in pings.items() if f.error is not None))
+
+        for f in pings.values():
+            f.callbacks.append(answered)
+        if not pings:
+            self._name_silent([])
+
+    def _name_silent(self, silent: list[int]) -> None:
+        unanswered, self._silent_search = self._silent_search or [], None
+        self.unresponsive.update(silent)
+        for fut in unanswered:
+            suspects = [r for r in fut.route if r in silent] or silent
+            if not suspects:
+                fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
+                                      "answer it, though it answers pings: it may be busy with long work; 'set "
+                                      "timeout' gives it longer)", rank=fut.rank, host=self.host_of(fut.rank)))
+                continue
+            rank = suspects[0]
+            via = "" if rank == fut.rank else f" sent to rank {fut.rank}"
+            who = f"rank {rank}" if rank == fut.rank else f"rank {rank}, where it leads,"
+            others = [r for r in silent if r != rank]
+            also = (f"; rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} "
+                    f"do{'' if len(others) > 1 else 'es'} not answer either") if others else ""
+            fut.fail(OrderTimeout(f"no answer to {fut.what}{via} within {self.timeout:g} s ({who} did not answer: "
+                                  f"it is stuck, or its host cannot be reached{also})", rank=rank,
+                                  host=self.host_of(rank)))
 
     def run_until(self, fut: Future):
         """Serve messages until ``fut`` is done (the commander waiting for its answers)."""
