@@ -186,6 +186,30 @@ def test_an_embedding_program_run_by_rayscript_exec_gets_its_killed_rank_named(t
     assert ok.returncode == 3 and ok.stderr == ""
 
 
+@pytest.mark.parametrize("ending, status", [
+    ('c.run("bogus statement")', 1),  # an error nobody catches
+    ("pass", 0),  # simply forgetting c.close()
+])
+def test_a_program_that_ends_without_closing_its_cluster_ends_the_job(tmp_path, ending, status):
+    prog = tmp_path / "unclosed.py"
+    prog.write_text(f"""from rayscript import Cluster
+c = Cluster()
+if c.rank == 0:
+    print(c.run("put kmers/1 on 1")[0].text)
+    {ending}
+else:
+    c.serve()
+    print("rank", c.rank, "stopped")
+""")
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
+    assert time.monotonic() - t0 < 20  # the other ranks served forever before
+    assert proc.returncode == status, proc.stderr
+    assert "put kmers/1 on rank 1" in proc.stdout
+    assert "rank 1 stopped" in proc.stdout and "rank 2 stopped" in proc.stdout
+    assert ("unknown statement 'bogus'" in proc.stderr) == (status == 1)
+
+
 def test_embedded_crash_is_reported_by_rank_0(tmp_path):
     prog = tmp_path / "crash.py"
     prog.write_text(textwrap.dedent(CRASH.format(bad=1, action="raise RuntimeError('bad state')")))

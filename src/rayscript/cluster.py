@@ -14,9 +14,11 @@ In one process (notebooks, tests)::
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,6 +85,8 @@ class Cluster:
         self._threads = _threads or []
         self._closed = False
         self.local_nodes: list[Node] = [self.node]
+        if self.rank == 0 and self.backend == "mpi":
+            _OPEN.add(self)  # closed at exit if the program does not (else the other ranks serve forever)
 
     @classmethod
     def local(cls, ranks: int = 4, *, progress: ProgressDisplay | None = None) -> Cluster:
@@ -155,6 +159,7 @@ class Cluster:
         if self._closed:
             return
         self._closed = True
+        _OPEN.discard(self)
         self.node.stop_all()
         # a rank that did not answer an order will not stop either: wait for the others briefly
         wait = 1.0 if self.node.unresponsive else STOP_SECONDS
@@ -248,6 +253,20 @@ class Cluster:
             raise RayScriptError(f"only rank 0 gives orders through Cluster; this is rank {self.rank}")
         if self._closed:
             raise RayScriptError("this cluster is closed")
+
+
+_OPEN: weakref.WeakSet[Cluster] = weakref.WeakSet()  # rank 0's MPI clusters not closed yet
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """A program that ends (or fails) without closing its cluster: stop every rank, so the job
+    ends instead of the other ranks serving forever."""
+    for cluster in list(_OPEN):
+        try:
+            cluster.close()
+        except Exception as exc:  # at exit: say it, and go on
+            sys.stderr.write(f"rayscript: closing the cluster at exit failed: {exc}\n")
 
 
 def _text(text: str) -> str:
