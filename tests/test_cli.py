@@ -210,6 +210,29 @@ else:
     assert ("unknown statement 'bogus'" in proc.stderr) == (status == 1)
 
 
+@pytest.mark.parametrize("other, why", [
+    ("pass", "its program ended without serving"),  # forgot c.serve()
+    ('raise RuntimeError("own bug")', "its program failed (RuntimeError: own bug) without serving"),
+])
+def test_a_rank_whose_program_ends_without_serving_is_named_at_once(tmp_path, other, why):
+    prog = tmp_path / "unserved.py"
+    prog.write_text(f"""from rayscript import Cluster
+c = Cluster()
+if c.rank == 1:
+    {other}
+elif c.rank == 0:
+    c.run("put kmers/1 on 1")
+    print("not reached")
+else:
+    c.serve()
+""")
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)
+    assert time.monotonic() - t0 < 20  # not the 30 s order timeout, blaming the network
+    assert proc.returncode == 1 and "not reached" not in proc.stdout
+    assert f"RankFailure: rank 1 failed: {why} (ranks other than 0 call c.serve()" in proc.stderr, proc.stderr
+
+
 def test_embedded_crash_is_reported_by_rank_0(tmp_path):
     prog = tmp_path / "crash.py"
     prog.write_text(textwrap.dedent(CRASH.format(bad=1, action="raise RuntimeError('bad state')")))

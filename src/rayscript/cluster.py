@@ -31,7 +31,7 @@ from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import ast
 from .language.parser import make_key
-from .messages import GetOrder
+from .messages import Fatal, GetOrder
 from .progress import ProgressDisplay
 from .results import Result
 from .runtime.bulk import BulkService
@@ -85,8 +85,11 @@ class Cluster:
         self._threads = _threads or []
         self._closed = False
         self.local_nodes: list[Node] = [self.node]
-        if self.rank == 0 and self.backend == "mpi":
-            _OPEN.add(self)  # closed at exit if the program does not (else the other ranks serve forever)
+        if self.backend == "mpi":
+            # at exit, rank 0 closes a cluster the program did not close (else the other ranks serve
+            # forever), and another rank that never served says so to rank 0 (which would otherwise
+            # wait for its answers until the timeout, and blame the network)
+            _OPEN.add(self)
 
     @classmethod
     def local(cls, ranks: int = 4, *, progress: ProgressDisplay | None = None) -> Cluster:
@@ -151,6 +154,17 @@ class Cluster:
             os._exit(1)
         self.node.messenger.finish()
         self._closed = True
+        _OPEN.discard(self)
+
+    def _leave_unserved(self) -> None:
+        """A rank other than 0 whose program ends without having served: rank 0 is told why (so its
+        statements fail at once, naming this rank), then this rank waits for the shutdown."""
+        failed = getattr(sys, "last_value", None)  # set when the program died of an exception
+        why = f"its program failed ({type(failed).__name__}: {failed})" if failed is not None else "its program ended"
+        self._closed = True
+        self.node.send(Fatal(recipient=0, rank=self.rank, reason=f"{why} without serving (ranks other than 0 call "
+                                                                 "c.serve(), or use 'with Cluster() as c')"))
+        self.node.messenger.finish(self.node.lease() or STOP_SECONDS * 12)
 
     def close(self) -> None:
         """Rank 0: stop every rank (collective, clean).  A rank or host that stopped answering
@@ -255,7 +269,7 @@ class Cluster:
             raise RayScriptError("this cluster is closed")
 
 
-_OPEN: weakref.WeakSet[Cluster] = weakref.WeakSet()  # rank 0's MPI clusters not closed yet
+_OPEN: weakref.WeakSet[Cluster] = weakref.WeakSet()  # MPI clusters not closed (rank 0) or served (others) yet
 
 
 @atexit.register
@@ -264,7 +278,7 @@ def _close_at_exit() -> None:
     ends instead of the other ranks serving forever."""
     for cluster in list(_OPEN):
         try:
-            cluster.close()
+            cluster.close() if cluster.rank == 0 else cluster._leave_unserved()
         except Exception as exc:  # at exit: say it, and go on
             sys.stderr.write(f"rayscript: closing the cluster at exit failed: {exc}\n")
 
