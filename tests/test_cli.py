@@ -76,10 +76,16 @@ def test_rank_outside_cluster_is_refused_before_anything_runs():
 def test_repl_line_mode_keeps_going_after_an_error():
     proc = run_mpi(3, *rayscript_cmd(), "repl",
                    input="put kmers/5 on 1\ncopy kmers/5 frm 1 to 2\n"
-                         "on 2 {\n copy kmers/5 from 1 to 2\n}\nlocate kmers/5\n")
+                         "on 2 {\n copy kmers/5 from 1 to 2\n}\nlocate kmers/5\n\non 1 {\n print $nope\n}\n"
+                         "for i in 1..2 {\nprint $i\n")
     assert proc.stdout.splitlines() == ["put kmers/5 on rank 1", "copied kmers/5 from rank 1 to rank 2",
                                         "kmers/5 is on ranks 1, 2"]
-    assert "expected 'from' or 'to'" in proc.stderr
+    # errors are located in the whole input, as in a script
+    assert proc.stderr.splitlines() == [
+        "<stdin>:2:14: expected 'from' or 'to' after 'kmers/5', got 'frm'",
+        "    copy kmers/5 frm 1 to 2", "                 ^",
+        "<stdin>:9:2: undefined variable $nope", "     print $nope", "     ^",
+        "<stdin>:11: the input ended inside the block opened here with '{'"]
     assert proc.returncode == 1  # not a terminal: like a script, an error makes the status non-zero
 
 

@@ -6,7 +6,7 @@ with a caret under the column; runtime faults carry the rank and the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class RayScriptError(Exception):
@@ -183,3 +183,18 @@ class DriverLost(BaseException):
 
 class Terminated(BaseException):
     """Raised in a rank's main thread when it is told to terminate (SIGTERM)."""
+
+
+def shift_lines(err: RayScriptError, lines: int) -> RayScriptError:
+    """``err`` placed ``lines`` lines further down its source: for a piece of a longer input run on
+    its own (the lines a piped REPL reads, one statement at a time)."""
+    found = err.errors if isinstance(err, ScriptErrors) else [err]
+    for e in found:
+        location = getattr(e, "location", None)
+        if lines and isinstance(location, Location):
+            e.location = replace(location, line=location.line + lines)  # type: ignore[attr-defined]
+            if getattr(e, "text", None):
+                e.text = "\n" * lines + e.text  # type: ignore[attr-defined]
+    if isinstance(err, ScriptErrors):
+        err.args = ("\n".join(str(e) for e in err.errors),)
+    return err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import RankFailure, RayScriptError
+from ..errors import RankFailure, RayScriptError, shift_lines
 
 
 def balance(text: str) -> int:
@@ -34,7 +34,7 @@ def run_lines(cluster, stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     buffer = ""
-    lineno = 0
+    lineno = first = 0
     status = 0
     while True:
         line = stdin.readline()
@@ -43,6 +43,8 @@ def run_lines(cluster, stdin=None, stdout=None) -> int:
         lineno += 1
         if not buffer and line.strip() in ("exit", "quit"):
             break
+        if not buffer.strip():
+            first = lineno  # where the statement starts in the input
         buffer += line
         if balance(buffer) > 0:
             continue
@@ -57,9 +59,11 @@ def run_lines(cluster, stdin=None, stdout=None) -> int:
         except RankFailure:
             raise  # the caller shuts the job down
         except RayScriptError as exc:
-            print(str(exc), file=sys.stderr, flush=True)  # noqa: T201 - line mode prints like a script
+            # located as in the whole input, not in the statement alone
+            print(str(shift_lines(exc, first - 1)), file=sys.stderr, flush=True)  # noqa: T201 - like a script
             status = 1
     if buffer.strip():
-        print("error: input ended inside a block opened with '{'", file=sys.stderr)  # noqa: T201
+        print(f"<stdin>:{first}: the input ended inside the block opened here with '{{'",  # noqa: T201
+              file=sys.stderr)
         status = 1
     return status
