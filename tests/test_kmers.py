@@ -326,3 +326,18 @@ def test_the_progress_bar_gives_way_to_an_error_as_to_a_result(tmp_path):
         c.run("delete kmers/ACGT from 1")
         c.run(f'load "{tmp_path}/big.fq" into kmers k=31')
         assert "reading [" in screen.getvalue() and screen.getvalue().endswith("\r\x1b[K")
+
+
+def test_a_load_without_k_takes_the_store_s_k(tmp_path):
+    write_fastq(tmp_path / "r.fq", ["ACGTACGTTGCAAGGCTTAACCGGTTACG"])
+    with Cluster.local(3) as c:
+        (first,) = c.run(f'load "{tmp_path}/r.fq" into kmers')  # an empty store: 31
+        assert first.data["k"] == 31 and first.data["distinct"] == 0  # a read of 29 bases has no 31-mer
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
+        (second,) = c.run(f'load "{tmp_path}/r.fq" into kmers')  # adds to the first, at k=21
+        assert second.data["k"] == 21
+        counts = c.run("count kmers")[0].data
+        assert counts["distinct"] == 9 and counts["total"] == 18
+        with pytest.raises(RayScriptError, match="the store holds k=21 k-mers; cannot add k=25"):
+            c.run(f'load "{tmp_path}/r.fq" into kmers k=25')  # a k given is kept to

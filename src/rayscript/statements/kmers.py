@@ -74,10 +74,14 @@ class _KmersOnly(Statement):
         return "kmers"
 
 
+DEFAULT_K = 31  # load's k for an empty store
+
+
 class Load(_KmersOnly, keyword="load"):
     syntax = "load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]"
     summary = ("Count the k-mers of FASTQ/FASTA files (plain or gzip) across the ranks. A second load adds its "
-               "counts to those already in the store (same k and canonical= setting).")
+               "counts to those already in the store (same k and canonical= setting). Without k=, the store's "
+               f"k, or {DEFAULT_K} for an empty store.")
     example = 'load "reads.fq" into kmers k=31'
     options_allowed = {"k": "a number", "canonical": "true or false"}
     collective = True
@@ -92,7 +96,11 @@ class Load(_KmersOnly, keyword="load"):
 
     def run(self, cmd):
         opts = cmd.options(self.options)
-        k = opts.get("k", 31)
+        if "k" in opts:
+            k = opts["k"]
+        else:  # the store's k, so that a second load adds to the first; 31 for an empty store
+            held = {i.k for i in (yield from _stats(cmd)) if i.k}
+            k = held.pop() if len(held) == 1 else DEFAULT_K
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ScriptError(f"k={k} is not supported: k is a whole number from 1 to {MAX_K} "
                               "(at most two 64-bit words per k-mer)")
