@@ -57,6 +57,9 @@ def test_positions_are_kept_out_of_equality_but_recorded():
     ("copy kmers/ from 1 to 2", "expected an id after 'kmers/'", 6),
     ("set speed = 3", "unknown setting 'speed'", 5),
     ("get kmers/" + "A" * 64, "a k-mer has at most 63 bases", 5),
+    ("load 'r.fq' into kmers", "got ''r.fq'' (text is written in double quotes", 6),
+    ('dump kmers to "out.tsv', "got '\"out.tsv' (a string that does not end: is its closing quote missing", 15),
+    ('load "r.fq\\" into kmers', "expected a value after 'load', got '\"r.fq\\\"' (a string that does not end", 6),
 ])
 def test_syntax_errors_say_where_and_what_was_expected(text, message, column):
     with pytest.raises(ScriptSyntaxError) as info:

@@ -407,9 +407,14 @@ class Parser:
         prev = self._previous_token(text, pos)
         after = f" after '{prev}'" if prev is not None else ""
         what = self._describe(expected)
-        if prev is not None and prev.type in _RANK_WORDS and {"INT", "VAR"} <= expected:
+        if prev is not None and prev.type in _RANK_WORDS and {"INT", "VAR"} <= expected and "STRING" not in expected:
             what = "a rank number"
-        return ScriptSyntaxError(f"expected {what}{after}, got '{got}'", loc, text)
+        hint = ""
+        if "STRING" in expected and got.startswith("'"):
+            hint = ' (text is written in double quotes: "...")'
+        elif "STRING" in expected and got.startswith('"'):
+            hint = " (a string that does not end: is its closing quote missing, or escaped with \\?)"
+        return ScriptSyntaxError(f"expected {what}{after}, got '{got}'{hint}", loc, text)
 
 
 def _terminal_words() -> dict[str, str]:
