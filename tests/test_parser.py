@@ -101,3 +101,20 @@ def test_docs_language_md_is_generated_from_the_help_table():
     for word, (syntax, description, example) in entries().items():  # every statement is documented
         assert syntax.startswith(word) and description and example, word
         parse(example)  # and every example parses
+
+
+def test_the_built_parser_is_kept_in_the_user_cache_and_a_damaged_copy_is_rebuilt(tmp_path, monkeypatch):
+    from rayscript.language.parser import Parser
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    script = ('load "r.fq" into kmers k=21\nfor i in 1..3 { copy kmers/ACGT from 0 to $i merge }\n'
+              'dump paths/c* to "o.fa"')
+    built = Parser().parse(script)  # builds, and keeps it
+    (kept,) = (tmp_path / "rayscript").glob("parser-*.lark")
+    assert oct(kept.parent.stat().st_mode & 0o777) == "0o700"
+    assert Parser().parse(script) == built  # loaded from the cache
+    kept.write_bytes(kept.read_bytes()[:100])  # cut short (a write interrupted)
+    assert Parser().parse(script) == built
+    assert kept.stat().st_size > 100  # built again, and kept again
+    with pytest.raises(ScriptSyntaxError, match="expected 'from' or 'to'"):
+        Parser().parse("copy kmers/1 frm 2 to 3")

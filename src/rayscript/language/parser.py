@@ -10,15 +10,18 @@ with file:line:column, the line, a caret and a sentence saying what was expected
 from __future__ import annotations
 
 import difflib
+import hashlib
+import os
 import re
+import sys
 from dataclasses import fields
 from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any, NamedTuple, NoReturn
 
+import lark
 from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.lexer import PatternRE
 
 from ..errors import Location, ScriptError, ScriptSyntaxError
 from ..store.encoding import MAX_K
@@ -234,10 +237,29 @@ def _example(namespace: str) -> str:
     return {"kmers": "19123890", "paths": "p1", "results": "r1"}.get(namespace, "x")
 
 
-def _set_namespaces(term: Any) -> None:
-    """The NAMESPACE terminal matches the namespaces of the item registry."""
-    if term.name == "NAMESPACE":
-        term.pattern = PatternRE("(?:" + "|".join(map(re.escape, ast.namespaces())) + r")(?![A-Za-z0-9_])")
+_NAMESPACE_TERMINAL = "NAMESPACE.2: /(?!)/"  # in the grammar file: a placeholder matching nothing
+
+
+def _with_namespaces(grammar: str) -> str:
+    """The grammar with its NAMESPACE terminal matching the namespaces of the item registry."""
+    pattern = "(?:" + "|".join(map(re.escape, ast.namespaces())) + r")(?![A-Za-z0-9_])"
+    return grammar.replace(_NAMESPACE_TERMINAL, f"NAMESPACE.2: /{pattern}/")
+
+
+def _cache_file(grammar: str) -> str | bool:
+    """Where the built parser is kept between runs (lark's cache, checked against the grammar's
+    hash when loaded): the user's own cache directory, not a shared temporary one; False (no
+    cache) where that cannot be made."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "rayscript")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    key = hashlib.sha256(f"{grammar}\0{lark.__version__}\0{sys.version}".encode()).hexdigest()[:16]
+    return os.path.join(folder, f"parser-{key}.lark")
 
 
 # --- the parser ------------------------------------------------------------------
@@ -261,8 +283,11 @@ class Parser:
         return self._build(False)
 
     def _build(self, strict: bool) -> Lark:
-        return Lark(self.grammar, parser="lalr", propagate_positions=True, strict=strict,
-                    maybe_placeholders=False, edit_terminals=_set_namespaces)
+        grammar = _with_namespaces(self.grammar)
+        # building takes half a second (lark checks every pair of terminals): parsing loads the
+        # built parser from the cache; the strict check (the test suite's) always builds
+        return Lark(grammar, parser="lalr", propagate_positions=True, strict=strict,
+                    maybe_placeholders=False, cache=False if strict else _cache_file(grammar))
 
     @cached_property
     def terminals(self) -> dict[str, Any]:
