@@ -82,8 +82,7 @@ def serve_until_rank0_is_done(cluster):
 
 def finish(cluster):
     if comm.rank == 0:
-        cluster.node.stop_all()
-        cluster.node.messenger.finish()
+        cluster.close()
     else:
         cluster.serve()
 

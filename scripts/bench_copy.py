@@ -42,8 +42,7 @@ def main() -> None:
                 pass
             copies.append((time.perf_counter() - t0) / COPIES)
             # hand the ranks back for the next raw round
-            cluster.node.stop_all()
-            cluster.node.messenger.finish()
+            cluster.close()
             cluster = Cluster(comm=comm.Dup())
         else:
             cluster.serve()
@@ -60,9 +59,7 @@ def main() -> None:
         paired = statistics.median(c / r for c, r in zip(copies, raws))
         print(f"ratio copy / raw round trip: {copy / raw:.2f} (target <= 5); median of the rounds' own ratios "
               f"{paired:.2f} (each round's raw and copy measured seconds apart)")
-    cluster.node.stop_all() if comm.rank == 0 else cluster.serve()
-    if comm.rank == 0:
-        cluster.node.messenger.finish()
+    cluster.close() if comm.rank == 0 else cluster.serve()
 
 
 if __name__ == "__main__":
