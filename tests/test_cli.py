@@ -198,14 +198,16 @@ def test_an_embedding_program_run_by_rayscript_exec_gets_its_killed_rank_named(t
 ])
 def test_a_program_that_ends_without_closing_its_cluster_ends_the_job(tmp_path, ending, status):
     prog = tmp_path / "unclosed.py"
-    prog.write_text(f"""from rayscript import Cluster
+    prog.write_text(f"""import sys
+from rayscript import Cluster
 c = Cluster()
 if c.rank == 0:
     print(c.run("put kmers/1 on 1")[0].text)
     {ending}
 else:
     c.serve()
-    print("rank", c.rank, "stopped")
+    sys.stdout.write(f"rank {{c.rank}} stopped\\n")  # one write: lines of two ranks do not mix
+    sys.stdout.flush()
 """)
     t0 = time.monotonic()
     proc = run_mpi(3, str(BIN / "python"), str(prog), timeout=60)

@@ -45,7 +45,7 @@ EAGER_SECONDS = 1.0
 # An order not answered in time: every rank gets this long (at most the timeout) to answer a ping,
 # and the error names the one that did not (the order's recipient may be fine, and a rank further
 # down its cascade silent).
-PING_SECONDS = 2.0
+PING_SECONDS = 1.0
 # Jobs across several hosts: a rank ends when it has not heard rank 0 for twice the order timeout
 # and this many seconds (see Node.lease).
 LEASE_MARGIN = 5.0
