@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 import pickle
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -104,10 +104,11 @@ class Message:
         return Message.unpack(pickle.loads(buf))
 
     def describe(self) -> str:
-        """One line for ``explain``: kind, route and the payload fields that matter."""
+        """One line for ``explain``: kind, route and the payload fields that matter (those that
+        differ from their defaults)."""
         extra = " ".join(f"{f.name}={_short(getattr(self, f.name))}" for f in fields(self)
                          if f.name not in ("sender", "recipient", "commander", "request")
-                         and getattr(self, f.name) not in (None, b""))
+                         and getattr(self, f.name) not in (None, b"") and not _is_default(f, getattr(self, f.name)))
         return f"{self.kind.upper():<14} {self.sender} -> {self.recipient}  {extra}".rstrip()
 
     def cascade(self) -> list[str]:
@@ -158,6 +159,16 @@ def _builder(code: int):
          namespace)
     _BUILDERS[code] = namespace["build"]
     return _BUILDERS[code]
+
+
+def _is_default(f, value) -> bool:
+    if f.default is not MISSING:
+        default = f.default
+    elif f.default_factory is not MISSING:
+        default = f.default_factory()
+    else:
+        return False
+    return type(value) is type(default) and value == default
 
 
 def _short(value) -> str:
