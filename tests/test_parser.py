@@ -58,6 +58,7 @@ def test_positions_are_kept_out_of_equality_but_recorded():
     ("set speed = 3", "unknown setting 'speed'", 5),
     ("get kmers/" + "A" * 64, "a k-mer has at most 63 bases", 5),
     ("load 'r.fq' into kmers", "got ''r.fq'' (text is written in double quotes", 6),
+    ("rebalance paths", "rebalance applies to kmers, not paths (paths and results stay on the ranks", 11),
     ('dump kmers to "out.tsv', "got '\"out.tsv' (a string that does not end: is its closing quote missing", 15),
     ('load "r.fq\\" into kmers', "expected a value after 'load', got '\"r.fq\\\"' (a string that does not end", 6),
 ])

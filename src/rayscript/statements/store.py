@@ -296,11 +296,12 @@ class Rebalance(Statement, keyword="rebalance"):
 
     @classmethod
     def build(cls, b: Build, children: list) -> Rebalance:
+        if str(children[0]) != "kmers":
+            b.fail(f"rebalance applies to kmers, not {children[0]} (paths and results stay on the ranks that "
+                   "hold them: 'locate' finds them, 'move' moves one)", children[0])
         return cls(str(children[0]), meta=b.location)
 
     def run(self, cmd):
-        if self.namespace != "kmers":
-            raise ScriptError("rebalance applies to kmers")
         items, nbytes, kept = yield from rebalance_kmers(cmd)
         return [Result("rebalance", f"moved {items:,} k-mers ({nbytes:,} bytes) to their owner ranks"
                        + kept_note(kept), {"items": items, "bytes": nbytes, "kept": kept})]
