@@ -75,7 +75,7 @@ def test_session_runs_statements_multiline_blocks_and_recovers_from_errors():
                               "copy kmers/5 frm 1 to 2\r"
                               "on 1 {\r copy kmers/5 from 1 to 2\r}\r"
                               "locate kmers/5\r"
-                              "let x = 7\r:vars\r:timing on\rranks\r:nonsense\r\x04")
+                              "let x = 7\r:vars\r:timing\r:timing on\rranks\r:nonsense\r:source\r\x04")
         assert "put kmers/5 on rank 1" in out
         assert "<stdin>:1:14: expected 'from' or 'to' after 'kmers/5', got 'frm'" in out
         assert "copied kmers/5 from rank 1 to rank 2" in out
@@ -84,6 +84,8 @@ def test_session_runs_statements_multiline_blocks_and_recovers_from_errors():
         assert "timing is on" in out and " ms)" in out
         assert "rank  host" in out
         assert "unknown meta command ':nonsense'" in out
+        assert "error: :timing takes on or off (it is off now)" in out  # known, but used wrongly
+        assert "error: :source takes FILE.ray" in out
         assert list(shell.session.history.get_strings())[2] == "on 1 {\n copy kmers/5 from 1 to 2\n }"
         assert "kmers/5" in shell.keys
         assert c.run("locate kmers/5")[0].data["ranks"] == [1, 2]  # the cluster is still serving

@@ -135,7 +135,15 @@ class Shell:
             self.execute(text, args[0])
         else:
             known = ", ".join(f"{c} {d.split(':')[0]}" for c, d in META_COMMANDS.items() if c.startswith(":"))
-            self.say([("class:error", f"error: unknown meta command {line.strip()!r} (meta commands: {known})")])
+            if cmd in META_COMMANDS:  # a known one, used wrongly
+                usage = META_COMMANDS[cmd].split(":")[0]
+                problem = (f"{cmd} takes {usage.split(' ', 1)[0].replace('|', ' or ')}" if cmd != ":vars"
+                           else f"{cmd} takes nothing")
+                if cmd == ":timing":
+                    problem += f" (it is {'on' if self.timing else 'off'} now)"
+                self.say([("class:error", f"error: {problem}")])
+            else:
+                self.say([("class:error", f"error: unknown meta command {line.strip()!r} (meta commands: {known})")])
         return True
 
     def execute(self, text: str, source: str = "<stdin>") -> None:
