@@ -52,7 +52,7 @@ def test_script_error_exits_non_zero_with_a_located_message(tmp_path):
     assert proc.returncode == 1
     assert time.monotonic() - t0 < 20
     assert proc.stdout.splitlines() == ["put kmers/1 on rank 1"]
-    assert proc.stderr.splitlines()[:3] == [f"{script}:2:1: rank 2, kmers/1: kmers/1 is not on rank 2",
+    assert proc.stderr.splitlines()[:3] == [f"{script}:2:1: rank 2: kmers/1 is not on rank 2",
                                             "    copy kmers/1 from 2 to 3", "    ^"]
     assert "Traceback" not in proc.stderr
 

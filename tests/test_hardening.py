@@ -104,7 +104,7 @@ def test_concurrent_bulk_moves_of_overlapping_selections_take_each_kmer_once(tmp
 def test_a_refused_move_leaves_the_item_and_its_key_free():
     with Cluster.local(3) as c:
         c.run("put kmers/9 on 0\nput kmers/9 on 1")
-        with pytest.raises(RayScriptError, match="rank 1, kmers/9: kmers/9 is already on rank 1"):
+        with pytest.raises(RayScriptError, match="rank 1: kmers/9 is already on rank 1"):
             c.run("move kmers/9 from 0 to 1")
         c.run("move kmers/9 from 0 to 2")  # the failed move let go of the key
         assert c.run("locate kmers/9")[0].data["ranks"] == sorted([1, 2])

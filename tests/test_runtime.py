@@ -81,11 +81,11 @@ def test_copy_and_move_on_every_cluster_size(ranks):
 
 def test_refusals_name_the_rank_and_key_and_change_nothing(local4):
     local4.run("put kmers/5 count=1 on 1\nput kmers/5 count=9 on 2")
-    with pytest.raises(RayScriptError, match=r"rank 2, kmers/5: kmers/5 is already on rank 2 \(add 'replace'"):
+    with pytest.raises(RayScriptError, match=r"rank 2: kmers/5 is already on rank 2 \(add 'replace'"):
         local4.run("copy kmers/5 from 1 to 2")
-    with pytest.raises(RayScriptError, match="rank 3, kmers/5: kmers/5 is not on rank 3"):
+    with pytest.raises(RayScriptError, match="rank 3: kmers/5 is not on rank 3"):
         local4.run("move kmers/5 from 3 to 0")
-    with pytest.raises(RayScriptError, match="rank 2, kmers/5: kmers/5 is already on rank 2"):
+    with pytest.raises(RayScriptError, match="rank 2: kmers/5 is already on rank 2"):
         local4.run("move kmers/5 from 1 to 2")
     assert local4.get("kmers/5", rank=1).count == 1  # the failed move left it on its source
     assert local4.get("kmers/5", rank=2).count == 9
@@ -99,14 +99,14 @@ def test_refusals_name_the_rank_and_key_and_change_nothing(local4):
 
 def test_refusals_name_a_k_mer_given_by_its_bases_with_them(local4):
     local4.run("put kmers/ACGT on 1")  # ACGT is id 27 (canonical)
-    with pytest.raises(RayScriptError, match=r"^<string>:1:1: rank 2, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is not "
+    with pytest.raises(RayScriptError, match=r"^<string>:1:1: rank 2: kmers/27 \(ACGT\) is not "
                                              r"on rank 2\n"):
         local4.run("copy kmers/ACGT from 2 to 0")
-    with pytest.raises(RayScriptError, match=r"^rank 0, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is not on rank 0$"):
+    with pytest.raises(RayScriptError, match=r"^rank 0: kmers/27 \(ACGT\) is not on rank 0$"):
         local4.get("kmers/ACGT", rank=0)
-    with pytest.raises(RayScriptError, match=r"rank 1, kmers/27 \(ACGT\): kmers/27 \(ACGT\) is already on rank 1 "):
+    with pytest.raises(RayScriptError, match=r"rank 1: kmers/27 \(ACGT\) is already on rank 1 "):
         local4.run("put kmers/ACGT on 2\ncopy kmers/ACGT from 2 to 1")
-    with pytest.raises(RayScriptError, match=r"rank 0, kmers/27: kmers/27 is not on rank 0\n"):
+    with pytest.raises(RayScriptError, match=r"rank 0: kmers/27 is not on rank 0\n"):
         local4.run("copy kmers/27 from 0 to 1")  # named by number: left so
     # a key is rewritten whole, and once
     named = {"kmers/2": "kmers/2 (AG)"}
@@ -128,7 +128,7 @@ def test_bases_are_canonicalized(local4):
 def test_error_in_delegated_block_points_at_its_statement(local4):
     with pytest.raises(RayScriptError) as info:
         local4.run("on 2 {\n  put kmers/1 on 2\n  copy kmers/1 from 3 to 0\n}", "blk.ray")
-    assert str(info.value).startswith("blk.ray:3:3: rank 3, kmers/1: kmers/1 is not on rank 3")
+    assert str(info.value).startswith("blk.ray:3:3: rank 3: kmers/1 is not on rank 3")
 
 
 def test_parallel_commanders_all_finish_before_an_error_is_reported(local4):

@@ -99,7 +99,7 @@ class RuntimeFault(RayScriptError):
         where = []
         if self.rank is not None:
             where.append(f"rank {self.rank}" + (f" on {self.host}" if self.host else ""))
-        if self.key:
+        if self.key and self.key not in self.reason:  # named once
             where.append(self.key)
         prefix = ", ".join(where)
         return f"{prefix}: {self.reason}" if prefix else self.reason

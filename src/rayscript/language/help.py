@@ -80,7 +80,7 @@ bad.ray:2:19: expected a rank number after 'from', got 'x'
 bad.ray:1:1: unknown statement 'cpy'; did you mean 'copy'?
 bad.ray:3:1: rank 7 is outside the cluster: ranks are 0..5 (6 ranks)
 bad.ray:4:1: undefined variable $y
-bad.ray:5:1: rank 2, kmers/1: kmers/1 is not on rank 2
+bad.ray:5:1: rank 2: kmers/1 is not on rank 2
 ```
 
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
