@@ -10,6 +10,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def pytest_configure(config):
+    """The suite keeps the built parser (and anything else rayscript caches) in a directory of its
+    own, for itself and every process it starts, not in the user's ~/.cache."""
+    cache = Path(config.rootpath) / ".pytest_cache" / "xdg-cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+
+
 def mpiexec_path():
     exe = BIN / "mpiexec"
     return str(exe) if exe.exists() else shutil.which("mpiexec")
