@@ -55,12 +55,12 @@ M = TypeVar("M", bound=Message)
 
 
 class Future:
-    __slots__ = ("callbacks", "deadline", "done", "error", "rank", "route", "value", "what")
+    __slots__ = ("callbacks", "deadline", "done", "error", "order", "rank", "value", "what")
 
     def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = "",
-                 route: tuple[int, ...] = ()):
-        # what: the order's kind, named if no answer comes in time; route: the ranks its cascade is
-        # known to pass (the recipient, a copy's target), suspected first when it is not answered
+                 order: Message | None = None):
+        # what: the order's kind, named if no answer comes in time; order: the order itself, whose
+        # route is looked at only then
         self.done = False
         self.value = None
         self.error: BaseException | None = None
@@ -68,7 +68,7 @@ class Future:
         self.deadline = deadline
         self.rank = rank
         self.what = what
-        self.route = route
+        self.order = order
 
     def resolve(self, value=None) -> None:
         if not self.done:
@@ -121,6 +121,14 @@ def together(futures: list[Future], patience: Callable[[], float]) -> None:
 
     for f in futures:
         f.callbacks.append(one_failed)
+
+
+def _route(order: Message | None) -> tuple[int, ...]:
+    """The ranks an order's cascade is known to pass: its recipient, and a copy's or move's target."""
+    if order is None:
+        return ()
+    target = getattr(order, "target", None)
+    return (order.recipient,) if type(target) is not int or target < 0 else (order.recipient, target)
 
 
 class Task:
@@ -288,9 +296,7 @@ class Node:
         msg.commander = self.rank
         if timeout is not None and timeout < 0:
             timeout = self.timeout
-        target = getattr(msg, "target", None)
-        route = (msg.recipient,) if type(target) is not int or target < 0 else (msg.recipient, target)
-        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind, route)
+        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind, msg)
         self.pending[req] = fut
         self.send(msg)
         return fut
@@ -505,7 +511,7 @@ class Node:
         unanswered, self._silent_search = self._silent_search or [], None
         self.unresponsive.update(silent)
         for fut in unanswered:
-            suspects = [r for r in fut.route if r in silent] or silent
+            suspects = [r for r in _route(fut.order) if r in silent] or silent
             if not suspects:
                 fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
                                       "answer it, though it answers pings: it may be busy with long work; 'set "
