@@ -78,23 +78,19 @@ def read_manifest(directory: str) -> dict:
     return manifest
 
 
+def _marked(directory: str, name: str) -> bool:
+    """Is ``name`` a generation folder a save made (its mark inside)?"""
+    return bool(_GENERATION.fullmatch(name)) and os.path.exists(os.path.join(directory, name, MARK))
+
+
 def _previous_generation(directory: str) -> str | None:
-    """The generation the current manifest lists, if there is a readable one."""
-    try:
-        with open(os.path.join(directory, MANIFEST)) as fh:
-            gen = json.load(fh).get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return gen if isinstance(gen, str) and _GENERATION.fullmatch(gen) else None
-
-
-def _refuse_foreign(directory: str) -> None:
-    """A save writes only into a new or empty directory or one that holds a checkpoint: anywhere
-    else its manifest would overwrite a file of the same name, or its files mix with others'."""
+    """The generation the checkpoint in ``directory`` lists (None for a new or empty directory).  A
+    save writes only into such a directory or one that holds a checkpoint: anywhere else its manifest
+    would overwrite a file of the same name, or its files mix with others', and it is refused."""
     try:
         entries = os.listdir(directory)
     except FileNotFoundError:
-        return
+        return None
     except NotADirectoryError:
         raise CheckpointError(f"cannot write {directory}: it is a file, not a directory") from None
     except OSError as exc:
@@ -103,19 +99,20 @@ def _refuse_foreign(directory: str) -> None:
         path = os.path.join(directory, MANIFEST)
         try:
             with open(path) as fh:
-                ours = json.load(fh).get("format") == "rayscript-checkpoint"
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if not ours:
+                manifest = json.load(fh)
+        except (OSError, ValueError):
+            manifest = None
+        if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
             raise CheckpointError(f"{path} is not a rayscript checkpoint's manifest: a save there would "
                                   "overwrite it; save to a new or empty directory")
-        return
-    others = [e for e in entries if not e.startswith(f"{MANIFEST}.tmp") and not (
-        _GENERATION.fullmatch(e) and os.path.exists(os.path.join(directory, e, MARK)))]
+        gen = manifest.get("generation")
+        return gen if isinstance(gen, str) and _GENERATION.fullmatch(gen) else None
+    others = [e for e in entries if not e.startswith(f"{MANIFEST}.tmp") and not _marked(directory, e)]
     if others:
         shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
         raise CheckpointError(f"{directory} holds other files ({shown}) and no checkpoint: save to a new or "
                               "empty directory, or to one a save wrote")
+    return None
 
 
 def _next_generation(directory: str, previous: str | None) -> str:
@@ -141,8 +138,7 @@ class Save(Statement, keyword="save"):
     def run(self, cmd):
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
-        _refuse_foreign(directory)
-        previous = _previous_generation(directory) if os.path.isdir(directory) else None
+        previous = _previous_generation(directory)
         gen = _next_generation(directory, previous)
         where = os.path.join(directory, gen)
         if not cmd.explaining:
@@ -172,10 +168,8 @@ class Save(Statement, keyword="save"):
                 os.fsync(fh.fileno())
             os.replace(tmp, os.path.join(directory, MANIFEST))
             for old in os.listdir(directory):
-                path = os.path.join(directory, old)
-                if old != gen and _GENERATION.fullmatch(old) and (old == previous or os.path.exists(
-                        os.path.join(path, MARK))):
-                    shutil.rmtree(path, ignore_errors=True)
+                if old != gen and (old == previous or _marked(directory, old)):
+                    shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
         totals: dict[str, int] = {}
         for i in infos:
             for ns, n in i["items"].items():
