@@ -348,7 +348,9 @@ class Parser:
             return None
 
     # --- error messages --------------------------------------------------------------
-    def _describe(self, expected: set[str]) -> str:
+    def _describe(self, expected: set[str], statement: str | None = None) -> str:
+        """``expected`` in words; ``statement``: the keyword of the statement being read, whose
+        options are named where an option may come."""
         names = set(expected)
         keywords = sorted(n for n in names if n.isalpha() and n.isupper() and n.lower() in self.registry)
         if len(keywords) > 5:
@@ -361,6 +363,9 @@ class Parser:
             names -= {"INT", "STRING", "VAR", "KEY", "NAME", "DURATION"}
             words.append("a value")
         described = _terminal_words()
+        options = self._options_of(statement) if "NAME" in names else ""
+        if options:
+            described["NAME"] = f"an option ({options})"
         for n in sorted(names):
             if n in described:
                 words.append(described[n])
@@ -376,6 +381,24 @@ class Parser:
         if len(words) <= 1:
             return words[0] if words else "something else"
         return ", ".join(words[:-1]) + " or " + words[-1]
+
+    def _options_of(self, statement: str | None) -> str:
+        """The NAME=VALUE options in a statement's syntax line, as it writes them."""
+        cls = self.registry.get(statement) if statement else None
+        syntax = getattr(cls, "syntax", "") or ""
+        return ", ".join(dict.fromkeys(re.findall(r"\b[a-z_]+=[A-Za-z_|.]+", syntax)))
+
+    def _statement_at(self, text: str, pos: int) -> str | None:
+        """The keyword of the statement that ``pos`` is in (the last keyword that began one)."""
+        keyword, starts = None, True
+        try:
+            for tok in self._lark.lex(text[:pos]):
+                if starts and tok.type.lower() in self.registry:
+                    keyword = tok.type.lower()
+                starts = tok.type in ("_NL", "SEMICOLON", "LBRACE", "RBRACE")
+        except UnexpectedInput:
+            pass
+        return keyword
 
     def _previous_token(self, text: str, pos: int) -> Token | None:
         last = None
@@ -402,7 +425,8 @@ class Parser:
             prev = self._previous_token(text, len(text.rstrip()))
             loc = Location(prev.end_line or 1, prev.end_column or 1, source) if prev else Location(1, 1, source)
             after = f" after '{prev}'" if prev is not None else ""
-            return ScriptSyntaxError(f"expected {self._describe(expected)}{after}", loc, text, recoverable=False)
+            what = self._describe(expected, self._statement_at(text, len(text.rstrip())))
+            return ScriptSyntaxError(f"expected {what}{after}", loc, text, recoverable=False)
 
         if isinstance(err, UnexpectedToken):
             pos = err.token.start_pos or 0
@@ -431,7 +455,7 @@ class Parser:
 
         prev = self._previous_token(text, pos)
         after = f" after '{prev}'" if prev is not None else ""
-        what = self._describe(expected)
+        what = self._describe(expected, self._statement_at(text, pos))
         if prev is not None and prev.type in _RANK_WORDS and {"INT", "VAR"} <= expected and "STRING" not in expected:
             what = "a rank number"
         hint = ""
