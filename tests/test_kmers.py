@@ -341,3 +341,28 @@ def test_a_load_without_k_takes_the_store_s_k(tmp_path):
         assert counts["distinct"] == 9 and counts["total"] == 18
         with pytest.raises(RayScriptError, match="the store holds k=21 k-mers; cannot add k=25"):
             c.run(f'load "{tmp_path}/r.fq" into kmers k=25')  # a k given is kept to
+
+
+def test_count_histogram_and_dump_warn_of_k_mers_held_off_their_owner(tmp_path):
+    write_fastq(tmp_path / "r.fq", ["ACGTACGTTGCAAGGCTTAACCGGTTACG"])
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
+        # after a load every k-mer is on its owner: figures without a warning
+        for text in (c.run("count kmers")[0].text, c.run("histogram kmers")[0].text,
+                     c.run(f'dump kmers to "{tmp_path}/a.tsv"')[0].text):
+            assert "warning" not in text
+        (held,) = c.run("count kmers")
+        assert held.data["elsewhere"] == 0
+        first = sorted(Path(tmp_path / "a.tsv").read_text().splitlines())[0].split("\t")[0]
+        c.run(f"replicate kmers/{first} to 3 ranks")
+        (count,) = c.run("count kmers")
+        assert count.data["distinct"] == 11 and count.data["elsewhere"] == 2
+        assert "warning: 2 k-mers are held on a rank other than their owner" in count.text
+        assert "counted once per rank that holds it" in count.text
+        assert "warning: 2 k-mers" in c.run("histogram kmers")[0].text
+        (dump,) = c.run(f'dump kmers to "{tmp_path}/b.tsv"')
+        assert dump.data["elsewhere"] == 2 and "written once per rank" in dump.text
+        assert (tmp_path / "b.tsv").read_text().count(first) == 3
+        c.run("rebalance kmers")  # identical copies fold into the owner's
+        (count,) = c.run("count kmers")
+        assert count.data["distinct"] == 9 and "warning" not in count.text

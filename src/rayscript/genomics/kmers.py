@@ -56,6 +56,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     saturated: int = 0
     nbytes: int = 0
     histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
+    elsewhere: int = 0  # k-mers held here whose owner is another rank (copies, or put here)
 
 
 @dataclass(kw_only=True)
@@ -64,6 +65,7 @@ class SizeReply(Message, kind="size-reply", code=87, reply=True):
 
     nbytes: int = 0
     k: int | None = None
+    elsewhere: int = 0  # of the k-mers in the part, those whose owner is another rank
 
 
 @dataclass(kw_only=True)
@@ -90,9 +92,11 @@ class KmerStatsOrder(Message, kind="kmer-stats", code=81):
     reply_type = KmerStatsReply
     informs = True
     histogram: bool = False
+    elsewhere: bool = False  # also count the k-mers held here that another rank owns
 
     def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
+        extra = (", histogram" if self.histogram else "") + (", k-mers owned elsewhere" if self.elsewhere else "")
+        return [f"ACK {self.recipient} -> {self.commander} (distinct, total{extra})"]
 
 
 @dataclass(kw_only=True)
@@ -332,19 +336,28 @@ class KmerService:
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
         t = self.table
+        elsewhere = 0
+        if msg.elsewhere and self.node.size > 1:
+            owned = ("owner", self.node.rank, self.node.size)
+            elsewhere = len(t) - sum(len(ids) for ids, _ in self._selected(0, None, owned))
         self.node.reply(msg, KmerStatsReply(distinct=len(t), total=t.total(), k=t.k, canonical=t.canonical,
                                             saturated=t.saturated,
                                             nbytes=t.nbytes(),
-                                            histogram=t.histogram().tobytes() if msg.histogram else b""))
+                                            histogram=t.histogram().tobytes() if msg.histogram else b"",
+                                            elsewhere=elsewhere))
 
     def _selected(self, lo, hi, selector):
         for b in range(NBUCKETS):
             yield self.table.select(b, lo, hi, selector)
 
     def on_dump_size(self, msg: DumpSizeOrder) -> None:
-        k = self.table.k or 0
-        size = sum(formatted_size(c, k) for _ids, c in self._selected(msg.lo, msg.hi, msg.selector))
-        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k))
+        k, size, elsewhere = self.table.k or 0, 0, 0
+        n, me = self.node.size, self.node.rank
+        for ids, counts in self._selected(msg.lo, msg.hi, msg.selector):
+            size += formatted_size(counts, k)
+            if n > 1 and len(ids):
+                elsewhere += int(np.count_nonzero(owners(ids, n) != me))
+        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k, elsewhere=elsewhere))
 
     def on_dump_write(self, msg: DumpWriteOrder) -> None:
         k = self.table.k or 0

@@ -131,8 +131,20 @@ class Load(_KmersOnly, keyword="load"):
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
 
 
-def _stats(cmd, histogram: bool = False):
-    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram)))
+def _stats(cmd, histogram: bool = False, elsewhere: bool = False):
+    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, elsewhere=elsewhere)))
+
+
+def elsewhere_note(elsewhere: int, counted: str) -> str:
+    """The warning that goes with figures summed over the ranks when some k-mers are held off their
+    owner rank: a k-mer held on several ranks is in them once per rank."""
+    if not elsewhere:
+        return ""
+    one = elsewhere == 1
+    return (f"\nwarning: {elsewhere:,} k-mer{'' if one else 's'} {'is' if one else 'are'} held on a rank other than "
+            f"{'its' if one else 'their'} owner (left there by copy, replicate or put ... on RANK); a k-mer held on "
+            f"several ranks {counted} once per rank that holds it: 'locate' shows where, 'rebalance kmers' "
+            "folds identical copies into the owner's")
 
 
 class Count(_KmersOnly, keyword="count"):
@@ -150,13 +162,14 @@ class Count(_KmersOnly, keyword="count"):
     def run(self, cmd):
         if self.namespace == "paths":
             return (yield from _count_paths(cmd))
-        infos = yield from _stats(cmd)
+        infos = yield from _stats(cmd, elsewhere=True)
         distinct = sum(i.distinct for i in infos)
         total = sum(i.total for i in infos)
+        elsewhere = sum(i.elsewhere for i in infos)
         rows = [[r, i.distinct, i.total] for r, i in enumerate(infos)]
         text = (f"{distinct:,} distinct k-mer{'' if distinct == 1 else 's'}, {total:,} in total\n"
-                + table(["rank", "distinct", "total"], rows))
-        return [Result("count", text, {"distinct": distinct, "total": total,
+                + table(["rank", "distinct", "total"], rows) + elsewhere_note(elsewhere, "is counted"))
+        return [Result("count", text, {"distinct": distinct, "total": total, "elsewhere": elsewhere,
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
 
 
@@ -183,7 +196,7 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
     def run(self, cmd):
         path = output_path(cmd.path(self.path)) if self.path is not None else None
-        infos = yield from _stats(cmd, histogram=True)
+        infos = yield from _stats(cmd, histogram=True, elsewhere=True)
         hists = [np.frombuffer(i.histogram, dtype=np.int64) for i in infos]
         n = max((len(h) for h in hists), default=0)
         total = np.zeros(n, np.int64)
@@ -193,11 +206,12 @@ class Histogram(_KmersOnly, keyword="histogram"):
         lines = [f"{c} {total[c]}" for c in counts]
         body = "\n".join(lines) + ("\n" if lines else "")
         data = {int(c): int(total[c]) for c in counts}
+        note = elsewhere_note(sum(i.elsewhere for i in infos), "is counted")
         if path:
             if not cmd.explaining:
                 write_text(path, body)
-            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}", data)]
-        return [Result("histogram", body.rstrip("\n"), data)]
+            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}{note}", data)]
+        return [Result("histogram", body.rstrip("\n") + note, data)]
 
 
 class Dump(_KmersOnly, keyword="dump"):
@@ -239,8 +253,10 @@ class Dump(_KmersOnly, keyword="dump"):
         written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
             recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector))
         nbytes = sum(w.nbytes for w in written)
-        return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)",
-                       {"path": path, "bytes": nbytes})]
+        elsewhere = sum(s.elsewhere for s in sizes)
+        return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)"
+                       + elsewhere_note(elsewhere, "is written"), {"path": path, "bytes": nbytes,
+                                                                   "elsewhere": elsewhere})]
 
 
     def _fasta(self, cmd):
