@@ -235,10 +235,14 @@ def test_dump_with_a_selector(loaded, tmp_path):
 
 def test_rebalance_returns_every_kmer_to_its_owner(loaded):
     c = loaded
-    total = c.run("count kmers")[0].data["total"]
-    extra = sum(_table(c, 1).values()) + sum(_table(c, 3).values())
+    before = c.run("count kmers")[0].data
+    total = before["total"]
+    extra = len(_table(c, 1)) + len(_table(c, 3))
     c.run("copy kmers/* from 1 to 2 merge\ncopy kmers/* from 3 to 0 merge")
-    assert c.run("count kmers")[0].data["total"] == total + extra
+    assert sum(rank["kmers"] for rank in c.run("ranks")[0].data) == before["distinct"] + extra
+    # copies are the same k-mers: counted once
+    after = c.run("count kmers")[0].data
+    assert (after["distinct"], after["total"], after["copies"]) == (before["distinct"], total, extra)
     (res,) = c.run("rebalance kmers")
     assert res.data["items"] > 0
     from rayscript.store.partition import owners

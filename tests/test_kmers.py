@@ -106,6 +106,26 @@ def test_counts_under_mpiexec_match_the_reference(tmp_path, ranks):
     assert read_dump(tmp_path / "o.tsv") == {s: c for s, c in ref.items() if c >= 2}
 
 
+@pytest.mark.mpi
+def test_copies_on_other_ranks_are_counted_and_dumped_once_under_mpiexec(tmp_path):
+    rng = np.random.default_rng(12)
+    seqs = ["".join(rng.choice(list("ACGT"), size=80)) for _ in range(500)]
+    write_fastq(tmp_path / "r.fq", seqs)
+    proc = run_mpi(4, *rayscript_cmd(), "run", "-e", "\n".join([
+        f'load "{tmp_path}/r.fq" into kmers k=25',
+        "copy kmers/* from 1 to 2",  # every k-mer of rank 1 also on rank 2
+        "move kmers/ACG* from 3 to 0",  # held once, off its owner: counted on rank 0
+        "copy kmers/AC* from 0 to 1",  # and some of those twice off their owner
+        "count kmers",
+        f'dump kmers to "{tmp_path}/o.tsv"']))
+    assert proc.returncode == 0, proc.stderr
+    ref, _ = reference(seqs, 25)
+    assert read_dump(tmp_path / "o.tsv") == ref
+    distinct, total = len(ref), sum(ref.values())
+    assert f"{distinct:,} distinct k-mers, {total:,} in total (" in proc.stdout
+    assert "extra copies of k-mers held on several ranks left out)" in proc.stdout
+
+
 def _jellyfish():
     exe = shutil.which("jellyfish")
     if exe is None or not LAMBDA.exists():
@@ -343,26 +363,51 @@ def test_a_load_without_k_takes_the_store_s_k(tmp_path):
             c.run(f'load "{tmp_path}/r.fq" into kmers k=25')  # a k given is kept to
 
 
-def test_count_histogram_and_dump_warn_of_k_mers_held_off_their_owner(tmp_path):
-    write_fastq(tmp_path / "r.fq", ["ACGTACGTTGCAAGGCTTAACCGGTTACG"])
+def _copied_around(c, tmp_path, name):
+    """Copies of k-mers on other ranks than their owner: one replicated on every rank, one copied
+    between two ranks neither of which owns it (after its owner let go of it), one put on a rank
+    that does not own it."""
+    c.run(f'dump kmers to "{tmp_path}/{name}.tsv"')
+    first, second, *_ = sorted(line.split("\t")[0] for line in (tmp_path / f"{name}.tsv").read_text().splitlines())
+    c.run(f"replicate kmers/{first} to 3 ranks")
+    owner = c.run(f"locate kmers/{second}")[0].data["owner"]
+    a, b = [r for r in range(3) if r != owner]
+    c.run(f"move kmers/{second} from {owner} to {b}")
+    c.run(f"copy kmers/{second} from {b} to {a}")
+    return first, second
+
+
+@pytest.mark.parametrize("k", [21, 41])
+def test_count_histogram_and_dump_take_each_k_mer_once_however_many_ranks_hold_it(tmp_path, k):
+    seq = "ACGTACGTTGCAAGGCTTAACCGGTTACGATCGGATCCATTGACCA"
+    write_fastq(tmp_path / "r.fq", [seq, seq[5:]])
+    with Cluster.local(1) as one:
+        one.run(f'load "{tmp_path}/r.fq" into kmers k={k}')
+        want = one.run("count kmers")[0].data
+        want_histogram = one.run("histogram kmers")[0].data
+        one.run(f'dump kmers to "{tmp_path}/one.tsv"')
     with Cluster.local(3) as c:
-        c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
-        # after a load every k-mer is on its owner: figures without a warning
-        for text in (c.run("count kmers")[0].text, c.run("histogram kmers")[0].text,
-                     c.run(f'dump kmers to "{tmp_path}/a.tsv"')[0].text):
-            assert "warning" not in text
-        (held,) = c.run("count kmers")
-        assert held.data["elsewhere"] == 0
-        first = sorted(Path(tmp_path / "a.tsv").read_text().splitlines())[0].split("\t")[0]
-        c.run(f"replicate kmers/{first} to 3 ranks")
+        c.run(f'load "{tmp_path}/r.fq" into kmers k={k}')
+        first, second = _copied_around(c, tmp_path, "before")
+        held = sum(rank["kmers"] for rank in c.run("ranks")[0].data)
+        assert held == want["distinct"] + 3  # two more of the first, one more of the second
         (count,) = c.run("count kmers")
-        assert count.data["distinct"] == 11 and count.data["elsewhere"] == 2
-        assert "warning: 2 k-mers are held on a rank other than their owner" in count.text
-        assert "counted once per rank that holds it" in count.text
-        assert "warning: 2 k-mers" in c.run("histogram kmers")[0].text
-        (dump,) = c.run(f'dump kmers to "{tmp_path}/b.tsv"')
-        assert dump.data["elsewhere"] == 2 and "written once per rank" in dump.text
-        assert (tmp_path / "b.tsv").read_text().count(first) == 3
-        c.run("rebalance kmers")  # identical copies fold into the owner's
+        assert (count.data["distinct"], count.data["total"], count.data["copies"]) == \
+            (want["distinct"], want["total"], 3)
+        assert "(3 extra copies of k-mers held on several ranks left out)" in count.text
+        assert c.run("histogram kmers")[0].data == want_histogram
+        (dump,) = c.run(f'dump kmers to "{tmp_path}/three.tsv"')
+        assert dump.data["copies"] == 3
+        assert sorted((tmp_path / "three.tsv").read_text().splitlines()) == \
+            sorted((tmp_path / "one.tsv").read_text().splitlines())
+        # a selection leaves out only its own copies
+        prefix = first[:5]
+        (some,) = c.run(f'dump kmers/{prefix}* to "{tmp_path}/some.tsv"')
+        assert sorted((tmp_path / "some.tsv").read_text().splitlines()) == \
+            sorted(line for line in (tmp_path / "one.tsv").read_text().splitlines() if line.startswith(prefix))
+        assert some.data["copies"] == 2 + second.startswith(prefix)
+        # with nothing held twice, nothing is left out
+        c.run("rebalance kmers")
         (count,) = c.run("count kmers")
-        assert count.data["distinct"] == 9 and "warning" not in count.text
+        assert count.data["distinct"] == want["distinct"] and count.data["copies"] == 0
+        assert "left out" not in count.text

@@ -56,7 +56,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     saturated: int = 0
     nbytes: int = 0
     histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
-    elsewhere: int = 0  # k-mers held here whose owner is another rank (copies, or put here)
+    copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
 
 
 @dataclass(kw_only=True)
@@ -65,7 +65,7 @@ class SizeReply(Message, kind="size-reply", code=87, reply=True):
 
     nbytes: int = 0
     k: int | None = None
-    elsewhere: int = 0  # of the k-mers in the part, those whose owner is another rank
+    copies: int = 0  # k-mers left out of the part: copies of ones another rank writes
 
 
 @dataclass(kw_only=True)
@@ -92,11 +92,32 @@ class KmerStatsOrder(Message, kind="kmer-stats", code=81):
     reply_type = KmerStatsReply
     informs = True
     histogram: bool = False
-    elsewhere: bool = False  # also count the k-mers held here that another rank owns
+    once: bool = False  # each k-mer once over the ranks: copies of ones counted elsewhere are left out
 
     def cascade(self):
-        extra = (", histogram" if self.histogram else "") + (", k-mers owned elsewhere" if self.elsewhere else "")
-        return [f"ACK {self.recipient} -> {self.commander} (distinct, total{extra})"]
+        return ([COPIES_CASCADE.format(rank=self.recipient)] if self.once else []) + [
+            f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
+
+
+# A k-mer may be held on several ranks (copies: copy, replicate, put on a chosen rank); what a rank
+# reports of the store leaves out its copies of k-mers that their owner holds, or that a lower rank
+# holds when their owner does not: each k-mer is in the figures and the dump once.
+COPIES_CASCADE = ("(if rank {rank} holds k-mers another rank owns: HELD-ORDER {rank} -> their owners, then -> the "
+                  "ranks below it, to leave out the copies of k-mers counted there)")
+
+
+@dataclass(kw_only=True)
+class HeldReply(Message, kind="held-reply", code=95, reply=True):
+    """buffers: [uint8 per k-mer asked, 1 where the rank holds it]."""
+
+
+@dataclass(kw_only=True)
+class HeldOrder(Message, kind="held-order", code=89):
+    """Which of some k-mers (buffers: [ids]) does the recipient hold?  Sent by a rank, not the
+    commander, to find its copies of k-mers held on other ranks."""
+
+    reply_type = HeldReply
+    informs = True
 
 
 @dataclass(kw_only=True)
@@ -108,7 +129,8 @@ class DumpSizeOrder(Message, kind="dump-size", code=82):
     selector: tuple = ("all",)
 
     def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
+        return [COPIES_CASCADE.format(rank=self.recipient),
+                f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
 
 
 @dataclass(kw_only=True)
@@ -121,7 +143,8 @@ class DumpWriteOrder(Message, kind="dump-write", code=83):
     selector: tuple = ("all",)
 
     def cascade(self):
-        return [f"(rank {self.recipient} writes its part at its offset)", f"ACK {self.recipient} -> {self.commander}"]
+        return [COPIES_CASCADE.format(rank=self.recipient), f"(rank {self.recipient} writes its part at its offset)",
+                f"ACK {self.recipient} -> {self.commander}"]
 
 
 @dataclass(kw_only=True)
@@ -174,7 +197,7 @@ class KmerService:
     def __init__(self, node):
         self.node = node
         for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
-                        DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query}.items():
+                        DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
             node.register(cls, fn)
 
     @property
@@ -335,39 +358,105 @@ class KmerService:
         return None
 
     def on_stats(self, msg: KmerStatsOrder) -> None:
-        t = self.table
-        elsewhere = 0
-        if msg.elsewhere and self.node.size > 1:
-            owned = ("owner", self.node.rank, self.node.size)
-            elsewhere = len(t) - sum(len(ids) for ids, _ in self._selected(0, None, owned))
-        self.node.reply(msg, KmerStatsReply(distinct=len(t), total=t.total(), k=t.k, canonical=t.canonical,
-                                            saturated=t.saturated,
-                                            nbytes=t.nbytes(),
-                                            histogram=t.histogram().tobytes() if msg.histogram else b"",
-                                            elsewhere=elsewhere))
+        if msg.once:
+            self._without_copies(msg, self._stats)
+        else:
+            self._stats(msg, self._NONE)
 
-    def _selected(self, lo, hi, selector):
+    def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
+        t = self.table
+        left_ids, left_counts = copies
+        hist = t.histogram() if msg.histogram else None
+        if hist is not None and len(left_counts):
+            less = np.bincount(left_counts)
+            hist = np.pad(hist, (0, max(len(less) - len(hist), 0)))
+            hist[: len(less)] -= less
+        self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
+                                            total=t.total() - int(left_counts.sum(dtype=np.int64)),
+                                            k=t.k, canonical=t.canonical, saturated=t.saturated, nbytes=t.nbytes(),
+                                            histogram=hist.tobytes() if hist is not None else b"",
+                                            copies=len(left_ids)))
+
+    _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
+
+    def _without_copies(self, msg: Message, then) -> None:
+        """``then(msg, (ids, counts))`` once this rank knows which of its k-mers to leave out as copies
+        of k-mers counted on another rank: those their owner holds, and, of those their owner does not
+        hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
+        another rank owns; meanwhile it serves on."""
+        n, me = self.node.size, self.node.rank
+        parts = [] if n == 1 else [
+            (ids[mask], counts[mask], own[mask]) for _b, ids, counts, _e in self.table.selection(("all",))
+            for own in [owners(ids, n)] for mask in [own != me] if mask.any()]
+        if not parts:
+            then(msg, self._NONE)
+            return
+        ids, counts, own = (np.concatenate(x) for x in zip(*parts))
+
+        def task():
+            try:
+                left = np.zeros(len(ids), bool)
+                asked = [(own == b, self._ask_held(int(b), ids[own == b])) for b in np.unique(own)]
+                for (sel, _), reply in zip(asked, (yield [f for _, f in asked])):
+                    left[sel] = reply.buffers[0].astype(bool)
+                rest = np.flatnonzero(~left)
+                if me and len(rest):
+                    for reply in (yield [self._ask_held(r, ids[rest]) for r in range(me)]):
+                        left[rest[reply.buffers[0].astype(bool)]] = True
+                then(msg, (ids[left], counts[left]))
+            except RayScriptError as exc:
+                self.node.fail_order(msg, str(exc))
+            except Exception as exc:  # the commander hears of it, located
+                self.node.fail_order(msg, f"{type(exc).__name__}: {exc}")
+
+        self.node.spawn(task())
+
+    def _ask_held(self, rank: int, ids):
+        order = HeldOrder(recipient=rank)
+        order.buffers = [np.ascontiguousarray(ids)]
+        return self.node.order(order)
+
+    def on_held(self, msg: HeldOrder) -> None:
+        reply = HeldReply()
+        ids = msg.buffers[0] if msg.buffers else self.table.empty_ids()
+        reply.buffers = [self.table.holds(ids).astype(np.uint8)]
+        self.node.reply(msg, reply)
+
+    def _selected(self, lo, hi, selector, leave=None):
+        """(ids, counts, how many were left out) bucket by bucket of the k-mers selected, without
+        the ids in ``leave`` (sorted)."""
         for b in range(NBUCKETS):
-            yield self.table.select(b, lo, hi, selector)
+            ids, counts = self.table.select(b, lo, hi, selector)
+            if leave is not None and len(leave) and len(ids):
+                pos = np.minimum(np.searchsorted(leave, ids), len(leave) - 1)
+                keep = leave[pos] != ids
+                yield ids[keep], counts[keep], len(ids) - int(keep.sum())
+            else:
+                yield ids, counts, 0
 
     def on_dump_size(self, msg: DumpSizeOrder) -> None:
-        k, size, elsewhere = self.table.k or 0, 0, 0
-        n, me = self.node.size, self.node.rank
-        for ids, counts in self._selected(msg.lo, msg.hi, msg.selector):
+        self._without_copies(msg, self._dump_size)
+
+    def _dump_size(self, msg: DumpSizeOrder, copies: tuple) -> None:
+        k, size, left = self.table.k or 0, 0, 0
+        for _ids, counts, out in self._selected(msg.lo, msg.hi, msg.selector, np.sort(copies[0])):
             size += formatted_size(counts, k)
-            if n > 1 and len(ids):
-                elsewhere += int(np.count_nonzero(owners(ids, n) != me))
-        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k, elsewhere=elsewhere))
+            left += out
+        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k, copies=left))
 
     def on_dump_write(self, msg: DumpWriteOrder) -> None:
+        self._without_copies(msg, self._dump_write)
+
+    def _dump_write(self, msg: DumpWriteOrder, copies: tuple) -> None:
         k = self.table.k or 0
+        leave = np.sort(copies[0])
         try:
             fd = os.open(msg.path, os.O_WRONLY)
         except OSError as exc:
             raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
         try:
             offset = msg.offset
-            for ids, counts in self._selected(msg.lo, msg.hi, msg.selector):
+            for ids, counts, _ in self._selected(msg.lo, msg.hi, msg.selector, leave):
                 data = format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)

@@ -131,26 +131,19 @@ class Load(_KmersOnly, keyword="load"):
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
 
 
-def _stats(cmd, histogram: bool = False, elsewhere: bool = False):
-    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, elsewhere=elsewhere)))
+def _stats(cmd, histogram: bool = False, once: bool = False):
+    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once)))
 
 
-def elsewhere_note(elsewhere: int, counted: str) -> str:
-    """The warning that goes with figures summed over the ranks when some k-mers are held off their
-    owner rank: a k-mer held on several ranks is in them once per rank."""
-    if not elsewhere:
-        return ""
-    one = elsewhere == 1
-    return (f"\nwarning: {elsewhere:,} k-mer{'' if one else 's'} {'is' if one else 'are'} held on a rank other than "
-            f"{'its' if one else 'their'} owner (left there by copy, replicate or put ... on RANK); a k-mer held on "
-            f"several ranks {counted} once per rank that holds it: 'locate' shows where, 'rebalance kmers' "
-            "folds identical copies into the owner's")
+def copies_note(copies: int) -> str:
+    """The words for the k-mers left out as copies of ones held on another rank too."""
+    return f"{copies:,} extra cop{'y' if copies == 1 else 'ies'} of k-mers held on several ranks left out"
 
 
 class Count(_KmersOnly, keyword="count"):
     syntax = "count kmers|paths"
-    summary = ("Distinct and total k-mers, summed over the ranks; or the paths: how many, their total length, "
-               "N50 and the longest.")
+    summary = ("Distinct and total k-mers over the ranks, each k-mer once however many ranks hold copies of it; "
+               "or the paths: how many, their total length, N50 and the longest.")
     example = "count paths"
 
     @classmethod
@@ -162,14 +155,15 @@ class Count(_KmersOnly, keyword="count"):
     def run(self, cmd):
         if self.namespace == "paths":
             return (yield from _count_paths(cmd))
-        infos = yield from _stats(cmd, elsewhere=True)
+        infos = yield from _stats(cmd, once=True)
         distinct = sum(i.distinct for i in infos)
         total = sum(i.total for i in infos)
-        elsewhere = sum(i.elsewhere for i in infos)
+        copies = sum(i.copies for i in infos)
         rows = [[r, i.distinct, i.total] for r, i in enumerate(infos)]
-        text = (f"{distinct:,} distinct k-mer{'' if distinct == 1 else 's'}, {total:,} in total\n"
-                + table(["rank", "distinct", "total"], rows) + elsewhere_note(elsewhere, "is counted"))
-        return [Result("count", text, {"distinct": distinct, "total": total, "elsewhere": elsewhere,
+        note = f" ({copies_note(copies)})" if copies else ""
+        text = (f"{distinct:,} distinct k-mer{'' if distinct == 1 else 's'}, {total:,} in total{note}\n"
+                + table(["rank", "distinct", "total"], rows))
+        return [Result("count", text, {"distinct": distinct, "total": total, "copies": copies,
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
 
 
@@ -196,7 +190,7 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
     def run(self, cmd):
         path = output_path(cmd.path(self.path)) if self.path is not None else None
-        infos = yield from _stats(cmd, histogram=True, elsewhere=True)
+        infos = yield from _stats(cmd, histogram=True, once=True)
         hists = [np.frombuffer(i.histogram, dtype=np.int64) for i in infos]
         n = max((len(h) for h in hists), default=0)
         total = np.zeros(n, np.int64)
@@ -206,17 +200,19 @@ class Histogram(_KmersOnly, keyword="histogram"):
         lines = [f"{c} {total[c]}" for c in counts]
         body = "\n".join(lines) + ("\n" if lines else "")
         data = {int(c): int(total[c]) for c in counts}
-        note = elsewhere_note(sum(i.elsewhere for i in infos), "is counted")
         if path:
             if not cmd.explaining:
                 write_text(path, body)
-            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}{note}", data)]
-        return [Result("histogram", body.rstrip("\n") + note, data)]
+            copies = sum(i.copies for i in infos)
+            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}"
+                                        + (f" ({copies_note(copies)})" if copies else ""), data)]
+        return [Result("histogram", body.rstrip("\n"), data)]
 
 
 class Dump(_KmersOnly, keyword="dump"):
     syntax = "dump kmers|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
-    summary = ("K-mers: write SEQUENCE<TAB>COUNT lines. Paths: write FASTA, one record per path (header: name, "
+    summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
+               "Paths: write FASTA, one record per path (header: name, "
                "length, mean k-mer count), in name order (contig-1, contig-2, ...). Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.fa"'
@@ -253,10 +249,10 @@ class Dump(_KmersOnly, keyword="dump"):
         written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
             recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector))
         nbytes = sum(w.nbytes for w in written)
-        elsewhere = sum(s.elsewhere for s in sizes)
-        return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part)"
-                       + elsewhere_note(elsewhere, "is written"), {"path": path, "bytes": nbytes,
-                                                                   "elsewhere": elsewhere})]
+        copies = sum(s.copies for s in sizes)
+        note = f"; {copies_note(copies)}" if copies else ""
+        return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part{note})",
+                       {"path": path, "bytes": nbytes, "copies": copies})]
 
 
     def _fasta(self, cmd):
