@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -196,6 +197,9 @@ def _peak_rss() -> int:
 class KmerService:
     def __init__(self, node):
         self.node = node
+        # buckets found to hold only k-mers owned here, by the id array found so (a bucket changed
+        # since has another array: its ids are hashed again)
+        self._owned: dict[int, weakref.ref] = {}
         for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
                         DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
             node.register(cls, fn)
@@ -385,9 +389,19 @@ class KmerService:
         hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
         another rank owns; meanwhile it serves on."""
         n, me = self.node.size, self.node.rank
-        parts = [] if n == 1 else [
-            (ids[mask], counts[mask], own[mask]) for _b, ids, counts, _e in self.table.selection(("all",))
-            for own in [owners(ids, n)] for mask in [own != me] if mask.any()]
+        parts = []
+        if n > 1:
+            table, owned = self.table, self._owned
+            for b, ids, counts, _e in table.selection(("all",)):
+                held = owned.get(b)
+                if held is not None and held() is table.ids[b]:
+                    continue  # this very array was found to hold only k-mers owned here
+                own = owners(ids, n)
+                mask = own != me
+                if mask.any():
+                    parts.append((ids[mask], counts[mask], own[mask]))
+                else:
+                    owned[b] = weakref.ref(table.ids[b])
         if not parts:
             then(msg, self._NONE)
             return
