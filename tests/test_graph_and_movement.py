@@ -1,6 +1,7 @@
 """Carriageable items on every namespace, bulk movement by selector, walk and search."""
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,8 @@ def test_walk_under_mpiexec_matches_the_local_backend(lambda_reads, tmp_path, ra
                    f'load "{path}" into kmers k=31\nwalk kmers/{start} both into paths/contig\nget paths/contig\n'
                    f'dump paths/contig to "{tmp_path}/walk.fa"')
     assert proc.returncode == 0, proc.stderr
-    assert f"paths/contig length={len(local)} sequence={local[:60]}...{local[-20:]}" in proc.stdout
+    assert re.search(rf"paths/contig length={len(local)} mean_count=[0-9.]+ sequence={local[:60]}\.\.\.{local[-20:]}",
+                     proc.stdout), proc.stdout
     fasta = (tmp_path / "walk.fa").read_text().splitlines()
     assert fasta[0].startswith(f">contig length={len(local)}") and "".join(fasta[1:]) == local
 
@@ -103,6 +105,43 @@ def test_walk_stops_at_branches_cycles_and_the_length_limit(tmp_path):
         assert c.get("paths/b").sequence == "TTACGTA"
         with pytest.raises(RayScriptError, match="is not on rank"):
             c.run("walk kmers/GGGGG into paths/x")
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_walked_path_keeps_the_mean_count_of_its_k_mers(tmp_path, ranks):
+    rng = np.random.default_rng(5)
+    seq = "".join(rng.choice(list("ACGT"), size=40))
+    # k=21: 20 k-mers, the first 5 seen four times (the extra read), the other 15 three times
+    write_fastq(tmp_path / "r.fq", [seq, seq, seq, seq[:25]])
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
+        c.run(f"walk kmers/{seq[10:31]} both into paths/whole")
+        whole = c.get("paths/whole")
+        assert len(whole.sequence) == 40 and whole.coverage == pytest.approx((5 * 4 + 15 * 3) / 20)
+        c.run(f"walk kmers/{seq[:21]} length=3 into paths/part")  # the first 3 k-mers
+        assert c.get("paths/part").coverage == pytest.approx(4.0)
+        c.run(f'dump paths/whole to "{tmp_path}/w.fa"')
+        assert (tmp_path / "w.fa").read_text().startswith(">whole length=40 mean_count=3.2")
+
+
+def test_count_and_dump_of_paths_take_each_path_once_however_many_ranks_hold_it(tmp_path):
+    seq = "ACGTACGTTGCAAGGCTTAACCGGTTACGATCGGATCCATTGACCA"
+    write_fastq(tmp_path / "r.fq", [seq])
+    with Cluster.local(4) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
+        c.run(f"walk kmers/{seq[:21]} both into paths/p\nwalk kmers/{seq[:21]} length=2 into paths/q")
+        owner = c.run("locate paths/p")[0].data["owner"]
+        a, b = [r for r in range(4) if r != owner][:2]
+        c.run(f"copy paths/p from {owner} to {a}\ncopy paths/p from {owner} to {b}")
+        (count,) = c.run("count paths")
+        assert (count.data["paths"], count.data["copies"]) == (2, 2) and "2 extra copies of paths" in count.text
+        assert count.data["total"] == len(seq) + 22
+        c.run(f'dump paths to "{tmp_path}/all.fa"')
+        assert [line for line in (tmp_path / "all.fa").read_text().splitlines() if line.startswith(">")] == \
+            [f">p length={len(seq)} mean_count=1.0", ">q length=22 mean_count=1.0"]
+        c.run(f"delete paths/p from {owner}")  # two copies left, neither on the owner: counted once
+        (count,) = c.run("count paths")
+        assert (count.data["paths"], count.data["copies"]) == (2, 1)
 
 
 def test_search_lists_vertices_by_depth(lambda_reads):

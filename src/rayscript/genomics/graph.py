@@ -88,6 +88,10 @@ class WalkStep(Message, kind="walk", code=100):
     valid: list = field(default_factory=list)  # oriented ids found present so far
     preds: int = -1  # predecessors of ``current`` present (-1: not known yet)
     succs: list | None = None  # successors of ``current`` present (None: not known yet)
+    # counts of the path's k-mers, summed: this phase's, the backward phase's, the start k-mer's
+    counted: int = 0
+    back_counted: int = 0
+    start_count: int = 0
 
     def cascade(self):
         return [f"WALK {self.recipient} -> owner of the next k-mer -> ... (one hop per k-mer, commander "
@@ -173,6 +177,7 @@ class GraphService:
                 return
             msg.k = table.k
             msg.canonical = table.canonical
+            msg.start_count = found[0]
             if msg.both:
                 msg.phase = "back"
                 msg.current = encoding.revcomp(msg.start, msg.k) if msg.canonical else msg.start
@@ -210,14 +215,15 @@ class GraphService:
                     continue
                 msg.succs = candidates  # a single one is checked when the walk gets there
             if not msg.succs:
-                return self._stop(msg, "dead end (no successor)")
+                return self._stop(msg, "dead end (no successor)", count=found[0])
             if len(msg.succs) > 1:
-                return self._stop(msg, f"branch ({len(msg.succs)} successors)")
+                return self._stop(msg, f"branch ({len(msg.succs)} successors)", count=found[0])
             if msg.hops >= msg.limit:
-                return self._stop(msg, f"length limit ({msg.limit + 1} k-mers)")
+                return self._stop(msg, f"length limit ({msg.limit + 1} k-mers)", count=found[0])
             nxt = msg.succs[0]
             if self._canonical(nxt, k, msg.canonical) == msg.start:
-                return self._stop(msg, "cycle (back at the start k-mer)")
+                return self._stop(msg, "cycle (back at the start k-mer)", count=found[0])
+            msg.counted += found[0]
             msg.prev, msg.current = msg.current, nxt
             msg.preds, msg.succs = -1, None
             msg.sequence += encoding.BASES[nxt & 3]
@@ -225,10 +231,14 @@ class GraphService:
             if self._forward(msg, nxt):
                 return
 
-    def _stop(self, msg: WalkStep, reason: str, drop_last: bool = False) -> None:
+    def _stop(self, msg: WalkStep, reason: str, drop_last: bool = False, count: int = 0) -> None:
+        """The walk (or its backward phase) ends at ``msg.current``, which is part of the path
+        (its count ``count``) unless ``drop_last``."""
         if drop_last and msg.hops > 0:
             msg.sequence = msg.sequence[:-1]
             msg.hops -= 1
+        else:
+            msg.counted += count
         if msg.phase == "back":
             if reason.startswith("cycle"):
                 msg.back, msg.back_reason = "", ""
@@ -237,6 +247,7 @@ class GraphService:
                 nxt = dataclasses.replace(msg, recipient=owner(("kmers", msg.start), self.node.size))
                 nxt.phase, nxt.current, nxt.hops = "fwd", msg.start, 0
                 nxt.prev, nxt.preds, nxt.succs = -1, -1, None
+                nxt.back_counted, nxt.counted = msg.counted - msg.start_count, 0
                 nxt.sequence = encoding.decode(msg.start, msg.k)
                 self.node.post(nxt)
                 return
@@ -246,9 +257,11 @@ class GraphService:
             back = encoding.revcomp_text(msg.back)
             back_len = len(msg.back) - msg.k
             sequence = back + msg.sequence[msg.k:]
+        kmers = len(sequence) - msg.k + 1
         path = GraphPath(str(msg.into[1]), sequence, msg.k, reason if not msg.back_reason
-                         else f"backward: {msg.back_reason}; forward: {reason}")
-        done = PathReply(length=len(sequence), kmers=len(sequence) - msg.k + 1, reason=path.stop_reason,
+                         else f"backward: {msg.back_reason}; forward: {reason}",
+                         coverage=(msg.counted + (msg.back_counted if msg.back else 0)) / kmers)
+        done = PathReply(length=len(sequence), kmers=kmers, reason=path.stop_reason,
                          backward=back_len, sequence=sequence)
         self.node.post(PathStore(recipient=owner(msg.into, self.node.size), commander=msg.commander,
                                  request=msg.request, item=pack_item(path), reply=done))

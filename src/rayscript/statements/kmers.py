@@ -24,7 +24,7 @@ from ..language.parser import Build
 from ..results import Result, table
 from ..store import encoding
 from ..store.encoding import COUNT_MAX, MAX_K
-from ..store.partition import owners
+from ..store.partition import owner, owners
 from .store import wire_selector
 
 
@@ -135,9 +135,9 @@ def _stats(cmd, histogram: bool = False, once: bool = False):
     return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once)))
 
 
-def copies_note(copies: int) -> str:
-    """The words for the k-mers left out as copies of ones held on another rank too."""
-    return f"{copies:,} extra cop{'y' if copies == 1 else 'ies'} of k-mers held on several ranks left out"
+def copies_note(copies: int, items: str = "k-mers") -> str:
+    """The words for the items left out as copies of ones held on another rank too."""
+    return f"{copies:,} extra cop{'y' if copies == 1 else 'ies'} of {items} held on several ranks left out"
 
 
 class Count(_KmersOnly, keyword="count"):
@@ -167,13 +167,32 @@ class Count(_KmersOnly, keyword="count"):
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
 
 
+def paths_once(replies: list, size: int) -> tuple[list[tuple[int, str, int]], int]:
+    """The paths of every rank's PathLengthsReply taken once each, however many ranks hold a copy:
+    (rank, name, index in that rank's reply) of the owner's copy, or of the lowest rank's when the
+    owner holds none; and how many copies were left out."""
+    holders: dict[str, list[tuple[int, int]]] = {}
+    for r, rep in enumerate(replies):
+        for i, name in enumerate(rep.names):
+            holders.setdefault(name, []).append((r, i))
+    chosen = []
+    for name, held in holders.items():
+        own = owner(("paths", name), size)
+        r, i = next(((r, i) for r, i in held if r == own), held[0])
+        chosen.append((r, name, i))
+    return chosen, sum(len(held) for held in holders.values()) - len(holders)
+
+
 def _count_paths(cmd):
     replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r))
-    lengths = np.array([n for rep in replies for n in rep.lengths], np.int64)
+    chosen, copies = paths_once(replies, cmd.size)
+    lengths = np.array([replies[r].lengths[i] for r, _name, i in chosen], np.int64)
     data = {"paths": len(lengths), "total": int(lengths.sum()), "n50": n50(lengths),
-            "longest": int(lengths.max(initial=0))}
+            "longest": int(lengths.max(initial=0)), "copies": copies}
     text = (f"{data['paths']:,} path{'' if data['paths'] == 1 else 's'}, {data['total']:,} bases in total, "
             f"N50 {data['n50']:,}, longest {data['longest']:,}")
+    if copies:
+        text += f" ({copies_note(copies, 'paths')})"
     return [Result("count", text, data)]
 
 
@@ -264,8 +283,8 @@ class Dump(_KmersOnly, keyword="dump"):
         else:
             selector = ("all",)
         replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fasta=True))
-        records = sorted(((_name_order(n), r, n, size) for r, rep in enumerate(replies)
-                          for n, size in zip(rep.names, rep.sizes)))
+        chosen, copies = paths_once(replies, cmd.size)
+        records = sorted((_name_order(name), r, name, replies[r].sizes[i]) for r, name, i in chosen)
         if not records:
             raise ScriptError(f"no paths match {self.name or self.selector or 'paths'}: nothing to write")
         places: list[list] = [[] for _ in range(cmd.size)]
@@ -276,8 +295,10 @@ class Dump(_KmersOnly, keyword="dump"):
         yield from _write_in_parts(cmd, path, offset,
                                    lambda r, tmp: PathWriteOrder(recipient=r, path=tmp, places=places[r]))
         noun = "path" if len(records) == 1 else "paths"
+        note = f"; {copies_note(copies, 'paths')}" if copies else ""
         return [Result("dump", f"wrote {len(records):,} {noun} as FASTA ({offset:,} bytes) to {path} (each rank "
-                               "wrote its own records)", {"path": path, "bytes": offset, "paths": len(records)})]
+                               f"wrote its own records{note})", {"path": path, "bytes": offset,
+                                                                "paths": len(records), "copies": copies})]
 
 
 def _write_in_parts(cmd, path: str, size: int, order):
