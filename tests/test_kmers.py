@@ -173,6 +173,22 @@ def test_query_reports_every_kmer_of_the_sequences(tmp_path):
     assert res.text.splitlines() == [f"ACGT\t{ref[canon['ACGT']]}", f"CGTA\t{ref[canon['CGTA']]}"]
 
 
+def test_query_finds_k_mers_held_off_their_owner(tmp_path):
+    seq = "ACGTACGTTGCAAGGCTTAACCGGTTACGATCGGATCCATTGACCA"
+    write_fastq(tmp_path / "r.fq", [seq, seq])
+    (tmp_path / "q.fa").write_text(f">q\n{seq}\n")
+    with Cluster.local(4) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=11')
+        (before,) = c.run(f'query "{tmp_path}/q.fa" in kmers')
+        assert before.data["found"] == before.data["kmers"] == len(seq) - 10
+        # the k-mers of ranks 0, 2 and 3 away from their owners (rank 3's on 1, 2's on 3, 0's on 1)
+        c.run("copy kmers/* from 1 to 0\n" + "\n".join(f"move kmers/* from {r} to {(r + 1) % 4}" for r in (3, 2, 1)))
+        c.run("move kmers where count >= 1 from 0 to 1")
+        assert [rank["kmers"] > 0 for rank in c.run("ranks")[0].data] == [False, True, True, True]
+        (after,) = c.run(f'query "{tmp_path}/q.fa" in kmers')
+        assert after.text == before.text and after.data == before.data
+
+
 def _fails(c, text, *fragments):
     with pytest.raises(RayScriptError) as info:
         c.run(text)

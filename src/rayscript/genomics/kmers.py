@@ -58,6 +58,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     nbytes: int = 0
     histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
     copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
+    foreign: int = 0  # k-mers held here that another rank owns (foreign=True)
 
 
 @dataclass(kw_only=True)
@@ -94,6 +95,7 @@ class KmerStatsOrder(Message, kind="kmer-stats", code=81):
     informs = True
     histogram: bool = False
     once: bool = False  # each k-mer once over the ranks: copies of ones counted elsewhere are left out
+    foreign: bool = False  # say how many k-mers held here another rank owns
 
     def cascade(self):
         return ([COPIES_CASCADE.format(rank=self.recipient)] if self.once else []) + [
@@ -367,27 +369,8 @@ class KmerService:
         else:
             self._stats(msg, self._NONE)
 
-    def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
-        t = self.table
-        left_ids, left_counts = copies
-        hist = t.histogram() if msg.histogram else None
-        if hist is not None and len(left_counts):
-            less = np.bincount(left_counts)
-            hist = np.pad(hist, (0, max(len(less) - len(hist), 0)))
-            hist[: len(less)] -= less
-        self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
-                                            total=t.total() - int(left_counts.sum(dtype=np.int64)),
-                                            k=t.k, canonical=t.canonical, saturated=t.saturated, nbytes=t.nbytes(),
-                                            histogram=hist.tobytes() if hist is not None else b"",
-                                            copies=len(left_ids)))
-
-    _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
-
-    def _without_copies(self, msg: Message, then) -> None:
-        """``then(msg, (ids, counts))`` once this rank knows which of its k-mers to leave out as copies
-        of k-mers counted on another rank: those their owner holds, and, of those their owner does not
-        hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
-        another rank owns; meanwhile it serves on."""
+    def _foreign(self) -> tuple | None:
+        """(ids, counts, owners) of the k-mers held here that another rank owns; None if none."""
         n, me = self.node.size, self.node.rank
         parts = []
         if n > 1:
@@ -402,10 +385,36 @@ class KmerService:
                     parts.append((ids[mask], counts[mask], own[mask]))
                 else:
                     owned[b] = weakref.ref(table.ids[b])
-        if not parts:
+        return tuple(np.concatenate(x) for x in zip(*parts)) if parts else None
+
+    def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
+        t = self.table
+        left_ids, left_counts = copies
+        hist = t.histogram() if msg.histogram else None
+        if hist is not None and len(left_counts):
+            less = np.bincount(left_counts)
+            hist = np.pad(hist, (0, max(len(less) - len(hist), 0)))
+            hist[: len(less)] -= less
+        foreign = self._foreign() if msg.foreign else None
+        self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
+                                            total=t.total() - int(left_counts.sum(dtype=np.int64)),
+                                            k=t.k, canonical=t.canonical, saturated=t.saturated, nbytes=t.nbytes(),
+                                            histogram=hist.tobytes() if hist is not None else b"",
+                                            copies=len(left_ids), foreign=0 if foreign is None else len(foreign[0])))
+
+    _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
+
+    def _without_copies(self, msg: Message, then) -> None:
+        """``then(msg, (ids, counts))`` once this rank knows which of its k-mers to leave out as copies
+        of k-mers counted on another rank: those their owner holds, and, of those their owner does not
+        hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
+        another rank owns; meanwhile it serves on."""
+        me = self.node.rank
+        foreign = self._foreign()
+        if foreign is None:
             then(msg, self._NONE)
             return
-        ids, counts, own = (np.concatenate(x) for x in zip(*parts))
+        ids, counts, own = foreign
 
         def task():
             try:

@@ -131,8 +131,8 @@ class Load(_KmersOnly, keyword="load"):
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
 
 
-def _stats(cmd, histogram: bool = False, once: bool = False):
-    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once)))
+def _stats(cmd, histogram: bool = False, once: bool = False, foreign: bool = False):
+    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once, foreign=foreign)))
 
 
 def copies_note(copies: int, items: str = "k-mers") -> str:
@@ -332,7 +332,8 @@ def _name_order(name: str) -> tuple:
 class Query(_KmersOnly, keyword="query"):
     syntax = "query \"FILE\" in kmers [to \"FILE\"]"
     summary = ("The count of every k-mer of the given sequences, looked up as the store counted them "
-               "(canonical or forward strands). An existing output FILE is overwritten.")
+               "(canonical or forward strands): its owner's copy, else the copy of the lowest rank that holds it. "
+               "An existing output FILE is overwritten.")
     example = 'query "genes.fa" in kmers'
 
     path: Value = ""
@@ -346,7 +347,7 @@ class Query(_KmersOnly, keyword="query"):
     def run(self, cmd):
         src = fastx.inspect(cmd.path(self.path))
         out = output_path(cmd.path(self.output)) if self.output is not None else None
-        infos = yield from _stats(cmd)
+        infos = yield from _stats(cmd, foreign=True)
         ks = {i.k for i in infos if i.k}
         if not ks:
             raise ScriptError("the store holds no loaded k-mers to query (load some first)")
@@ -370,6 +371,15 @@ class Query(_KmersOnly, keyword="query"):
         for sel, rep in zip(selections, replies):
             if rep.counts:
                 counts[sel] = np.frombuffer(rep.counts, dtype=np.uint32)
+        # k-mers their owner does not hold may be held elsewhere (moved, copied, put on a rank):
+        # the lowest such rank's count, as count and dump take it
+        for r in [r for r, info in enumerate(infos) if info.foreign]:
+            missing = np.flatnonzero(counts == 0)
+            if not len(missing):
+                break
+            (rep,) = yield [cmd.order(QueryOrder(recipient=r, ids=ids[missing].tobytes()))]
+            if rep.counts:
+                counts[missing] = np.frombuffer(rep.counts, dtype=np.uint32)
         body = format_counts(fwd, counts, k).decode()
         data = {"kmers": len(fwd), "found": int((counts > 0).sum())}
         if out:
