@@ -18,25 +18,35 @@ class CheckContext:
     """What a statement's ``check`` hook sees: the scope, the cluster size (None if unknown),
     and ``error()`` to report a problem at the statement."""
 
-    def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False):
+    def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False,
+                 ranges: dict[str, tuple[int, int]] | None = None):
         self.size = size
         self.errors = errors
         self.scope = scope
         self.in_parallel = in_parallel
+        # the values a loop variable takes, when its loop's bounds are written as numbers
+        self.ranges = ranges if ranges is not None else {}
         self.statement: ast.Statement | None = None
 
     def error(self, message: str, st: ast.Statement | None = None) -> None:
         node = st or self.statement
         self.errors.append(ScriptError(message, node.location if node is not None else None))
 
-    def define(self, name: str) -> None:
+    def define(self, name: str, value: object = None) -> None:
+        """``name`` is defined from here on; ``value``: its value when written as a whole number."""
         self.scope.add(name)
+        self.ranges.pop(name, None)
+        if type(value) is int:
+            self.ranges[name] = (value, value)
 
     def block(self, statements, extra: frozenset[str] | set[str] = frozenset(),
-              in_parallel: bool | None = None) -> None:
-        """Check nested statements in a copy of this scope (plus ``extra`` names)."""
+              in_parallel: bool | None = None, ranges: dict[str, tuple[int, int]] | None = None) -> None:
+        """Check nested statements in a copy of this scope (plus ``extra`` names; ``ranges``: the
+        values some of them take)."""
+        inner_ranges = {n: r for n, r in self.ranges.items() if n not in extra}
+        inner_ranges.update(ranges or {})
         inner = CheckContext(self.size, self.errors, set(self.scope) | set(extra),
-                             self.in_parallel if in_parallel is None else in_parallel)
+                             self.in_parallel if in_parallel is None else in_parallel, inner_ranges)
         _check_block(statements, inner)
 
 
@@ -64,6 +74,11 @@ def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
         if isinstance(value, ast.Var):
             if value.name not in ctx.scope:
                 ctx.error(f"undefined variable ${value.name}")
+            elif is_rank and value.name in ctx.ranges and ctx.size is not None:
+                lo, hi = ctx.ranges[value.name]
+                if lo <= hi and not (lo >= 0 and hi < ctx.size):
+                    takes = f"is {lo}" if lo == hi else f"takes the values {lo}..{hi} of its loop"
+                    ctx.error(f"rank ${value.name} {takes}, and ranks are 0..{ctx.size - 1} ({ctx.size} ranks)")
         elif isinstance(value, ast.Key) and value.is_template:
             for name in ast.key_variables(str(value.ident)):
                 if name not in ctx.scope:

@@ -60,7 +60,7 @@ class Let(Statement, keyword="let"):
         return cls(str(children[0]), children[1], meta=b.location)
 
     def check(self, ctx: CheckContext) -> None:
-        ctx.define(self.name)
+        ctx.define(self.name, self.value)
 
     def run(self, cmd):
         cmd.scope.env[self.name] = cmd.value(self.value)
@@ -88,7 +88,9 @@ class For(Statement, keyword="for"):
         return cls(str(name), start, stop, body, meta=b.location)
 
     def check(self, ctx: CheckContext) -> None:
-        ctx.block(self.body, {self.name})
+        start, stop = self.start, self.stop
+        ranges = {self.name: (start, stop)} if isinstance(start, int) and isinstance(stop, int) else None
+        ctx.block(self.body, {self.name}, ranges=ranges)
 
     def run(self, cmd):
         start, stop = cmd.value(self.start), cmd.value(self.stop)
