@@ -57,6 +57,16 @@ def test_script_error_exits_non_zero_with_a_located_message(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_loop_that_fails_part_way_reports_what_it_did_before_the_error(tmp_path):
+    script = tmp_path / "loop.ray"
+    script.write_text("put kmers/1 on 2\nput kmers/2 on 2\nfor i in 1..3 {\n  copy kmers/$i from 2 to 0\n}\n")
+    proc = run_mpi(3, *rayscript_cmd(), "run", str(script))
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == ["put kmers/1 on rank 2", "put kmers/2 on rank 2",
+                                        "copied kmers/1 from rank 2 to rank 0", "copied kmers/2 from rank 2 to rank 0"]
+    assert proc.stderr.startswith(f"{script}:4:3: rank 2: kmers/3 is not on rank 2")
+
+
 def test_syntax_error_sends_nothing(tmp_path):
     script = tmp_path / "typo.ray"
     script.write_text("put kmers/1 on 1\ncopy kmers/1 frm 1 to 3\n")

@@ -227,6 +227,12 @@ def test_api_misuse_is_a_clear_error(tmp_path):
         with pytest.raises(RayScriptError) as info:
             c.run("put kmers/2 on 1\nget kmers/3 from 0\nput kmers/4 on 1")
         assert [r.statement for r in info.value.results] == ["put"]  # what ran before the failure
+        # a loop that fails part-way: what its earlier rounds did is among those results, in order
+        with pytest.raises(RayScriptError) as info:
+            c.run("put kmers/2 on 0\nfor i in 1..2 { for j in 1..3 { copy kmers/$j from 0 to 1 replace } }")
+        assert [r.text for r in info.value.results] == ["put kmers/2 on rank 0", "copied kmers/1 from rank 0 to rank 1",
+                                                         "copied kmers/2 from rank 0 to rank 1"]
+        assert "kmers/3 is not on rank 0" in str(info.value)
     ck = tmp_path / "ck"
     with Cluster.local(2) as c:
         c.run(f'put kmers/1 on 0\nsave to "{ck}"')

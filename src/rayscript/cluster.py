@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import Cancelled, DriverLost, RayScriptError, RuntimeFault, ScriptError, ScriptErrors
+from .errors import Cancelled, DriverLost, RayScriptError, RuntimeFault, ScriptError, ScriptErrors, StatementError
 from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
@@ -227,6 +227,7 @@ class Cluster:
         self._require_driver()
         self.scope.text = text
         for st in statements:
+            failed: StatementError | None = None
             try:
                 with self.node.interrupts_at_safe_points():
                     results = self.node.run(self.interpreter.execute(st, self.scope))
@@ -235,9 +236,17 @@ class Cluster:
                 note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late
                         else "; every order already sent was completed")
                 raise Cancelled(f"cancelled{note}, later orders were not sent") from None
+            except StatementError as err:
+                failed = err
             finally:
                 if self.node.progress is not None:
                     self.node.progress.finish()  # a bar gives way to what follows, result or error
+            if failed is not None:
+                # what the failed statement's loop or block did before it failed is reported first
+                done, failed.done = failed.done, []
+                if done:
+                    yield done
+                raise failed
             yield results
 
     def get(self, key: str, rank: int | None = None) -> Carriageable:

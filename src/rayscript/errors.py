@@ -127,6 +127,9 @@ class StatementError(RayScriptError):
         self.location = location
         self.text = text
         self.statement = statement
+        # results of statements nested in the one that failed (a loop's, a block's) that completed
+        # before it failed: they are reported before the error
+        self.done: list = []
         super().__init__(str(self))
 
     def __str__(self) -> str:

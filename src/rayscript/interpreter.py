@@ -393,7 +393,11 @@ class Command:
         """Run statements one after the other in this scope, returning their results."""
         results: list[Result] = []
         for st in statements:
-            results.extend((yield from self.execute(st)))
+            try:
+                results.extend((yield from self.execute(st)))
+            except StatementError as err:
+                err.done[:0] = results
+                raise
         return results
 
     def child(self, indent: int = 1) -> Command:

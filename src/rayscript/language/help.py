@@ -103,7 +103,9 @@ Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `str
 - `Cancelled`: Ctrl-C; the orders in flight were completed, later ones not sent.
 
 Nothing is sent for a script that does not parse or check. When a statement fails, the results of the
-statements before it are on the exception (`err.results`). A misused API call (`c.run(None)`,
+statements before it, and of the rounds of a loop or statements of a block that completed before it,
+are printed before the error (by `rayscript run` and the REPL) and are on the exception
+(`err.results`). A misused API call (`c.run(None)`,
 `Cluster.local("3")`) raises `TypeError` with a sentence saying what was expected.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ..errors import ScriptError
+from ..errors import ScriptError, StatementError
 from ..language.ast import Duration, Rank, Statement, Value, Var, rank_field
 from ..language.checker import CheckContext
 from ..language.help import help_text
@@ -103,7 +103,11 @@ class For(Statement, keyword="for"):
             cmd.scope.env[self.name] = i
             cmd.note(f"{self.name} = {i}:")
             for st in self.body:  # each statement straight from here: one generator frame fewer per order
-                results.extend((yield from body.execute(st)))
+                try:
+                    results.extend((yield from body.execute(st)))
+                except StatementError as err:
+                    err.done[:0] = results
+                    raise
         return results
 
 
