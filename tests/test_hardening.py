@@ -233,6 +233,19 @@ def test_api_misuse_is_a_clear_error(tmp_path):
         assert [r.text for r in info.value.results] == ["put kmers/2 on rank 0", "copied kmers/1 from rank 0 to rank 1",
                                                          "copied kmers/2 from rank 0 to rank 1"]
         assert "kmers/3 is not on rank 0" in str(info.value)
+        # and so does a block another rank commands
+        with pytest.raises(RayScriptError) as info:
+            c.run("on 1 {\n  copy kmers/1 from 0 to 1 replace\n"
+                  "  for i in 1..3 { copy kmers/$i from 0 to 1 replace }\n}")
+        assert [r.text for r in info.value.results] == ["copied kmers/1 from rank 0 to rank 1"] * 2 + \
+            ["copied kmers/2 from rank 0 to rank 1"]
+        assert str(info.value).startswith("<string>:3:19: rank 0: kmers/3 is not on rank 0")
+        # and the branches of 'parallel' that succeeded
+        with pytest.raises(RayScriptError) as info:
+            c.run("parallel {\n  copy kmers/1 from 0 to 1 replace\n  copy kmers/3 from 0 to 1\n"
+                  "  copy kmers/2 from 0 to 1 replace\n}")
+        assert sorted(r.text for r in info.value.results) == ["copied kmers/1 from rank 0 to rank 1",
+                                                              "copied kmers/2 from rank 0 to rank 1"]
     ck = tmp_path / "ck"
     with Cluster.local(2) as c:
         c.run(f'put kmers/1 on 0\nsave to "{ck}"')

@@ -142,6 +142,15 @@ class StatementError(RayScriptError):
         return msg
 
 
+class BlockFailed(RayScriptError):
+    """A block run by another commander (``on R``) failed; the message is already located.
+    ``done``: the results of the block's statements that completed before (as on a StatementError)."""
+
+    def __init__(self, message: str, done: list | None = None):
+        super().__init__(message)
+        self.done: list = list(done or [])
+
+
 class CollectiveAborted(RayScriptError):
     """Another rank left a collective operation (it failed): ``rank`` and ``reason`` say which and
     why.  Every rank resets the collective channel before it is used again."""

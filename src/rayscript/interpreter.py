@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
+from .errors import BlockFailed, RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
 from .language import ast
 from .language.parser import make_key
 from .messages import BlockDone, HasOrder, Message, RunBlock, key_text
@@ -49,10 +49,6 @@ def truth(value: Any, what: str) -> bool:
     if isinstance(value, bool) or text in ("true", "false"):
         return text == "true"
     raise ScriptError(f"{what} takes true or false, not {value!r}")
-
-
-class BlockFailed(RayScriptError):
-    """A block run by another commander failed; the message is already located."""
 
 
 @dataclass
@@ -188,7 +184,8 @@ class Interpreter:
             try:
                 results = yield from self.run_block(msg.statements, scope)
             except RayScriptError as err:
-                self.node.fail_order(msg, str(err))
+                # the error, with what the block did before it
+                self.node.reply(msg, BlockDone(results=getattr(err, "done", []), error=str(err)))
                 return
             finally:
                 self.node.timeout = saved
@@ -395,7 +392,7 @@ class Command:
         for st in statements:
             try:
                 results.extend((yield from self.execute(st)))
-            except StatementError as err:
+            except (StatementError, BlockFailed) as err:
                 err.done[:0] = results
                 raise
         return results
@@ -430,6 +427,8 @@ class Command:
             if err.rank == rank and err.key is None:
                 raise BlockFailed(err.reason) from None
             raise
+        if done.error:
+            raise BlockFailed(done.error, done.results)
         return done.results
 
     def all_at_once(self, statements: Iterable[ast.Statement]) -> Steps:
@@ -443,6 +442,10 @@ class Command:
         futures = [self.node.spawn(self.execute(s)) for s in statements]
         outcomes = yield [settled(f) for f in futures]
         errors = [e for ok, e in outcomes if not ok]
+        done = [r for ok, rs in outcomes if ok for r in rs]
         if errors:
-            raise errors[0]
-        return [r for ok, rs in outcomes for r in rs]
+            first = errors[0]
+            if isinstance(first, (StatementError, BlockFailed)):  # the statements that succeeded are reported
+                first.done[:0] = done + [r for e in errors for r in getattr(e, "done", []) if e is not first]
+            raise first
+        return done

@@ -215,6 +215,7 @@ class StatsReply(Message, kind="stats-reply", code=44, reply=True):
 @dataclass(kw_only=True)
 class BlockDone(Message, kind="block-done", code=45, reply=True):
     results: list = field(default_factory=list)
+    error: str = ""  # the block failed (located); ``results``: what it did before
 
 
 # --- orders (commander -> rank) -------------------------------------------
