@@ -144,6 +144,21 @@ def test_count_and_dump_of_paths_take_each_path_once_however_many_ranks_hold_it(
         assert (count.data["paths"], count.data["copies"]) == (2, 1)
 
 
+def test_graph_statements_on_k_mers_of_unknown_k_say_why_they_cannot_run():
+    from rayscript.store.partition import owner
+
+    with Cluster.local(3) as c:
+        c.run(f"put kmers/5 count=2 edges=3 on {owner(('kmers', 5), 3)}")  # by number: no k known
+        for text in ("walk kmers/5 into paths/p", "search kmers/5 depth=2 into results/r",
+                     "assemble kmers into paths/c"):
+            with pytest.raises(RayScriptError) as info:
+                c.run(text)
+            what = text.split()[0]
+            assert f"the k-mers here have no known k (they were put by number before any load): {what} needs k" \
+                in str(info.value), str(info.value)
+            assert "OverflowError" not in str(info.value) and "is not on rank" not in str(info.value)
+
+
 def test_search_lists_vertices_by_depth(lambda_reads):
     path, genome = lambda_reads
     start = genome[10000:10031]

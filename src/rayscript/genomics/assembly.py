@@ -42,6 +42,7 @@ from ..items import GraphPath, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
+from .graph import NO_K
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
@@ -316,6 +317,9 @@ class AssemblyService:
             return self._fail(msg)
         if totals[0] == 0:
             self._error = "the store holds no k-mers to assemble (load reads first)"
+            return self._fail(msg)
+        if not k:
+            self._error = NO_K.format(what="assemble")
             return self._fail(msg)
         if totals[3] and not msg.replace:
             self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "

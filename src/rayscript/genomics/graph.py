@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
 from ..store.partition import owner
+
+# A graph statement in a store whose k-mers were put by number before any load: their length is not
+# known, and neither are the neighbours their edges name.
+NO_K = ("the k-mers here have no known k (they were put by number before any load): {what} needs k to "
+        "follow their edges; load reads first, or put k-mers by their bases")
 
 DEFAULT_WALK_LENGTH = 1_000_000
 _COMP_BITS = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15]  # complement of a 4-bit base set
@@ -166,6 +172,9 @@ class GraphService:
         if msg.probe and self._probe(msg):
             return
         if msg.k == 0:  # the first step, on the owner of the start k-mer
+            if table.k is None and len(table):
+                self.node.fail_order(msg, NO_K.format(what="walk"), ("kmers", msg.start))
+                return
             found = table.get(msg.start) if table.k is not None else None
             if found is None:
                 self.node.fail_order(msg, f"kmers/{msg.start} is not on rank {self.node.rank} (its owner)",
@@ -278,6 +287,8 @@ class GraphService:
         _counts, edges = table.lookup(ids)
         found = table.present(ids)
         k = table.k or 0
+        if not k and bool((edges[found] != 0).any()):
+            raise RayScriptError(NO_K.format(what="search"))
         out_ids, out_src = [], []
         if k and len(ids):
             idx = np.arange(len(ids))

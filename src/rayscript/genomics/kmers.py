@@ -442,7 +442,7 @@ class KmerService:
     def on_held(self, msg: HeldOrder) -> None:
         reply = HeldReply()
         ids = msg.buffers[0] if msg.buffers else self.table.empty_ids()
-        reply.buffers = [self.table.holds(ids).astype(np.uint8)]
+        reply.buffers = [self.table.present(ids).astype(np.uint8)]
         self.node.reply(msg, reply)
 
     def _selected(self, lo, hi, selector, leave=None):

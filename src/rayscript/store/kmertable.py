@@ -519,32 +519,20 @@ class KmerTable:
 
     def lookup(self, ids):
         """(counts, edges) of each id; count 0 where absent."""
+        self._fold()
         ids = self.as_ids(ids)
         counts = np.zeros(len(ids), np.uint32)
         edges = np.zeros(len(ids), np.uint8)
-        for b, idx, pos in self._found(ids):
-            counts[idx] = self.counts[b][pos]
-            edges[idx] = self.edges[b][pos]
-        return counts, edges
-
-    def holds(self, ids):
-        """Which of the ids the table holds (a bool array; a count of 0 is held too)."""
-        ids = self.as_ids(ids)
-        held = np.zeros(len(ids), bool)
-        for _b, idx, _pos in self._found(ids):
-            held[idx] = True
-        return held
-
-    def _found(self, ids):
-        """(bucket, indices into ids, positions in the bucket) of the ids held, bucket by bucket."""
-        self._fold()
         for b, sel in self._by_bucket(ids):
             table = self.ids[b]
             if len(table):
                 part = self.keys(ids[sel])
                 pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
                 hit = table[pos] == part
-                yield b, (sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]), pos[hit]
+                idx = sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]
+                counts[idx] = self.counts[b][pos[hit]]
+                edges[idx] = self.edges[b][pos[hit]]
+        return counts, edges
 
     def histogram(self):
         """Array h where h[c] is the number of k-mers seen c times."""
