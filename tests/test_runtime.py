@@ -56,6 +56,25 @@ def test_scenario_on_local_backend():
     assert lines[-1] == "kmers/7 is on ranks 0, 1, 2, 3, 5"
 
 
+def test_get_without_a_rank_reads_the_owner_s_copy_else_the_first_holder_s():
+    from rayscript.store.partition import owner
+
+    with Cluster.local(4) as c:
+        own = owner(("kmers", 5), 4)
+        a, b = sorted(r for r in range(4) if r != own)[:2]
+        c.run(f"put kmers/5 count=7 on {b}\nput kmers/5 count=4 on {a}\nput paths/x on {b}")
+        (got,) = c.run("get kmers/5")  # not on its owner: the lowest rank that holds it
+        assert got.data["rank"] == a and got.data["item"].count == 4
+        assert c.get("kmers/5").count == 4 and c.get("kmers/5", rank=b).count == 7
+        c.run(f"put kmers/5 count=9 on {own}")
+        assert c.run("get kmers/5")[0].data["rank"] == own and c.get("kmers/5").count == 9
+        assert c.run("get paths/x")[0].data["rank"] == b
+        with pytest.raises(RayScriptError, match="kmers/6 is on no rank"):
+            c.run("get kmers/6")
+        with pytest.raises(RayScriptError, match=f"kmers/6 is not on rank {a}"):
+            c.run(f"get kmers/6 from {a}")  # a rank named is the rank asked
+
+
 @pytest.mark.mpi
 def test_scenario_gives_the_same_output_under_mpiexec(tmp_path):
     script = tmp_path / "scenario.ray"

@@ -40,7 +40,7 @@ from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import ast
 from .language.parser import make_key
-from .messages import Fatal, GetOrder
+from .messages import Fatal
 from .progress import ProgressDisplay
 from .results import Result
 from .runtime.bulk import BulkService
@@ -259,7 +259,8 @@ class Cluster:
             yield results
 
     def get(self, key: str, rank: int | None = None) -> Carriageable:
-        """The item stored under ``key`` on ``rank`` (default: the key's owner)."""
+        """The item stored under ``key`` on ``rank`` (default: its owner's copy, or, when the owner
+        does not hold it, that of the first rank that does)."""
         self._require_driver()
         if not isinstance(key, str):
             raise TypeError(f"a key is text such as 'kmers/19123890', not {type(key).__name__}")
@@ -270,12 +271,10 @@ class Cluster:
             raise ScriptError(f"get takes one key, not the pattern {key}")
         cmd = self.interpreter.command(self.scope)
         wk = cmd.key(parsed)
-        if rank is None:
-            rank = cmd.owner(wk)
-        elif not 0 <= rank < self.size:
+        if rank is not None and not 0 <= rank < self.size:
             raise ScriptError(f"rank {rank} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
         try:
-            reply = self.node.run_until(self.node.order(GetOrder(recipient=rank, key=wk.key)))
+            reply, _rank = self.node.run(cmd.fetch(wk, rank))
         except RuntimeFault as err:
             raise cmd.name_keys(err) from None
         return unpack_item(reply.item)

@@ -25,7 +25,7 @@ from typing import Any
 from .errors import BlockFailed, RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
 from .language import ast
 from .language.parser import make_key
-from .messages import BlockDone, HasOrder, Message, RunBlock, key_text
+from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
 from .results import Result
 from .runtime.node import Future, Node, settled, together
 from .store import encoding
@@ -354,6 +354,22 @@ class Command:
         own = self.owner(wk)
         held = [r for r, rep in enumerate(replies) if rep.held]
         return sorted(held, key=lambda r: (r != own, r))
+
+    def fetch(self, wk: WireKey, rank: int | None = None) -> Generator[Any, Any, tuple[Any, int]]:
+        """(ITEM-REPLY, rank) for ``wk``: from ``rank``, or else from its owner, or, when the owner
+        does not hold it, from the first rank that does (as count and dump take it)."""
+        own = self.owner(wk) if rank is None else rank
+        try:
+            (reply,) = yield self.order(GetOrder(recipient=own, key=wk.key))
+            return reply, own
+        except RuntimeFault:
+            if rank is not None:
+                raise
+        held = yield from self.holders(wk)
+        if not held:
+            raise RuntimeFault(f"{wk.shown} is on no rank", key=wk.key_text)
+        (reply,) = yield self.order(GetOrder(recipient=held[0], key=wk.key))
+        return reply, held[0]
 
     def note(self, text: str) -> None:
         """A line in ``explain``'s output (nothing otherwise)."""

@@ -55,10 +55,11 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
 - `rebalance` (and a restore onto a different number of ranks) brings every k-mer to its owner and
   never changes a value: a copy identical to the owner's collapses into it; a copy whose count or edges
   differ stays on its rank and is reported, never summed.
-- `count`, `histogram`, `dump` (of k-mers, and of paths) and `query` take each item once, however many
-  ranks hold it: its owner's copy, or, when its owner does not hold it, the copy of the lowest rank that
-  does (copies that differ after a `merge` or `replace` are not summed). They say how many extra
-  copies they left out; `ranks` lists what every rank holds, copies included.
+- `count`, `histogram`, `dump` (of k-mers, and of paths), `query` and `get` without `from` take each
+  item once, however many ranks hold it: its owner's copy, or, when its owner does not hold it, the
+  copy of the lowest rank that does (copies that differ after a `merge` or `replace` are not summed).
+  `count` and `dump` say how many extra copies they left out; `ranks` lists what every rank holds,
+  copies included.
 - A `move` takes an item exactly once: while it is in flight, another move or delete of the same key
   from the same rank is refused ("is being moved ... by another order"), for single keys and selectors.
 - `load` counts into the store: a second load adds its counts to the first (same k and `canonical=`).

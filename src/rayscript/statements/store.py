@@ -14,7 +14,7 @@ from ..items import BY_NAMESPACE, pack_item, unpack_item
 from ..language.ast import Key, Rank, Selector, Statement, rank_field
 from ..language.checker import CheckContext
 from ..language.parser import Build, Mode
-from ..messages import CopyOrder, DeleteOrder, GetOrder, MoveOrder, PutOrder, StatsOrder
+from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
 from ..results import Result, table
 from ..runtime.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
 from ..store.encoding import COUNT_MAX, EDGES_MAX
@@ -69,7 +69,8 @@ class Put(Statement, keyword="put"):
 
 class Get(Statement, keyword="get"):
     syntax = "get KEY [from RANK]"
-    summary = "Show the item as held on RANK (default: the key's owner rank)."
+    summary = ("Show the item as held on RANK; without 'from', its owner's copy, or, when the owner does not "
+               "hold it, that of the first rank that does.")
     example = "get kmers/19123890 from 5"
 
     key: Key
@@ -81,8 +82,7 @@ class Get(Statement, keyword="get"):
 
     def run(self, cmd):
         wk = cmd.key(self.key)
-        rank = cmd.owner(wk) if self.rank is None else cmd.rank(self.rank)
-        (reply,) = yield cmd.order(GetOrder(recipient=rank, key=wk.key))
+        reply, rank = yield from cmd.fetch(wk, None if self.rank is None else cmd.rank(self.rank))
         item = unpack_item(reply.item)
         return [Result("get", f"{item}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
 
