@@ -143,6 +143,15 @@ def test_ctrl_c_during_a_long_statement_cancels_it_and_the_prompt_returns(sigint
         assert c.run("count kmers")[0].data["distinct"] == held
 
 
+@pytest.fixture(autouse=True)
+def _own_tmux_server(tmp_path_factory, monkeypatch):
+    """Each test talks to a tmux server of its own: one test's server shutting down as its last
+    session ends must not race the next test's new session."""
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path_factory.mktemp("tmux")))
+    yield
+    subprocess.run(["tmux", "kill-server"], capture_output=True)
+
+
 def _tmux_capture(session):
     return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
 
@@ -288,6 +297,7 @@ def test_a_repl_started_in_the_background_stops_until_fg():
         assert "Traceback" not in screen
         _tmux_wait_for_prompt(session, "ray[2]>")  # Ctrl-D goes to the prompt, not to a statement still printing
         subprocess.run(["tmux", "send-keys", "-t", session, "C-d"], check=True)
+        _tmux_wait_for_prompt(session, "$")  # keys typed before the shell is back would go to the REPL
         _tmux_type_line(session, "echo status=$?")
         _tmux_wait_for(session, "status=0")
     finally:
