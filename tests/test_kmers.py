@@ -106,6 +106,20 @@ def test_counts_under_mpiexec_match_the_reference(tmp_path, ranks):
     assert read_dump(tmp_path / "o.tsv") == {s: c for s, c in ref.items() if c >= 2}
 
 
+def test_a_copy_of_a_two_word_id_that_reads_as_nan_is_dumped_once(tmp_path):
+    # k=63 forward strands: a k-mer starting CTTTTTTT has a high word whose bits read as a NaN
+    # when two words are viewed as a complex number (as wide ids are); NaN != NaN
+    rng = np.random.default_rng(3)
+    seq = "CTTTTTTT" + "".join(rng.choice(list("ACGT"), size=70))
+    write_fastq(tmp_path / "w.fq", [seq])
+    with Cluster.local(3) as c:
+        c.run(f'load "{tmp_path}/w.fq" into kmers k=63 canonical=false')
+        c.run(f"replicate kmers/{seq[:63]} to 3 ranks")
+        (dump,) = c.run(f'dump kmers to "{tmp_path}/w.tsv"')
+        assert dump.data["copies"] == 2
+        assert read_dump(tmp_path / "w.tsv") == reference([seq], 63, canonical=False)[0]
+
+
 @pytest.mark.mpi
 def test_copies_on_other_ranks_are_counted_and_dumped_once_under_mpiexec(tmp_path):
     rng = np.random.default_rng(12)

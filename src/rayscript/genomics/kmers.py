@@ -447,12 +447,13 @@ class KmerService:
 
     def _selected(self, lo, hi, selector, leave=None):
         """(ids, counts, how many were left out) bucket by bucket of the k-mers selected, without
-        the ids in ``leave`` (sorted)."""
+        the ids in ``leave`` (an id array)."""
+        leave = np.sort(encoding.exact(leave)) if leave is not None and len(leave) else None
         for b in range(NBUCKETS):
             ids, counts = self.table.select(b, lo, hi, selector)
-            if leave is not None and len(leave) and len(ids):
-                pos = np.minimum(np.searchsorted(leave, ids), len(leave) - 1)
-                keep = leave[pos] != ids
+            if leave is not None and len(ids):
+                key = encoding.exact(ids)  # wide ids compared as complex numbers may be NaNs
+                keep = leave[np.minimum(np.searchsorted(leave, key), len(leave) - 1)] != key
                 yield ids[keep], counts[keep], len(ids) - int(keep.sum())
             else:
                 yield ids, counts, 0
@@ -462,7 +463,7 @@ class KmerService:
 
     def _dump_size(self, msg: DumpSizeOrder, copies: tuple) -> None:
         k, size, left = self.table.k or 0, 0, 0
-        for _ids, counts, out in self._selected(msg.lo, msg.hi, msg.selector, np.sort(copies[0])):
+        for _ids, counts, out in self._selected(msg.lo, msg.hi, msg.selector, copies[0]):
             size += formatted_size(counts, k)
             left += out
         self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k, copies=left))
@@ -472,14 +473,13 @@ class KmerService:
 
     def _dump_write(self, msg: DumpWriteOrder, copies: tuple) -> None:
         k = self.table.k or 0
-        leave = np.sort(copies[0])
         try:
             fd = os.open(msg.path, os.O_WRONLY)
         except OSError as exc:
             raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
         try:
             offset = msg.offset
-            for ids, counts, _ in self._selected(msg.lo, msg.hi, msg.selector, leave):
+            for ids, counts, _ in self._selected(msg.lo, msg.hi, msg.selector, copies[0]):
                 data = format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)
