@@ -73,6 +73,15 @@ def test_get_without_a_rank_reads_the_owner_s_copy_else_the_first_holder_s():
             c.run("get kmers/6")
         with pytest.raises(RayScriptError, match=f"kmers/6 is not on rank {a}"):
             c.run(f"get kmers/6 from {a}")  # a rank named is the rank asked
+        # an owner that does not answer is named after one timeout: the others are not asked then
+        from rayscript.messages import GetOrder
+
+        c.run("set timeout = 300ms")
+        c.local_nodes[own].register(GetOrder, lambda msg: None)
+        t0 = time.monotonic()
+        with pytest.raises(RayScriptError, match=f"no answer to get-order within 0.3 s \\(rank {own} did not"):
+            c.run("get kmers/5")
+        assert time.monotonic() - t0 < 0.3 + 0.3 + 0.5
 
 
 @pytest.mark.mpi

@@ -22,7 +22,15 @@ from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BlockFailed, RankFailure, RayScriptError, RuntimeFault, ScriptError, StatementError
+from .errors import (
+    BlockFailed,
+    OrderTimeout,
+    RankFailure,
+    RayScriptError,
+    RuntimeFault,
+    ScriptError,
+    StatementError,
+)
 from .language import ast
 from .language.parser import make_key
 from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
@@ -362,8 +370,8 @@ class Command:
         try:
             (reply,) = yield self.order(GetOrder(recipient=own, key=wk.key))
             return reply, own
-        except RuntimeFault:
-            if rank is not None:
+        except RuntimeFault as err:
+            if rank is not None or isinstance(err, OrderTimeout):  # a silent owner is not asked around
                 raise
         held = yield from self.holders(wk)
         if not held:
