@@ -388,26 +388,19 @@ class Parser:
         syntax = getattr(cls, "syntax", "") or ""
         return ", ".join(dict.fromkeys(re.findall(r"\b[a-z_]+=[A-Za-z_|.]+", syntax)))
 
-    def _statement_at(self, text: str, pos: int) -> str | None:
-        """The keyword of the statement that ``pos`` is in (the last keyword that began one)."""
-        keyword, starts = None, True
+    def _before(self, text: str, pos: int) -> tuple[Token | None, str | None]:
+        """What precedes ``pos``: the last token on its line (None after a line break), and the
+        keyword of the statement ``pos`` is in (the last keyword that began one)."""
+        last, keyword, starts = None, None, True
         try:
             for tok in self._lark.lex(text[:pos]):
                 if starts and tok.type.lower() in self.registry:
                     keyword = tok.type.lower()
                 starts = tok.type in ("_NL", "SEMICOLON", "LBRACE", "RBRACE")
-        except UnexpectedInput:
-            pass
-        return keyword
-
-    def _previous_token(self, text: str, pos: int) -> Token | None:
-        last = None
-        try:
-            for tok in self._lark.lex(text[:pos]):
                 last = tok if tok.type not in ("_NL",) else None
         except UnexpectedInput:
             pass
-        return last
+        return last, keyword
 
     def _syntax_error(self, err: UnexpectedInput, text: str, source: str) -> ScriptSyntaxError:
         lines = text.splitlines() or [""]
@@ -422,10 +415,10 @@ class Parser:
             if "RBRACE" in expected:
                 return ScriptSyntaxError("a block opened with '{' is not closed with '}'", end, text,
                                          recoverable=False)
-            prev = self._previous_token(text, len(text.rstrip()))
+            prev, statement = self._before(text, len(text.rstrip()))
             loc = Location(prev.end_line or 1, prev.end_column or 1, source) if prev else Location(1, 1, source)
             after = f" after '{prev}'" if prev is not None else ""
-            what = self._describe(expected, self._statement_at(text, len(text.rstrip())))
+            what = self._describe(expected, statement)
             return ScriptSyntaxError(f"expected {what}{after}", loc, text, recoverable=False)
 
         if isinstance(err, UnexpectedToken):
@@ -453,9 +446,9 @@ class Parser:
                 return ScriptSyntaxError(f"unknown statement '{word.group(0)}'{hint}", loc, text)
             return ScriptSyntaxError(f"expected a statement, got '{got}' (try 'help')", loc, text)
 
-        prev = self._previous_token(text, pos)
+        prev, statement = self._before(text, pos)
         after = f" after '{prev}'" if prev is not None else ""
-        what = self._describe(expected, self._statement_at(text, pos))
+        what = self._describe(expected, statement)
         if prev is not None and prev.type in _RANK_WORDS and {"INT", "VAR"} <= expected and "STRING" not in expected:
             what = "a rank number"
         hint = ""
