@@ -5,6 +5,7 @@ import gzip
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
-from rayscript.genomics.assembly import node_keys
+from rayscript.genomics.assembly import order_keys
 from rayscript.store import encoding
 
 EXAMPLES = Path("/usr/share/doc/bowtie2/examples")
@@ -29,7 +30,9 @@ def canon(s):
 
 def unitigs(reads, k):
     """Maximal non-branching paths of the de Bruijn graph of these reads: their k-mers, joined
-    where a read has them one after the other (the test's own builder: strings, one k-mer at a time)."""
+    where a read has them one after the other (the test's own builder: strings, one k-mer at a time).
+    A palindromic k-mer (even k: its own reverse complement) can only be entered and left by turning
+    back: it is a unitig of its own."""
     present = {canon(r[i:i + k]) for r in reads for i in range(len(r) - k + 1)}
     joined = set()
     for r in reads:
@@ -43,19 +46,22 @@ def unitigs(reads, k):
     def preds(x):
         return [b + x[:-1] for b in "ACGT" if (b + x[:-1], x) in joined]
 
-    # a cycle is cut at its k-mer of smallest node key (the id itself for k <= 31): starting from the
+    def palindromic(x):
+        return x == rc(x)
+
+    # a cycle is cut at its k-mer of smallest order key (the id itself for k <= 31): starting from the
     # k-mers in that order, the first one of a cycle is where its unitig begins
     seen, out = set(), []
-    for start in sorted(present, key=lambda s: int(node_keys(encoding.ids_array([encoding.encode(s)], k), k)[0])):
+    for start in sorted(present, key=lambda s: int(order_keys(encoding.ids_array([encoding.encode(s)], k), k)[0])):
         if start in seen:
             continue
         seen.add(start)
         path = [start]
         for direction in (1, -1):
             x = start if direction == 1 else rc(start)
-            while True:
+            while not palindromic(x):
                 nxt = succs(x)
-                if len(nxt) != 1 or len(preds(nxt[0])) != 1 or canon(nxt[0]) in seen:
+                if (len(nxt) != 1 or palindromic(nxt[0]) or len(preds(nxt[0])) != 1 or canon(nxt[0]) in seen):
                     break
                 x = nxt[0]
                 seen.add(canon(x))
@@ -74,24 +80,65 @@ def contigs(cluster):
     return sorted(canon(cluster.get(f"paths/contig-{i}").sequence) for i in range(1, paths + 1))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def transform(cluster, ranks, data, genome, k):
+    """Put the store in a state the language can make without changing what it holds: k-mers copied
+    or moved off their owners, a k-mer replicated, a prefix copied over; returns the statements."""
+    done = []
+    for _ in range(data.draw(st.integers(0, 2)) if ranks > 1 else 0):
+        a, b = data.draw(st.permutations(range(ranks)))[:2]
+        kind = data.draw(st.sampled_from(["copy", "move", "replicate", "prefix"]))
+        if kind == "replicate":
+            i = data.draw(st.integers(0, len(genome) - k))
+            text = f"replicate kmers/{canon(genome[i:i + k])} to {data.draw(st.integers(2, ranks))} ranks"
+        elif kind == "prefix":
+            text = f"copy kmers/{data.draw(st.sampled_from(['A', 'C', 'AC', 'G']))}* from {a} to {b} replace"
+        else:
+            text = f"{kind} kmers/* from {a} to {b} replace"
+        cluster.run(text)
+        done.append(text)
+    return done
+
+
+def planted_genome(rng, k, length, palindromes):
+    """A random genome with repeated blocks (branches) and, for even k, palindromes of 2k bases (each
+    holds a palindromic k-mer at its middle)."""
+    blocks = ["".join(rng.choice("ACGT") for _ in range(rng.randint(k, 2 * k))) for _ in range(2)]
+    parts = []
+    while sum(map(len, parts)) < length:
+        roll = rng.random()
+        if roll < 0.2:
+            parts.append(rng.choice(blocks))
+        elif roll < 0.2 + palindromes:
+            half = "".join(rng.choice("ACGT") for _ in range(k))
+            parts.append(half + rc(half))
+        else:
+            parts.append("".join(rng.choice("ACGT") for _ in range(rng.randint(5, 40))))
+    return "".join(parts)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_unitigs_match_a_simple_builder_on_random_genomes(tmp_path_factory, data):
-    k = data.draw(st.sampled_from([11, 15, 21, 35, 63]))  # 35 and 63: ids of two words
+def test_unitigs_match_a_simple_builder_for_every_k_and_store_state(tmp_path_factory, data):
+    """Odd and even k from 9 to 63 (palindromic k-mers, ids of two words), linear and circular
+    genomes with repeats, on 1-4 ranks, after copies, moves and replicas: assemble's unitigs are
+    exactly the builder's."""
+    k = data.draw(st.sampled_from([9, 10, 11, 12, 15, 16, 21, 22, 30, 31, 32, 33, 34, 40, 47, 48, 62, 63]))
     rng = random.Random(data.draw(st.integers(0, 2**32)))
-    genome = "".join(rng.choice("ACGT") for _ in range(data.draw(st.integers(k + 50, 600))))
-    km1 = [genome[i:i + k - 1] for i in range(len(genome) - k + 2)]
-    assume(len(set(map(canon, km1))) == len(km1))  # no repeated (k-1)-mer: no branches
-    length = min(max(40, k + 20), len(genome))
-    starts = sorted(rng.sample(range(len(genome) - length + 1), min(len(genome) - length + 1, 25)))
-    reads = reads_of(genome, length, starts)
+    genome = planted_genome(rng, k, data.draw(st.integers(k + 20, 400)), 0.15 if k % 2 == 0 else 0.0)
+    circular = data.draw(st.booleans())
+    length = data.draw(st.integers(k + 1, k + 30))
+    text = genome + genome[:length - 1] if circular else genome
+    assume(len(text) >= length)
+    reads = reads_of(text, length, range(0, len(text) - length + 1, data.draw(st.integers(1, 3))))
     path = tmp_path_factory.mktemp("g") / "r.fq"
     write_fastq(path, reads)
     expected = unitigs(reads, k)
     ranks = data.draw(st.integers(1, 4))
     with Cluster.local(ranks) as c:
-        c.run(f'load "{path}" into kmers k={k}\nassemble kmers into paths/contig min_count=1 min_length=1')
-        assert contigs(c) == expected
+        c.run(f'load "{path}" into kmers k={k}')
+        done = transform(c, ranks, data, genome, k)
+        c.run("assemble kmers into paths/contig min_count=1 min_length=1 clean=false")
+        assert contigs(c) == expected, done
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -326,3 +373,108 @@ def test_cleaning_gives_the_same_contigs_on_any_rank_count(genome_reads):
             found.append((res.data["tips"], res.data["bubbles"], contigs(c)))
     assert found[0][0] > 0 and found[0][1] > 0
     assert all(f == found[0] for f in found)
+
+
+def error_reads(rng, text, n, length, error=0.01):
+    reads = []
+    for _ in range(n):
+        i = rng.randrange(len(text) - length + 1)
+        r = [b if rng.random() >= error else rng.choice("ACGT".replace(b, "")) for b in text[i:i + length]]
+        reads.append("".join(r) if rng.random() < 0.5 else rc("".join(r)))
+    return reads
+
+
+def named_contigs(cluster):
+    """Every contig by its name, as stored (orientation included)."""
+    paths = cluster.run("count paths")[0].data["paths"]
+    return [cluster.get(f"paths/contig-{i}").sequence for i in range(1, paths + 1)]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_cleaned_contigs_are_the_same_on_any_rank_count_and_after_copies_moves_and_replicas(tmp_path_factory, data):
+    """With reads carrying errors (tips, bubbles) of a linear or circular genome, the named contigs,
+    orientation included, and the chosen min_count are those of the untouched store on one rank,
+    whatever the rank count and whichever copies, moves and replicas the store went through."""
+    k = data.draw(st.sampled_from([15, 20, 21, 31, 32, 45, 63]))
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    genome = "".join(rng.choice("ACGT") for _ in range(data.draw(st.integers(600, 1500))))
+    circular = data.draw(st.booleans())
+    text = genome + genome[:99] if circular else genome
+    path = tmp_path_factory.mktemp("g") / "r.fq"
+    write_fastq(path, error_reads(rng, text, len(genome) // 4, 100))
+    script = f'load "{path}" into kmers k={k}'
+    with Cluster.local(1) as c:
+        c.run(script)
+        (want,) = c.run("assemble kmers into paths/contig")
+        expected = named_contigs(c)
+    ranks = data.draw(st.integers(2, 4))
+    with Cluster.local(ranks) as c:
+        c.run(script)
+        done = transform(c, ranks, data, genome, k)
+        (got,) = c.run("assemble kmers into paths/contig")
+        assert named_contigs(c) == expected, done
+        assert got.data["min_count"] == want.data["min_count"], done
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+@pytest.mark.parametrize("clean", ["true", "false"])
+def test_a_circular_genome_is_one_contig_with_or_without_cleaning(tmp_path, ranks, clean):
+    rng = random.Random(11)
+    genome = "".join(rng.choice("ACGT") for _ in range(5000))
+    text = genome + genome[:99]
+    path = tmp_path / "r.fq"
+    write_fastq(path, reads_of(text, 100, range(0, len(text) - 99, 7)))
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        (res,) = c.run(f"assemble kmers into paths/contig clean={clean}")
+        (seq,) = named_contigs(c)
+    assert res.data["contigs"] == 1 and len(seq) == len(genome) + 30  # the cycle, cut once: k - 1 bases twice
+    assert seq[:len(genome)] in genome + genome or rc(seq[:len(genome)]) in genome + genome
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_a_tandem_repeat_alone_is_a_cycle_of_its_own(tmp_path, ranks):
+    path = tmp_path / "acg.fq"
+    write_fastq(path, ["ACG" * 40])
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{path}" into kmers k=31')
+        (res,) = c.run("assemble kmers into paths/contig min_count=1 min_length=1")
+        assert res.data["contigs"] == 1 and res.data["graph_kmers"] == 3
+        (seq,) = named_contigs(c)
+    assert len(seq) == 33 and (seq in "ACG" * 40 or rc(seq) in "ACG" * 40)
+
+
+def test_min_count_auto_is_1_without_an_error_peak_and_a_threshold_that_drops_nearly_everything_says_so(tmp_path):
+    rng = random.Random(3)
+    genome = "".join(rng.choice("ACGT") for _ in range(3000))
+    # a genome given once as one record, with a short repeat a few times over (counts 1, and a few 4s)
+    repeat = genome[100:160]
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(f">g\n{genome}\n>r1\n{repeat}\n>r2\n{repeat}\n>r3\n{repeat}\n")
+    with Cluster.local(2) as c:
+        c.run(f'load "{fasta}" into kmers k=31')
+        (res,) = c.run("assemble kmers into paths/contig")
+        assert res.data["min_count"] == 1 and "auto: the counts have no error peak" in res.text
+        assert res.data["total"] >= len(genome) - 200 and not res.data["warning"]
+        (res,) = c.run("assemble kmers into paths/high min_count=3")
+        assert res.data["graph_kmers"] == 30 and "leaves out 96.1% of the k-mers' occurrences" in res.data["warning"]
+        assert "warning: min_count=3 leaves out" in res.text
+
+
+def test_contigs_do_not_depend_on_order_keys_being_distinct(genome_reads, monkeypatch):
+    """Nodes are known by exact handles: even if every order key collided (wide ids whose mixes
+    meet), the unitigs are the same; order keys only break ties."""
+    from rayscript.genomics import assembly
+
+    _genome, path = genome_reads
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=45')
+        c.run("assemble kmers into paths/contig min_count=1 min_length=1 clean=false")
+        expected = contigs(c)
+    real = assembly.order_keys
+    monkeypatch.setattr(assembly, "order_keys", lambda ids, k: real(ids, k) & np.uint64(0xFF00000000000000))
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers k=45')
+        c.run("assemble kmers into paths/contig min_count=1 min_length=1 clean=false")
+        assert contigs(c) == expected

@@ -4,23 +4,29 @@
 then work in step, exchanging batches of numpy arrays with ``alltoallv`` (never one message per
 k-mer or per hop):
 
+0. **the owners' view**: each k-mer once, on its owner rank: the owner's copy, else the copy of
+   the lowest rank that holds one (the view count and dump take).  K-mers that copies, moves or
+   replicas left off their owner travel to it first, so the graph is that of the untouched store.
 1. **threshold**: the count histogram summed over the ranks (``allreduce``); ``min_count=auto``
-   takes the valley after the error peak.  K-mers counted fewer times are not in the graph.
+   takes the valley after the error peak (1 when there is none).  K-mers counted fewer times are
+   not in the graph.  Every graph k-mer gets a *handle* (its position times the rank count plus its
+   rank): nodes are named by handles from here on, exactly, whatever k.
 2. **neighbours**: each rank asks the owners of the up to 8 neighbours its edges name whether
-   they are in the graph (a batch of ids per owner, a batch of answers back); a k-mer's sides
-   (L: before it, R: after it, in its canonical orientation) get their degrees.
+   they are in the graph (a batch of ids per owner, a batch of answers back: handles); a k-mer's
+   sides (L: before it, R: after it, in its canonical orientation) get their degrees.  A
+   palindromic k-mer (even k) can only be entered and left by turning back: it links to nothing.
 3. **links**: a side with one neighbour whose facing side has one neighbour too is a link of a
    non-branching path (a batch of degree questions to the owners).
 4. **chains**: pointer jumping: each side points at the farthest node known along its path and
    asks that node's owner how far it sees, doubling the reach every round until every side sees
-   its path's end (O(log length) rounds).  Cycles are cut at their smallest k-mer.  Every node
-   then knows its unitig (named by its end with the smaller (id, side)), its position and its
-   orientation in it.
-5. **cleaning**: nodes send (unitig, position, count, end sides) to the unitig's owner rank,
+   its path's end (O(log length) rounds).  Cycles are cut at their smallest k-mer (by order key:
+   the id for k <= 31).  Every node then knows its unitig (read from its end with the smaller
+   (order key, side)), its position and its orientation in it.
+5. **cleaning**: nodes send (unitig, position, count, end sides) to the rank of the unitig's first end,
    which finds tips (a dead end joined to the graph by fewer than 2k bases) and the arms of
    simple bubbles (unitigs joining the same two k-mers, the lower-coverage ones); their k-mers
    leave the graph and steps 2-4 run again (up to three times).
-6. **paths**: nodes send their oriented k-mers to their unitig's owner, which spells the
+6. **paths**: nodes send their oriented k-mers to the rank of their unitig's first end, which spells the
    sequence; unitigs of at least min_length bases are named PREFIX-1, PREFIX-2, ... by decreasing
    length (ties by their end k-mer, so the names do not depend on the number of ranks) and sent to
    the owners of their names.
@@ -48,6 +54,7 @@ HIST_MAX = 4096
 CLEAN_ROUNDS = 3
 RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
+NOBODY = np.uint64(2**64 - 1)  # the handle of no node
 
 
 @dataclass(kw_only=True)
@@ -62,6 +69,10 @@ class AssembleReply(Message, kind="assembled", code=120, reply=True):
     removed_bubbles: int = 0
     phases: dict = field(default_factory=dict)  # phase -> seconds
     aborted: bool = False
+    distinct: int = 0  # distinct k-mers before the threshold (each once, whichever ranks hold it)
+    occurrences: int = 0  # their counts summed
+    kept_occurrences: int = 0  # the counts of the k-mers at or above min_count, summed
+    error_peak: bool = False  # min_count=auto found an error peak (False: auto is 1)
 
 
 @dataclass(kw_only=True)
@@ -90,12 +101,17 @@ def valley(hist: np.ndarray) -> int:
     """min_count=auto: where the error peak of the count histogram ends.  K-mers seen once are
     mostly sequencing errors, and their numbers fall steeply with the count; the first count at
     which the histogram falls by less than half (or rises again: the valley before the coverage
-    peak) is where real k-mers take over.  1 when the histogram has no error peak."""
+    peak) is where real k-mers take over.  1 when the histogram has no error peak: when nothing
+    beyond that count rises above it, or the k-mers beyond it hold less than a tenth of all the
+    occurrences (a genome given once, a few repeats above it)."""
     c = 1
     while c + 1 < len(hist) and 2 * hist[c + 1] < hist[c]:
         c += 1
-    if c + 1 >= len(hist) or not hist[c + 1:].any():
+    if c + 1 >= len(hist) or hist[c + 1:].max() <= hist[c]:
         return 1  # the histogram only falls: no coverage peak beyond the errors
+    occurrences = hist * np.arange(len(hist), dtype=np.int64)
+    if 10 * occurrences[c:].sum() < occurrences.sum():
+        return 1  # what rises beyond the valley is too little to be a coverage peak
     return c
 
 
@@ -156,44 +172,98 @@ class _Exchange:
         return tuple(out)
 
 
-def node_keys(ids: np.ndarray, k: int) -> np.ndarray:
-    """The uint64 key of each graph k-mer that the steps after the neighbours work with: the id
-    itself for k <= 31; for two-word ids a 62-bit hash of the id (the same on any rank count; its
-    uniqueness among a rank's k-mers is checked, and a neighbour found by it is verified by its id)."""
+def order_keys(ids: np.ndarray, k: int) -> np.ndarray:
+    """The uint64 by which assembly orders k-mers where it must choose (where a cycle is cut, which end
+    of a unitig it is read from, ties between names and between bubble arms), the same on any rank
+    count: the id itself for k <= 31; for two-word ids their 64-bit mix.  Order keys only break ties:
+    a node is known by its handle (:class:`Graph`), so two wide k-mers of one order key are still two
+    nodes."""
     if not encoding.is_wide(k):
         return ids
-    return mix64_array(ids) >> np.uint64(2)
+    return mix64_array(ids)
+
+
+def _mirror_table() -> np.ndarray:
+    """For each 8-bit edge mask, the same edges seen from the other strand: a successor by base b is
+    a predecessor by the complement of b (3 - b), and the other way round."""
+    e = np.arange(256, dtype=np.uint16)
+    out = np.zeros(256, np.uint16)
+    for b in range(4):
+        out |= ((e >> b) & 1) << (4 + 3 - b)
+        out |= ((e >> (4 + b)) & 1) << (3 - b)
+    return out.astype(np.uint8)
+
+
+_MIRROR = _mirror_table()
+
+
+def palindromes(ids: np.ndarray, k: int) -> np.ndarray:
+    """Which k-mers are their own reverse complement (only possible for even k)."""
+    if k % 2 or not len(ids):
+        return np.zeros(len(ids), bool)
+    return encoding.same(ids, encoding.revcomp_array(ids, k))
 
 
 class Graph:
-    """One rank's part of the graph: its k-mers (canonical ids, counts, edges) that are in it,
-    sorted by node key (see :func:`node_keys`; for k <= 31 that is the id order)."""
+    """One rank's part of the graph: the k-mers in it (canonical ids in id order, counts, edges),
+    each with a *handle* (``key``): its position when the graph was made times the number of ranks,
+    plus the rank.  Handles are exact (two nodes never share one, whatever k) and stay with their
+    k-mers when cleaning removes others (:meth:`subset`), so every later step names nodes by them;
+    ``order`` (:func:`order_keys`) decides only where a choice must not depend on the rank count.
 
-    def __init__(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray, k: int, keyed: bool = False):
-        self.key = node_keys(ids, k)
-        if encoding.is_wide(k) and not keyed:
-            order = np.argsort(self.key)
-            ids, counts, edges, self.key = ids[order], counts[order], edges[order], self.key[order]
-            if len(self.key) > 1 and (self.key[1:] == self.key[:-1]).any():
-                raise RayScriptError("assemble: two k-mers of one rank share a 62-bit node key (a hash "
-                                     "collision); assemble with another k")
-        self.ids, self.counts, self.edges, self.k = ids, counts, edges, k
+    A palindromic k-mer (even k) is the same k-mer on both strands, so its edges are the union of
+    what either strand saw (a read and its reverse complement record them on opposite sides)."""
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray, k: int, rank: int, size: int):
+        order = order_keys(ids, k)
+        if len(order) > 1 and (order[1:] < order[:-1]).any():
+            o = np.argsort(order, kind="stable")
+            ids, counts, edges, order = ids[o], counts[o], edges[o], order[o]
+        pal = palindromes(ids, k)
+        if pal.any():
+            edges = edges.copy()
+            edges[pal] |= _MIRROR[edges[pal]]
+        self.ids, self.counts, self.edges, self.k, self.order = ids, counts, edges, k, order
         self.n = len(ids)
+        self.key = np.arange(self.n, dtype=np.uint64) * np.uint64(size) + np.uint64(rank)
+        self.palindromic = pal
+        self._runs()
+
+    def _runs(self) -> None:
+        """The longest run of equal order keys (1 but for a collision of two wide ids' mixes)."""
+        same = self.order[1:] == self.order[:-1] if self.n > 1 else np.zeros(0, bool)
+        self.run = 1
+        if same.any():
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], same.view(np.int8), [0]))))
+            self.run = int((edges[1::2] - edges[::2]).max()) + 1
 
     def subset(self, keep: np.ndarray) -> Graph:
-        return Graph(self.ids[keep], self.counts[keep], self.edges[keep], self.k, keyed=True)
+        g = object.__new__(Graph)
+        g.ids, g.counts, g.edges, g.k = self.ids[keep], self.counts[keep], self.edges[keep], self.k
+        g.n = len(g.ids)
+        g.key, g.order, g.palindromic = self.key[keep], self.order[keep], self.palindromic[keep]
+        g._runs()
+        return g
 
-    def index(self, keys: np.ndarray, hi=None, lo=None) -> tuple[np.ndarray, np.ndarray]:
-        """(position, found) of each node key among this rank's graph k-mers (two-word ids: found
-        only if the id's words ``hi``, ``lo`` match too)."""
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(position, found) of each k-mer id among this rank's graph k-mers: by order key, then
+        the id itself compared exactly (wide ids whose mixes collide are told apart)."""
+        pos = np.zeros(len(ids), np.int64)
+        found = np.zeros(len(ids), bool)
         if not self.n:
-            return np.zeros(len(keys), np.int64), np.zeros(len(keys), bool)
-        pos = np.minimum(np.searchsorted(self.key, keys), self.n - 1)
-        found = self.key[pos] == keys
-        if hi is not None:
-            w = self.ids.view(np.uint64).reshape(-1, 2)
-            found &= (w[pos, 0] == hi) & (w[pos, 1] == lo)
+            return pos, found
+        q = order_keys(ids, self.k)
+        first = np.searchsorted(self.order, q)
+        for j in range(self.run):
+            p = np.minimum(first + j, self.n - 1)
+            hit = ~found & (self.order[p] == q) & encoding.same(self.ids[p], ids)
+            pos[hit] = p[hit]
+            found |= hit
         return pos, found
+
+    def at(self, handles: np.ndarray) -> np.ndarray:
+        """Positions of nodes of this rank by their handles (every handle must be of a node here)."""
+        return np.searchsorted(self.key, handles)
 
 
 # --- paths: statistics and FASTA ------------------------------------------------------------
@@ -325,13 +395,15 @@ class AssemblyService:
             self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "
                            "overwrite them, or assemble into another prefix")
             return self._fail(msg)
-        ids, counts, edges = table.extract(("all",))
+        ids, counts, edges = self._owner_view(*table.extract(("all",)))
         # 1. the threshold
         hist = np.bincount(np.minimum(counts, HIST_MAX).astype(np.int64), minlength=HIST_MAX + 1)
         hist = coll.allreduce(hist)
         min_count = msg.min_count or valley(hist)
         keep = counts >= min_count
-        graph = Graph(ids[keep], counts[keep], edges[keep], k)
+        kept = coll.allreduce(np.array([int(counts[keep].sum(dtype=np.int64)), int(counts.sum(dtype=np.int64))],
+                                       np.int64))
+        graph = Graph(ids[keep], counts[keep], edges[keep], k, coll.rank, self.ex.size)
         phases["threshold"] = time.monotonic() - t0
         self._progress(1)
         removed = {"tips": 0, "bubbles": 0}
@@ -341,10 +413,10 @@ class AssemblyService:
             links, degrees = self._links(graph)
             if reuse is not None:
                 reuse = self._unchanged(graph, links, *reuse)
-            far, side, dist = self._chains(graph, links, reuse)
+            chains = self._chains(graph, links, reuse)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
             t = time.monotonic()
-            drop, tips, bubbles = self._clean(graph, links, degrees, far, side, dist)
+            drop, tips, bubbles = self._clean(graph, links, degrees, chains)
             phases["tips and bubbles"] = phases.get("tips and bubbles", 0.0) + time.monotonic() - t
             gone = coll.allreduce(np.array([int(drop.sum()), tips, bubbles], np.int64))
             removed["tips"] += int(gone[1])
@@ -354,16 +426,16 @@ class AssemblyService:
             if gone[0] == 0:
                 break
             # what the next round can keep: the unitigs that no change of link touches
-            reuse = (links[2][~drop], links[0][~drop], far[~drop], side[~drop], dist[~drop])
+            reuse = (links[2][~drop], links[0][~drop], *(a[~drop] for a in chains[:5]))
             graph = graph.subset(~drop)
         else:
             t = time.monotonic()
             links, degrees = self._links(graph)
-            far, side, dist = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
+            chains = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
         self._progress(2)
         t = time.monotonic()
-        contigs = self._spell(graph, far, side, dist)
+        contigs = self._spell(graph, chains)
         min_length = msg.min_length or 2 * k
         contigs = [c for c in contigs if len(c[1]) >= min_length]
         named, lengths = self._name(contigs, msg.prefix, k)
@@ -381,7 +453,32 @@ class AssemblyService:
         self.node.reply(msg, AssembleReply(
             min_count=int(min_count), contigs=len(lengths), total=int(lengths.sum()), n50=n50(lengths),
             longest=int(lengths.max(initial=0)), graph_kmers=graph_kmers, removed_tips=removed["tips"],
-            removed_bubbles=removed["bubbles"], phases=phases))
+            removed_bubbles=removed["bubbles"], phases=phases, distinct=int(hist.sum()),
+            occurrences=int(kept[1]), kept_occurrences=int(kept[0]),
+            error_peak=bool(msg.min_count == 0 and min_count > 1)))
+
+    def _owner_view(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray):
+        """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
+        the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
+        their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
+        size, rank = self.ex.size, self.coll.rank
+        dest = owners(ids, size) if len(ids) else np.zeros(0, np.int32)
+        away = dest != rank
+        if not self.coll.allreduce(np.array([int(away.any())], np.int64))[0]:
+            return ids, counts, edges
+        got = self.ex.scatter(dest[away], ids[away], counts[away], edges[away])
+        mine = ~away
+        ids, counts, edges = ids[mine], counts[mine], edges[mine]
+        cand_ids = np.concatenate(got[0])  # by source rank: the lowest rank's copy comes first
+        cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
+        if len(cand_ids):
+            held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
+            cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
+            _, first = np.unique(encoding.exact(cand_ids), return_index=True)
+            ids = np.concatenate((ids, cand_ids[first]))
+            counts = np.concatenate((counts, cand_counts[first]))
+            edges = np.concatenate((edges, cand_edges[first]))
+        return ids, counts, edges
 
     def _fail(self, msg: AssembleOrder) -> None:
         self.node.fail_order(msg, self._error or "assemble failed on another rank")
@@ -392,6 +489,13 @@ class AssemblyService:
 
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
     def _links(self, g: Graph):
+        """Each side's degree, and for a side with one neighbour: the neighbour's handle, the side of
+        it a path enters by, whether the link is one of a non-branching path (the facing side has one
+        neighbour too), and where the neighbour is (its position on its rank, for this round).
+
+        A node's own neighbour (a k-mer followed by itself or by its reverse complement) is never a
+        link; nor is anything to or from a palindromic k-mer: a path can only enter and leave it by
+        turning back, so it is a unitig of its own."""
         k, n, size = g.k, g.n, self.ex.size
         # the neighbours the edges name: slots 0-3 successors by base, 4-7 predecessors
         bits = (g.edges[:, None] >> np.arange(8, dtype=np.uint8)[None, :]) & 1
@@ -403,29 +507,31 @@ class AssemblyService:
         y[succ] = encoding.followers(x[succ], k, base[succ])
         y[~succ] = encoding.leaders(x[~succ], k, base[~succ])
         yc = encoding.canonical_array(y, k) if len(y) else y
-        ykey = node_keys(yc, k)
-        dest = owners(yc, size)
+        dest = owners(yc, size) if len(yc) else np.zeros(0, np.int32)
 
-        def answer(*asked):
-            return tuple(a.astype(np.int64) for a in g.index(*asked)[::-1])
+        def answer(asked):
+            pos, found = g.find(asked)
+            return (found.astype(np.int64), pos.astype(np.int64),
+                    np.where(found, g.key[pos] if g.n else 0, NOBODY).astype(np.uint64),
+                    np.where(found, g.palindromic[pos] if g.n else False, False).astype(np.uint8))
 
-        # which are in the graph, and where on their owner (later questions go by position)
-        asked = (ykey,) + (encoding.words(yc) if encoding.is_wide(k) else ())
-        found, where = self.ex.ask(dest, asked, answer)
+        # which are in the graph, their handles, and where on their owner (later questions go by position)
+        found, where, handle, pal = self.ex.ask(dest, (yc,), answer)
         present = found.astype(bool)
         side_of = np.where(slots < 4, R, L)
         degrees = np.zeros((n, 2), np.int64)
         np.add.at(degrees, (rows[present], side_of[present]), 1)
         # a side of degree 1: its single neighbour, and the side of it we enter by (leaving by R into
         # a neighbour read forward enters its L side; by L into a neighbour read forward, its R side)
-        one = present & (degrees[rows, side_of] == 1) & (ykey != g.key[rows])
+        one = (present & (degrees[rows, side_of] == 1) & (handle != g.key[rows]) & (pal == 0)
+               & ~g.palindromic[rows])
         r1, s1 = rows[one], side_of[one]
-        link_id = np.zeros((n, 2), np.uint64)
+        link_id = np.full((n, 2), NOBODY, np.uint64)
         link_side = np.zeros((n, 2), np.uint8)
         linked = np.zeros((n, 2), bool)
         link_h = np.zeros((n, 2), np.int64)
         forward = encoding.same(y[one], yc[one])
-        link_id[r1, s1] = ykey[one]
+        link_id[r1, s1] = handle[one]
         link_side[r1, s1] = np.where(forward, 1 - s1, s1)
         link_h[r1, s1] = where[one] * size + dest[one]
         # a link of a non-branching path: the facing side has one neighbour too
@@ -436,16 +542,17 @@ class AssemblyService:
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
-    def _unchanged(self, g: Graph, links, old_linked, old_id, far, side, dist):
-        """After k-mers left the graph: the unitigs none of whose nodes changed a link keep their
-        ends and positions; returns (far, side, dist, clean) for the next jumping."""
+    def _unchanged(self, g: Graph, links, old_linked, old_id, far, side, dist, far_order, cyclic):
+        """After k-mers left the graph: the unitigs none of whose nodes changed a link (and that are
+        not cycles, whose cut the next round makes again) keep their ends and positions; returns
+        (far, side, dist, far_order, clean) for the next jumping."""
         link_id, _link_side, linked, _link_h = links
-        changed = (linked != old_linked).any(axis=1) | (linked & (link_id != old_id)).any(axis=1)
-        key, _pos, _forward = self._unitig_of(g, far, side, dist)
+        changed = ((linked != old_linked).any(axis=1) | (linked & (link_id != old_id)).any(axis=1)) | cyclic
+        key = self._unitig_of(far, side, dist, far_order)[0]
         touched = np.unique(key[changed])
         every = np.concatenate(self.coll.alltoallv([touched] * self.ex.size))
         clean = ~np.isin(key, every) if len(every) else np.ones(g.n, bool)
-        return far, side, dist, clean
+        return far, side, dist, far_order, clean
 
     def _jump(self, g: Graph, link_id, link_side, linked, link_h, reuse=None):
         """For each side of each node: the end of its path beyond that side (far id, the end's dead
@@ -464,12 +571,13 @@ class AssemblyService:
         side = np.repeat(np.array([[L, R]], np.uint8), n, axis=0)
         dist = np.zeros((n, 2), np.int64)
         done = ~linked
-        low = far.copy()
+        low = np.repeat(g.order[:, None], 2, axis=1)
         fixed = np.zeros(n, bool)
         if reuse is not None:  # unitigs untouched by the last cleaning: their ends are known already
             far0, side0, dist0, fixed = reuse
             far[fixed], side[fixed], dist[fixed], done[fixed] = far0[fixed], side0[fixed], dist0[fixed], True
-        spread = (g.key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - RULER_BITS)
+        with np.errstate(over="ignore"):
+            spread = (g.order * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - RULER_BITS)
         ruler = ~fixed & (~linked.all(axis=1) | (spread == 0))
         # the nearest ruler beyond each side: its handle, id, the side by which the path leaves it,
         # the distance, and the smallest id from here to it
@@ -494,7 +602,7 @@ class AssemblyService:
                 cols.append(np.stack((link_h[sel, s].astype(np.uint64), link_side[sel, s].astype(np.uint64),
                                       (ruler_idx[sel] * size + rank).astype(np.uint64), g.key[sel],
                                       np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
-                                      g.key[sel]), axis=1))
+                                      g.order[sel]), axis=1))
             walkers = np.concatenate(cols)
             hops = 0
             while self.coll.allreduce(np.array([len(walkers)], np.int64))[0]:
@@ -503,7 +611,7 @@ class AssemblyService:
                     raise RuntimeError("assemble: a walk between rulers did not end (inconsistent links)")
                 got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
                 pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
-                passed = np.minimum(got[:, 6], g.key[pos])
+                passed = np.minimum(got[:, 6], g.order[pos])
                 near_h[pos, e], near_id[pos, e] = got[:, 2].astype(np.int64), got[:, 3]
                 near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 4], got[:, 5].astype(np.int64), passed
                 go = ~ruler[pos]  # a walker stops at the next ruler
@@ -526,7 +634,7 @@ class AssemblyService:
         rside = np.where(rl, near_t[rn], np.array([[L, R]], np.uint8)).astype(np.uint8)
         rdist = np.where(rl, near_d[rn], 0)
         rdone = ~rl
-        rlow = np.where(rl, near_low[rn], g.key[rn, None])
+        rlow = np.where(rl, near_low[rn], g.order[rn, None])
         total = int(self.coll.allreduce(np.array([len(rn)], np.int64))[0])
 
         def state(handles, sides):
@@ -556,13 +664,18 @@ class AssemblyService:
         return far, side, dist, done, low
 
     def _chains(self, g: Graph, links, reuse=None):
+        """Every node's unitig: for each side, the handle of the unitig's end beyond it, the end's
+        dead side, the distance to it and the end's order key; and which nodes lie on cycles (each
+        cut at its node of smallest order key: the links it cut are gone from ``linked``)."""
         link_id, link_side, linked, link_h = links
         linked = linked.copy()
-        far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h, reuse)
-        if self.coll.allreduce(np.array([int((~done).sum())], np.int64))[0]:
+        far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h,
+                                                None if reuse is None else (reuse[0], reuse[1], reuse[2], reuse[4]))
+        cyclic = ~done[:, L]
+        if self.coll.allreduce(np.array([int(cyclic.sum())], np.int64))[0]:
             # cycles: cut each at its smallest k-mer (its L side, and the side facing it); the paths
             # that ended already keep their answers
-            cut = (~done[:, L]) & (low[:, L] == g.key)
+            cut = cyclic & (low[:, L] == g.order)
             linked[cut, L] = False
             tell = np.flatnonzero(cut)
             h = link_h[tell, L]
@@ -572,44 +685,63 @@ class AssemblyService:
             ended = done.all(axis=1)
             far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h,
                                                     (far, side, dist, ended))
-        return far, side, dist
+        # the order key of every end (those reused are known already)
+        far_order = np.zeros((g.n, 2), np.uint64)
+        known = np.zeros(g.n, bool) if reuse is None else reuse[4] & ~cyclic
+        if reuse is not None:
+            far_order[known] = reuse[3][known]
+        rows = np.flatnonzero(~known[:, None].repeat(2, axis=1).ravel())
+        i, sd = rows // 2, rows % 2
+        h = far[i, sd]
+        (far_order[i, sd],) = self.ex.ask((h % np.uint64(self.ex.size)).astype(np.int64), (h,),
+                                          lambda hh: (g.order[g.at(hh)],))
+        return far, side, dist, far_order, cyclic, linked
 
     @staticmethod
-    def _unitig_of(g: Graph, far, side, dist):
-        """Each node's unitig (key: 2 * end id + dead side of its chosen end), position, and whether
-        it is read forward (its chosen end lies beyond its L side)."""
-        key_l = far[:, L] * np.uint64(2) + side[:, L].astype(np.uint64)
-        key_r = far[:, R] * np.uint64(2) + side[:, R].astype(np.uint64)
-        forward = key_l <= key_r
-        key = np.where(forward, key_l, key_r)
-        pos = np.where(forward, dist[:, L], dist[:, R])
-        return key, pos, forward
+    def _unitig_of(far, side, dist, far_order):
+        """Each node's unitig: its key (2 * handle + dead side of the end it is read from: exact),
+        position, whether it is read forward (that end lies beyond its L side), and the (order key,
+        side) of that end, which orders unitigs the same way on any rank count.  The end read from
+        is the smaller by (order key, side, handle)."""
+        fl, fr = far_order[:, L], far_order[:, R]
+        sl, sr = side[:, L], side[:, R]
+        forward = (fl < fr) | ((fl == fr) & ((sl < sr) | ((sl == sr) & (far[:, L] <= far[:, R]))))
+        end = np.where(forward, L, R)
+        rows = np.arange(len(far))
+        key = far[rows, end] * np.uint64(2) + side[rows, end].astype(np.uint64)
+        return key, dist[rows, end], forward, far_order[rows, end], side[rows, end]
 
     # --- 5. tips and bubbles ------------------------------------------------------------------
-    def _clean(self, g: Graph, links, degrees, far, side, dist):
-        link_id, _link_side, linked, _link_h = links
-        key, _pos, _forward = self._unitig_of(g, far, side, dist)
+    def _clean(self, g: Graph, links, degrees, chains):
+        far, side, dist, far_order, cyclic, linked = chains
+        key, _pos, _forward, uorder, uside = self._unitig_of(far, side, dist, far_order)
+        link_id = links[0]
         length = dist[:, L] + dist[:, R] + 1
         # what each node tells its unitig's owner: its count, and for each side that ends the
-        # unitig, the side's degree and (degree 1) the neighbour beyond it
+        # unitig, the side's degree and (degree 1) the neighbour beyond it; cycles are neither tips
+        # nor bubble arms
         ends = ~linked
-        nb = np.where(degrees == 1, link_id, np.uint64(0))
-        dest = owners(key, self.ex.size)
+        nb = np.where(degrees == 1, link_id, NOBODY)
+        dest = ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
         got = self.ex.scatter(dest, key, length, g.counts.astype(np.int64),
                               ends[:, L].astype(np.uint8), ends[:, R].astype(np.uint8),
-                              degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R])
-        ukey, ulen, ucount, eL, eR, dL, dR, nL, nR = (np.concatenate(a) for a in got)
+                              degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R],
+                              cyclic.astype(np.uint8), uorder, uside)
+        ukey, ulen, ucount, eL, eR, dL, dR, nL, nR, ucyc, uord, usd = (np.concatenate(a) for a in got)
         remove_keys = []
         tips = bubbles = 0
-        arm_lo = arm_hi = arm_key = np.empty(0, np.uint64)
+        arm_lo = arm_hi = arm_key = arm_ord = np.empty(0, np.uint64)
         arm_cov = np.empty(0, np.float64)
+        arm_side = np.empty(0, np.uint8)
         if len(ukey):
             order = np.argsort(ukey, kind="stable")
             ukey, ulen, ucount = ukey[order], ulen[order], ucount[order]
             eL, eR, dL, dR, nL, nR = eL[order], eR[order], dL[order], dR[order], nL[order], nR[order]
+            ucyc, uord, usd = ucyc[order], uord[order], usd[order]
             first = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
             keys = ukey[first]
             nodes = ulen[first]
+            cyc = ucyc[first].astype(bool)
             cov = np.add.reduceat(ucount, first) / np.maximum(np.diff(np.append(first, len(ukey))), 1)
             # the two end sides of each unitig: (degree, neighbour beyond)
             end_deg = np.concatenate((dL[eL == 1], dR[eR == 1]))
@@ -618,21 +750,24 @@ class AssemblyService:
             o = np.lexsort((end_nb, end_key))
             end_key, end_deg, end_nb = end_key[o], end_deg[o], end_nb[o]
             idx = np.searchsorted(end_key, keys)
-            d1, d2 = end_deg[idx], end_deg[np.minimum(idx + 1, len(end_key) - 1)]
-            b1, b2 = end_nb[idx], end_nb[np.minimum(idx + 1, len(end_key) - 1)]
+            if len(end_key) != 2 * len(keys) or not (end_key[idx] == keys).all():
+                raise RuntimeError("assemble: a unitig without two ends (inconsistent links)")
+            d1, d2, b1, b2 = end_deg[idx], end_deg[idx + 1], end_nb[idx], end_nb[idx + 1]
             short = nodes < g.k + 1  # fewer than 2k bases
-            tip = short & (((d1 == 0) & (d2 > 0)) | ((d2 == 0) & (d1 > 0)))
+            tip = ~cyc & short & (((d1 == 0) & (d2 > 0)) | ((d2 == 0) & (d1 > 0)))
             tips = int(tip.sum())
             remove_keys.append(keys[tip])
-            arm = (~tip) & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k)
+            arm = ~cyc & ~tip & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k) & (b1 != NOBODY) & (b2 != NOBODY)
             arm_lo, arm_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
             arm_key, arm_cov = keys[arm], cov[arm].astype(np.float64)
+            arm_ord, arm_side = uord[first][arm], usd[first][arm]
         # the arms of one bubble may belong to unitigs owned by different ranks: each arm goes to the
-        # owner of the smaller k-mer it joins, which sees every arm between that pair
-        got = self.ex.scatter(owners(arm_lo, self.ex.size), arm_lo, arm_hi, arm_key, arm_cov)
-        pair_lo, pair_hi, akeys, acov = (np.concatenate(a) for a in got)
+        # rank of the node of smaller handle it joins, which sees every arm between that pair
+        got = self.ex.scatter((arm_lo % np.uint64(self.ex.size)).astype(np.int64), arm_lo, arm_hi, arm_key,
+                              arm_cov, arm_ord, arm_side)
+        pair_lo, pair_hi, akeys, acov, aord, aside = (np.concatenate(a) for a in got)
         if len(akeys):
-            o = np.lexsort((akeys, -acov, pair_hi, pair_lo))  # best arm first in each pair
+            o = np.lexsort((aside, aord, -acov, pair_hi, pair_lo))  # best arm first in each pair
             pair_lo, pair_hi, akeys = pair_lo[o], pair_hi[o], akeys[o]
             dup = np.concatenate(([False], (pair_lo[1:] == pair_lo[:-1]) & (pair_hi[1:] == pair_hi[:-1])))
             bubbles = int(dup.sum())
@@ -644,38 +779,43 @@ class AssemblyService:
         return drop, tips, bubbles
 
     # --- 6. sequences and names -------------------------------------------------------------------
-    def _spell(self, g: Graph, far, side, dist) -> list[tuple[int, str, float]]:
-        """The unitigs this rank owns: (key, sequence, mean count)."""
+    def _spell(self, g: Graph, chains) -> list[tuple[int, str, float, int, int]]:
+        """The unitigs whose end this rank holds: (key, sequence, mean count, order key and side of
+        the end it is read from)."""
         k = g.k
-        key, pos, forward = self._unitig_of(g, far, side, dist)
+        key, pos, forward, uorder, uside = self._unitig_of(*chains[:4])
         oriented = np.where(forward, g.ids, encoding.revcomp_array(g.ids, k) if g.n else g.ids)
-        got = self.ex.scatter(owners(key, self.ex.size), key, pos, oriented, g.counts.astype(np.int64))
-        ukey, upos, uori, ucount = (np.concatenate(a) for a in got)
+        dest = ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
+        got = self.ex.scatter(dest, key, pos, oriented, g.counts.astype(np.int64), uorder, uside)
+        ukey, upos, uori, ucount, uord, usd = (np.concatenate(a) for a in got)
         if not len(ukey):
             return []
         order = np.lexsort((upos, ukey))
-        ukey, uori, ucount = ukey[order], uori[order], ucount[order]
+        ukey, upos, uori, ucount, uord, usd = (a[order] for a in (ukey, upos, uori, ucount, uord, usd))
         starts = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
         stops = np.append(starts[1:], len(ukey))
+        if not ((upos == np.arange(len(upos)) - np.repeat(starts, stops - starts)).all()):
+            raise RuntimeError("assemble: the positions of a unitig's k-mers are not 0, 1, 2, ... (inconsistent links)")
         heads = encoding.decode_array(uori[starts], k)  # the first k-mer of each unitig, as bases
         low_word = encoding.words(uori)[1] if encoding.is_wide(k) else uori
         last = np.frombuffer(b"ACGT", np.uint8)[(low_word & np.uint64(3)).astype(np.int64)]
         out = []
         for i, (a, b) in enumerate(zip(starts, stops)):
             seq = heads[i].tobytes().decode() + last[a + 1:b].tobytes().decode()
-            out.append((int(ukey[a]), seq, float(ucount[a:b].mean())))
+            out.append((int(ukey[a]), seq, float(ucount[a:b].mean()), int(uord[a]), int(usd[a])))
         return out
 
     def _name(self, contigs, prefix: str, k: int) -> tuple[list[GraphPath], np.ndarray]:
-        """Name every rank's unitigs PREFIX-1, ... by decreasing length (ties by key), and hand each
-        path to the owner of its name; returns the paths this rank now holds, and all lengths."""
+        """Name every rank's unitigs PREFIX-1, ... by decreasing length (ties by the order key and
+        side of the end each is read from: the same on any rank count), and hand each path to the
+        owner of its name; returns the paths this rank now holds, and all lengths."""
         size = self.ex.size
-        mine = np.array([(len(seq), key) for key, seq, _ in contigs], np.uint64).reshape(-1, 2)
-        everyone = np.concatenate(self.coll.alltoallv([mine.ravel()] * size)).reshape(-1, 2)
-        order = np.lexsort((everyone[:, 1], -everyone[:, 0].astype(np.int64)))
+        mine = np.array([(len(seq), key, o, sd) for key, seq, _, o, sd in contigs], np.uint64).reshape(-1, 4)
+        everyone = np.concatenate(self.coll.alltoallv([mine.ravel()] * size)).reshape(-1, 4)
+        order = np.lexsort((everyone[:, 1], everyone[:, 3], everyone[:, 2], -everyone[:, 0].astype(np.int64)))
         rank_of = {int(everyone[j, 1]): n + 1 for n, j in enumerate(order)}
         blobs: list[list[bytes]] = [[] for _ in range(size)]
-        for key, seq, cov in contigs:
+        for key, seq, cov, _o, _sd in contigs:
             name = f"{prefix}-{rank_of[key]}"
             path = GraphPath(name, seq, k, "unitig", coverage=cov)
             blobs[owner(("paths", name), size)].append(pack_item(path))

@@ -61,7 +61,14 @@ class Assemble(Statement, keyword="assemble"):
         rep = replies[0]
         seconds = time.monotonic() - t0
         phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())
-        chosen = f"min_count={rep.min_count}" + (" (auto)" if auto else "")
+        chosen = f"min_count={rep.min_count}" + (" (auto)" if auto and rep.error_peak else
+                                                  " (auto: the counts have no error peak)" if auto else "")
+        warning = ""
+        if rep.occurrences and 10 * rep.kept_occurrences < rep.occurrences:
+            warning = (f"\nwarning: min_count={rep.min_count} leaves out "
+                       f"{1 - rep.kept_occurrences / rep.occurrences:.1%} of the k-mers' occurrences "
+                       f"({rep.graph_kmers:,} of {rep.distinct:,} distinct k-mers are in the graph); "
+                       "a lower min_count keeps more")
         if rep.contigs:
             head = (f"assembled {rep.contigs:,} contig{'s' if rep.contigs > 1 else ''} into paths/{prefix}-1.."
                     f"{rep.contigs}: {rep.total:,} bases, N50 {rep.n50:,}, longest {rep.longest:,}")
@@ -69,9 +76,10 @@ class Assemble(Statement, keyword="assemble"):
             head = (f"no contigs: no path of the graph is at least min_length long ({rep.graph_kmers:,} k-mers "
                     f"have a count >= {rep.min_count})")
         text = (f"{head}\n{chosen}; {rep.graph_kmers:,} k-mers in the graph; removed {rep.removed_tips:,} tips and "
-                f"{rep.removed_bubbles:,} bubble arms; {seconds:.2f} s ({phases})")
+                f"{rep.removed_bubbles:,} bubble arms; {seconds:.2f} s ({phases})" + warning)
         return [Result("assemble", text, {"contigs": rep.contigs, "total": rep.total, "n50": rep.n50,
                                           "longest": rep.longest, "min_count": rep.min_count,
-                                          "graph_kmers": rep.graph_kmers, "tips": rep.removed_tips,
+                                          "graph_kmers": rep.graph_kmers, "distinct": rep.distinct,
+                                          "warning": warning.strip(), "tips": rep.removed_tips,
                                           "bubbles": rep.removed_bubbles, "phases": rep.phases,
                                           "seconds": seconds, "prefix": prefix})]
