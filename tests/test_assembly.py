@@ -80,7 +80,7 @@ def contigs(cluster):
     return sorted(canon(cluster.get(f"paths/contig-{i}").sequence) for i in range(1, paths + 1))
 
 
-def transform(cluster, ranks, data, genome, k):
+def transform(cluster, ranks, data, reads, k):
     """Put the store in a state the language can make without changing what it holds: k-mers copied
     or moved off their owners, a k-mer replicated, a prefix copied over; returns the statements."""
     done = []
@@ -88,8 +88,9 @@ def transform(cluster, ranks, data, genome, k):
         a, b = data.draw(st.permutations(range(ranks)))[:2]
         kind = data.draw(st.sampled_from(["copy", "move", "replicate", "prefix"]))
         if kind == "replicate":
-            i = data.draw(st.integers(0, len(genome) - k))
-            text = f"replicate kmers/{canon(genome[i:i + k])} to {data.draw(st.integers(2, ranks))} ranks"
+            read = data.draw(st.sampled_from(reads))
+            i = data.draw(st.integers(0, len(read) - k))
+            text = f"replicate kmers/{canon(read[i:i + k])} to {data.draw(st.integers(2, ranks))} ranks"
         elif kind == "prefix":
             text = f"copy kmers/{data.draw(st.sampled_from(['A', 'C', 'AC', 'G']))}* from {a} to {b} replace"
         else:
@@ -136,7 +137,7 @@ def test_unitigs_match_a_simple_builder_for_every_k_and_store_state(tmp_path_fac
     ranks = data.draw(st.integers(1, 4))
     with Cluster.local(ranks) as c:
         c.run(f'load "{path}" into kmers k={k}')
-        done = transform(c, ranks, data, genome, k)
+        done = transform(c, ranks, data, reads, k)
         c.run("assemble kmers into paths/contig min_count=1 min_length=1 clean=false")
         assert contigs(c) == expected, done
 
@@ -402,7 +403,8 @@ def test_cleaned_contigs_are_the_same_on_any_rank_count_and_after_copies_moves_a
     circular = data.draw(st.booleans())
     text = genome + genome[:99] if circular else genome
     path = tmp_path_factory.mktemp("g") / "r.fq"
-    write_fastq(path, error_reads(rng, text, len(genome) // 4, 100))
+    reads = error_reads(rng, text, len(genome) // 4, 100)
+    write_fastq(path, reads)
     script = f'load "{path}" into kmers k={k}'
     with Cluster.local(1) as c:
         c.run(script)
@@ -411,7 +413,7 @@ def test_cleaned_contigs_are_the_same_on_any_rank_count_and_after_copies_moves_a
     ranks = data.draw(st.integers(2, 4))
     with Cluster.local(ranks) as c:
         c.run(script)
-        done = transform(c, ranks, data, genome, k)
+        done = transform(c, ranks, data, reads, k)
         (got,) = c.run("assemble kmers into paths/contig")
         assert named_contigs(c) == expected, done
         assert got.data["min_count"] == want.data["min_count"], done

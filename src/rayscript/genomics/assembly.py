@@ -461,14 +461,16 @@ class AssemblyService:
         """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
         the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
         their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
-        size, rank = self.ex.size, self.coll.rank
-        dest = owners(ids, size) if len(ids) else np.zeros(0, np.int32)
-        away = dest != rank
-        if not self.coll.allreduce(np.array([int(away.any())], np.int64))[0]:
+        foreign = self.node.shard.off_owner(self.coll.rank, self.ex.size)
+        if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
             return ids, counts, edges
-        got = self.ex.scatter(dest[away], ids[away], counts[away], edges[away])
-        mine = ~away
-        ids, counts, edges = ids[mine], counts[mine], edges[mine]
+        if foreign is not None:
+            f_ids, f_counts, f_edges, dest = foreign
+            mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
+            ids, counts, edges = ids[mine], counts[mine], edges[mine]
+        else:
+            f_ids, f_counts, f_edges, dest = ids[:0], counts[:0], edges[:0], np.zeros(0, np.int32)
+        got = self.ex.scatter(dest, f_ids, f_counts, f_edges)
         cand_ids = np.concatenate(got[0])  # by source rank: the lowest rank's copy comes first
         cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
         if len(cand_ids):

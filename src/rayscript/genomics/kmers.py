@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -199,9 +198,6 @@ def _peak_rss() -> int:
 class KmerService:
     def __init__(self, node):
         self.node = node
-        # buckets found to hold only k-mers owned here, by the id array found so (a bucket changed
-        # since has another array: its ids are hashed again)
-        self._owned: dict[int, weakref.ref] = {}
         for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
                         DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
             node.register(cls, fn)
@@ -371,21 +367,8 @@ class KmerService:
 
     def _foreign(self) -> tuple | None:
         """(ids, counts, owners) of the k-mers held here that another rank owns; None if none."""
-        n, me = self.node.size, self.node.rank
-        parts = []
-        if n > 1:
-            table, owned = self.table, self._owned
-            for b, ids, counts, _e in table.selection(("all",)):
-                held = owned.get(b)
-                if held is not None and held() is table.ids[b]:
-                    continue  # this very array was found to hold only k-mers owned here
-                own = owners(ids, n)
-                mask = own != me
-                if mask.any():
-                    parts.append((ids[mask], counts[mask], own[mask]))
-                else:
-                    owned[b] = weakref.ref(table.ids[b])
-        return tuple(np.concatenate(x) for x in zip(*parts)) if parts else None
+        found = self.node.shard.off_owner(self.node.rank, self.node.size)
+        return None if found is None else (found[0], found[1], found[3])
 
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
         t = self.table

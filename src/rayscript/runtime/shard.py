@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..items import BY_NAMESPACE, Carriageable, Kmer, pack_item
 from ..store import encoding
 from ..store.encoding import COUNT_MAX
 from ..store.kmertable import KmerTable
+from ..store.partition import owners
 
 
 class ItemExists(Exception):
@@ -22,6 +25,27 @@ class Shard:
         # what moves out of this shard right now: a key under a move in flight is taken once
         self.moving: set[tuple] = set()  # keys of single-item moves
         self.bulk_moving: dict[tuple, np.ndarray] = {}  # (commander, request) -> sorted k-mer ids
+        # buckets found to hold only k-mers owned here, by the id array found so (a bucket changed
+        # since has another array: its ids are hashed again)
+        self._owned: dict[int, weakref.ref] = {}
+
+    def off_owner(self, rank: int, size: int) -> tuple | None:
+        """(ids, counts, edges, owners) of the k-mers held here that another rank owns (copies,
+        replicas, moves); None if there are none."""
+        parts = []
+        if size > 1:
+            table, owned = self.kmers, self._owned
+            for b, ids, counts, edges in table.selection(("all",)):
+                held = owned.get(b)
+                if held is not None and held() is table.ids[b]:
+                    continue  # this very array was found to hold only k-mers owned here
+                own = owners(ids, size)
+                mask = own != rank
+                if mask.any():
+                    parts.append((ids[mask], counts[mask], edges[mask], own[mask]))
+                else:
+                    owned[b] = weakref.ref(table.ids[b])
+        return tuple(np.concatenate(x) for x in zip(*parts)) if parts else None
 
     def moving_kmers(self, ids: np.ndarray) -> int:
         """How many of the k-mer ``ids`` are under a move in flight from this shard."""
