@@ -79,7 +79,9 @@ DEFAULT_K = 31  # load's k for an empty store
 
 class Load(_KmersOnly, keyword="load"):
     syntax = "load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]"
-    summary = ("Count the k-mers of FASTQ/FASTA files (plain or gzip) across the ranks. A second load adds its "
+    summary = ("Count the k-mers of FASTQ/FASTA files across the ranks: plain files, each split between the ranks, "
+               f"and files compressed with {fastx.COMPRESSIONS} (told by their first bytes, whatever their names), "
+               "each read whole by one rank. A file listed twice is counted twice. A second load adds its "
                "counts to those already in the store (same k and canonical= setting). Without k=, the store's "
                f"k, or {DEFAULT_K} for an empty store.")
     example = 'load "reads.fq" into kmers k=31'
@@ -110,10 +112,10 @@ class Load(_KmersOnly, keyword="load"):
         plan = fastx.plan(sources, cmd.size)
         total = sum(s.size for s in sources)
         t0 = time.monotonic()
-        tiled = [(s.path, s.size) for s in sources if s.fmt == "fastq" and not s.gz]
+        tiled = [(i, s.path, s.size) for i, s in enumerate(sources) if s.fmt == "fastq" and not s.codec]
         replies = yield cmd.every(lambda r: LoadOrder(
             recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled,
-            parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
+            parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]]))
         cmd.canonical = canonical
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
@@ -354,7 +356,7 @@ class Query(_KmersOnly, keyword="query"):
         k = ks.pop()
         canonical = cmd.canonical
         fwd_all, ids_all = [], []
-        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.gz, 0, 1 << 62)):
+        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.codec, 0, 1 << 62)):
             fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
             fwd_all.append(fwd)
             ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
