@@ -15,6 +15,7 @@ import pytest
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
+from rayscript.store.kmertable import COUNT_MAX, HIST_DENSE, KmerTable
 from test_kmers import read_dump, reference
 
 if sys.version_info >= (3, 14):
@@ -203,3 +204,26 @@ def test_progress_lines_under_mpiexec_never_pass_the_total(tmp_path):
     for line in lines:
         done, total = (float(x) for x in line.split("(")[1].split(" MiB")[0].split(" of "))
         assert done <= total, line
+
+
+# --- histogram ---------------------------------------------------------------------------------------
+
+def test_the_table_s_histogram_is_sparse_and_exact_across_its_dense_range():
+    t = KmerTable(21)
+    counts = np.array([1, 1, 5, HIST_DENSE - 1, HIST_DENSE, HIST_DENSE, 70_000, COUNT_MAX - 1, COUNT_MAX], np.uint64)
+    ids = np.arange(3, 3 + len(counts), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15 >> 30)
+    t.add_counted(ids, counts, np.zeros(len(ids), np.uint8))
+    values, numbers = t.histogram()
+    assert values.tolist() == [1, 5, HIST_DENSE - 1, HIST_DENSE, 70_000, COUNT_MAX - 1, COUNT_MAX]
+    assert numbers.tolist() == [2, 1, 1, 2, 1, 1, 1]
+
+
+def test_histogram_of_a_count_near_the_counter_s_maximum(tmp_path):
+    with Cluster.local(2) as c:
+        c.run("put kmers/AAAAA count=4294967290 on 0\nput kmers/AAAAC count=3 on 1\nput kmers/AAAAG count=3 on 0\n"
+              "put kmers/AAACC count=70000 on 1\nreplicate kmers/AAAAA to 2 ranks")  # a copy is taken once
+        (res,) = c.run("histogram kmers")
+        assert res.data == {3: 2, 70000: 1, 4294967290: 1}
+        assert res.text == "3 2\n70000 1\n4294967290 1"
+        c.run(f'histogram kmers to "{tmp_path}/h.txt"')
+        assert (tmp_path / "h.txt").read_text() == "3 2\n70000 1\n4294967290 1\n"

@@ -56,7 +56,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     canonical: bool = True
     saturated: int = 0
     nbytes: int = 0
-    histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
+    histogram: bytes = b""  # when asked for: int64 counts held, then as many numbers of k-mers with each
     copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
     foreign: int = 0  # k-mers held here that another rank owns (foreign=True)
 
@@ -391,11 +391,13 @@ class KmerService:
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
         t = self.table
         left_ids, left_counts = copies
-        hist = t.histogram() if msg.histogram else None
-        if hist is not None and len(left_counts):
-            less = np.bincount(left_counts)
-            hist = np.pad(hist, (0, max(len(less) - len(hist), 0)))
-            hist[: len(less)] -= less
+        hist = None
+        if msg.histogram:
+            counts, numbers = t.histogram()
+            if len(left_counts):  # the copies left out: every count of theirs is among the table's
+                less, times = np.unique(left_counts, return_counts=True)
+                numbers[np.searchsorted(counts, less)] -= times
+            hist = np.stack((counts, numbers))
         foreign = self._foreign() if msg.foreign else None
         self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
                                             total=t.total() - int(left_counts.sum(dtype=np.int64)),

@@ -200,7 +200,8 @@ def _count_paths(cmd):
 
 class Histogram(_KmersOnly, keyword="histogram"):
     syntax = "histogram kmers [to \"FILE\"]"
-    summary = "Count -> number of k-mers with that count. An existing FILE is overwritten."
+    summary = ("Count -> number of k-mers with that count, for every count held, however large (lines in "
+               "increasing count, as jellyfish histo writes them). An existing FILE is overwritten.")
     example = 'histogram kmers to "histo.tsv"'
 
     path: Value | None = None
@@ -212,15 +213,15 @@ class Histogram(_KmersOnly, keyword="histogram"):
     def run(self, cmd):
         path = output_path(cmd.path(self.path)) if self.path is not None else None
         infos = yield from _stats(cmd, histogram=True, once=True)
-        hists = [np.frombuffer(i.histogram, dtype=np.int64) for i in infos]
-        n = max((len(h) for h in hists), default=0)
-        total = np.zeros(n, np.int64)
-        for h in hists:
-            total[: len(h)] += h
-        counts = np.flatnonzero(total[1:]) + 1
-        lines = [f"{c} {total[c]}" for c in counts]
+        # every rank's (counts, numbers), summed count by count: sparse, however large a count is
+        pairs = np.concatenate([np.frombuffer(i.histogram, dtype=np.int64).reshape(2, -1) for i in infos], axis=1)
+        counts, where = np.unique(pairs[0], return_inverse=True)
+        numbers = np.zeros(len(counts), np.int64)
+        np.add.at(numbers, where, pairs[1])
+        keep = (counts > 0) & (numbers > 0)
+        data = dict(zip(counts[keep].tolist(), numbers[keep].tolist()))
+        lines = [f"{c} {n}" for c, n in data.items()]
         body = "\n".join(lines) + ("\n" if lines else "")
-        data = {int(c): int(total[c]) for c in counts}
         if path:
             if not cmd.explaining:
                 write_text(path, body)
