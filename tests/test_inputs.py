@@ -227,3 +227,33 @@ def test_histogram_of_a_count_near_the_counter_s_maximum(tmp_path):
         assert res.text == "3 2\n70000 1\n4294967290 1"
         c.run(f'histogram kmers to "{tmp_path}/h.txt"')
         assert (tmp_path / "h.txt").read_text() == "3 2\n70000 1\n4294967290 1\n"
+
+
+# --- where statements write ---------------------------------------------------------------------------
+
+def test_a_file_in_the_way_of_a_directory_is_named(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with Cluster.local(2) as c:
+        where = f"{tmp_path}/afile/sub"
+        for text, start in ((f'save to "{where}"', f"cannot write {where}: "),
+                            (f'save to "{where}/deeper"', f"cannot write {where}/deeper: "),
+                            (f'restore from "{where}"', f"cannot read a checkpoint from {where}: "),
+                            (f'dump kmers to "{where}/o.tsv"', f"cannot write {where}/o.tsv: ")):
+            with pytest.raises(RayScriptError) as info:
+                c.run(text)
+            assert f"{start}{tmp_path}/afile is a file, not a directory" in str(info.value), str(info.value)
+        with pytest.raises(RayScriptError, match=f"cannot write {tmp_path}/afile: it is a file, not a directory"):
+            c.run(f'save to "{tmp_path}/afile"')
+
+
+def test_dump_of_no_paths_writes_an_empty_file_and_says_so(tmp_path):
+    out = tmp_path / "contigs.fa"
+    out.write_text(">old\nACGT\n")
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'dump paths to "{out}"')
+        assert res.text == f"the store holds no paths: wrote an empty file {out}"
+        assert out.read_text() == "" and res.data["paths"] == 0
+        c.run("put paths/contig-1 on 1")
+        (res, after) = c.run(f'dump paths/scaffold* to "{out}"\nprint "went on"')
+        assert res.text == f"no path matches paths/scaffold*: wrote an empty file {out}"
+        assert after.text == "went on"

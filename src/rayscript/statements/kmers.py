@@ -28,12 +28,26 @@ from ..store.partition import owner, owners
 from .store import wire_selector
 
 
+def in_the_way(path: str) -> str | None:
+    """The file that stands where ``path`` needs a directory: the deepest of ``path`` and the folders
+    above it that exists, if it is not a directory (None when that one is a directory)."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
+
+
 def output_path(path: str) -> str:
     """Where a statement writes ``path``: through a symlink to its target; refused when it is
     anything but a regular file (which is overwritten) or absent, or cannot be written."""
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
+        blocker = in_the_way(directory)
+        if blocker is not None:
+            raise ScriptError(f"cannot write {path}: {blocker} is a file, not a directory")
         raise ScriptError(f"cannot write {path}: no such directory {directory}")
     try:
         st = os.stat(real)
@@ -235,7 +249,8 @@ class Dump(_KmersOnly, keyword="dump"):
     syntax = "dump kmers|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
                "Paths: write FASTA, one record per path (header: name, "
-               "length, mean k-mer count), in name order (contig-1, contig-2, ...). Every rank writes its own part "
+               "length, mean k-mer count), in name order (contig-1, contig-2, ...); no path to write makes an empty "
+               "file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.fa"'
     options_allowed = {"min": "a number", "max": "a number"}
@@ -288,8 +303,13 @@ class Dump(_KmersOnly, keyword="dump"):
         replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fasta=True))
         chosen, copies = paths_once(replies, cmd.size)
         records = sorted((_name_order(name), r, name, replies[r].sizes[i]) for r, name, i in chosen)
-        if not records:
-            raise ScriptError(f"no paths match {self.name or self.selector or 'paths'}: nothing to write")
+        if not records:  # an empty FASTA file, as an empty store dumps an empty k-mer file
+            if not cmd.explaining:
+                write_text(path, "")
+            which = self.name or self.selector
+            none = f"no path matches {which}" if which is not None else "the store holds no paths"
+            return [Result("dump", f"{none}: wrote an empty file {path}",
+                           {"path": path, "bytes": 0, "paths": 0, "copies": copies})]
         places: list[list] = [[] for _ in range(cmd.size)]
         offset = 0
         for _order, r, name, size in records:
