@@ -29,7 +29,7 @@ def _read_split(path, cuts):
     spans = []
     for a, b in itertools.pairwise(bounds):
         span = []
-        for _ in fastx.read_part(fastx.Part(str(path), "fastq", False, a, b), span=span):
+        for _ in fastx.read_part(fastx.Part(str(path), "fastq", "", a, b), span=span):
             pass
         if span:
             spans.append(tuple(span))

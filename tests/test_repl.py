@@ -222,8 +222,9 @@ def test_repl_under_mpiexec_in_tmux_as_a_person_types():
         marker.unlink(missing_ok=True)
 
 
-def _rank_process(rank: int) -> int:
-    """The pid of rank ``rank`` of the running job: the child of the keeper whose PMI_RANK it is."""
+def _rank_process(rank: int, job: str) -> int:
+    """The pid of rank ``rank`` of the running job: the child of the keeper whose PMI_RANK it is,
+    among the keepers started with RAYSCRIPT_TEST_JOB=job (other jobs may run on the machine)."""
     keepers = {}
     children = {}
     for entry in os.listdir("/proc"):
@@ -235,6 +236,8 @@ def _rank_process(rank: int) -> int:
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             if comm == "rayscript-keep":
                 env = (proc / "environ").read_bytes().split(b"\0")
+                if f"RAYSCRIPT_TEST_JOB={job}".encode() not in env:
+                    continue
                 keepers[int(entry)] = next(int(e[9:]) for e in env if e.startswith(b"PMI_RANK="))
             children.setdefault(ppid, []).append(int(entry))
         except (OSError, StopIteration, ValueError, IndexError):
@@ -261,9 +264,10 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
         def type_line(line):
             _tmux_type_line(session, line)
 
-        type_line(f"cd {ROOT} && {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; echo job-ended-$((6 * 7))")
+        type_line(f"cd {ROOT} && RAYSCRIPT_TEST_JOB={session} {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; "
+                  "echo job-ended-$((6 * 7))")
         wait_for("ray[3]>")
-        os.kill(_rank_process(victim), signal.SIGKILL)
+        os.kill(_rank_process(victim, session), signal.SIGKILL)
         screen = wait_for("job-ended-42")
         assert f"rayscript: rank {victim} (pid " in screen and "was killed (SIGKILL" in screen, screen
         type_line("clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e isig -e -isig -e icanon -e -icanon -e echo -e -echo "
@@ -271,6 +275,35 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
         screen = wait_for("isig icanon echo")
         procs = subprocess.run(["pgrep", "-f", f"{BIN / 'rayscript'} repl"], capture_output=True, text=True).stdout
         assert procs.strip() == ""  # no rank and no keeper left
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.mpi
+@pytest.mark.external
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_rank_killed_while_the_progress_bar_is_drawn_is_named_on_a_line_of_its_own(victim, tmp_path):
+    """The bar is drawn without an end of line: the line naming the killed rank takes its place
+    rather than continuing it."""
+    import gzip
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    block = "".join(f"@r{i}\n{'ACGT'[i % 4] * 7}{'ACGGTTCA' * 18}\n+\n{'I' * 151}\n" for i in range(90)) * 35
+    member = gzip.compress(block.encode())  # ~1 MiB of reads in a few KiB: a long load of a small file
+    (tmp_path / "long.fq.gz").write_bytes(member * 150)
+    session = f"rayscript-bar-{os.getpid()}-{victim}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "40"], check=True)
+    try:
+        _tmux_type_line(session, f"cd {ROOT} && RAYSCRIPT_TEST_JOB={session} {BIN / 'mpiexec'} -n 2 "
+                                 f"{BIN / 'rayscript'} repl; echo job-ended-$((6 * 7))")
+        _tmux_wait_for(session, "ray[2]>")
+        _tmux_type_line(session, f'load "{tmp_path}/long.fq.gz" into kmers k=21')
+        _tmux_wait_for(session, "reading [")
+        os.kill(_rank_process(victim, session), signal.SIGKILL)
+        screen = _tmux_wait_for(session, "job-ended-42")
+        (line,) = [line for line in screen.splitlines() if "was killed (SIGKILL" in line]
+        assert line.startswith(f"rayscript: rank {victim} (pid "), screen
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 

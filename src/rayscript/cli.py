@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_exec(args)
         if under_mpiexec():
             # this process stays as the rank's keeper; the rank goes on from here
-            split(_repl_terminal() if args.command == "repl" else None)
+            terminal = _repl_terminal() if args.command == "repl" else None
+            split(terminal if launcher_rank() == "0" else None, screen=terminal)
         if args.command == "run":
             return cmd_run(args)
         return cmd_repl(args)
@@ -84,11 +85,11 @@ def _closed_pipe() -> int:
 
 
 def _repl_terminal() -> str | None:
-    """Rank 0 of a REPL started at a terminal: the terminal the shell will put in raw mode."""
+    """A REPL started at a terminal: the terminal rank 0's shell will draw on (and put in raw mode),
+    as every rank on the launcher's host finds it."""
     from .repl import launcher_terminal
-    from .runtime.keeper import launcher_rank
 
-    return launcher_terminal() if launcher_rank() == "0" else None
+    return launcher_terminal()
 
 
 def _read(path: str) -> str:

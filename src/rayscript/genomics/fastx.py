@@ -2,18 +2,27 @@
 
 A plain file is split into one byte range per rank; each rank reads the records whose first byte
 lies in its range (re-synchronizing to the first record boundary at or after the range start,
-and reading past the range end to finish its last record).  A gzip file cannot be split and is
-read whole by one rank.  Records are parsed a chunk at a time with numpy: no Python loop per
-read.  The output of a chunk is one array of 2-bit base codes in which every read (or FASTA
-header, or line break inside a FASTQ record) is separated by an INVALID code, ready for
+and reading past the range end to finish its last record).  A compressed file (gzip, bzip2, xz or
+zstd, told by its first bytes whatever its name) cannot be split and is read whole by one rank.
+Records are parsed a chunk at a time with numpy: no Python loop per read.  The output of a chunk
+is one array of 2-bit base codes in which every read (or FASTA header, or line break inside a
+FASTQ record) is separated by an INVALID code, ready for
 :func:`rayscript.store.encoding.kmers_from_codes`.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import os
+import sys
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +33,12 @@ CHUNK_BYTES = 1 << 20
 _NL = 10
 _CR = 13
 
+# compressions read, by the first bytes of the file; "" is a plain file
+MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
+COMPRESSIONS = "gzip, bzip2, xz or zstd"
+# about how many bytes of FASTQ/FASTA one compressed byte stands for (to share files between ranks)
+_EXPANSION = {"gzip": 3, "bzip2": 4, "xz": 4, "zstd": 3}
+
 
 class InputError(RayScriptError):
     """A bad input file: names the file, the record or line where known, and the reason."""
@@ -33,7 +48,7 @@ class InputError(RayScriptError):
 class Source:
     path: str
     fmt: str  # "fastq" or "fasta"
-    gz: bool
+    codec: str  # "" (plain), "gzip", "bzip2", "xz" or "zstd"
     size: int
 
 
@@ -43,16 +58,91 @@ class Part:
 
     path: str
     fmt: str
-    gz: bool
+    codec: str
     start: int
     end: int  # exclusive; records starting at or after it belong to the next rank
+    file: int = 0  # the file's place in the statement's list (a file may be listed twice)
+
+
+def _zstd() -> Any:
+    """The zstd module: the standard library's from Python 3.14, before that backports.zstd."""
+    if sys.version_info >= (3, 14):
+        from compression import zstd
+    else:
+        from backports import zstd
+    return zstd
+
+
+def _decode_errors(codec: str) -> tuple[type[BaseException], ...]:
+    """What a read of ``codec`` data raises for data that is cut short (EOFError) or corrupt."""
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError)
+    if codec == "gzip":
+        errors += (zlib.error,)
+    elif codec == "xz":
+        errors += (lzma.LZMAError,)
+    elif codec == "zstd":
+        errors += (_zstd().ZstdError,)
+    return errors
+
+
+@contextmanager
+def _opened(path: str, codec: str) -> Iterator[tuple[io.BufferedIOBase, io.BufferedReader]]:
+    """(the file's records as bytes, the file on disk) of a plain or compressed file."""
+    with ExitStack() as stack:
+        try:
+            raw = stack.enter_context(open(path, "rb"))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        fh: io.BufferedIOBase = raw
+        if codec == "gzip":
+            fh = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        elif codec == "bzip2":
+            fh = stack.enter_context(bz2.BZ2File(raw))
+        elif codec == "xz":
+            fh = stack.enter_context(lzma.LZMAFile(raw))
+        elif codec == "zstd":
+            try:
+                module = _zstd()
+            except ImportError:
+                raise InputError(f"{path}: a zstd file; reading it needs the backports.zstd package before "
+                                 "Python 3.14 (pip install backports.zstd), or decompress it first") from None
+            fh = stack.enter_context(module.ZstdFile(raw))
+        yield fh, raw
+
+
+def _decode_error(path: str, codec: str, raw: io.BufferedReader, exc: BaseException, at: int) -> InputError:
+    """The error for a read that failed ``at`` bytes into the records (the start of the chunk
+    being read, for a plain file)."""
+    size = os.fstat(raw.fileno()).st_size
+    if not codec:
+        return InputError(f"{path}: read error after byte {at:,}: {getattr(exc, 'strerror', None) or exc}")
+    near = raw.tell()
+    lines = _readable_lines(path, codec)
+    good = f"it decompresses to {lines:,} line{'' if lines == 1 else 's'} before that"
+    if isinstance(exc, EOFError):
+        return InputError(f"{path}: the {codec} data is cut short: the file ends, at {size:,} bytes, before its "
+                          f"{codec} stream does (an incomplete download or copy?); {good}")
+    return InputError(f"{path}: corrupt {codec} data near byte {near:,} of {size:,} ({exc}); {good}")
+
+
+def _readable_lines(path: str, codec: str) -> int:
+    """How many whole lines a damaged compressed file decompresses to before the damage (found by
+    reading it again a block at a time, only to report an error)."""
+    lines = 0
+    with _opened(path, codec) as (fh, _raw):
+        try:
+            while block := fh.read1(1 << 16):
+                lines += block.count(b"\n")
+        except _decode_errors(codec):
+            pass
+    return lines
 
 
 def inspect(path: str) -> Source:
-    """Check a file is readable, non-empty FASTQ or FASTA (plain or gzip)."""
+    """Check a file is readable, non-empty FASTQ or FASTA (plain or compressed)."""
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(2)
+            magic = fh.read(6)
         size = os.path.getsize(path)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
@@ -62,19 +152,17 @@ def inspect(path: str) -> Source:
         raise InputError(f"{path}: permission denied") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    gz = magic == b"\x1f\x8b"
-    try:
-        if gz:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(4096)
-        else:
-            with open(path, "rb") as fh:
-                head = fh.read(4096)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    codec = next((name for m, name in MAGIC if magic.startswith(m)), "")
+    with _opened(path, codec) as (fh, raw):
+        try:
+            head = fh.read(4096)
+            if codec and head.lstrip()[:1] not in (b"@", b">"):
+                fh.read(1 << 20)  # bytes of a corrupt block come out before its check fails: is it that?
+        except _decode_errors(codec) as exc:
+            raise _decode_error(path, codec, raw, exc, 0) from None
     stripped = head.lstrip()
     if not stripped:
-        raise InputError(f"{path}: the file is empty")
+        raise InputError(f"{path}: the file is empty" + (f" ({codec} of no data)" if codec else ""))
     first = stripped[:1]
     if first == b"@":
         fmt = "fastq"
@@ -82,34 +170,37 @@ def inspect(path: str) -> Source:
         fmt = "fasta"
     else:
         shown = stripped[:20].decode("utf-8", "replace").splitlines()[0]
-        raise InputError(f"{path}: neither FASTQ (records start with '@') nor FASTA ('>'); "
-                         f"it starts with {shown!r}")
-    return Source(path, fmt, gz, size)
+        raise InputError(f"{path}: neither FASTQ (records start with '@') nor FASTA ('>'), plain or compressed "
+                         f"with {COMPRESSIONS}; {f'decompressed ({codec}), ' if codec else ''}it starts with "
+                         f"{shown!r}")
+    return Source(path, fmt, codec, size)
 
 
 def plan(sources: list[Source], nranks: int) -> list[list[Part]]:
-    """Which rank reads what: plain files in equal byte ranges over every rank, gzip files
-    whole, each to the rank with the least assigned so far (largest first)."""
+    """Which rank reads what: plain files in equal byte ranges over every rank, compressed files
+    whole, each to the rank with the least assigned so far (largest first).  Every listed file is
+    an input of its own, also when the same file is listed twice."""
     parts: list[list[Part]] = [[] for _ in range(nranks)]
     load = [0] * nranks
-    for s in sources:
-        if not s.gz:
+    for i, s in enumerate(sources):
+        if not s.codec:
             for r in range(nranks):
                 a, b = s.size * r // nranks, s.size * (r + 1) // nranks
                 if b > a:
-                    parts[r].append(Part(s.path, s.fmt, False, a, b))
+                    parts[r].append(Part(s.path, s.fmt, "", a, b, i))
                     load[r] += b - a
-    for s in sorted((s for s in sources if s.gz), key=lambda s: -s.size):
+    packed = sorted((-s.size, i) for i, s in enumerate(sources) if s.codec)
+    for _, i in packed:
+        s = sources[i]
         r = min(range(nranks), key=lambda i: (load[i], i))
-        parts[r].append(Part(s.path, s.fmt, True, 0, 1 << 62))
-        load[r] += s.size * 3  # compressed bytes are worth about three plain ones
+        parts[r].append(Part(s.path, s.fmt, s.codec, 0, 1 << 62, i))
+        load[r] += s.size * _EXPANSION[s.codec]
     return parts
 
 
-def _line_number(path: str, gz: bool, offset: int) -> int:
+def _line_number(path: str, codec: str, offset: int) -> int:
     """1-based line of byte ``offset`` (computed only when reporting an error)."""
-    opener = gzip.open if gz else open
-    with opener(path, "rb") as fh:
+    with _opened(path, codec) as (fh, _raw):
         data = fh.read(offset)
     return data.count(b"\n") + 1
 
@@ -150,7 +241,8 @@ def _sync(fh, part: Part) -> int:
 
 class ChunkResult:
     """A chunk's base codes and reads; ``nbytes``: bytes of the file on disk it stands for
-    (compressed bytes for a gzip file, so progress compares like with like)."""
+    (compressed bytes for a compressed file, so progress compares like with like).  Over the
+    ranks, the chunks of a file stand for its size exactly."""
 
     __slots__ = ("codes", "nbytes", "reads")
 
@@ -162,33 +254,31 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
     """Yield ChunkResult for the records of ``part``, chunk by chunk.  ``span`` (a list) is set
     to [first byte, end byte] of the records read, once they are all read: the records of the
     ranks must tile the file, which :func:`check_tiling` verifies."""
-    opener = gzip.open if part.gz else open
-    try:
-        fh = opener(part.path, "rb")
-    except OSError as exc:
-        raise InputError(f"{part.path}: cannot read: {exc.strerror or exc}") from None
-    with fh:
-        offset = _sync(fh, part) if not part.gz else 0
+    with _opened(part.path, part.codec) as (fh, raw):
+        errors = _decode_errors(part.codec)
+        offset = _sync(fh, part) if not part.codec else 0
         if offset >= part.end:
-            return
+            return  # no record starts in the range: the bytes are the previous rank's last record's
         first = offset
-        if not part.gz:
+        if not part.codec:
             fh.seek(offset)
         carry = b""
         parse = _parse_fastq if part.fmt == "fastq" else _parse_fasta
-        raw = getattr(fh, "fileobj", None) if part.gz else None  # the compressed stream under gzip
-        disk = 0
+        # the file on disk as far as the chunks yielded stand for it: a plain file from the rank's
+        # first record to the next rank's (the last rank: to the end), a compressed one whole
+        counted = raw.tell() if part.codec else offset
+        finished = False
         while True:
             try:
                 data = fh.read(chunk_bytes)
-            except (OSError, EOFError) as exc:
-                raise InputError(f"{part.path}: read error after byte {offset + len(carry)}: {exc}") from None
+            except errors as exc:
+                raise _decode_error(part.path, part.codec, raw, exc, offset + len(carry)) from None
             eof = not data
             buf = carry + data
             if not buf:
                 if span is not None:
                     span[:] = [first, offset]  # every record read, to the end of the file
-                return
+                break
             used, codes, reads, stop = parse(buf, offset, part, eof)
             finished = stop is not None
             if used == 0 and not eof:
@@ -198,16 +288,18 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
                 # where this rank's records end: the next rank's first record, or the file's end
                 span[:] = [first, offset + (stop if finished else used)]
             if eof and used == 0:
-                return  # nothing but blank space after the last record
-            if raw is not None:
-                on_disk, disk = raw.tell() - disk, raw.tell()
-            else:
-                on_disk = used
-            yield ChunkResult(codes, reads, on_disk)
+                break  # nothing but blank space after the last record
+            reached = raw.tell() if part.codec else offset + (stop if finished else used)
+            yield ChunkResult(codes, reads, reached - counted)
+            counted = reached
             carry = buf[used:]
             offset += used
             if finished or (eof and not carry):
-                return
+                break
+        # what no chunk stood for: blank space after the last record, a compressed file's last bytes
+        end = counted if finished else raw.tell()
+        if end > counted:
+            yield ChunkResult(np.empty(0, np.uint8), 0, end - counted)
 
 
 def _lines(arr, eof):
@@ -239,7 +331,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
         start = 0 if nrec == 0 else nl[4 * nrec - 1] + 1
         if arr[start:].tobytes().strip():
             header = bytes(arr[start:start + 60]).split(b"\n")[0].decode("utf-8", "replace")
-            line = _line_number(part.path, part.gz, offset + start)
+            line = _line_number(part.path, part.codec, offset + start)
             raise InputError(f"{part.path}:{line}: truncated FASTQ record {header!r}: "
                              f"{len(nl) % 4} of its 4 lines present")
     if nrec == 0:
@@ -270,7 +362,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
     if bad.any():
         i = int(np.argmax(bad))
         head_start = int(heads[i])
-        line = _line_number(part.path, part.gz, offset + head_start)
+        line = _line_number(part.path, part.codec, offset + head_start)
         header = bytes(arr[head_start:le[4 * i]]).decode("utf-8", "replace")
         if bad_head[i]:
             raise InputError(f"{part.path}:{line}: expected a FASTQ header starting with '@', got {header[:40]!r}")
@@ -302,7 +394,7 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
     ls, le = ls[nonempty], le[nonempty]
     is_head = arr[ls] == ord(">")
     if len(ls) and not is_head[0]:
-        line = _line_number(part.path, part.gz, offset)
+        line = _line_number(part.path, part.codec, offset)
         raise InputError(f"{part.path}:{line}: expected a FASTA header starting with '>'")
     head_starts = ls[is_head]
     ours = offset + head_starts < part.end
@@ -358,7 +450,7 @@ def _untiled(path: str, start: int, end: int) -> None:
     with open(path, "rb") as fh:
         fh.seek(start)
         text = fh.read(min(end - start, 60))
-    line = _line_number(path, False, start)
+    line = _line_number(path, "", start)
     shown = text.split(b"\n")[0].decode("utf-8", "replace")
     what = "a blank line" if not shown.strip() else repr(shown[:40])
     raise InputError(f"{path}:{line}: expected a FASTQ record starting with '@', got {what} "

@@ -55,7 +55,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     canonical: bool = True
     saturated: int = 0
     nbytes: int = 0
-    histogram: bytes = b""  # int64 counts of k-mers by count, when asked for
+    histogram: bytes = b""  # when asked for: int64 counts held, then as many numbers of k-mers with each
     copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
     foreign: int = 0  # k-mers held here that another rank owns (foreign=True)
 
@@ -78,7 +78,7 @@ class QueryReply(Message, kind="query-reply", code=88, reply=True):
 class LoadOrder(Message, kind="load-order", code=80):
     reply_type = LoadReply
     parts: list = field(default_factory=list)
-    tiled: list = field(default_factory=list)  # (path, size) of the plain FASTQ files split over ranks
+    tiled: list = field(default_factory=list)  # (place in the list, path, size) of the plain FASTQ files
     k: int = 31
     canonical: bool = True
     total_bytes: int = 0
@@ -224,8 +224,8 @@ class KmerService:
         elif len(self.table) and self.table.k is None:
             error = self._unfit(msg.k, msg.canonical)
         chunks: Iterator = iter(())
-        tiled = [path for path, _size in msg.tiled]
-        spans: list[tuple[int, list]] = []  # (file index, [first, end]) of each tiled part read
+        tiled = {i for i, _path, _size in msg.tiled}
+        spans: list[tuple[int, list]] = []  # (file's place in the list, [first, end]) of each tiled part read
         if error is None:
             chunks = self._chunks(msg.parts, tiled, spans)
         reads = kmers = nbytes = 0
@@ -336,23 +336,24 @@ class KmerService:
                 f"(delete it, or load with the k it was meant for)")
 
     @staticmethod
-    def _chunks(parts: list, tiled: list[str], spans: list) -> Iterator:
+    def _chunks(parts: list, tiled: set[int], spans: list) -> Iterator:
         for part in parts:
             p = fastx.Part(*part)
             span: list = []
-            if p.path in tiled and not p.gz:
-                spans.append((tiled.index(p.path), span))
+            if p.file in tiled and not p.codec:
+                spans.append((p.file, span))
             yield from fastx.read_part(p, span=span)
 
     def _check_tiling(self, files: list, spans: list) -> str | None:
         """Gather every rank's spans and check each split FASTQ file is tiled by the records read
-        (the same verdict on every rank, whatever the split)."""
+        (the same verdict on every rank, whatever the split).  ``files``: (place in the statement's
+        list, path, size); a file listed twice is checked twice, each time with its own spans."""
         if not files:
             return None
         mine = np.array([(i, s[0], s[1]) for i, s in spans if s], np.int64).reshape(-1, 3)
         coll = self.node.collective
         every = np.concatenate(coll.alltoallv([mine.ravel()] * coll.size)).reshape(-1, 3)
-        for i, (path, size) in enumerate(files):
+        for i, path, size in files:
             try:
                 fastx.check_tiling(path, size, [(int(a), int(b)) for f, a, b in every if f == i])
             except RayScriptError as exc:
@@ -373,11 +374,13 @@ class KmerService:
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
         t = self.table
         left_ids, left_counts = copies
-        hist = t.histogram() if msg.histogram else None
-        if hist is not None and len(left_counts):
-            less = np.bincount(left_counts)
-            hist = np.pad(hist, (0, max(len(less) - len(hist), 0)))
-            hist[: len(less)] -= less
+        hist = None
+        if msg.histogram:
+            counts, numbers = t.histogram()
+            if len(left_counts):  # the copies left out: every count of theirs is among the table's
+                less, times = np.unique(left_counts, return_counts=True)
+                numbers[np.searchsorted(counts, less)] -= times
+            hist = np.stack((counts, numbers))
         foreign = self._foreign() if msg.foreign else None
         self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
                                             total=t.total() - int(left_counts.sum(dtype=np.int64)),

@@ -13,6 +13,10 @@ is left to report which rank it was.  So, under an MPI launcher, ``rayscript run
   what it would have seen; if the rank was killed by a signal, the keeper first prints one line
   naming the rank, its pid and host, and the signal.
 
+In a REPL, the shell draws on the launcher's terminal (a prompt, a progress bar) on a line it has
+not ended: a keeper on the launcher's host writes its line straight to that terminal, in place of
+what was drawn on the last line, rather than through the launcher after it.
+
 Only the rank that died first is named: the launcher then kills the *keepers* of the other
 ranks (which have nothing to say, and take their ranks with them).  The keeper uses no MPI and
 costs one small idle process per rank.
@@ -41,6 +45,7 @@ CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.
 ORPHANED = signal.SIGRTMIN + 7  # a REPL rank's signal that its keeper is gone
 
 _terminal: tuple[int, list] | None = None  # (fd, settings) of a terminal to put back
+_screen: str | None = None  # the REPL's terminal, where the line naming a killed rank goes
 
 
 def under_mpiexec() -> bool:
@@ -83,12 +88,14 @@ def launcher_rank() -> str | None:
     return None
 
 
-def split(terminal: str | None = None) -> None:
+def split(terminal: str | None = None, screen: str | None = None) -> None:
     """Become the rank's keeper, and return only in the child (the rank).  ``terminal``: a
-    terminal whose settings are put back if the job ends while the rank has changed them.  Does
+    terminal whose settings are put back if the job ends while the rank has changed them;
+    ``screen``: the terminal a REPL draws on, where the line naming a killed rank is written.  Does
     nothing where it cannot work: MPI already started in this process, no rank number from the
     launcher, not Linux, or RAYSCRIPT_KEEPER=0."""
-    global _terminal
+    global _terminal, _screen
+    _screen = screen
     rank = launcher_rank()
     if (rank is None or "mpi4py.MPI" in sys.modules or not sys.platform.startswith("linux")
             or os.environ.get("RAYSCRIPT_KEEPER") == "0"):
@@ -143,8 +150,10 @@ def _keep(child: int, rank: str) -> None:
         os._exit(os.WEXITSTATUS(status))
     died_by = os.WTERMSIG(status)
     _restore_terminal()
-    sys.stderr.write(describe_death(rank, child, socket.gethostname(), died_by) + "\n")
-    sys.stderr.flush()
+    line = describe_death(rank, child, socket.gethostname(), died_by)
+    if not _tell_screen(line):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
     if died_by != signal.SIGKILL:
         signal.signal(died_by, signal.SIG_DFL)
@@ -158,6 +167,22 @@ def _restore_terminal() -> None:
             termios.tcsetattr(_terminal[0], termios.TCSANOW, _terminal[1])
         except (OSError, termios.error):
             pass
+
+
+def _tell_screen(line: str) -> bool:
+    """Write ``line`` on the REPL's terminal in place of what its last line shows (a progress bar,
+    the prompt: drawn without an end of line, so a line after it would continue it)."""
+    if _screen is None:
+        return False
+    try:
+        fd = os.open(_screen, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            os.write(fd, f"\r\x1b[K{line}\r\n".encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _orphaned(signum, frame) -> None:

@@ -47,6 +47,8 @@ def read_manifest(directory: str) -> dict:
             manifest = json.load(fh)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint here (the manifest is missing)") from None
+    except NotADirectoryError:
+        raise CheckpointError(f"cannot read a checkpoint from {directory}: {_file_named(directory)}") from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
@@ -78,6 +80,15 @@ def read_manifest(directory: str) -> dict:
     return manifest
 
 
+def _file_named(directory: str) -> str:
+    """Words for a directory path that a file stands in the way of: the path itself, or a folder above it."""
+    from .kmers import in_the_way  # here: importing it above would register load before save in the help
+
+    blocker = in_the_way(directory)
+    return ("it is a file, not a directory" if blocker in (None, directory)
+            else f"{blocker} is a file, not a directory")
+
+
 def _marked(directory: str, name: str) -> bool:
     """Is ``name`` a generation folder a save made (its mark inside)?"""
     return bool(_GENERATION.fullmatch(name)) and os.path.exists(os.path.join(directory, name, MARK))
@@ -92,7 +103,7 @@ def _previous_generation(directory: str) -> str | None:
     except FileNotFoundError:
         return None
     except NotADirectoryError:
-        raise CheckpointError(f"cannot write {directory}: it is a file, not a directory") from None
+        raise CheckpointError(f"cannot write {directory}: {_file_named(directory)}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot write {directory}: {exc.strerror}") from None
     if MANIFEST in entries:

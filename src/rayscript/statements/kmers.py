@@ -28,12 +28,26 @@ from ..store.partition import owner, owners
 from .store import wire_selector
 
 
+def in_the_way(path: str) -> str | None:
+    """The file that stands where ``path`` needs a directory: the deepest of ``path`` and the folders
+    above it that exists, if it is not a directory (None when that one is a directory)."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return None if os.path.isdir(path) else path
+
+
 def output_path(path: str) -> str:
     """Where a statement writes ``path``: through a symlink to its target; refused when it is
     anything but a regular file (which is overwritten) or absent, or cannot be written."""
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
+        blocker = in_the_way(directory)
+        if blocker is not None:
+            raise ScriptError(f"cannot write {path}: {blocker} is a file, not a directory")
         raise ScriptError(f"cannot write {path}: no such directory {directory}")
     try:
         st = os.stat(real)
@@ -79,7 +93,9 @@ DEFAULT_K = 31  # load's k for an empty store
 
 class Load(_KmersOnly, keyword="load"):
     syntax = "load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]"
-    summary = ("Count the k-mers of FASTQ/FASTA files (plain or gzip) across the ranks. A second load adds its "
+    summary = ("Count the k-mers of FASTQ/FASTA files across the ranks: plain files, each split between the ranks, "
+               f"and files compressed with {fastx.COMPRESSIONS} (told by their first bytes, whatever their names), "
+               "each read whole by one rank. A file listed twice is counted twice. A second load adds its "
                "counts to those already in the store (same k and canonical= setting). Without k=, the store's "
                f"k, or {DEFAULT_K} for an empty store.")
     example = 'load "reads.fq" into kmers k=31'
@@ -110,10 +126,10 @@ class Load(_KmersOnly, keyword="load"):
         plan = fastx.plan(sources, cmd.size)
         total = sum(s.size for s in sources)
         t0 = time.monotonic()
-        tiled = [(s.path, s.size) for s in sources if s.fmt == "fastq" and not s.gz]
+        tiled = [(i, s.path, s.size) for i, s in enumerate(sources) if s.fmt == "fastq" and not s.codec]
         replies = yield cmd.every(lambda r: LoadOrder(
             recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled,
-            parts=[(p.path, p.fmt, p.gz, p.start, p.end) for p in plan[r]]))
+            parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]]))
         cmd.canonical = canonical
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
@@ -198,7 +214,8 @@ def _count_paths(cmd):
 
 class Histogram(_KmersOnly, keyword="histogram"):
     syntax = "histogram kmers [to \"FILE\"]"
-    summary = "Count -> number of k-mers with that count. An existing FILE is overwritten."
+    summary = ("Count -> number of k-mers with that count, for every count held, however large (lines in "
+               "increasing count, as jellyfish histo writes them). An existing FILE is overwritten.")
     example = 'histogram kmers to "histo.tsv"'
 
     path: Value | None = None
@@ -210,15 +227,15 @@ class Histogram(_KmersOnly, keyword="histogram"):
     def run(self, cmd):
         path = output_path(cmd.path(self.path)) if self.path is not None else None
         infos = yield from _stats(cmd, histogram=True, once=True)
-        hists = [np.frombuffer(i.histogram, dtype=np.int64) for i in infos]
-        n = max((len(h) for h in hists), default=0)
-        total = np.zeros(n, np.int64)
-        for h in hists:
-            total[: len(h)] += h
-        counts = np.flatnonzero(total[1:]) + 1
-        lines = [f"{c} {total[c]}" for c in counts]
+        # every rank's (counts, numbers), summed count by count: sparse, however large a count is
+        pairs = np.concatenate([np.frombuffer(i.histogram, dtype=np.int64).reshape(2, -1) for i in infos], axis=1)
+        counts, where = np.unique(pairs[0], return_inverse=True)
+        numbers = np.zeros(len(counts), np.int64)
+        np.add.at(numbers, where, pairs[1])
+        keep = (counts > 0) & (numbers > 0)
+        data = dict(zip(counts[keep].tolist(), numbers[keep].tolist()))
+        lines = [f"{c} {n}" for c, n in data.items()]
         body = "\n".join(lines) + ("\n" if lines else "")
-        data = {int(c): int(total[c]) for c in counts}
         if path:
             if not cmd.explaining:
                 write_text(path, body)
@@ -232,7 +249,8 @@ class Dump(_KmersOnly, keyword="dump"):
     syntax = "dump kmers|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
                "Paths: write FASTA, one record per path (header: name, "
-               "length, mean k-mer count), in name order (contig-1, contig-2, ...). Every rank writes its own part "
+               "length, mean k-mer count), in name order (contig-1, contig-2, ...); no path to write makes an empty "
+               "file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.fa"'
     options_allowed = {"min": "a number", "max": "a number"}
@@ -285,8 +303,13 @@ class Dump(_KmersOnly, keyword="dump"):
         replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fasta=True))
         chosen, copies = paths_once(replies, cmd.size)
         records = sorted((_name_order(name), r, name, replies[r].sizes[i]) for r, name, i in chosen)
-        if not records:
-            raise ScriptError(f"no paths match {self.name or self.selector or 'paths'}: nothing to write")
+        if not records:  # an empty FASTA file, as an empty store dumps an empty k-mer file
+            if not cmd.explaining:
+                write_text(path, "")
+            which = self.name or self.selector
+            none = f"no path matches {which}" if which is not None else "the store holds no paths"
+            return [Result("dump", f"{none}: wrote an empty file {path}",
+                           {"path": path, "bytes": 0, "paths": 0, "copies": copies})]
         places: list[list] = [[] for _ in range(cmd.size)]
         offset = 0
         for _order, r, name, size in records:
@@ -354,7 +377,7 @@ class Query(_KmersOnly, keyword="query"):
         k = ks.pop()
         canonical = cmd.canonical
         fwd_all, ids_all = [], []
-        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.gz, 0, 1 << 62)):
+        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.codec, 0, 1 << 62)):
             fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
             fwd_all.append(fwd)
             ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)

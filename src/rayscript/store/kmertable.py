@@ -29,6 +29,7 @@ NBUCKETS = 1 << BUCKET_BITS
 _EIGHT = np.uint64(8)
 _KEY_HI_BITS = 58  # a wide key's high word keeps its bits below this one
 _M58 = np.uint64((1 << _KEY_HI_BITS) - 1)
+HIST_DENSE = 1 << 16  # histogram: counts below this are tallied in an array, those above it sorted
 FEW = 64  # a bucket holding at most this many k-mers takes a large batch by splicing them in
 
 
@@ -535,16 +536,27 @@ class KmerTable:
         return counts, edges
 
     def histogram(self):
-        """Array h where h[c] is the number of k-mers seen c times."""
+        """(counts, numbers): every count held, ascending, and how many k-mers have it (int64
+        arrays).  Sparse, whatever the largest count: counts below HIST_DENSE are tallied in an
+        array of that size, the few above it by sorting them."""
         self._fold()
-        parts = [np.bincount(c) for c in self.counts if len(c)]
-        if not parts:
-            return np.zeros(1, np.int64)
-        n = max(len(p) for p in parts)
-        out = np.zeros(n, np.int64)
-        for p in parts:
-            out[: len(p)] += p
-        return out
+        dense = np.zeros(HIST_DENSE, np.int64)
+        high = []
+        for c in self.counts:
+            if not len(c):
+                continue
+            low = c < HIST_DENSE if int(c.max()) >= HIST_DENSE else None
+            tally = np.bincount(c if low is None else c[low])
+            dense[: len(tally)] += tally
+            if low is not None:
+                high.append(c[~low])
+        counts = np.flatnonzero(dense)
+        numbers = dense[counts]
+        if high:
+            more, times = np.unique(np.concatenate(high), return_counts=True)
+            counts = np.concatenate((counts, more.astype(np.int64)))
+            numbers = np.concatenate((numbers, times.astype(np.int64)))
+        return counts.astype(np.int64), numbers
 
     def select(self, b: int, lo: int = 1, hi: int | None = None, selector: tuple = ("all",)):
         """Ids and counts of bucket b with lo <= count <= hi that the selector picks."""
