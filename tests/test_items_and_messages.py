@@ -66,7 +66,8 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         asm.PathLengthsOrder(selector=("prefix", "c"), fasta=True),
         asm.PathLengthsReply(names=["c-1"], lengths=[60], sizes=[90]),
         asm.PathWriteOrder(path="o", places=[("c-1", 0)]),
-        ck.SaveOrder(directory="/d"), ck.VerifyOrder(files=[("/d/f", {"bytes": 1})], token="t", k=21),
+        ck.SaveOrder(directory="/d"),
+        ck.VerifyOrder(directory="/d", files=[("f", {"bytes": 1}, 0)], ranks=1, token="t", k=21),
         ck.CommitOrder(token="t", commit=False),
     ]
     # (tests may register message kinds of their own)
