@@ -102,9 +102,6 @@ def check_manifest(manifest: Any, where: str) -> dict:
     files = manifest.get("files")
     if not isinstance(files, list) or not files:
         raise CheckpointError(f"{where}: lists no shard files")
-    if len(files) != ranks:
-        raise CheckpointError(f"{where}: lists {len(files)} shard file{'s' if len(files) != 1 else ''} for "
-                              f"{ranks} saved rank{'s' if ranks != 1 else ''} (one file per rank)")
     first: dict[str, int] = {}
     for n, entry in enumerate(files):
         if not isinstance(entry, dict):
@@ -138,6 +135,9 @@ def check_manifest(manifest: Any, where: str) -> dict:
             raise CheckpointError(f"{where}: {at}: listed again (files[{first[same]}] is the same file): each "
                                   "saved rank has a file of its own")
         first[same] = n
+    if len(files) != ranks:
+        raise CheckpointError(f"{where}: lists {len(files)} shard file{'s' if len(files) != 1 else ''} for "
+                              f"{ranks} saved rank{'s' if ranks != 1 else ''} (one file per rank)")
     if k is not None and all(e["k"] is None for e in files):
         raise CheckpointError(f"{where}: 'k' is {k}, and no file holds k-mers of that k")
     if canonical != all(e["canonical"] for e in files):
