@@ -320,9 +320,24 @@ class Command:
     whole_number = staticmethod(whole_number)
     truth = staticmethod(truth)
 
-    def options(self, options: ast.Options) -> dict[str, Any]:
-        """A statement's options with their values resolved."""
-        return {name: self.value(v) for name, v in options}
+    def options(self, st: ast.Statement) -> dict[str, Any]:
+        """The options written in ``st`` with their values resolved and checked against what each
+        takes (its ``options_allowed``): numbers as ints, words in lower case, true/false as bools.
+        A value that does not fit (a $variable's: literal values were refused by the checker) is a
+        ScriptError located at the value."""
+        allowed = type(st).options_allowed
+        out = {}
+        for name, v in st.given_options():
+            value = self.value(v)
+            takes = allowed.get(name)
+            if takes is not None:
+                shown = f"{value!r} (${v.name})" if isinstance(v, ast.Var) else ast.literal(v)[1] or repr(value)
+                try:
+                    value = takes.convert(name, value, shown)
+                except ScriptError as err:
+                    raise err.with_location(st.option_location(name), self.scope.text) from None
+            out[name] = value
+        return out
 
     def path(self, v: Any, what: str = "a file path") -> str:
         """A value that must be a quoted path."""

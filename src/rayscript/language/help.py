@@ -90,7 +90,8 @@ bad.ray:5:1: rank 2: kmers/1 is not on rank 2
 
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
 syntax error of a file (each offending line is set aside and parsing goes on), then the static
-checks (undefined variables, ranks outside the cluster, same source and target).
+checks (undefined variables, ranks outside the cluster, same source and target, option values that
+do not fit what the option takes, such as `k=99`).
 
 Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `stream`):
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import RuntimeFault
 from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
 from ..items import GraphSearchResult, pack_item
-from ..language.ast import Key, Statement
+from ..language.ast import Key, Statement, whole
 from ..language.parser import Build
 from ..messages import PutOrder
 from ..results import Result
@@ -31,7 +31,7 @@ class Walk(Statement, keyword="walk"):
                "holds: k-mers deleted or moved away from their owner are not in it, nor are k-mers counted fewer "
                "than C times (min_count, default 1).")
     example = "walk kmers/ACGTACGTACGTACGTACGTACGTACGTACG both into paths/contig1"
-    options_allowed = {"length": "a number of k-mers, 1 or more", "min_count": "a number, 1 or more"}
+    options_allowed = {"length": whole(1), "min_count": whole(1)}
 
     start: Key
     into: Key
@@ -49,9 +49,9 @@ class Walk(Statement, keyword="walk"):
     def run(self, cmd):
         wk = cmd.key(self.start)
         into = cmd.key(self.into)
-        opts = cmd.options(self.options)
-        length = cmd.whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=", 1)
-        min_count = cmd.whole_number(opts.get("min_count", 1), "min_count=", 1)
+        opts = cmd.options(self)
+        length = opts.get("length", DEFAULT_WALK_LENGTH)
+        min_count = opts.get("min_count", 1)
         order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key,
                          min_count=min_count)
         (reply,) = yield cmd.order(order, timeout=None)
@@ -94,7 +94,7 @@ class Search(Statement, keyword="search"):
     summary = ("Breadth-first neighbourhood of a k-mer in the de Bruijn graph, frontier by frontier across "
                "the ranks; the result lists every vertex reached with its depth.")
     example = "search kmers/19123890 depth=3 into results/near"
-    options_allowed = {"depth": "a number"}
+    options_allowed = {"depth": whole(0, 65535)}
 
     start: Key
     into: Key
@@ -110,7 +110,7 @@ class Search(Statement, keyword="search"):
         wk = cmd.key(self.start)
         first = cmd.owner(wk)
         into = cmd.key(self.into)
-        depth = cmd.whole_number(cmd.options(self.options).get("depth", 1), "depth=", 0, 65535)
+        depth = cmd.options(self).get("depth", 1)
         ident = wk.key[1]
         start = encoding.ids_array([ident], wk.k or (encoding.MAX_K if ident >> encoding.LO_BITS else None))
         seen = [start]  # vertices by depth
