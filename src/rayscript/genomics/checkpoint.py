@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RayScriptError
+from ..errors import RayScriptError, ScriptError
 from ..items import BY_NAMESPACE, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
@@ -51,8 +51,10 @@ GENERATION = re.compile(r"gen-(\d{6,})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class CheckpointError(RayScriptError):
-    pass
+class CheckpointError(ScriptError):
+    """A checkpoint that cannot be saved or restored as asked.  A ScriptError: the commander refuses
+    it before the statement sends anything (a rank that finds it while verifying its files reports it
+    as a fault of that rank)."""
 
 
 # --- the manifest's schema -----------------------------------------------------------

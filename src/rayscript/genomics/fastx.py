@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import RayScriptError
+from ..errors import ScriptError
 from ..store.encoding import INVALID, codes_from_bytes
 
 CHUNK_BYTES = 1 << 20
@@ -25,8 +25,10 @@ _NL = 10
 _CR = 13
 
 
-class InputError(RayScriptError):
-    """A bad input file: names the file, the record or line where known, and the reason."""
+class InputError(ScriptError):
+    """A bad input file: names the file, the record or line where known, and the reason.  A
+    ScriptError: the commander refuses it before the statement sends anything (a rank that finds
+    it while reading reports it as a fault of that rank)."""
 
 
 @dataclass(frozen=True)
