@@ -112,6 +112,7 @@ class Search(Statement, keyword="search"):
         into = cmd.key(self.into)
         depth = cmd.options(self).get("depth", 1)
         ident = wk.key[1]
+        k, shown = wk.k, str(wk)
         start = encoding.ids_array([ident], wk.k or (encoding.MAX_K if ident >> encoding.LO_BITS else None))
         seen = [start]  # vertices by depth
         visited = SortedRuns()
@@ -126,8 +127,13 @@ class Search(Statement, keyword="search"):
                 order.buffers = [frontier[dest == r]]
                 futures.append(cmd.order(order))
             replies = yield futures
+            if d == 0:
+                k = wk.k or max(rep.k for rep in replies)
+                if k > encoding.WORD_K and not wk.k:  # asked by number: shown by its bases all the same
+                    shown = f"kmers/{encoding.decode(ident, k)}" if ident < 1 << (2 * k) else shown
             if d == 0 and not replies[0].buffers[0].any():
-                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
+                raise RuntimeFault(f"{shown} is not in the store (its owner is rank {first})", rank=first,
+                                   key=shown)
             if depth == 0:
                 break
             found = np.concatenate([rep.buffers[1] for rep in replies])
@@ -145,11 +151,11 @@ class Search(Statement, keyword="search"):
                 break
         vertices = encoding.int_ids(np.concatenate(seen))
         depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
-        result = GraphSearchResult(str(into.key[1]), ident, vertices, depths)
+        result = GraphSearchResult(str(into.key[1]), ident, vertices, depths, k)
         dest_rank = cmd.owner(into)
         yield cmd.order(PutOrder(recipient=dest_rank, key=into.key, item=pack_item(result), mode="replace"))
         per_depth = [len(x) for x in seen]
-        text = (f"searched from {wk} to depth {depth}: {len(vertices):,} vertices "
+        text = (f"searched from {shown} to depth {depth}: {len(vertices):,} vertices "
                 f"(per depth: {', '.join(map(str, per_depth))}) into {into} on rank {dest_rank}")
         return [Result("search", text, {"vertices": vertices, "depths": depths,
                                         "per_depth": per_depth, "rank": dest_rank})]
