@@ -43,3 +43,67 @@ def test_ranks_a_loop_or_let_gives_are_checked_before_anything_is_sent():
 
 def test_same_source_and_target():
     assert messages("move kmers/1 from 2 to 2") == [(1, "source and target are the same rank (2)")]
+
+
+def located(text, size=None):
+    return [(e.location.line, e.location.column, e.message) for e in check(parse(text), size)]
+
+
+def test_literal_option_values_are_checked_where_they_are_written():
+    """These passed 'rayscript check', and 'run' refused them only when it reached them."""
+    script = "\n".join([
+        'load "r.fq" into kmers k=99',
+        "assemble kmers into paths/c min_count=0 clean=maybe",
+        "assemble kmers into paths/c min_count=auto clean=FALSE min_length=0",  # fine
+        "walk kmers/5 length=0 into paths/w",
+        'load "r.fq" into kmers canonical="no"',
+        "search kmers/5 depth=30s into results/r",
+        "on 1 { put kmers/5 edges=256 on 1 }",
+        "for i in 0..3 { walk kmers/5 length=$i into paths/w }",
+        "let d = 0",
+        "explain walk kmers/5 min_count=$d into paths/w",
+        "for i in 1..3 { walk kmers/5 length=$i into paths/w }",  # fine
+    ])
+    assert located(script) == [
+        (1, 26, "k= takes a whole number from 1 to 63 (at most two 64-bit words per k-mer), not 99"),
+        (2, 39, "min_count= takes a whole number >= 1, or auto, not 0"),
+        (2, 47, "clean= takes true or false, not maybe"),
+        (4, 21, "length= takes a whole number >= 1, not 0"),
+        (5, 34, 'canonical= takes true or false, not "no"'),
+        (6, 22, "depth= takes a whole number from 0 to 65535, not 30s"),
+        (7, 26, "edges= takes a whole number from 0 to 255 (an 8-bit mask), not 256"),
+        (8, 37, "length= takes a whole number >= 1, not 0 ($i takes the values 0..3 of its loop)"),
+        (10, 32, "min_count= takes a whole number >= 1, not 0 ($d is 0)"),
+    ]
+
+
+# one statement per keyword that takes options; OPTION is replaced by NAME=VALUE
+WITH_OPTION = {
+    "put": "put kmers/5 OPTION on 1",
+    "load": 'load "r.fq" into kmers OPTION',
+    "dump": 'dump kmers to "x.tsv" OPTION',
+    "walk": "walk kmers/5 OPTION into paths/w",
+    "search": "search kmers/5 OPTION into results/r",
+    "assemble": "assemble kmers into paths/c OPTION",
+}
+
+
+def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_by_it():
+    from rayscript.language.ast import Statement, Takes
+
+    with_options = {word for word, cls in Statement.registry.items() if cls.options_allowed}
+    assert with_options == set(WITH_OPTION)  # a statement given options is added here
+    for word, template in WITH_OPTION.items():
+        for name, takes in Statement.registry[word].options_allowed.items():
+            assert isinstance(takes, Takes), (word, name)
+            good = [str(takes.lo)] if takes.lo is not None else []
+            good += [str(takes.hi)] if takes.hi is not None else []
+            good += list(takes.words)
+            bad = ["maybe", '"1"', "1.5s"] + ([str(takes.lo - 1)] if takes.lo is not None else [])
+            bad += [str(takes.hi + 1)] if takes.hi is not None else []
+            for value in good:
+                assert located(template.replace("OPTION", f"{name}={value}")) == [], (word, name, value)
+            for value in bad:
+                text = template.replace("OPTION", f"{name}={value}")
+                column = text.index(f"{name}=") + len(name) + 2
+                assert located(text) == [(1, column, f"{name}= takes {takes}, not {value}")], (word, name, value)

@@ -112,6 +112,99 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file_before_the_store_change
         assert c.run("count kmers")[0].data["distinct"] == 1
 
 
+def _outside_copy(ckpt, entry):
+    """A copy of a shard file outside the checkpoint directory, next to it."""
+    outside = ckpt.parent / "outside.shard"
+    outside.write_bytes((ckpt / entry["file"]).read_bytes())
+    return outside
+
+
+def _lie(manifest, ckpt, lie):
+    """The manifest (and files) of a checkpoint made to lie as ``lie`` says."""
+    files = manifest["files"]
+    if lie == "one file twice":  # rank 1's file listed in place of rank 2's
+        files[2] = dict(files[1])
+    elif lie == "one file twice by another name":
+        files[2] = dict(files[1], file=files[1]["file"].replace("/", "/./"))
+    elif lie == "one file twice through a link":
+        (ckpt / "gen-000001" / "alias.shard").symlink_to("rank-0001.shard")
+        files[2] = dict(files[1], file="gen-000001/alias.shard")
+    elif lie == "files swapped":
+        files[1], files[2] = files[2], files[1]
+    elif lie == "a file fewer":
+        del files[2]
+    elif lie == "k as text":
+        manifest["k"] = "21"
+    elif lie == "an entry's k as text":
+        files[0]["k"] = "21"
+    elif lie == "a negative count":
+        files[0]["items"]["kmers"] = -5
+    elif lie == "a count the file does not hold":
+        files[0]["items"]["kmers"] += 1
+    elif lie == "a path the file does not hold":
+        files[0]["items"]["paths"] = 1
+    elif lie == "canonical":
+        manifest["canonical"] = False
+    elif lie == "canonical everywhere":
+        manifest["canonical"] = False
+        for entry in files:
+            entry["canonical"] = False
+    elif lie == "an absolute path":
+        files[0]["file"] = str(_outside_copy(ckpt, files[0]))
+    elif lie == "a path up and out":
+        files[0]["file"] = f"../{_outside_copy(ckpt, files[0]).name}"
+    elif lie == "a link out":
+        target = _outside_copy(ckpt, files[0])
+        inside = ckpt / files[0]["file"]
+        inside.unlink()
+        inside.symlink_to(target)
+    elif lie == "no generation":
+        del manifest["generation"]
+
+
+@pytest.mark.parametrize("lie, message", [
+    ("one file twice", "files[2] (gen-000001/rank-0001.shard): listed again (files[1] is the same file)"),
+    ("one file twice by another name", "files[2] (gen-000001/./rank-0001.shard): listed again (files[1] is the "
+                                       "same file)"),
+    ("one file twice through a link", "gen-000001/alias.shard and gen-000001/rank-0001.shard are the same file"),
+    ("files swapped", "rank-0001.shard: is the file of rank 1 of 3, and the manifest lists it as rank 2's of 3"),
+    ("a file fewer", "lists 2 shard files for 3 saved ranks (one file per rank)"),
+    ("k as text", "'k' must be a whole number from 1 to 63, or null, not \"21\""),
+    ("an entry's k as text", "files[0] (gen-000001/rank-0000.shard): 'k' must be a whole number from 1 to 63, or "
+                             "null, not \"21\""),
+    ("a negative count", "files[0] (gen-000001/rank-0000.shard): 'items' of kmers must be a whole number >= 0, "
+                         "not -5"),
+    ("a count the file does not hold", "rank-0000.shard: holds {kmers:,} k-mers, the manifest says {more:,}"),
+    ("a path the file does not hold", "rank-0000.shard: holds no named items, the manifest says 1 paths"),
+    ("canonical", "'canonical' is false, and its files say true"),
+    ("canonical everywhere", "rank-0000.shard: holds k-mers counted with canonical=true, the manifest says "
+                             "canonical=false"),
+    ("an absolute path", "files[0]: 'file' must be a path inside the checkpoint directory, not \"/"),
+    ("a path up and out", "files[0]: 'file' must be a path inside the checkpoint directory, not "
+                          "\"../outside.shard\""),
+    ("a link out", "rank-0000.shard: leads out of the checkpoint directory (to {outside}); a restore reads only "
+                   "files inside it"),
+    ("no generation", "'generation' must be a generation folder's name such as \"gen-000001\", not null"),
+])
+def test_a_manifest_that_does_not_match_its_schema_or_its_files_is_refused_and_nothing_outside_is_read(
+        saved, tmp_path, lie, message):
+    """Each of these restored before (fewer k-mers than saved, or files from anywhere), or failed
+    with a nonsense message ("k=21 differs from the checkpoint's k=21")."""
+    ckpt, _ = saved
+    manifest_path = ckpt / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    kmers = manifest["files"][0]["items"]["kmers"]
+    _lie(manifest, ckpt, lie)
+    manifest_path.write_text(json.dumps(manifest))
+    with Cluster.local(2) as c:
+        c.run("put kmers/42 count=5 on 1")
+        with pytest.raises(RayScriptError) as info:
+            c.run(f'restore from "{ckpt}"')
+        assert message.format(kmers=kmers, more=kmers + 1, outside=tmp_path / "outside.shard") in str(info.value)
+        assert c.get("kmers/42", rank=1).count == 5  # the store did not change
+        assert c.run("count kmers")[0].data["distinct"] == 1
+
+
 def test_restore_of_a_directory_without_checkpoint(tmp_path):
     with Cluster.local(2) as c, pytest.raises(RayScriptError, match="no checkpoint here"):
         c.run(f'restore from "{tmp_path}"')

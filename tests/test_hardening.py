@@ -256,7 +256,7 @@ def test_api_misuse_is_a_clear_error(tmp_path):
             data = json.loads(manifest)
             data["files"] = files
             (ck / "manifest.json").write_text(json.dumps(data))
-            with pytest.raises(RayScriptError, match="file entry 0"):
+            with pytest.raises(RayScriptError, match=r"manifest.json: files\[0\]"):
                 c.run(f'restore from "{ck}"')
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import rayscript_cmd, run_mpi
 from rayscript import Cluster
-from rayscript.errors import RayScriptError
+from rayscript.errors import RayScriptError, RuntimeFault, ScriptError, StatementError, StatementErrors
+from rayscript.genomics.fastx import InputError
 from rayscript.interpreter import by_bases
 
 SCENARIO = """\
@@ -166,6 +167,103 @@ def test_parallel_commanders_all_finish_before_an_error_is_reported(local4):
                    " on 3: copy kmers/3 from 3 to 0 }")
     assert local4.run("locate kmers/2")[0].data["ranks"] == [3]
     assert 0 in local4.run("locate kmers/3")[0].data["ranks"]
+
+
+def test_a_failure_in_a_block_another_rank_commands_is_the_statement_s_own_error_with_its_cause(local4):
+    """It was a BlockFailed: not among the documented errors, not a StatementError, and its .cause
+    was None."""
+    with pytest.raises(StatementError) as info:
+        local4.run("on 2 {\n  put kmers/1 on 2\n  on 3 { copy kmers/1 from 3 to 0 }\n}", "blk.ray")
+    err = info.value
+    assert isinstance(err.cause, RuntimeFault) and err.cause.rank == 3 and err.cause.key == "kmers/1"
+    assert err.cause.reason == "kmers/1 is not on rank 3"
+    assert (err.location.line, err.location.column, err.statement) == (3, 10, "copy")
+    assert [r.text for r in err.results] == ["put kmers/1 on rank 2"]
+    # a refusal there (a file that is not there) is the ScriptError it is on rank 0
+    with pytest.raises(ScriptError) as refused:
+        local4.run('on 1: load "nowhere.fq" into kmers', "blk.ray")
+    assert type(refused.value) is InputError and not isinstance(refused.value, StatementError)
+    assert str(refused.value).startswith("blk.ray:1:7: nowhere.fq: no such file")
+
+
+@pytest.mark.timeout(60)
+def test_a_defect_in_a_block_another_rank_commands_comes_back_as_that_rank_s_fault(local4, monkeypatch):
+    """An exception that is not a rayscript error ended the block's task on rank 2 unheard: rank 0
+    waited for its answer forever."""
+    from rayscript.statements.store import Locate
+
+    def broken(self, cmd):
+        raise ZeroDivisionError("division by zero")
+        yield
+
+    monkeypatch.setattr(Locate, "run", broken)
+    with pytest.raises(StatementError) as info:
+        local4.run("on 2 { locate kmers/1 }")
+    assert info.value.cause.rank == 2
+    assert "internal error" in info.value.cause.reason and "ZeroDivisionError: division by zero" in str(info.value)
+
+
+def test_every_branch_of_parallel_that_fails_keeps_its_error(local4):
+    """Only the first error was reported; the others were in neither the error nor err.results."""
+    local4.run("for r in 0..3 { put kmers/$r on $r }")
+    with pytest.raises(StatementErrors) as info:
+        local4.run("parallel {\n on 1: copy kmers/9 from 1 to 2\n on 2: move kmers/2 from 2 to 3\n"
+                   " on 3 { copy kmers/3 from 3 to 0\n   get kmers/8 from 3 }\n}", "par.ray")
+    err = info.value
+    assert isinstance(err, StatementError)  # caught as one statement's error too: the first's
+    assert [(e.location.line, e.cause.rank, e.cause.key) for e in err.errors] == [(2, 1, "kmers/9"), (5, 3, "kmers/8")]
+    assert err.cause is err.errors[0].cause and err.location == err.errors[0].location
+    assert str(err).splitlines()[::3] == ["par.ray:2:8: rank 1: kmers/9 is not on rank 1",
+                                          "par.ray:5:4: rank 3: kmers/8 is not on rank 3"]
+    # what the branch that succeeded, and the failed one before its error, did
+    assert [r.text for r in err.results] == ["moved kmers/2 from rank 2 to rank 3",
+                                             "copied kmers/3 from rank 3 to rank 0"]
+    # one branch failing raises its own error, as before
+    with pytest.raises(StatementError) as one:
+        local4.run("parallel { on 1: get kmers/9 from 1\n on 2: locate kmers/3 }")
+    assert not isinstance(one.value, StatementErrors) and one.value.cause.rank == 1
+
+
+def test_a_missing_file_or_checkpoint_is_a_script_error_as_documented(local4, tmp_path):
+    for statement in ('load "nowhere.fq" into kmers', f'restore from "{tmp_path}"'):
+        with pytest.raises(ScriptError) as info:
+            local4.run(f"put kmers/5 on 1\n{statement}")
+        assert str(info.value).startswith("<string>:2:1: ")
+        assert [r.text for r in info.value.results] == ["put kmers/5 on rank 1"]
+
+
+EMBEDDED_ERRORS = """
+from rayscript import Cluster
+from rayscript.errors import RuntimeFault, ScriptError, StatementError, StatementErrors
+
+with Cluster() as c:
+    if c is not None:
+        try:
+            c.run("on 1 { get kmers/5 from 2 }")
+        except StatementError as err:
+            print(type(err).__name__, type(err.cause).__name__, err.cause.rank, err.cause.key, err.location.column)
+        try:
+            c.run("put kmers/6 on 0\\nparallel { on 1: get kmers/5 from 2\\n on 2 { get kmers/7 from 1 }\\n"
+                  " on 0: copy kmers/6 from 0 to 1 }")
+        except StatementErrors as err:
+            print(len(err.errors), [(e.cause.rank, e.location.line) for e in err.errors], [r.text for r in err.results])
+        try:
+            c.run('on 2: load "nowhere.fq" into kmers')
+        except ScriptError as err:
+            print(type(err).__name__, isinstance(err, StatementError), err.message)
+"""
+
+
+@pytest.mark.mpi
+def test_errors_of_blocks_other_ranks_command_cross_mpi_whole(tmp_path):
+    prog = tmp_path / "errors.py"
+    prog.write_text(EMBEDDED_ERRORS)
+    proc = run_mpi(3, *rayscript_cmd(), "exec", sys.executable, str(prog))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "StatementError RuntimeFault 2 kmers/5 8",
+        "2 [(2, 2), (1, 3)] ['put kmers/6 on rank 0', 'copied kmers/6 from rank 0 to rank 1']",
+        "InputError False nowhere.fq: no such file"]
 
 
 def test_ranks_table_counts_items_per_namespace(local4):

@@ -155,6 +155,32 @@ def test_walk_search_movement_and_checkpoints_with_two_word_ids(genome_reads, tm
         assert res.text.splitlines()[0] == f"{first}\t{ref[canon(first)]}"
 
 
+@pytest.mark.parametrize("k", [32, 47, 63])
+def test_a_search_result_of_two_word_ids_shows_its_start_by_its_bases(genome_reads, tmp_path, k):
+    """get results/NAME printed start=46487606163971535229884379252498122864."""
+    path, genome, _ = genome_reads
+    start = canon(genome[1000:1000 + k])
+    number = encoding.encode(start)
+    with Cluster.local(2) as c:
+        c.run(f'load "{path}" into kmers k={k}')
+        (res,) = c.run(f"search kmers/{start} depth=2 into results/near")
+        assert res.text.startswith(f"searched from kmers/{start} to depth 2: ")
+        (res,) = c.run("get results/near")
+        assert res.text.startswith(f"results/near start={start} vertices=5")
+        assert str(number) not in res.text
+        # asked by number, shown by its bases all the same
+        (res,) = c.run(f"search kmers/{number} depth=1 into results/bynumber")
+        assert res.text.startswith(f"searched from kmers/{start} to depth 1: 3 vertices")
+        assert str(c.get("results/bynumber")).startswith(f"results/bynumber start={start} ")
+        assert str(number) not in str(c.get("results/bynumber"))
+        # a result keeps its k through a checkpoint
+        c.run(f'save to "{tmp_path}/ck"')
+    with Cluster.local(3) as c:
+        c.run(f'restore from "{tmp_path}/ck"')
+        assert c.get("results/near").k == k
+        assert c.run("get results/near")[0].text.startswith(f"results/near start={start} vertices=5")
+
+
 @pytest.mark.parametrize("k", [41, 63])
 def test_assemble_with_two_word_ids_gives_the_covered_stretches_of_the_genome(genome_reads, k):
     path, genome, reads = genome_reads

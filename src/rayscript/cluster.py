@@ -23,14 +23,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import (
-    BlockFailed,
     Cancelled,
     DriverLost,
     RayScriptError,
     RuntimeFault,
     ScriptError,
     ScriptErrors,
-    StatementError,
 )
 from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
@@ -236,7 +234,7 @@ class Cluster:
         self._require_driver()
         self.scope.text = text
         for st in statements:
-            failed: StatementError | BlockFailed | None = None
+            failed: RayScriptError | None = None
             try:
                 with self.node.interrupts_at_safe_points():
                     results = self.node.run(self.interpreter.execute(st, self.scope))
@@ -245,7 +243,7 @@ class Cluster:
                 note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late
                         else "; every order already sent was completed")
                 raise Cancelled(f"cancelled{note}, later orders were not sent") from None
-            except (StatementError, BlockFailed) as err:
+            except RayScriptError as err:
                 failed = err
             finally:
                 if self.node.progress is not None:

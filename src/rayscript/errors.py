@@ -2,18 +2,62 @@
 
 Script errors carry a location (file, line, column) and render the offending line
 with a caret under the column; runtime faults carry the rank and the key.
+
+The errors a script meets (docs/language.md, "Errors"), wherever its statements run (a block
+another rank commands, ``on R``, sends its error back whole, so it is raised as it would have been
+on rank 0):
+
+- :class:`ScriptError` (and its :class:`ScriptSyntaxError`, and a bad input file or checkpoint the
+  commander refuses, :class:`~rayscript.genomics.fastx.InputError`,
+  :class:`~rayscript.genomics.checkpoint.CheckpointError`): the script, or what it names, is
+  refused before the statement sends anything; :class:`ScriptErrors` holds several.
+- :class:`StatementError`: a statement failed while it ran; ``.cause`` is the
+  :class:`RuntimeFault` (rank, host, key) or other error; :class:`StatementErrors` holds those of
+  several branches of ``parallel`` that failed.
+- :class:`RankFailure`, :class:`Cancelled`: the job lost a rank; the user interrupted.
+
+Any of them carries ``done``: the results of the statements nested in the failed one (a loop's
+rounds, a block's statements, the other branches of ``parallel``) that completed before it failed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 class RayScriptError(Exception):
     """Root of all rayscript errors.  ``Cluster.run`` sets ``results`` to the results of the
-    statements that completed before the error."""
+    statements that completed before the error; ``done`` holds, until then, those of the statements
+    nested in the one that failed.  An error pickles whole (with its cause, location and ``done``):
+    a rank commanding a block sends it back to the rank that gave the block."""
 
     results: list = []
+
+    @property
+    def done(self) -> list:
+        """Results of statements nested in the failed one that completed before it failed (a loop's
+        earlier rounds, a block's earlier statements, the branches of parallel that succeeded):
+        they are reported before the error."""
+        found = self.__dict__.get("_done")
+        if found is None:
+            found = self.__dict__["_done"] = []
+        return found
+
+    @done.setter
+    def done(self, results: list) -> None:
+        self.__dict__["_done"] = list(results)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> BaseException:
+    """An error made again from its pickled parts (not through ``__init__``, whose arguments vary)."""
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 @dataclass(frozen=True)
@@ -119,17 +163,15 @@ class RankFailure(RayScriptError):
 
 
 class StatementError(RayScriptError):
-    """A runtime fault or refusal tied to the statement (and location) that caused it."""
+    """A statement failed while it ran: ``cause`` says why (a :class:`RuntimeFault` naming the rank,
+    the host and the key, or another error), at the statement's ``location``."""
 
-    def __init__(self, cause: RayScriptError, location: Location | None, text: str | None,
+    def __init__(self, cause: BaseException, location: Location | None, text: str | None,
                  statement: str | None = None):
         self.cause = cause
         self.location = location
         self.text = text
         self.statement = statement
-        # results of statements nested in the one that failed (a loop's, a block's) that completed
-        # before it failed: they are reported before the error
-        self.done: list = []
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -142,13 +184,20 @@ class StatementError(RayScriptError):
         return msg
 
 
-class BlockFailed(RayScriptError):
-    """A block run by another commander (``on R``) failed; the message is already located.
-    ``done``: the results of the block's statements that completed before (as on a StatementError)."""
+class StatementErrors(StatementError):
+    """Several statements run at once (the branches of ``parallel``) failed: ``errors`` holds every
+    one's error (a :class:`StatementError` or a :class:`ScriptError`), in the order of the
+    statements; ``cause``, ``location`` and ``statement`` are the first's."""
 
-    def __init__(self, message: str, done: list | None = None):
-        super().__init__(message)
-        self.done: list = list(done or [])
+    def __init__(self, errors: list[RayScriptError]):
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.cause if isinstance(first, StatementError) else first,
+                         getattr(first, "location", None), getattr(first, "text", None),
+                         getattr(first, "statement", None))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
 
 
 class CollectiveAborted(RayScriptError):

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import (
-    BlockFailed,
+    Cancelled,
     OrderTimeout,
     RankFailure,
     RayScriptError,
     RuntimeFault,
     ScriptError,
     StatementError,
+    StatementErrors,
 )
 from .language import ast
 from .language.parser import make_key
@@ -192,8 +193,13 @@ class Interpreter:
             try:
                 results = yield from self.run_block(msg.statements, scope)
             except RayScriptError as err:
-                # the error, with what the block did before it
-                self.node.reply(msg, BlockDone(results=getattr(err, "done", []), error=str(err)))
+                # the error whole (its class, cause, location), with what the block did before it
+                self.node.reply(msg, BlockDone(error=err))
+                return
+            except Exception as exc:  # a defect: the commander of the block must still hear of it
+                self.node.reply(msg, BlockDone(error=RuntimeFault(
+                    f"internal error on {self.node.messenger.host()} while commanding a block: "
+                    f"{type(exc).__name__}: {exc}", rank=self.node.rank)))
                 return
             finally:
                 self.node.timeout = saved
@@ -320,9 +326,24 @@ class Command:
     whole_number = staticmethod(whole_number)
     truth = staticmethod(truth)
 
-    def options(self, options: ast.Options) -> dict[str, Any]:
-        """A statement's options with their values resolved."""
-        return {name: self.value(v) for name, v in options}
+    def options(self, st: ast.Statement) -> dict[str, Any]:
+        """The options written in ``st`` with their values resolved and checked against what each
+        takes (its ``options_allowed``): numbers as ints, words in lower case, true/false as bools.
+        A value that does not fit (a $variable's: literal values were refused by the checker) is a
+        ScriptError located at the value."""
+        allowed = type(st).options_allowed
+        out = {}
+        for name, v in st.given_options():
+            value = self.value(v)
+            takes = allowed.get(name)
+            if takes is not None:
+                shown = f"{value!r} (${v.name})" if isinstance(v, ast.Var) else ast.literal(v)[1] or repr(value)
+                try:
+                    value = takes.convert(name, value, shown)
+                except ScriptError as err:
+                    raise err.with_location(st.option_location(name), self.scope.text) from None
+            out[name] = value
+        return out
 
     def path(self, v: Any, what: str = "a file path") -> str:
         """A value that must be a quoted path."""
@@ -389,7 +410,7 @@ class Command:
         """Run one statement; errors come out located at it."""
         try:
             result = yield from st.run(self)
-        except (StatementError, BlockFailed, RankFailure):
+        except (StatementError, RankFailure, Cancelled):
             raise
         except ScriptError as err:
             raise err.with_location(st.location, self.scope.text) from None
@@ -416,7 +437,7 @@ class Command:
         for st in statements:
             try:
                 results.extend((yield from self.execute(st)))
-            except (StatementError, BlockFailed) as err:
+            except RayScriptError as err:
                 err.done[:0] = results
                 raise
         return results
@@ -435,7 +456,9 @@ class Command:
         return Command(self.interpreter, self.scope.child(), self.rank_id, plan, self.depth), plan
 
     def delegate(self, rank: int, statements: tuple) -> Steps:
-        """Make ``rank`` the commander of ``statements`` (``on R``) and wait for its results."""
+        """Make ``rank`` the commander of ``statements`` (``on R``) and wait for its results.  A
+        statement of the block that fails there raises here the error it raised there (located at
+        it, with ``done``), as if this rank had run the block."""
         if rank == self.rank_id:
             return (yield from self.child(0).block(statements))
         order = RunBlock(recipient=rank, statements=statements, env=dict(self.scope.env),
@@ -445,19 +468,17 @@ class Command:
             self.nested().note(f"rank {rank} commands:")
             there = Command(self.interpreter, self.scope.child(), rank, self.plan, self.depth + 2)
             return (yield from there.block(statements))
-        try:
-            (done,) = yield self.node.order(order, timeout=None)
-        except RuntimeFault as err:
-            if err.rank == rank and err.key is None:
-                raise BlockFailed(err.reason) from None
-            raise
-        if done.error:
-            raise BlockFailed(done.error, done.results)
+        (done,) = yield self.node.order(order, timeout=None)
+        if done.error is not None:
+            raise done.error
         return done.results
 
     def all_at_once(self, statements: Iterable[ast.Statement]) -> Steps:
         """Run statements concurrently; wait for every one, even when one fails, so nothing is
-        left half done; then raise the first error.  (``explain`` lists them one after the other.)"""
+        left half done.  Then raise the error of the one that failed, or, when several did, a
+        StatementErrors holding every one's; its ``done``: the results of those that succeeded and
+        what the failed ones did before they failed, in the order of the statements.  (``explain``
+        lists them one after the other.)"""
         if self.plan is not None:
             results: list[Result] = []
             for st in statements:
@@ -465,11 +486,25 @@ class Command:
             return results
         futures = [self.node.spawn(self.execute(s)) for s in statements]
         outcomes = yield [settled(f) for f in futures]
-        errors = [e for ok, e in outcomes if not ok]
-        done = [r for ok, rs in outcomes if ok for r in rs]
-        if errors:
-            first = errors[0]
-            if isinstance(first, (StatementError, BlockFailed)):  # the statements that succeeded are reported
-                first.done[:0] = done + [r for e in errors for r in getattr(e, "done", []) if e is not first]
-            raise first
-        return done
+        done: list[Result] = []
+        errors: list[BaseException] = []
+        for ok, value in outcomes:
+            if ok:
+                done.extend(value)
+                continue
+            if isinstance(value, RayScriptError):
+                done.extend(value.done)
+                value.done = []
+            errors.extend(value.errors if isinstance(value, StatementErrors) else [value])
+        if not errors:
+            return done
+        # a lost rank, an interruption or a defect ends the whole job: that one is raised
+        ending = [e for e in errors if not isinstance(e, (StatementError, ScriptError))]
+        if ending:
+            error = ending[0]
+        else:
+            error = errors[0] if len(errors) == 1 else StatementErrors([e for e in errors
+                                                                       if isinstance(e, RayScriptError)])
+        if isinstance(error, RayScriptError):
+            error.done = done
+        raise error

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
+from .errors import RayScriptError
 from .items import BY_NAMESPACE, pack_item
 from .store import encoding
 
@@ -215,7 +216,9 @@ class StatsReply(Message, kind="stats-reply", code=44, reply=True):
 @dataclass(kw_only=True)
 class BlockDone(Message, kind="block-done", code=45, reply=True):
     results: list = field(default_factory=list)
-    error: str = ""  # the block failed (located); ``results``: what it did before
+    # the block failed: the error its statement raised, whole (pickled with its class, cause,
+    # location, and ``done``: what the block did before it)
+    error: RayScriptError | None = None
 
 
 # --- orders (commander -> rank) -------------------------------------------

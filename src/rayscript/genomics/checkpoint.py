@@ -15,23 +15,30 @@ word first), counts (uint32) and edges (uint8), then
 each named item as a uint32 length and its packed bytes.  The manifest records each file's size,
 item counts and SHA-256.
 
-A restore verifies every file (present, size, checksum, header, k) on the ranks that will load them
-before any rank changes its store; only then do all ranks swap in what they read.  Onto a
-different number of ranks, files are spread over the ranks and the items then moved to their
-owners.
+A restore first checks the manifest against its schema (:func:`check_manifest`: every field's type
+and range, one distinct file per saved rank, each a relative path inside the checkpoint directory),
+then verifies every file (present, size, checksum, and its header against its manifest entry: rank,
+rank count, k, canonical, item counts) on the ranks that will load them before any rank changes its
+store; only then do all ranks swap in what they read.  Nothing outside the checkpoint directory is
+read.  Onto a different number of ranks, files are spread over the ranks and the items then moved
+to their owners.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from ..errors import RayScriptError
-from ..items import pack_item, unpack_item
+from ..errors import RayScriptError, ScriptError
+from ..items import BY_NAMESPACE, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
 from ..store.kmertable import KmerTable
@@ -40,10 +47,127 @@ FORMAT_VERSION = 1
 MAGIC = b"RAYSHRD1"
 HEADER = struct.Struct("<8sIIIBBxxQQ")  # 40 bytes
 MANIFEST = "manifest.json"
+GENERATION = re.compile(r"gen-(\d{6,})")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class CheckpointError(RayScriptError):
-    pass
+class CheckpointError(ScriptError):
+    """A checkpoint that cannot be saved or restored as asked.  A ScriptError: the commander refuses
+    it before the statement sends anything (a rank that finds it while verifying its files reports it
+    as a fault of that rank)."""
+
+
+# --- the manifest's schema -----------------------------------------------------------
+
+def _shown(value: Any) -> str:
+    """A JSON value as the manifest writes it (shortened)."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(value: Any, lo: int, hi: int | None = None) -> bool:
+    return type(value) is int and value >= lo and (hi is None or value <= hi)
+
+
+def _k_value(value: Any) -> bool:
+    return value is None or _whole(value, 1, encoding.MAX_K)
+
+
+_K_WORDS = f"a whole number from 1 to {encoding.MAX_K}, or null"
+
+
+def check_manifest(manifest: Any, where: str) -> dict:
+    """``manifest`` (parsed JSON) checked against the schema of what ``save`` writes, field by
+    field; the first problem raises a CheckpointError naming ``where`` and the field.  Beyond the
+    types: one entry per saved rank, no file listed twice, every file a relative path that stays
+    in the checkpoint directory, and the manifest's k and canonical agreeing with its entries'."""
+    def fail(field_name: str, expected: str, value: Any) -> None:
+        raise CheckpointError(f"{where}: {field_name} must be {expected}, not {_shown(value)}")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
+        raise CheckpointError(f"{where}: not a rayscript checkpoint manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{where}: format version {manifest.get('version')!r}, this rayscript reads "
+                              f"version {FORMAT_VERSION}")
+    ranks, k, canonical = manifest.get("ranks"), manifest.get("k"), manifest.get("canonical")
+    if not _whole(ranks, 1):
+        fail("'ranks'", "a whole number >= 1", ranks)
+    if "k" not in manifest or not _k_value(k):
+        fail("'k'", _K_WORDS, k)
+    if not isinstance(canonical, bool):
+        fail("'canonical'", "true or false", canonical)
+    generation = manifest.get("generation")
+    if not isinstance(generation, str) or not GENERATION.fullmatch(generation):
+        fail("'generation'", "a generation folder's name such as \"gen-000001\"", generation)
+    if not isinstance(manifest.get("saved"), str):
+        fail("'saved'", "a date and time (text)", manifest.get("saved"))
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files:
+        raise CheckpointError(f"{where}: lists no shard files")
+    first: dict[str, int] = {}
+    for n, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            fail(f"files[{n}]", "an object", entry)
+        name = entry.get("file")
+        if not isinstance(name, str) or not name:
+            fail(f"files[{n}]: 'file'", "a file name", name)
+        at = f"files[{n}] ({name})"
+        relative_inside(name, f"{where}: files[{n}]: 'file'")
+        if not _whole(entry.get("bytes"), HEADER.size):
+            fail(f"{at}: 'bytes'", f"a whole number >= {HEADER.size} (a shard file's header)", entry.get("bytes"))
+        if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
+            fail(f"{at}: 'sha256'", "64 hexadecimal digits", entry.get("sha256"))
+        items = entry.get("items")
+        if not isinstance(items, dict):
+            fail(f"{at}: 'items'", "an object of item counts by namespace", items)
+        for ns, count in items.items():
+            if ns not in BY_NAMESPACE:
+                raise CheckpointError(f"{where}: {at}: 'items' names an unknown namespace {_shown(ns)} "
+                                      f"(namespaces: {', '.join(BY_NAMESPACE)})")
+            if not _whole(count, 0):
+                fail(f"{at}: 'items' of {ns}", "a whole number >= 0", count)
+        if "k" not in entry or not _k_value(entry["k"]):
+            fail(f"{at}: 'k'", _K_WORDS, entry.get("k"))
+        if entry["k"] is not None and entry["k"] != k:
+            raise CheckpointError(f"{where}: {at}: k={entry['k']} differs from the checkpoint's k={_shown(k)}")
+        if not isinstance(entry.get("canonical"), bool):
+            fail(f"{at}: 'canonical'", "true or false", entry.get("canonical"))
+        same = os.path.normpath(name)
+        if same in first:
+            raise CheckpointError(f"{where}: {at}: listed again (files[{first[same]}] is the same file): each "
+                                  "saved rank has a file of its own")
+        first[same] = n
+    if len(files) != ranks:
+        raise CheckpointError(f"{where}: lists {len(files)} shard file{'s' if len(files) != 1 else ''} for "
+                              f"{ranks} saved rank{'s' if ranks != 1 else ''} (one file per rank)")
+    if k is not None and all(e["k"] is None for e in files):
+        raise CheckpointError(f"{where}: 'k' is {k}, and no file holds k-mers of that k")
+    if canonical != all(e["canonical"] for e in files):
+        raise CheckpointError(f"{where}: 'canonical' is {_shown(canonical)}, and its files say "
+                              f"{_shown(not canonical)}")
+    return manifest
+
+
+def relative_inside(name: str, what: str) -> str:
+    """``name`` if it is a relative path that stays in its directory (no absolute path, no '..'
+    part); a CheckpointError saying ``what`` otherwise."""
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts:
+        raise CheckpointError(f"{what} must be a path inside the checkpoint directory, not {_shown(name)}")
+    return name
+
+
+def shard_path(directory: str, name: str) -> str:
+    """The file ``name`` of the checkpoint in ``directory``, refused when it is not inside it
+    (an absolute path, a '..' part, or a symbolic link that leads out)."""
+    relative_inside(name, f"{os.path.join(directory, MANIFEST)}: a file entry")
+    path = os.path.join(directory, name)
+    root = os.path.realpath(directory)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root or real == root:
+        raise CheckpointError(f"{path}: leads out of the checkpoint directory (to {real}); a restore reads "
+                              "only files inside it")
+    return path
 
 
 def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list) -> dict:
@@ -75,8 +199,10 @@ def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list
             "items": per_ns, "k": table.k, "canonical": table.canonical}
 
 
-def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
-    """Read and verify one shard file against its manifest entry."""
+def read_shard(path: str, expect: dict, rank: int | None = None, ranks: int | None = None
+               ) -> tuple[KmerTable, list]:
+    """Read and verify one shard file against its manifest entry (and, given, the rank that saved
+    it and the rank count): checksum, header, and what it holds."""
     name = path
     try:
         with open(path, "rb") as fh:
@@ -91,13 +217,23 @@ def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
         raise CheckpointError(f"{name}: checksum mismatch (the file is corrupted)")
     if len(data) < HEADER.size:
         raise CheckpointError(f"{name}: too short for a shard header")
-    magic, version, _rank, _nranks, k, canonical, nk, nitems = HEADER.unpack_from(data)
+    magic, version, saved_rank, saved_ranks, k, canonical, nk, nitems = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise CheckpointError(f"{name}: not a rayscript shard file")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{name}: format version {version}, this rayscript reads version {FORMAT_VERSION}")
-    if expect.get("k") is not None and k != expect["k"]:
-        raise CheckpointError(f"{name}: holds k={k} k-mers, the manifest says k={expect['k']}")
+    if rank is not None and (saved_rank, saved_ranks) != (rank, ranks):
+        raise CheckpointError(f"{name}: is the file of rank {saved_rank} of {saved_ranks}, and the manifest lists "
+                              f"it as rank {rank}'s of {ranks}")
+    if k != (expect.get("k") or 0):
+        what = f"k={k} k-mers" if k else "k-mers of no known k"
+        raise CheckpointError(f"{name}: holds {what}, the manifest says k={_shown(expect.get('k'))}")
+    if "canonical" in expect and bool(canonical) != expect["canonical"]:
+        raise CheckpointError(f"{name}: holds k-mers counted with canonical={str(bool(canonical)).lower()}, the "
+                              f"manifest says canonical={_shown(expect['canonical'])}")
+    items = expect.get("items", {})
+    if "items" in expect and nk != items.get("kmers", 0):
+        raise CheckpointError(f"{name}: holds {nk:,} k-mers, the manifest says {items.get('kmers', 0):,}")
     o = HEADER.size
     width = 16 if encoding.is_wide(k) else 8
     need = o + (width + 5) * nk
@@ -117,12 +253,20 @@ def read_shard(path: str, expect: dict) -> tuple[KmerTable, list]:
         except (KeyError, struct.error, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{name}: a named item cannot be read ({exc})") from None
         o += 4 + n
+    held = Counter(item.namespace for item in named)
+    said = {ns: n for ns, n in items.items() if ns != "kmers" and n}
+    if "items" in expect and held != said:
+        raise CheckpointError(f"{name}: holds {_counted(held)}, the manifest says {_counted(said)}")
     table = KmerTable(k or None)
     table.canonical = bool(canonical)
     if not encoding.is_sorted(ids):
         raise CheckpointError(f"{name}: k-mer ids out of order")
     table.add_counted(ids, counts, edges)
     return table, named
+
+
+def _counted(per_namespace: dict) -> str:
+    return ", ".join(f"{n:,} {ns}" for ns, n in sorted(per_namespace.items())) or "no named items"
 
 
 # --- messages ----------------------------------------------------------------------
@@ -159,7 +303,9 @@ class SaveOrder(Message, kind="save-order", code=110):
 @dataclass(kw_only=True)
 class VerifyOrder(Message, kind="restore-verify", code=111):
     reply_type = VerifiedReply
-    files: list = field(default_factory=list)  # (path, manifest entry)
+    directory: str = ""  # the checkpoint's: every file is read from inside it
+    files: list = field(default_factory=list)  # (file, manifest entry, the rank that saved it)
+    ranks: int = 0  # how many ranks saved the checkpoint
     token: str = ""
     k: int | None = None
     canonical: bool = True
@@ -203,8 +349,8 @@ class CheckpointService:
         table.canonical = msg.canonical
         named = []
         differing = 0
-        for path, entry in msg.files:
-            t, items = read_shard(path, entry)
+        for name, entry, saved_by in msg.files:
+            t, items = read_shard(shard_path(msg.directory, name), entry, saved_by, msg.ranks)
             if not len(table):
                 table.absorb(t)
             else:  # copies saved on several ranks are one item here, never summed

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RayScriptError
+from ..errors import ScriptError
 from ..store.encoding import INVALID, codes_from_bytes
 
 CHUNK_BYTES = 1 << 20
@@ -40,8 +40,10 @@ COMPRESSIONS = "gzip, bzip2, xz or zstd"
 _EXPANSION = {"gzip": 3, "bzip2": 4, "xz": 4, "zstd": 3}
 
 
-class InputError(RayScriptError):
-    """A bad input file: names the file, the record or line where known, and the reason."""
+class InputError(ScriptError):
+    """A bad input file: names the file, the record or line where known, and the reason.  A
+    ScriptError: the commander refuses it before the statement sends anything (a rank that finds
+    it while reading reports it as a fault of that rank)."""
 
 
 @dataclass(frozen=True)

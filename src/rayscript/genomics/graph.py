@@ -62,9 +62,11 @@ class PathReply(Message, kind="path-stored", code=103, reply=True):
 
 @dataclass(kw_only=True)
 class NeighboursReply(Message, kind="neighbours-reply", code=104, reply=True):
-    """buffers: [found mask, neighbour ids, index of the source id]."""
+    """buffers: [found mask, neighbour ids, index of the source id]; ``k``: the k of the rank's
+    k-mers (0: none known)."""
 
     found: int = 0
+    k: int = 0
 
 
 @dataclass(kw_only=True)
@@ -302,7 +304,7 @@ class GraphService:
                         arr = encoding.canonical_array(arr, k)
                     out_ids.append(arr)
                     out_src.append(idx[sel])
-        reply = NeighboursReply(found=int(found.sum()))
+        reply = NeighboursReply(found=int(found.sum()), k=k)
         reply.buffers = [found, np.concatenate(out_ids) if out_ids else table.empty_ids(),
                          np.concatenate(out_src) if out_src else np.empty(0, np.int64)]
         self.node.reply(msg, reply)

@@ -170,12 +170,14 @@ class GraphPath(Carriageable, namespace="paths", code=2):
 
 @dataclass
 class GraphSearchResult(Carriageable, namespace="results", code=3):
-    """Vertices reached from a start k-mer, with their depth."""
+    """Vertices reached from a start k-mer, with their depth; ``k``: the store's k (0: unknown),
+    by which a start of k > 31 is shown by its bases."""
 
     name: str
     start: int = 0
     vertices: list = field(default_factory=list)
     depths: list = field(default_factory=list)
+    k: int = 0
 
     @property
     def ident(self) -> str:
@@ -188,6 +190,8 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
                + struct.pack(f"<{n}Q", *(v & _M64 for v in self.vertices)) + struct.pack(f"<{n}H", *self.depths))
         if self.start >> 64 or any(v >> 64 for v in self.vertices):  # k > 32: the high bits follow
             out += struct.pack(f"<{n + 1}Q", self.start >> 64, *(v >> 64 for v in self.vertices))
+        if self.k:  # one byte last (what follows the depths is then never a whole number of words)
+            out += struct.pack("<B", self.k)
         return out
 
     @classmethod
@@ -200,15 +204,20 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
         vertices = list(struct.unpack_from(f"<{n}Q", buf, o))
         depths = list(struct.unpack_from(f"<{n}H", buf, o + 8 * n))
         o += 10 * n
-        if len(buf) > o:
+        end, k = len(buf), 0
+        if (end - o) % 8:  # a result saved before it kept k has none
+            end -= 1
+            k = buf[end]
+        if end > o:
             high = struct.unpack_from(f"<{n + 1}Q", buf, o)
             start |= high[0] << 64
             vertices = [v | (h << 64) for v, h in zip(vertices, high[1:])]
-        return cls(name, start, vertices, depths)
+        return cls(name, start, vertices, depths, k)
 
     @classmethod
     def empty(cls, ident: Any, options: dict) -> GraphSearchResult:
         return cls(str(ident))
 
     def __str__(self) -> str:
-        return f"results/{self.name} start={self.start} vertices={len(self.vertices)}"
+        start = encoding.decode(self.start, self.k) if self.k > encoding.WORD_K else self.start
+        return f"results/{self.name} start={start} vertices={len(self.vertices)}"

@@ -116,6 +116,77 @@ Value = int | str | Var | Key | Word | Duration
 Rank = int | Var
 Options = tuple[tuple[str, Value], ...]
 
+
+def literal(value: Value) -> tuple[Any, str]:
+    """A value written in the script as it is when the statement runs, and as it was written (for
+    messages); a $variable (or a key with one) has no value before then: (None, '')."""
+    if isinstance(value, Var) or (isinstance(value, Key) and value.is_template):
+        return None, ""
+    if isinstance(value, Word):
+        return value.text, value.text
+    if isinstance(value, Duration):
+        return value.seconds, str(value)
+    if isinstance(value, str):
+        return value, '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Key):
+        return str(value), str(value)
+    return value, str(value)
+
+
+@dataclass(frozen=True)
+class Takes:
+    """What an option (``name=value``) takes, declared once in its statement's ``options_allowed``:
+    a whole number from ``lo`` (to ``hi``; no number when ``lo`` is None), and/or one of ``words``
+    (true/false options give bools).  The static checker refuses a literal value that does not fit,
+    at the value, before anything is sent; ``Command.options`` refuses a $variable's value the same
+    way when the statement runs.  ``note`` says why the range is what it is."""
+
+    lo: int | None = None
+    hi: int | None = None
+    words: tuple[str, ...] = ()
+    note: str = ""
+
+    def __str__(self) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"a whole number from {self.lo} to {self.hi}" if self.hi is not None
+                         else f"a whole number >= {self.lo}")
+        if self.words:
+            parts.append(" or ".join(self.words))
+        text = ", or ".join(parts)
+        return f"{text} ({self.note})" if self.note else text
+
+    @property
+    def truth(self) -> bool:
+        return self.words == ("true", "false")
+
+    def problem(self, name: str, value: Any, shown: str) -> str | None:
+        """Why ``value`` (written ``shown``) does not fit ``name=``; None when it does."""
+        try:
+            self.convert(name, value, shown)
+        except ScriptError as err:
+            return err.message
+        return None
+
+    def convert(self, name: str, value: Any, shown: str | None = None) -> Any:
+        """``value`` as the statement uses it (an int, a word in lower case, a bool for true/false);
+        a ScriptError saying what ``name=`` takes when it does not fit."""
+        if self.truth and isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in self.words:
+            return value.lower() == "true" if self.truth else value.lower()
+        if type(value) is int and self.lo is not None and value >= self.lo and (self.hi is None or value <= self.hi):
+            return value
+        raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
+
+
+def whole(lo: int = 0, hi: int | None = None, *words: str, note: str = "") -> Takes:
+    """An option that takes a whole number from ``lo`` (to ``hi``), or one of ``words``."""
+    return Takes(lo, hi, words, note)
+
+
+TRUTH = Takes(words=("true", "false"))  # an option that takes true or false
+
 # field metadata: this field names a rank (checked against the cluster size wherever it appears)
 RANK: dict[str, Any] = {"rank": True}
 
@@ -140,12 +211,16 @@ class Statement:
     syntax: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     example: ClassVar[str] = ""
-    # options (name=value) the statement accepts, with what each takes
-    options_allowed: ClassVar[dict[str, str]] = {}
+    # options (name=value) the statement accepts, with what each takes: the one place their values
+    # are declared (the checker checks literal values, Command.options the values of variables)
+    options_allowed: ClassVar[dict[str, Takes]] = {}
     # involves every rank at once (cannot run inside 'parallel')
     collective: ClassVar[bool] = False
 
     meta: Location | None = field(default=None, compare=False, repr=False, kw_only=True)
+    # where each option's value is written (name -> location), set by the parser
+    option_locations: tuple[tuple[str, Location], ...] = field(default=(), compare=False, repr=False,
+                                                               kw_only=True)
 
     def __init_subclass__(cls, keyword: str = "", registry: dict[str, type[Statement]] | None = None,
                           **kw: Any) -> None:
@@ -176,6 +251,14 @@ class Statement:
         through ``cmd``, :class:`rayscript.interpreter.Command`) and returns its results."""
         raise ScriptError(f"'{self.keyword}' cannot be run")
         yield  # pragma: no cover
+
+    def given_options(self) -> Options:
+        """The options written in the statement, (name, value) in name order."""
+        return getattr(self, "options", ())
+
+    def option_location(self, name: str) -> Location | None:
+        """Where the value of option ``name`` is written (else where the statement is)."""
+        return dict(self.option_locations).get(name, self.meta)
 
     def children(self) -> Iterator[Statement]:
         """The statements nested in this one (blocks), in order."""

@@ -1,6 +1,6 @@
 """Static checks that need no cluster: undefined variables, ranks outside the cluster (when its
-size is known), and each statement's own checks.  Every problem found is returned, with its
-location.
+size is known), option values that do not fit what the option takes, and each statement's own
+checks.  Every problem found is returned, with its location.
 
 The walk is generic: every field of every node is visited (through dataclass fields, tuples,
 keys and selectors), so a variable or a rank is checked wherever a statement keeps it.  Scopes
@@ -10,7 +10,7 @@ copy of the scope (``for`` adds its loop variable there).
 
 from __future__ import annotations
 
-from ..errors import ScriptError
+from ..errors import Location, ScriptError
 from . import ast
 
 
@@ -28,9 +28,10 @@ class CheckContext:
         self.ranges = ranges if ranges is not None else {}
         self.statement: ast.Statement | None = None
 
-    def error(self, message: str, st: ast.Statement | None = None) -> None:
+    def error(self, message: str, st: ast.Statement | None = None, at: Location | None = None) -> None:
+        """A problem with the statement (``at``: where in it, else where it starts)."""
         node = st or self.statement
-        self.errors.append(ScriptError(message, node.location if node is not None else None))
+        self.errors.append(ScriptError(message, at or (node.location if node is not None else None)))
 
     def define(self, name: str, value: object = None) -> None:
         """``name`` is defined from here on; ``value``: its value when written as a whole number."""
@@ -86,5 +87,33 @@ def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
         elif is_rank and isinstance(value, int) and not isinstance(value, bool) and ctx.size is not None \
                 and not 0 <= value < ctx.size:
             ctx.error(f"rank {value} is outside the cluster: ranks are 0..{ctx.size - 1} ({ctx.size} ranks)")
+    _check_options(st, ctx)
     st.check(ctx)
     ctx.statement = st
+
+
+def _check_options(st: ast.Statement, ctx: CheckContext) -> None:
+    """Every option's value against what its statement declares the option takes: a value written
+    in the script, and a $variable whose values are known (a loop's bounds, a number let to it)."""
+    allowed = type(st).options_allowed
+    written = [name for name, _ in st.option_locations]
+    for name, value in sorted(st.given_options(), key=lambda o: written.index(o[0]) if o[0] in written else 0):
+        takes = allowed.get(name)
+        if takes is None:
+            continue
+        if isinstance(value, ast.Var):
+            if value.name not in ctx.ranges:
+                continue
+            lo, hi = ctx.ranges[value.name]
+            if lo > hi:  # a loop that does not run
+                continue
+            takes_what = f"is {lo}" if lo == hi else f"takes the values {lo}..{hi} of its loop"
+            problem = next((p for p in (takes.problem(name, v, str(v)) for v in (lo, hi)) if p), None)
+            if problem:
+                ctx.error(f"{problem} (${value.name} {takes_what})", at=st.option_location(name))
+            continue
+        v, shown = ast.literal(value)
+        if shown:
+            problem = takes.problem(name, v, shown)
+            if problem:
+                ctx.error(problem, at=st.option_location(name))

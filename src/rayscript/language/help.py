@@ -90,20 +90,25 @@ bad.ray:5:1: rank 2: kmers/1 is not on rank 2
 
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
 syntax error of a file (each offending line is set aside and parsing goes on), then the static
-checks (undefined variables, ranks outside the cluster, same source and target).
+checks (undefined variables, ranks outside the cluster, same source and target, option values that
+do not fit what the option takes, such as `k=99`).
 
 Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `stream`):
 
 - `ScriptSyntaxError`: the text does not parse (file:line:column, the line and a caret).
 - `ScriptError`: a static check failed (undefined variable, rank outside the cluster), or a statement
-  refused what it was given before sending anything (a bad option value, a missing file).
+  refused what it was given before sending anything (a bad option value, a missing file:
+  `rayscript.genomics.fastx.InputError`, a bad checkpoint: `CheckpointError`).
 - `ScriptErrors`: several static problems at once (`.errors` lists them).
 - `StatementError`: a statement failed while it ran: its location, and `.cause`, a `RuntimeFault`
   naming the rank and the key (`OrderTimeout` when a rank did not answer in time).
+- `StatementErrors`: several branches of `parallel` failed (a `StatementError`; `.errors` lists each
+  branch's error, `.cause` and the location are the first's).
 - `RankFailure`: a rank crashed; the job is shut down.
 - `Cancelled`: Ctrl-C; the orders in flight were completed, later ones not sent.
 
-Nothing is sent for a script that does not parse or check. When a statement fails, the results of the
+A statement in a block another rank commands (`on R`) fails with the same error as on rank 0, located
+at it. Nothing is sent for a script that does not parse or check. When a statement fails, the results of the
 statements before it, and of the rounds of a loop or statements of a block that completed before it,
 are printed before the error (by `rayscript run` and the REPL) and are on the exception
 (`err.results`). A misused API call (`c.run(None)`,

@@ -45,11 +45,12 @@ def _loc(meta_or_token: Any, source: str) -> Location:
 
 
 class Option(NamedTuple):
-    """``name=value`` as written; ``token`` locates the name."""
+    """``name=value`` as written; ``token`` locates the name, ``at`` the value."""
 
     name: str
     value: ast.Value
     token: Token
+    at: Token
 
 
 class Mode(str):
@@ -64,6 +65,8 @@ class Build:
         self.location = _loc(meta, source)
         self.source = source
         self.registry = registry
+        # where the value of each option is written (kept on the node: errors about a value point at it)
+        self.option_locations: tuple[tuple[str, Location], ...] = ()
 
     def fail(self, message: str, at: Any = None) -> NoReturn:
         raise ScriptSyntaxError(message, _loc(at, self.source) if at is not None else self.location)
@@ -84,9 +87,10 @@ class Build:
             if opt.name in seen:
                 self.fail(f"option '{opt.name}=' given twice", opt.token)
             seen[opt.name] = opt.value
+            self.option_locations += ((opt.name, _loc(opt.at, self.source)),)
         return tuple(sorted(seen.items()))
 
-    def options_arg(self, cls: type[ast.Statement], children: list) -> dict[str, ast.Options]:
+    def options_arg(self, cls: type[ast.Statement], children: list) -> dict[str, Any]:
         if any(f.name == "options" for f in fields(cls)):
             return {"options": self.options(cls, children)}
         self.options(cls, children)  # refuses any option
@@ -110,12 +114,17 @@ class _ToAst(Transformer):
         super().__init__(visit_tokens=True)
         self.source = source
         self.registry = registry
+        self._value_at: Token | None = None
 
     def __default__(self, data: str, children: list, meta: Any) -> Any:
         cls = self.registry.get(data)
         if cls is None:
             return Tree(data, children, meta)
-        return cls.build(Build(meta, self.source, self.registry), children)
+        b = Build(meta, self.source, self.registry)
+        node = cls.build(b, children)
+        if b.option_locations:  # kept out of equality, like meta; set once, as the node is made
+            object.__setattr__(node, "option_locations", tuple(dict(b.option_locations).items()))
+        return node
 
     def _fail(self, message: str, tok: Any) -> NoReturn:
         raise ScriptSyntaxError(message, _loc(tok, self.source))
@@ -131,20 +140,26 @@ class _ToAst(Transformer):
     def rank_var(self, children: list) -> ast.Var:
         return _var(children[0])
 
+    # each value remembers its token: an option's value is the last one read before the option
     def int_value(self, children: list) -> int:
+        self._value_at = children[0]
         return int(children[0])
 
     def str_value(self, children: list) -> str:
+        self._value_at = children[0]
         raw = str(children[0])[1:-1]
         return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
 
     def var_value(self, children: list) -> ast.Var:
+        self._value_at = children[0]
         return _var(children[0])
 
     def word_value(self, children: list) -> ast.Word:
+        self._value_at = children[0]
         return ast.Word(str(children[0]))
 
     def duration_value(self, children: list) -> ast.Duration:
+        self._value_at = children[0]
         text = str(children[0])
         m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)", text)
         assert m is not None  # the terminal's own pattern
@@ -152,6 +167,7 @@ class _ToAst(Transformer):
         return ast.Duration(float(m.group(1)) * scale, text)
 
     def key_value(self, children: list) -> ast.Key | ast.Selector:
+        self._value_at = children[0]
         return self._key(children[0])
 
     def key(self, children: list) -> ast.Key | ast.Selector:
@@ -176,7 +192,7 @@ class _ToAst(Transformer):
 
     def option(self, children: list) -> Option:
         name, value = children
-        return Option(str(name), value, name)
+        return Option(str(name), value, name, self._value_at or name)
 
     def string_list(self, children: list) -> tuple:
         return tuple(children)

@@ -75,7 +75,7 @@ class RayCompleter(Completer):
             candidates += [(ns, "namespace") for ns in ast.namespaces()]
         statement = parser.registry.get(first)
         if "NAME" in accepts and statement is not None:
-            candidates += [(f"{opt}=", what) for opt, what in statement.options_allowed.items()]
+            candidates += [(f"{opt}=", str(takes)) for opt, takes in statement.options_allowed.items()]
         if "NAME" in accepts and first == "help":
             candidates += [(w, h[0]) for w, h in entries().items()]
         if "STRING" in accepts and first in ("load", "dump", "histogram", "query", "save", "restore"):

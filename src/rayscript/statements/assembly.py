@@ -7,7 +7,7 @@ import time
 from ..errors import ScriptError
 from ..genomics.assembly import AssembleOrder
 from ..genomics.kmers import KmerStatsOrder
-from ..language.ast import Key, Statement
+from ..language.ast import TRUTH, Key, Statement, whole
 from ..language.parser import Build, Mode
 from ..results import Result
 
@@ -21,8 +21,7 @@ class Assemble(Statement, keyword="assemble"):
                "(clean=false keeps tips and bubbles: the raw unitigs of the graph). The k-mers are not changed. "
                "Existing paths/PREFIX-N are refused unless 'replace'.")
     example = "assemble kmers into paths/contig min_count=auto"
-    options_allowed = {"min_count": "a number, or auto", "min_length": "a number of bases",
-                       "clean": "true or false"}
+    options_allowed = {"min_count": whole(1, None, "auto"), "min_length": whole(0), "clean": TRUTH}
     collective = True
 
     namespace: str
@@ -44,11 +43,11 @@ class Assemble(Statement, keyword="assemble"):
     def run(self, cmd):
         into = cmd.key(self.into)
         prefix = str(into.key[1])
-        opts = cmd.options(self.options)
-        auto = str(opts.get("min_count", "auto")) == "auto"
-        min_count = 0 if auto else cmd.whole_number(opts["min_count"], "min_count= (or auto)", 1)
-        min_length = cmd.whole_number(opts.get("min_length", 0), "min_length=", 0)
-        clean = cmd.truth(opts.get("clean", True), "clean=")
+        opts = cmd.options(self)
+        auto = opts.get("min_count", "auto") == "auto"
+        min_count = 0 if auto else opts["min_count"]
+        min_length = opts.get("min_length", 0)
+        clean = opts.get("clean", True)
         stats = yield cmd.every(lambda r: KmerStatsOrder(recipient=r))
         if not sum(s.distinct for s in stats):
             raise ScriptError("the store holds no k-mers to assemble: load reads first")

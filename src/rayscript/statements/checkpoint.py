@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import time
 
-from ..genomics.checkpoint import FORMAT_VERSION, MANIFEST, CheckpointError, CommitOrder, SaveOrder, VerifyOrder
+from ..genomics.checkpoint import (
+    FORMAT_VERSION,
+    GENERATION,
+    MANIFEST,
+    CheckpointError,
+    CommitOrder,
+    SaveOrder,
+    VerifyOrder,
+    check_manifest,
+    shard_path,
+)
 from ..items import BY_NAMESPACE
 from ..language.ast import Statement, Value
 from ..messages import MoveOrder
@@ -27,9 +36,7 @@ from ..runtime.node import settled
 from ..store.partition import owner
 from .store import kept_note, rebalance_kmers
 
-_GENERATION = re.compile(r"gen-(\d{6,})")
 MARK = ".rayscript-save"  # in every generation folder a save makes
-_ENTRY_FIELDS = {"file": str, "bytes": int, "sha256": str, "items": dict}
 
 
 def _directory(cmd, value) -> str:
@@ -40,7 +47,8 @@ def _directory(cmd, value) -> str:
 
 
 def read_manifest(directory: str) -> dict:
-    """The manifest of the checkpoint in ``directory``, checked field by field."""
+    """The manifest of the checkpoint in ``directory``, checked against its schema, with every file it
+    lists inside the directory, present, and of the size it says."""
     path = os.path.join(directory, MANIFEST)
     try:
         with open(path) as fh:
@@ -51,28 +59,16 @@ def read_manifest(directory: str) -> dict:
         raise CheckpointError(f"cannot read a checkpoint from {directory}: {_file_named(directory)}") from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "rayscript-checkpoint":
-        raise CheckpointError(f"{path}: not a rayscript checkpoint manifest")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {manifest.get('version')!r}, this rayscript reads "
-                              f"version {FORMAT_VERSION}")
-    ranks = manifest.get("ranks")
-    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
-        raise CheckpointError(f"{path}: 'ranks' must be a whole number >= 1, not {ranks!r}")
-    files = manifest.get("files")
-    if not isinstance(files, list) or not files:
-        raise CheckpointError(f"{path}: lists no shard files")
-    for n, entry in enumerate(files):
-        if not isinstance(entry, dict):
-            raise CheckpointError(f"{path}: file entry {n} is not an object ({entry!r})")
-        for name, kind in _ENTRY_FIELDS.items():
-            if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool):
-                raise CheckpointError(f"{path}: file entry {n} lacks a valid '{name}' ({kind.__name__})")
-        if entry.get("k") not in (None, manifest.get("k")):
-            raise CheckpointError(f"{os.path.join(directory, entry['file'])}: k={entry['k']} differs from the "
-                                  f"checkpoint's k={manifest.get('k')}")
-        f = os.path.join(directory, entry["file"])
-        if not os.path.exists(f):
+    check_manifest(manifest, path)
+    seen: dict[str, str] = {}
+    for entry in manifest["files"]:
+        f = shard_path(directory, entry["file"])
+        real = os.path.realpath(f)
+        if real in seen:
+            raise CheckpointError(f"{path}: {entry['file']} and {seen[real]} are the same file: each saved rank "
+                                  "has a file of its own")
+        seen[real] = entry["file"]
+        if not os.path.isfile(f):
             raise CheckpointError(f"{f}: missing (the manifest lists it)")
         if os.path.getsize(f) != entry["bytes"]:
             raise CheckpointError(f"{f}: truncated or changed: {os.path.getsize(f)} bytes, the manifest says "
@@ -91,7 +87,7 @@ def _file_named(directory: str) -> str:
 
 def _marked(directory: str, name: str) -> bool:
     """Is ``name`` a generation folder a save made (its mark inside)?"""
-    return bool(_GENERATION.fullmatch(name)) and os.path.exists(os.path.join(directory, name, MARK))
+    return bool(GENERATION.fullmatch(name)) and os.path.exists(os.path.join(directory, name, MARK))
 
 
 def _previous_generation(directory: str) -> str | None:
@@ -117,7 +113,7 @@ def _previous_generation(directory: str) -> str | None:
             raise CheckpointError(f"{path} is not a rayscript checkpoint's manifest: a save there would "
                                   "overwrite it; save to a new or empty directory")
         gen = manifest.get("generation")
-        return gen if isinstance(gen, str) and _GENERATION.fullmatch(gen) else None
+        return gen if isinstance(gen, str) and GENERATION.fullmatch(gen) else None
     others = [e for e in entries if not e.startswith(f"{MANIFEST}.tmp") and not _marked(directory, e)]
     if others:
         shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
@@ -127,7 +123,7 @@ def _previous_generation(directory: str) -> str | None:
 
 
 def _next_generation(directory: str, previous: str | None) -> str:
-    m = _GENERATION.fullmatch(previous) if previous else None
+    m = GENERATION.fullmatch(previous) if previous else None
     n = int(m.group(1)) + 1 if m else 1
     while os.path.exists(os.path.join(directory, f"gen-{n:06d}")):
         n += 1
@@ -195,7 +191,8 @@ class Save(Statement, keyword="save"):
 class Restore(Statement, keyword="restore"):
     syntax = "restore from \"DIRECTORY\""
     summary = ("Replace the store with a checkpoint, also on a different number of ranks (items go to "
-               "their owners). Every file is verified (size, checksum, format, k) before the store changes.")
+               "their owners). The manifest and every file are verified (schema, size, checksum, format, k, what "
+               "each holds) before the store changes; nothing outside DIRECTORY is read.")
     example = 'restore from "ckpt/"'
     collective = True
 
@@ -207,11 +204,12 @@ class Restore(Statement, keyword="restore"):
         manifest = read_manifest(directory)
         n = cmd.size
         assign: list[list] = [[] for _ in range(n)]
-        for i, entry in enumerate(manifest["files"]):
-            assign[i % n].append((os.path.join(directory, entry["file"]), entry))
-        token = f"{directory}|{manifest.get('generation')}|{cmd.rank_id}"
-        canonical = bool(manifest.get("canonical", True))
-        verified = cmd.every(lambda r: VerifyOrder(recipient=r, files=assign[r], token=token, k=manifest.get("k"),
+        for i, entry in enumerate(manifest["files"]):  # the file of saved rank i
+            assign[i % n].append((entry["file"], entry, i))
+        token = f"{directory}|{manifest['generation']}|{cmd.rank_id}"
+        canonical = manifest["canonical"]
+        verified = cmd.every(lambda r: VerifyOrder(recipient=r, directory=directory, files=assign[r],
+                                                   ranks=manifest["ranks"], token=token, k=manifest["k"],
                                                    canonical=canonical))
         outcomes = yield [settled(f) for f in verified]
         errors = [e for ok, e in outcomes if not ok]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ..errors import BlockFailed, ScriptError, StatementError
+from ..errors import RayScriptError, ScriptError
 from ..language.ast import Duration, Rank, Statement, Value, Var, rank_field
 from ..language.checker import CheckContext
 from ..language.help import help_text
@@ -105,7 +105,7 @@ class For(Statement, keyword="for"):
             for st in self.body:  # each statement straight from here: one generator frame fewer per order
                 try:
                     results.extend((yield from body.execute(st)))
-                except (StatementError, BlockFailed) as err:
+                except RayScriptError as err:
                     err.done[:0] = results
                     raise
         return results

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import RuntimeFault
 from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
 from ..items import GraphSearchResult, pack_item
-from ..language.ast import Key, Statement
+from ..language.ast import Key, Statement, whole
 from ..language.parser import Build
 from ..messages import PutOrder
 from ..results import Result
@@ -31,7 +31,7 @@ class Walk(Statement, keyword="walk"):
                "holds: k-mers deleted or moved away from their owner are not in it, nor are k-mers counted fewer "
                "than C times (min_count, default 1).")
     example = "walk kmers/ACGTACGTACGTACGTACGTACGTACGTACG both into paths/contig1"
-    options_allowed = {"length": "a number of k-mers, 1 or more", "min_count": "a number, 1 or more"}
+    options_allowed = {"length": whole(1), "min_count": whole(1)}
 
     start: Key
     into: Key
@@ -49,9 +49,9 @@ class Walk(Statement, keyword="walk"):
     def run(self, cmd):
         wk = cmd.key(self.start)
         into = cmd.key(self.into)
-        opts = cmd.options(self.options)
-        length = cmd.whole_number(opts.get("length", DEFAULT_WALK_LENGTH), "length=", 1)
-        min_count = cmd.whole_number(opts.get("min_count", 1), "min_count=", 1)
+        opts = cmd.options(self)
+        length = opts.get("length", DEFAULT_WALK_LENGTH)
+        min_count = opts.get("min_count", 1)
         order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key,
                          min_count=min_count)
         (reply,) = yield cmd.order(order, timeout=None)
@@ -94,7 +94,7 @@ class Search(Statement, keyword="search"):
     summary = ("Breadth-first neighbourhood of a k-mer in the de Bruijn graph, frontier by frontier across "
                "the ranks; the result lists every vertex reached with its depth.")
     example = "search kmers/19123890 depth=3 into results/near"
-    options_allowed = {"depth": "a number"}
+    options_allowed = {"depth": whole(0, 65535)}
 
     start: Key
     into: Key
@@ -110,8 +110,9 @@ class Search(Statement, keyword="search"):
         wk = cmd.key(self.start)
         first = cmd.owner(wk)
         into = cmd.key(self.into)
-        depth = cmd.whole_number(cmd.options(self.options).get("depth", 1), "depth=", 0, 65535)
+        depth = cmd.options(self).get("depth", 1)
         ident = wk.key[1]
+        k, shown = wk.k, str(wk)
         start = encoding.ids_array([ident], wk.k or (encoding.MAX_K if ident >> encoding.LO_BITS else None))
         seen = [start]  # vertices by depth
         visited = SortedRuns()
@@ -126,8 +127,13 @@ class Search(Statement, keyword="search"):
                 order.buffers = [frontier[dest == r]]
                 futures.append(cmd.order(order))
             replies = yield futures
+            if d == 0:
+                k = wk.k or max(rep.k for rep in replies)
+                if k > encoding.WORD_K and not wk.k:  # asked by number: shown by its bases all the same
+                    shown = f"kmers/{encoding.decode(ident, k)}" if ident < 1 << (2 * k) else shown
             if d == 0 and not replies[0].buffers[0].any():
-                raise RuntimeFault(f"{wk} is not in the store (its owner is rank {first})", rank=first, key=str(wk))
+                raise RuntimeFault(f"{shown} is not in the store (its owner is rank {first})", rank=first,
+                                   key=shown)
             if depth == 0:
                 break
             found = np.concatenate([rep.buffers[1] for rep in replies])
@@ -145,11 +151,11 @@ class Search(Statement, keyword="search"):
                 break
         vertices = encoding.int_ids(np.concatenate(seen))
         depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
-        result = GraphSearchResult(str(into.key[1]), ident, vertices, depths)
+        result = GraphSearchResult(str(into.key[1]), ident, vertices, depths, k)
         dest_rank = cmd.owner(into)
         yield cmd.order(PutOrder(recipient=dest_rank, key=into.key, item=pack_item(result), mode="replace"))
         per_depth = [len(x) for x in seen]
-        text = (f"searched from {wk} to depth {depth}: {len(vertices):,} vertices "
+        text = (f"searched from {shown} to depth {depth}: {len(vertices):,} vertices "
                 f"(per depth: {', '.join(map(str, per_depth))}) into {into} on rank {dest_rank}")
         return [Result("search", text, {"vertices": vertices, "depths": depths,
                                         "per_depth": per_depth, "rank": dest_rank})]

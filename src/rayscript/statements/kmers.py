@@ -19,7 +19,7 @@ from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
 from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
-from ..language.ast import Key, Selector, Statement, Value
+from ..language.ast import TRUTH, Key, Selector, Statement, Value, whole
 from ..language.parser import Build
 from ..results import Result, table
 from ..store import encoding
@@ -99,7 +99,7 @@ class Load(_KmersOnly, keyword="load"):
                "counts to those already in the store (same k and canonical= setting). Without k=, the store's "
                f"k, or {DEFAULT_K} for an empty store.")
     example = 'load "reads.fq" into kmers k=31'
-    options_allowed = {"k": "a number", "canonical": "true or false"}
+    options_allowed = {"k": whole(1, MAX_K, note="at most two 64-bit words per k-mer"), "canonical": TRUTH}
     collective = True
 
     paths: tuple = ()
@@ -111,16 +111,13 @@ class Load(_KmersOnly, keyword="load"):
         return cls(cls.kmers_only(b, namespace), paths, b.options(cls, children), meta=b.location)
 
     def run(self, cmd):
-        opts = cmd.options(self.options)
+        opts = cmd.options(self)
         if "k" in opts:
             k = opts["k"]
         else:  # the store's k, so that a second load adds to the first; 31 for an empty store
             held = {i.k for i in (yield from _stats(cmd)) if i.k}
             k = held.pop() if len(held) == 1 else DEFAULT_K
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise ScriptError(f"k={k} is not supported: k is a whole number from 1 to {MAX_K} "
-                              "(at most two 64-bit words per k-mer)")
-        canonical = cmd.truth(opts.get("canonical", True), "canonical=")
+        canonical = opts.get("canonical", True)
         paths = [cmd.path(p) for p in self.paths]
         sources = [fastx.inspect(p) for p in paths]
         plan = fastx.plan(sources, cmd.size)
@@ -253,7 +250,7 @@ class Dump(_KmersOnly, keyword="dump"):
                "file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.fa"'
-    options_allowed = {"min": "a number", "max": "a number"}
+    options_allowed = {"min": whole(0), "max": whole(0)}
 
     path: Value = ""
     options: tuple = ()
@@ -278,7 +275,7 @@ class Dump(_KmersOnly, keyword="dump"):
         if self.namespace == "paths":
             return (yield from self._fasta(cmd))
         path = output_path(os.path.abspath(cmd.path(self.path)))
-        opts = {n: cmd.whole_number(v, f"{n}=") for n, v in cmd.options(self.options).items()}
+        opts = cmd.options(self)
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
         sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector))

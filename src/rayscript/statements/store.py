@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import RuntimeFault, ScriptError
 from ..items import BY_NAMESPACE, pack_item, unpack_item
-from ..language.ast import Key, Rank, Selector, Statement, rank_field
+from ..language.ast import Key, Rank, Selector, Statement, rank_field, whole
 from ..language.checker import CheckContext
 from ..language.parser import Build, Mode
 from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
@@ -41,7 +41,8 @@ class Put(Statement, keyword="put"):
     syntax = "put KEY [count=N] [edges=N] on RANK"
     summary = "Store an item on a rank (overwrites what that rank held under the key)."
     example = "put kmers/19123890 count=3 on 2"
-    options_allowed = {"count": "a number", "edges": "a number"}
+    options_allowed = {"count": whole(0, COUNT_MAX, note="the counter's width"),
+                       "edges": whole(0, EDGES_MAX, note="an 8-bit mask")}
 
     key: Key
     rank: Rank = rank_field()
@@ -55,11 +56,7 @@ class Put(Statement, keyword="put"):
     def run(self, cmd):
         wk = cmd.key(self.key)
         rank = cmd.rank(self.rank)
-        options = {name: cmd.whole_number(v, f"{name}=") for name, v in cmd.options(self.options).items()}
-        if options.get("count", 0) > COUNT_MAX:
-            raise ScriptError(f"count={options['count']} is past the counter's width (at most {COUNT_MAX})")
-        if options.get("edges", 0) > EDGES_MAX:
-            raise ScriptError(f"edges= is an 8-bit mask (0..{EDGES_MAX})")
+        options = cmd.options(self)
         if wk.k:
             options["k"] = wk.k
         item = BY_NAMESPACE[wk.key[0]].empty(wk.key[1], options)
