@@ -46,6 +46,38 @@ def write_fastq(path, seqs):
 
 
 @pytest.fixture
+def another_mpi_job():
+    """Another rayscript job on this machine, as other users' and other test runs' jobs are (two
+    ranks under their keepers, idle): a test must tell its own processes from these.  Yields the
+    identities (see support.procs) of the job's processes; ended when the test is done."""
+    from support import procs
+
+    exe = mpiexec_path()
+    if exe is None:
+        pytest.fail("mpiexec not found: scripts/setup installs the mpich wheel")
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    job = subprocess.Popen([exe, "-n", "2", *rayscript_cmd(), "exec", sys.executable, "-c",
+                            "import time; time.sleep(600)"], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        procs.wait_for_ranks(job.pid, 2)
+        yield [procs.identity(p) for p in [job.pid, *procs.descendants(job.pid)]]
+    finally:
+        below = procs.descendants(job.pid)
+        job.terminate()  # the launcher ends its ranks
+        try:
+            job.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.wait()
+        for pid in below:  # anything the launcher left behind
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
 def sigint():
     """Ctrl-C as an interactive user's terminal sends it: SIGINT raises KeyboardInterrupt (a test run
     started in the background by a shell without job control inherits SIGINT ignored)."""

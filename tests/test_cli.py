@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, rayscript_cmd, run_mpi
+from conftest import BIN, ROOT, rayscript_cmd, run_mpi, write_fastq
 
 pytestmark = pytest.mark.mpi
 
@@ -319,6 +319,91 @@ def test_a_rank_told_to_terminate_is_named_and_the_job_ends(tmp_path, how):
     assert "error: rank 2 failed: terminated by SIGTERM" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert "rayscript: rank" not in proc.stderr  # no keeper spoke: the rank ended normally
+
+
+TERMINATE_IN_COLLECTIVE = """
+import os, signal, sys, threading, time
+import rayscript.cli as cli
+from rayscript.genomics.assembly import AssembleOrder
+from rayscript.genomics.checkpoint import SaveOrder
+from rayscript.genomics.kmers import DumpWriteOrder, LoadOrder
+
+victim, to, when, statement = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ORDERS = {"load": LoadOrder, "assemble": AssembleOrder, "dump": DumpWriteOrder, "save": SaveOrder}
+
+
+def terminate():
+    os.kill(os.getpid() if to == "rank" else os.getppid(), signal.SIGTERM)  # 'kill PID', or the launcher's
+
+
+original = cli.open_cluster
+def open_cluster(ranks, progress=None):
+    c = original(ranks, progress)
+    armed = []
+    handler = c.node.handlers[ORDERS[statement]]
+    def order(msg):  # the statement under test has begun on this rank
+        armed.append(1)
+        if when == "handler" and c.rank == victim:
+            terminate()
+            time.sleep(10)
+        handler(msg)
+    c.node.register(ORDERS[statement], order)
+    coll = c.node.collective
+    allreduce = coll.allreduce
+    def step(values):  # the statement's first collective step
+        if len(armed) == 1:
+            armed.append(1)
+            if c.rank == victim and when == "working":
+                terminate()  # while it works, the others wait for it
+                time.sleep(10)
+            elif c.rank == victim:
+                threading.Timer(0.5, terminate).start()  # while it waits for a rank behind
+            elif c.rank == (victim + 1) % c.size and when == "waiting":
+                time.sleep(3)
+        return allreduce(values)
+    coll.allreduce = step
+    return c
+cli.open_cluster = open_cluster
+raise SystemExit(cli.main(["repl"]))
+"""
+
+
+@pytest.mark.parametrize("statement, victim, to, when", [
+    ("load", 2, "rank", "working"),
+    ("load", 2, "keeper", "waiting"),
+    ("assemble", 1, "keeper", "working"),
+    ("assemble", 2, "rank", "waiting"),
+    ("load", 0, "keeper", "waiting"),  # the commander itself
+    ("dump", 0, "rank", "handler"),
+    ("save", 2, "keeper", "handler"),
+    ("save", 0, "keeper", "handler"),
+])
+def test_a_rank_told_to_terminate_inside_a_collective_is_named_and_the_job_ends(tmp_path, statement, victim, to,
+                                                                                  when):
+    """SIGTERM to a rank (or to its keeper, which passes it on) while every rank works on one statement:
+    the others stop waiting for it at once and the job ends naming it (they waited for the 30 s timeout
+    and blamed a rank that did nothing; a commander told to terminate went on with its next statement)."""
+    import random
+
+    rng = random.Random(7)
+    genome = "".join(rng.choice("ACGT") for _ in range(3000))
+    write_fastq(tmp_path / "r.fq", [genome[i:i + 100] for i in range(0, 2900, 7)])
+    prog = tmp_path / "term.py"
+    prog.write_text(TERMINATE_IN_COLLECTIVE)
+    first = {"load": "", "assemble": f'load "{tmp_path}/r.fq" into kmers k=21\n',
+             "dump": f'load "{tmp_path}/r.fq" into kmers k=21\n', "save": "put kmers/1 on 2\n"}[statement]
+    then = {"load": f'load "{tmp_path}/r.fq" into kmers k=21', "assemble": "assemble kmers into paths/c",
+            "dump": f'dump kmers to "{tmp_path}/out.tsv"', "save": f'save to "{tmp_path}/ck"'}[statement]
+    t0 = time.monotonic()
+    proc = run_mpi(3, str(BIN / "python"), str(prog), str(victim), to, when, statement,
+                   input=f"{first}{then}\nput kmers/5 on 1\n", timeout=60)
+    elapsed = time.monotonic() - t0
+    assert f"error: rank {victim} failed: terminated by SIGTERM" in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert elapsed < 15, elapsed  # not the 30 s collective timeout
+    assert "waited more than" not in proc.stderr  # nobody else is blamed
+    assert "put kmers/5 on rank 1" not in proc.stdout  # the session ended there
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_rank_killed_outright_is_named_by_its_keeper_and_the_job_ends(tmp_path):

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
@@ -22,6 +21,7 @@ from rayscript import Cluster
 from rayscript.repl.completer import RayCompleter
 from rayscript.repl.lexer import RayLexer
 from rayscript.repl.shell import Shell
+from support import procs
 
 
 def drive(cluster, keys, history=None):
@@ -182,9 +182,25 @@ def _tmux_type_line(session, line):
     subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
 
 
+def _tmux_pane_pid(session) -> int:
+    """The pid of the process tmux runs in the session's pane: the job the test starts is below it."""
+    out = subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"], capture_output=True,
+                         text=True, check=True).stdout
+    return int(out)
+
+
+def _job_processes(session, ranks: int) -> tuple[dict[int, int], list]:
+    """The job running in the session's pane (and only it, whatever else runs on the machine):
+    {rank: pid} of its ranks, and the identity of every process of the job (launcher, keepers,
+    ranks), to check afterwards that none is left."""
+    pane = _tmux_pane_pid(session)
+    found = procs.wait_for_ranks(pane, ranks)
+    return found, [procs.identity(p) for p in procs.descendants(pane)]
+
+
 @pytest.mark.mpi
 @pytest.mark.external
-def test_repl_under_mpiexec_in_tmux_as_a_person_types():
+def test_repl_under_mpiexec_in_tmux_as_a_person_types(another_mpi_job):
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
     session = f"rayscript-test-{os.getpid()}"
@@ -200,6 +216,7 @@ def test_repl_under_mpiexec_in_tmux_as_a_person_types():
             _tmux_type_line(session, line)
 
         wait_for("ray[3]>")
+        _, job = _job_processes(session, 3)
         type_line("put kmers/5 count=2 on 1")
         wait_for("put kmers/5 on rank 1")
         type_line("copy kmers/5 frm 1 to 2")
@@ -215,44 +232,21 @@ def test_repl_under_mpiexec_in_tmux_as_a_person_types():
             time.sleep(0.2)
         assert marker.exists(), _tmux_capture(session)
         assert marker.read_text().strip() == "0"
-        procs = subprocess.run(["pgrep", "-f", f"{BIN / 'rayscript'} repl"], capture_output=True, text=True).stdout
-        assert procs.strip() == ""  # every rank exited
+        assert not [p for p in job if procs.alive(p)]  # every rank (and keeper) exited
+        assert all(procs.alive(p) for p in another_mpi_job)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         marker.unlink(missing_ok=True)
 
 
-def _rank_process(rank: int, job: str) -> int:
-    """The pid of rank ``rank`` of the running job: the child of the keeper whose PMI_RANK it is,
-    among the keepers started with RAYSCRIPT_TEST_JOB=job (other jobs may run on the machine)."""
-    keepers = {}
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            proc = Path("/proc", entry)
-            comm = (proc / "comm").read_text().strip()
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if comm == "rayscript-keep":
-                env = (proc / "environ").read_bytes().split(b"\0")
-                if f"RAYSCRIPT_TEST_JOB={job}".encode() not in env:
-                    continue
-                keepers[int(entry)] = next(int(e[9:]) for e in env if e.startswith(b"PMI_RANK="))
-            children.setdefault(ppid, []).append(int(entry))
-        except (OSError, StopIteration, ValueError, IndexError):
-            continue
-    (keeper,) = [k for k, r in keepers.items() if r == rank]
-    (child,) = children[keeper]
-    return child
-
-
 @pytest.mark.mpi
 @pytest.mark.external
 @pytest.mark.parametrize("victim", [0, 1])
-def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_as_it_was(victim):
+def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_as_it_was(victim, another_mpi_job):
     """The shell keeps the terminal in raw mode; a job ended by kill -9 (of rank 0 itself, or of
-    another rank, after which the launcher kills the rest) must still give it back in cooked mode."""
+    another rank, after which the launcher kills the rest) must still give it back in cooked mode.
+    Another rayscript job runs on the machine meanwhile: the test finds the ranks of its own job and
+    leaves the other alone."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
     session = f"rayscript-kill-{os.getpid()}-{victim}"
@@ -267,14 +261,15 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
         type_line(f"cd {ROOT} && RAYSCRIPT_TEST_JOB={session} {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; "
                   "echo job-ended-$((6 * 7))")
         wait_for("ray[3]>")
-        os.kill(_rank_process(victim, session), signal.SIGKILL)
+        ranks, job = _job_processes(session, 3)
+        os.kill(ranks[victim], signal.SIGKILL)
         screen = wait_for("job-ended-42")
         assert f"rayscript: rank {victim} (pid " in screen and "was killed (SIGKILL" in screen, screen
         type_line("clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e isig -e -isig -e icanon -e -icanon -e echo -e -echo "
                   "| tr '\\n' ' '; echo")
         screen = wait_for("isig icanon echo")
-        procs = subprocess.run(["pgrep", "-f", f"{BIN / 'rayscript'} repl"], capture_output=True, text=True).stdout
-        assert procs.strip() == ""  # no rank and no keeper left
+        assert not [p for p in job if procs.alive(p)]  # no rank and no keeper left
+        assert all(procs.alive(p) for p in another_mpi_job)  # the other job was not touched
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
@@ -300,7 +295,7 @@ def test_a_rank_killed_while_the_progress_bar_is_drawn_is_named_on_a_line_of_its
         _tmux_wait_for(session, "ray[2]>")
         _tmux_type_line(session, f'load "{tmp_path}/long.fq.gz" into kmers k=21')
         _tmux_wait_for(session, "reading [")
-        os.kill(_rank_process(victim, session), signal.SIGKILL)
+        os.kill(_job_processes(session, 2)[0][victim], signal.SIGKILL)
         screen = _tmux_wait_for(session, "job-ended-42")
         (line,) = [line for line in screen.splitlines() if "was killed (SIGKILL" in line]
         assert line.startswith(f"rayscript: rank {victim} (pid "), screen

@@ -471,3 +471,56 @@ def test_a_sender_that_stops_in_the_middle_of_bulk_data_is_named_after_the_timeo
         (out, proc.stderr[-2000:])
     seconds = float(out.split("after ")[1].split(" s")[0])
     assert 1.9 <= seconds <= 6, out
+
+
+ABANDONED = """
+import gc, sys, time
+import numpy as np
+from mpi4py import MPI
+from rayscript.errors import CollectiveAborted
+from rayscript.runtime.collective import MPICollective
+
+c = MPICollective(MPI.COMM_WORLD)
+c.patience = lambda: 20.0
+n = 2_000_000  # 16 MB from each rank to each: the receive buffer is memory of its own (unmapped when freed)
+if c.rank == 1:
+    old = c.comm
+    old.Ialltoall(np.full(c.size, n, np.int64), np.empty(c.size, np.int64)).Wait()  # the counts, with everyone
+    c.abort("leaving")  # the others give up the exchange of the data ...
+    time.sleep(1.0)
+    # ... which this rank then takes part in after all (as a rank told to terminate in the middle of a
+    # step does): its data lands in the buffers the others gave up on
+    late = old.Ialltoallv([np.ones(n * c.size, np.uint64), [n] * c.size], [np.empty(n * c.size, np.uint64),
+                                                                         [n] * c.size])
+    c.reset()
+else:
+    try:
+        c.exchange(np.ones(n * c.size, np.uint64), [n] * c.size)
+        print("not aborted", flush=True)
+    except CollectiveAborted as exc:
+        print(f"rank {c.rank}: {exc}", flush=True)
+    c.reset()
+    gc.collect()
+# every rank, later: MPI goes on with the operations left behind while the next ones run
+for _ in range(20):
+    c.allreduce(np.ones(3, np.int64))
+    time.sleep(0.05)
+if c.rank == 1:
+    while not late.Test():
+        time.sleep(0.01)
+c.allreduce(np.ones(1, np.int64))
+print(f"rank {c.rank} ok", flush=True)
+"""
+
+
+def test_a_collective_step_given_up_keeps_its_buffers_while_mpi_may_still_use_them(tmp_path):
+    """A rank that leaves a collective step (another rank aborted it, its patience ran out, a SIGTERM)
+    leaves MPI an operation still under way: the arrays it reads and writes must live on (the ranks
+    crashed with SIGSEGV when data of the step came in after the arrays were freed)."""
+    prog = tmp_path / "abandoned.py"
+    prog.write_text(ABANDONED)
+    # over TCP the data is written by this process itself: into unmapped memory, a certain SIGSEGV
+    proc = run_mpi(3, sys.executable, str(prog), timeout=60, env={"PYTHONFAULTHANDLER": "1", "UCX_TLS": "tcp,self"})
+    assert "rank 0: rank 1 failed: leaving" in proc.stdout and "rank 2: rank 1 failed: leaving" in proc.stdout
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(f"rank {r} ok" in proc.stdout for r in range(3)), proc.stdout

@@ -150,13 +150,13 @@ def open_cluster(ranks: int | None, progress: Progress | None = None):
 def install_signal_handlers(cluster) -> None:
     """Under mpiexec: Ctrl-C is rank 0's alone (the shell or script cancels); a rank told to
     terminate (SIGTERM) reports it to rank 0 before it goes, so rank 0 can say which rank it was
-    and shut every rank down cleanly.  A second SIGTERM ends the process at once."""
+    and shut every rank down cleanly; rank 0 itself says so and shuts them down.  Terminated is
+    not an Exception: no handler or task that reports its own errors as an order's takes it for
+    one.  A second SIGTERM ends the process at once."""
     import signal
 
     def terminate(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if cluster.rank == 0:
-            raise RankFailure(0, "terminated by SIGTERM")
         raise Terminated("terminated by SIGTERM")
 
     if cluster.rank != 0:
@@ -205,8 +205,10 @@ def _on_cluster(ranks: int | None, drive) -> int:
             return 0  # a serving rank; rank 0 reports
         try:
             return drive(c)
-        except RankFailure as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (RankFailure, Terminated) as exc:
+            # Terminated: rank 0 told to terminate between statements (within one, it is a RankFailure)
+            failure = exc if isinstance(exc, RankFailure) else RankFailure(c.rank, str(exc))
+            print(f"error: {failure}", file=sys.stderr)
             _emergency_stop(c)
             return 1
 

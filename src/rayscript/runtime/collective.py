@@ -82,6 +82,10 @@ class MPICollective(Collective):
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._sent: list = []
+        # operations this rank left unfinished (another rank aborted, the wait's patience ran out, a
+        # SIGTERM): MPI may still read or write their buffers, so they are kept as long as MPI runs
+        # (a buffer freed under a pending operation crashed the rank later with SIGSEGV)
+        self._abandoned: list = []
         # fresh channels made while every rank is here: a reset after a rank stopped answering
         # cannot make one (Dup is collective)
         self._spares = [comm.Dup() for _ in range(SPARES)]
@@ -93,7 +97,15 @@ class MPICollective(Collective):
             raise CollectiveAborted(status.Get_source(), reason)
 
     def abort(self, reason: str) -> None:
-        self._sent = [self.comm.isend(reason, dest=r, tag=TAG_ABORT) for r in range(self.size) if r != self.rank]
+        self._sent = [r for r in self._sent if not r.Test()]
+        self._sent += [self.comm.isend(reason, dest=r, tag=TAG_ABORT) for r in range(self.size) if r != self.rank]
+
+    def _wait(self, req, *buffers) -> None:
+        try:
+            _polite_wait(req, self._aborted, self.patience())
+        except BaseException:
+            self._abandoned.append((req, buffers))
+            raise
 
     def reset(self) -> None:
         # the old channel may hold operations no rank will finish: it is left behind, not reused
@@ -102,7 +114,7 @@ class MPICollective(Collective):
     def allreduce(self, values):
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty_like(values)
-        _polite_wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), self._aborted, self.patience())
+        self._wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), values, out)
         return out
 
     def alltoallv(self, arrays):
@@ -112,18 +124,19 @@ class MPICollective(Collective):
         dtype = sendbuf.dtype
         send_counts = np.asarray(counts, dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
-        _polite_wait(self.comm.Ialltoall(send_counts, recv_counts), self._aborted, self.patience())
+        self._wait(self.comm.Ialltoall(send_counts, recv_counts), send_counts, recv_counts)
         sendbuf = np.ascontiguousarray(sendbuf)
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))
         rdispl = np.concatenate(([0], np.cumsum(recv_counts)[:-1]))
         mpitype = self.MPI._typedict[dtype.char]
         if recv_counts.max(initial=0) < 2**31 and send_counts.max(initial=0) < 2**31:
-            req = self.comm.Ialltoallv([sendbuf, (send_counts.astype(np.int32), sdispl.astype(np.int32)), mpitype],
-                                       [recvbuf, (recv_counts.astype(np.int32), rdispl.astype(np.int32)), mpitype])
+            layout = (send_counts.astype(np.int32), sdispl.astype(np.int32), recv_counts.astype(np.int32),
+                      rdispl.astype(np.int32))
+            req = self.comm.Ialltoallv([sendbuf, layout[:2], mpitype], [recvbuf, layout[2:], mpitype])
         else:  # pragma: no cover - chunks are bounded far below this
             raise RayScriptError("a bulk exchange of more than 2**31 items per rank pair")
-        _polite_wait(req, self._aborted, self.patience())
+        self._wait(req, sendbuf, recvbuf, layout)
         return [recvbuf[rdispl[s]: rdispl[s] + recv_counts[s]] for s in range(self.size)]
 
 

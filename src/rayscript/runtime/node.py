@@ -224,6 +224,7 @@ class Node:
         self.next_request = 1
         self.stopping = False
         self.failure: RankFailure | None = None
+        self.ending: str | None = None  # why this rank reported itself failed to rank 0 (Fatal)
         self.unresponsive: set[int | None] = set()  # ranks that did not answer an order in time
         self.timeout: float = DEFAULT_TIMEOUT
         # a collective step waits for the others at most the order timeout, and a message's bulk
@@ -348,10 +349,21 @@ class Node:
         the channel is fresh for the next operation and the commander gets a located error."""
         with self.deferred_interrupt():
             try:
+                if self.ending is not None:
+                    # this rank has reported its failure and only waits to be stopped: it takes no
+                    # part, and the others stop at their first wait rather than after the statement
+                    raise Terminated(self.ending)
                 yield
             except CollectiveAborted as exc:
                 self.collective.reset()
                 self.reply(msg, ErrorReply(rank=exc.rank, reason=f"{what} stopped: {exc.reason}"))
+            except Terminated as exc:
+                # told to terminate (SIGTERM) in the middle: the others must not wait for this rank
+                # until their patience runs out (and then blame one of their own); they stop at their
+                # next wait, and this rank goes on to report it as it would outside a collective
+                self.collective.abort(str(exc))
+                self.collective.reset()
+                raise
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, RayScriptError) else f"{type(exc).__name__}: {exc}"
                 self.collective.abort(reason)
@@ -528,15 +540,22 @@ class Node:
                                   host=self.host_of(rank)))
 
     def run_until(self, fut: Future):
-        """Serve messages until ``fut`` is done (the commander waiting for its answers)."""
-        while not fut.done:
-            if self.failure is not None:
-                raise self.failure
-            if self._sigint or (self.interrupt_check is not None and self.interrupt_check()):
-                self._sigint = False
-                raise KeyboardInterrupt
-            self.step(_CHECK_EVERY)
-        return fut.result()
+        """Serve messages until ``fut`` is done (the commander waiting for its answers).  This rank
+        told to terminate (SIGTERM, raised wherever it was: in a handler, a collective step, a
+        task) fails as any rank that fails: RankFailure, naming it."""
+        try:
+            while not fut.done:
+                if self.failure is not None:
+                    raise self.failure
+                if self._sigint or (self.interrupt_check is not None and self.interrupt_check()):
+                    self._sigint = False
+                    raise KeyboardInterrupt
+                self.step(_CHECK_EVERY)
+            if fut.error is not None and self.failure is not None:
+                raise self.failure  # a failed rank explains the statement's error (and ends the job)
+            return fut.result()
+        except Terminated as exc:
+            raise RankFailure(self.rank, str(exc)) from None
 
     def run(self, gen: Generator[Any, Any, Any]) -> Any:
         return self.run_until(self.spawn(gen))
@@ -556,7 +575,9 @@ class Node:
                     reason += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
                 if self.rank == 0:
                     raise
-                self.send(Fatal(recipient=0, rank=self.rank, reason=reason))
+                if self.ending is None:  # the first failure is the one to report
+                    self.ending = reason
+                    self.send(Fatal(recipient=0, rank=self.rank, reason=reason))
         self.aggregator.flush()
 
     def stop_all(self) -> None:
