@@ -258,7 +258,7 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
         def type_line(line):
             _tmux_type_line(session, line)
 
-        type_line(f"cd {ROOT} && RAYSCRIPT_TEST_JOB={session} {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; "
+        type_line(f"cd {ROOT} && {BIN / 'mpiexec'} -n 3 {BIN / 'rayscript'} repl; "
                   "echo job-ended-$((6 * 7))")
         wait_for("ray[3]>")
         ranks, job = _job_processes(session, 3)
@@ -290,7 +290,7 @@ def test_a_rank_killed_while_the_progress_bar_is_drawn_is_named_on_a_line_of_its
     session = f"rayscript-bar-{os.getpid()}-{victim}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "40"], check=True)
     try:
-        _tmux_type_line(session, f"cd {ROOT} && RAYSCRIPT_TEST_JOB={session} {BIN / 'mpiexec'} -n 2 "
+        _tmux_type_line(session, f"cd {ROOT} && {BIN / 'mpiexec'} -n 2 "
                                  f"{BIN / 'rayscript'} repl; echo job-ended-$((6 * 7))")
         _tmux_wait_for(session, "ray[2]>")
         _tmux_type_line(session, f'load "{tmp_path}/long.fq.gz" into kmers k=21')
