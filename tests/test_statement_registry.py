@@ -5,10 +5,10 @@ import pytest
 
 from rayscript import Cluster
 from rayscript.items import unpack_item
-from rayscript.language.ast import Key, Rank, Statement, rank_field
 from rayscript.language.checker import check
 from rayscript.language.help import help_text
 from rayscript.language.parser import Parser, grammar_text
+from rayscript.language.syntax import Key, Rank, Statement, rank_field
 from rayscript.messages import GetOrder
 from rayscript.results import Result
 from rayscript.statements import Explain, parse

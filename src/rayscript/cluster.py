@@ -36,7 +36,7 @@ from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
-from .language import ast
+from .language import syntax
 from .language.parser import make_key
 from .messages import Fatal
 from .progress import ProgressDisplay
@@ -198,7 +198,7 @@ class Cluster:
         return list(self.node.hosts)
 
     # --- commands ---------------------------------------------------------------
-    def parse(self, text: str, source: str = "<string>") -> list[ast.Statement]:
+    def parse(self, text: str, source: str = "<string>") -> list[syntax.Statement]:
         """Parse and check ``text`` against this cluster (ranks, variables); nothing is sent."""
         if not isinstance(text, str):
             raise TypeError(f"a script is text (str), not {type(text).__name__}")
@@ -230,7 +230,7 @@ class Cluster:
             raise
         return out
 
-    def execute(self, statements: list[ast.Statement], text: str | None = None) -> Iterator[list[Result]]:
+    def execute(self, statements: list[syntax.Statement], text: str | None = None) -> Iterator[list[Result]]:
         self._require_driver()
         self.scope.text = text
         for st in statements:
@@ -265,7 +265,7 @@ class Cluster:
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
             raise TypeError(f"rank= takes a whole number, not {rank!r}")
         parsed = make_key(key)
-        if not isinstance(parsed, ast.Key):
+        if not isinstance(parsed, syntax.Key):
             raise ScriptError(f"get takes one key, not the pattern {key}")
         cmd = self.interpreter.command(self.scope)
         wk = cmd.key(parsed)

@@ -14,7 +14,7 @@ import re
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from ..language import ast
+from ..language import syntax
 from ..language.help import entries
 from ..statements import default_parser
 
@@ -69,10 +69,10 @@ class RayCompleter(Completer):
         if "VAR" in accepts or word.startswith("$"):
             candidates += [(f"${v}", f"= {val!r}") for v, val in self.variables.items()]
         if "KEY" in accepts:
-            candidates += [(f"{ns}/", "namespace") for ns in ast.namespaces()]
+            candidates += [(f"{ns}/", "namespace") for ns in syntax.namespaces()]
             candidates += [(k, "seen") for k in reversed(self.keys)]
         if "NAMESPACE" in accepts:
-            candidates += [(ns, "namespace") for ns in ast.namespaces()]
+            candidates += [(ns, "namespace") for ns in syntax.namespaces()]
         statement = parser.registry.get(first)
         if "NAME" in accepts and statement is not None:
             candidates += [(f"{opt}=", str(takes)) for opt, takes in statement.options_allowed.items()]

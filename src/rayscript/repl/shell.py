@@ -27,8 +27,8 @@ from pygments.styles import get_style_by_name
 
 from .. import __version__
 from ..errors import Cancelled, RankFailure, RayScriptError
-from ..language.ast import namespaces
 from ..language.help import entries
+from ..language.syntax import namespaces
 from .completer import META_COMMANDS, RayCompleter
 from .lexer import RayLexer
 from .lines import balance

@@ -7,8 +7,8 @@ import time
 from ..errors import ScriptError
 from ..genomics.assembly import AssembleOrder
 from ..genomics.kmers import KmerStatsOrder
-from ..language.ast import TRUTH, Key, Statement, whole
 from ..language.parser import Build, Mode
+from ..language.syntax import TRUTH, Key, Statement, whole
 from ..results import Result
 
 

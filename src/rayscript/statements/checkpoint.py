@@ -29,7 +29,7 @@ from ..genomics.checkpoint import (
     shard_path,
 )
 from ..items import BY_NAMESPACE
-from ..language.ast import Statement, Value
+from ..language.syntax import Statement, Value
 from ..messages import MoveOrder
 from ..results import Result
 from ..runtime.node import settled

@@ -6,10 +6,10 @@ import difflib
 from typing import Any
 
 from ..errors import RayScriptError, ScriptError
-from ..language.ast import Duration, Rank, Statement, Value, Var, rank_field
 from ..language.checker import CheckContext
 from ..language.help import help_text
 from ..language.parser import Build
+from ..language.syntax import Duration, Rank, Statement, Value, Var, rank_field
 from ..results import Result
 
 

@@ -15,8 +15,8 @@ import numpy as np
 from ..errors import RuntimeFault
 from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
 from ..items import GraphSearchResult, pack_item
-from ..language.ast import Key, Statement, whole
 from ..language.parser import Build
+from ..language.syntax import Key, Statement, whole
 from ..messages import PutOrder
 from ..results import Result
 from ..store import encoding

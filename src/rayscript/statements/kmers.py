@@ -19,8 +19,8 @@ from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
 from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
-from ..language.ast import TRUTH, Key, Selector, Statement, Value, whole
 from ..language.parser import Build
+from ..language.syntax import TRUTH, Key, Selector, Statement, Value, whole
 from ..results import Result, table
 from ..store import encoding
 from ..store.encoding import COUNT_MAX, MAX_K

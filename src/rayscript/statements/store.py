@@ -11,9 +11,9 @@ from typing import Any
 
 from ..errors import RuntimeFault, ScriptError
 from ..items import BY_NAMESPACE, pack_item, unpack_item
-from ..language.ast import Key, Rank, Selector, Statement, rank_field, whole
 from ..language.checker import CheckContext
 from ..language.parser import Build, Mode
+from ..language.syntax import Key, Rank, Selector, Statement, rank_field, whole
 from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
 from ..results import Result, table
 from ..runtime.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
