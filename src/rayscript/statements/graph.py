@@ -10,6 +10,8 @@ proportion to its frontier, not to everything found so far.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from ..errors import RuntimeFault
@@ -21,6 +23,7 @@ from ..messages import PutOrder
 from ..results import Result
 from ..store import encoding
 from ..store.partition import owners
+from ..store.types import NarrowIds
 
 
 class Walk(Statement, keyword="walk"):
@@ -138,7 +141,7 @@ class Search(Statement, keyword="search"):
                 break
             found = np.concatenate([rep.buffers[1] for rep in replies])
             if d == 0 and found.dtype != start.dtype:  # a store of k > 31 asked by a small number
-                start = seen[0] = encoding.join(np.zeros(1, np.uint64), start)
+                start = seen[0] = encoding.join(np.zeros(1, np.uint64), cast("NarrowIds", start))
                 visited = SortedRuns()
                 visited.add(encoding.exact(start))
             exact = visited.missing(np.unique(encoding.exact(found)))
@@ -149,7 +152,7 @@ class Search(Statement, keyword="search"):
                 cmd.progress(d + 1, depth, "searching", "levels")
             if not len(frontier):
                 break
-        vertices = encoding.int_ids(np.concatenate(seen))
+        vertices = encoding.int_ids(encoding.concatenate(seen, k))
         depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
         result = GraphSearchResult(str(into.key[1]), ident, vertices, depths, k)
         dest_rank = cmd.owner(into)

@@ -378,8 +378,8 @@ class Query(_KmersOnly, keyword="query"):
             fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
             fwd_all.append(fwd)
             ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
-        fwd = np.concatenate(fwd_all) if fwd_all else np.empty(0, encoding.id_dtype(k))
-        ids = np.concatenate(ids_all) if ids_all else np.empty(0, encoding.id_dtype(k))
+        fwd = encoding.concatenate(fwd_all, k)
+        ids = encoding.concatenate(ids_all, k)
         dest = owners(ids, cmd.size)
         futures, selections = [], []
         for r in range(cmd.size):
