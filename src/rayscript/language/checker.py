@@ -10,16 +10,19 @@ copy of the scope (``for`` adds its loop variable there).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 from ..errors import Location, ScriptError
 from . import syntax
 
 
-class CheckContext:
-    """What a statement's ``check`` hook sees: the scope, the cluster size (None if unknown),
-    and ``error()`` to report a problem at the statement."""
+class Checker:
+    """A scope of the check: what a statement's ``check`` hook sees (the
+    :class:`~rayscript.language.syntax.CheckContext` it is declared with): the scope, the cluster
+    size (None if unknown), and ``error()`` to report a problem at the statement."""
 
     def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False,
-                 ranges: dict[str, tuple[int, int]] | None = None):
+                 ranges: dict[str, tuple[int, int]] | None = None) -> None:
         self.size = size
         self.errors = errors
         self.scope = scope
@@ -40,32 +43,34 @@ class CheckContext:
         if type(value) is int:
             self.ranges[name] = (value, value)
 
-    def block(self, statements, extra: frozenset[str] | set[str] = frozenset(),
+    def block(self, statements: Iterable[syntax.Statement], extra: Collection[str] = frozenset(),
               in_parallel: bool | None = None, ranges: dict[str, tuple[int, int]] | None = None) -> None:
         """Check nested statements in a copy of this scope (plus ``extra`` names; ``ranges``: the
         values some of them take)."""
         inner_ranges = {n: r for n, r in self.ranges.items() if n not in extra}
         inner_ranges.update(ranges or {})
-        inner = CheckContext(self.size, self.errors, set(self.scope) | set(extra),
+        inner = Checker(self.size, self.errors, set(self.scope) | set(extra),
                              self.in_parallel if in_parallel is None else in_parallel, inner_ranges)
         _check_block(statements, inner)
 
 
-def check(statements, size: int | None = None, text: str | None = None,
+def check(statements: Iterable[syntax.Statement], size: int | None = None, text: str | None = None,
           defined: set[str] | None = None) -> list[ScriptError]:
+    """Every problem the static checks find in ``statements`` (on ``size`` ranks, when known;
+    ``defined``: variables defined before them), located in ``text``."""
     errors: list[ScriptError] = []
-    _check_block(statements, CheckContext(size, errors, set(defined or ())))
+    _check_block(statements, Checker(size, errors, set(defined or ())))
     for e in errors:
         e.text = text
     return errors
 
 
-def _check_block(statements, ctx: CheckContext) -> None:
+def _check_block(statements: Iterable[syntax.Statement], ctx: Checker) -> None:
     for st in statements:
         check_statement(st, ctx)
 
 
-def check_statement(st: syntax.Statement, ctx: CheckContext) -> None:
+def check_statement(st: syntax.Statement, ctx: Checker) -> None:
     """The generic checks of every field of ``st``, then its own ``check`` hook (which checks
     nested blocks: by default each in a copy of the scope)."""
     ctx.statement = st
@@ -92,7 +97,7 @@ def check_statement(st: syntax.Statement, ctx: CheckContext) -> None:
     ctx.statement = st
 
 
-def _check_options(st: syntax.Statement, ctx: CheckContext) -> None:
+def _check_options(st: syntax.Statement, ctx: Checker) -> None:
     """Every option's value against what its statement declares the option takes: a value written
     in the script, and a $variable whose values are known (a loop's bounds, a number let to it)."""
     allowed = type(st).options_allowed

@@ -1,7 +1,8 @@
 """Parse .ray text into statement nodes.
 
 The grammar (``grammar/ray.lark``, shipped inside the package) is loaded once, lazily, into a
-LALR parser.  Each statement rule is turned into a node by its class in the statement registry
+LALR parser.  Its ``statement`` rule is made from the statement registry (one alternative per
+keyword), and each statement rule is turned into a node by its class in the registry
 (:meth:`rayscript.language.syntax.Statement.build`), so this module knows no statement by name.
 Lark's exceptions never escape: every problem becomes a :class:`~rayscript.errors.ScriptSyntaxError`
 with file:line:column, the line, a caret and a sentence saying what was expected.
@@ -14,6 +15,7 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import fields
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -53,15 +55,12 @@ class Option(NamedTuple):
     at: Token
 
 
-class Mode(str):
-    """``replace`` or ``merge`` after a copy or move."""
-
-
-class Build:
-    """What a statement's ``build`` gets besides its children: its location, the registry it
+class Builder:
+    """What a statement's ``build`` gets besides its children (the
+    :class:`~rayscript.language.syntax.Build` it is declared with): its location, the registry it
     belongs to, and helpers that raise located syntax errors."""
 
-    def __init__(self, meta: Any, source: str, registry: dict[str, type[syntax.Statement]]):
+    def __init__(self, meta: Any, source: str, registry: dict[str, type[syntax.Statement]]) -> None:
         self.location = _loc(meta, source)
         self.source = source
         self.registry = registry
@@ -72,10 +71,10 @@ class Build:
         raise ScriptSyntaxError(message, _loc(at, self.source) if at is not None else self.location)
 
     @staticmethod
-    def positional(children: list) -> list:
+    def positional(children: Sequence[Any]) -> list[Any]:
         return [c for c in children if not isinstance(c, Option)]
 
-    def options(self, cls: type[syntax.Statement], children: list) -> syntax.Options:
+    def options(self, cls: type[syntax.Statement], children: Sequence[Any]) -> syntax.Options:
         allowed = cls.options_allowed
         seen: dict[str, syntax.Value] = {}
         for opt in (c for c in children if isinstance(c, Option)):
@@ -90,18 +89,18 @@ class Build:
             self.option_locations += ((opt.name, _loc(opt.at, self.source)),)
         return tuple(sorted(seen.items()))
 
-    def options_arg(self, cls: type[syntax.Statement], children: list) -> dict[str, Any]:
+    def options_arg(self, cls: type[syntax.Statement], children: Sequence[Any]) -> dict[str, Any]:
         if any(f.name == "options" for f in fields(cls)):
             return {"options": self.options(cls, children)}
         self.options(cls, children)  # refuses any option
         return {}
 
-    def single(self, key: Any, word: str) -> syntax.Key:
-        if isinstance(key, syntax.Selector):
+    def single(self, key: object, word: str) -> syntax.Key:
+        if not isinstance(key, syntax.Key):  # the grammar gives a key or a selector
             self.fail(f"'{word}' takes one key, not the pattern {key}")
         return key
 
-    def into(self, key: Any, namespace: str, word: str) -> syntax.Key:
+    def into(self, key: object, namespace: str, word: str) -> syntax.Key:
         if not isinstance(key, syntax.Key) or key.namespace != namespace:
             self.fail(f"'{word}' stores its result under {namespace}/NAME, not {key}")
         return key
@@ -110,17 +109,17 @@ class Build:
 class _ToAst(Transformer):
     """Turns lark's parse tree into statement nodes: values here, statements by the registry."""
 
-    def __init__(self, source: str, registry: dict[str, type[syntax.Statement]]):
+    def __init__(self, source: str, registry: dict[str, type[syntax.Statement]]) -> None:
         super().__init__(visit_tokens=True)
         self.source = source
         self.registry = registry
         self._value_at: Token | None = None
 
-    def __default__(self, data: str, children: list, meta: Any) -> Any:
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
         cls = self.registry.get(data)
         if cls is None:
             return Tree(data, children, meta)
-        b = Build(meta, self.source, self.registry)
+        b = Builder(meta, self.source, self.registry)
         node = cls.build(b, children)
         if b.option_locations:  # kept out of equality, like meta; set once, as the node is made
             object.__setattr__(node, "option_locations", tuple(dict(b.option_locations).items()))
@@ -130,35 +129,35 @@ class _ToAst(Transformer):
         raise ScriptSyntaxError(message, _loc(tok, self.source))
 
     # --- values ---------------------------------------------------------
-    def rank_int(self, children: list) -> int:
+    def rank_int(self, children: list[Any]) -> int:
         tok = children[0]
         value = int(tok)
         if value < 0:
             self._fail(f"a rank is a number from 0 up, not {value}", tok)
         return value
 
-    def rank_var(self, children: list) -> syntax.Var:
+    def rank_var(self, children: list[Any]) -> syntax.Var:
         return _var(children[0])
 
     # each value remembers its token: an option's value is the last one read before the option
-    def int_value(self, children: list) -> int:
+    def int_value(self, children: list[Any]) -> int:
         self._value_at = children[0]
         return int(children[0])
 
-    def str_value(self, children: list) -> str:
+    def str_value(self, children: list[Any]) -> str:
         self._value_at = children[0]
         raw = str(children[0])[1:-1]
         return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
 
-    def var_value(self, children: list) -> syntax.Var:
+    def var_value(self, children: list[Any]) -> syntax.Var:
         self._value_at = children[0]
         return _var(children[0])
 
-    def word_value(self, children: list) -> syntax.Word:
+    def word_value(self, children: list[Any]) -> syntax.Word:
         self._value_at = children[0]
         return syntax.Word(str(children[0]))
 
-    def duration_value(self, children: list) -> syntax.Duration:
+    def duration_value(self, children: list[Any]) -> syntax.Duration:
         self._value_at = children[0]
         text = str(children[0])
         m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)", text)
@@ -166,14 +165,14 @@ class _ToAst(Transformer):
         scale = {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2)]
         return syntax.Duration(float(m.group(1)) * scale, text)
 
-    def key_value(self, children: list) -> syntax.Key | syntax.Selector:
+    def key_value(self, children: list[Any]) -> syntax.Key | syntax.Selector:
         self._value_at = children[0]
         return self._key(children[0])
 
-    def key(self, children: list) -> syntax.Key | syntax.Selector:
+    def key(self, children: list[Any]) -> syntax.Key | syntax.Selector:
         return self._key(children[0])
 
-    def where(self, children: list) -> syntax.Selector:
+    def where(self, children: list[Any]) -> syntax.Selector:
         namespace, name, op, value = children
         if str(namespace) != "kmers":
             self._fail(f"conditions select k-mers ('kmers where count >= 10'), not {namespace}", namespace)
@@ -187,20 +186,21 @@ class _ToAst(Transformer):
         except ScriptSyntaxError as err:
             raise ScriptSyntaxError(err.message, _loc(tok, self.source)) from None
 
-    def mode(self, children: list) -> Mode:
-        return Mode(children[0])
+    def mode(self, children: list[Any]) -> str:
+        """``replace`` or ``merge`` after a copy, a move or an assemble."""
+        return str(children[0])
 
-    def option(self, children: list) -> Option:
+    def option(self, children: list[Any]) -> Option:
         name, value = children
         return Option(str(name), value, name, self._value_at or name)
 
-    def string_list(self, children: list) -> tuple:
+    def string_list(self, children: list[Any]) -> tuple[Any, ...]:
         return tuple(children)
 
-    def block(self, children: list) -> tuple:
+    def block(self, children: list[Any]) -> tuple[syntax.Statement, ...]:
         return tuple(children)
 
-    def start(self, children: list) -> list:
+    def start(self, children: list[Any]) -> list[syntax.Statement]:
         return list(children)
 
 
@@ -262,6 +262,16 @@ def _with_namespaces(grammar: str) -> str:
     return grammar.replace(_NAMESPACE_TERMINAL, f"NAMESPACE.2: /{pattern}/")
 
 
+def _with_statements(grammar: str, registry: dict[str, type[syntax.Statement]]) -> str:
+    """The grammar with its ``statement`` rule: one alternative per keyword of the registry, each
+    the rule named by that keyword (a statement whose rule is missing is named)."""
+    for word, cls in registry.items():
+        if not re.search(rf"^{re.escape(word)}\s*:", grammar, re.M):
+            raise ValueError(f"the statement '{word}' ({cls.__module__}.{cls.__qualname__}) has no grammar rule: "
+                             f"add '{word}: \"{word}\" ...' to the grammar")
+    return f"{grammar}\n?statement: {' | '.join(sorted(registry))}\n"
+
+
 def _cache_file(grammar: str) -> str | bool:
     """Where the built parser is kept between runs (lark's cache, checked against the grammar's
     hash when loaded): the user's own cache directory, not a shared temporary one; False (no
@@ -283,7 +293,8 @@ def _cache_file(grammar: str) -> str | bool:
 class Parser:
     """A .ray parser over a grammar and a statement registry (by default the package's own)."""
 
-    def __init__(self, grammar: str | None = None, registry: dict[str, type[syntax.Statement]] | None = None):
+    def __init__(self, grammar: str | None = None,
+                 registry: dict[str, type[syntax.Statement]] | None = None) -> None:
         self.grammar = grammar if grammar is not None else grammar_text()
         self.registry = registry if registry is not None else syntax.Statement.registry
 
@@ -299,11 +310,12 @@ class Parser:
         return self._build(False)
 
     def _build(self, strict: bool) -> Lark:
-        grammar = _with_namespaces(self.grammar)
+        grammar = _with_statements(_with_namespaces(self.grammar), self.registry)
         # building takes half a second (lark checks every pair of terminals): parsing loads the
-        # built parser from the cache; the strict check (the test suite's) always builds
+        # built parser from the cache; the strict check (the test suite's) always builds.  An
+        # optional part written [...] gives None when left out: a statement's children have places.
         return Lark(grammar, parser="lalr", propagate_positions=True, strict=strict,
-                    maybe_placeholders=False, cache=False if strict else _cache_file(grammar))
+                    maybe_placeholders=True, cache=False if strict else _cache_file(grammar))
 
     @cached_property
     def terminals(self) -> dict[str, Any]:
@@ -500,7 +512,7 @@ def _word_at(text: str, pos: int) -> str:
     return m.group(0) if m else text[pos:pos + 1]
 
 
-def _check_nesting(tree: Tree, source: str, registry: dict) -> None:
+def _check_nesting(tree: Tree[Any], source: str, registry: dict[str, type[syntax.Statement]]) -> None:
     """Refuse statements nested deeper than MAX_NESTING (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
