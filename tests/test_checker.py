@@ -89,7 +89,7 @@ WITH_OPTION = {
 
 
 def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_by_it():
-    from rayscript.language.ast import Statement, Takes
+    from rayscript.language.syntax import Statement, Takes
 
     with_options = {word for word, cls in Statement.registry.items() if cls.options_allowed}
     assert with_options == set(WITH_OPTION)  # a statement given options is added here

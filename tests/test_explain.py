@@ -6,7 +6,7 @@ import pytest
 from conftest import write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError, ScriptError
-from rayscript.language import ast
+from rayscript.language import syntax
 from rayscript.statements import Explain, parse
 
 READS = ["ACGTACGGTCATTAGCTTAGGCATCGATCGGA", "TTAGGCATCGATCGGACCATGGTACAGTTCAA", "GGTCATTAGCTTAGGC"]
@@ -96,14 +96,14 @@ def test_explain_lists_exactly_the_orders_execution_sends(tmp_path, ranks, setup
         orders = _recording(c)
         list(c.execute([st], text))
     assert sorted(plan) == sorted(orders)
-    kinds = {type(s).keyword for s in ast.walk([st])}
+    kinds = {type(s).keyword for s in syntax.walk([st])}
     if kinds - {"let", "set", "print", "help", "for"}:
         assert orders or "for" in kinds, "a statement that gives orders was explained as none"
 
 
 def test_every_statement_kind_is_covered():
-    covered = {type(s).keyword for _setup, text in CASES for s in ast.walk(parse(_fill(text, "r", "t")))}
-    assert covered == set(ast.Statement.registry)
+    covered = {type(s).keyword for _setup, text in CASES for s in syntax.walk(parse(_fill(text, "r", "t")))}
+    assert covered == set(syntax.Statement.registry)
 
 
 def test_explain_of_a_bad_statement_is_a_located_error_not_a_traceback():

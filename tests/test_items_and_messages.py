@@ -146,7 +146,7 @@ def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
     from pathlib import Path
 
     from rayscript import Cluster, items
-    from rayscript.language import ast
+    from rayscript.language import syntax
     from rayscript.statements import default_parser
 
     doc = (Path(__file__).parent.parent / "docs/items.md").read_text()
@@ -156,7 +156,7 @@ def test_a_fourth_item_type_is_one_class_and_one_registration(monkeypatch):
         exec(code, namespace)
         ReadPair = namespace["ReadPair"]
         # the grammar, the REPL's completion and checkpoints take their namespaces from the registry
-        assert "pairs" in ast.namespaces()
+        assert "pairs" in syntax.namespaces()
         assert "pairs" in str(default_parser().lark().get_terminal("NAMESPACE").pattern.value)
         pair = ReadPair("p", "ACGT", "TTGA")
         assert unpack_item(pack_item(pair)) == pair

@@ -16,7 +16,8 @@ LAYERS = [
     {"runtime", "genomics"},
     {"interpreter"},
     {"statements"},
-    {"cluster", "repl"},
+    {"cluster"},
+    {"repl"},  # drives a Cluster
     {"cli"},
     {"__main__", "__init__"},
 ]

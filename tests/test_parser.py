@@ -2,7 +2,7 @@ import pytest
 
 from rayscript import statements as ast
 from rayscript.errors import ScriptSyntaxError
-from rayscript.language.ast import Duration, Key, Var
+from rayscript.language.syntax import Duration, Key, Var
 from rayscript.statements import Copy, For, Let, parse, parse_all
 
 K = Key("kmers", 19123890)

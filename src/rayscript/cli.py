@@ -6,10 +6,17 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .errors import RankFailure, RayScriptError, Terminated
 from .progress import Progress
+
+if TYPE_CHECKING:  # imported when a cluster opens: each rank's keeper splits off while the process is small
+    from .cluster import Cluster
+    from .results import Result
 
 USAGE_EXAMPLES = """examples:
   mpiexec -n 6 rayscript run examples/seed.ray
@@ -102,7 +109,7 @@ def _read(path: str) -> str:
         raise RayScriptError(f"{path} is not UTF-8 text (byte {exc.start})") from None
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     from .statements import check, parse_all
 
     if args.ranks is not None and args.ranks < 1:
@@ -129,7 +136,7 @@ def cmd_check(args) -> int:
     return 1 if failed else 0
 
 
-def open_cluster(ranks: int | None, progress: Progress | None = None):
+def open_cluster(ranks: int | None, progress: Progress | None = None) -> Cluster:
     """The cluster for this process: MPI under mpiexec, else in-process threads."""
     from .cluster import Cluster
     from .runtime.keeper import under_mpiexec
@@ -147,7 +154,7 @@ def open_cluster(ranks: int | None, progress: Progress | None = None):
     return Cluster.local(ranks, progress=progress)
 
 
-def install_signal_handlers(cluster) -> None:
+def install_signal_handlers(cluster: Cluster) -> None:
     """Under mpiexec: Ctrl-C is rank 0's alone (the shell or script cancels); a rank told to
     terminate (SIGTERM) reports it to rank 0 before it goes, so rank 0 can say which rank it was
     and shut every rank down cleanly; rank 0 itself says so and shuts them down.  Terminated is
@@ -155,7 +162,7 @@ def install_signal_handlers(cluster) -> None:
     one.  A second SIGTERM ends the process at once."""
     import signal
 
-    def terminate(signum, frame):
+    def terminate(signum: int, frame: FrameType | None) -> NoReturn:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         raise Terminated("terminated by SIGTERM")
 
@@ -164,13 +171,13 @@ def install_signal_handlers(cluster) -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
-def _world():
+def _world() -> Any:
     from .runtime.messenger import mpi_module
 
     return mpi_module().COMM_WORLD
 
 
-def _print_results(results) -> None:
+def _print_results(results: Iterable[Result]) -> None:
     for r in results:
         if r.text:
             print(r.text, flush=True)
@@ -190,7 +197,7 @@ def hosts_line(hosts: list[str]) -> str:
     return f"{len(hosts)} ranks on {len(ranks)} hosts: " + ", ".join(parts)
 
 
-def _on_cluster(ranks: int | None, drive) -> int:
+def _on_cluster(ranks: int | None, drive: Callable[[Cluster], int]) -> int:
     """Open the cluster; rank 0 runs ``drive(cluster)`` and the other ranks serve until it is done.
     A rank failure stops every rank (aborting the job if that cannot finish)."""
     try:
@@ -213,13 +220,13 @@ def _on_cluster(ranks: int | None, drive) -> int:
             return 1
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     if (args.script is None) == (args.text is None):
         print("rayscript run: give a script file or -e TEXT (not both)", file=sys.stderr)
         return 2
     text, source = (args.text, "<-e>") if args.text is not None else (None, args.script)
 
-    def drive(c) -> int:
+    def drive(c: Cluster) -> int:
         try:
             if args.restore:
                 for results in c.stream(f"restore from {json.dumps(args.restore)}", "--restore"):
@@ -238,7 +245,7 @@ def cmd_run(args) -> int:
     return _on_cluster(args.ranks, drive)
 
 
-def _emergency_stop(cluster) -> None:
+def _emergency_stop(cluster: Cluster) -> None:
     """A rank failed: stop the others; if that cannot finish, abort the whole job."""
     import threading
 
@@ -249,7 +256,7 @@ def _emergency_stop(cluster) -> None:
     timer.cancel()
 
 
-def cmd_exec(args) -> int:
+def cmd_exec(args: argparse.Namespace) -> int:
     """Run a program as this rank, under a keeper (see runtime/keeper.py)."""
     from .runtime.keeper import split, under_mpiexec
 
@@ -267,7 +274,7 @@ def cmd_exec(args) -> int:
         return 127
 
 
-def cmd_repl(args) -> int:
+def cmd_repl(args: argparse.Namespace) -> int:
     from .repl import run_repl
 
     return _on_cluster(getattr(args, "ranks", None), run_repl)

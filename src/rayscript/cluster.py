@@ -20,7 +20,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     Cancelled,
@@ -36,7 +36,7 @@ from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
-from .language import ast
+from .language import syntax
 from .language.parser import make_key
 from .messages import Fatal
 from .progress import ProgressDisplay
@@ -47,6 +47,10 @@ from .runtime.node import Node
 from .runtime.shard import Shard
 from .statements import check, parse
 
+if TYPE_CHECKING:
+    from .runtime.collective import Collective
+    from .runtime.messenger import Messenger
+
 # What every rank serves: one service per family of orders.
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
@@ -54,7 +58,7 @@ MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every 
 SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
 
 
-def _build_node(messenger: Any, collective: Any = None, progress: ProgressDisplay | None = None,
+def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,
                 interrupt_check: Callable[[], bool] | None = None) -> tuple[Node, Interpreter]:
     node = Node(messenger, Shard(), collective, progress, interrupt_check)
     for service in SERVICES:
@@ -67,7 +71,8 @@ class Cluster:
 
     def __init__(self, comm: Any = None, *, progress: ProgressDisplay | None = None,
                  interrupt_check: Callable[[], bool] | None = None,
-                 _messenger: Any = None, _threads: list | None = None, _collective: Any = None):
+                 _messenger: Messenger | None = None, _threads: list[threading.Thread] | None = None,
+                 _collective: Collective | None = None) -> None:
         """Under mpiexec: every rank of ``comm`` (default COMM_WORLD).  ``progress`` is called on
         rank 0 with (done, total) during long statements; ``interrupt_check`` returns True when
         the user asked to cancel (for a shell that reads Ctrl-C as a key)."""
@@ -80,13 +85,13 @@ class Cluster:
             mismatch = launcher_mismatch() if comm is None else None
             if mismatch:
                 raise RayScriptError(mismatch)
+            from .runtime.collective import MPICollective
             from .runtime.mpi import MPIMessenger
 
-            _messenger = MPIMessenger(comm)
-        if _collective is None:
-            from .runtime.collective import MPICollective
-
-            _collective = MPICollective(_messenger.comm)
+            mpi = MPIMessenger(comm)
+            _messenger = mpi
+            if _collective is None:
+                _collective = MPICollective(mpi.comm)
         self.node, self.interpreter = _build_node(_messenger, _collective, progress, interrupt_check)
         self.scope = Scope()
         self._threads = _threads or []
@@ -198,7 +203,7 @@ class Cluster:
         return list(self.node.hosts)
 
     # --- commands ---------------------------------------------------------------
-    def parse(self, text: str, source: str = "<string>") -> list[ast.Statement]:
+    def parse(self, text: str, source: str = "<string>") -> list[syntax.Statement]:
         """Parse and check ``text`` against this cluster (ranks, variables); nothing is sent."""
         if not isinstance(text, str):
             raise TypeError(f"a script is text (str), not {type(text).__name__}")
@@ -230,7 +235,7 @@ class Cluster:
             raise
         return out
 
-    def execute(self, statements: list[ast.Statement], text: str | None = None) -> Iterator[list[Result]]:
+    def execute(self, statements: list[syntax.Statement], text: str | None = None) -> Iterator[list[Result]]:
         self._require_driver()
         self.scope.text = text
         for st in statements:
@@ -265,7 +270,7 @@ class Cluster:
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
             raise TypeError(f"rank= takes a whole number, not {rank!r}")
         parsed = make_key(key)
-        if not isinstance(parsed, ast.Key):
+        if not isinstance(parsed, syntax.Key):
             raise ScriptError(f"get takes one key, not the pattern {key}")
         cmd = self.interpreter.command(self.scope)
         wk = cmd.key(parsed)

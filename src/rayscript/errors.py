@@ -32,10 +32,21 @@ class RayScriptError(Exception):
     nested in the one that failed.  An error pickles whole (with its cause, location and ``done``):
     a rank commanding a block sends it back to the rank that gave the block."""
 
-    results: list = []
+    @property
+    def results(self) -> list[Any]:
+        """Set by ``Cluster.run``: the results of the statements that completed before the error
+        (empty until then; each error its own list)."""
+        found = self.__dict__.get("_results")
+        if found is None:
+            found = self.__dict__["_results"] = []
+        return found
+
+    @results.setter
+    def results(self, results: list[Any]) -> None:
+        self.__dict__["_results"] = list(results)
 
     @property
-    def done(self) -> list:
+    def done(self) -> list[Any]:
         """Results of statements nested in the failed one that completed before it failed (a loop's
         earlier rounds, a block's earlier statements, the branches of parallel that succeeded):
         they are reported before the error."""
@@ -45,7 +56,7 @@ class RayScriptError(Exception):
         return found
 
     @done.setter
-    def done(self, results: list) -> None:
+    def done(self, results: list[Any]) -> None:
         self.__dict__["_done"] = list(results)
 
     def __reduce__(self) -> tuple[Any, ...]:

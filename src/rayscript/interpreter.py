@@ -1,6 +1,6 @@
 """The interpreter: runs statement nodes on a commander rank.
 
-Each statement's :meth:`~rayscript.language.ast.Statement.run` is a generator over a
+Each statement's :meth:`~rayscript.language.syntax.Statement.run` is a generator over a
 :class:`Command`, the public API a statement is given (and the only one it may use): resolve its
 values, ranks and keys, send orders and wait for their answers, locate holders, run nested
 blocks here or on another rank, read the store's settings.  The generator yields the futures of
@@ -32,7 +32,7 @@ from .errors import (
     StatementError,
     StatementErrors,
 )
-from .language import ast
+from .language import syntax
 from .language.parser import make_key
 from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
 from .results import Result
@@ -153,15 +153,15 @@ class Interpreter:
     def command(self, scope: Scope) -> Command:
         return Command(self, scope, self.node.rank)
 
-    def execute(self, st: ast.Statement, scope: Scope) -> Steps:
+    def execute(self, st: syntax.Statement, scope: Scope) -> Steps:
         """Generator: run one statement with this rank as its commander."""
         return self.command(scope).execute(st)
 
-    def run_block(self, statements: Iterable[ast.Statement], scope: Scope) -> Steps:
+    def run_block(self, statements: Iterable[syntax.Statement], scope: Scope) -> Steps:
         return self.command(scope).block(statements)
 
     # --- keys ---------------------------------------------------------------------------
-    def wire_key(self, key: ast.Key, scope: Scope) -> WireKey:
+    def wire_key(self, key: syntax.Key, scope: Scope) -> WireKey:
         if key.is_template:
             return self._wire_key(_substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
@@ -173,7 +173,7 @@ class Interpreter:
             wk = self._keys[memo] = self._wire_key(key)
         return wk
 
-    def _wire_key(self, key: ast.Key) -> WireKey:
+    def _wire_key(self, key: syntax.Key) -> WireKey:
         ident = key.ident
         if key.namespace == "kmers" and isinstance(ident, str):
             k = len(ident)
@@ -208,15 +208,15 @@ class Interpreter:
         self.node.spawn(task())
 
 
-def _substitute(key: ast.Key, scope: Scope) -> ast.Key:
+def _substitute(key: syntax.Key, scope: Scope) -> syntax.Key:
     def sub(m: Any) -> str:
         name = m.group(1) or m.group(2)
         if name not in scope.env:
             raise ScriptError(f"undefined variable ${name} in key {key}")
         return str(scope.env[name])
 
-    made = make_key(f"{key.namespace}/{ast.KEY_VARIABLE.sub(sub, str(key.ident))}")
-    if not isinstance(made, ast.Key):
+    made = make_key(f"{key.namespace}/{syntax.KEY_VARIABLE.sub(sub, str(key.ident))}")
+    if not isinstance(made, syntax.Key):
         raise ScriptError(f"{key} names one item, and became the pattern {made}")
     return made
 
@@ -290,28 +290,28 @@ class Command:
 
     # --- values -------------------------------------------------------------------------------
     def value(self, v: Any) -> Any:
-        if isinstance(v, ast.Var):
+        if isinstance(v, syntax.Var):
             if v.name not in self.scope.env:
                 raise ScriptError(f"undefined variable ${v.name}")
             return self.scope.env[v.name]
-        if isinstance(v, ast.Key):
+        if isinstance(v, syntax.Key):
             return str(self.key(v))
-        if isinstance(v, ast.Word):
+        if isinstance(v, syntax.Word):
             return v.text
-        if isinstance(v, ast.Duration):
+        if isinstance(v, syntax.Duration):
             return v.seconds
         return v
 
     def rank(self, v: Any) -> int:
         r = v if type(v) is int else self.value(v)
         if isinstance(r, bool) or not isinstance(r, int):
-            raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, ast.Var)
+            raise ScriptError(f"a rank is a whole number, and ${v.name} is {r!r}" if isinstance(v, syntax.Var)
                               else f"a rank is a whole number, not {r!r}")
         if not 0 <= r < self.size:
             raise ScriptError(f"rank {r} is outside the cluster: ranks are 0..{self.size - 1} ({self.size} ranks)")
         return r
 
-    def key(self, key: ast.Key) -> WireKey:
+    def key(self, key: syntax.Key) -> WireKey:
         wk = self.interpreter.wire_key(key, self.scope)
         if wk.k and len(self.named) < 64:  # given by its bases: errors from the ranks show them too
             self.named[wk.key_text] = wk.shown
@@ -326,7 +326,7 @@ class Command:
     whole_number = staticmethod(whole_number)
     truth = staticmethod(truth)
 
-    def options(self, st: ast.Statement) -> dict[str, Any]:
+    def options(self, st: syntax.Statement) -> dict[str, Any]:
         """The options written in ``st`` with their values resolved and checked against what each
         takes (its ``options_allowed``): numbers as ints, words in lower case, true/false as bools.
         A value that does not fit (a $variable's: literal values were refused by the checker) is a
@@ -337,7 +337,7 @@ class Command:
             value = self.value(v)
             takes = allowed.get(name)
             if takes is not None:
-                shown = f"{value!r} (${v.name})" if isinstance(v, ast.Var) else ast.literal(v)[1] or repr(value)
+                shown = f"{value!r} (${v.name})" if isinstance(v, syntax.Var) else syntax.literal(v)[1] or repr(value)
                 try:
                     value = takes.convert(name, value, shown)
                 except ScriptError as err:
@@ -406,7 +406,7 @@ class Command:
             self.plan.entries.append((self.depth, text))
 
     # --- statements and blocks ------------------------------------------------------------------
-    def execute(self, st: ast.Statement) -> Steps:
+    def execute(self, st: syntax.Statement) -> Steps:
         """Run one statement; errors come out located at it."""
         try:
             result = yield from st.run(self)
@@ -431,7 +431,7 @@ class Command:
             err.reason = by_bases(err.reason, self.named)
         return err
 
-    def block(self, statements: Iterable[ast.Statement]) -> Steps:
+    def block(self, statements: Iterable[syntax.Statement]) -> Steps:
         """Run statements one after the other in this scope, returning their results."""
         results: list[Result] = []
         for st in statements:
@@ -473,7 +473,7 @@ class Command:
             raise done.error
         return done.results
 
-    def all_at_once(self, statements: Iterable[ast.Statement]) -> Steps:
+    def all_at_once(self, statements: Iterable[syntax.Statement]) -> Steps:
         """Run statements concurrently; wait for every one, even when one fails, so nothing is
         left half done.  Then raise the error of the one that failed, or, when several did, a
         StatementErrors holding every one's; its ``done``: the results of those that succeeded and

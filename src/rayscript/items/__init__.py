@@ -1,8 +1,8 @@
 """Carriageable items: things that can travel between ranks as flat byte buffers.
 
 Every item type declares the namespace it lives in and a wire type code, knows its size in
-bytes, and packs into / unpacks from a flat buffer.  ``REGISTRY`` maps namespaces and codes to
-classes; a new type is one subclass with ``namespace=`` and ``code=``.
+bytes, and packs into / unpacks from a flat buffer.  ``BY_NAMESPACE`` and ``BY_CODE`` map namespaces
+and wire codes to classes; a new type is one subclass with ``namespace=`` and ``code=``.
 """
 
 from __future__ import annotations

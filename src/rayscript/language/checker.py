@@ -10,25 +10,28 @@ copy of the scope (``for`` adds its loop variable there).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 from ..errors import Location, ScriptError
-from . import ast
+from . import syntax
 
 
-class CheckContext:
-    """What a statement's ``check`` hook sees: the scope, the cluster size (None if unknown),
-    and ``error()`` to report a problem at the statement."""
+class Checker:
+    """A scope of the check: what a statement's ``check`` hook sees (the
+    :class:`~rayscript.language.syntax.CheckContext` it is declared with): the scope, the cluster
+    size (None if unknown), and ``error()`` to report a problem at the statement."""
 
     def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False,
-                 ranges: dict[str, tuple[int, int]] | None = None):
+                 ranges: dict[str, tuple[int, int]] | None = None) -> None:
         self.size = size
         self.errors = errors
         self.scope = scope
         self.in_parallel = in_parallel
         # the values a loop variable takes, when its loop's bounds are written as numbers
         self.ranges = ranges if ranges is not None else {}
-        self.statement: ast.Statement | None = None
+        self.statement: syntax.Statement | None = None
 
-    def error(self, message: str, st: ast.Statement | None = None, at: Location | None = None) -> None:
+    def error(self, message: str, st: syntax.Statement | None = None, at: Location | None = None) -> None:
         """A problem with the statement (``at``: where in it, else where it starts)."""
         node = st or self.statement
         self.errors.append(ScriptError(message, at or (node.location if node is not None else None)))
@@ -40,39 +43,41 @@ class CheckContext:
         if type(value) is int:
             self.ranges[name] = (value, value)
 
-    def block(self, statements, extra: frozenset[str] | set[str] = frozenset(),
+    def block(self, statements: Iterable[syntax.Statement], extra: Collection[str] = frozenset(),
               in_parallel: bool | None = None, ranges: dict[str, tuple[int, int]] | None = None) -> None:
         """Check nested statements in a copy of this scope (plus ``extra`` names; ``ranges``: the
         values some of them take)."""
         inner_ranges = {n: r for n, r in self.ranges.items() if n not in extra}
         inner_ranges.update(ranges or {})
-        inner = CheckContext(self.size, self.errors, set(self.scope) | set(extra),
+        inner = Checker(self.size, self.errors, set(self.scope) | set(extra),
                              self.in_parallel if in_parallel is None else in_parallel, inner_ranges)
         _check_block(statements, inner)
 
 
-def check(statements, size: int | None = None, text: str | None = None,
+def check(statements: Iterable[syntax.Statement], size: int | None = None, text: str | None = None,
           defined: set[str] | None = None) -> list[ScriptError]:
+    """Every problem the static checks find in ``statements`` (on ``size`` ranks, when known;
+    ``defined``: variables defined before them), located in ``text``."""
     errors: list[ScriptError] = []
-    _check_block(statements, CheckContext(size, errors, set(defined or ())))
+    _check_block(statements, Checker(size, errors, set(defined or ())))
     for e in errors:
         e.text = text
     return errors
 
 
-def _check_block(statements, ctx: CheckContext) -> None:
+def _check_block(statements: Iterable[syntax.Statement], ctx: Checker) -> None:
     for st in statements:
         check_statement(st, ctx)
 
 
-def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
+def check_statement(st: syntax.Statement, ctx: Checker) -> None:
     """The generic checks of every field of ``st``, then its own ``check`` hook (which checks
     nested blocks: by default each in a copy of the scope)."""
     ctx.statement = st
     if ctx.in_parallel and st.collective:
         ctx.error(f"'{st.keyword}' involves every rank at once and cannot run inside 'parallel'")
-    for value, is_rank in ast.values(st):
-        if isinstance(value, ast.Var):
+    for value, is_rank in syntax.values(st):
+        if isinstance(value, syntax.Var):
             if value.name not in ctx.scope:
                 ctx.error(f"undefined variable ${value.name}")
             elif is_rank and value.name in ctx.ranges and ctx.size is not None:
@@ -80,8 +85,8 @@ def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
                 if lo <= hi and not (lo >= 0 and hi < ctx.size):
                     takes = f"is {lo}" if lo == hi else f"takes the values {lo}..{hi} of its loop"
                     ctx.error(f"rank ${value.name} {takes}, and ranks are 0..{ctx.size - 1} ({ctx.size} ranks)")
-        elif isinstance(value, ast.Key) and value.is_template:
-            for name in ast.key_variables(str(value.ident)):
+        elif isinstance(value, syntax.Key) and value.is_template:
+            for name in syntax.key_variables(str(value.ident)):
                 if name not in ctx.scope:
                     ctx.error(f"undefined variable ${name} in key {value}")
         elif is_rank and isinstance(value, int) and not isinstance(value, bool) and ctx.size is not None \
@@ -92,7 +97,7 @@ def check_statement(st: ast.Statement, ctx: CheckContext) -> None:
     ctx.statement = st
 
 
-def _check_options(st: ast.Statement, ctx: CheckContext) -> None:
+def _check_options(st: syntax.Statement, ctx: Checker) -> None:
     """Every option's value against what its statement declares the option takes: a value written
     in the script, and a $variable whose values are known (a loop's bounds, a number let to it)."""
     allowed = type(st).options_allowed
@@ -101,7 +106,7 @@ def _check_options(st: ast.Statement, ctx: CheckContext) -> None:
         takes = allowed.get(name)
         if takes is None:
             continue
-        if isinstance(value, ast.Var):
+        if isinstance(value, syntax.Var):
             if value.name not in ctx.ranges:
                 continue
             lo, hi = ctx.ranges[value.name]
@@ -112,7 +117,7 @@ def _check_options(st: ast.Statement, ctx: CheckContext) -> None:
             if problem:
                 ctx.error(f"{problem} (${value.name} {takes_what})", at=st.option_location(name))
             continue
-        v, shown = ast.literal(value)
+        v, shown = syntax.literal(value)
         if shown:
             problem = takes.problem(name, v, shown)
             if problem:

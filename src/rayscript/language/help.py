@@ -3,26 +3,26 @@
 
 from __future__ import annotations
 
-from . import ast
+from . import syntax
 
 
-def entries(registry: dict[str, type[ast.Statement]] | None = None) -> dict[str, tuple[str, str, str]]:
+def entries(registry: dict[str, type[syntax.Statement]] | None = None) -> dict[str, tuple[str, str, str]]:
     """keyword -> (syntax, summary, example), in the order the statements were declared."""
-    reg = ast.Statement.registry if registry is None else registry
+    reg = syntax.Statement.registry if registry is None else registry
     return {word: (cls.syntax, cls.summary, cls.example) for word, cls in reg.items()}
 
 
-def help_text(topic: str | None = None, registry: dict[str, type[ast.Statement]] | None = None) -> str:
+def help_text(topic: str | None = None, registry: dict[str, type[syntax.Statement]] | None = None) -> str:
     table = entries(registry)
     if topic is None:
         width = max(len(k) for k in table)
         lines = ["statements (help STATEMENT for details):"]
         lines += [f"  {word:<{width}}  {table[word][0]}" for word in table]
-        keys = ", ".join(f"{ns}/NAME" for ns in ast.namespaces() if ns != "kmers")
+        keys = ", ".join(f"{ns}/NAME" for ns in syntax.namespaces() if ns != "kmers")
         lines.append(f"keys: kmers/19123890, kmers/ACGT, {keys}; ranks: 0..N-1 or $var")
         return "\n".join(lines)
-    syntax, description, example = table[topic]
-    return f"{syntax}\n  {description}\n  example: {example}"
+    form, description, example = table[topic]
+    return f"{form}\n  {description}\n  example: {example}"
 
 
 _INTRO = """# The .ray language
@@ -116,9 +116,9 @@ are printed before the error (by `rayscript run` and the REPL) and are on the ex
 """
 
 
-def language_markdown(registry: dict[str, type[ast.Statement]] | None = None) -> str:
+def language_markdown(registry: dict[str, type[syntax.Statement]] | None = None) -> str:
     parts = [_INTRO]
-    for word, (syntax, description, example) in entries(registry).items():
-        parts.append(f"### {word}\n\n```\n{syntax}\n```\n\n{description}\n\n```\n{example}\n```\n")
+    for word, (form, description, example) in entries(registry).items():
+        parts.append(f"### {word}\n\n```\n{form}\n```\n\n{description}\n\n```\n{example}\n```\n")
     parts.append(_ERRORS)
     return "\n".join(parts)

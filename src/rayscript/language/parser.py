@@ -1,8 +1,9 @@
 """Parse .ray text into statement nodes.
 
 The grammar (``grammar/ray.lark``, shipped inside the package) is loaded once, lazily, into a
-LALR parser.  Each statement rule is turned into a node by its class in the statement registry
-(:meth:`rayscript.language.ast.Statement.build`), so this module knows no statement by name.
+LALR parser.  Its ``statement`` rule is made from the statement registry (one alternative per
+keyword), and each statement rule is turned into a node by its class in the registry
+(:meth:`rayscript.language.syntax.Statement.build`), so this module knows no statement by name.
 Lark's exceptions never escape: every problem becomes a :class:`~rayscript.errors.ScriptSyntaxError`
 with file:line:column, the line, a caret and a sentence saying what was expected.
 """
@@ -14,6 +15,7 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import fields
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -25,7 +27,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, Vis
 
 from ..errors import Location, ScriptError, ScriptSyntaxError
 from ..store.encoding import MAX_K
-from . import ast
+from . import syntax
 
 # blocks nested deeper than this are refused (each level costs Python stack when run)
 MAX_NESTING = 64
@@ -48,20 +50,17 @@ class Option(NamedTuple):
     """``name=value`` as written; ``token`` locates the name, ``at`` the value."""
 
     name: str
-    value: ast.Value
+    value: syntax.Value
     token: Token
     at: Token
 
 
-class Mode(str):
-    """``replace`` or ``merge`` after a copy or move."""
-
-
-class Build:
-    """What a statement's ``build`` gets besides its children: its location, the registry it
+class Builder:
+    """What a statement's ``build`` gets besides its children (the
+    :class:`~rayscript.language.syntax.Build` it is declared with): its location, the registry it
     belongs to, and helpers that raise located syntax errors."""
 
-    def __init__(self, meta: Any, source: str, registry: dict[str, type[ast.Statement]]):
+    def __init__(self, meta: Any, source: str, registry: dict[str, type[syntax.Statement]]) -> None:
         self.location = _loc(meta, source)
         self.source = source
         self.registry = registry
@@ -72,12 +71,12 @@ class Build:
         raise ScriptSyntaxError(message, _loc(at, self.source) if at is not None else self.location)
 
     @staticmethod
-    def positional(children: list) -> list:
+    def positional(children: Sequence[Any]) -> list[Any]:
         return [c for c in children if not isinstance(c, Option)]
 
-    def options(self, cls: type[ast.Statement], children: list) -> ast.Options:
+    def options(self, cls: type[syntax.Statement], children: Sequence[Any]) -> syntax.Options:
         allowed = cls.options_allowed
-        seen: dict[str, ast.Value] = {}
+        seen: dict[str, syntax.Value] = {}
         for opt in (c for c in children if isinstance(c, Option)):
             if opt.name not in allowed:
                 choices = ", ".join(f"{n}=" for n in allowed) or "none"
@@ -90,19 +89,19 @@ class Build:
             self.option_locations += ((opt.name, _loc(opt.at, self.source)),)
         return tuple(sorted(seen.items()))
 
-    def options_arg(self, cls: type[ast.Statement], children: list) -> dict[str, Any]:
+    def options_arg(self, cls: type[syntax.Statement], children: Sequence[Any]) -> dict[str, Any]:
         if any(f.name == "options" for f in fields(cls)):
             return {"options": self.options(cls, children)}
         self.options(cls, children)  # refuses any option
         return {}
 
-    def single(self, key: Any, word: str) -> ast.Key:
-        if isinstance(key, ast.Selector):
+    def single(self, key: object, word: str) -> syntax.Key:
+        if not isinstance(key, syntax.Key):  # the grammar gives a key or a selector
             self.fail(f"'{word}' takes one key, not the pattern {key}")
         return key
 
-    def into(self, key: Any, namespace: str, word: str) -> ast.Key:
-        if not isinstance(key, ast.Key) or key.namespace != namespace:
+    def into(self, key: object, namespace: str, word: str) -> syntax.Key:
+        if not isinstance(key, syntax.Key) or key.namespace != namespace:
             self.fail(f"'{word}' stores its result under {namespace}/NAME, not {key}")
         return key
 
@@ -110,17 +109,17 @@ class Build:
 class _ToAst(Transformer):
     """Turns lark's parse tree into statement nodes: values here, statements by the registry."""
 
-    def __init__(self, source: str, registry: dict[str, type[ast.Statement]]):
+    def __init__(self, source: str, registry: dict[str, type[syntax.Statement]]) -> None:
         super().__init__(visit_tokens=True)
         self.source = source
         self.registry = registry
         self._value_at: Token | None = None
 
-    def __default__(self, data: str, children: list, meta: Any) -> Any:
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
         cls = self.registry.get(data)
         if cls is None:
             return Tree(data, children, meta)
-        b = Build(meta, self.source, self.registry)
+        b = Builder(meta, self.source, self.registry)
         node = cls.build(b, children)
         if b.option_locations:  # kept out of equality, like meta; set once, as the node is made
             object.__setattr__(node, "option_locations", tuple(dict(b.option_locations).items()))
@@ -130,84 +129,85 @@ class _ToAst(Transformer):
         raise ScriptSyntaxError(message, _loc(tok, self.source))
 
     # --- values ---------------------------------------------------------
-    def rank_int(self, children: list) -> int:
+    def rank_int(self, children: list[Any]) -> int:
         tok = children[0]
         value = int(tok)
         if value < 0:
             self._fail(f"a rank is a number from 0 up, not {value}", tok)
         return value
 
-    def rank_var(self, children: list) -> ast.Var:
+    def rank_var(self, children: list[Any]) -> syntax.Var:
         return _var(children[0])
 
     # each value remembers its token: an option's value is the last one read before the option
-    def int_value(self, children: list) -> int:
+    def int_value(self, children: list[Any]) -> int:
         self._value_at = children[0]
         return int(children[0])
 
-    def str_value(self, children: list) -> str:
+    def str_value(self, children: list[Any]) -> str:
         self._value_at = children[0]
         raw = str(children[0])[1:-1]
         return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
 
-    def var_value(self, children: list) -> ast.Var:
+    def var_value(self, children: list[Any]) -> syntax.Var:
         self._value_at = children[0]
         return _var(children[0])
 
-    def word_value(self, children: list) -> ast.Word:
+    def word_value(self, children: list[Any]) -> syntax.Word:
         self._value_at = children[0]
-        return ast.Word(str(children[0]))
+        return syntax.Word(str(children[0]))
 
-    def duration_value(self, children: list) -> ast.Duration:
+    def duration_value(self, children: list[Any]) -> syntax.Duration:
         self._value_at = children[0]
         text = str(children[0])
         m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m)", text)
         assert m is not None  # the terminal's own pattern
         scale = {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2)]
-        return ast.Duration(float(m.group(1)) * scale, text)
+        return syntax.Duration(float(m.group(1)) * scale, text)
 
-    def key_value(self, children: list) -> ast.Key | ast.Selector:
+    def key_value(self, children: list[Any]) -> syntax.Key | syntax.Selector:
         self._value_at = children[0]
         return self._key(children[0])
 
-    def key(self, children: list) -> ast.Key | ast.Selector:
+    def key(self, children: list[Any]) -> syntax.Key | syntax.Selector:
         return self._key(children[0])
 
-    def where(self, children: list) -> ast.Selector:
+    def where(self, children: list[Any]) -> syntax.Selector:
         namespace, name, op, value = children
         if str(namespace) != "kmers":
             self._fail(f"conditions select k-mers ('kmers where count >= 10'), not {namespace}", namespace)
         if str(name) != "count":
             self._fail(f"k-mers can be selected by 'count', not '{name}'", name)
-        return ast.Selector(str(namespace), field="count", op=str(op), value=value)
+        return syntax.Selector(str(namespace), field="count", op=str(op), value=value)
 
-    def _key(self, tok: Token) -> ast.Key | ast.Selector:
+    def _key(self, tok: Token) -> syntax.Key | syntax.Selector:
         try:
             return make_key(str(tok))
         except ScriptSyntaxError as err:
             raise ScriptSyntaxError(err.message, _loc(tok, self.source)) from None
 
-    def mode(self, children: list) -> Mode:
-        return Mode(children[0])
+    def mode(self, children: list[Any]) -> str:
+        """``replace`` or ``merge`` after a copy, a move or an assemble."""
+        return str(children[0])
 
-    def option(self, children: list) -> Option:
+    def option(self, children: list[Any]) -> Option:
         name, value = children
         return Option(str(name), value, name, self._value_at or name)
 
-    def string_list(self, children: list) -> tuple:
+    def string_list(self, children: list[Any]) -> tuple[Any, ...]:
         return tuple(children)
 
-    def block(self, children: list) -> tuple:
+    def block(self, children: list[Any]) -> tuple[syntax.Statement, ...]:
         return tuple(children)
 
-    def start(self, children: list) -> list:
+    def start(self, children: list[Any]) -> list[syntax.Statement]:
         return list(children)
 
 
-def make_key(text: str) -> ast.Key | ast.Selector:
+def make_key(text: str) -> syntax.Key | syntax.Selector:
     """Validate ``NAMESPACE/ID`` text (also after ``$var`` substitution at run time)."""
     namespace, _, ident = text.partition("/")
-    known = ast.namespaces()
+    known = syntax.namespaces()
     if namespace not in known:
         near = difflib.get_close_matches(namespace, known, n=1)
         hint = f"; did you mean '{near[0]}/'?" if near else ""
@@ -220,33 +220,33 @@ def make_key(text: str) -> ast.Key | ast.Selector:
             if ident != "*" and not _IDENT_RE.fullmatch(ident[:-1]):
                 raise ScriptSyntaxError(f"'{ident}' is not a pattern of names: use {namespace}/* or a name prefix "
                                         f"like {namespace}/contig*")
-            return ast.Selector(namespace, prefix=ident[:-1])
+            return syntax.Selector(namespace, prefix=ident[:-1])
         if not _PATTERN_RE.fullmatch(ident) or len(ident) - 1 > MAX_K:
             raise ScriptSyntaxError(f"'{ident}' is not a k-mer pattern: use kmers/* or a base prefix like kmers/ACG*")
-        return ast.Selector(namespace, prefix=ident[:-1].upper())
+        return syntax.Selector(namespace, prefix=ident[:-1].upper())
     if not _IDENT_RE.fullmatch(ident):
         raise ScriptSyntaxError(f"'{ident}' is not a valid id in {namespace}/ "
                                 "(letters, digits, '_', '.', '-' or $variables)")
     if "$" in ident:
-        return ast.Key(namespace, ident)
+        return syntax.Key(namespace, ident)
     if namespace == "kmers":
         if ident.isdigit():
             value = int(ident)
             if value >= 1 << (2 * MAX_K):
                 raise ScriptSyntaxError(f"k-mer id {value} is too large for k <= {MAX_K} (ids are below 4**{MAX_K})")
-            return ast.Key(namespace, value)
+            return syntax.Key(namespace, value)
         if _BASES_RE.fullmatch(ident):
             if len(ident) > MAX_K:
                 raise ScriptSyntaxError(f"a k-mer has at most {MAX_K} bases, '{ident}' has {len(ident)}")
-            return ast.Key(namespace, ident.upper())
+            return syntax.Key(namespace, ident.upper())
         raise ScriptSyntaxError("a k-mer id is a number (kmers/19123890) or bases A, C, G, T (kmers/ACGT), "
                                 f"not '{ident}'")
-    return ast.Key(namespace, ident)
+    return syntax.Key(namespace, ident)
 
 
-def _var(tok: Token) -> ast.Var:
+def _var(tok: Token) -> syntax.Var:
     text = str(tok)
-    return ast.Var(text[2:-1] if text.startswith("${") else text[1:])
+    return syntax.Var(text[2:-1] if text.startswith("${") else text[1:])
 
 
 def _example(namespace: str) -> str:
@@ -258,8 +258,18 @@ _NAMESPACE_TERMINAL = "NAMESPACE.2: /(?!)/"  # in the grammar file: a placeholde
 
 def _with_namespaces(grammar: str) -> str:
     """The grammar with its NAMESPACE terminal matching the namespaces of the item registry."""
-    pattern = "(?:" + "|".join(map(re.escape, ast.namespaces())) + r")(?![A-Za-z0-9_])"
+    pattern = "(?:" + "|".join(map(re.escape, syntax.namespaces())) + r")(?![A-Za-z0-9_])"
     return grammar.replace(_NAMESPACE_TERMINAL, f"NAMESPACE.2: /{pattern}/")
+
+
+def _with_statements(grammar: str, registry: dict[str, type[syntax.Statement]]) -> str:
+    """The grammar with its ``statement`` rule: one alternative per keyword of the registry, each
+    the rule named by that keyword (a statement whose rule is missing is named)."""
+    for word, cls in registry.items():
+        if not re.search(rf"^{re.escape(word)}\s*:", grammar, re.M):
+            raise ValueError(f"the statement '{word}' ({cls.__module__}.{cls.__qualname__}) has no grammar rule: "
+                             f"add '{word}: \"{word}\" ...' to the grammar")
+    return f"{grammar}\n?statement: {' | '.join(sorted(registry))}\n"
 
 
 def _cache_file(grammar: str) -> str | bool:
@@ -283,9 +293,10 @@ def _cache_file(grammar: str) -> str | bool:
 class Parser:
     """A .ray parser over a grammar and a statement registry (by default the package's own)."""
 
-    def __init__(self, grammar: str | None = None, registry: dict[str, type[ast.Statement]] | None = None):
+    def __init__(self, grammar: str | None = None,
+                 registry: dict[str, type[syntax.Statement]] | None = None) -> None:
         self.grammar = grammar if grammar is not None else grammar_text()
-        self.registry = registry if registry is not None else ast.Statement.registry
+        self.registry = registry if registry is not None else syntax.Statement.registry
 
     def lark(self, strict: bool = False) -> Lark:
         """The LALR parser, built once.  ``strict`` (no terminal collisions, no LALR conflicts)
@@ -299,11 +310,12 @@ class Parser:
         return self._build(False)
 
     def _build(self, strict: bool) -> Lark:
-        grammar = _with_namespaces(self.grammar)
+        grammar = _with_statements(_with_namespaces(self.grammar), self.registry)
         # building takes half a second (lark checks every pair of terminals): parsing loads the
-        # built parser from the cache; the strict check (the test suite's) always builds
+        # built parser from the cache; the strict check (the test suite's) always builds.  An
+        # optional part written [...] gives None when left out: a statement's children have places.
         return Lark(grammar, parser="lalr", propagate_positions=True, strict=strict,
-                    maybe_placeholders=False, cache=False if strict else _cache_file(grammar))
+                    maybe_placeholders=True, cache=False if strict else _cache_file(grammar))
 
     @cached_property
     def terminals(self) -> dict[str, Any]:
@@ -313,7 +325,7 @@ class Parser:
         return tuple(sorted(self.registry))
 
     # --- parsing -------------------------------------------------------------------
-    def parse(self, text: str, source: str = "<script>") -> list[ast.Statement]:
+    def parse(self, text: str, source: str = "<script>") -> list[syntax.Statement]:
         """Parse a whole script; raise the first error as a located :class:`ScriptSyntaxError`."""
         text_n = text + "\n" if not text.endswith("\n") else text
         try:
@@ -330,7 +342,7 @@ class Parser:
                 raise inner.with_location(inner.location, text_n) from None
             raise
 
-    def parse_all(self, text: str, source: str = "<script>") -> tuple[list[ast.Statement], list[ScriptError]]:
+    def parse_all(self, text: str, source: str = "<script>") -> tuple[list[syntax.Statement], list[ScriptError]]:
         """Parse, collecting every syntax error: after each one the offending line is blanked
         and parsing starts again, so errors on later lines are found too.  An error that no
         blanking can repair (an unclosed block, the end of the input) ends the search."""
@@ -476,7 +488,7 @@ class Parser:
 
 
 def _terminal_words() -> dict[str, str]:
-    names = list(ast.namespaces())
+    names = list(syntax.namespaces())
     listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
     return {
         "INT": "a number",
@@ -500,7 +512,7 @@ def _word_at(text: str, pos: int) -> str:
     return m.group(0) if m else text[pos:pos + 1]
 
 
-def _check_nesting(tree: Tree, source: str, registry: dict) -> None:
+def _check_nesting(tree: Tree[Any], source: str, registry: dict[str, type[syntax.Statement]]) -> None:
     """Refuse statements nested deeper than MAX_NESTING (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
@@ -524,7 +536,7 @@ def _with_text(errors: list[ScriptError], text: str) -> list[ScriptError]:
 def default_parser() -> Parser:
     """The parser of the package's grammar and statements (built again when an item type, and
     with it a namespace, is registered)."""
-    return _default_parser(ast.namespaces())
+    return _default_parser(syntax.namespaces())
 
 
 @lru_cache(maxsize=2)
@@ -532,10 +544,10 @@ def _default_parser(_namespaces: tuple[str, ...]) -> Parser:
     return Parser()
 
 
-def parse(text: str, source: str = "<script>") -> list[ast.Statement]:
+def parse(text: str, source: str = "<script>") -> list[syntax.Statement]:
     return default_parser().parse(text, source)
 
 
-def parse_all(text: str, source: str = "<script>") -> tuple[list[ast.Statement], list[ScriptError]]:
+def parse_all(text: str, source: str = "<script>") -> tuple[list[syntax.Statement], list[ScriptError]]:
     return default_parser().parse_all(text, source)
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the command line imports this package before the rank splits off: nothing heavy
+    from ..cluster import Cluster
 
 LAUNCHERS = ("mpiexec", "mpirun", "mpiexec.hydra", "orterun", "prterun", "srun")
 
@@ -54,7 +58,7 @@ def wait_for_foreground(fd: int) -> bool:
     return False
 
 
-def run_repl(cluster) -> int:
+def run_repl(cluster: Cluster) -> int:
     if sys.stdin.isatty() and sys.stdout.isatty():
         if not wait_for_foreground(sys.stdin.fileno()):
             sys.stderr.write("rayscript repl: started in the background, and its terminal belongs to another "
@@ -71,7 +75,7 @@ def run_repl(cluster) -> int:
     return run_lines(cluster)
 
 
-def _shell_through_launcher(cluster, tty: str) -> int:
+def _shell_through_launcher(cluster: Cluster, tty: str) -> int:
     """Keys reach rank 0 through the launcher's stdin forwarding; the screen is the launcher's
     terminal, written directly.  The terminal stays in raw mode for the whole session, so every key
     is forwarded at once and Ctrl-C arrives as a key (the launcher would otherwise take a second
@@ -82,6 +86,7 @@ def _shell_through_launcher(cluster, tty: str) -> int:
     from prompt_toolkit.input.vt100 import Vt100Input, raw_mode
     from prompt_toolkit.output import create_output
 
+    from ..progress import Progress
     from .shell import Shell
 
     fd = sys.stdin.fileno()
@@ -92,7 +97,7 @@ def _shell_through_launcher(cluster, tty: str) -> int:
         return bool(ready) and b"\x03" in os.read(fd, 4096)  # other keys typed meanwhile are dropped
 
     with open(tty, "w") as screen, raw_mode(screen.fileno()):
-        if cluster.node.progress is not None:
+        if isinstance(cluster.node.progress, Progress):  # the command line's (a display of one's own draws on)
             cluster.node.progress.show_on(screen)  # a bar on the terminal, not lines on the pipe
         shell = Shell(cluster, input=Vt100Input(sys.stdin), output=create_output(stdout=screen))
         shell.interrupt_source = ctrl_c_pressed

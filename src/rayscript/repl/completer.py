@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from ..language import ast
+from ..language import syntax
 from ..language.help import entries
 from ..statements import default_parser
 
@@ -31,7 +33,7 @@ def _statement_text(text: str) -> str:
 
 
 class RayCompleter(Completer):
-    def __init__(self, size: int = 1, variables=None, keys=None):
+    def __init__(self, size: int = 1, variables: dict[str, Any] | None = None, keys: list[str] | None = None) -> None:
         self.size = size
         self.variables = variables if variables is not None else {}
         self.keys = keys if keys is not None else []  # recently seen keys, newest last
@@ -40,7 +42,7 @@ class RayCompleter(Completer):
     def accepts(self, before: str) -> set[str]:
         return default_parser().accepts(before) or set()
 
-    def get_completions(self, document: Document, complete_event: CompleteEvent):
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         text = document.text_before_cursor
         found = _WORD.search(text)
         word = found.group(0) if found else ""
@@ -69,10 +71,10 @@ class RayCompleter(Completer):
         if "VAR" in accepts or word.startswith("$"):
             candidates += [(f"${v}", f"= {val!r}") for v, val in self.variables.items()]
         if "KEY" in accepts:
-            candidates += [(f"{ns}/", "namespace") for ns in ast.namespaces()]
+            candidates += [(f"{ns}/", "namespace") for ns in syntax.namespaces()]
             candidates += [(k, "seen") for k in reversed(self.keys)]
         if "NAMESPACE" in accepts:
-            candidates += [(ns, "namespace") for ns in ast.namespaces()]
+            candidates += [(ns, "namespace") for ns in syntax.namespaces()]
         statement = parser.registry.get(first)
         if "NAME" in accepts and statement is not None:
             candidates += [(f"{opt}=", str(takes)) for opt, takes in statement.options_allowed.items()]
@@ -82,14 +84,14 @@ class RayCompleter(Completer):
             candidates.append(('"', "a file path"))
         yield from self._offer(word, list(dict.fromkeys(candidates)))
 
-    def _offer(self, word, candidates):
+    def _offer(self, word: str, candidates: list[tuple[str, str]]) -> Iterator[Completion]:
         seen = set()
         for text, meta in candidates:
             if text.startswith(word) and text not in seen:
                 seen.add(text)
                 yield Completion(text, start_position=-len(word), display_meta=meta)
 
-    def _paths(self, word: str):
+    def _paths(self, word: str) -> Iterator[Completion]:
         inner = word[1:]
         for c in self.paths.get_completions(Document(inner, len(inner)), CompleteEvent()):
             full = inner[: len(inner) + c.start_position] + c.text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from pygments.lexer import RegexLexer
-from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace
+from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Text, Whitespace, _TokenType
 
 from ..statements import default_parser
 
@@ -28,9 +28,9 @@ TERMINAL_TOKENS = {
 _ORDER = ["COMMENT", "STRING", "KEY", "VAR", "DURATION", "NAMESPACE", "COMPARE"]
 
 
-def _rules():
+def _rules() -> list[tuple[str, _TokenType]]:
     terms = default_parser().terminals
-    rules = [(r"[ \t\f]+", Whitespace), (r"\n", Text)]
+    rules: list[tuple[str, _TokenType]] = [(r"[ \t\f]+", Whitespace), (r"\n", Text)]
     for name in _ORDER:
         rules.append((terms[name].pattern.to_regexp(), TERMINAL_TOKENS[name]))
     words = sorted((t.pattern.value for t in terms.values()

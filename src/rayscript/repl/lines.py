@@ -9,8 +9,12 @@ rank down.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import RankFailure, RayScriptError, shift_lines
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 
 def balance(text: str) -> int:
@@ -30,7 +34,7 @@ def balance(text: str) -> int:
     return depth
 
 
-def run_lines(cluster, stdin=None, stdout=None) -> int:
+def run_lines(cluster: Cluster, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     buffer = ""

@@ -14,24 +14,31 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-from prompt_toolkit.layout.processors import Processor, Transformation
+from prompt_toolkit.input import Input
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
 from prompt_toolkit.lexers import PygmentsLexer
+from prompt_toolkit.output import Output
 from prompt_toolkit.shortcuts import print_formatted_text
 from prompt_toolkit.styles import Style, merge_styles, style_from_pygments_cls
 from pygments.styles import get_style_by_name
 
 from .. import __version__
 from ..errors import Cancelled, RankFailure, RayScriptError
-from ..language.ast import namespaces
 from ..language.help import entries
+from ..language.syntax import namespaces
 from .completer import META_COMMANDS, RayCompleter
 from .lexer import RayLexer
 from .lines import balance
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+    from ..results import Result
 
 STYLE = merge_styles([
     style_from_pygments_cls(get_style_by_name("monokai")),
@@ -49,7 +56,7 @@ def history_path() -> Path:
 class HintProcessor(Processor):
     """Shows a statement's shape in grey after its first word (as redis-cli does)."""
 
-    def apply_transformation(self, ti):
+    def apply_transformation(self, ti: TransformationInput) -> Transformation:
         text = ti.document.text
         m = re.fullmatch(r"\s*([a-z]+)(\s*)", text)
         table = entries()
@@ -62,7 +69,8 @@ class HintProcessor(Processor):
 
 
 class Shell:
-    def __init__(self, cluster, input=None, output=None, history: History | None = None):
+    def __init__(self, cluster: Cluster, input: Input | None = None, output: Output | None = None,
+                 history: History | None = None) -> None:
         self.cluster = cluster
         self.timing = False
         self.keys: list[str] = []
@@ -88,7 +96,7 @@ class Shell:
     def _open_block(self) -> bool:
         return balance(self.session.default_buffer.text) > 0
 
-    def say(self, fragments) -> None:
+    def say(self, fragments: list[tuple[str, str]]) -> None:
         print_formatted_text(FormattedText(fragments), style=STYLE, output=self.output)
 
     def banner(self) -> None:
@@ -101,7 +109,7 @@ class Shell:
                                    f"{len(hosts)} host{'s' if len(hosts) > 1 else ''} ({', '.join(hosts)}); "
                                    f"store: {store}; 'help' lists the statements, Ctrl-D leaves")])
 
-    def show(self, result) -> None:
+    def show(self, result: Result) -> None:
         lines = result.text.splitlines()
         fragments = []
         for i, line in enumerate(lines):
@@ -185,7 +193,7 @@ class Shell:
         return 0
 
 
-def run_shell(cluster) -> int:
+def run_shell(cluster: Cluster) -> int:
     return Shell(cluster).loop()
 
 

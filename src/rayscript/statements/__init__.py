@@ -1,4 +1,4 @@
-"""The statements of the .ray language, one class each (see rayscript.language.ast.Statement
+"""The statements of the .ray language, one class each (see rayscript.language.syntax.Statement
 for the protocol and docs/architecture.md for how to add one).
 
 Importing this package registers every statement; ``parse``, ``parse_all`` and ``check`` here are

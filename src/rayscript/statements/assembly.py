@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..errors import ScriptError
 from ..genomics.assembly import AssembleOrder
 from ..genomics.kmers import KmerStatsOrder
-from ..language.ast import TRUTH, Key, Statement, whole
-from ..language.parser import Build, Mode
+from ..interpreter import Command, Steps
+from ..language.syntax import TRUTH, Build, Key, Options, Statement, whole
 from ..results import Result
 
 
@@ -26,21 +27,20 @@ class Assemble(Statement, keyword="assemble"):
 
     namespace: str
     into: Key
-    options: tuple = ()
+    options: Options = ()
     replace: bool = False
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Assemble:
-        namespace, into, *rest = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> Assemble:
+        namespace, into, mode = b.positional(children)
         if str(namespace) != "kmers":
             b.fail(f"'assemble' assembles kmers, not {namespace}")
-        mode = rest[0] if rest else None
-        if isinstance(mode, Mode) and mode != "replace":
+        if mode is not None and mode != "replace":
             b.fail(f"'assemble' takes 'replace', not '{mode}'")
         return cls("kmers", b.into(into, "paths", "assemble"), b.options(cls, children), mode is not None,
                    meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         into = cmd.key(self.into)
         prefix = str(into.key[1])
         opts = cmd.options(self)

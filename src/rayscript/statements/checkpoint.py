@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from typing import Any
 
 from ..genomics.checkpoint import (
     FORMAT_VERSION,
@@ -28,8 +29,9 @@ from ..genomics.checkpoint import (
     check_manifest,
     shard_path,
 )
+from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
-from ..language.ast import Statement, Value
+from ..language.syntax import Statement, Value
 from ..messages import MoveOrder
 from ..results import Result
 from ..runtime.node import settled
@@ -39,14 +41,14 @@ from .store import kept_note, rebalance_kmers
 MARK = ".rayscript-save"  # in every generation folder a save makes
 
 
-def _directory(cmd, value) -> str:
+def _directory(cmd: Command, value: Value) -> str:
     path = cmd.path(value, "a directory path")
     if not path.strip():
         raise CheckpointError("save and restore need a directory, not an empty path")
     return os.path.abspath(path)
 
 
-def read_manifest(directory: str) -> dict:
+def read_manifest(directory: str) -> dict[str, Any]:
     """The manifest of the checkpoint in ``directory``, checked against its schema, with every file it
     lists inside the directory, present, and of the size it says."""
     path = os.path.join(directory, MANIFEST)
@@ -142,7 +144,7 @@ class Save(Statement, keyword="save"):
 
     path: Value
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
         previous = _previous_generation(directory)
@@ -198,12 +200,12 @@ class Restore(Statement, keyword="restore"):
 
     path: Value
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
         manifest = read_manifest(directory)
         n = cmd.size
-        assign: list[list] = [[] for _ in range(n)]
+        assign: list[list[tuple[str, dict[str, Any], int]]] = [[] for _ in range(n)]
         for i, entry in enumerate(manifest["files"]):  # the file of saved rank i
             assign[i % n].append((entry["file"], entry, i))
         token = f"{directory}|{manifest['generation']}|{cmd.rank_id}"

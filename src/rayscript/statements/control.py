@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from typing import Any
 
-from ..errors import RayScriptError, ScriptError
-from ..language.ast import Duration, Rank, Statement, Value, Var, rank_field
-from ..language.checker import CheckContext
+from ..errors import ScriptError
+from ..interpreter import Command, Steps
 from ..language.help import help_text
-from ..language.parser import Build
+from ..language.syntax import Build, CheckContext, Duration, Rank, Statement, Value, Var, rank_field
 from ..results import Result
 
 
@@ -20,14 +20,14 @@ class On(Statement, keyword="on"):
     example = "on 3: copy kmers/19123890 from 2 to 5"
 
     rank: Rank = rank_field()
-    body: tuple = ()
+    body: tuple[Statement, ...] = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> On:
+    def build(cls, b: Build, children: list[Any]) -> On:
         rank, body = children
         return cls(rank, body if isinstance(body, tuple) else (body,), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         return (yield from cmd.delegate(cmd.rank(self.rank), self.body))
 
 
@@ -37,12 +37,12 @@ class Parallel(Statement, keyword="parallel"):
                "block ends when all are acknowledged.")
     example = "parallel { on 1: copy kmers/7 from 1 to 2\n           on 3: copy kmers/9 from 3 to 0 }"
 
-    body: tuple
+    body: tuple[Statement, ...]
 
     def check(self, ctx: CheckContext) -> None:
         ctx.block(self.body, in_parallel=True)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         cmd.note("all at once:")
         return (yield from cmd.nested().all_at_once(self.body))
 
@@ -56,13 +56,14 @@ class Let(Statement, keyword="let"):
     value: Value
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Let:
-        return cls(str(children[0]), children[1], meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Let:
+        name, value = children
+        return cls(str(name), value, meta=b.location)
 
     def check(self, ctx: CheckContext) -> None:
         ctx.define(self.name, self.value)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         cmd.scope.env[self.name] = cmd.value(self.value)
         cmd.note(f"let ${self.name} = {cmd.scope.env[self.name]!r} (on the commander, no message)")
         return []
@@ -77,10 +78,10 @@ class For(Statement, keyword="for"):
     name: str
     start: Value
     stop: Value
-    body: tuple
+    body: tuple[Statement, ...]
 
     @classmethod
-    def build(cls, b: Build, children: list) -> For:
+    def build(cls, b: Build, children: list[Any]) -> For:
         name, start, stop, body = children
         for bound in (start, stop):
             if not isinstance(bound, (int, Var)):
@@ -92,23 +93,22 @@ class For(Statement, keyword="for"):
         ranges = {self.name: (start, stop)} if isinstance(start, int) and isinstance(stop, int) else None
         ctx.block(self.body, {self.name}, ranges=ranges)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         start, stop = cmd.value(self.start), cmd.value(self.stop)
         for bound in (start, stop):
             if isinstance(bound, bool) or not isinstance(bound, int):
                 raise ScriptError(f"a loop bound is a whole number, not {bound!r}")
-        results = []
-        body = cmd.nested()
+        # the rounds are one block (what the rounds before a failure did is the error's done), whose
+        # generator is returned as this statement's: no generator frame of the loop's own per order
+        return cmd.nested().block(self._rounds(cmd, start, stop))
+
+    def _rounds(self, cmd: Command, start: int, stop: int) -> Iterator[Statement]:
+        """The body once per value of the loop variable, set as its round begins (the block takes
+        each statement when the one before it is done: no generator frame per order)."""
         for i in range(start, stop + 1):
             cmd.scope.env[self.name] = i
             cmd.note(f"{self.name} = {i}:")
-            for st in self.body:  # each statement straight from here: one generator frame fewer per order
-                try:
-                    results.extend((yield from body.execute(st)))
-                except RayScriptError as err:
-                    err.done[:0] = results
-                    raise
-        return results
+            yield from self.body
 
 
 class Set(Statement, keyword="set"):
@@ -121,7 +121,7 @@ class Set(Statement, keyword="set"):
     value: Value
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Set:
+    def build(cls, b: Build, children: list[Any]) -> Set:
         name, value = children
         if str(name) != "timeout":
             b.fail(f"unknown setting '{name}' (settings: timeout)", name)
@@ -129,7 +129,7 @@ class Set(Statement, keyword="set"):
             b.fail("expected a duration such as 30s or 500ms after 'timeout'", name)
         return cls(str(name), value, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         seconds = cmd.value(self.value)
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
             raise ScriptError(f"timeout must be a positive duration, not {seconds!r}")
@@ -144,13 +144,13 @@ class Print(Statement, keyword="print"):
     summary = "Print text, numbers, keys and variables."
     example = 'print "x is" $x'
 
-    values: tuple = ()
+    values: tuple[Value, ...] = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Print:
+    def build(cls, b: Build, children: list[Any]) -> Print:
         return cls(tuple(children), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         text = " ".join(str(cmd.value(v)) for v in self.values)
         cmd.note("print (on the commander, no message)")
         return [Result("print", text, text)]
@@ -165,15 +165,16 @@ class Help(Statement, keyword="help"):
     topic: str | None = None
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Help:
-        topic = str(children[0]) if children else None
+    def build(cls, b: Build, children: list[Any]) -> Help:
+        (word,) = children
+        topic = str(word) if word is not None else None
         if topic is not None and topic not in b.registry:
             near = difflib.get_close_matches(topic, sorted(b.registry), n=1)
             hint = f"; did you mean 'help {near[0]}'?" if near else ""
-            b.fail(f"no help on '{topic}'{hint}", children[0])
+            b.fail(f"no help on '{topic}'{hint}", word)
         return cls(topic, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         cmd.note("help (on the commander, no message)")
         return [Result("help", help_text(self.topic, type(self).registry))]
         yield
@@ -188,7 +189,7 @@ class Explain(Statement, keyword="explain"):
 
     statement: Statement
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         explainer, plan = cmd.explainer()
         yield from explainer.execute(self.statement)
         lines = [f"explain ({cmd.size} ranks, commander {cmd.rank_id}):", *plan.lines()]

@@ -10,17 +10,21 @@ proportion to its frontier, not to everything found so far.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import RuntimeFault
 from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
+from ..interpreter import Command, Steps
 from ..items import GraphSearchResult, pack_item
-from ..language.ast import Key, Statement, whole
-from ..language.parser import Build
+from ..language.syntax import Build, Key, Options, Statement, whole
 from ..messages import PutOrder
 from ..results import Result
 from ..store import encoding
 from ..store.partition import owners
+from ..store.types import NarrowIds
 
 
 class Walk(Statement, keyword="walk"):
@@ -36,17 +40,15 @@ class Walk(Statement, keyword="walk"):
     start: Key
     into: Key
     both: bool = False
-    options: tuple = ()
+    options: Options = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Walk:
-        start, *rest = b.positional(children)
-        into = rest.pop()
-        both = bool(rest) and getattr(rest[0], "type", None) == "WALK_BOTH"
-        return cls(b.single(start, "walk"), b.into(into, "paths", "walk"), both, b.options(cls, children),
+    def build(cls, b: Build, children: list[Any]) -> Walk:
+        start, both, into = b.positional(children)
+        return cls(b.single(start, "walk"), b.into(into, "paths", "walk"), both is not None, b.options(cls, children),
                    meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.start)
         into = cmd.key(self.into)
         opts = cmd.options(self)
@@ -69,9 +71,9 @@ class SortedRuns:
     over the whole search."""
 
     def __init__(self) -> None:
-        self.runs: list[np.ndarray] = []
+        self.runs: list[npt.NDArray[Any]] = []
 
-    def missing(self, ids: np.ndarray) -> np.ndarray:
+    def missing(self, ids: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """The ids (sorted, unique) that are not in the set."""
         keep = np.ones(len(ids), bool)
         for run in self.runs:
@@ -79,7 +81,7 @@ class SortedRuns:
             keep &= run[pos] != ids
         return ids[keep]
 
-    def add(self, ids: np.ndarray) -> None:
+    def add(self, ids: npt.NDArray[Any]) -> None:
         """Add sorted ids that are not in the set yet."""
         if not len(ids):
             return
@@ -98,15 +100,15 @@ class Search(Statement, keyword="search"):
 
     start: Key
     into: Key
-    options: tuple = ()
+    options: Options = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Search:
-        start, *rest = b.positional(children)
-        return cls(b.single(start, "search"), b.into(rest[-1], "results", "search"), b.options(cls, children),
+    def build(cls, b: Build, children: list[Any]) -> Search:
+        start, into = b.positional(children)
+        return cls(b.single(start, "search"), b.into(into, "results", "search"), b.options(cls, children),
                    meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.start)
         first = cmd.owner(wk)
         into = cmd.key(self.into)
@@ -138,7 +140,7 @@ class Search(Statement, keyword="search"):
                 break
             found = np.concatenate([rep.buffers[1] for rep in replies])
             if d == 0 and found.dtype != start.dtype:  # a store of k > 31 asked by a small number
-                start = seen[0] = encoding.join(np.zeros(1, np.uint64), start)
+                start = seen[0] = encoding.join(np.zeros(1, np.uint64), cast("NarrowIds", start))
                 visited = SortedRuns()
                 visited.add(encoding.exact(start))
             exact = visited.missing(np.unique(encoding.exact(found)))
@@ -149,7 +151,7 @@ class Search(Statement, keyword="search"):
                 cmd.progress(d + 1, depth, "searching", "levels")
             if not len(frontier):
                 break
-        vertices = encoding.int_ids(np.concatenate(seen))
+        vertices = encoding.int_ids(encoding.concatenate(seen, k))
         depths = np.repeat(np.arange(len(seen)), [len(x) for x in seen]).tolist()
         result = GraphSearchResult(str(into.key[1]), ident, vertices, depths, k)
         dest_rank = cmd.owner(into)

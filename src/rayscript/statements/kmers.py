@@ -12,6 +12,8 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable, Generator
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +21,9 @@ from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
 from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
-from ..language.ast import TRUTH, Key, Selector, Statement, Value, whole
-from ..language.parser import Build
+from ..interpreter import Command, Steps
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
+from ..messages import Message
 from ..results import Result, table
 from ..store import encoding
 from ..store.encoding import COUNT_MAX, MAX_K
@@ -102,15 +105,15 @@ class Load(_KmersOnly, keyword="load"):
     options_allowed = {"k": whole(1, MAX_K, note="at most two 64-bit words per k-mer"), "canonical": TRUTH}
     collective = True
 
-    paths: tuple = ()
-    options: tuple = ()
+    paths: tuple[Value, ...] = ()
+    options: Options = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Load:
-        paths, namespace, *_ = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> Load:
+        paths, namespace = b.positional(children)
         return cls(cls.kmers_only(b, namespace), paths, b.options(cls, children), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         opts = cmd.options(self)
         if "k" in opts:
             k = opts["k"]
@@ -144,7 +147,9 @@ class Load(_KmersOnly, keyword="load"):
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
 
 
-def _stats(cmd, histogram: bool = False, once: bool = False, foreign: bool = False):
+def _stats(cmd: Command, histogram: bool = False, once: bool = False,
+           foreign: bool = False) -> Generator[Any, Any, list[Any]]:
+    """Every rank's KMER-STATS reply (KmerStatsReply), by rank."""
     return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once, foreign=foreign)))
 
 
@@ -160,12 +165,13 @@ class Count(_KmersOnly, keyword="count"):
     example = "count paths"
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Count:
-        if str(children[0]) == "paths":
+    def build(cls, b: Build, children: list[Any]) -> Count:
+        (namespace,) = children
+        if str(namespace) == "paths":
             return cls("paths", meta=b.location)
-        return cls(cls.kmers_only(b, children[0]), meta=b.location)
+        return cls(cls.kmers_only(b, namespace), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         if self.namespace == "paths":
             return (yield from _count_paths(cmd))
         infos = yield from _stats(cmd, once=True)
@@ -180,7 +186,7 @@ class Count(_KmersOnly, keyword="count"):
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
 
 
-def paths_once(replies: list, size: int) -> tuple[list[tuple[int, str, int]], int]:
+def paths_once(replies: list[Any], size: int) -> tuple[list[tuple[int, str, int]], int]:
     """The paths of every rank's PathLengthsReply taken once each, however many ranks hold a copy:
     (rank, name, index in that rank's reply) of the owner's copy, or of the lowest rank's when the
     owner holds none; and how many copies were left out."""
@@ -196,7 +202,7 @@ def paths_once(replies: list, size: int) -> tuple[list[tuple[int, str, int]], in
     return chosen, sum(len(held) for held in holders.values()) - len(holders)
 
 
-def _count_paths(cmd):
+def _count_paths(cmd: Command) -> Steps:
     replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r))
     chosen, copies = paths_once(replies, cmd.size)
     lengths = np.array([replies[r].lengths[i] for r, _name, i in chosen], np.int64)
@@ -218,10 +224,11 @@ class Histogram(_KmersOnly, keyword="histogram"):
     path: Value | None = None
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Histogram:
-        return cls(cls.kmers_only(b, children[0]), *children[1:], meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Histogram:
+        namespace, path = children
+        return cls(cls.kmers_only(b, namespace), path, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         path = output_path(cmd.path(self.path)) if self.path is not None else None
         infos = yield from _stats(cmd, histogram=True, once=True)
         # every rank's (counts, numbers), summed count by count: sparse, however large a count is
@@ -253,13 +260,13 @@ class Dump(_KmersOnly, keyword="dump"):
     options_allowed = {"min": whole(0), "max": whole(0)}
 
     path: Value = ""
-    options: tuple = ()
+    options: Options = ()
     selector: Selector | None = None
     name: Key | None = None  # one path
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Dump:
-        what, path, *_ = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> Dump:
+        what, path = b.positional(children)
         namespace = str(getattr(what, "namespace", what))
         if namespace == "paths":
             if any(n for n, _ in b.options(cls, children)):
@@ -271,7 +278,7 @@ class Dump(_KmersOnly, keyword="dump"):
         selector = what if isinstance(what, Selector) else None
         return cls(cls.kmers_only(b, namespace), path, b.options(cls, children), selector, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         if self.namespace == "paths":
             return (yield from self._fasta(cmd))
         path = output_path(os.path.abspath(cmd.path(self.path)))
@@ -289,10 +296,10 @@ class Dump(_KmersOnly, keyword="dump"):
                        {"path": path, "bytes": nbytes, "copies": copies})]
 
 
-    def _fasta(self, cmd):
+    def _fasta(self, cmd: Command) -> Steps:
         path = output_path(os.path.abspath(cmd.path(self.path)))
         if self.name is not None:
-            selector: tuple = ("name", cmd.key(self.name).key[1])
+            selector: tuple[Any, ...] = ("name", cmd.key(self.name).key[1])
         elif self.selector is not None and self.selector.prefix:
             selector = ("prefix", self.selector.prefix)
         else:
@@ -307,7 +314,7 @@ class Dump(_KmersOnly, keyword="dump"):
             none = f"no path matches {which}" if which is not None else "the store holds no paths"
             return [Result("dump", f"{none}: wrote an empty file {path}",
                            {"path": path, "bytes": 0, "paths": 0, "copies": copies})]
-        places: list[list] = [[] for _ in range(cmd.size)]
+        places: list[list[tuple[str, int]]] = [[] for _ in range(cmd.size)]
         offset = 0
         for _order, r, name, size in records:
             places[r].append((name, offset))
@@ -321,7 +328,8 @@ class Dump(_KmersOnly, keyword="dump"):
                                                                 "paths": len(records), "copies": copies})]
 
 
-def _write_in_parts(cmd, path: str, size: int, order):
+def _write_in_parts(cmd: Command, path: str, size: int,
+                    order: Callable[[int, str], Message]) -> Generator[Any, Any, list[Any]]:
     """Every rank writes its part of one file (``order(rank, temporary path)`` says what): the
     file is sized first under a temporary name and renamed into place once all have written."""
     tmp = f"{path}.part{os.getpid()}"
@@ -344,7 +352,7 @@ def _write_in_parts(cmd, path: str, size: int, order):
     return written
 
 
-def _name_order(name: str) -> tuple:
+def _name_order(name: str) -> tuple[tuple[int, int, str], ...]:
     """contig-2 before contig-10: names compared by their text and number parts."""
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
 
@@ -360,11 +368,11 @@ class Query(_KmersOnly, keyword="query"):
     output: Value | None = None
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Query:
-        path, namespace, *rest = children
-        return cls(cls.kmers_only(b, namespace), path, *rest, meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Query:
+        path, namespace, output = children
+        return cls(cls.kmers_only(b, namespace), path, output, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         src = fastx.inspect(cmd.path(self.path))
         out = output_path(cmd.path(self.output)) if self.output is not None else None
         infos = yield from _stats(cmd, foreign=True)
@@ -378,8 +386,8 @@ class Query(_KmersOnly, keyword="query"):
             fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
             fwd_all.append(fwd)
             ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
-        fwd = np.concatenate(fwd_all) if fwd_all else np.empty(0, encoding.id_dtype(k))
-        ids = np.concatenate(ids_all) if ids_all else np.empty(0, encoding.id_dtype(k))
+        fwd = encoding.concatenate(fwd_all, k)
+        ids = encoding.concatenate(ids_all, k)
         dest = owners(ids, cmd.size)
         futures, selections = [], []
         for r in range(cmd.size):

@@ -7,13 +7,13 @@ streams numpy chunks straight to the target; see rayscript.runtime.bulk).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 from ..errors import RuntimeFault, ScriptError
+from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE, pack_item, unpack_item
-from ..language.ast import Key, Rank, Selector, Statement, rank_field, whole
-from ..language.checker import CheckContext
-from ..language.parser import Build, Mode
+from ..language.syntax import Build, CheckContext, Key, Options, Rank, Selector, Statement, Value, rank_field, whole
 from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
 from ..results import Result, table
 from ..runtime.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
@@ -27,7 +27,7 @@ def kmer_selector(b: Build, key: object, word: str) -> None:
                f"{key.namespace}/ items one by one")
 
 
-def wire_selector(cmd: Any, sel: Selector) -> tuple:
+def wire_selector(cmd: Command, sel: Selector) -> tuple[Any, ...]:
     """A selector as the shards read it: ("all",), ("prefix", bases) or ("count", op, value)."""
     if sel.field is not None:
         value = cmd.value(sel.value)
@@ -46,14 +46,14 @@ class Put(Statement, keyword="put"):
 
     key: Key
     rank: Rank = rank_field()
-    options: tuple = ()
+    options: Options = ()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Put:
-        key, *_, rank = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> Put:
+        key, rank = b.positional(children)
         return cls(b.single(key, "put"), rank, b.options(cls, children), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.key)
         rank = cmd.rank(self.rank)
         options = cmd.options(self)
@@ -74,10 +74,11 @@ class Get(Statement, keyword="get"):
     rank: Rank | None = rank_field(None)
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Get:
-        return cls(b.single(children[0], "get"), *children[1:], meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Get:
+        key, rank = children
+        return cls(b.single(key, "get"), rank, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.key)
         reply, rank = yield from cmd.fetch(wk, None if self.rank is None else cmd.rank(self.rank))
         item = unpack_item(reply.item)
@@ -93,18 +94,16 @@ class _Transfer(Statement):
     mode: str | None = None
 
     @classmethod
-    def build(cls, b: Build, children: list) -> _Transfer:
-        key, *rest = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> _Transfer:
+        key, source, target, mode = children
         kmer_selector(b, key, cls.keyword)
-        mode = rest.pop() if rest and isinstance(rest[-1], Mode) else None
-        source, target = (rest[0], rest[1]) if len(rest) == 2 else (None, rest[0])
         return cls(key, source, target, None if mode is None else str(mode), meta=b.location)
 
     def check(self, ctx: CheckContext) -> None:
         if self.source is not None and self.source == self.target:
             ctx.error(f"source and target are the same rank ({self.source})")
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         if isinstance(self.key, Selector):
             return (yield from self._bulk(cmd))
         wk = cmd.key(self.key)
@@ -128,7 +127,7 @@ class _Transfer(Statement):
         return [Result(verb, f"{past} {wk.shown} from rank {source} to rank {target}",
                        {"key": wk.text, "source": source, "target": target})]
 
-    def _bulk(self, cmd):
+    def _bulk(self, cmd: Command) -> Steps:
         assert isinstance(self.key, Selector)
         verb = self.keyword
         if self.source is None:
@@ -171,12 +170,12 @@ class Delete(Statement, keyword="delete"):
     rank: Rank = rank_field()
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Delete:
-        key, rank = b.positional(children)
+    def build(cls, b: Build, children: list[Any]) -> Delete:
+        key, rank = children
         kmer_selector(b, key, "delete")
         return cls(key, rank, meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         rank = cmd.rank(self.rank)
         if isinstance(self.key, Selector):
             (reply,) = yield cmd.order(BulkDeleteOrder(recipient=rank, selector=wire_selector(cmd, self.key)))
@@ -195,10 +194,11 @@ class Locate(Statement, keyword="locate"):
     key: Key
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Locate:
-        return cls(b.single(children[0], "locate"), meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Locate:
+        (key,) = children
+        return cls(b.single(key, "locate"), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.key)
         holders = yield from cmd.holders(wk)
         own = cmd.owner(wk)
@@ -219,7 +219,7 @@ class Ranks(Statement, keyword="ranks"):
     summary = "A table of the cluster: rank, host, items per namespace, bytes held."
     example = "ranks"
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         replies = yield [cmd.order(StatsOrder(recipient=r)) for r in range(cmd.size)]
         namespaces = list(BY_NAMESPACE)
         rows = [[r, rep.host] + [rep.counts.get(ns, 0) for ns in namespaces] + [rep.nbytes]
@@ -236,18 +236,19 @@ class Replicate(Statement, keyword="replicate"):
     example = "replicate kmers/19123890 to 3 ranks"
 
     key: Key
-    copies: Any
+    copies: Value
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Replicate:
-        return cls(b.single(children[0], "replicate"), children[1], meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Replicate:
+        key, copies = children
+        return cls(b.single(key, "replicate"), copies, meta=b.location)
 
     def check(self, ctx: CheckContext) -> None:
         n = self.copies
         if isinstance(n, int) and ctx.size is not None and not 1 <= n <= ctx.size:
             ctx.error(f"replicate places 1 to {ctx.size} copies (the cluster size), not {n}")
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         wk = cmd.key(self.key)
         n = cmd.value(self.copies)
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= cmd.size:
@@ -265,7 +266,7 @@ class Replicate(Statement, keyword="replicate"):
         return [Result("replicate", text, {"key": str(wk), "ranks": chosen, "copied": missing})]
 
 
-def rebalance_kmers(cmd):
+def rebalance_kmers(cmd: Command) -> Generator[Any, Any, tuple[int, int, int]]:
     """Every k-mer to its owner rank (one BULK_SEND per pair of ranks, mode 'distinct': a copy the
     owner holds already is the same item and collapses into it; copies that differ stay where they
     are).  Returns (moved, bytes, kept)."""
@@ -292,13 +293,14 @@ class Rebalance(Statement, keyword="rebalance"):
     namespace: str
 
     @classmethod
-    def build(cls, b: Build, children: list) -> Rebalance:
-        if str(children[0]) != "kmers":
-            b.fail(f"rebalance applies to kmers, not {children[0]} (paths and results stay on the ranks that "
-                   "hold them: 'locate' finds them, 'move' moves one)", children[0])
-        return cls(str(children[0]), meta=b.location)
+    def build(cls, b: Build, children: list[Any]) -> Rebalance:
+        (namespace,) = children
+        if str(namespace) != "kmers":
+            b.fail(f"rebalance applies to kmers, not {namespace} (paths and results stay on the ranks that "
+                   "hold them: 'locate' finds them, 'move' moves one)", namespace)
+        return cls(str(namespace), meta=b.location)
 
-    def run(self, cmd):
+    def run(self, cmd: Command) -> Steps:
         items, nbytes, kept = yield from rebalance_kmers(cmd)
         return [Result("rebalance", f"moved {items:,} k-mers ({nbytes:,} bytes) to their owner ranks"
                        + kept_note(kept), {"items": items, "bytes": nbytes, "kept": kept})]

@@ -16,6 +16,18 @@ complex values is the numeric order of the ids, which is what sorting and binary
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:  # numpy is imported when a batch function first runs: the language needs none
+    from collections.abc import Iterable, Sequence
+    from typing import Any
+
+    import numpy as np
+    import numpy.typing as npt
+    from typing_extensions import TypeIs
+
+    from .types import Codes, Edges, Ids, NarrowIds, WideIds, Words
+
 MAX_K = 63  # the longest k-mer: two 64-bit words per id
 WORD_K = 31  # the longest k-mer whose id is one 64-bit word
 LO_BITS = 2 * WORD_K  # bits of the low word of a wide id
@@ -49,12 +61,14 @@ def revcomp_text(bases: str) -> str:
     return bases[::-1].translate(_COMPLEMENT)
 
 
-def canonical_array(ids, k: int):
+def canonical_array(ids: Ids, k: int) -> Ids:
     """Canonical forms of an id array of either dtype."""
     import numpy as np
 
     rc = revcomp_array(ids, k)
-    return wide_min(ids, rc) if is_wide(k) else np.minimum(ids, rc)
+    if is_wide(k):
+        return wide_min(cast("WideIds", ids), cast("WideIds", rc))
+    return np.minimum(ids, rc)
 
 
 def canonical(ident: int, k: int) -> int:
@@ -83,7 +97,7 @@ def fits(ident: int, k: int) -> bool:
 INVALID = 4
 
 
-def _lut():
+def _lut() -> Codes:
     import numpy as np
 
     lut = np.full(256, INVALID, dtype=np.uint8)
@@ -92,10 +106,10 @@ def _lut():
     return lut
 
 
-_LUT = None
+_LUT: Codes | None = None
 
 
-def codes_from_bytes(buf):
+def codes_from_bytes(buf: npt.NDArray[np.uint8]) -> Codes:
     """uint8 array of 2-bit codes (INVALID for anything that is not A, C, G, T, any case)."""
     global _LUT
     if _LUT is None:
@@ -103,7 +117,7 @@ def codes_from_bytes(buf):
     return _LUT[buf]
 
 
-def _windows(codes, k, reverse):
+def _windows(codes: Codes, k: int, reverse: bool) -> NarrowIds:
     """Ids of every window of length k <= 32 of a code array (codes 0..3), forward, or reverse
     complement when ``reverse`` (the forward windows of the reversed complemented codes, read
     backwards: a view with a negative stride)."""
@@ -112,7 +126,7 @@ def _windows(codes, k, reverse):
     return _packed_windows(codes, k)
 
 
-def _packed_windows(codes, k: int):
+def _packed_windows(codes: Codes, k: int) -> NarrowIds:
     """Forward windows: the codes packed four to a byte, then each window read as an unaligned
     big-endian 64-bit load at its byte (a strided view, one byte apart), shifted to its base (the
     four bases of a byte are four phases; a window that runs past the load takes the next one)."""
@@ -138,7 +152,7 @@ def _packed_windows(codes, k: int):
     return out[:max(n - k + 1, 0)]
 
 
-def kmers_from_codes(codes, k: int, canonical: bool = True):
+def kmers_from_codes(codes: Codes, k: int, canonical: bool = True) -> tuple[Ids, Edges]:
     """Every valid k-mer of a code array (INVALID codes break k-mers).
 
     Returns (ids, edges): canonical (or forward) ids, and the 8-bit edge mask of each occurrence
@@ -148,7 +162,7 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
 
     n = len(codes) - k + 1
     if n <= 0:
-        return np.empty(0, id_dtype(k)), np.empty(0, np.uint8)
+        return empty_ids(k), np.empty(0, np.uint8)
     bad = codes >= INVALID
     clean = np.where(bad, np.uint8(0), codes)
     wide = is_wide(k)
@@ -175,6 +189,7 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
         ids = join(fhi, flo) if wide else fwd
         return ids[valid], forward_edges[valid]
     if wide:
+        assert rhi is not None and rlo is not None  # made for canonical ids
         use_rev = wide_less(rhi, rlo, fhi, flo)
         ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
     else:
@@ -188,27 +203,27 @@ def kmers_from_codes(codes, k: int, canonical: bool = True):
 
 
 
-def revcomp_array(ids, k: int):
+def revcomp_array(ids: Ids, k: int) -> Ids:
     """Reverse complements of a uint64 array of k-mer ids: complement every base, then reverse the
     2-bit groups (swap pairs, swap nibbles, swap bytes) and shift the k bases back down."""
     import numpy as np
 
     if is_wide(k):
-        return _wide_revcomp(ids, k)
-    return _rc64(ids) >> np.uint64(64 - 2 * k)
+        return _wide_revcomp(cast("WideIds", ids), k)
+    return _rc64(cast("NarrowIds", ids)) >> np.uint64(64 - 2 * k)
 
 
-def decode_array(ids, k: int):
+def decode_array(ids: Ids, k: int) -> npt.NDArray[np.uint8]:
     """(n, k) uint8 array of ASCII bases for a uint64 id array."""
     import numpy as np
 
-    if ids.dtype == np.complex128:
+    if two_words(ids):
         hi, lo = words(ids)
         return np.concatenate((_decode_words(hi, k - WORD_K), _decode_words(lo, WORD_K)), axis=1)
     return _decode_words(ids, k)
 
 
-def _decode_words(ids, k: int):
+def _decode_words(ids: Words, k: int) -> npt.NDArray[np.uint8]:
     """(n, k) ASCII bases of the k bases held in each uint64 (k <= 32)."""
     import numpy as np
 
@@ -227,13 +242,28 @@ def is_wide(k: int | None) -> bool:
     return k is not None and k > WORD_K
 
 
-def id_dtype(k: int | None):
+def id_dtype(k: int | None) -> np.dtype[Any]:
+    """The dtype of ids of this k: uint64, or complex128 for two-word ids (see rayscript.store.types)."""
     import numpy as np
 
     return np.dtype(np.complex128) if is_wide(k) else np.dtype(np.uint64)
 
 
-def words(ids):
+def empty_ids(k: int | None) -> Ids:
+    """An empty id array of the dtype of ``k``."""
+    import numpy as np
+
+    return cast("Ids", np.empty(0, id_dtype(k)))
+
+
+def concatenate(parts: Sequence[Ids], k: int | None) -> Ids:
+    """Id arrays of one dtype one after the other (an empty array of the dtype of ``k`` for none)."""
+    import numpy as np
+
+    return cast("Ids", np.concatenate(parts)) if len(parts) else empty_ids(k)
+
+
+def words(ids: WideIds) -> tuple[Words, Words]:
     """(hi, lo) uint64 arrays of a wide id array (copies)."""
     import numpy as np
 
@@ -241,7 +271,7 @@ def words(ids):
     return w[:, 0].copy(), w[:, 1].copy()
 
 
-def join(hi, lo):
+def join(hi: Words, lo: Words) -> WideIds:
     """Wide id array from its two words."""
     import numpy as np
 
@@ -252,27 +282,26 @@ def join(hi, lo):
     return out
 
 
-def ids_array(values, k: int | None):
+def ids_array(values: Iterable[int], k: int | None) -> Ids:
     """Array of the given ids (Python ints) in the id dtype of ``k``."""
     import numpy as np
 
-    values = [int(v) for v in values]
+    ints = [int(v) for v in values]
     if not is_wide(k):
-        return np.array(values, np.uint64)
-    return join(np.array([v >> LO_BITS for v in values], np.uint64), np.array([v & _M62 for v in values], np.uint64))
+        return np.array(ints, np.uint64)
+    return join(np.array([v >> LO_BITS for v in ints], np.uint64), np.array([v & _M62 for v in ints], np.uint64))
 
 
-def int_ids(ids) -> list[int]:
+def int_ids(ids: Ids) -> list[int]:
     """Python ints of an id array of either dtype."""
-    import numpy as np
 
-    if ids.dtype != np.complex128:
+    if not two_words(ids):
         return [int(v) for v in ids.tolist()]
     hi, lo = words(ids)
     return [(h << LO_BITS) | low for h, low in zip(hi.tolist(), lo.tolist())]
 
 
-def _wide_kmers(clean, k: int, canonical: bool):
+def _wide_kmers(clean: Codes, k: int, canonical: bool) -> tuple[Words, Words, Words | None, Words | None]:
     """Forward (and reverse complement) wide ids of every window of length k."""
     n = len(clean) - k + 1
     head = k - WORD_K
@@ -286,7 +315,7 @@ def _wide_kmers(clean, k: int, canonical: bool):
     return fhi, flo, rhi, rlo
 
 
-def _rc64(x):
+def _rc64(x: Words) -> Words:
     """Reverse complement of 32 bases held in each uint64."""
     import numpy as np
 
@@ -297,7 +326,7 @@ def _rc64(x):
     return x.byteswap()
 
 
-def _wide_revcomp(ids, k: int):
+def _wide_revcomp(ids: WideIds, k: int) -> WideIds:
     """Reverse complements of a wide id array: the 2k-bit ids as 128-bit (H, L), both halves
     reversed and swapped, shifted back down by 128 - 2k bits, and split again at bit 62."""
     import numpy as np
@@ -315,12 +344,12 @@ def _wide_revcomp(ids, k: int):
     return join((nl >> np.uint64(LO_BITS)) | (nh << np.uint64(64 - LO_BITS)), nl & np.uint64(_M62))
 
 
-def wide_less(ahi, alo, bhi, blo):
+def wide_less(ahi: Words, alo: Words, bhi: Words, blo: Words) -> npt.NDArray[np.bool_]:
     """Element-wise (ahi, alo) < (bhi, blo) on uint64 words."""
     return (ahi < bhi) | ((ahi == bhi) & (alo < blo))
 
 
-def wide_min(a, b):
+def wide_min(a: WideIds, b: WideIds) -> WideIds:
     """Element-wise smaller of two wide id arrays."""
     import numpy as np
 
@@ -329,59 +358,64 @@ def wide_min(a, b):
     return np.where(wide_less(bhi, blo, ahi, alo), b, a)
 
 
-def exact(ids):
+def exact(ids: Ids) -> npt.NDArray[Any]:
     """A view of an id array for set operations (unique, isin, sort, searchsorted): the array
     itself for uint64; for wide ids, 16 raw bytes per id (byte order, not numeric order, but an
     exact total order, whatever the words hold)."""
-    return ids.view("V16") if ids.dtype == _complex() else ids
+    return ids.view("V16") if two_words(ids) else ids
 
 
-def _complex():
+def two_words(ids: Ids) -> TypeIs[WideIds]:
+    """Are these two-word ids (k > 31: a complex128 array)?"""
+    return ids.dtype == _complex()
+
+
+def _complex() -> np.dtype[np.complex128]:
     import numpy as np
 
     return np.dtype(np.complex128)
 
 
-def followers(ids, k: int, base):
+def followers(ids: Ids, k: int, base: int | npt.NDArray[np.unsignedinteger[Any]]) -> Ids:
     """Ids of the k-mers that follow each id with ``base`` (a code, or an array of codes)
     appended (forward strand)."""
     import numpy as np
 
     if not is_wide(k):
-        return ((ids << np.uint64(2)) | np.uint64(base)) & np.uint64((1 << (2 * k)) - 1)
-    hi, lo = words(ids)
+        return ((cast("NarrowIds", ids) << np.uint64(2)) | np.uint64(base)) & np.uint64((1 << (2 * k)) - 1)
+    hi, lo = words(cast("WideIds", ids))
     new_lo = ((lo << np.uint64(2)) | np.uint64(base)) & np.uint64(_M62)
     new_hi = ((hi << np.uint64(2)) | (lo >> np.uint64(LO_BITS - 2))) & np.uint64((1 << (2 * k - LO_BITS)) - 1)
     return join(new_hi, new_lo)
 
 
-def leaders(ids, k: int, base):
+def leaders(ids: Ids, k: int, base: int | npt.NDArray[np.unsignedinteger[Any]]) -> Ids:
     """Ids of the k-mers that lead to each id with ``base`` (a code, or an array of codes) in
     front (forward strand)."""
     import numpy as np
 
     if not is_wide(k):
-        return (np.uint64(base) << np.uint64(2 * (k - 1))) | (ids >> np.uint64(2))
-    hi, lo = words(ids)
+        return (np.uint64(base) << np.uint64(2 * (k - 1))) | (cast("NarrowIds", ids) >> np.uint64(2))
+    hi, lo = words(cast("WideIds", ids))
     new_lo = (lo >> np.uint64(2)) | ((hi & np.uint64(3)) << np.uint64(LO_BITS - 2))
     new_hi = (np.uint64(base) << np.uint64(2 * k - LO_BITS - 2)) | (hi >> np.uint64(2))
     return join(new_hi, new_lo)
 
 
-def is_sorted(ids) -> bool:
+def is_sorted(ids: Ids) -> bool:
     """Whether an id array of either dtype is in non-decreasing id order."""
     if len(ids) < 2:
         return True
-    if ids.dtype != _complex():
+    if not two_words(ids):
         return bool((ids[1:] >= ids[:-1]).all())
     hi, lo = words(ids)
     return not wide_less(hi[1:], lo[1:], hi[:-1], lo[:-1]).any()
 
 
-def same(a, b):
+def same(a: Ids, b: Ids) -> npt.NDArray[np.bool_]:
     """Element-wise equality of two id arrays of one dtype (exact for two-word ids, whatever
     their words hold)."""
-    if a.dtype != _complex():
+    if not two_words(a):
         return a == b
     wa, wb = a.view("u8").reshape(-1, 2), b.view("u8").reshape(-1, 2)
     return (wa[:, 0] == wb[:, 0]) & (wa[:, 1] == wb[:, 1])

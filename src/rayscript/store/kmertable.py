@@ -19,10 +19,18 @@ Counts saturate at 2**32 - 1 (never wrap); the number of saturated additions is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from . import encoding
 from .encoding import COUNT_MAX, LO_BITS, is_wide
+from .types import Counts, Edges, Ids, NarrowIds, WideIds, Words
+
+# which entries of a bucket an operation takes: a boolean mask, index array or slice
+Pick = npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice
 
 BUCKET_BITS = 6
 NBUCKETS = 1 << BUCKET_BITS
@@ -33,7 +41,7 @@ HIST_DENSE = 1 << 16  # histogram: counts below this are tallied in an array, th
 FEW = 64  # a bucket holding at most this many k-mers takes a large batch by splicing them in
 
 
-def _grown_left(a, m: int):
+def _grown_left(a: npt.NDArray[Any], m: int) -> npt.NDArray[Any] | None:
     """``a`` extended by the m elements in front of it in its own allocation (None when ``a``
     is not a view with that much room before it).  Only for arrays whose caller declared the
     room theirs (see :meth:`KmerTable.add_bucket`)."""
@@ -51,7 +59,7 @@ def _shift_for(k: int | None) -> int:
     return max(2 * (k or 31) - BUCKET_BITS, 0)
 
 
-def wide_buckets(ids, k: int):
+def wide_buckets(ids: WideIds, k: int) -> npt.NDArray[np.intp]:
     """Bucket (top 6 bits of the 2k-bit id) of each wide id."""
     w = ids.view(np.uint64).reshape(-1, 2)
     hi_bits = 2 * k - LO_BITS
@@ -61,7 +69,7 @@ def wide_buckets(ids, k: int):
     return ((w[:, 0] << np.uint64(need)) | (w[:, 1] >> np.uint64(LO_BITS - need))).astype(np.intp)
 
 
-def wide_keys(ids, copy: bool = True):
+def wide_keys(ids: WideIds, copy: bool = True) -> WideIds:
     """Keys of wide ids: the high word's bits from 58 up cleared (a copy, or ``ids`` itself
     changed in place)."""
     out = ids.copy() if copy else ids
@@ -69,7 +77,7 @@ def wide_keys(ids, copy: bool = True):
     return out
 
 
-def wide_ids(keys, b: int, k: int):
+def wide_ids(keys: WideIds, b: int, k: int) -> WideIds:
     """Ids of bucket b's wide keys: the high word's top bits put back (copies)."""
     out = keys.copy()
     hi_bits = 2 * k - LO_BITS
@@ -79,14 +87,14 @@ def wide_ids(keys, b: int, k: int):
     return out
 
 
-def _runs(differs):
+def _runs(differs: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint64]]:
     """(start, length) of each run of equal sorted values, from ``differs`` (value i + 1 differs
     from value i)."""
     starts = np.flatnonzero(np.concatenate(([True], differs)))
     return starts, np.diff(np.append(starts, len(differs) + 1)).astype(np.uint64)
 
 
-def _reduce_packed(packed, high):
+def _reduce_packed(packed: Words, high: int) -> tuple[NarrowIds, npt.NDArray[np.uint64], Edges]:
     """Sort words of (id low bits << 8 | edges); return unique ids (with ``high`` OR-ed back
     in), occurrence counts (uint64) and OR-ed edges."""
     packed.sort()
@@ -99,7 +107,7 @@ def _reduce_packed(packed, high):
     return ids, counts, edges
 
 
-def reduce_occurrences(ids, edges, k: int):
+def reduce_occurrences(ids: NarrowIds, edges: Edges, k: int) -> tuple[NarrowIds, npt.NDArray[np.uint64], Edges]:
     """Sorted unique ids with their occurrence counts and OR-ed edges (for 2k + 8 <= 64)."""
     if len(ids) == 0:
         return np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.uint8)
@@ -107,7 +115,7 @@ def reduce_occurrences(ids, edges, k: int):
     return _reduce_packed(packed, 0)
 
 
-def pack_occurrences(ids, edges, k: int):
+def pack_occurrences(ids: NarrowIds, edges: Edges, k: int) -> tuple[Words, Words]:
     """(bucket, packed word) of each occurrence of a k <= 31 k-mer: the word holds the id
     without its bucket bits, shifted up by 8, and the occurrence's edges (2k + 2 <= 64 bits)."""
     shift = _shift_for(k)
@@ -137,7 +145,7 @@ class OccurrenceBuffer:
         self.held: list[list[int]] = [[] for _ in range(NBUCKETS)]
         self.last = [self.PAGE] * NBUCKETS  # words used in each bucket's last page (full: none open)
 
-    def add(self, packed, counts) -> None:
+    def add(self, packed: Words, counts: npt.ArrayLike) -> None:
         """Take packed words grouped by bucket, ``counts[b]`` of bucket b in bucket order."""
         at = 0
         for b, n in enumerate(np.asarray(counts, np.int64).tolist()):
@@ -177,9 +185,9 @@ class KmerTable:
         self.canonical = True
         self.shift = _shift_for(k)
         self.wide = is_wide(k)
-        self.ids = [self.empty_ids() for _ in range(NBUCKETS)]  # keys, see the module's text
-        self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
-        self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
+        self.ids: list[Ids] = [self.empty_ids() for _ in range(NBUCKETS)]  # keys, see the module's text
+        self.counts: list[Counts] = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
+        self.edges: list[Edges] = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
         self.saturated = 0
         # a load's staging table keeps counts in 16 bits where they fit (a bucket whose count
         # passes 65,535 turns to 32 bits); a table at rest has 32-bit counts
@@ -190,37 +198,37 @@ class KmerTable:
         # buckets whose arrays are lent to a bulk send in flight: copied before any in-place write
         self.lent: dict[int, int] = {}
 
-    def empty_ids(self):
-        return np.empty(0, encoding.id_dtype(self.k))
+    def empty_ids(self) -> Ids:
+        return encoding.empty_ids(self.k)
 
-    def as_ids(self, ids):
+    def as_ids(self, ids: npt.ArrayLike) -> Ids:
         """An id array of this table's dtype (one-word ids given to a table of k > 31 become two
         words)."""
-        ids = np.asarray(ids)
-        if self.wide and ids.dtype != np.complex128:
-            return encoding.join(np.zeros(len(ids), np.uint64), ids.astype(np.uint64))
-        return ids.astype(encoding.id_dtype(self.k), copy=False)
+        given = np.asarray(ids)
+        if self.wide and given.dtype != np.complex128:
+            return encoding.join(np.zeros(len(given), np.uint64), given.astype(np.uint64))
+        return cast("Ids", given.astype(encoding.id_dtype(self.k), copy=False))
 
-    def keys(self, ids):
+    def keys(self, ids: Ids) -> Ids:
         """Bucket keys of an id array (the ids themselves for k <= 31)."""
-        return wide_keys(ids) if self.wide else ids
+        return wide_keys(cast("WideIds", ids)) if self.wide else ids
 
-    def ids_of(self, keys, b: int):
+    def ids_of(self, keys: Ids, b: int) -> Ids:
         """Ids of bucket b's keys (the keys themselves for k <= 31)."""
-        return wide_ids(keys, b, self.k or 0) if self.wide else keys
+        return wide_ids(cast("WideIds", keys), b, self.k or 0) if self.wide else keys
 
-    def _key(self, ident: int):
+    def _key(self, ident: int) -> tuple[int, Any]:
         """(bucket, key) of one id (a numpy scalar: single-item orders stay cheap)."""
         b = min(ident >> self.shift, NBUCKETS - 1)
         if self.wide:
-            return b, wide_keys(encoding.ids_array([ident], self.k))[0]
+            return b, wide_keys(cast("WideIds", encoding.ids_array([ident], self.k)))[0]
         return b, np.uint64(ident)
 
-    def lend(self, buckets) -> None:
+    def lend(self, buckets: Iterable[int]) -> None:
         for b in buckets:
             self.lent[b] = self.lent.get(b, 0) + 1
 
-    def give_back(self, buckets) -> None:
+    def give_back(self, buckets: Iterable[int]) -> None:
         for b in buckets:
             self.lent[b] -= 1
             if not self.lent[b]:
@@ -275,21 +283,22 @@ class KmerTable:
         self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
         self.add_counted(ids, counts[order].astype(np.uint64), edges[order])
 
-    def bucket_of(self, ids):
+    def bucket_of(self, ids: Ids) -> npt.NDArray[np.intp]:
         if self.wide:
-            return wide_buckets(ids, self.k or 0)
-        return np.minimum(ids >> np.uint64(self.shift), np.uint64(NBUCKETS - 1)).astype(np.intp)
+            return wide_buckets(cast("WideIds", ids), self.k or 0)
+        return np.minimum(cast("NarrowIds", ids) >> np.uint64(self.shift), np.uint64(NBUCKETS - 1)).astype(np.intp)
 
     # --- batch operations ------------------------------------------------------
-    def add_occurrences(self, ids, edges) -> None:
+    def add_occurrences(self, ids: Ids, edges: Edges) -> None:
         """Count raw k-mer occurrences (ids with the edge mask of each occurrence)."""
         self._fold()
         if len(ids) == 0:
             return
         k = self.k or 31
         if self.wide:
-            self._add_wide_occurrences(ids, edges)
+            self._add_wide_occurrences(cast("WideIds", ids), edges)
             return
+        ids = cast("NarrowIds", ids)
         if 2 * k + 8 <= 64:
             self.add_counted(*reduce_occurrences(ids, edges, k))
             return
@@ -306,7 +315,7 @@ class KmerTable:
                 uids, counts, uedges = _reduce_packed(packed[lo:hi], b << self.shift)
                 self._merge(b, uids, counts, uedges)
 
-    def _add_wide_occurrences(self, ids, edges) -> None:
+    def _add_wide_occurrences(self, ids: WideIds, edges: Edges) -> None:
         """Count wide occurrences: partition by the top 12 bits of the id (a radix sort on
         uint16), then inside each part sort (id without those bits, edges) as two words of at
         most 61 bits each - a complex128 sort - and reduce runs of equal ids."""
@@ -352,12 +361,12 @@ class KmerTable:
                 self._merge(b, wide_keys(uids), np.concatenate([c for _, c, _ in parts]),
                             np.concatenate([e for _, _, e in parts]))
 
-    def add_counted(self, ids, counts, edges) -> None:
+    def add_counted(self, ids: Ids, counts: Counts, edges: Edges) -> None:
         """Merge sorted unique ids with counts (uint64) and edges into the table."""
         self._fold()
         self._add_sorted(ids, counts, edges)
 
-    def add_bucket(self, b: int, ids, counts, edges, room: int = 0) -> None:
+    def add_bucket(self, b: int, ids: Ids, counts: Counts, edges: Edges, room: int = 0) -> None:
         """Merge one bucket's sorted unique k-mers, as a table of the same k holds them (a
         bulk copy's parts): no sortedness pass and no split.  ``room``: each array is a view
         with that many elements of its own allocation in front of it that nobody else uses (a
@@ -370,23 +379,23 @@ class KmerTable:
         if int(ends[0]) != b or int(ends[1]) != b:
             raise ValueError(f"k-mers of bucket {b} expected, got buckets {int(ends[0])}..{int(ends[1])}")
         if self.wide:
-            ids = wide_keys(ids, copy=not room)  # arrays with room are the caller's own: keys in place
+            ids = wide_keys(cast("WideIds", ids), copy=not room)  # arrays with room are the caller's own: keys in place
         self._merge(b, ids, counts, edges, room)
 
-    def _add_sorted(self, ids, counts, edges) -> None:
+    def _add_sorted(self, ids: Ids, counts: Counts, edges: Edges) -> None:
         if len(ids) == 0:
             return
         for b, sel in self._by_bucket(ids):
             self._merge(b, self.keys(ids[sel]), counts[sel], edges[sel])
 
-    def _count_array(self, values):
+    def _count_array(self, values: Counts) -> Counts:
         """Counts (at most COUNT_MAX) as this table keeps them: 16 bits where they fit in a
         staging table, else 32."""
         if self.small_counts and (len(values) == 0 or int(values.max()) <= 0xFFFF):
             return values.astype(np.uint16, copy=False)
         return values.astype(np.uint32, copy=False)
 
-    def _merge(self, b, ids, counts, edges, room: int = 0) -> None:
+    def _merge(self, b: int, ids: Ids, counts: Counts, edges: Edges, room: int = 0) -> None:
         old_ids, old_counts, old_edges = self.ids[b], self.counts[b], self.edges[b]
         if 0 < len(old_ids) <= FEW < len(ids):
             self._merge_few(b, ids, counts, edges, room)
@@ -431,7 +440,7 @@ class KmerTable:
         total = len(old_ids) + len(nids)
         keep = np.ones(total, dtype=bool)
         keep[npos] = False
-        out_ids = np.empty(total, old_ids.dtype)
+        out_ids = cast("Ids", np.empty(total, old_ids.dtype))
         ncounts = self._count_array(ncounts)
         out_counts = np.empty(total, np.promote_types(old_counts.dtype, ncounts.dtype))
         out_edges = np.empty(total, np.uint8)
@@ -439,7 +448,7 @@ class KmerTable:
         out_ids[keep], out_counts[keep], out_edges[keep] = old_ids, old_counts, old_edges
         self.ids[b], self.counts[b], self.edges[b] = out_ids, out_counts, out_edges
 
-    def _merge_few(self, b, ids, counts, edges, room: int = 0) -> None:
+    def _merge_few(self, b: int, ids: Ids, counts: Counts, edges: Edges, room: int = 0) -> None:
         """Merge many sorted new entries into a bucket that holds only a few: look the few up
         among the many and splice the unmatched ones in between runs (memcpy speed); in place
         when the new arrays have ``room`` for them in front (see :meth:`add_bucket`)."""
@@ -465,7 +474,7 @@ class KmerTable:
                                                                (ids, counts, edges), rest_cut, room):
             return
         bounds = [0, *rest_cut.tolist(), len(ids)]
-        out = []
+        out: list[npt.NDArray[Any]] = []
         for old, add, dtype in ((rest_ids, ids, ids.dtype), (rest_counts, counts, np.uint32),
                                 (rest_edges, edges, np.uint8)):
             pieces = []
@@ -477,16 +486,20 @@ class KmerTable:
         out[1] = self._count_array(out[1])
         self.ids[b], self.counts[b], self.edges[b] = out
 
-    def _splice_in_place(self, b, olds, news, cuts, room: int) -> bool:
+    def _splice_in_place(self, b: int, olds: tuple[Ids, Counts, Edges], news: tuple[Ids, Counts, Edges],
+                         cuts: npt.NDArray[np.intp], room: int) -> bool:
         """Insert the few ``olds`` (old item i before new item ``cuts[i]``) into the ``news``
         arrays, grown to the left into their room: new items ahead of an insertion move left
         (memmove), the last run stays.  False (nothing changed) when they have no such room."""
         m = len(cuts)
         if m > room:
             return False
-        grown = [_grown_left(a, m) if m else a for a in news]
-        if any(g is None for g in grown):
-            return False
+        grown: list[npt.NDArray[Any]] = []
+        for a in news:
+            g = _grown_left(a, m) if m else a
+            if g is None:
+                return False
+            grown.append(g)
         cut_list = cuts.tolist()
         for old, out in zip(olds, grown):
             prev = 0
@@ -518,16 +531,16 @@ class KmerTable:
             other.ids[b], other.counts[b], other.edges[b] = empty  # what was absorbed is not kept twice
         self.saturated += other.saturated
 
-    def lookup(self, ids):
+    def lookup(self, ids: npt.ArrayLike) -> tuple[npt.NDArray[np.uint32], Edges]:
         """(counts, edges) of each id; count 0 where absent."""
         self._fold()
-        ids = self.as_ids(ids)
-        counts = np.zeros(len(ids), np.uint32)
-        edges = np.zeros(len(ids), np.uint8)
-        for b, sel in self._by_bucket(ids):
+        asked = self.as_ids(ids)
+        counts = np.zeros(len(asked), np.uint32)
+        edges = np.zeros(len(asked), np.uint8)
+        for b, sel in self._by_bucket(asked):
             table = self.ids[b]
             if len(table):
-                part = self.keys(ids[sel])
+                part = self.keys(asked[sel])
                 pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
                 hit = table[pos] == part
                 idx = sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]
@@ -535,7 +548,7 @@ class KmerTable:
                 edges[idx] = self.edges[b][pos[hit]]
         return counts, edges
 
-    def histogram(self):
+    def histogram(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """(counts, numbers): every count held, ascending, and how many k-mers have it (int64
         arrays).  Sparse, whatever the largest count: counts below HIST_DENSE are tallied in an
         array of that size, the few above it by sorting them."""
@@ -558,7 +571,8 @@ class KmerTable:
             numbers = np.concatenate((numbers, times.astype(np.int64)))
         return counts.astype(np.int64), numbers
 
-    def select(self, b: int, lo: int = 1, hi: int | None = None, selector: tuple = ("all",)):
+    def select(self, b: int, lo: int = 1, hi: int | None = None,
+               selector: tuple[Any, ...] = ("all",)) -> tuple[Ids, Counts]:
         """Ids and counts of bucket b with lo <= count <= hi that the selector picks."""
         self._fold()
         c = self.counts[b]
@@ -570,7 +584,7 @@ class KmerTable:
         return self.ids_of(self.ids[b][mask], b), c[mask]
 
     # --- selections (bulk movement) ------------------------------------------------
-    def _mask(self, b: int, sel: tuple):
+    def _mask(self, b: int, sel: tuple[Any, ...]) -> npt.NDArray[np.bool_]:
         """Which entries of bucket b a wire selector picks:
         ("all",), ("prefix", bases), ("count", op, value) or ("owner", rank, nranks)."""
         kind = sel[0]
@@ -599,16 +613,16 @@ class KmerTable:
             return owners(self.ids_of(ids, b), sel[2]) == sel[1]
         raise ValueError(f"unknown selector {sel!r}")
 
-    def _bound(self, ident: int, b: int):
+    def _bound(self, ident: int, b: int) -> Any:
         """A key to compare bucket b's keys with: ``ident``'s key, or the bucket's first or last
         possible key when ``ident`` lies outside it."""
         if not self.wide:
             return np.uint64(ident)  # below 2**63 for k <= 31
         if ident >> self.shift > b:  # past the bucket: above every key (their high words are below 2**58)
             return encoding.join(np.array([1 << _KEY_HI_BITS], np.uint64), np.zeros(1, np.uint64))[0]
-        return wide_keys(encoding.ids_array([max(ident, b << self.shift)], self.k))[0]
+        return wide_keys(cast("WideIds", encoding.ids_array([max(ident, b << self.shift)], self.k)))[0]
 
-    def selection(self, sel: tuple):
+    def selection(self, sel: tuple[Any, ...]) -> Iterator[tuple[int, Ids, Counts, Edges]]:
         """(bucket, ids, counts, edges) of the selected k-mers, bucket by bucket, in id order.
         With the ("all",) selector these are the table's own arrays: lend() them while in use."""
         self._fold()
@@ -622,7 +636,7 @@ class KmerTable:
             if mask.any():
                 yield b, self.ids_of(self.ids[b][mask], b), self.counts[b][mask], self.edges[b][mask]
 
-    def extract(self, sel: tuple, remove: bool = False):
+    def extract(self, sel: tuple[Any, ...], remove: bool = False) -> tuple[Ids, Counts, Edges]:
         """(ids, counts, edges) of every selected k-mer, in id order; removed if ``remove``."""
         self._fold()
         parts: tuple[list, list, list] = ([], [], [])
@@ -640,12 +654,13 @@ class KmerTable:
                 self._keep(b, keep)
         if not parts[0]:
             return self.empty_ids(), np.empty(0, np.uint32), np.empty(0, np.uint8)
-        return tuple(np.concatenate(p) for p in parts)
+        ids, counts, edges = (np.concatenate(p) for p in parts)
+        return ids, counts, edges
 
-    def _keep(self, b: int, keep) -> None:
+    def _keep(self, b: int, keep: Pick) -> None:
         self.ids[b], self.counts[b], self.edges[b] = self.ids[b][keep], self.counts[b][keep], self.edges[b][keep]
 
-    def remove_ids(self, ids) -> int:
+    def remove_ids(self, ids: npt.ArrayLike) -> int:
         """Remove the given ids (those present); returns how many were removed."""
         self._fold()
         removed = 0
@@ -666,7 +681,7 @@ class KmerTable:
             removed += len(hit)
         return removed
 
-    def present(self, ids):
+    def present(self, ids: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Boolean array: which of the ids are stored here (fastest when ``ids`` is sorted)."""
         self._fold()
         ids = self.as_ids(ids)
@@ -692,10 +707,10 @@ class KmerTable:
                 found[sel] = table[pos] == part
         return found
 
-    def _by_bucket(self, ids):
+    def _by_bucket(self, ids: Ids) -> Iterator[tuple[int, slice | npt.NDArray[np.intp]]]:
         """(bucket, selection) pairs covering ids: slices when ids are sorted, index arrays if not."""
         if self.wide:
-            yield from self._by_bucket_wide(ids)
+            yield from self._by_bucket_wide(cast("WideIds", ids))
             return
         if len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all()):
             starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
@@ -712,7 +727,7 @@ class KmerTable:
             if bounds[b + 1] > bounds[b]:
                 yield b, order[bounds[b]:bounds[b + 1]]
 
-    def _by_bucket_wide(self, ids):
+    def _by_bucket_wide(self, ids: WideIds) -> Iterator[tuple[int, slice | npt.NDArray[np.intp]]]:
         buckets = self.bucket_of(ids)
         keys = wide_keys(ids)
         rising = (buckets[1:] > buckets[:-1]) | ((buckets[1:] == buckets[:-1]) & (keys[1:] >= keys[:-1]))
@@ -722,7 +737,7 @@ class KmerTable:
             if bounds[b + 1] > bounds[b]:
                 yield b, slice(bounds[b], bounds[b + 1]) if order is None else order[bounds[b]:bounds[b + 1]]
 
-    def add_distinct(self, ids, counts, edges):
+    def add_distinct(self, ids: npt.ArrayLike, counts: Counts, edges: Edges) -> Ids:
         """Store the given sorted k-mers that are not held here; a k-mer held already with the
         same count and edges is the same item (nothing changes).  Returns the ids held here with a
         different count or edges (not stored: copies are never summed)."""
@@ -738,14 +753,14 @@ class KmerTable:
         self._add_sorted(ids[new], counts[new].astype(np.uint64), edges[new])
         return ids[held][differ]
 
-    def replace_counted(self, ids, counts, edges) -> None:
+    def replace_counted(self, ids: Ids, counts: Counts, edges: Edges) -> None:
         """Overwrite (or add) the given sorted ids with exactly these counts and edges."""
         if len(self):
             self.remove_ids(ids)
         self._add_sorted(ids, counts.astype(np.uint64), edges)
 
     # --- single items ------------------------------------------------------------
-    def _find(self, ident: int):
+    def _find(self, ident: int) -> tuple[int, int, bool]:
         if not self.wide and ident >> encoding.LO_BITS:  # too long for any k-mer held here
             return 0, 0, False
         b, key = self._key(ident)
@@ -753,7 +768,7 @@ class KmerTable:
         pos = int(np.searchsorted(table, key))
         return b, pos, pos < len(table) and table[pos] == key
 
-    def get(self, ident: int):
+    def get(self, ident: int) -> tuple[int, int] | None:
         hit = self.single.get(ident)
         if hit is not None:
             return hit
@@ -777,7 +792,7 @@ class KmerTable:
             return True
         b, pos, found = self._find(ident)
         if found:
-            self.ids[b] = np.delete(self.ids[b], pos)
+            self.ids[b] = cast("Ids", np.delete(self.ids[b], pos))
             self.counts[b] = np.delete(self.counts[b], pos)
             self.edges[b] = np.delete(self.edges[b], pos)
         return found

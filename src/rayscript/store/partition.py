@@ -12,8 +12,15 @@ The function is the same on every rank and every run; the scalar and the numpy v
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from .encoding import LO_BITS
+from .encoding import LO_BITS, two_words
+
+if TYPE_CHECKING:  # numpy is imported when a batch function first runs
+    import numpy as np
+    import numpy.typing as npt
+
+    from .types import Ids, Words
 
 MASK = (1 << 64) - 1
 _C1 = 0xBF58476D1CE4E5B9
@@ -32,7 +39,7 @@ def name_id(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-def owner(key: tuple, nranks: int) -> int:
+def owner(key: tuple[str, int | str], nranks: int) -> int:
     """Owner rank of ``(namespace, ident)``: ident is the canonical k-mer id or a name."""
     _, ident = key
     z = fold(ident) if isinstance(ident, int) else name_id(ident)
@@ -46,11 +53,11 @@ def fold(ident: int) -> int:
     return ((ident & ((1 << LO_BITS) - 1)) + (ident >> LO_BITS) * _C3) & MASK
 
 
-def mix64_array(ids):
-    """Vectorized :func:`mix64` over a numpy uint64 array."""
+def mix64_array(ids: Ids) -> Words:
+    """Vectorized :func:`mix64` over an id array (wide ids folded as :func:`fold` does)."""
     import numpy as np
 
-    if ids.dtype == np.complex128:  # wide ids: fold the two words first
+    if two_words(ids):  # wide ids: fold the two words first
         w = ids.view(np.uint64).reshape(-1, 2)
         with np.errstate(over="ignore"):
             z = w[:, 1] + w[:, 0] * np.uint64(_C3)
@@ -65,7 +72,7 @@ def mix64_array(ids):
     return z
 
 
-def owners(ids, nranks: int):
+def owners(ids: Ids, nranks: int) -> npt.NDArray[np.int32]:
     """Owner rank of every k-mer id in a numpy id array (uint64, or wide)."""
     import numpy as np
 

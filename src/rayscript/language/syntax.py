@@ -10,30 +10,29 @@ on top of the generic walk over every field), its help entry (``syntax``, ``summ
 
 Nodes are plain data: their source position (``meta``) is kept out of equality so tests compare
 a parse with hand-built nodes, and they pickle, so a block of statements can be handed to another
-rank to command.  This module imports nothing of the runtime.
+rank to command.  This module imports nothing of the runtime, nor of the parser and the checker:
+what ``build`` and ``check`` get from them is declared here (:class:`Build`, :class:`CheckContext`).
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, NoReturn, Protocol, TypeVar
 
 from ..errors import Location, ScriptError
 from ..items import BY_NAMESPACE
+from ..results import Result
 
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
 else:  # pragma: no cover - type checkers only
-    def dataclass_transform(**_kw):
-        return lambda cls: cls
+    _T = TypeVar("_T")
 
-if TYPE_CHECKING:
-    from ..results import Result
-    from .checker import CheckContext
-    from .parser import Build
+    def dataclass_transform(**_kw: Any) -> Callable[[_T], _T]:
+        return lambda cls: cls
 
 
 def namespaces() -> tuple[str, ...]:
@@ -198,6 +197,67 @@ def rank_field(default: Any = ...) -> Any:
     return field(default=default, metadata=RANK)
 
 
+class Build(Protocol):
+    """What a statement's :meth:`~Statement.build` gets besides its rule's children (the parser
+    gives it, rayscript.language.parser.Builder): where the statement is written, the registry it
+    belongs to, and helpers that raise located syntax errors."""
+
+    @property
+    def location(self) -> Location: ...
+
+    @property
+    def registry(self) -> dict[str, type[Statement]]: ...
+
+    def fail(self, message: str, at: Any = None) -> NoReturn:
+        """Refuse the statement: a syntax error at ``at`` (a token), else at the statement."""
+        ...
+
+    def positional(self, children: Sequence[Any]) -> list[Any]:
+        """The children that are not ``name=value`` options."""
+        ...
+
+    def options(self, cls: type[Statement], children: Sequence[Any]) -> Options:
+        """The options among the children, (name, value) in name order; one that ``cls`` does not
+        take, or one given twice, is refused at its name."""
+        ...
+
+    def options_arg(self, cls: type[Statement], children: Sequence[Any]) -> dict[str, Any]:
+        """``{"options": ...}`` for a statement with an ``options`` field; refuses any option else."""
+        ...
+
+    def single(self, key: object, word: str) -> Key:
+        """``key`` when it names one item (``word`` takes no pattern)."""
+        ...
+
+    def into(self, key: object, namespace: str, word: str) -> Key:
+        """``key`` when it names one item of ``namespace`` (where ``word`` stores its result)."""
+        ...
+
+
+class CheckContext(Protocol):
+    """What a statement's :meth:`~Statement.check` gets (the checker gives it,
+    rayscript.language.checker.Checker): the cluster size, and the scope its checks run in."""
+
+    @property
+    def size(self) -> int | None:
+        """The number of ranks, when known."""
+        ...
+
+    def error(self, message: str, st: Statement | None = None, at: Location | None = None) -> None:
+        """A problem with the statement (``at``: where in it, else where it starts)."""
+        ...
+
+    def define(self, name: str, value: object = None) -> None:
+        """``name`` is defined from here on; ``value``: its value when written as a whole number."""
+        ...
+
+    def block(self, statements: Iterable[Statement], extra: Collection[str] = frozenset(),
+              in_parallel: bool | None = None, ranges: dict[str, tuple[int, int]] | None = None) -> None:
+        """Check nested statements in a copy of this scope (plus ``extra`` names; ``ranges``: the
+        values some of them take)."""
+        ...
+
+
 @dataclass_transform(frozen_default=True, field_specifiers=(field, rank_field))
 @dataclass(frozen=True)
 class Statement:
@@ -236,7 +296,7 @@ class Statement:
 
     # --- the protocol -----------------------------------------------------------------
     @classmethod
-    def build(cls, b: Build, children: list) -> Statement:
+    def build(cls, b: Build, children: list[Any]) -> Statement:
         """The node from the transformed children of its grammar rule (default: in field order,
         options gathered into an ``options`` field)."""
         return cls(*b.positional(children), **b.options_arg(cls, children), meta=b.location)
@@ -248,7 +308,9 @@ class Statement:
 
     def run(self, cmd: Any) -> Generator[Any, Any, list[Result]]:
         """Execute on the commander: a generator that yields the futures of its orders (sent
-        through ``cmd``, :class:`rayscript.interpreter.Command`) and returns its results."""
+        through ``cmd``, :class:`rayscript.interpreter.Command`) and returns its results.  (The
+        language knows nothing of the runtime below it, so ``cmd`` is untyped here; every statement
+        types it as the Command it is.)"""
         raise ScriptError(f"'{self.keyword}' cannot be run")
         yield  # pragma: no cover
 
@@ -270,7 +332,7 @@ class Statement:
                 yield from (s for s in v if isinstance(s, Statement))
 
 
-def walk(statements) -> Iterator[Statement]:
+def walk(statements: Iterable[Statement]) -> Iterator[Statement]:
     """Every statement, depth first, including those inside blocks."""
     stack = list(reversed(list(statements)))
     while stack:
