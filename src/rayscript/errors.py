@@ -26,38 +26,35 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 
+class _OwnList:
+    """An attribute holding a list of each error's own (empty until set; setting stores a copy)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.setdefault(self.key, [])
+
+    def __set__(self, obj: Any, value: list[Any]) -> None:
+        obj.__dict__[self.key] = list(value)
+
+
 class RayScriptError(Exception):
     """Root of all rayscript errors.  ``Cluster.run`` sets ``results`` to the results of the
     statements that completed before the error; ``done`` holds, until then, those of the statements
     nested in the one that failed.  An error pickles whole (with its cause, location and ``done``):
     a rank commanding a block sends it back to the rank that gave the block."""
 
-    @property
-    def results(self) -> list[Any]:
-        """Set by ``Cluster.run``: the results of the statements that completed before the error
-        (empty until then; each error its own list)."""
-        found = self.__dict__.get("_results")
-        if found is None:
-            found = self.__dict__["_results"] = []
-        return found
-
-    @results.setter
-    def results(self, results: list[Any]) -> None:
-        self.__dict__["_results"] = list(results)
-
-    @property
-    def done(self) -> list[Any]:
-        """Results of statements nested in the failed one that completed before it failed (a loop's
-        earlier rounds, a block's earlier statements, the branches of parallel that succeeded):
-        they are reported before the error."""
-        found = self.__dict__.get("_done")
-        if found is None:
-            found = self.__dict__["_done"] = []
-        return found
-
-    @done.setter
-    def done(self, results: list[Any]) -> None:
-        self.__dict__["_done"] = list(results)
+    results = _OwnList("Set by ``Cluster.run``: the results of the statements that completed before the "
+                       "error (empty until then).")
+    done = _OwnList("Results of statements nested in the failed one that completed before it failed (a "
+                    "loop's earlier rounds, a block's earlier statements, the branches of parallel that "
+                    "succeeded): they are reported before the error.")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return _rebuild, (type(self), self.args, dict(self.__dict__))
