@@ -557,12 +557,12 @@ class AssemblyService:
         return far, side, dist, far_order, clean
 
     def _jump(self, g: Graph, link_id, link_side, linked, link_h, reuse=None):
-        """For each side of each node: the end of its path beyond that side (far id, the end's dead
-        side), the distance to it, whether an end was found (False on a cycle) and the smallest id
-        on the way.
+        """For each side of each node: the end of its path beyond that side (the end's handle and dead
+        side), the distance to it, whether an end was found (False on a cycle) and the smallest order
+        key on the way.
 
         Pointer jumping over every node would cost O(n log n) lookups.  Instead, list ranking by
-        rulers: the ends of paths and a sample of about one node in RULER_SPACING (by a hash of its
+        rulers: the ends of paths and a sample of about one node in 2**RULER_BITS (by a hash of its
         id, so the same on any rank count) are rulers; from each side of each ruler a walker goes
         hop by hop (a batch of walkers per round, all ranks at once) to the next ruler, telling
         every node it passes which ruler lies behind it and how far.  Pointer jumping then runs
@@ -713,6 +713,10 @@ class AssemblyService:
         key = far[rows, end] * np.uint64(2) + side[rows, end].astype(np.uint64)
         return key, dist[rows, end], forward, far_order[rows, end], side[rows, end]
 
+    def _unitig_rank(self, key: np.ndarray) -> np.ndarray:
+        """The rank that gathers a unitig: the rank of the end it is read from (in its key's handle)."""
+        return ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
+
     # --- 5. tips and bubbles ------------------------------------------------------------------
     def _clean(self, g: Graph, links, degrees, chains):
         far, side, dist, far_order, cyclic, linked = chains
@@ -724,7 +728,7 @@ class AssemblyService:
         # nor bubble arms
         ends = ~linked
         nb = np.where(degrees == 1, link_id, NOBODY)
-        dest = ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
+        dest = self._unitig_rank(key)
         got = self.ex.scatter(dest, key, length, g.counts.astype(np.int64),
                               ends[:, L].astype(np.uint8), ends[:, R].astype(np.uint8),
                               degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R],
@@ -787,7 +791,7 @@ class AssemblyService:
         k = g.k
         key, pos, forward, uorder, uside = self._unitig_of(*chains[:4])
         oriented = np.where(forward, g.ids, encoding.revcomp_array(g.ids, k) if g.n else g.ids)
-        dest = ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
+        dest = self._unitig_rank(key)
         got = self.ex.scatter(dest, key, pos, oriented, g.counts.astype(np.int64), uorder, uside)
         ukey, upos, uori, ucount, uord, usd = (np.concatenate(a) for a in got)
         if not len(ukey):
