@@ -269,7 +269,7 @@ def test_bad_input_is_refused_and_changes_nothing(genome_reads, tmp_path):
     from rayscript.errors import ScriptSyntaxError
     from rayscript.statements import parse
 
-    for text, message in (("assemble paths into paths/x", "assembles kmers"),
+    for text, message in (("assemble paths into paths/x", "assembles a k-mer set"),
                           ("assemble kmers into results/x", "stores its result under paths/NAME"),
                           ("assemble kmers into paths/x merge", "takes 'replace', not 'merge'"),
                           ("assemble kmers into paths/x min_len=3", "has no option 'min_len='")):

@@ -51,6 +51,13 @@ CASES = [
     ("LOAD\nassemble kmers into paths/c min_count=1 min_length=11", "count paths"),
     ("LOAD\nassemble kmers into paths/c min_count=1 min_length=11", 'dump paths/c* to "{tmp}/c.fa"'),
     ('LOAD\nsave to "{tmp}/ck"\nput paths/extra on 0', 'restore from "{tmp}/ck"'),
+    ("LOAD", "sets"),
+    ('LOAD\nload "{reads}" into kmers.b k=11', "combine kmers - kmers.b into kmers.c min=2"),
+    ('LOAD\nload "{reads}" into kmers.b k=11', "compare kmers, kmers.b"),
+    ('LOAD\nload "{reads}" into kmers.b k=11', 'matrix kmers, kmers.b to "{tmp}/m.tsv" min_sets=2'),
+    ('load "{reads}" into kmers.b k=11', "rename kmers.b to kmers.c"),
+    ('load "{reads}" into kmers.b k=11', "drop kmers.b"),
+    ('load "{reads}" into kmers.b k=11\nload "{reads}" into kmers.b2 k=11', 'query "{reads}" in kmers.b, kmers.b2'),
 ]
 
 

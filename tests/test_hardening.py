@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import re
 
 import pytest
 
@@ -298,18 +299,18 @@ def test_numeric_keys_are_checked_against_the_store(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("count results", "'count' applies to kmers, not results"),
-    ('load "x.fq" into paths', "'load' applies to kmers, not paths"),
-    ("histogram results", "'histogram' applies to kmers, not results"),
-    ('dump results to "x"', "'dump' applies to kmers, not results"),
+    ("count results", "'count' applies to k-mer sets (kmers, kmers.NAME), not results"),
+    ('load "x.fq" into paths', "'load' applies to k-mer sets (kmers, kmers.NAME), not paths"),
+    ("histogram results", "'histogram' applies to k-mer sets (kmers, kmers.NAME), not results"),
+    ('dump results to "x"', "'dump' applies to k-mer sets (kmers, kmers.NAME), not results"),
     ("copy paths/* from 0 to 1", "'copy' takes k-mer selectors"),
-    ('query "x.fa" in results', "'query' applies to kmers, not results"),
+    ('query "x.fa" in results', "'query' applies to k-mer sets (kmers, kmers.NAME), not results"),
 ])
 def test_statements_refuse_namespaces_they_do_not_apply_to(text, message):
     from rayscript.errors import ScriptSyntaxError
     from rayscript.statements import parse
 
-    with pytest.raises(ScriptSyntaxError, match=message):
+    with pytest.raises(ScriptSyntaxError, match=re.escape(message)):
         parse(text)
 
 

@@ -7,10 +7,12 @@ from rayscript.genomics import assembly as asm
 from rayscript.genomics import checkpoint as ck
 from rayscript.genomics import graph as gr
 from rayscript.genomics import kmers as g
+from rayscript.genomics import sets as ks
 from rayscript.items import GraphPath, GraphSearchResult, Kmer, pack_item, unpack_item
 from rayscript.runtime import bulk as mv
 from rayscript.statements import parse
 from rayscript.store import encoding
+from rayscript.store import setops as so
 from rayscript.store.partition import mix64, owner, owners
 
 ids = st.integers(0, (1 << 62) - 1)
@@ -81,6 +83,13 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         ck.SaveOrder(directory="/d"),
         ck.VerifyOrder(directory="/d", files=[("f", {"bytes": 1}, 0)], ranks=1, token="t", k=21),
         ck.CommitOrder(token="t", commit=False),
+        ks.SetsOrder(), ks.SetsReply(sets={"kmers.a": (31, True, 5, 9, 100, False)}),
+        ks.CombineOrder(expr=so.Operation("-", so.Operand("kmers.a"), so.Operand("kmers.b")), target="kmers.c",
+                        mode="max", low=2, high=9, k=31),
+        ks.CombineReply(distinct=3, total=9, nbytes=39, sent=1), ks.CompareOrder(sets=["kmers.a", "kmers"], low=2),
+        ks.CompareReply(distinct=[3, 4], shared=[2]),
+        ks.MatrixOrder(sets=["kmers.a", "kmers.b"], path="m", header="kmer\ta\tb\n", min_sets=2, presence=True),
+        ks.MatrixReply(rows=3, nbytes=40), ks.RenameOrder(old="kmers.a", new="kmers.b"), ks.DropOrder(name="kmers.a"),
     ]
     # (tests may register message kinds of their own)
     assert {type(s) for s in samples} == {t for t in m.REGISTRY.values() if t.__module__.startswith("rayscript.")}

@@ -58,7 +58,7 @@ def test_positions_are_kept_out_of_equality_but_recorded():
     ("set speed = 3", "unknown setting 'speed'", 5),
     ("get kmers/" + "A" * 64, "a k-mer has at most 63 bases", 5),
     ("load 'r.fq' into kmers", "got ''r.fq'' (text is written in double quotes", 6),
-    ("rebalance paths", "rebalance applies to kmers, not paths (paths and results stay on the ranks", 11),
+    ("rebalance paths", "rebalance applies to k-mer sets, not paths (paths and results stay on the ranks", 11),
     ('dump kmers to "out.tsv', "got '\"out.tsv' (a string that does not end: is its closing quote missing", 15),
     ("walk kmers/1", "expected 'into', an option (length=N, min_count=C) or 'both' after 'kmers/1'", 13),
     ("on 1 { walk kmers/1 }", "an option (length=N, min_count=C) or 'both' after 'kmers/1', got '}'", 21),

@@ -34,13 +34,13 @@ def drive(cluster, keys, history=None):
     return buf.getvalue(), shell
 
 
-def completions(text, size=4, variables=None, keys=None):
-    comp = RayCompleter(size, variables or {}, keys or [])
+def completions(text, size=4, variables=None, keys=None, sets=None):
+    comp = RayCompleter(size, variables or {}, keys or [], sets or [])
     return [c.text for c in comp.get_completions(Document(text, len(text)), CompleteEvent())]
 
 
 def test_completion_follows_the_grammar():
-    assert completions("co") == ["copy", "count"]
+    assert sorted(completions("co")) == ["combine", "compare", "copy", "count"]
     assert ":timing" in completions("")
     assert completions("copy kmers/5 ") == ["from", "to"]
     assert completions("copy kmers/5 from ") == ["0", "1", "2", "3"]
@@ -50,7 +50,8 @@ def test_completion_follows_the_grammar():
     assert completions("get k", keys=["kmers/77", "paths/p"]) == ["kmers/", "kmers/77"]
     assert completions("load \"r.fq\" into kmers ") == ["k=", "canonical="]
     assert sorted(completions("help lo")) == ["load", "locate"]
-    assert completions("count ") == ["kmers", "paths", "results"]
+    assert completions("count ") == ["kmers/", "paths/", "results/", "kmers", "paths", "results"]
+    assert completions("combine kmers.a - kmers.", sets=["kmers.a", "kmers.b"]) == ["kmers.b", "kmers.a"]
     assert completions("on 2 { cop") == ["copy"]
 
 

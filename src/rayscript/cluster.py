@@ -34,6 +34,7 @@ from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
+from .genomics.sets import SetService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
-SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
+SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService, SetService)
 
 
 def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,

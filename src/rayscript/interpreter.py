@@ -32,6 +32,7 @@ from .errors import (
     StatementError,
     StatementErrors,
 )
+from .items import is_kmers
 from .language import syntax
 from .language.parser import make_key
 from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
@@ -142,8 +143,10 @@ class Interpreter:
     def __init__(self, node: Node):
         self.node = node
         node.register(RunBlock, self._on_run_block)
-        # k-mers given as bases are canonicalized unless the last load counted forward strands only
-        self.canonical = True
+        # k-mers of a set given as bases are canonicalized unless the set was counted on forward
+        # strands only (load canonical=false): the setting of each set this commander loaded, combined
+        # or restored (the others are canonical)
+        self.canonical: dict[str, bool] = {}
         self._keys: dict[tuple, WireKey] = {}
 
     @property
@@ -165,7 +168,7 @@ class Interpreter:
         if key.is_template:
             return self._wire_key(_substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
-        memo = (key.namespace, key.ident, self.canonical)
+        memo = (key.namespace, key.ident, self.canonical.get(key.namespace, True))
         wk = self._keys.get(memo)
         if wk is None:
             if len(self._keys) >= 4096:
@@ -175,10 +178,11 @@ class Interpreter:
 
     def _wire_key(self, key: syntax.Key) -> WireKey:
         ident = key.ident
-        if key.namespace == "kmers" and isinstance(ident, str):
+        if is_kmers(key.namespace) and isinstance(ident, str):
             k = len(ident)
             fwd = encoding.encode(ident)
-            return WireKey(("kmers", encoding.canonical(fwd, k) if self.canonical else fwd), k)
+            canonical = self.canonical.get(key.namespace, True)
+            return WireKey((key.namespace, encoding.canonical(fwd, k) if canonical else fwd), k)
         return WireKey((key.namespace, ident))
 
     # --- blocks from other commanders --------------------------------------------------
@@ -189,7 +193,7 @@ class Interpreter:
         def task() -> Generator[Any, Any, None]:
             saved = self.node.timeout
             self.node.timeout = msg.settings.get("timeout", saved)
-            self.canonical = msg.settings.get("canonical", self.canonical)
+            self.canonical = dict(msg.settings.get("canonical", self.canonical))
             try:
                 results = yield from self.run_block(msg.statements, scope)
             except RayScriptError as err:
@@ -264,15 +268,13 @@ class Command:
         settings changed) must not happen."""
         return self.plan is not None
 
-    @property
-    def canonical(self) -> bool:
-        """Whether k-mers given as bases are canonicalized (the store's canonical= setting)."""
-        return self.interpreter.canonical
+    def canonical(self, kset: str = "kmers") -> bool:
+        """Whether k-mers of a set given as bases are canonicalized (the set's canonical= setting)."""
+        return self.interpreter.canonical.get(kset, True)
 
-    @canonical.setter
-    def canonical(self, value: bool) -> None:
+    def set_canonical(self, kset: str, value: bool) -> None:
         if not self.explaining:
-            self.interpreter.canonical = value
+            self.interpreter.canonical[kset] = value
 
     @property
     def timeout(self) -> float:
@@ -462,7 +464,8 @@ class Command:
         if rank == self.rank_id:
             return (yield from self.child(0).block(statements))
         order = RunBlock(recipient=rank, statements=statements, env=dict(self.scope.env),
-                         settings={"timeout": self.node.timeout, "canonical": self.canonical}, text=self.scope.text)
+                         settings={"timeout": self.node.timeout, "canonical": dict(self.interpreter.canonical)},
+                         text=self.scope.text)
         if self.plan is not None:
             yield self.order(order)
             self.nested().note(f"rank {rank} commands:")

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from .errors import RayScriptError
-from .items import BY_NAMESPACE, pack_item
+from .items import is_kmers, item_class, pack_item
 from .store import encoding
 
 REGISTRY: dict[int, type[Message]] = {}
@@ -29,8 +29,8 @@ REGISTRY: dict[int, type[Message]] = {}
 def key_text(key, k: int | None = None) -> str:
     """``namespace/ident``; a k-mer of two-word id (k > 31, when known) by its bases."""
     namespace, ident = key
-    if k and k > encoding.WORD_K and namespace == "kmers" and isinstance(ident, int):
-        return f"kmers/{encoding.decode(ident, k)}"
+    if k and k > encoding.WORD_K and is_kmers(namespace) and isinstance(ident, int):
+        return f"{namespace}/{encoding.decode(ident, k)}"
     return f"{namespace}/{ident}"
 
 
@@ -242,7 +242,7 @@ class GetOrder(Message, kind="get-order", code=2):
 
     def simulated_reply(self) -> Message:
         namespace, ident = self.key
-        return ItemReply(key=self.key, item=pack_item(BY_NAMESPACE[namespace].empty(ident, {})))
+        return ItemReply(key=self.key, item=pack_item(item_class(namespace).empty(ident, {})))
 
     def cascade(self):
         return [f"ITEM-REPLY {self.recipient} -> {self.commander}"]

@@ -84,6 +84,7 @@ class AssembleOrder(Message, kind="assemble", code=121):
     min_length: int = 0  # 0: 2k
     clean: bool = True  # remove tips and bubble arms
     replace: bool = False
+    kset: str = "kmers"  # the k-mer set assembled
 
     def cascade(self):
         r, c = self.recipient, self.commander
@@ -371,7 +372,7 @@ class AssemblyService:
         self.coll = coll = self.node.collective
         self.ex = _Exchange(coll)
         self._error = None
-        table = self.node.shard.kmers
+        table = self.node.shard.table(msg.kset)
         paths = self.node.shard.tables["paths"]
         t0 = time.monotonic()
         phases: dict[str, float] = {}
@@ -386,7 +387,8 @@ class AssemblyService:
         if not self._sync(error):
             return self._fail(msg)
         if totals[0] == 0:
-            self._error = "the store holds no k-mers to assemble (load reads first)"
+            self._error = (f"{msg.kset} holds no k-mers to assemble (load reads first)" if msg.kset != "kmers"
+                           else "the store holds no k-mers to assemble (load reads first)")
             return self._fail(msg)
         if not k:
             self._error = NO_K.format(what="assemble")
@@ -395,7 +397,7 @@ class AssemblyService:
             self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "
                            "overwrite them, or assemble into another prefix")
             return self._fail(msg)
-        ids, counts, edges = self._owner_view(*table.extract(("all",)))
+        ids, counts, edges = self._owner_view(msg.kset, *table.extract(("all",)))
         # 1. the threshold
         hist = np.bincount(np.minimum(counts, HIST_MAX).astype(np.int64), minlength=HIST_MAX + 1)
         hist = coll.allreduce(hist)
@@ -457,11 +459,11 @@ class AssemblyService:
             occurrences=int(kept[1]), kept_occurrences=int(kept[0]),
             error_peak=bool(msg.min_count == 0 and min_count > 1)))
 
-    def _owner_view(self, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray):
+    def _owner_view(self, kset: str, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray):
         """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
         the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
         their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
-        foreign = self.node.shard.off_owner(self.coll.rank, self.ex.size)
+        foreign = self.node.shard.off_owner(self.coll.rank, self.ex.size, kset)
         if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
             return ids, counts, edges
         if foreign is not None:

@@ -9,6 +9,10 @@ A save writes a new generation directory; only when every rank has written (and 
 does the commander replace the manifest, and then it removes older generations.  A crash at any
 point leaves the previous manifest and the files it names intact.
 
+Every named k-mer set (``kmers.NAME``) is saved the same way, in files of its own
+(``DIR/gen-<id>/rank-0000.NAME.shard``, k-mers only), listed under the manifest's ``sets``: per set
+its k, canonical flag and files, one per rank.  A restore brings back every set saved and no other.
+
 Shard file: a 40-byte header (magic ``RAYSHRD1``, format version, rank, rank count, k, canonical,
 k-mer count, named item count), the k-mer ids (uint64; for k > 31 two uint64 words each, the high
 word first), counts (uint32) and edges (uint8), then
@@ -38,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RayScriptError, ScriptError
-from ..items import BY_NAMESPACE, pack_item, unpack_item
+from ..items import BY_NAMESPACE, is_kmers, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
 from ..store.kmertable import KmerTable
@@ -145,6 +149,22 @@ def check_manifest(manifest: Any, where: str) -> dict:
     if canonical != all(e["canonical"] for e in files):
         raise CheckpointError(f"{where}: 'canonical' is {_shown(canonical)}, and its files say "
                               f"{_shown(not canonical)}")
+    sets = manifest.get("sets", {})
+    if not isinstance(sets, dict):
+        fail("'sets'", "an object of k-mer sets by name", sets)
+    for name, saved in sets.items():
+        if not isinstance(name, str) or not is_kmers(name) or name == "kmers":
+            raise CheckpointError(f"{where}: 'sets' names {_shown(name)}, which is no set name (kmers.NAME)")
+        if not isinstance(saved, dict):
+            fail(f"'sets' {name}", "an object (k, canonical, files)", saved)
+        one = {key: manifest[key] for key in ("format", "version", "ranks", "generation", "saved")}
+        one.update(k=saved.get("k"), canonical=saved.get("canonical"), files=saved.get("files"))
+        check_manifest(one, f"{where}: set {name}")
+        for n, entry in enumerate(saved["files"]):
+            if any(ns != "kmers" and count for ns, count in entry["items"].items()):
+                raise CheckpointError(f"{where}: set {name}: files[{n}] counts items other than k-mers")
+        if set(map(os.path.normpath, (e["file"] for e in saved["files"]))) & set(first):
+            raise CheckpointError(f"{where}: set {name} lists a file of the default set")
     return manifest
 
 
@@ -277,6 +297,7 @@ class SavedReply(Message, kind="saved", code=113, reply=True):
 
     entry: dict = field(default_factory=lambda: {"file": "", "bytes": 0, "sha256": "", "items": {}, "k": None,
                                                  "canonical": True})
+    sets: dict = field(default_factory=dict)  # named set -> its file's entry
 
 
 @dataclass(kw_only=True)
@@ -295,6 +316,7 @@ class CommittedReply(Message, kind="committed", code=115, reply=True):
 class SaveOrder(Message, kind="save-order", code=110):
     reply_type = SavedReply
     directory: str = ""
+    sets: list = field(default_factory=list)  # the named sets of the store (a file each, maybe empty)
 
     def cascade(self):
         return [f"(rank {self.recipient} writes its shard file)", f"ACK {self.recipient} -> {self.commander}"]
@@ -309,6 +331,7 @@ class VerifyOrder(Message, kind="restore-verify", code=111):
     token: str = ""
     k: int | None = None
     canonical: bool = True
+    sets: dict = field(default_factory=dict)  # named set -> (its files as ``files``, k, canonical)
 
     def cascade(self):
         return [f"(rank {self.recipient} reads and verifies its files, staging them)",
@@ -338,18 +361,24 @@ class CheckpointService:
 
     def on_save(self, msg: SaveOrder) -> None:
         path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.shard")
+        sets = {}
         try:
             info = write_shard(path, self.node.rank, self.node.size, self.node.shard.kmers, self._named())
+            for name in msg.sets:
+                path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.{name[len('kmers.'):]}.shard")
+                sets[name] = write_shard(path, self.node.rank, self.node.size, self.node.shard.table(name), [])
         except OSError as exc:
             raise RayScriptError(f"cannot write {path}: {exc.strerror}") from None
-        self.node.reply(msg, SavedReply(entry=info))
+        self.node.reply(msg, SavedReply(entry=info, sets=sets))
 
-    def on_verify(self, msg: VerifyOrder) -> None:
-        table = KmerTable(msg.k)
-        table.canonical = msg.canonical
+    def _read(self, msg: VerifyOrder, files: list, k: int | None, canonical: bool) -> tuple[KmerTable, list, int]:
+        """One set's files (and the named items of the default set's): a table, the items, and how
+        many k-mers were saved in copies that differ."""
+        table = KmerTable(k)
+        table.canonical = canonical
         named = []
         differing = 0
-        for name, entry, saved_by in msg.files:
+        for name, entry, saved_by in files:
             t, items = read_shard(shard_path(msg.directory, name), entry, saved_by, msg.ranks)
             if not len(table):
                 table.absorb(t)
@@ -357,15 +386,24 @@ class CheckpointService:
                 ids, counts, edges = t.extract(("all",))
                 differing += len(table.add_distinct(ids, counts, edges))
             named.extend(items)
-        self.staged[msg.token] = (table, named)
-        self.node.reply(msg, VerifiedReply(kmers=len(table), named=len(named), differing=differing))
+        return table, named, differing
+
+    def on_verify(self, msg: VerifyOrder) -> None:
+        table, named, differing = self._read(msg, msg.files, msg.k, msg.canonical)
+        sets = {}
+        for name, (files, k, canonical) in msg.sets.items():
+            sets[name], _, more = self._read(msg, files, k, canonical)
+            differing += more
+        self.staged[msg.token] = (table, named, sets)
+        kmers = len(table) + sum(len(t) for t in sets.values())
+        self.node.reply(msg, VerifiedReply(kmers=kmers, named=len(named), differing=differing))
 
     def on_commit(self, msg: CommitOrder) -> None:
         staged = self.staged.pop(msg.token, None)
         if msg.commit and staged is not None:
-            table, named = staged
+            table, named, sets = staged
             shard = self.node.shard
-            shard.kmers = table
+            shard.sets = {"kmers": table, **sets}
             for t in shard.tables.values():
                 t.clear()
             for item in named:

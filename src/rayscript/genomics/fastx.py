@@ -112,6 +112,30 @@ def _opened(path: str, codec: str) -> Iterator[tuple[io.BufferedIOBase, io.Buffe
         yield fh, raw
 
 
+def records(source: Source) -> Iterator[tuple[str, str]]:
+    """(name, sequence) of every record of a FASTA or FASTQ file, in order: for small inputs read
+    whole by one process (the sequences a ``query`` asks about), not for reads."""
+    with _opened(source.path, source.codec) as (fh, _raw):
+        text = fh.read().decode("ascii", errors="replace")
+    lines = text.splitlines()
+    if source.fmt == "fastq":
+        for i in range(0, len(lines) - 1, 4):
+            yield lines[i][1:].split(maxsplit=1)[0] if len(lines[i]) > 1 else f"record-{i // 4 + 1}", lines[i + 1]
+        return
+    name, parts = None, []  # type: ignore[var-annotated]
+    count = 0
+    for line in lines:
+        if line.startswith(">"):
+            if name is not None:
+                yield name, "".join(parts)
+            count += 1
+            name, parts = (line[1:].split(maxsplit=1) or [f"record-{count}"])[0], []
+        elif name is not None:
+            parts.append(line.strip())
+    if name is not None:
+        yield name, "".join(parts)
+
+
 def _decode_error(path: str, codec: str, raw: io.BufferedReader, exc: BaseException, at: int) -> InputError:
     """The error for a read that failed ``at`` bytes into the records (the start of the chunk
     being read, for a plain file)."""

@@ -25,6 +25,7 @@ from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
 from ..messages import Message
 from ..store import encoding
+from ..store.kmertable import KmerTable
 from ..store.partition import owner
 
 # A graph statement in a store whose k-mers were put by number before any load: their length is not
@@ -87,6 +88,7 @@ class WalkStep(Message, kind="walk", code=100):
     back_reason: str = ""
     into: tuple = ()
     canonical: bool = True
+    kset: str = "kmers"  # the k-mer set walked
     min_count: int = 1  # k-mers counted fewer times are not part of the graph
     # The graph is what the store holds: where the edges offer several neighbours, the walk visits
     # their owners to keep those present (with count >= min_count) before it decides.
@@ -119,6 +121,7 @@ class NeighboursOrder(Message, kind="neighbours", code=102):
 
     reply_type = NeighboursReply
     informs = True
+    kset: str = "kmers"
 
     def cascade(self):
         return [f"ACK {self.recipient} -> {self.commander} (neighbours of its frontier k-mers)"]
@@ -131,15 +134,14 @@ class GraphService:
         node.register(PathStore, self.on_path_store)
         node.register(NeighboursOrder, self.on_neighbours)
 
-    @property
-    def table(self):
-        return self.node.shard.kmers
+    def table(self, msg: WalkStep | NeighboursOrder) -> KmerTable:
+        return self.node.shard.table(msg.kset)
 
     def _canonical(self, ident: int, k: int, canonical: bool) -> int:
         return encoding.canonical(ident, k) if canonical else ident
 
     def _present(self, oriented: int, msg: WalkStep) -> bool:
-        found = self.table.get(self._canonical(oriented, msg.k, msg.canonical))
+        found = self.table(msg).get(self._canonical(oriented, msg.k, msg.canonical))
         return found is not None and found[0] >= msg.min_count
 
     def _forward(self, msg: WalkStep, oriented: int) -> bool:
@@ -170,23 +172,23 @@ class GraphService:
         return self._forward(msg, msg.current)
 
     def on_walk(self, msg: WalkStep) -> None:
-        table = self.table
+        table = self.table(msg)
         if msg.probe and self._probe(msg):
             return
         if msg.k == 0:  # the first step, on the owner of the start k-mer
             if table.k is None and len(table):
-                self.node.fail_order(msg, NO_K.format(what="walk"), ("kmers", msg.start))
+                self.node.fail_order(msg, NO_K.format(what="walk"), (msg.kset, msg.start))
                 return
             found = table.get(msg.start) if table.k is not None else None
             if found is None:
-                self.node.fail_order(msg, f"kmers/{msg.start} is not on rank {self.node.rank} (its owner)",
-                                     ("kmers", msg.start))
+                self.node.fail_order(msg, f"{msg.kset}/{msg.start} is not on rank {self.node.rank} (its owner)",
+                                     (msg.kset, msg.start))
                 return
             if found[0] < msg.min_count:
-                self.node.fail_order(msg, f"kmers/{msg.start} has count {found[0]}, below min_count="
-                                          f"{msg.min_count}", ("kmers", msg.start))
+                self.node.fail_order(msg, f"{msg.kset}/{msg.start} has count {found[0]}, below min_count="
+                                          f"{msg.min_count}", (msg.kset, msg.start))
                 return
-            msg.k = table.k
+            msg.k = table.k or 0
             msg.canonical = table.canonical
             msg.start_count = found[0]
             if msg.both:
@@ -284,7 +286,7 @@ class GraphService:
         self.node.reply(msg, done)
 
     def on_neighbours(self, msg: NeighboursOrder) -> None:
-        table = self.table
+        table = self.table(msg)
         ids = table.as_ids(msg.buffers[0]) if msg.buffers else table.empty_ids()
         _counts, edges = table.lookup(ids)
         found = table.present(ids)

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
     nbytes: int = 0
     histogram: bytes = b""  # when asked for: int64 counts held, then as many numbers of k-mers with each
     copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
+    held: bool = False  # this rank holds the set (maybe empty)
     foreign: int = 0  # k-mers held here that another rank owns (foreign=True)
 
 
@@ -76,6 +78,7 @@ class QueryReply(Message, kind="query-reply", code=88, reply=True):
 
 @dataclass(kw_only=True)
 class LoadOrder(Message, kind="load-order", code=80):
+    kset: str = "kmers"  # the k-mer set
     reply_type = LoadReply
     parts: list = field(default_factory=list)
     tiled: list = field(default_factory=list)  # (place in the list, path, size) of the plain FASTQ files
@@ -90,10 +93,12 @@ class LoadOrder(Message, kind="load-order", code=80):
 
 @dataclass(kw_only=True)
 class KmerStatsOrder(Message, kind="kmer-stats", code=81):
+    kset: str = "kmers"  # the k-mer set
     reply_type = KmerStatsReply
     informs = True
     histogram: bool = False
     once: bool = False  # each k-mer once over the ranks: copies of ones counted elsewhere are left out
+    selector: tuple = ("all",)  # the k-mers counted (distinct and total only)
     foreign: bool = False  # say how many k-mers held here another rank owns
 
     def cascade(self):
@@ -118,12 +123,14 @@ class HeldOrder(Message, kind="held-order", code=89):
     """Which of some k-mers (buffers: [ids]) does the recipient hold?  Sent by a rank, not the
     commander, to find its copies of k-mers held on other ranks."""
 
+    kset: str = "kmers"  # the k-mer set
     reply_type = HeldReply
     informs = True
 
 
 @dataclass(kw_only=True)
 class DumpSizeOrder(Message, kind="dump-size", code=82):
+    kset: str = "kmers"  # the k-mer set
     reply_type = SizeReply
     informs = True
     lo: int = 1
@@ -137,6 +144,7 @@ class DumpSizeOrder(Message, kind="dump-size", code=82):
 
 @dataclass(kw_only=True)
 class DumpWriteOrder(Message, kind="dump-write", code=83):
+    kset: str = "kmers"  # the k-mer set
     reply_type = SizeReply
     path: str = ""
     offset: int = 0
@@ -151,6 +159,7 @@ class DumpWriteOrder(Message, kind="dump-write", code=83):
 
 @dataclass(kw_only=True)
 class QueryOrder(Message, kind="query-order", code=84):
+    kset: str = "kmers"  # the k-mer set
     reply_type = QueryReply
     ids: bytes = b""
 
@@ -162,22 +171,30 @@ class QueryOrder(Message, kind="query-order", code=84):
 
 def format_counts(ids, counts, k: int) -> bytes:
     """``SEQUENCE<TAB>COUNT\\n`` lines, vectorized."""
+    return format_table(ids, k, [counts])
+
+
+def format_table(ids, k: int, columns: list) -> bytes:
+    """``SEQUENCE<TAB>N1<TAB>N2...\\n`` lines, one per id, a number from each column, vectorized."""
     n = len(ids)
     if n == 0:
         return b""
-    bases = encoding.decode_array(ids, k)
-    counts = counts.astype(np.int64)
-    ndig = np.maximum(np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 1)
-    width = int(ndig.max())
-    digits = np.zeros((n, width), dtype=np.uint8)
-    rest = counts.copy()
-    for col in range(width - 1, -1, -1):
-        digits[:, col] = (rest % 10) + 48
-        rest //= 10
-    keep_digit = np.arange(width)[None, :] >= (width - ndig)[:, None]
-    row = np.concatenate((bases, np.full((n, 1), 9, np.uint8), digits, np.full((n, 1), 10, np.uint8)), axis=1)
-    keep = np.concatenate((np.ones((n, k + 1), bool), keep_digit, np.ones((n, 1), bool)), axis=1)
-    return row[keep].tobytes()
+    pieces = [encoding.decode_array(ids, k)]
+    keeps = [np.ones((n, k), bool)]
+    for values in columns:
+        values = np.asarray(values).astype(np.int64)
+        ndig = np.maximum(np.floor(np.log10(np.maximum(values, 1))).astype(np.int64) + 1, 1)
+        width = int(ndig.max())
+        digits = np.zeros((n, width), dtype=np.uint8)
+        rest = values.copy()
+        for col in range(width - 1, -1, -1):
+            digits[:, col] = (rest % 10) + 48
+            rest //= 10
+        pieces += [np.full((n, 1), 9, np.uint8), digits]
+        keeps += [np.ones((n, 1), bool), np.arange(width)[None, :] >= (width - ndig)[:, None]]
+    pieces.append(np.full((n, 1), 10, np.uint8))
+    keeps.append(np.ones((n, 1), bool))
+    return np.concatenate(pieces, axis=1)[np.concatenate(keeps, axis=1)].tobytes()
 
 
 def formatted_size(counts, k: int) -> int:
@@ -202,9 +219,9 @@ class KmerService:
                         DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
             node.register(cls, fn)
 
-    @property
-    def table(self) -> KmerTable:
-        return self.node.shard.kmers
+    def table(self, msg: Any) -> KmerTable:
+        """The k-mer set an order is about."""
+        return self.node.shard.table(msg.kset)
 
     def on_load(self, msg: LoadOrder) -> None:
         with self.node.collective_order(msg, "load"):
@@ -217,12 +234,14 @@ class KmerService:
         staging.canonical = msg.canonical
         staging.small_counts = True  # 11 bytes per k-mer while it grows (13 in the store)
         error: str | None = None
-        if len(self.table) and self.table.k not in (None, msg.k):
-            error = f"the store holds k={self.table.k} k-mers; cannot add k={msg.k} k-mers to them"
-        elif len(self.table) and self.table.k is not None and self.table.canonical != msg.canonical:
-            error = "the store holds k-mers counted with a different canonical= setting"
-        elif len(self.table) and self.table.k is None:
-            error = self._unfit(msg.k, msg.canonical)
+        table = self.table(msg)
+        where = "the store" if msg.kset == "kmers" else msg.kset
+        if len(table) and table.k not in (None, msg.k):
+            error = f"{where} holds k={table.k} k-mers; cannot add k={msg.k} k-mers to them"
+        elif len(table) and table.k is not None and table.canonical != msg.canonical:
+            error = f"{where} holds k-mers counted with a different canonical= setting"
+        elif len(table) and table.k is None:
+            error = self._unfit(table, msg.k, msg.canonical)
         chunks: Iterator = iter(())
         tiled = {i for i, _path, _size in msg.tiled}
         spans: list[tuple[int, list]] = []  # (file's place in the list, [first, end]) of each tiled part read
@@ -294,12 +313,13 @@ class KmerService:
         if aborted:
             self.node.reply(msg, LoadReply(aborted=True))
             return
-        before = self.table.saturated
-        self.table.absorb(staging)
-        saturated = self.table.saturated - before
-        self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(self.table),
+        table = self.node.shard.made(msg.kset)
+        before = table.saturated
+        table.absorb(staging)
+        saturated = table.saturated - before
+        self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
-                                       peak_rss=_peak_rss(), table_bytes=self.table.nbytes()))
+                                       peak_rss=_peak_rss(), table_bytes=table.nbytes()))
 
     def _route_packed(self, ids, edges, k: int, buffer: OccurrenceBuffer) -> None:
         """Send each k-mer occurrence (k <= 31) to its owner as one packed word, grouped by owner
@@ -322,9 +342,9 @@ class KmerService:
         for words, counts in zip(got, got_counts):
             buffer.add(words, counts)  # counts: this source's words of each bucket, in bucket order
 
-    def _unfit(self, k: int, canonical: bool) -> str | None:
+    def _unfit(self, table: KmerTable, k: int, canonical: bool) -> str | None:
         """K-mers put by number before any load: the first load decides k, and they must fit it."""
-        ids, _, _ = self.table.extract(("all",))
+        ids, _, _ = table.extract(("all",))
         bad = ids >= np.uint64(1 << min(2 * k, 63))
         if canonical:
             small = encoding.ids_array(np.where(bad, np.uint64(0), ids).tolist(), k)
@@ -366,14 +386,23 @@ class KmerService:
         else:
             self._stats(msg, self._NONE)
 
-    def _foreign(self) -> tuple | None:
-        """(ids, counts, owners) of the k-mers held here that another rank owns; None if none."""
-        found = self.node.shard.off_owner(self.node.rank, self.node.size)
+    def _foreign(self, kset: str) -> tuple | None:
+        """(ids, counts, owners) of the k-mers of a set held here that another rank owns; None if none."""
+        found = self.node.shard.off_owner(self.node.rank, self.node.size, kset)
         return None if found is None else (found[0], found[1], found[3])
 
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
-        t = self.table
+        t = self.table(msg)
         left_ids, left_counts = copies
+        if msg.selector != ("all",):  # the selected k-mers only (those left out as copies, too)
+            distinct = total = left = 0
+            for _ids, counts, out in self._selected(t, 0, None, msg.selector, left_ids):
+                distinct += len(counts)
+                total += int(counts.sum(dtype=np.uint64))
+                left += out
+            self.node.reply(msg, KmerStatsReply(distinct=distinct, total=total, k=t.k, canonical=t.canonical,
+                                                nbytes=t.nbytes(), copies=left, held=msg.kset in self.node.shard.sets))
+            return
         hist = None
         if msg.histogram:
             counts, numbers = t.histogram()
@@ -381,22 +410,23 @@ class KmerService:
                 less, times = np.unique(left_counts, return_counts=True)
                 numbers[np.searchsorted(counts, less)] -= times
             hist = np.stack((counts, numbers))
-        foreign = self._foreign() if msg.foreign else None
+        foreign = self._foreign(msg.kset) if msg.foreign else None
         self.node.reply(msg, KmerStatsReply(distinct=len(t) - len(left_ids),
                                             total=t.total() - int(left_counts.sum(dtype=np.int64)),
                                             k=t.k, canonical=t.canonical, saturated=t.saturated, nbytes=t.nbytes(),
                                             histogram=hist.tobytes() if hist is not None else b"",
-                                            copies=len(left_ids), foreign=0 if foreign is None else len(foreign[0])))
+                                            copies=len(left_ids), foreign=0 if foreign is None else len(foreign[0]),
+                                            held=msg.kset in self.node.shard.sets))
 
     _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
 
-    def _without_copies(self, msg: Message, then) -> None:
+    def _without_copies(self, msg: KmerStatsOrder | DumpSizeOrder | DumpWriteOrder, then) -> None:
         """``then(msg, (ids, counts))`` once this rank knows which of its k-mers to leave out as copies
         of k-mers counted on another rank: those their owner holds, and, of those their owner does not
         hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
         another rank owns; meanwhile it serves on."""
         me = self.node.rank
-        foreign = self._foreign()
+        foreign = self._foreign(msg.kset)
         if foreign is None:
             then(msg, self._NONE)
             return
@@ -405,12 +435,12 @@ class KmerService:
         def task():
             try:
                 left = np.zeros(len(ids), bool)
-                asked = [(own == b, self._ask_held(int(b), ids[own == b])) for b in np.unique(own)]
+                asked = [(own == b, self._ask_held(int(b), ids[own == b], msg.kset)) for b in np.unique(own)]
                 for (sel, _), reply in zip(asked, (yield [f for _, f in asked])):
                     left[sel] = reply.buffers[0].astype(bool)
                 rest = np.flatnonzero(~left)
                 if me and len(rest):
-                    for reply in (yield [self._ask_held(r, ids[rest]) for r in range(me)]):
+                    for reply in (yield [self._ask_held(r, ids[rest], msg.kset) for r in range(me)]):
                         left[rest[reply.buffers[0].astype(bool)]] = True
                 then(msg, (ids[left], counts[left]))
             except RayScriptError as exc:
@@ -420,23 +450,24 @@ class KmerService:
 
         self.node.spawn(task())
 
-    def _ask_held(self, rank: int, ids):
-        order = HeldOrder(recipient=rank)
+    def _ask_held(self, rank: int, ids, kset: str):
+        order = HeldOrder(recipient=rank, kset=kset)
         order.buffers = [np.ascontiguousarray(ids)]
         return self.node.order(order)
 
     def on_held(self, msg: HeldOrder) -> None:
         reply = HeldReply()
-        ids = msg.buffers[0] if msg.buffers else self.table.empty_ids()
-        reply.buffers = [self.table.present(ids).astype(np.uint8)]
+        table = self.table(msg)
+        ids = msg.buffers[0] if msg.buffers else table.empty_ids()
+        reply.buffers = [table.present(ids).astype(np.uint8)]
         self.node.reply(msg, reply)
 
-    def _selected(self, lo, hi, selector, leave=None):
+    def _selected(self, table: KmerTable, lo, hi, selector, leave=None):
         """(ids, counts, how many were left out) bucket by bucket of the k-mers selected, without
         the ids in ``leave`` (an id array)."""
         leave = np.sort(encoding.exact(leave)) if leave is not None and len(leave) else None
         for b in range(NBUCKETS):
-            ids, counts = self.table.select(b, lo, hi, selector)
+            ids, counts = table.select(b, lo, hi, selector)
             if leave is not None and len(ids):
                 key = encoding.exact(ids)  # wide ids compared as complex numbers may be NaNs
                 keep = leave[np.minimum(np.searchsorted(leave, key), len(leave) - 1)] != key
@@ -448,24 +479,26 @@ class KmerService:
         self._without_copies(msg, self._dump_size)
 
     def _dump_size(self, msg: DumpSizeOrder, copies: tuple) -> None:
-        k, size, left = self.table.k or 0, 0, 0
-        for _ids, counts, out in self._selected(msg.lo, msg.hi, msg.selector, copies[0]):
+        table = self.table(msg)
+        k, size, left = table.k or 0, 0, 0
+        for _ids, counts, out in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
             size += formatted_size(counts, k)
             left += out
-        self.node.reply(msg, SizeReply(nbytes=size, k=self.table.k, copies=left))
+        self.node.reply(msg, SizeReply(nbytes=size, k=table.k, copies=left))
 
     def on_dump_write(self, msg: DumpWriteOrder) -> None:
         self._without_copies(msg, self._dump_write)
 
     def _dump_write(self, msg: DumpWriteOrder, copies: tuple) -> None:
-        k = self.table.k or 0
+        table = self.table(msg)
+        k = table.k or 0
         try:
             fd = os.open(msg.path, os.O_WRONLY)
         except OSError as exc:
             raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
         try:
             offset = msg.offset
-            for ids, counts, _ in self._selected(msg.lo, msg.hi, msg.selector, copies[0]):
+            for ids, counts, _ in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
                 data = format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)
@@ -475,6 +508,7 @@ class KmerService:
         self.node.reply(msg, SizeReply(nbytes=offset - msg.offset))
 
     def on_query(self, msg: QueryOrder) -> None:
-        ids = np.frombuffer(msg.ids, dtype=encoding.id_dtype(self.table.k))
-        counts, _ = self.table.lookup(ids)
+        table = self.table(msg)
+        ids = np.frombuffer(msg.ids, dtype=encoding.id_dtype(table.k))
+        counts, _ = table.lookup(ids)
         self.node.reply(msg, QueryReply(counts=counts.tobytes()))

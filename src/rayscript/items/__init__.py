@@ -7,6 +7,7 @@ and wire codes to classes; a new type is one subclass with ``namespace=`` and ``
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +19,28 @@ _M64 = (1 << 64) - 1
 
 BY_NAMESPACE: dict[str, type[Carriageable]] = {}
 BY_CODE: dict[int, type[Carriageable]] = {}
+
+# K-mer sets: ``kmers`` is the default set, ``kmers.NAME`` a named one (NAME: a lowercase letter or
+# '_', then lowercase letters, digits and '_').  Every set's items are k-mers: the set's name is the
+# namespace of its keys (``kmers.tumour/ACGT``).
+KMERS = "kmers"
+SET_NAME = r"[a-z_][a-z0-9_]*"
+_SET_RE = re.compile(rf"kmers(?:\.{SET_NAME})?")
+
+
+def is_kmers(namespace: str) -> bool:
+    """Whether ``namespace`` names a k-mer set (``kmers`` or ``kmers.NAME``)."""
+    return namespace == KMERS or (namespace.startswith("kmers.") and _SET_RE.fullmatch(namespace) is not None)
+
+
+def item_class(namespace: str) -> type[Carriageable]:
+    """The item type of a namespace (every k-mer set's is :class:`Kmer`)."""
+    return BY_NAMESPACE[KMERS if is_kmers(namespace) else namespace]
+
+
+def set_label(namespace: str) -> str:
+    """A set's name in tables and files: ``tumour`` for ``kmers.tumour``, ``kmers`` for the default set."""
+    return namespace.partition(".")[2] or namespace
 
 
 class Carriageable:

@@ -34,7 +34,14 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
 ## Basics
 
 - Statements end at a newline or `;`. `#` starts a comment. A trailing `\\` continues a line.
-- Selectors pick many k-mers for copy, move, delete and dump: `kmers/*`, a base prefix of the
+- K-mer sets: `kmers` is the default set; `kmers.NAME` names another (NAME: a lowercase letter or
+  `_`, then lowercase letters, digits, `_`), made by `load ... into kmers.NAME` or `combine`. Each set
+  has its own k and canonical flag. Every statement that takes k-mers takes any set, in keys and
+  selectors too: `kmers.tumour/ACGT`, `kmers.tumour/*`, `kmers.tumour where count >= 3`. Sets of one
+  k share one partition (a k-mer's owner rank does not depend on its set), so `combine`, `compare`
+  and `matrix` work on every rank at once without moving k-mers. An unknown set is refused, naming
+  the sets there are. See docs/samples.md.
+- Selectors pick many k-mers for copy, move, delete, count and dump: `kmers/*`, a base prefix of the
   canonical form `kmers/ACG*`, or a condition `kmers where count >= 10` (also <=, >, <, ==, !=).
 - Keys are `NAMESPACE/ID`: `kmers/19123890` (a 2-bit k-mer id, A=0 C=1 G=2 T=3, first base most
   significant), `kmers/ACGT` (bases; canonicalized: the smaller of the k-mer and its reverse

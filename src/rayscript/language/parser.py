@@ -26,6 +26,7 @@ from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import Location, ScriptError, ScriptSyntaxError
+from ..items import is_kmers
 from ..store.encoding import MAX_K
 from . import syntax
 
@@ -128,6 +129,12 @@ class _ToAst(Transformer):
     def _fail(self, message: str, tok: Any) -> NoReturn:
         raise ScriptSyntaxError(message, _loc(tok, self.source))
 
+    def NAMESPACE(self, tok: Token) -> Token:
+        problem = set_name_problem(str(tok))
+        if problem:
+            self._fail(problem, tok)
+        return tok
+
     # --- values ---------------------------------------------------------
     def rank_int(self, children: list[Any]) -> int:
         tok = children[0]
@@ -174,7 +181,7 @@ class _ToAst(Transformer):
 
     def where(self, children: list[Any]) -> syntax.Selector:
         namespace, name, op, value = children
-        if str(namespace) != "kmers":
+        if not is_kmers(str(namespace)):
             self._fail(f"conditions select k-mers ('kmers where count >= 10'), not {namespace}", namespace)
         if str(name) != "count":
             self._fail(f"k-mers can be selected by 'count', not '{name}'", name)
@@ -197,6 +204,9 @@ class _ToAst(Transformer):
     def string_list(self, children: list[Any]) -> tuple[Any, ...]:
         return tuple(children)
 
+    def namespace_list(self, children: list[Any]) -> tuple[Any, ...]:
+        return tuple(children)
+
     def block(self, children: list[Any]) -> tuple[syntax.Statement, ...]:
         return tuple(children)
 
@@ -204,11 +214,25 @@ class _ToAst(Transformer):
         return list(children)
 
 
+def set_name_problem(namespace: str) -> str | None:
+    """Why ``kmers.NAME`` is no set name (None when it is one, or when it is no ``kmers.`` name)."""
+    if not namespace.startswith("kmers.") or is_kmers(namespace):
+        return None
+    name = namespace[len("kmers."):]
+    if not name:
+        return "expected a set name after 'kmers.', such as kmers.tumour"
+    return (f"'{name}' is not a set name: a lowercase letter or '_', then lowercase letters, digits or '_' "
+            f"(such as kmers.{re.sub('[^a-z0-9_]', '_', name.lower()).lstrip('0123456789') or 'sample'})")
+
+
 def make_key(text: str) -> syntax.Key | syntax.Selector:
     """Validate ``NAMESPACE/ID`` text (also after ``$var`` substitution at run time)."""
     namespace, _, ident = text.partition("/")
     known = syntax.namespaces()
-    if namespace not in known:
+    problem = set_name_problem(namespace)
+    if problem:
+        raise ScriptSyntaxError(problem)
+    if namespace not in known and not is_kmers(namespace):
         near = difflib.get_close_matches(namespace, known, n=1)
         hint = f"; did you mean '{near[0]}/'?" if near else ""
         listed = ", ".join(f"{n}/" for n in known)
@@ -216,20 +240,21 @@ def make_key(text: str) -> syntax.Key | syntax.Selector:
     if not ident:
         raise ScriptSyntaxError(f"expected an id after '{namespace}/', such as {namespace}/{_example(namespace)}")
     if ident.endswith("*"):
-        if namespace != "kmers":
+        if not is_kmers(namespace):
             if ident != "*" and not _IDENT_RE.fullmatch(ident[:-1]):
                 raise ScriptSyntaxError(f"'{ident}' is not a pattern of names: use {namespace}/* or a name prefix "
                                         f"like {namespace}/contig*")
             return syntax.Selector(namespace, prefix=ident[:-1])
         if not _PATTERN_RE.fullmatch(ident) or len(ident) - 1 > MAX_K:
-            raise ScriptSyntaxError(f"'{ident}' is not a k-mer pattern: use kmers/* or a base prefix like kmers/ACG*")
+            raise ScriptSyntaxError(f"'{ident}' is not a k-mer pattern: use {namespace}/* or a base prefix like "
+                                    f"{namespace}/ACG*")
         return syntax.Selector(namespace, prefix=ident[:-1].upper())
     if not _IDENT_RE.fullmatch(ident):
         raise ScriptSyntaxError(f"'{ident}' is not a valid id in {namespace}/ "
                                 "(letters, digits, '_', '.', '-' or $variables)")
     if "$" in ident:
         return syntax.Key(namespace, ident)
-    if namespace == "kmers":
+    if is_kmers(namespace):
         if ident.isdigit():
             value = int(ident)
             if value >= 1 << (2 * MAX_K):
@@ -250,15 +275,18 @@ def _var(tok: Token) -> syntax.Var:
 
 
 def _example(namespace: str) -> str:
-    return {"kmers": "19123890", "paths": "p1", "results": "r1"}.get(namespace, "x")
+    return "19123890" if is_kmers(namespace) else {"paths": "p1", "results": "r1"}.get(namespace, "x")
 
 
 _NAMESPACE_TERMINAL = "NAMESPACE.2: /(?!)/"  # in the grammar file: a placeholder matching nothing
 
 
 def _with_namespaces(grammar: str) -> str:
-    """The grammar with its NAMESPACE terminal matching the namespaces of the item registry."""
-    pattern = "(?:" + "|".join(map(re.escape, syntax.namespaces())) + r")(?![A-Za-z0-9_])"
+    """The grammar with its NAMESPACE terminal matching the namespaces of the item registry, and a
+    k-mer set's ``kmers.NAME`` (any name-like text after the dot: a name outside the rules is
+    refused by the transformer, with its place)."""
+    pattern = ("(?:kmers\\.[A-Za-z0-9_]*|" + "|".join(map(re.escape, syntax.namespaces()))
+               + r")(?![A-Za-z0-9_])")
     return grammar.replace(_NAMESPACE_TERMINAL, f"NAMESPACE.2: /{pattern}/")
 
 

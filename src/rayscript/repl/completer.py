@@ -33,10 +33,12 @@ def _statement_text(text: str) -> str:
 
 
 class RayCompleter(Completer):
-    def __init__(self, size: int = 1, variables: dict[str, Any] | None = None, keys: list[str] | None = None) -> None:
+    def __init__(self, size: int = 1, variables: dict[str, Any] | None = None, keys: list[str] | None = None,
+                 sets: list[str] | None = None) -> None:
         self.size = size
         self.variables = variables if variables is not None else {}
         self.keys = keys if keys is not None else []  # recently seen keys, newest last
+        self.sets = sets if sets is not None else []  # k-mer sets seen (kmers.NAME), newest last
         self.paths = PathCompleter(expanduser=True)
 
     def accepts(self, before: str) -> set[str]:
@@ -70,11 +72,14 @@ class RayCompleter(Completer):
             candidates += [(str(r), "rank") for r in range(self.size)]
         if "VAR" in accepts or word.startswith("$"):
             candidates += [(f"${v}", f"= {val!r}") for v, val in self.variables.items()]
+        named = list(dict.fromkeys(reversed(self.sets)))
         if "KEY" in accepts:
             candidates += [(f"{ns}/", "namespace") for ns in syntax.namespaces()]
+            candidates += [(f"{ns}/", "k-mer set") for ns in named]
             candidates += [(k, "seen") for k in reversed(self.keys)]
         if "NAMESPACE" in accepts:
             candidates += [(ns, "namespace") for ns in syntax.namespaces()]
+            candidates += [(ns, "k-mer set") for ns in named]
         statement = parser.registry.get(first)
         if "NAME" in accepts and statement is not None:
             candidates += [(f"{opt}=", str(takes)) for opt, takes in statement.options_allowed.items()]

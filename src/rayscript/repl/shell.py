@@ -45,6 +45,7 @@ STYLE = merge_styles([
     Style.from_dict({"hint": "#777777 italic", "error": "#ff5f5f", "header": "bold #5fafff",
                      "timing": "#888888", "banner": "#87af87"}),
 ])
+_SET_RE = re.compile(r"\bkmers\.[a-z_][a-z0-9_]*\b")
 _KEY_RE = re.compile(r"\b(?:kmers|paths|results)/[A-Za-z0-9_.\-]+")
 
 
@@ -74,7 +75,8 @@ class Shell:
         self.cluster = cluster
         self.timing = False
         self.keys: list[str] = []
-        self.completer = RayCompleter(cluster.size, cluster.scope.env, self.keys)
+        self.sets: list[str] = []  # k-mer sets named in statements and results, for completion
+        self.completer = RayCompleter(cluster.size, cluster.scope.env, self.keys, self.sets)
         if history is None:
             path = history_path()
             try:
@@ -102,7 +104,9 @@ class Shell:
     def banner(self) -> None:
         (res,) = self.cluster.run("ranks")
         hosts = sorted({row["host"] for row in res.data})
-        held = {ns: sum(row[ns] for row in res.data) for ns in namespaces()}
+        columns = [ns for ns in res.data[0] if ns not in ("rank", "host", "bytes")] if res.data else namespaces()
+        held = {ns: sum(row.get(ns, 0) for row in res.data) for ns in columns}
+        self.note_sets(" ".join(columns))
         store = ", ".join(f"{n:,} {ns}" for ns, n in held.items())
         n = self.cluster.size
         self.say([("class:banner", f"rayscript {__version__}: {n} rank{'s' if n != 1 else ''} on "
@@ -118,6 +122,12 @@ class Shell:
         print_formatted_text(FormattedText(fragments), style=STYLE, output=self.output, end="")
         self.keys.extend(k for k in _KEY_RE.findall(result.text) if k not in self.keys[-50:])
         del self.keys[:-200]
+        self.note_sets(result.text)
+
+    def note_sets(self, text: str) -> None:
+        """Remember the k-mer sets ``text`` names (``kmers.NAME``), for completion."""
+        self.sets.extend(s for s in _SET_RE.findall(text) if s not in self.sets[-50:])
+        del self.sets[:-200]
 
     def meta(self, line: str) -> bool:
         """Meta commands; returns False when the line is not one."""

@@ -40,6 +40,7 @@ class BulkSendOrder(Message, kind="bulk-send", code=90):
     mode: str | None = None
     move: bool = False
     what: str = ""
+    kset: str = "kmers"  # the k-mer set (the target's set of the same name)
 
     def cascade(self):
         verb = "move" if self.move else "copy"
@@ -64,6 +65,8 @@ class BulkChunk(Message, kind="bulk-chunk", code=91):
     last: bool = False
     mode: str | None = None
     what: str = ""
+    kset: str = "kmers"
+    canonical: bool = True
 
 
 @dataclass(kw_only=True)
@@ -79,6 +82,7 @@ class BulkStored(Message, kind="bulk-stored", code=92):
 class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
     reply_type = BulkReply
     selector: tuple = ("all",)
+    kset: str = "kmers"
 
     def cascade(self):
         return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]
@@ -87,39 +91,37 @@ class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
 class BulkService:
     def __init__(self, node):
         self.node = node
-        self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move) at the source
+        self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move, lent, set) at the source
         self.incoming: dict = {}  # (commander, request) -> list of chunks at the target
         for cls, fn in {BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
                         BulkDeleteOrder: self.on_delete}.items():
             node.register(cls, fn)
         node.expecting.append(lambda: bool(self.outgoing or self.incoming))
 
-    @property
-    def table(self):
-        return self.node.shard.kmers
-
-    def _refuse_if_moving(self, msg: Message, ids) -> bool:
-        busy = self.node.shard.moving_kmers(ids) if len(ids) else 0
+    def _refuse_if_moving(self, msg: Message, ids, kset: str) -> bool:
+        busy = self.node.shard.moving_kmers(ids, kset) if len(ids) else 0
         if busy:
             self.node.fail_order(msg, f"{busy:,} of the selected k-mers are being moved from rank {self.node.rank} "
                                       "by another order; nothing was done")
         return bool(busy)
 
     def on_send(self, msg: BulkSendOrder) -> None:
+        table = self.node.shard.table(msg.kset)
         try:
-            parts = list(self.table.selection(msg.selector))
+            parts = list(table.selection(msg.selector))
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return
         if msg.move:
-            selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else self.table.empty_ids()
-            if self._refuse_if_moving(msg, selected):
+            selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else table.empty_ids()
+            if self._refuse_if_moving(msg, selected, msg.kset):
                 return
-            self.node.shard.bulk_moving[(msg.commander, msg.request)] = selected
+            self.node.shard.bulk_moving[(msg.kset, msg.commander, msg.request)] = selected
         lent = [b for b, *_ in parts] if msg.selector == ("all",) else []
-        self.table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
+        table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
         items = sum(len(ids) for _, ids, _, _ in parts)
-        self.outgoing[(msg.commander, msg.request)] = ([ids for _, ids, _, _ in parts], items, msg.move, lent)
+        self.outgoing[(msg.commander, msg.request)] = ([ids for _, ids, _, _ in parts], items, msg.move, lent,
+                                                       msg.kset)
         # one chunk per group of buckets of at most CHUNK_ITEMS k-mers; each bucket's arrays are buffers
         groups: list[list] = []
         group: list = []
@@ -133,8 +135,8 @@ class BulkService:
         groups.append(group)
         for seq, group in enumerate(groups):
             chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
-                              k=self.table.k, buckets=tuple(b for b, *_ in group),
-                              last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
+                              k=table.k, buckets=tuple(b for b, *_ in group), kset=msg.kset,
+                              canonical=table.canonical, last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
             chunk.buffers = [a for _, ids, counts, edges in group for a in (ids, counts, edges)]
             self.node.send(chunk)
 
@@ -146,14 +148,16 @@ class BulkService:
         key = (msg.commander, msg.request)
         rank = self.node.rank
         state = self.incoming.get(key)
+        table = self.node.shard.made(msg.kset)
         if state is None:
             state = self.incoming[key] = {"staged": [], "items": 0, "applied": 0, "conflicts": 0, "failed": None,
-                                          "direct": msg.mode is not None or len(self.table) == 0, "kept": []}
-            if msg.k and self.table.k and msg.k != self.table.k:
-                state["failed"] = (f"rank {rank} holds k={self.table.k} k-mers, not k={msg.k}: "
+                                          "direct": msg.mode is not None or len(table) == 0, "kept": []}
+            if msg.k and table.k and msg.k != table.k:
+                state["failed"] = (f"rank {rank} holds k={table.k} k-mers, not k={msg.k}: "
                                    f"nothing was copied")
-            elif msg.k and self.table.k is None:
-                self.table.set_k(msg.k)
+            elif msg.k and table.k is None:
+                table.set_k(msg.k)
+                table.canonical = msg.canonical
         bufs: list = msg.buffers or []
         for b, ids, counts, edges in zip(msg.buckets, bufs[0::3], bufs[1::3], bufs[2::3]):
             state["items"] += len(ids)
@@ -162,7 +166,7 @@ class BulkService:
             if state["direct"]:
                 self._apply_counted(state, msg, b, ids, counts, edges)
             else:
-                state["conflicts"] += int(self.table.present(ids).sum())
+                state["conflicts"] += int(table.present(ids).sum())
                 state["staged"].append((b, ids, counts, edges))
         if not msg.last:
             return
@@ -188,10 +192,11 @@ class BulkService:
         """Apply one bucket's part; on an error (say, out of memory) note how far the copy got
         and stop."""
         try:
+            table = self.node.shard.made(msg.kset)
             if msg.mode == "distinct":
-                state["kept"].append(self.table.add_distinct(ids, counts, edges))
+                state["kept"].append(table.add_distinct(ids, counts, edges))
             else:
-                self._apply(msg.mode, b, ids, counts, edges, msg.buffer_room)
+                self._apply(table, msg.mode, b, ids, counts, edges, msg.buffer_room)
         except Exception as exc:
             done = state["applied"]
             state["failed"] = (f"rank {self.node.rank} could not store the copy ({type(exc).__name__}: {exc}); "
@@ -201,35 +206,39 @@ class BulkService:
         state["applied"] += len(ids)
         return True
 
-    def _apply(self, mode, b: int, ids, counts, edges, room: int) -> None:
+    @staticmethod
+    def _apply(table, mode, b: int, ids, counts, edges, room: int) -> None:
         if mode == "replace":
-            self.table.replace_counted(ids, counts, edges)
+            table.replace_counted(ids, counts, edges)
         else:
-            self.table.add_bucket(b, ids, counts, edges, room=room)
+            table.add_bucket(b, ids, counts, edges, room=room)
 
     def on_stored(self, msg: BulkStored) -> None:
-        id_parts, items, move, lent = self.outgoing.pop((msg.commander, msg.request))
-        self.table.give_back(lent)
-        self.node.shard.bulk_moving.pop((msg.commander, msg.request), None)
+        id_parts, items, move, lent, kset = self.outgoing.pop((msg.commander, msg.request))
+        table = self.node.shard.table(kset)
+        table.give_back(lent)
+        self.node.shard.bulk_moving.pop((kset, msg.commander, msg.request), None)
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
-        kept = msg.buffers[0] if msg.buffers else self.table.empty_ids()
+        kept = msg.buffers[0] if msg.buffers else table.empty_ids()
         if move:
             for ids in id_parts:
                 if len(kept):
                     gone = ~np.isin(encoding.exact(ids), encoding.exact(kept), assume_unique=True)
                     ids = ids[gone]
-                self.table.remove_ids(ids)
+                table.remove_ids(ids)
         moved = items - len(kept)
-        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * (ITEM_BYTES + 8 * self.table.wide), kept=len(kept)))
+        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * (ITEM_BYTES + 8 * table.wide), kept=len(kept)))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:
             shard = self.node.shard
-            if (shard.moving or shard.bulk_moving) and self._refuse_if_moving(msg, self.table.extract(msg.selector)[0]):
+            table = shard.table(msg.kset)
+            if (shard.moving or shard.bulk_moving) and self._refuse_if_moving(msg, table.extract(msg.selector)[0],
+                                                                              msg.kset):
                 return
-            ids, _, _ = self.table.extract(msg.selector, remove=True)
+            ids, _, _ = table.extract(msg.selector, remove=True)
         except ValueError as exc:
             self.node.fail_order(msg, str(exc))
             return

@@ -53,7 +53,7 @@ class StoreService:
 
     def _store(self, msg, item) -> bool:
         try:
-            self.shard.put(item, msg.mode)
+            self.shard.put(item, msg.mode, msg.key[0])
         except ItemExists:
             self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                                       "(add 'replace' to overwrite or 'merge' to combine)", msg.key)
@@ -65,7 +65,7 @@ class StoreService:
 
     def on_put(self, msg: PutOrder) -> None:
         item = unpack_item(msg.item)
-        problem = self.shard.id_problem(item)
+        problem = self.shard.id_problem(item, msg.key[0])
         if problem:
             self.node.fail_order(msg, problem, msg.key)
         elif self._store(msg, item):
@@ -110,7 +110,7 @@ class StoreService:
 
     def _store_reason(self, msg, item) -> str | None:
         try:
-            self.shard.put(item, msg.mode)
+            self.shard.put(item, msg.mode, msg.key[0])
         except ItemExists:
             return (f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                     "(add 'replace' to overwrite or 'merge' to combine)")

@@ -314,7 +314,8 @@ class Node:
 
     def key_text(self, key) -> str:
         """A key as this rank writes it (a k-mer of k > 31 by its bases, in the k held here)."""
-        return key_text(key, self.shard.kmers.k if self.shard is not None else None)
+        return key_text(key, self.shard.table(key[0]).k if self.shard is not None and key[0] in self.shard.sets
+                        else None)
 
     def spawn(self, gen: Generator[Any, Any, Any]) -> Future:
         task = Task(self, gen)

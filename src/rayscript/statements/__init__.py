@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from ..language.checker import check
 from ..language.parser import default_parser, parse, parse_all
-from . import assembly, checkpoint, control, graph, kmers, store  # noqa: F401 - each registers its statements
+from . import assembly, checkpoint, control, graph, kmers, sets, store  # noqa: F401 - each registers its statements
 from .assembly import Assemble
 from .checkpoint import Restore, Save
 from .control import Explain, For, Help, Let, On, Parallel, Print, Set
 from .graph import Search, Walk
 from .kmers import Count, Dump, Histogram, Load, Query
+from .sets import Combine, Compare, Drop, Matrix, Rename, Sets
 from .store import Copy, Delete, Get, Locate, Move, Put, Ranks, Rebalance, Replicate
 
 __all__ = [
-    "Assemble", "Copy", "Count", "Delete", "Dump", "Explain", "For", "Get", "Help", "Histogram", "Let", "Load",
-    "Locate", "Move", "On", "Parallel", "Print", "Put", "Query", "Ranks", "Rebalance", "Replicate", "Restore", "Save",
-    "Search", "Set", "Walk", "check", "default_parser", "parse", "parse_all",
+    "Assemble", "Combine", "Compare", "Copy", "Count", "Delete", "Drop", "Dump", "Explain", "For", "Get", "Help",
+    "Histogram", "Let", "Load", "Locate", "Matrix", "Move", "On", "Parallel", "Print", "Put", "Query", "Ranks",
+    "Rebalance", "Rename", "Replicate", "Restore", "Save", "Search", "Set", "Sets", "Walk", "check",
+    "default_parser", "parse", "parse_all",
 ]

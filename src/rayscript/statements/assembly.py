@@ -7,14 +7,15 @@ from typing import Any
 
 from ..errors import ScriptError
 from ..genomics.assembly import AssembleOrder
-from ..genomics.kmers import KmerStatsOrder
 from ..interpreter import Command, Steps
+from ..items import is_kmers
 from ..language.syntax import TRUTH, Build, Key, Options, Statement, whole
 from ..results import Result
+from .kmers import known_stats
 
 
 class Assemble(Statement, keyword="assemble"):
-    syntax = "assemble kmers into paths/PREFIX [min_count=N|auto] [min_length=L] [clean=false] [replace]"
+    syntax = "assemble kmers|kmers.NAME into paths/PREFIX [min_count=N|auto] [min_length=L] [clean=false] [replace]"
     summary = ("Assemble the whole store, every rank at once: k-mers counted fewer than min_count times are left "
                "out (auto: the valley after the error peak of the count histogram), tips shorter than 2k bases and "
                "the arms of simple bubbles are removed, and every maximal non-branching path (unitig) of at least "
@@ -33,11 +34,11 @@ class Assemble(Statement, keyword="assemble"):
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Assemble:
         namespace, into, mode = b.positional(children)
-        if str(namespace) != "kmers":
-            b.fail(f"'assemble' assembles kmers, not {namespace}")
+        if not is_kmers(str(namespace)):
+            b.fail(f"'assemble' assembles a k-mer set (kmers, kmers.NAME), not {namespace}")
         if mode is not None and mode != "replace":
             b.fail(f"'assemble' takes 'replace', not '{mode}'")
-        return cls("kmers", b.into(into, "paths", "assemble"), b.options(cls, children), mode is not None,
+        return cls(str(namespace), b.into(into, "paths", "assemble"), b.options(cls, children), mode is not None,
                    meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
@@ -48,15 +49,16 @@ class Assemble(Statement, keyword="assemble"):
         min_count = 0 if auto else opts["min_count"]
         min_length = opts.get("min_length", 0)
         clean = opts.get("clean", True)
-        stats = yield cmd.every(lambda r: KmerStatsOrder(recipient=r))
+        stats = yield from known_stats(cmd, self.namespace)
         if not sum(s.distinct for s in stats):
-            raise ScriptError("the store holds no k-mers to assemble: load reads first")
+            where = "the store holds" if self.namespace == "kmers" else f"{self.namespace} holds"
+            raise ScriptError(f"{where} no k-mers to assemble: load reads first")
         if not all(s.canonical for s in stats if s.k):
             raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")
         t0 = time.monotonic()
         replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
                                                           min_length=min_length, clean=clean,
-                                                          replace=self.replace))
+                                                          replace=self.replace, kset=self.namespace))
         rep = replies[0]
         seconds = time.monotonic() - t0
         phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())

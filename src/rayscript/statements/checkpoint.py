@@ -132,6 +132,24 @@ def _next_generation(directory: str, previous: str | None) -> str:
     return f"gen-{n:06d}"
 
 
+def _saved_sets(replies: list[Any], gen: str) -> dict[str, Any]:
+    """The manifest's ``sets``: per named set, its k, canonical flag and files (one per rank, each
+    rank's entry, or an empty file's where a rank holds none of the set)."""
+    names = sorted({name for rep in replies for name in rep.sets})
+    out = {}
+    for name in names:
+        entries = [rep.sets.get(name) for rep in replies]
+        ks = {e["k"] for e in entries if e and e["k"]}
+        if len(ks) > 1:
+            raise CheckpointError(f"{name} holds k-mers of several k on different ranks ({sorted(ks)}); not saved")
+        held = [e for e in entries if e]
+        if len(held) != len(replies):
+            raise CheckpointError(f"{name}: {len(replies) - len(held)} ranks wrote no file of it; not saved")
+        out[name] = {"k": ks.pop() if ks else None, "canonical": all(e["canonical"] for e in held),
+                     "files": [dict(e, file=f"{gen}/{e['file']}") for e in held]}
+    return out
+
+
 class Save(Statement, keyword="save"):
     syntax = "save to \"DIRECTORY\""
     summary = ("Checkpoint: every rank writes its shard (all namespaces) in parallel, then the commander "
@@ -157,8 +175,11 @@ class Save(Statement, keyword="save"):
                     pass
             except OSError as exc:
                 raise CheckpointError(f"cannot write {directory}: {exc.strerror}") from None
+        from .kmers import set_names  # here, as in_the_way above
+
+        names = [name for name in (yield from set_names(cmd)) if name != "kmers"]
         try:
-            replies = yield cmd.every(lambda r: SaveOrder(recipient=r, directory=where))
+            replies = yield cmd.every(lambda r: SaveOrder(recipient=r, directory=where, sets=names))
         except BaseException:
             if not cmd.explaining:
                 shutil.rmtree(where, ignore_errors=True)
@@ -169,6 +190,9 @@ class Save(Statement, keyword="save"):
                     "k": ks.pop() if ks else None, "canonical": all(i["canonical"] for i in infos),
                     "generation": gen, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "files": [dict(i, file=f"{gen}/{i['file']}") for i in infos]}
+        sets = _saved_sets(replies, gen)
+        if sets:
+            manifest["sets"] = sets
         if not cmd.explaining:
             tmp = os.path.join(directory, f"{MANIFEST}.tmp{os.getpid()}")
             with open(tmp, "w") as fh:
@@ -183,7 +207,9 @@ class Save(Statement, keyword="save"):
         for i in infos:
             for ns, n in i["items"].items():
                 totals[ns] = totals.get(ns, 0) + n
-        nbytes = sum(i["bytes"] for i in infos)
+        for name, saved in sets.items():
+            totals[name] = sum(e["items"].get("kmers", 0) for e in saved["files"])
+        nbytes = sum(i["bytes"] for i in infos) + sum(e["bytes"] for saved in sets.values() for e in saved["files"])
         what = ", ".join(f"{n:,} {ns}" for ns, n in totals.items())
         return [Result("save", f"saved {what} from {cmd.size} ranks to {directory} ({nbytes:,} bytes, "
                                f"{time.monotonic() - t0:.2f} s)", {"directory": directory, "bytes": nbytes,
@@ -210,22 +236,35 @@ class Restore(Statement, keyword="restore"):
             assign[i % n].append((entry["file"], entry, i))
         token = f"{directory}|{manifest['generation']}|{cmd.rank_id}"
         canonical = manifest["canonical"]
+        sets = manifest.get("sets", {})
+        set_files: list[dict[str, Any]] = [{} for _ in range(n)]
+        for name, saved in sets.items():
+            for r in range(n):
+                set_files[r][name] = ([], saved["k"], saved["canonical"])
+            for i, entry in enumerate(saved["files"]):
+                set_files[i % n][name][0].append((entry["file"], entry, i))
         verified = cmd.every(lambda r: VerifyOrder(recipient=r, directory=directory, files=assign[r],
                                                    ranks=manifest["ranks"], token=token, k=manifest["k"],
-                                                   canonical=canonical))
+                                                   canonical=canonical, sets=set_files[r]))
         outcomes = yield [settled(f) for f in verified]
         errors = [e for ok, e in outcomes if not ok]
         verified_replies = [v for ok, v in outcomes if ok]
         replies = yield cmd.every(lambda r: CommitOrder(recipient=r, token=token, commit=not errors), timeout=-1.0)
         if errors:
             raise errors[0]
-        cmd.canonical = canonical
+        cmd.set_canonical("kmers", canonical)
+        for name, saved in sets.items():
+            cmd.set_canonical(name, saved["canonical"])
         moved = kept = 0
         differing = sum(rep.differing for rep in verified_replies)
         if manifest["ranks"] != n:
             # items go to their owners: k-mers in bulk, named items one by one
             items, _, kept = yield from rebalance_kmers(cmd)
             moved = items
+            for name in sets:
+                items, _, more = yield from rebalance_kmers(cmd, name)
+                moved += items
+                kept += more
             moves = []
             for r, rep in enumerate(replies):
                 for key in rep.named:
@@ -236,6 +275,7 @@ class Restore(Statement, keyword="restore"):
                 yield moves
                 moved += len(moves)
         counts = {ns: sum(e["items"].get(ns, 0) for e in manifest["files"]) for ns in BY_NAMESPACE}
+        counts.update({name: sum(e["items"].get("kmers", 0) for e in saved["files"]) for name, saved in sets.items()})
         what = ", ".join(f"{c:,} {ns}" for ns, c in counts.items())
         note = (f"; {manifest['ranks']} ranks saved it, {moved:,} items moved to their owners"
                 if manifest["ranks"] != n else "")

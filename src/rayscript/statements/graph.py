@@ -55,7 +55,7 @@ class Walk(Statement, keyword="walk"):
         length = opts.get("length", DEFAULT_WALK_LENGTH)
         min_count = opts.get("min_count", 1)
         order = WalkStep(recipient=cmd.owner(wk), start=wk.key[1], limit=length - 1, both=self.both, into=into.key,
-                         min_count=min_count)
+                         min_count=min_count, kset=wk.key[0])
         (reply,) = yield cmd.order(order, timeout=None)
         text = (f"walked {reply.kmers:,} k-mers from {wk} into {into} (length {reply.length:,}, "
                 f"stored on rank {reply.rank}): stopped at {reply.reason}")
@@ -125,14 +125,14 @@ class Search(Statement, keyword="search"):
             ranks = np.unique(dest)
             futures = []
             for r in ranks:
-                order = NeighboursOrder(recipient=int(r))
+                order = NeighboursOrder(recipient=int(r), kset=wk.key[0])
                 order.buffers = [frontier[dest == r]]
                 futures.append(cmd.order(order))
             replies = yield futures
             if d == 0:
                 k = wk.k or max(rep.k for rep in replies)
                 if k > encoding.WORD_K and not wk.k:  # asked by number: shown by its bases all the same
-                    shown = f"kmers/{encoding.decode(ident, k)}" if ident < 1 << (2 * k) else shown
+                    shown = f"{wk.key[0]}/{encoding.decode(ident, k)}" if ident < 1 << (2 * k) else shown
             if d == 0 and not replies[0].buffers[0].any():
                 raise RuntimeFault(f"{shown} is not in the store (its owner is rank {first})", rank=first,
                                    key=shown)

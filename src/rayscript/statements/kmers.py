@@ -8,6 +8,7 @@ for the size of its part, computes offsets, and has every rank write its part of
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -22,6 +23,7 @@ from ..genomics import fastx
 from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
 from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
 from ..interpreter import Command, Steps
+from ..items import KMERS, is_kmers, set_label
 from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
 from ..messages import Message
 from ..results import Result, table
@@ -80,27 +82,28 @@ def write_text(path: str, body: str) -> None:
 
 
 class _KmersOnly(Statement):
-    """A statement on the k-mer namespace: refuses the others when parsed."""
+    """A statement on a k-mer set (``kmers`` or ``kmers.NAME``): refuses the other namespaces when parsed."""
 
     namespace: str
 
     @classmethod
     def kmers_only(cls, b: Build, namespace: object) -> str:
-        if str(namespace) != "kmers":
-            b.fail(f"'{cls.keyword}' applies to kmers, not {namespace}")
-        return "kmers"
+        if not is_kmers(str(namespace)):
+            b.fail(f"'{cls.keyword}' applies to k-mer sets (kmers, kmers.NAME), not {namespace}")
+        return str(namespace)
 
 
 DEFAULT_K = 31  # load's k for an empty store
 
 
 class Load(_KmersOnly, keyword="load"):
-    syntax = "load \"FILE\" [, \"FILE\" ...] into kmers [k=N] [canonical=false]"
+    syntax = "load \"FILE\" [, \"FILE\" ...] into kmers|kmers.NAME [k=N] [canonical=false]"
     summary = ("Count the k-mers of FASTQ/FASTA files across the ranks: plain files, each split between the ranks, "
                f"and files compressed with {fastx.COMPRESSIONS} (told by their first bytes, whatever their names), "
                "each read whole by one rank. A file listed twice is counted twice. A second load adds its "
-               "counts to those already in the store (same k and canonical= setting). Without k=, the store's "
-               f"k, or {DEFAULT_K} for an empty store.")
+               "counts to those already in the set (same k and canonical= setting); a load into kmers.NAME makes "
+               "that set if it is new, and leaves the other sets as they are. Without k=, the set's "
+               f"k, or {DEFAULT_K} for a new or empty set.")
     example = 'load "reads.fq" into kmers k=31'
     options_allowed = {"k": whole(1, MAX_K, note="at most two 64-bit words per k-mer"), "canonical": TRUTH}
     collective = True
@@ -117,8 +120,8 @@ class Load(_KmersOnly, keyword="load"):
         opts = cmd.options(self)
         if "k" in opts:
             k = opts["k"]
-        else:  # the store's k, so that a second load adds to the first; 31 for an empty store
-            held = {i.k for i in (yield from _stats(cmd)) if i.k}
+        else:  # the set's k, so that a second load adds to the first; 31 for an empty set
+            held = {i.k for i in (yield from _stats(cmd, self.namespace)) if i.k}
             k = held.pop() if len(held) == 1 else DEFAULT_K
         canonical = opts.get("canonical", True)
         paths = [cmd.path(p) for p in self.paths]
@@ -128,29 +131,58 @@ class Load(_KmersOnly, keyword="load"):
         t0 = time.monotonic()
         tiled = [(i, s.path, s.size) for i, s in enumerate(sources) if s.fmt == "fastq" and not s.codec]
         replies = yield cmd.every(lambda r: LoadOrder(
-            recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled,
+            recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled, kset=self.namespace,
             parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]]))
-        cmd.canonical = canonical
+        cmd.set_canonical(self.namespace, canonical)
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
         kmers = sum(i.kmers for i in replies)
         distinct = sum(i.distinct for i in replies)
         saturated = sum(i.saturated for i in replies)
         rate = kmers / seconds if seconds > 0 else 0.0
+        where = "the store" if self.namespace == KMERS else self.namespace
         text = (f"loaded {len(paths)} file{'s' if len(paths) > 1 else ''}: {reads:,} reads, {kmers:,} k-mers "
-                f"(k={k}), {distinct:,} distinct in the store; {seconds:.2f} s, {rate / 1e6:.2f} M k-mers/s")
+                f"(k={k}), {distinct:,} distinct in {where}; {seconds:.2f} s, {rate / 1e6:.2f} M k-mers/s")
         if saturated:
             text += f"\nwarning: {saturated:,} counts reached the counter's maximum ({COUNT_MAX}) and stay there"
         return [Result("load", text, {"files": paths, "reads": reads, "kmers": kmers, "distinct": distinct,
                                       "seconds": seconds, "saturated": saturated, "k": k,
-                                      "peak_rss": [i.peak_rss for i in replies],
+                                      "set": self.namespace, "peak_rss": [i.peak_rss for i in replies],
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
 
 
-def _stats(cmd: Command, histogram: bool = False, once: bool = False,
-           foreign: bool = False) -> Generator[Any, Any, list[Any]]:
-    """Every rank's KMER-STATS reply (KmerStatsReply), by rank."""
-    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once, foreign=foreign)))
+def _stats(cmd: Command, kset: str = KMERS, histogram: bool = False, once: bool = False,
+           foreign: bool = False, selector: tuple[Any, ...] = ("all",)) -> Generator[Any, Any, list[Any]]:
+    """Every rank's KMER-STATS reply (KmerStatsReply) on a set, by rank."""
+    return (yield cmd.every(lambda r: KmerStatsOrder(recipient=r, histogram=histogram, once=once, foreign=foreign,
+                                                     kset=kset, selector=selector)))
+
+
+def set_names(cmd: Command) -> Generator[Any, Any, list[str]]:
+    """The names of the sets some rank holds (the default set first)."""
+    from ..genomics.sets import SetsOrder
+
+    replies = yield cmd.every(lambda r: SetsOrder(recipient=r))
+    names = {name for rep in replies for name in rep.sets}
+    return sorted(names, key=lambda n: (n != KMERS, n))
+
+
+def unknown_set(kset: str, names: list[str]) -> str:
+    """No set of that name: the message names the sets there are, and the nearest."""
+    near = difflib.get_close_matches(kset, names, n=1)
+    hint = f"; did you mean {near[0]}?" if near else ""
+    return f"no set {kset} in the store (the sets: {', '.join(names) or 'none'}){hint}"
+
+
+def known_stats(cmd: Command, kset: str, histogram: bool = False, once: bool = False,
+                foreign: bool = False, selector: tuple[Any, ...] = ("all",)) -> Generator[Any, Any, list[Any]]:
+    """As :func:`_stats`, for a statement that reads a set: a named set that no rank holds is refused,
+    naming the sets there are (the default set ``kmers`` always is, maybe empty)."""
+    infos = yield from _stats(cmd, kset, histogram, once, foreign, selector)
+    if kset != KMERS and not any(i.held for i in infos) and not cmd.explaining:
+        names = yield from set_names(cmd)
+        raise ScriptError(unknown_set(kset, names))
+    return infos
 
 
 def copies_note(copies: int, items: str = "k-mers") -> str:
@@ -159,22 +191,32 @@ def copies_note(copies: int, items: str = "k-mers") -> str:
 
 
 class Count(_KmersOnly, keyword="count"):
-    syntax = "count kmers|paths"
+    syntax = "count kmers|kmers.NAME|SELECTOR|paths"
     summary = ("Distinct and total k-mers over the ranks, each k-mer once however many ranks hold copies of it; "
                "or the paths: how many, their total length, N50 and the longest.")
-    example = "count paths"
+    example = "count kmers.somatic where count >= 5"
+
+    selector: Selector | None = None
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Count:
-        (namespace,) = children
-        if str(namespace) == "paths":
+        (what,) = children
+        namespace = str(getattr(what, "namespace", what))
+        if namespace == "paths":
+            if isinstance(what, (Key, Selector)):
+                b.fail("'count paths' counts every path: no key or selector")
             return cls("paths", meta=b.location)
-        return cls(cls.kmers_only(b, namespace), meta=b.location)
+        if isinstance(what, Key):
+            b.fail(f"'count' counts many k-mers: use {namespace}, {namespace}/ACG* or {namespace} where ..., "
+                   f"not {what} (get shows one)")
+        selector = what if isinstance(what, Selector) and (what.field is not None or what.prefix) else None
+        return cls(cls.kmers_only(b, namespace), selector, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
         if self.namespace == "paths":
             return (yield from _count_paths(cmd))
-        infos = yield from _stats(cmd, once=True)
+        selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
+        infos = yield from known_stats(cmd, self.namespace, once=True, selector=selector)
         distinct = sum(i.distinct for i in infos)
         total = sum(i.total for i in infos)
         copies = sum(i.copies for i in infos)
@@ -216,7 +258,7 @@ def _count_paths(cmd: Command) -> Steps:
 
 
 class Histogram(_KmersOnly, keyword="histogram"):
-    syntax = "histogram kmers [to \"FILE\"]"
+    syntax = "histogram kmers|kmers.NAME [to \"FILE\"]"
     summary = ("Count -> number of k-mers with that count, for every count held, however large (lines in "
                "increasing count, as jellyfish histo writes them). An existing FILE is overwritten.")
     example = 'histogram kmers to "histo.tsv"'
@@ -230,7 +272,7 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
     def run(self, cmd: Command) -> Steps:
         path = output_path(cmd.path(self.path)) if self.path is not None else None
-        infos = yield from _stats(cmd, histogram=True, once=True)
+        infos = yield from known_stats(cmd, self.namespace, histogram=True, once=True)
         # every rank's (counts, numbers), summed count by count: sparse, however large a count is
         pairs = np.concatenate([np.frombuffer(i.histogram, dtype=np.int64).reshape(2, -1) for i in infos], axis=1)
         counts, where = np.unique(pairs[0], return_inverse=True)
@@ -250,7 +292,7 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
 
 class Dump(_KmersOnly, keyword="dump"):
-    syntax = "dump kmers|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
+    syntax = "dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
                "Paths: write FASTA, one record per path (header: name, "
                "length, mean k-mer count), in name order (contig-1, contig-2, ...); no path to write makes an empty "
@@ -274,7 +316,7 @@ class Dump(_KmersOnly, keyword="dump"):
             return cls("paths", path, (), what if isinstance(what, Selector) else None,
                        what if isinstance(what, Key) else None, meta=b.location)
         if isinstance(what, Key):
-            b.fail(f"'dump' writes many k-mers: use kmers, kmers/* or kmers/ACG*, not {what}")
+            b.fail(f"'dump' writes many k-mers: use {namespace}, {namespace}/* or {namespace}/ACG*, not {what}")
         selector = what if isinstance(what, Selector) else None
         return cls(cls.kmers_only(b, namespace), path, b.options(cls, children), selector, meta=b.location)
 
@@ -285,10 +327,12 @@ class Dump(_KmersOnly, keyword="dump"):
         opts = cmd.options(self)
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
-        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector))
+        kset = self.namespace
+        yield from known_stats(cmd, kset)
+        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector, kset=kset))
         offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
         written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
-            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector))
+            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector, kset=kset))
         nbytes = sum(w.nbytes for w in written)
         copies = sum(s.copies for s in sizes)
         note = f"; {copies_note(copies)}" if copies else ""
@@ -358,60 +402,136 @@ def _name_order(name: str) -> tuple[tuple[int, int, str], ...]:
 
 
 class Query(_KmersOnly, keyword="query"):
-    syntax = "query \"FILE\" in kmers [to \"FILE\"]"
-    summary = ("The count of every k-mer of the given sequences, looked up as the store counted them "
-               "(canonical or forward strands): its owner's copy, else the copy of the lowest rank that holds it. "
+    syntax = "query \"FILE\" in SET [, SET ...] [to \"FILE\"]"
+    summary = ("The count of every k-mer of the given sequences in each set, looked up as the set counted them "
+               "(canonical or forward strands): its owner's copy, else the copy of the lowest rank that holds it; "
+               "and for every sequence and set, how many of its k-mers were found and their median count. One set: "
+               "SEQUENCE<TAB>COUNT lines; several: a header 'kmer' and the set names, then a line per k-mer. "
                "An existing output FILE is overwritten.")
-    example = 'query "genes.fa" in kmers'
+    example = 'query "genes.fa" in kmers.tumour, kmers.normal to "genes.tsv"'
 
     path: Value = ""
     output: Value | None = None
+    sets: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Query:
-        path, namespace, output = children
-        return cls(cls.kmers_only(b, namespace), path, output, meta=b.location)
+        path, namespaces, output = children
+        sets = tuple(cls.kmers_only(b, ns) for ns in namespaces)
+        if len(set(sets)) < len(sets):
+            b.fail("'query' names a set twice")
+        return cls(sets[0], path, output, sets, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
         src = fastx.inspect(cmd.path(self.path))
         out = output_path(cmd.path(self.output)) if self.output is not None else None
-        infos = yield from _stats(cmd, foreign=True)
-        ks = {i.k for i in infos if i.k}
-        if not ks:
-            raise ScriptError("the store holds no loaded k-mers to query (load some first)")
-        k = ks.pop()
-        canonical = cmd.canonical
-        fwd_all, ids_all = [], []
-        for chunk in fastx.read_part(fastx.Part(src.path, src.fmt, src.codec, 0, 1 << 62)):
-            fwd, _ = encoding.kmers_from_codes(chunk.codes, k, canonical=False)
-            fwd_all.append(fwd)
-            ids_all.append(encoding.kmers_from_codes(chunk.codes, k, canonical=True)[0] if canonical else fwd)
-        fwd = encoding.concatenate(fwd_all, k)
-        ids = encoding.concatenate(ids_all, k)
-        dest = owners(ids, cmd.size)
-        futures, selections = [], []
-        for r in range(cmd.size):
-            sel = np.flatnonzero(dest == r)
-            selections.append(sel)
-            futures.append(cmd.order(QueryOrder(recipient=r, ids=ids[sel].tobytes())))
-        replies = yield futures
-        counts = np.zeros(len(ids), np.uint32)
-        for sel, rep in zip(selections, replies):
-            if rep.counts:
-                counts[sel] = np.frombuffer(rep.counts, dtype=np.uint32)
-        # k-mers their owner does not hold may be held elsewhere (moved, copied, put on a rank):
-        # the lowest such rank's count, as count and dump take it
-        for r in [r for r, info in enumerate(infos) if info.foreign]:
-            missing = np.flatnonzero(counts == 0)
-            if not len(missing):
-                break
-            (rep,) = yield [cmd.order(QueryOrder(recipient=r, ids=ids[missing].tobytes()))]
-            if rep.counts:
-                counts[missing] = np.frombuffer(rep.counts, dtype=np.uint32)
-        body = format_counts(fwd, counts, k).decode()
-        data = {"kmers": len(fwd), "found": int((counts > 0).sum())}
+        sets = self.sets or (self.namespace,)
+        infos = {}
+        for kset in sets:
+            infos[kset] = yield from known_stats(cmd, kset, foreign=True)
+        ks = {kset: {i.k for i in rep if i.k} for kset, rep in infos.items()}
+        empty = [kset for kset, held in ks.items() if not held]
+        if empty and not cmd.explaining:
+            where = "the store holds" if empty[0] == KMERS else f"{empty[0]} holds"
+            raise ScriptError(f"{where} no loaded k-mers to query (load some first)")
+        k = next(iter(ks[sets[0]]), DEFAULT_K)
+        for kset in sets[1:]:
+            other = next(iter(ks[kset]), k)
+            if other != k:
+                raise ScriptError(f"{sets[0]} has k={k} and {kset} has k={other}: query sets of one k")
+        canonical = {kset: all(i.canonical for i in rep if i.k) for kset, rep in infos.items()}
+        records = list(fastx.records(src))
+        fwd_parts, which = [], []
+        for i, (_name, seq) in enumerate(records):
+            codes = encoding.codes_from_bytes(np.frombuffer(seq.encode(), np.uint8))
+            fwd, _ = encoding.kmers_from_codes(codes, k, canonical=False)
+            fwd_parts.append(fwd)
+            which.append(np.full(len(fwd), i, np.int64))
+        fwd = encoding.concatenate(fwd_parts, k)
+        record_of = np.concatenate(which) if which else np.zeros(0, np.int64)
+        columns = []
+        for kset in sets:
+            ids = encoding.canonical_array(fwd, k) if canonical[kset] else fwd
+            columns.append((yield from _lookup(cmd, kset, ids, infos[kset])))
+        summary = _summary(records, record_of, sets, columns)
+        found = {set_label(kset): int((c > 0).sum()) for kset, c in zip(sets, columns)}
+        data: dict[str, Any] = {"kmers": len(fwd), "found": int((columns[0] > 0).sum()),
+                                "sets": [set_label(kset) for kset in sets], "found_per_set": found,
+                                "sequences": summary}
+        one = len(sets) == 1
+        body = format_counts(fwd, columns[0], k).decode() if one else _count_table(fwd, k, sets, columns)
+        rows = [[row["sequence"], row["set"], row["kmers"], row["found"], row["median"]] for row in summary]
+        shown = SUMMARY_ROWS * len(sets)
+        overview = table(["sequence", "set", "k-mers", "found", "median count"], rows[:shown])
+        if len(rows) > shown:
+            overview += f"\n... and {len(rows) - shown:,} more lines (every sequence is in the result's data)"
         if out:
             if not cmd.explaining:
                 write_text(out, body)
-            return [Result("query", f"wrote the counts of {len(fwd):,} k-mers to {out}", data)]
-        return [Result("query", body.rstrip("\n"), data)]
+            return [Result("query", f"wrote the counts of {len(fwd):,} k-mers in {len(sets)} set"
+                                    f"{'s' if len(sets) > 1 else ''} to {out}\n{overview}", data)]
+        return [Result("query", body.rstrip("\n") + ("\n" + overview if len(sets) > 1 else ""), data)]
+
+
+SUMMARY_ROWS = 20  # sequences shown in a query's result text (all are in its data)
+
+
+def _lookup(cmd: Command, kset: str, ids: Any, infos: list[Any]) -> Generator[Any, Any, Any]:
+    """The count in set ``kset`` of every id (0 where absent): asked of the owners, then of the ranks that
+    hold k-mers off their owner (the lowest such rank's count, as count and dump take it)."""
+    dest = owners(ids, cmd.size)
+    futures, selections = [], []
+    for r in range(cmd.size):
+        sel = np.flatnonzero(dest == r)
+        selections.append(sel)
+        futures.append(cmd.order(QueryOrder(recipient=r, ids=ids[sel].tobytes(), kset=kset)))
+    replies = yield futures
+    counts = np.zeros(len(ids), np.uint32)
+    for sel, rep in zip(selections, replies):
+        if rep.counts:
+            counts[sel] = np.frombuffer(rep.counts, dtype=np.uint32)
+    for r in [r for r, info in enumerate(infos) if info.foreign]:
+        missing = np.flatnonzero(counts == 0)
+        if not len(missing):
+            break
+        (rep,) = yield [cmd.order(QueryOrder(recipient=r, ids=ids[missing].tobytes(), kset=kset))]
+        if rep.counts:
+            counts[missing] = np.frombuffer(rep.counts, dtype=np.uint32)
+    return counts
+
+
+def _summary(records: list[tuple[str, str]], record_of: Any, sets: tuple[str, ...],
+             columns: list[Any]) -> list[dict[str, Any]]:
+    """Per sequence and set: its k-mers, how many were found, their median count (over all its k-mers)."""
+    n = np.bincount(record_of, minlength=len(records))
+    order = np.argsort(record_of, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(n)))
+    out = []
+    for kset, counts in zip(sets, columns):
+        found = np.bincount(record_of, weights=counts > 0, minlength=len(records)).astype(np.int64)
+        ranked = counts[order]
+        for i, (name, _seq) in enumerate(records):
+            mine = ranked[bounds[i]:bounds[i + 1]]
+            median = float(np.median(mine)) if len(mine) else 0.0
+            out.append({"sequence": name, "set": set_label(kset), "kmers": int(n[i]), "found": int(found[i]),
+                        "median": median})
+    return out
+
+
+def _count_table(fwd: Any, k: int, sets: tuple[str, ...], columns: list[Any]) -> str:
+    """A header ``kmer`` and the set names, then each k-mer's bases and its count in each set."""
+    head = "\t".join(["kmer", *(set_label(s) for s in sets)]) + "\n"
+    if not len(fwd):
+        return head
+    bases = encoding.decode_array(fwd, k).view(f"S{k}").ravel().astype(str)
+    cells = np.stack([c.astype(str) for c in columns], axis=1)
+    lines = np.char.add(bases, np.char.add("\t", _joined(cells)))
+    return head + "\n".join(lines.tolist()) + "\n"
+
+
+def _joined(cells: Any) -> Any:
+    """Each row of a 2-D array of strings joined by tabs (numpy's string functions, column by column)."""
+    out = cells[:, 0]
+    for j in range(1, cells.shape[1]):
+        out = np.char.add(np.char.add(out, "\t"), cells[:, j])
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import RuntimeFault, ScriptError
 from ..interpreter import Command, Steps
-from ..items import BY_NAMESPACE, pack_item, unpack_item
+from ..items import is_kmers, item_class, pack_item, unpack_item
 from ..language.syntax import Build, CheckContext, Key, Options, Rank, Selector, Statement, Value, rank_field, whole
 from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
 from ..results import Result, table
@@ -22,7 +22,7 @@ from ..store.encoding import COUNT_MAX, EDGES_MAX
 
 def kmer_selector(b: Build, key: object, word: str) -> None:
     """Selectors of copy, move and delete pick k-mers (in bulk)."""
-    if isinstance(key, Selector) and key.namespace != "kmers":
+    if isinstance(key, Selector) and not is_kmers(key.namespace):
         b.fail(f"'{word}' takes k-mer selectors (kmers/*, kmers/ACG*, kmers where ...), not {key}: name "
                f"{key.namespace}/ items one by one")
 
@@ -59,7 +59,7 @@ class Put(Statement, keyword="put"):
         options = cmd.options(self)
         if wk.k:
             options["k"] = wk.k
-        item = BY_NAMESPACE[wk.key[0]].empty(wk.key[1], options)
+        item = item_class(wk.key[0]).empty(wk.key[1], options)
         yield cmd.order(PutOrder(recipient=rank, key=wk.key, item=pack_item(item), mode="replace"))
         return [Result("put", f"put {wk.describe()} on rank {rank}", {"key": str(wk), "rank": rank})]
 
@@ -136,7 +136,7 @@ class _Transfer(Statement):
         if source == target:
             raise ScriptError(f"source and target are the same rank ({source})")
         order = BulkSendOrder(recipient=source, target=target, mode=self.mode, move=verb == "move",
-                              selector=wire_selector(cmd, self.key), what=str(self.key))
+                              selector=wire_selector(cmd, self.key), what=str(self.key), kset=self.key.namespace)
         (reply,) = yield cmd.order(order, timeout=None)
         past = "copied" if verb == "copy" else "moved"
         return [Result(verb, f"{past} {reply.items:,} k-mers ({self.key}) from rank {source} to rank {target}: "
@@ -178,7 +178,8 @@ class Delete(Statement, keyword="delete"):
     def run(self, cmd: Command) -> Steps:
         rank = cmd.rank(self.rank)
         if isinstance(self.key, Selector):
-            (reply,) = yield cmd.order(BulkDeleteOrder(recipient=rank, selector=wire_selector(cmd, self.key)))
+            (reply,) = yield cmd.order(BulkDeleteOrder(recipient=rank, selector=wire_selector(cmd, self.key),
+                                                       kset=self.key.namespace))
             return [Result("delete", f"deleted {reply.items:,} k-mers ({self.key}) from rank {rank}",
                            {"items": reply.items, "rank": rank})]
         wk = cmd.key(self.key)
@@ -221,7 +222,7 @@ class Ranks(Statement, keyword="ranks"):
 
     def run(self, cmd: Command) -> Steps:
         replies = yield [cmd.order(StatsOrder(recipient=r)) for r in range(cmd.size)]
-        namespaces = list(BY_NAMESPACE)
+        namespaces = list(dict.fromkeys(ns for rep in replies for ns in rep.counts))
         rows = [[r, rep.host] + [rep.counts.get(ns, 0) for ns in namespaces] + [rep.nbytes]
                 for r, rep in enumerate(replies)]
         text = table(["rank", "host", *namespaces, "bytes"], rows)
@@ -266,13 +267,13 @@ class Replicate(Statement, keyword="replicate"):
         return [Result("replicate", text, {"key": str(wk), "ranks": chosen, "copied": missing})]
 
 
-def rebalance_kmers(cmd: Command) -> Generator[Any, Any, tuple[int, int, int]]:
+def rebalance_kmers(cmd: Command, kset: str = "kmers") -> Generator[Any, Any, tuple[int, int, int]]:
     """Every k-mer to its owner rank (one BULK_SEND per pair of ranks, mode 'distinct': a copy the
     owner holds already is the same item and collapses into it; copies that differ stay where they
     are).  Returns (moved, bytes, kept)."""
     n = cmd.size
     orders = [BulkSendOrder(recipient=a, target=b, mode="distinct", move=True, selector=("owner", b, n),
-                            what=f"k-mers owned by rank {b}")
+                            what=f"k-mers owned by rank {b}", kset=kset)
               for a in range(n) for b in range(n) if a != b]
     replies = yield [cmd.order(o, timeout=None) for o in orders]
     return sum(r.items for r in replies), sum(r.nbytes for r in replies), sum(r.kept for r in replies)
@@ -284,7 +285,7 @@ def kept_note(kept: int) -> str:
 
 
 class Rebalance(Statement, keyword="rebalance"):
-    syntax = "rebalance kmers"
+    syntax = "rebalance kmers|kmers.NAME"
     summary = ("Move every k-mer to its owner rank (after bulk copies or restores). A copy identical to the "
                "owner's is the same item and collapses into it; copies that differ are left on their ranks and "
                "reported, never summed.")
@@ -295,12 +296,12 @@ class Rebalance(Statement, keyword="rebalance"):
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Rebalance:
         (namespace,) = children
-        if str(namespace) != "kmers":
-            b.fail(f"rebalance applies to kmers, not {namespace} (paths and results stay on the ranks that "
+        if not is_kmers(str(namespace)):
+            b.fail(f"rebalance applies to k-mer sets, not {namespace} (paths and results stay on the ranks that "
                    "hold them: 'locate' finds them, 'move' moves one)", namespace)
         return cls(str(namespace), meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
-        items, nbytes, kept = yield from rebalance_kmers(cmd)
+        items, nbytes, kept = yield from rebalance_kmers(cmd, self.namespace)
         return [Result("rebalance", f"moved {items:,} k-mers ({nbytes:,} bytes) to their owner ranks"
                        + kept_note(kept), {"items": items, "bytes": nbytes, "kept": kept})]

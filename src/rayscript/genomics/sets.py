@@ -1,0 +1,376 @@
+"""K-mer sets, rank side: list, combine, compare, matrix, rename and drop.
+
+Sets of one k share one partition: a k-mer's owner rank and its bucket in a table are functions of
+the k-mer alone.  So ``combine``, ``compare`` and ``matrix`` are, on every rank, bucket-by-bucket
+merges of sorted arrays the rank already holds (:mod:`rayscript.store.setops`); no k-mer travels.
+Only k-mers held off their owner (after a copy, a move or a replica) are first sent to their owners,
+and only for the sets that have such k-mers: each k-mer then counts once, its owner's copy, else the
+lowest rank's (the view ``count`` and ``dump`` take).  The three are collective: every rank takes
+part at once, and a result is installed only once every rank has computed its part.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import RayScriptError
+from ..messages import Ack, Message
+from ..store import encoding, setops
+from ..store.kmertable import NBUCKETS, KmerTable
+from ..store.types import Ids
+
+# --- messages ----------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class SetsReply(Message, kind="sets-reply", code=131, reply=True):
+    """Per set held on the rank: name -> (k or 0, canonical, distinct, total, bytes, busy)."""
+
+    sets: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class SetsOrder(Message, kind="sets", code=130):
+    reply_type = SetsReply
+    informs = True
+
+    def cascade(self) -> list[str]:
+        return [f"SETS-REPLY {self.recipient} -> {self.commander} (its sets: k, sizes)"]
+
+
+@dataclass(kw_only=True)
+class CombineReply(Message, kind="combined", code=133, reply=True):
+    distinct: int = 0
+    total: int = 0
+    nbytes: int = 0
+    sent: int = 0  # k-mers sent to their owners first (held off their owner)
+
+
+@dataclass(kw_only=True)
+class CombineOrder(Message, kind="combine", code=132):
+    """``combine EXPR into TARGET``: expr is a :mod:`rayscript.store.setops` expression over set names."""
+
+    reply_type = CombineReply
+    expr: Any = None
+    target: str = ""
+    mode: str | None = None
+    low: int = 1
+    high: int | None = None
+    k: int = 0
+    canonical: bool = True
+
+    def cascade(self) -> list[str]:
+        return ["(all ranks: k-mers held off their owner, if any, ALLTOALLV to their owners)",
+                "(all ranks: the expression bucket by bucket over the sets' sorted arrays; no k-mer travels)",
+                "(ALLREDUCE: every rank done? then the result is installed everywhere)",
+                f"ACK {self.recipient} -> {self.commander} (distinct, total)"]
+
+
+@dataclass(kw_only=True)
+class CompareReply(Message, kind="compared", code=135, reply=True):
+    distinct: list = field(default_factory=list)  # per set, over all ranks
+    shared: list = field(default_factory=list)  # per pair (i < j, row by row), over all ranks
+
+
+@dataclass(kw_only=True)
+class CompareOrder(Message, kind="compare", code=134):
+    reply_type = CompareReply
+    sets: list = field(default_factory=list)
+    low: int = 1
+
+    def cascade(self) -> list[str]:
+        return ["(all ranks: distinct k-mers per set and shared per pair, bucket by bucket; ALLREDUCE)",
+                f"ACK {self.recipient} -> {self.commander} (the sums)"]
+
+
+@dataclass(kw_only=True)
+class MatrixReply(Message, kind="matrix-written", code=137, reply=True):
+    rows: int = 0  # over all ranks
+    nbytes: int = 0  # over all ranks, with the header
+
+
+@dataclass(kw_only=True)
+class MatrixOrder(Message, kind="matrix", code=136):
+    reply_type = MatrixReply
+    sets: list = field(default_factory=list)
+    path: str = ""
+    header: str = ""
+    min_sets: int = 1
+    low: int = 1
+    presence: bool = False
+    k: int = 0
+
+    def cascade(self) -> list[str]:
+        return ["(all ranks: their rows, bucket by bucket; ALLGATHER of their sizes)",
+                "(every rank writes its rows at its offset of the file)",
+                f"ACK {self.recipient} -> {self.commander} (rows, bytes)"]
+
+
+@dataclass(kw_only=True)
+class RenameOrder(Message, kind="rename-set", code=138):
+    reply_type = Ack
+    old: str = ""
+    new: str = ""
+
+    def cascade(self) -> list[str]:
+        return [f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class DropOrder(Message, kind="drop-set", code=139):
+    reply_type = Ack
+    name: str = ""
+
+    def cascade(self) -> list[str]:
+        return [f"ACK {self.recipient} -> {self.commander}"]
+
+
+# --- rank side ----------------------------------------------------------------------
+
+
+class SetService:
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        for cls, fn in {SetsOrder: self.on_sets, CombineOrder: self.on_combine, CompareOrder: self.on_compare,
+                        MatrixOrder: self.on_matrix, RenameOrder: self.on_rename, DropOrder: self.on_drop}.items():
+            node.register(cls, fn)
+
+    # --- listing, renaming, dropping -------------------------------------------------
+    def on_sets(self, msg: SetsOrder) -> None:
+        shard = self.node.shard
+        out = {}
+        for name, t in shard.sets.items():
+            out[name] = (t.k or 0, t.canonical, len(t), t.total(), t.nbytes(), self.busy(name))
+        self.node.reply(msg, SetsReply(sets=out))
+
+    def busy(self, name: str) -> bool:
+        """Whether a statement in flight uses the set here (a bulk copy or move, a collective)."""
+        shard = self.node.shard
+        t = shard.sets.get(name)
+        return bool(shard.in_use.get(name) or (t is not None and t.lent)
+                    or any(key[0] == name for key in shard.bulk_moving)
+                    or any(ns == name for ns, _ in shard.moving))
+
+    def _take(self, msg: RenameOrder | DropOrder, name: str, what: str) -> KmerTable | bool | None:
+        """Take the set ``name`` out of the shard (its table, or None where this rank holds none);
+        False, and the commander told, when a statement in flight uses it here.  The default set
+        is always there: taking it leaves an empty one."""
+        shard = self.node.shard
+        if self.busy(name):
+            self.node.fail_order(msg, f"{name} is in use by a statement running on rank {self.node.rank}; {what}")
+            return False
+        table = shard.sets.pop(name, None)
+        if name == "kmers":
+            shard.sets["kmers"] = KmerTable()
+        return table
+
+    def on_rename(self, msg: RenameOrder) -> None:
+        table = self._take(msg, msg.old, "nothing was renamed")
+        if table is False:
+            return
+        if isinstance(table, KmerTable):
+            self.node.shard.sets[msg.new] = table
+        self.node.reply(msg, Ack())
+
+    def on_drop(self, msg: DropOrder) -> None:
+        if self._take(msg, msg.name, "it was not dropped") is not False:
+            self.node.reply(msg, Ack())
+
+    # --- the collective operations ----------------------------------------------------
+    def _views(self, names: list[str]) -> tuple[dict[str, KmerTable], int]:
+        """Each set as this rank's part of it counts: its own table, or, for a set some rank holds
+        k-mers of off their owner, a table of the k-mers this rank owns (its own copy first, else
+        the lowest rank's).  Also how many k-mers this rank sent."""
+        shard, coll = self.node.shard, self.node.collective
+        rank, size = coll.rank, coll.size
+        foreign = {name: shard.off_owner(rank, size, name) for name in names}
+        anywhere = coll.allreduce(np.array([int(foreign[n] is not None) for n in names], np.int64))
+        views, sent = {}, 0
+        for name, flag in zip(names, anywhere):
+            table = shard.table(name)
+            if not flag:
+                views[name] = table
+                continue
+            views[name], n = self._owner_table(table, foreign[name])
+            sent += n
+        return views, sent
+
+    def _owner_table(self, table: KmerTable, foreign: tuple | None) -> tuple[KmerTable, int]:
+        coll = self.node.collective
+        size = coll.size
+        ids, counts, edges = table.extract(("all",))
+        if foreign is not None:
+            f_ids, f_counts, f_edges, dest = foreign
+            mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
+            ids, counts, edges = ids[mine], counts[mine], edges[mine]
+        else:
+            f_ids, f_counts, f_edges = ids[:0], counts[:0], edges[:0]
+            dest = np.zeros(0, np.int32)
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(size + 1))
+        got = [coll.alltoallv([a[order][bounds[d]:bounds[d + 1]] for d in range(size)])
+               for a in (f_ids, f_counts, f_edges)]
+        cand_ids = encoding.concatenate(got[0], table.k)  # by source rank: the lowest rank's copy first
+        cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
+        if len(cand_ids):
+            held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
+            cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
+            _, first = np.unique(encoding.exact(cand_ids), return_index=True)
+            ids = encoding.concatenate([ids, cand_ids[first]], table.k)
+            counts = np.concatenate((counts, cand_counts[first]))
+            edges = np.concatenate((edges, cand_edges[first]))
+        out = KmerTable(table.k)
+        out.canonical = table.canonical
+        if encoding.two_words(ids):  # numeric order: the high words, then the low
+            hi, lo = encoding.words(ids)
+            order = np.lexsort((lo, hi))
+        else:
+            order = np.argsort(ids, kind="stable")
+        out.add_counted(ids[order], counts[order].astype(np.uint64), edges[order])
+        return out, len(f_ids)
+
+    @staticmethod
+    def _bucket(table: KmerTable, b: int) -> setops.Triple:
+        return table.ids[b], table.counts[b], table.edges[b]
+
+    def on_combine(self, msg: CombineOrder) -> None:
+        with self.node.collective_order(msg, "combine"), self._using(setops.operands(msg.expr)):
+            self._combine(msg)
+
+    def _combine(self, msg: CombineOrder) -> None:
+        coll = self.node.collective
+        names = setops.operands(msg.expr)
+        views, sent = self._views(names)
+        for t in views.values():
+            t._fold()
+        out = KmerTable(msg.k)
+        out.canonical = msg.canonical
+        for b in range(NBUCKETS):
+            leaves = {name: self._bucket(views[name], b) for name in names}
+            if not any(len(leaf[0]) for leaf in leaves.values()):
+                continue
+            keys, counts, edges = setops.limit(setops.evaluate(msg.expr, leaves, msg.mode), msg.low, msg.high)
+            out.ids[b], out.counts[b], out.edges[b] = keys.copy(), counts.astype(np.uint32), edges.copy()
+        # every rank computed its part: only now does the target change, everywhere
+        coll.allreduce(np.zeros(1, np.int64))
+        self.node.shard.sets[msg.target] = out
+        self.node.reply(msg, CombineReply(distinct=len(out), total=out.total(), nbytes=out.nbytes(), sent=sent))
+
+    def on_compare(self, msg: CompareOrder) -> None:
+        with self.node.collective_order(msg, "compare"), self._using(msg.sets):
+            names = list(msg.sets)
+            views, _ = self._views(names)
+            n = len(names)
+            distinct = np.zeros(n, np.int64)
+            shared = np.zeros(n * (n - 1) // 2, np.int64)
+            for t in views.values():
+                t._fold()
+            for b in range(NBUCKETS):
+                keys = []
+                for i, name in enumerate(names):
+                    t = views[name]
+                    k_b = t.ids[b][t.counts[b] >= msg.low] if msg.low > 1 else t.ids[b]
+                    keys.append(k_b)
+                    distinct[i] += len(k_b)
+                p = 0
+                for i in range(n):
+                    for j in range(i + 1, n):
+                        if len(keys[i]) and len(keys[j]):
+                            shared[p] += _shared(keys[i], keys[j])
+                        p += 1
+            totals = self.node.collective.allreduce(np.concatenate((distinct, shared)))
+            self.node.reply(msg, CompareReply(distinct=totals[:n].tolist(), shared=totals[n:].tolist()))
+
+    def on_matrix(self, msg: MatrixOrder) -> None:
+        with self.node.collective_order(msg, "matrix"), self._using(msg.sets):
+            self._matrix(msg)
+
+    def _matrix(self, msg: MatrixOrder) -> None:
+        from .kmers import format_table
+
+        coll = self.node.collective
+        names = list(msg.sets)
+        views, _ = self._views(names)
+        for t in views.values():
+            t._fold()
+        k = msg.k
+        parts: list[bytes] = []
+        rows = 0
+        for b in range(NBUCKETS):
+            triples = [self._bucket(views[name], b) for name in names]
+            if not any(len(t[0]) for t in triples):
+                continue
+            keys, columns = _matrix_bucket(triples, msg.low)
+            if msg.min_sets > 1 or msg.low > 1:
+                present = sum((c >= msg.low).astype(np.int64) for c in columns)
+                keep = present >= msg.min_sets
+                keys, columns = keys[keep], [c[keep] for c in columns]
+            if not len(keys):
+                continue
+            if msg.presence:
+                columns = [(c >= msg.low).astype(np.uint32) for c in columns]
+            ids = views[names[0]].ids_of(keys, b) if encoding.is_wide(k) else keys
+            parts.append(format_table(ids, k, columns))
+            rows += len(keys)
+        body = b"".join(parts)
+        head = msg.header.encode() if coll.rank == 0 else b""
+        sizes = coll.allreduce(np.bincount([coll.rank], weights=[len(body)], minlength=coll.size).astype(np.int64))
+        counts = coll.allreduce(np.array([rows], np.int64))
+        offset = len(msg.header.encode()) + int(sizes[:coll.rank].sum())
+        try:
+            fd = os.open(msg.path, os.O_WRONLY)
+        except OSError as exc:
+            raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
+        try:
+            if head:
+                os.pwrite(fd, head, 0)
+            if body:
+                os.pwrite(fd, body, offset)
+        finally:
+            os.close(fd)
+        coll.allreduce(np.zeros(1, np.int64))  # every rank has written
+        self.node.reply(msg, MatrixReply(rows=int(counts[0]), nbytes=len(msg.header.encode()) + int(sizes.sum())))
+
+    def _using(self, names: list[str]) -> Any:
+        shard = self.node.shard
+
+        class _InUse:
+            def __enter__(self) -> None:
+                for n in names:
+                    shard.in_use[n] = shard.in_use.get(n, 0) + 1
+
+            def __exit__(self, *exc: object) -> None:
+                for n in names:
+                    shard.in_use[n] -= 1
+                    if not shard.in_use[n]:
+                        del shard.in_use[n]
+
+        return _InUse()
+
+
+def _shared(a: Ids, b: Ids) -> int:
+    """How many keys two sorted unique key arrays share."""
+    if len(a) > len(b):
+        a, b = b, a
+    pos = np.searchsorted(b, a)
+    pos = np.minimum(pos, len(b) - 1)
+    return int((b[pos] == a).sum())
+
+
+def _matrix_bucket(triples: list[setops.Triple], low: int) -> tuple[Any, list[Any]]:
+    """The union of the buckets' keys (sorted), and each set's count of each (0 where absent)."""
+    keys = triples[0][0]
+    for t in triples[1:]:
+        if len(t[0]):
+            keys = np.union1d(keys, t[0]) if len(keys) else t[0]
+    columns = []
+    for t in triples:
+        col = np.zeros(len(keys), np.uint32)
+        if len(t[0]):
+            col[np.searchsorted(keys, t[0])] = t[1]
+        columns.append(col)
+    return keys, columns
