@@ -1,6 +1,8 @@
 """Synthetic reads for benchmarks and the demo: a random genome, reads sampled from both strands
 with substitution errors, fixed seed.  The genome is written beside the reads, as OUT.genome.fa.
-Usage: make_reads.py OUT.fq [READS] [LENGTH] [GENOME] [ERROR]"""
+With MUTATE, the reads come from a copy of that genome with a fraction MUTATE of its bases
+substituted (written as OUT.genome.fa; another sample of the same species), and other read positions.
+Usage: make_reads.py OUT.fq [READS] [LENGTH] [GENOME] [ERROR] [MUTATE]"""
 
 import sys
 
@@ -13,9 +15,14 @@ def main() -> None:
     length = int(sys.argv[3]) if len(sys.argv) > 3 else 100
     genome_len = int(sys.argv[4]) if len(sys.argv) > 4 else 5_000_000
     error = float(sys.argv[5]) if len(sys.argv) > 5 else 0.01
+    mutate = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     rng = np.random.default_rng(20261125)
     bases = np.frombuffer(b"ACGT", np.uint8)
     genome = rng.integers(0, 4, genome_len, dtype=np.uint8)
+    if mutate:
+        rng = np.random.default_rng(int(mutate * 1e6) + 1)
+        where = rng.random(genome_len) < mutate
+        genome[where] = (genome[where] + rng.integers(1, 4, int(where.sum()), dtype=np.uint8)) % 4
     with open(out + ".genome.fa", "wb") as fh:
         text = bases[genome].tobytes()
         fh.write(b">genome length=%d\n" % genome_len)

@@ -203,7 +203,7 @@ def formatted_size(counts, k: int) -> int:
     return int(len(counts) * (k + 2) + ndig.sum())
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak resident memory in bytes."""
     import resource
 
@@ -319,7 +319,7 @@ class KmerService:
         saturated = table.saturated - before
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
-                                       peak_rss=_peak_rss(), table_bytes=table.nbytes()))
+                                       peak_rss=peak_rss(), table_bytes=table.nbytes()))
 
     def _route_packed(self, ids, edges, k: int, buffer: OccurrenceBuffer) -> None:
         """Send each k-mer occurrence (k <= 31) to its owner as one packed word, grouped by owner

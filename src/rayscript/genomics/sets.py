@@ -22,6 +22,7 @@ from ..messages import Ack, Message
 from ..store import encoding, setops
 from ..store.kmertable import NBUCKETS, KmerTable
 from ..store.types import Ids
+from .kmers import peak_rss
 
 # --- messages ----------------------------------------------------------------------
 
@@ -48,6 +49,7 @@ class CombineReply(Message, kind="combined", code=133, reply=True):
     total: int = 0
     nbytes: int = 0
     sent: int = 0  # k-mers sent to their owners first (held off their owner)
+    peak_rss: int = 0  # the rank's peak resident memory so far, bytes
 
 
 @dataclass(kw_only=True)
@@ -258,7 +260,8 @@ class SetService:
         # every rank computed its part: only now does the target change, everywhere
         coll.allreduce(np.zeros(1, np.int64))
         self.node.shard.sets[msg.target] = out
-        self.node.reply(msg, CombineReply(distinct=len(out), total=out.total(), nbytes=out.nbytes(), sent=sent))
+        self.node.reply(msg, CombineReply(distinct=len(out), total=out.total(), nbytes=out.nbytes(), sent=sent,
+                                          peak_rss=peak_rss()))
 
     def on_compare(self, msg: CompareOrder) -> None:
         with self.node.collective_order(msg, "compare"), self._using(msg.sets):

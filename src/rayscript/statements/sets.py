@@ -177,7 +177,9 @@ class Combine(Statement, keyword="combine"):
                 f"{nbytes:,} bytes on {cmd.size} rank{'s' if cmd.size > 1 else ''})")
         return [Result("combine", text, {"set": self.target, "expression": shown, "distinct": distinct,
                                          "total": total, "bytes": nbytes, "k": k,
-                                         "per_rank": [r.distinct for r in replies]})]
+                                         "per_rank": [r.distinct for r in replies],
+                                         "peak_rss": [r.peak_rss for r in replies],
+                                         "sent": sum(r.sent for r in replies)})]
 
 
 class Compare(Statement, keyword="compare"):
