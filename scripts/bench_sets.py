@@ -76,7 +76,7 @@ def make(data: Path, name: str, reads: int, genome: int, mutate: float) -> Path:
 
 
 def main() -> None:
-    data = Path(sys.argv[1])
+    data = Path(sys.argv[1]).resolve()
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     matrix = len(sys.argv) > 3 and sys.argv[3] == "matrix"
     data.mkdir(parents=True, exist_ok=True)
