@@ -319,8 +319,19 @@ def test_bad_input_names_the_sets_and_changes_nothing(tmp_path):
         after = c.run("sets")[0].data
         assert [s for s in after if s["name"] not in ("kmers.other", "kmers.x")] == before
         assert "kmers.fresh" not in {s["name"] for s in after}
+        # statements of every rank at once are not run beside others (a rename racing a drop split a set)
+        with pytest.raises(RayScriptError, match="parallel"):
+            c.run("parallel { on 1: rename kmers.x to kmers.y\n on 0: drop kmers.x }")
+        for name in ("kmers", "kmer"):  # tables show sets without 'kmers.', beside a 'kmer' column
+            with pytest.raises(RayScriptError, match=f"'{name}' is not a set name"):
+                c.run(f'load "{paths[0]}" into kmers.{name} k=21')
+        with pytest.raises(RayScriptError, match="min_sets=3 is more than the 2 sets"):
+            c.run(f'matrix kmers.x, kmers.other to "{tmp_path}/m.tsv" min_sets=3')
+        seq = paths[0].read_text().split("\n")[1][:21]
+        assert c.run(f"get kmers.tumour/{seq}")[0].text.startswith("kmers.tumour/")
+        assert "no k-mers" in c.run("histogram kmers")[0].text
         c.run("drop kmers.x\nrename kmers.other to kmers.third")
-        assert [s["name"] for s in c.run("sets")[0].data] == ["kmers.normal", "kmers.third", "kmers.tumour"]
+        assert [s["name"] for s in c.run("sets")[0].data] == ["kmers", "kmers.normal", "kmers.third", "kmers.tumour"]
 
 
 def test_checkpoints_keep_every_set_and_restore_onto_another_rank_count(tmp_path):

@@ -214,13 +214,21 @@ class _ToAst(Transformer):
         return list(children)
 
 
+# names a set may not take: files and tables show a set by its name without 'kmers.' (the default set
+# as 'kmers'), beside a 'kmer' column
+RESERVED_SET_NAMES = ("kmers", "kmer")
+
+
 def set_name_problem(namespace: str) -> str | None:
     """Why ``kmers.NAME`` is no set name (None when it is one, or when it is no ``kmers.`` name)."""
-    if not namespace.startswith("kmers.") or is_kmers(namespace):
+    if not namespace.startswith("kmers.") or (is_kmers(namespace) and namespace[6:] not in RESERVED_SET_NAMES):
         return None
     name = namespace[len("kmers."):]
     if not name:
         return "expected a set name after 'kmers.', such as kmers.tumour"
+    if name in RESERVED_SET_NAMES:
+        return (f"'{name}' is not a set name: tables name the default set 'kmers' and the k-mer column 'kmer'; "
+                "choose another name")
     return (f"'{name}' is not a set name: a lowercase letter or '_', then lowercase letters, digits or '_' "
             f"(such as kmers.{re.sub('[^a-z0-9_]', '_', name.lower()).lstrip('0123456789') or 'sample'})")
 
@@ -524,7 +532,8 @@ def _terminal_words() -> dict[str, str]:
         "KEY": "a key such as kmers/19123890",
         "STRING": 'a quoted "string"',
         "NAME": "a name",
-        "NAMESPACE": f"a namespace ({listed})",
+        "NAMESPACE": f"a namespace ({listed}) or a k-mer set (kmers.NAME)",
+        "SET_OP": "an operator of sets (+, -, ~ or *)",
         "DURATION": "a duration such as 30s",
         "_NL": "the end of the line",
         "SEMICOLON": "';'",

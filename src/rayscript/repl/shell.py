@@ -45,7 +45,8 @@ STYLE = merge_styles([
     Style.from_dict({"hint": "#777777 italic", "error": "#ff5f5f", "header": "bold #5fafff",
                      "timing": "#888888", "banner": "#87af87"}),
 ])
-_SET_RE = re.compile(r"\bkmers\.[a-z_][a-z0-9_]*\b")
+# statements after which the store's sets may differ: the completion asks the ranks for them again
+_CHANGES_SETS = re.compile(r"\b(?:load|combine|rename|drop|restore|put|copy|move)\b")
 _KEY_RE = re.compile(r"\b(?:kmers|paths|results)/[A-Za-z0-9_.\-]+")
 
 
@@ -106,7 +107,7 @@ class Shell:
         hosts = sorted({row["host"] for row in res.data})
         columns = [ns for ns in res.data[0] if ns not in ("rank", "host", "bytes")] if res.data else namespaces()
         held = {ns: sum(row.get(ns, 0) for row in res.data) for ns in columns}
-        self.note_sets(" ".join(columns))
+        self.sets[:] = [ns for ns in columns if ns.startswith("kmers.")]
         store = ", ".join(f"{n:,} {ns}" for ns, n in held.items())
         n = self.cluster.size
         self.say([("class:banner", f"rayscript {__version__}: {n} rank{'s' if n != 1 else ''} on "
@@ -122,12 +123,14 @@ class Shell:
         print_formatted_text(FormattedText(fragments), style=STYLE, output=self.output, end="")
         self.keys.extend(k for k in _KEY_RE.findall(result.text) if k not in self.keys[-50:])
         del self.keys[:-200]
-        self.note_sets(result.text)
 
-    def note_sets(self, text: str) -> None:
-        """Remember the k-mer sets ``text`` names (``kmers.NAME``), for completion."""
-        self.sets.extend(s for s in _SET_RE.findall(text) if s not in self.sets[-50:])
-        del self.sets[:-200]
+    def refresh_sets(self) -> None:
+        """The k-mer sets the store holds now, for completion (asked of the ranks)."""
+        try:
+            (res,) = self.cluster.run("sets")
+        except RayScriptError:
+            return
+        self.sets[:] = [row["name"] for row in res.data if row["name"] != "kmers"]
 
     def meta(self, line: str) -> bool:
         """Meta commands; returns False when the line is not one."""
@@ -183,6 +186,8 @@ class Shell:
             for r in results:
                 if r.text:
                     self.show(r)
+        if _CHANGES_SETS.search(text):
+            self.refresh_sets()
 
     def loop(self) -> int:
         self.banner()

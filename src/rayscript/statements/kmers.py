@@ -288,6 +288,9 @@ class Histogram(_KmersOnly, keyword="histogram"):
             copies = sum(i.copies for i in infos)
             return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}"
                                         + (f" ({copies_note(copies)})" if copies else ""), data)]
+        if not lines:
+            holder = "the store holds" if self.namespace == KMERS else f"{self.namespace} holds"
+            return [Result("histogram", f"{holder} no k-mers: an empty histogram", data)]
         return [Result("histogram", body.rstrip("\n"), data)]
 
 
@@ -470,7 +473,7 @@ class Query(_KmersOnly, keyword="query"):
                 write_text(out, body)
             return [Result("query", f"wrote the counts of {len(fwd):,} k-mers in {len(sets)} set"
                                     f"{'s' if len(sets) > 1 else ''} to {out}\n{overview}", data)]
-        return [Result("query", body.rstrip("\n") + ("\n" + overview if len(sets) > 1 else ""), data)]
+        return [Result("query", body.rstrip("\n") + "\n" + overview, data)]
 
 
 SUMMARY_ROWS = 20  # sequences shown in a query's result text (all are in its data)

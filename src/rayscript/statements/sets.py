@@ -18,7 +18,7 @@ from ..errors import ScriptError
 from ..genomics.sets import CombineOrder, CompareOrder, DropOrder, MatrixOrder, RenameOrder, SetsOrder
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
-from ..language.syntax import TRUTH, Build, Options, Statement, Takes, Value, whole
+from ..language.syntax import TRUTH, Build, CheckContext, Options, Statement, Takes, Value, whole
 from ..results import Result, table
 from ..store import setops
 from ..store.encoding import COUNT_MAX
@@ -97,8 +97,6 @@ class Sets(Statement, keyword="sets"):
         held = yield from _every_set(cmd)
         rows, data = [], []
         for name in sorted(held, key=lambda n: (n != KMERS, n)):
-            if name == KMERS and not _exists(held, KMERS) and len(held) > 1:
-                continue  # the empty default set beside named ones
             infos = yield from known_stats(cmd, name, once=True)
             k = max(info[0] for info in held[name]) or None
             canonical = all(info[1] for info in held[name] if info[0])
@@ -250,9 +248,16 @@ class Matrix(Statement, keyword="matrix"):
                 continue
             if str(flag) != "presence":
                 b.fail(f"'matrix' takes the word 'presence', not '{flag}'", flag)
+            if any(name == "presence" for name, _ in options):
+                b.fail("'matrix' takes 'presence' once", flag)
             options.append(("presence", True))
         return cls(_sets(b, namespaces, "matrix"), path, tuple(sorted(options, key=lambda o: o[0])),
                    meta=b.location)
+
+    def check(self, ctx: CheckContext) -> None:
+        min_sets = dict(self.options).get("min_sets")
+        if isinstance(min_sets, int) and min_sets > len(self.sets):
+            ctx.error(f"min_sets={min_sets} is more than the {len(self.sets)} sets named: no k-mer could be written")
 
     def run(self, cmd: Command) -> Steps:
         path = output_path(os.path.abspath(cmd.path(self.path)))
@@ -290,6 +295,7 @@ class Rename(Statement, keyword="rename"):
     syntax = "rename kmers.A to kmers.B"
     summary = "Give a set another name, on every rank (a set of that name must not exist)."
     example = "rename kmers.x to kmers.core"
+    collective = True  # every rank at once: never beside another statement in 'parallel'
 
     old: str = ""
     new: str = ""
@@ -319,6 +325,7 @@ class Drop(Statement, keyword="drop"):
     syntax = "drop kmers.NAME"
     summary = "Remove a set and free its memory on every rank (drop kmers empties the default set)."
     example = "drop kmers.somatic"
+    collective = True
 
     name: str = ""
 

@@ -82,7 +82,10 @@ class Get(Statement, keyword="get"):
         wk = cmd.key(self.key)
         reply, rank = yield from cmd.fetch(wk, None if self.rank is None else cmd.rank(self.rank))
         item = unpack_item(reply.item)
-        return [Result("get", f"{item}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
+        shown = str(item)
+        if wk.key[0] != "kmers" and shown.startswith("kmers/"):  # a k-mer of a named set: its set's name
+            shown = wk.key[0] + shown[len("kmers"):]
+        return [Result("get", f"{shown}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
 
 
 class _Transfer(Statement):

@@ -185,9 +185,12 @@ class KmerTable:
         self.canonical = True
         self.shift = _shift_for(k)
         self.wide = is_wide(k)
-        self.ids: list[Ids] = [self.empty_ids() for _ in range(NBUCKETS)]  # keys, see the module's text
-        self.counts: list[Counts] = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
-        self.edges: list[Edges] = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
+        # keys, see the module's text; an empty bucket's arrays are one set of empty arrays shared by
+        # every bucket (a bucket's arrays are replaced when it changes, never grown in place from
+        # empty): an empty table, a set nothing was loaded into yet, costs a few hundred bytes
+        self.ids: list[Ids] = [self.empty_ids()] * NBUCKETS
+        self.counts: list[Counts] = [np.empty(0, np.uint32)] * NBUCKETS
+        self.edges: list[Edges] = [np.empty(0, np.uint8)] * NBUCKETS
         self.saturated = 0
         # a load's staging table keeps counts in 16 bits where they fit (a bucket whose count
         # passes 65,535 turns to 32 bits); a table at rest has 32-bit counts
@@ -278,9 +281,9 @@ class KmerTable:
         if is_wide(k):
             ids = encoding.join(np.zeros(len(ids), np.uint64), ids)
         self.k, self.shift, self.wide = k, shift, is_wide(k)
-        self.ids = [self.empty_ids() for _ in range(NBUCKETS)]
-        self.counts = [np.empty(0, np.uint32) for _ in range(NBUCKETS)]
-        self.edges = [np.empty(0, np.uint8) for _ in range(NBUCKETS)]
+        self.ids = [self.empty_ids()] * NBUCKETS
+        self.counts = [np.empty(0, np.uint32)] * NBUCKETS
+        self.edges = [np.empty(0, np.uint8)] * NBUCKETS
         self.add_counted(ids, counts[order].astype(np.uint64), edges[order])
 
     def bucket_of(self, ids: Ids) -> npt.NDArray[np.intp]:
