@@ -12,7 +12,7 @@ LAYERS = [
     {"errors", "results", "progress"},
     {"store"},
     {"items"},
-    {"messages", "language"},
+    {"protocol", "language"},
     {"runtime", "genomics"},
     {"interpreter"},
     {"statements"},

@@ -34,12 +34,13 @@ from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
+from .genomics.paths import PathService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
 from .language.parser import make_key
-from .messages import Fatal
 from .progress import ProgressDisplay
+from .protocol.core import Fatal
 from .results import Result
 from .runtime.bulk import BulkService
 from .runtime.handlers import StoreService
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
-SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService)
+SERVICES = (StoreService, BulkService, KmerService, GraphService, PathService, CheckpointService, AssemblyService)
 
 
 def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,

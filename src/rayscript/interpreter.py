@@ -34,7 +34,9 @@ from .errors import (
 )
 from .language import syntax
 from .language.parser import make_key
-from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
+from .protocol.base import Message, key_text
+from .protocol.core import BlockDone, RunBlock
+from .protocol.store import GetOrder, HasOrder
 from .results import Result
 from .runtime.node import Future, Node, settled, together
 from .store import encoding

@@ -11,77 +11,14 @@ move) and answers the commander with the items and bytes moved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..messages import ErrorReply, Message
+from ..protocol.base import Message
+from ..protocol.bulk import CHUNK_ITEMS, BulkChunk, BulkDeleteOrder, BulkReply, BulkSendOrder, BulkStored
+from ..protocol.core import ErrorReply
 from ..store import encoding
-from ..store.kmertable import FEW
 
-CHUNK_ITEMS = 2_000_000
 ITEM_BYTES = 13  # id 8, count 4, edges 1
-
-
-@dataclass(kw_only=True)
-class BulkReply(Message, kind="bulk-reply", code=94, reply=True):
-    """How many k-mers a bulk order copied, moved or deleted, and their bytes on the wire."""
-
-    items: int = 0
-    nbytes: int = 0
-    kept: int = 0  # mode 'distinct': k-mers whose copies differ, left where they were
-
-
-@dataclass(kw_only=True)
-class BulkSendOrder(Message, kind="bulk-send", code=90):
-    reply_type = BulkReply
-    selector: tuple = ("all",)
-    target: int = -1
-    mode: str | None = None
-    move: bool = False
-    what: str = ""
-
-    def cascade(self):
-        verb = "move" if self.move else "copy"
-        out = [f"BULK-CHUNK {self.recipient} -> {self.target} (numpy buffers, {CHUNK_ITEMS:,} k-mers per chunk)",
-               f"BULK-STORED {self.target} -> {self.recipient}"]
-        if self.move:
-            out.append(f"(rank {self.recipient} deletes what moved)")
-        out.append(f"ACK {self.recipient} -> {self.commander} (items and bytes, {verb})")
-        return out
-
-
-@dataclass(kw_only=True)
-class BulkChunk(Message, kind="bulk-chunk", code=91):
-    """Whole buckets of the source's table: per bucket (numbered in ``buckets``) its sorted ids,
-    counts and edges as three buffers.  They arrive with room in front for the few k-mers a
-    target's bucket may hold already (merged in place, see KmerTable.add_bucket)."""
-
-    buffer_room = FEW
-    k: int | None = None
-    buckets: tuple = ()
-    seq: int = 0
-    last: bool = False
-    mode: str | None = None
-    what: str = ""
-
-
-@dataclass(kw_only=True)
-class BulkStored(Message, kind="bulk-stored", code=92):
-    """The target's answer to the source; with mode 'distinct', buffers: [ids not stored]."""
-
-    ok: bool = True
-    reason: str = ""
-    items: int = 0
-
-
-@dataclass(kw_only=True)
-class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
-    reply_type = BulkReply
-    selector: tuple = ("all",)
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]
 
 
 class BulkService:

@@ -10,17 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ..items import unpack_item
-from ..messages import (
-    Ack,
+from ..protocol.base import Message
+from ..protocol.core import Ack, ErrorReply
+from ..protocol.store import (
     CopyOrder,
     DeleteOrder,
-    ErrorReply,
     GetOrder,
     HasOrder,
     HasReply,
     ItemReply,
     ItemTransfer,
-    Message,
     MoveOrder,
     PutOrder,
     StatsOrder,

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import TransferStalled
-from ..messages import Message
+from ..protocol.base import Message
 from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7

@@ -30,7 +30,8 @@ from ..errors import (
     RuntimeFault,
     Terminated,
 )
-from ..messages import Ack, Bundle, Cancel, ErrorReply, Fatal, Message, Ping, Stop, key_text
+from ..protocol.base import Message, key_text
+from ..protocol.core import Ack, Bundle, Cancel, ErrorReply, Fatal, Ping, Stop
 from .aggregate import Aggregator
 
 if TYPE_CHECKING:

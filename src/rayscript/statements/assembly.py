@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from ..errors import ScriptError
-from ..genomics.assembly import AssembleOrder
-from ..genomics.kmers import KmerStatsOrder
 from ..interpreter import Command, Steps
 from ..language.syntax import TRUTH, Build, Key, Options, Statement, whole
+from ..protocol.assembly import AssembleOrder
+from ..protocol.kmers import KmerStatsOrder
 from ..results import Result
 
 

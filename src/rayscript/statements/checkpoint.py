@@ -23,16 +23,14 @@ from ..genomics.checkpoint import (
     GENERATION,
     MANIFEST,
     CheckpointError,
-    CommitOrder,
-    SaveOrder,
-    VerifyOrder,
     check_manifest,
     shard_path,
 )
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
 from ..language.syntax import Statement, Value
-from ..messages import MoveOrder
+from ..protocol.checkpoint import CommitOrder, SaveOrder, VerifyOrder
+from ..protocol.store import MoveOrder
 from ..results import Result
 from ..runtime.node import settled
 from ..store.partition import owner

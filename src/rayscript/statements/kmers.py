@@ -19,11 +19,13 @@ import numpy as np
 
 from ..errors import ScriptError
 from ..genomics import fastx
-from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
-from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
+from ..genomics.kmers import format_counts
+from ..genomics.paths import n50
 from ..interpreter import Command, Steps
 from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
-from ..messages import Message
+from ..protocol.base import Message
+from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
+from ..protocol.paths import PathLengthsOrder, PathWriteOrder
 from ..results import Result, table
 from ..store import encoding
 from ..store.encoding import COUNT_MAX, MAX_K
