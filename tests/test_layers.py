@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "rayscript"
 
 # lowest first; a part may import parts of lower layers only (and itself)
 LAYERS = [
-    {"errors", "results", "progress"},
+    {"errors", "results", "progress", "logs"},
     {"store"},
     {"items"},
     {"protocol", "language"},

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import logs
 from .errors import (
     Cancelled,
     DriverLost,
@@ -77,6 +78,10 @@ class Cluster:
         """Under mpiexec: every rank of ``comm`` (default COMM_WORLD).  ``progress`` is called on
         rank 0 with (done, total) during long statements; ``interrupt_check`` returns True when
         the user asked to cancel (for a shell that reads Ctrl-C as a key)."""
+        try:
+            logs.configure()  # RAYSCRIPT_LOG (the command line's --log-level sets it)
+        except ValueError as exc:
+            raise RayScriptError(f"{logs.ENV}: {exc}") from None
         if _messenger is None:
             from .runtime.keeper import launcher_mismatch, under_mpiexec
 

@@ -34,6 +34,7 @@ from .errors import (
 )
 from .language import syntax
 from .language.parser import make_key
+from .logs import fault_site
 from .protocol.base import Message, key_text
 from .protocol.core import BlockDone, RunBlock
 from .protocol.store import GetOrder, HasOrder
@@ -199,9 +200,11 @@ class Interpreter:
                 self.node.reply(msg, BlockDone(error=err))
                 return
             except Exception as exc:  # a defect: the commander of the block must still hear of it
+                where = fault_site(exc)
+                self.node.log.error("commanding a block for rank %d failed at %s", msg.commander, where, exc_info=exc)
                 self.node.reply(msg, BlockDone(error=RuntimeFault(
                     f"internal error on {self.node.messenger.host()} while commanding a block: "
-                    f"{type(exc).__name__}: {exc}", rank=self.node.rank)))
+                    f"{type(exc).__name__}: {exc}", rank=self.node.rank, where=where)))
                 return
             finally:
                 self.node.timeout = saved

@@ -20,6 +20,7 @@ class ErrorReply(Message, kind="error", reply=True):
     rank: int = -1
     key: str | None = None
     reason: str = ""
+    where: str = ""  # a defect: the line of the rank's code where the handler failed (file:line in function)
 
 
 @dataclass(kw_only=True)

@@ -15,7 +15,6 @@ import contextlib
 import signal
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +29,7 @@ from ..errors import (
     RuntimeFault,
     Terminated,
 )
+from ..logs import fault_site, rank_logger
 from ..protocol.base import Message, key_text
 from ..protocol.core import Ack, Bundle, Cancel, ErrorReply, Fatal, Ping, Stop
 from .aggregate import Aggregator
@@ -212,6 +212,7 @@ class Node:
         self.rank: int = messenger.rank
         self.size: int = messenger.size
         self.hosts: list[str] = messenger.hosts()  # by rank (gathered once, every rank at once)
+        self.log = rank_logger(self.rank)
         self._several_hosts = len(set(self.hosts)) > 1
         self.shard = shard
         self.collective = collective
@@ -310,8 +311,10 @@ class Node:
         msg.request = order.request
         self.send(msg)
 
-    def fail_order(self, order: Message, reason: str, key=None) -> None:
-        self.reply(order, ErrorReply(rank=self.rank, key=self.key_text(key) if key else None, reason=reason))
+    def fail_order(self, order: Message, reason: str, key: tuple[str, Any] | None = None, where: str = "") -> None:
+        self.reply(order, ErrorReply(rank=self.rank, key=self.key_text(key) if key else None, reason=reason,
+                                     where=where))
+        self.log.debug("'%s' from rank %d failed: %s", order.kind, order.sender, reason)
 
     def key_text(self, key) -> str:
         """A key as this rank writes it (a k-mer of k > 31 by its bases, in the k held here)."""
@@ -470,7 +473,8 @@ class Node:
             if fut is None:
                 return  # the answer to an order that already timed out
             if isinstance(msg, ErrorReply):
-                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=self.host_of(msg.rank)))
+                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=self.host_of(msg.rank),
+                                      where=msg.where))
             else:
                 fut.resolve(msg)
             return
@@ -483,8 +487,12 @@ class Node:
         except RayScriptError as exc:
             self.fail_order(msg, str(exc), getattr(msg, "key", None))
         except Exception as exc:
+            # a defect: its traceback in this rank's log, and the line where it happened to the commander
+            where = fault_site(exc, skip=1)
+            self.log.error("handling '%s' from rank %d (commander %d) failed at %s", msg.kind, msg.sender,
+                           msg.commander, where, exc_info=exc)
             self.fail_order(msg, f"internal error on {self.messenger.host()} while handling "
-                                 f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None))
+                                 f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None), where)
 
     def _expire(self, now: float) -> None:
         expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
@@ -568,12 +576,12 @@ class Node:
             try:
                 self.step(1.0)
             except (Exception, Terminated) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                tb = traceback.extract_tb(exc.__traceback__)
                 if isinstance(exc, Terminated):
                     reason = str(exc)
-                elif tb:
-                    reason += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+                else:
+                    where = fault_site(exc)
+                    reason = f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
+                    self.log.error("the loop failed at %s", where, exc_info=exc)
                 if self.rank == 0:
                     raise
                 if self.ending is None:  # the first failure is the one to report
