@@ -13,7 +13,8 @@ LAYERS = [
     {"store"},
     {"items"},
     {"protocol", "language"},
-    {"runtime", "genomics"},
+    {"runtime"},
+    {"genomics"},  # services typed against the node (runtime)
     {"interpreter"},
     {"statements"},
     {"cluster"},

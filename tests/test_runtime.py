@@ -375,14 +375,14 @@ def test_ctrl_c_while_a_statement_runs_is_acted_on_at_a_safe_point(sigint):
     import _thread
     import signal
 
-    from rayscript.runtime.node import Future
+    from rayscript.runtime.tasks import Future
 
     with Cluster.local(2) as c:
         node = c.node
-        with node.interrupts_at_safe_points():
+        with node.interrupts.at_safe_points():
             _thread.interrupt_main(signal.SIGINT)
             time.sleep(0.05)  # the handler has run: nothing was raised here
-            assert node._sigint
+            assert node.interrupts.sigint
             with pytest.raises(KeyboardInterrupt):
                 node.run_until(Future())
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

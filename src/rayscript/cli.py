@@ -261,7 +261,11 @@ def _emergency_stop(cluster: Cluster) -> None:
     """A rank failed: stop the others; if that cannot finish, abort the whole job."""
     import threading
 
-    timer = threading.Timer(10.0, lambda: (cluster.node.messenger.abort(1), os._exit(1)))
+    def abort() -> None:
+        cluster.node.messenger.abort(1)
+        os._exit(1)
+
+    timer = threading.Timer(10.0, abort)
     timer.daemon = True
     timer.start()
     cluster.close()

@@ -247,7 +247,7 @@ class Cluster:
         for st in statements:
             failed: RayScriptError | None = None
             try:
-                with self.node.interrupts_at_safe_points():
+                with self.node.interrupts.at_safe_points():
                     results = self.node.run(self.interpreter.execute(st, self.scope))
             except KeyboardInterrupt:
                 late = self.node.cancel_everywhere()

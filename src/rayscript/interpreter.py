@@ -39,7 +39,8 @@ from .protocol.base import Message, key_text
 from .protocol.core import BlockDone, RunBlock
 from .protocol.store import GetOrder, HasOrder
 from .results import Result
-from .runtime.node import Future, Node, settled, together
+from .runtime.node import Node
+from .runtime.tasks import Future, settled, together
 from .store import encoding
 from .store.partition import owner
 
@@ -379,7 +380,7 @@ class Command:
         has not answered within the order timeout after that is named as not answering."""
         futures = [self.order(make(r), timeout) for r in range(self.size)]
         if timeout is None and self.plan is None:
-            together(futures, lambda: self.node.timeout)
+            together(futures, lambda: self.node.timeout, self.node.clock)
         return futures
 
     def holders(self, wk: WireKey) -> Generator[Any, Any, list[int]]:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +48,9 @@ from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
 from .graph import NO_K
 from .paths import n50
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
@@ -218,8 +221,9 @@ class Graph:
 
 
 class AssemblyService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self._error: str | None = None
         node.register(AssembleOrder, self.on_assemble)
 
@@ -239,8 +243,8 @@ class AssemblyService:
         self.coll = coll = self.node.collective
         self.ex = _Exchange(coll)
         self._error = None
-        table = self.node.shard.kmers
-        paths = self.node.shard.tables["paths"]
+        table = self.store.kmers
+        paths = self.store.named("paths")
         t0 = time.monotonic()
         phases: dict[str, float] = {}
         error = None
@@ -314,9 +318,9 @@ class AssemblyService:
         # every rank has finished: only now do the paths change
         if msg.replace:
             for name in existing:
-                del paths[name]
+                self.store.delete("paths", name)
         for item in named:
-            paths[item.name] = item
+            self.store.put(item, "replace")
         self._progress(3)
         self.node.reply(msg, AssembleReply(
             min_count=int(min_count), contigs=len(lengths), total=int(lengths.sum()), n50=n50(lengths),
@@ -329,7 +333,7 @@ class AssemblyService:
         """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
         the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
         their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
-        foreign = self.node.shard.off_owner(self.coll.rank, self.ex.size)
+        foreign = self.store.off_owner(self.coll.rank, self.ex.size)
         if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
             return ids, counts, edges
         if foreign is not None:

@@ -32,12 +32,14 @@ import os
 import re
 import struct
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RayScriptError, ScriptError
 from ..items import BY_NAMESPACE, pack_item, unpack_item
+from ..protocol.base import Message
 from ..protocol.checkpoint import (
     CommitOrder,
     CommittedReply,
@@ -48,6 +50,9 @@ from ..protocol.checkpoint import (
 )
 from ..store import encoding
 from ..store.kmertable import KmerTable
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 FORMAT_VERSION = 1
 MAGIC = b"RAYSHRD1"
@@ -279,20 +284,20 @@ def _counted(per_namespace: dict) -> str:
 
 
 class CheckpointService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self.staged: dict = {}
-        for cls, fn in {SaveOrder: self.on_save, VerifyOrder: self.on_verify, CommitOrder: self.on_commit}.items():
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            SaveOrder: self.on_save, VerifyOrder: self.on_verify, CommitOrder: self.on_commit,
+        }
+        for cls, fn in handlers.items():
             node.register(cls, fn)
-
-    def _named(self):
-        shard = self.node.shard
-        return [item for table in shard.tables.values() for item in table.values()]
 
     def on_save(self, msg: SaveOrder) -> None:
         path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.shard")
         try:
-            info = write_shard(path, self.node.rank, self.node.size, self.node.shard.kmers, self._named())
+            info = write_shard(path, self.node.rank, self.node.size, self.store.kmers, self.store.named_items())
         except OSError as exc:
             raise RayScriptError(f"cannot write {path}: {exc.strerror}") from None
         self.node.reply(msg, SavedReply(entry=info))
@@ -317,10 +322,5 @@ class CheckpointService:
         staged = self.staged.pop(msg.token, None)
         if msg.commit and staged is not None:
             table, named = staged
-            shard = self.node.shard
-            shard.kmers = table
-            for t in shard.tables.values():
-                t.clear()
-            for item in named:
-                shard.tables[item.namespace][item.ident] = item
+            self.store.replace_all(table, named)
         self.node.reply(msg, CommittedReply(named=[(i.namespace, i.ident) for i in (staged[1] if staged else [])]))

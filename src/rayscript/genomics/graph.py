@@ -17,6 +17,7 @@ neighbours (numpy buffers), and keeps the new ones.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from ..items import GraphPath, pack_item, unpack_item
 from ..protocol.graph import NeighboursOrder, NeighboursReply, PathReply, PathStore, WalkStep
 from ..store import encoding
 from ..store.partition import owner
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 # A graph statement in a store whose k-mers were put by number before any load: their length is not
 # known, and neither are the neighbours their edges name.
@@ -47,15 +51,16 @@ def oriented_edges(oriented: int, canonical_id: int, edges: int) -> tuple[int, i
 
 
 class GraphService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         node.register(WalkStep, self.on_walk)
         node.register(PathStore, self.on_path_store)
         node.register(NeighboursOrder, self.on_neighbours)
 
     @property
     def table(self):
-        return self.node.shard.kmers
+        return self.store.kmers
 
     def _canonical(self, ident: int, k: int, canonical: bool) -> int:
         return encoding.canonical(ident, k) if canonical else ident
@@ -200,7 +205,7 @@ class GraphService:
                                  request=msg.request, item=pack_item(path), reply=done))
 
     def on_path_store(self, msg: PathStore) -> None:
-        self.node.shard.put(unpack_item(msg.item), "replace")
+        self.store.put(unpack_item(msg.item), "replace")
         done = msg.reply or PathReply()
         done.rank = self.node.rank
         self.node.reply(msg, done)

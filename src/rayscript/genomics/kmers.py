@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 from ..store.partition import owners
 from . import fastx
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 # Received k-mer occurrences wait, packed in 8 bytes each, in a pool of this many per rank (pages
 # held by the table's buckets) before they are sorted and merged into the staging table.  Larger
@@ -85,15 +89,19 @@ def _peak_rss() -> int:
 # --- rank side ----------------------------------------------------------------------------
 
 class KmerService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
-        for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
-                        DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
+        self.store = node.store
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
+            DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held,
+        }
+        for cls, fn in handlers.items():
             node.register(cls, fn)
 
     @property
     def table(self) -> KmerTable:
-        return self.node.shard.kmers
+        return self.store.kmers
 
     def on_load(self, msg: LoadOrder) -> None:
         with self.node.collective_order(msg, "load"):
@@ -257,7 +265,7 @@ class KmerService:
 
     def _foreign(self) -> tuple | None:
         """(ids, counts, owners) of the k-mers held here that another rank owns; None if none."""
-        found = self.node.shard.off_owner(self.node.rank, self.node.size)
+        found = self.store.off_owner(self.node.rank, self.node.size)
         return None if found is None else (found[0], found[1], found[3])
 
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:

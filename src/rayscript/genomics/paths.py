@@ -4,12 +4,17 @@ their FASTA records, written at the offsets the commander computed (``dump paths
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..errors import RayScriptError
 from ..items import GraphPath
 from ..protocol.paths import PathLengthsOrder, PathLengthsReply, PathWriteOrder
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 
 def n50(lengths: np.ndarray) -> int:
@@ -39,7 +44,7 @@ def fasta_size(path: GraphPath) -> int:
     return len(_fasta_head(path).encode()) + 1 + n + max(1, -(-n // FASTA_WIDTH))
 
 
-def selected_paths(table: dict, selector: tuple) -> list[GraphPath]:
+def selected_paths(table: Mapping[Any, GraphPath], selector: tuple) -> list[GraphPath]:
     kind = selector[0]
     if kind == "name":
         item = table.get(selector[1])
@@ -49,18 +54,22 @@ def selected_paths(table: dict, selector: tuple) -> list[GraphPath]:
 
 
 class PathService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         node.register(PathLengthsOrder, self.on_lengths)
         node.register(PathWriteOrder, self.on_write)
 
+    def _paths(self) -> Mapping[Any, GraphPath]:
+        return cast("Mapping[Any, GraphPath]", self.store.named("paths"))  # the namespace of GraphPath items
+
     def on_lengths(self, msg: PathLengthsOrder) -> None:
-        paths = selected_paths(self.node.shard.tables["paths"], msg.selector)
+        paths = selected_paths(self._paths(), msg.selector)
         self.node.reply(msg, PathLengthsReply(names=[p.name for p in paths], lengths=[len(p.sequence) for p in paths],
                                               sizes=[fasta_size(p) for p in paths] if msg.fasta else []))
 
     def on_write(self, msg: PathWriteOrder) -> None:
-        table = self.node.shard.tables["paths"]
+        table = self._paths()
         try:
             fd = os.open(msg.path, os.O_WRONLY)
         except OSError as exc:

@@ -36,7 +36,7 @@ class AssembleOrder(Message, kind="assemble"):
     clean: bool = True  # remove tips and bubble arms
     replace: bool = False
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         r, c = self.recipient, self.commander
         return ["(all ranks, in step: the count histogram, ALLREDUCE; min_count from its valley)",
                 "(neighbours in the graph: ALLTOALLV of ids to their owners, ALLTOALLV of answers back)",

@@ -29,7 +29,7 @@ class BulkSendOrder(Message, kind="bulk-send"):
     move: bool = False
     what: str = ""
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         verb = "move" if self.move else "copy"
         out = [f"BULK-CHUNK {self.recipient} -> {self.target} (numpy buffers, {CHUNK_ITEMS:,} k-mers per chunk)",
                f"BULK-STORED {self.target} -> {self.recipient}"]
@@ -68,5 +68,5 @@ class BulkDeleteOrder(Message, kind="bulk-delete"):
     reply_type = BulkReply
     selector: tuple = ("all",)
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]

@@ -33,7 +33,7 @@ class SaveOrder(Message, kind="save-order"):
     reply_type = SavedReply
     directory: str = ""
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} writes its shard file)", f"ACK {self.recipient} -> {self.commander}"]
 
 
@@ -47,7 +47,7 @@ class VerifyOrder(Message, kind="restore-verify"):
     k: int | None = None
     canonical: bool = True
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} reads and verifies its files, staging them)",
                 f"ACK {self.recipient} -> {self.commander}"]
 
@@ -58,5 +58,5 @@ class CommitOrder(Message, kind="restore-commit"):
     token: str = ""
     commit: bool = True
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} swaps in what it staged)", f"ACK {self.recipient} -> {self.commander}"]

@@ -46,7 +46,7 @@ class RunBlock(Message, kind="run-block"):
         return (f"{self.kind.upper():<14} {self.sender} -> {self.recipient}  "
                 f"{len(self.statements)} statement(s); rank {self.recipient} becomes their commander")
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} sends the orders of the block)",
                 f"BLOCK-DONE {self.recipient} -> {self.commander}"]
 

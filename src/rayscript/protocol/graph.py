@@ -63,7 +63,7 @@ class WalkStep(Message, kind="walk"):
     back_counted: int = 0
     start_count: int = 0
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"WALK {self.recipient} -> owner of the next k-mer -> ... (one hop per k-mer, commander "
                 "not involved; at a fork, through the owners of the candidate neighbours)",
                 "PATH-STORE last rank -> owner of the path", f"ACK owner of the path -> {self.commander}"]
@@ -82,5 +82,5 @@ class NeighboursOrder(Message, kind="neighbours"):
     reply_type = NeighboursReply
     informs = True
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander} (neighbours of its frontier k-mers)"]

@@ -57,7 +57,7 @@ class LoadOrder(Message, kind="load-order"):
     canonical: bool = True
     total_bytes: int = 0
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return ["(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",
                 f"ACK {self.recipient} -> {self.commander}"]
 
@@ -70,7 +70,7 @@ class KmerStatsOrder(Message, kind="kmer-stats"):
     once: bool = False  # each k-mer once over the ranks: copies of ones counted elsewhere are left out
     foreign: bool = False  # say how many k-mers held here another rank owns
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return ([COPIES_CASCADE.format(rank=self.recipient)] if self.once else []) + [
             f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
 
@@ -104,7 +104,7 @@ class DumpSizeOrder(Message, kind="dump-size"):
     hi: int | None = None
     selector: tuple = ("all",)
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [COPIES_CASCADE.format(rank=self.recipient),
                 f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
 
@@ -118,7 +118,7 @@ class DumpWriteOrder(Message, kind="dump-write"):
     hi: int | None = None
     selector: tuple = ("all",)
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [COPIES_CASCADE.format(rank=self.recipient), f"(rank {self.recipient} writes its part at its offset)",
                 f"ACK {self.recipient} -> {self.commander}"]
 
@@ -128,5 +128,5 @@ class QueryOrder(Message, kind="query-order"):
     reply_type = QueryReply
     ids: bytes = b""
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander} (the counts of the k-mers it owns)"]

@@ -24,7 +24,7 @@ class PathLengthsOrder(Message, kind="path-lengths"):
     selector: tuple = ("all",)  # ("all",), ("prefix", text) or ("name", name)
     fasta: bool = False
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander} (names and lengths of its paths)"]
 
 
@@ -34,6 +34,6 @@ class PathWriteOrder(Message, kind="path-write"):
     path: str = ""
     places: list = field(default_factory=list)  # (name, offset) of each record this rank writes
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} writes its FASTA records at their offsets)",
                 f"ACK {self.recipient} -> {self.commander}"]

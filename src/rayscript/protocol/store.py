@@ -36,7 +36,7 @@ class PutOrder(Message, kind="put-order"):
     item: bytes = b""
     mode: str | None = None
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander}"]
 
 
@@ -49,7 +49,7 @@ class GetOrder(Message, kind="get-order"):
         namespace, ident = self.key
         return ItemReply(key=self.key, item=pack_item(BY_NAMESPACE[namespace].empty(ident, {})))
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ITEM-REPLY {self.recipient} -> {self.commander}"]
 
 
@@ -60,7 +60,7 @@ class CopyOrder(Message, kind="copy-order"):
     target: int = -1
     mode: str | None = None
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)})",
                 f"ACK {self.target} -> {self.commander}"]
 
@@ -72,7 +72,7 @@ class MoveOrder(Message, kind="move-order"):
     target: int = -1
     mode: str | None = None
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)}, move)",
                 f"STORED {self.target} -> {self.recipient} (then rank {self.recipient} deletes its copy)",
                 f"ACK {self.recipient} -> {self.commander}"]
@@ -83,7 +83,7 @@ class DeleteOrder(Message, kind="delete-order"):
     reply_type = Ack
     key: tuple = ()
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"ACK {self.recipient} -> {self.commander}"]
 
 
@@ -93,7 +93,7 @@ class HasOrder(Message, kind="has-order"):
     informs = True
     key: tuple = ()
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"HAS-REPLY {self.recipient} -> {self.commander}"]
 
 
@@ -101,7 +101,7 @@ class HasOrder(Message, kind="has-order"):
 class StatsOrder(Message, kind="stats-order"):
     reply_type = StatsReply
 
-    def cascade(self):
+    def cascade(self) -> list[str]:
         return [f"STATS-REPLY {self.recipient} -> {self.commander}"]
 
 

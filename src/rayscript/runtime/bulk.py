@@ -11,6 +11,9 @@ move) and answers the commander with the items and bytes moved.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..protocol.base import Message
@@ -18,25 +21,31 @@ from ..protocol.bulk import CHUNK_ITEMS, BulkChunk, BulkDeleteOrder, BulkReply, 
 from ..protocol.core import ErrorReply
 from ..store import encoding
 
+if TYPE_CHECKING:
+    from .node import Node
+
 ITEM_BYTES = 13  # id 8, count 4, edges 1
 
 
 class BulkService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move) at the source
         self.incoming: dict = {}  # (commander, request) -> list of chunks at the target
-        for cls, fn in {BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
-                        BulkDeleteOrder: self.on_delete}.items():
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
+            BulkDeleteOrder: self.on_delete}
+        for cls, fn in handlers.items():
             node.register(cls, fn)
         node.expecting.append(lambda: bool(self.outgoing or self.incoming))
 
     @property
     def table(self):
-        return self.node.shard.kmers
+        return self.store.kmers
 
     def _refuse_if_moving(self, msg: Message, ids) -> bool:
-        busy = self.node.shard.moving_kmers(ids) if len(ids) else 0
+        busy = self.store.moving_kmers(ids) if len(ids) else 0
         if busy:
             self.node.fail_order(msg, f"{busy:,} of the selected k-mers are being moved from rank {self.node.rank} "
                                       "by another order; nothing was done")
@@ -52,7 +61,7 @@ class BulkService:
             selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else self.table.empty_ids()
             if self._refuse_if_moving(msg, selected):
                 return
-            self.node.shard.bulk_moving[(msg.commander, msg.request)] = selected
+            self.store.bulk_moving[(msg.commander, msg.request)] = selected
         lent = [b for b, *_ in parts] if msg.selector == ("all",) else []
         self.table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
         items = sum(len(ids) for _, ids, _, _ in parts)
@@ -147,7 +156,7 @@ class BulkService:
     def on_stored(self, msg: BulkStored) -> None:
         id_parts, items, move, lent = self.outgoing.pop((msg.commander, msg.request))
         self.table.give_back(lent)
-        self.node.shard.bulk_moving.pop((msg.commander, msg.request), None)
+        self.store.bulk_moving.pop((msg.commander, msg.request), None)
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
@@ -163,8 +172,8 @@ class BulkService:
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:
-            shard = self.node.shard
-            if (shard.moving or shard.bulk_moving) and self._refuse_if_moving(msg, self.table.extract(msg.selector)[0]):
+            store = self.store
+            if (store.moving or store.bulk_moving) and self._refuse_if_moving(msg, self.table.extract(msg.selector)[0]):
                 return
             ids, _, _ = self.table.extract(msg.selector, remove=True)
         except ValueError as exc:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +14,7 @@ from ..store import encoding
 from ..store.encoding import COUNT_MAX
 from ..store.kmertable import KmerTable
 from ..store.partition import owners
+from ..store.types import Counts, Edges, Ids
 
 
 class ItemExists(Exception):
@@ -24,12 +27,12 @@ class Shard:
         self.tables: dict[str, dict] = {ns: {} for ns in BY_NAMESPACE if ns != "kmers"}
         # what moves out of this shard right now: a key under a move in flight is taken once
         self.moving: set[tuple] = set()  # keys of single-item moves
-        self.bulk_moving: dict[tuple, np.ndarray] = {}  # (commander, request) -> sorted k-mer ids
+        self.bulk_moving: dict[tuple, Ids] = {}  # (commander, request) -> sorted k-mer ids
         # buckets found to hold only k-mers owned here, by the id array found so (a bucket changed
         # since has another array: its ids are hashed again)
         self._owned: dict[int, weakref.ref] = {}
 
-    def off_owner(self, rank: int, size: int) -> tuple | None:
+    def off_owner(self, rank: int, size: int) -> tuple[Ids, Counts, Edges, Any] | None:
         """(ids, counts, edges, owners) of the k-mers held here that another rank owns (copies,
         replicas, moves); None if there are none."""
         parts = []
@@ -45,9 +48,12 @@ class Shard:
                     parts.append((ids[mask], counts[mask], edges[mask], own[mask]))
                 else:
                     owned[b] = weakref.ref(table.ids[b])
-        return tuple(np.concatenate(x) for x in zip(*parts)) if parts else None
+        if not parts:
+            return None
+        ids, counts, edges, own = (np.concatenate(x) for x in zip(*parts))
+        return ids, counts, edges, own
 
-    def moving_kmers(self, ids: np.ndarray) -> int:
+    def moving_kmers(self, ids: Ids) -> int:
         """How many of the k-mer ``ids`` are under a move in flight from this shard."""
         if not self.moving and not self.bulk_moving:
             return 0
@@ -66,13 +72,13 @@ class Shard:
             return False
         return self.moving_kmers(encoding.ids_array([key[1]], self.kmers.k)) > 0
 
-    def get(self, namespace: str, ident) -> Carriageable | None:
+    def get(self, namespace: str, ident: Any) -> Carriageable | None:
         if namespace == "kmers":
             found = self.kmers.get(ident)
             return None if found is None else Kmer(ident, found[0], found[1], self.kmers.k or 0)
         return self.tables[namespace].get(ident)
 
-    def packed(self, namespace: str, ident) -> bytes | None:
+    def packed(self, namespace: str, ident: Any) -> bytes | None:
         """The item framed for the wire (as :func:`~rayscript.items.pack_item` does), or None."""
         if namespace == "kmers":
             found = self.kmers.get(ident)
@@ -80,7 +86,7 @@ class Shard:
         item = self.tables[namespace].get(ident)
         return None if item is None else pack_item(item)
 
-    def has(self, namespace: str, ident) -> bool:
+    def has(self, namespace: str, ident: Any) -> bool:
         if namespace == "kmers":
             return self.kmers.get(ident) is not None
         return ident in self.tables[namespace]
@@ -118,7 +124,7 @@ class Shard:
             item = old.merge(item)
         named[item.ident] = item
 
-    def delete(self, namespace: str, ident) -> bool:
+    def delete(self, namespace: str, ident: Any) -> bool:
         if namespace == "kmers":
             return self.kmers.remove(ident)
         return self.tables[namespace].pop(ident, None) is not None
@@ -130,3 +136,19 @@ class Shard:
 
     def nbytes(self) -> int:
         return self.kmers.nbytes() + sum(item.nbytes for t in self.tables.values() for item in t.values())
+
+    def named(self, namespace: str) -> Mapping[Any, Carriageable]:
+        """The named items of ``namespace`` held here, by ident (to read: change them with put, delete)."""
+        return self.tables[namespace]
+
+    def named_items(self) -> list[Carriageable]:
+        """Every named item held here (paths, results)."""
+        return [item for table in self.tables.values() for item in table.values()]
+
+    def replace_all(self, kmers: KmerTable, named: Iterable[Carriageable]) -> None:
+        """Hold exactly ``kmers`` and ``named`` from now on (a restore's commit)."""
+        self.kmers = kmers
+        for table in self.tables.values():
+            table.clear()
+        for item in named:
+            self.tables[item.namespace][item.ident] = item

@@ -32,7 +32,7 @@ from ..language.syntax import Statement, Value
 from ..protocol.checkpoint import CommitOrder, SaveOrder, VerifyOrder
 from ..protocol.store import MoveOrder
 from ..results import Result
-from ..runtime.node import settled
+from ..runtime.tasks import settled
 from ..store.partition import owner
 from .store import kept_note, rebalance_kmers
 
