@@ -8,7 +8,8 @@ import numpy as np
 
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
-from rayscript.messages import Bundle, Message
+from rayscript.protocol.base import Message
+from rayscript.protocol.core import Bundle
 from rayscript.runtime.aggregate import Aggregator
 from rayscript.runtime.local import LocalNetwork
 from rayscript.runtime.node import Node

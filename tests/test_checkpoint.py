@@ -223,7 +223,7 @@ def test_run_with_restore_under_mpiexec(saved, tmp_path):
 KILL_MID_MOVE = """
 import os, signal, sys
 import rayscript.cli as cli
-from rayscript.runtime.bulk import BulkChunk
+from rayscript.protocol.bulk import BulkChunk
 
 ckpt, dump = sys.argv[1], sys.argv[2]
 original = cli.open_cluster

@@ -288,7 +288,7 @@ original = cli.open_cluster
 def open_cluster(ranks, progress=None):
     c = original(ranks, progress)
     if c.rank == 2:
-        from rayscript.messages import PutOrder
+        from rayscript.protocol.store import PutOrder
         handler = c.node.handlers[PutOrder]
         seen = []
         def put(msg):
@@ -324,9 +324,9 @@ def test_a_rank_told_to_terminate_is_named_and_the_job_ends(tmp_path, how):
 TERMINATE_IN_COLLECTIVE = """
 import os, signal, sys, threading, time
 import rayscript.cli as cli
-from rayscript.genomics.assembly import AssembleOrder
-from rayscript.genomics.checkpoint import SaveOrder
-from rayscript.genomics.kmers import DumpWriteOrder, LoadOrder
+from rayscript.protocol.assembly import AssembleOrder
+from rayscript.protocol.checkpoint import SaveOrder
+from rayscript.protocol.kmers import DumpWriteOrder, LoadOrder
 
 victim, to, when, statement = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ORDERS = {"load": LoadOrder, "assemble": AssembleOrder, "dump": DumpWriteOrder, "save": SaveOrder}

@@ -2,17 +2,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rayscript import messages as m
-from rayscript.genomics import assembly as asm
-from rayscript.genomics import checkpoint as ck
-from rayscript.genomics import graph as gr
-from rayscript.genomics import kmers as g
-from rayscript.genomics import sets as ks
 from rayscript.items import GraphPath, GraphSearchResult, Kmer, pack_item, unpack_item
-from rayscript.runtime import bulk as mv
-from rayscript.statements import parse
+from rayscript.protocol import bulk as mv
 from rayscript.store import encoding
-from rayscript.store import setops as so
 from rayscript.store.partition import mix64, owner, owners
 
 ids = st.integers(0, (1 << 62) - 1)
@@ -48,54 +40,6 @@ def test_search_result_round_trip_keeps_its_k_and_reads_results_packed_without_o
     packed = pack_item(item)
     old = packed[:-1] if k else packed
     assert unpack_item(old) == GraphSearchResult(name, start, item.vertices, item.depths, 0)
-
-
-def test_every_message_kind_round_trips_through_the_wire_codec():
-    samples = [
-        m.PutOrder(key=("kmers", 5), item=b"xy", mode="replace"), m.GetOrder(key=("paths", "p")),
-        m.CopyOrder(key=("kmers", 5), target=3, mode="merge"), m.MoveOrder(key=("kmers", 5), target=1),
-        m.DeleteOrder(key=("kmers", 5)), m.HasOrder(key=("kmers", 5)), m.StatsOrder(),
-        m.RunBlock(statements=tuple(parse("copy kmers/1 from 2 to 3")), env={"x": 1}, text="t"),
-        m.ItemTransfer(key=("kmers", 5), item=b"\x01", move=True), m.Stored(key=("kmers", 5), target=2),
-        m.Ack(), m.ErrorReply(rank=2, key="kmers/5", reason="no"),
-        m.ItemReply(key=("kmers", 5), item=b"z"), m.HasReply(held=True),
-        m.StatsReply(host="h", counts={"kmers": 1}, nbytes=9), m.BlockDone(results=[]), m.Stop(),
-        m.Fatal(rank=3, reason="boom"), m.Cancel(), m.Ping(), m.Bundle(envelopes=[m.Ack().pack(), m.Stop().pack()]),
-        g.LoadOrder(parts=[("r.fq", "fastq", False, 0, 10)], k=21, canonical=False, total_bytes=10),
-        g.KmerStatsOrder(histogram=True, once=True), g.DumpSizeOrder(lo=2, hi=9), g.DumpWriteOrder(path="o", offset=5),
-        g.QueryOrder(ids=b"\0" * 16), g.LoadReply(reads=3, kmers=9, nbytes=100, distinct=4, seconds=0.5),
-        g.KmerStatsReply(distinct=2, total=5, k=21, histogram=b"\0" * 8, copies=1),
-        g.SizeReply(nbytes=7, k=3, copies=2),
-        g.QueryReply(counts=b"\1\0\0\0"), g.HeldOrder(), g.HeldReply(), mv.BulkReply(items=5, nbytes=65),
-        mv.BulkSendOrder(selector=("count", ">=", 3), target=2, mode="merge", move=True, what="kmers where"),
-        mv.BulkChunk(seq=2, last=True, mode="replace", what="kmers/*"), mv.BulkStored(ok=False, reason="x", items=3),
-        mv.BulkDeleteOrder(selector=("prefix", "ACG")),
-        gr.WalkStep(start=5, current=9, sequence="ACGT", k=4, hops=2, both=True, phase="back", into=("paths", "p")),
-        gr.PathStore(item=b"\x02", reply=gr.PathReply(length=3)), gr.NeighboursOrder(),
-        gr.PathReply(length=40, kmers=10, reason="branch", sequence="ACGT", rank=2), gr.NeighboursReply(found=3),
-        ck.SavedReply(entry={"file": "f", "bytes": 3}), ck.VerifiedReply(kmers=3, named=1),
-        ck.CommittedReply(named=[("paths", "p")]),
-        asm.AssembleOrder(prefix="contig", min_count=3, min_length=62, replace=True),
-        asm.AssembleReply(min_count=3, contigs=2, total=100, n50=60, longest=60, phases={"paths": 0.1}),
-        asm.PathLengthsOrder(selector=("prefix", "c"), fasta=True),
-        asm.PathLengthsReply(names=["c-1"], lengths=[60], sizes=[90]),
-        asm.PathWriteOrder(path="o", places=[("c-1", 0)]),
-        ck.SaveOrder(directory="/d"),
-        ck.VerifyOrder(directory="/d", files=[("f", {"bytes": 1}, 0)], ranks=1, token="t", k=21),
-        ck.CommitOrder(token="t", commit=False),
-        ks.SetsOrder(), ks.SetsReply(sets={"kmers.a": (31, True, 5, 9, 100, False)}),
-        ks.CombineOrder(expr=so.Operation("-", so.Operand("kmers.a"), so.Operand("kmers.b")), target="kmers.c",
-                        mode="max", low=2, high=9, k=31),
-        ks.CombineReply(distinct=3, total=9, nbytes=39, sent=1), ks.CompareOrder(sets=["kmers.a", "kmers"], low=2),
-        ks.CompareReply(distinct=[3, 4], shared=[2]),
-        ks.MatrixOrder(sets=["kmers.a", "kmers.b"], path="m", header="kmer\ta\tb\n", min_sets=2, presence=True),
-        ks.MatrixReply(rows=3, nbytes=40), ks.RenameOrder(old="kmers.a", new="kmers.b"), ks.DropOrder(name="kmers.a"),
-    ]
-    # (tests may register message kinds of their own)
-    assert {type(s) for s in samples} == {t for t in m.REGISTRY.values() if t.__module__.startswith("rayscript.")}
-    for i, msg in enumerate(samples):
-        msg.sender, msg.recipient, msg.commander, msg.request = 1, 2, 0, 100 + i
-        assert m.Message.decode(msg.encode()) == msg
 
 
 def test_bulk_buffers_travel_beside_the_message_on_both_backends():

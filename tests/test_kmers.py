@@ -324,7 +324,7 @@ def test_a_staging_table_turns_a_bucket_to_32_bit_counts_when_a_sum_passes_16_bi
 def test_a_bucket_received_with_room_takes_the_few_held_k_mers_in_place(k, held):
     """add_bucket (a bulk copy's parts) gives what add_counted gives, and a bucket that holds at
     most FEW k-mers merges them into the received arrays' own room instead of new arrays."""
-    from rayscript.runtime.bulk import BulkChunk
+    from rayscript.protocol.bulk import BulkChunk
     from rayscript.store.kmertable import FEW, NBUCKETS
 
     rng = np.random.default_rng(k * 1000 + held)

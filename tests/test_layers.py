@@ -9,11 +9,12 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "rayscript"
 
 # lowest first; a part may import parts of lower layers only (and itself)
 LAYERS = [
-    {"errors", "results", "progress"},
+    {"errors", "results", "progress", "logs"},
     {"store"},
     {"items"},
-    {"messages", "language"},
-    {"runtime", "genomics"},
+    {"protocol", "language"},
+    {"runtime"},
+    {"genomics"},  # services typed against the node (runtime)
     {"interpreter"},
     {"statements"},
     {"cluster"},

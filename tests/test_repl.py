@@ -118,7 +118,7 @@ def test_history_persists_in_the_xdg_data_directory(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_during_a_long_statement_cancels_it_and_the_prompt_returns(sigint):
-    from rayscript.messages import PutOrder
+    from rayscript.protocol.store import PutOrder
 
     with Cluster.local(3) as c:
         slow = c.local_nodes[1]

@@ -75,7 +75,7 @@ def test_get_without_a_rank_reads_the_owner_s_copy_else_the_first_holder_s():
         with pytest.raises(RayScriptError, match=f"kmers/6 is not on rank {a}"):
             c.run(f"get kmers/6 from {a}")  # a rank named is the rank asked
         # an owner that does not answer is named after one timeout: the others are not asked then
-        from rayscript.messages import GetOrder
+        from rayscript.protocol.store import GetOrder
 
         c.run("set timeout = 300ms")
         asked: list = []
@@ -295,7 +295,7 @@ def test_get_returns_the_item_object(local4):
 
 
 def test_order_timeout_names_the_silent_rank():
-    from rayscript.messages import CopyOrder
+    from rayscript.protocol.store import CopyOrder
 
     with Cluster.local(3) as c:
         swallowed = []
@@ -308,7 +308,7 @@ def test_order_timeout_names_the_silent_rank():
 
 
 def test_an_unanswered_copy_names_the_silent_rank_down_its_cascade_not_its_healthy_source():
-    from rayscript.messages import ItemTransfer
+    from rayscript.protocol.store import ItemTransfer
 
     with Cluster.local(4) as c:
         c.run("put kmers/1 on 1\nset timeout = 300ms")
@@ -326,7 +326,7 @@ def test_an_unanswered_copy_names_the_silent_rank_down_its_cascade_not_its_healt
 
 
 def test_handler_exception_is_returned_with_rank_and_the_loop_goes_on():
-    from rayscript.messages import GetOrder
+    from rayscript.protocol.store import GetOrder
 
     with Cluster.local(3) as c:
         def broken(msg):
@@ -375,14 +375,14 @@ def test_ctrl_c_while_a_statement_runs_is_acted_on_at_a_safe_point(sigint):
     import _thread
     import signal
 
-    from rayscript.runtime.node import Future
+    from rayscript.runtime.tasks import Future
 
     with Cluster.local(2) as c:
         node = c.node
-        with node.interrupts_at_safe_points():
+        with node.interrupts.at_safe_points():
             _thread.interrupt_main(signal.SIGINT)
             time.sleep(0.05)  # the handler has run: nothing was raised here
-            assert node._sigint
+            assert node.interrupts.sigint
             with pytest.raises(KeyboardInterrupt):
                 node.run_until(Future())
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -438,7 +438,7 @@ import os, sys, time
 import numpy as np
 from mpi4py import MPI
 from rayscript.errors import TransferStalled
-from rayscript.runtime.bulk import BulkChunk
+from rayscript.protocol.bulk import BulkChunk
 from rayscript.runtime.mpi import TAG_CONTROL, MPIMessenger
 
 m = MPIMessenger()

@@ -9,7 +9,7 @@ from rayscript.language.checker import check
 from rayscript.language.help import help_text
 from rayscript.language.parser import Parser, grammar_text
 from rayscript.language.syntax import Key, Rank, Statement, rank_field
-from rayscript.messages import GetOrder
+from rayscript.protocol.store import GetOrder
 from rayscript.results import Result
 from rayscript.statements import Explain, parse
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .errors import RankFailure, RayScriptError, Terminated
+from .logs import ENV, LEVELS, configure
 from .progress import Progress
 
 if TYPE_CHECKING:  # imported when a cluster opens: each rank's keeper splits off while the process is small
@@ -32,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=USAGE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"rayscript {__version__}")
     sub = p.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a .ray script on every rank (under mpiexec)")
+    logged = argparse.ArgumentParser(add_help=False)
+    logged.add_argument("--log-level", choices=LEVELS, metavar="LEVEL",
+                        help=f"show the ranks' log from LEVEL up on standard error ({', '.join(LEVELS)}; default: "
+                             f"${ENV}, else none)")
+    run = sub.add_parser("run", help="run a .ray script on every rank (under mpiexec)", parents=[logged])
     run.add_argument("script", nargs="?", help="the .ray file to run")
     run.add_argument("-e", dest="text", metavar="TEXT", help="run this text instead of a file")
     run.add_argument("--ranks", type=int, metavar="N",
@@ -41,11 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="parse and validate a script without MPI; report every error")
     chk.add_argument("script", nargs="+")
     chk.add_argument("--ranks", type=int, metavar="N", help="also check ranks against a cluster of N")
-    repl = sub.add_parser("repl", help="read statements on rank 0 while the other ranks serve")
+    repl = sub.add_parser("repl", help="read statements on rank 0 while the other ranks serve", parents=[logged])
     repl.add_argument("--ranks", type=int, metavar="N",
                       help="without mpiexec: run N ranks as threads of this process")
     ex = sub.add_parser("exec", help="under mpiexec: run a program (one that embeds Cluster) as this rank, "
-                                     "kept like run and repl: a rank killed outright is named")
+                                     "kept like run and repl: a rank killed outright is named", parents=[logged])
     ex.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments")
     return p
 
@@ -55,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
+        if args.log_level:
+            os.environ[ENV] = args.log_level  # for every rank's process: a program under exec reads it too
+        try:
+            configure()
+        except ValueError as exc:
+            print(f"rayscript: {ENV}: {exc}", file=sys.stderr)
+            return 2
         from .runtime.keeper import launcher_mismatch, launcher_rank, split, under_mpiexec
 
         mismatch = launcher_mismatch() if under_mpiexec() else None
@@ -249,7 +261,11 @@ def _emergency_stop(cluster: Cluster) -> None:
     """A rank failed: stop the others; if that cannot finish, abort the whole job."""
     import threading
 
-    timer = threading.Timer(10.0, lambda: (cluster.node.messenger.abort(1), os._exit(1)))
+    def abort() -> None:
+        cluster.node.messenger.abort(1)
+        os._exit(1)
+
+    timer = threading.Timer(10.0, abort)
     timer.daemon = True
     timer.start()
     cluster.close()

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import logs
 from .errors import (
     Cancelled,
     DriverLost,
@@ -34,13 +35,14 @@ from .genomics.assembly import AssemblyService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
+from .genomics.paths import PathService
 from .genomics.sets import SetService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
 from .language.parser import make_key
-from .messages import Fatal
 from .progress import ProgressDisplay
+from .protocol.core import Fatal
 from .results import Result
 from .runtime.bulk import BulkService
 from .runtime.handlers import StoreService
@@ -56,7 +58,8 @@ if TYPE_CHECKING:
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
-SERVICES = (StoreService, BulkService, KmerService, GraphService, CheckpointService, AssemblyService, SetService)
+SERVICES = (StoreService, BulkService, KmerService, GraphService, PathService, CheckpointService, AssemblyService,
+            SetService)
 
 
 def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,
@@ -77,6 +80,10 @@ class Cluster:
         """Under mpiexec: every rank of ``comm`` (default COMM_WORLD).  ``progress`` is called on
         rank 0 with (done, total) during long statements; ``interrupt_check`` returns True when
         the user asked to cancel (for a shell that reads Ctrl-C as a key)."""
+        try:
+            logs.configure()  # RAYSCRIPT_LOG (the command line's --log-level sets it)
+        except ValueError as exc:
+            raise RayScriptError(f"{logs.ENV}: {exc}") from None
         if _messenger is None:
             from .runtime.keeper import launcher_mismatch, under_mpiexec
 
@@ -242,7 +249,7 @@ class Cluster:
         for st in statements:
             failed: RayScriptError | None = None
             try:
-                with self.node.interrupts_at_safe_points():
+                with self.node.interrupts.at_safe_points():
                     results = self.node.run(self.interpreter.execute(st, self.scope))
             except KeyboardInterrupt:
                 late = self.node.cancel_everywhere()

@@ -139,12 +139,13 @@ class RuntimeFault(RayScriptError):
     """An order failed on some rank: names the rank, the key and the reason."""
 
     def __init__(self, reason: str, rank: int | None = None, key: str | None = None,
-                 statement: str | None = None, host: str | None = None):
+                 statement: str | None = None, host: str | None = None, where: str = ""):
         self.reason = reason
         self.rank = rank
         self.key = key
         self.statement = statement
         self.host = host  # named when the job spans several hosts
+        self.where = where  # a defect on the rank: the line of code where it failed
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -154,7 +155,8 @@ class RuntimeFault(RayScriptError):
         if self.key and self.key not in self.reason:  # named once
             where.append(self.key)
         prefix = ", ".join(where)
-        return f"{prefix}: {self.reason}" if prefix else self.reason
+        reason = f"{self.reason} (at {self.where})" if getattr(self, "where", "") else self.reason
+        return f"{prefix}: {reason}" if prefix else reason
 
 
 class OrderTimeout(RuntimeFault):

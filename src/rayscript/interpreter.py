@@ -35,9 +35,13 @@ from .errors import (
 from .items import is_kmers
 from .language import syntax
 from .language.parser import make_key
-from .messages import BlockDone, GetOrder, HasOrder, Message, RunBlock, key_text
+from .logs import fault_site
+from .protocol.base import Message, key_text
+from .protocol.core import BlockDone, RunBlock
+from .protocol.store import GetOrder, HasOrder
 from .results import Result
-from .runtime.node import Future, Node, settled, together
+from .runtime.node import Node
+from .runtime.tasks import Future, settled, together
 from .store import encoding
 from .store.partition import owner
 
@@ -201,9 +205,11 @@ class Interpreter:
                 self.node.reply(msg, BlockDone(error=err))
                 return
             except Exception as exc:  # a defect: the commander of the block must still hear of it
+                where = fault_site(exc)
+                self.node.log.error("commanding a block for rank %d failed at %s", msg.commander, where, exc_info=exc)
                 self.node.reply(msg, BlockDone(error=RuntimeFault(
                     f"internal error on {self.node.messenger.host()} while commanding a block: "
-                    f"{type(exc).__name__}: {exc}", rank=self.node.rank)))
+                    f"{type(exc).__name__}: {exc}", rank=self.node.rank, where=where)))
                 return
             finally:
                 self.node.timeout = saved
@@ -376,7 +382,7 @@ class Command:
         has not answered within the order timeout after that is named as not answering."""
         futures = [self.order(make(r), timeout) for r in range(self.size)]
         if timeout is None and self.plan is None:
-            together(futures, lambda: self.node.timeout)
+            together(futures, lambda: self.node.timeout, self.node.clock)
         return futures
 
     def holders(self, wk: WireKey) -> Generator[Any, Any, list[int]]:

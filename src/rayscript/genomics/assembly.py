@@ -38,64 +38,25 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
-from ..messages import Message
+from ..protocol.assembly import AssembleOrder, AssembleReply
 from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
 from .graph import NO_K
+from .paths import n50
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
 RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
 NOBODY = np.uint64(2**64 - 1)  # the handle of no node
-
-
-@dataclass(kw_only=True)
-class AssembleReply(Message, kind="assembled", code=120, reply=True):
-    min_count: int = 0
-    contigs: int = 0
-    total: int = 0
-    n50: int = 0
-    longest: int = 0
-    graph_kmers: int = 0  # k-mers at or above min_count
-    removed_tips: int = 0
-    removed_bubbles: int = 0
-    phases: dict = field(default_factory=dict)  # phase -> seconds
-    aborted: bool = False
-    distinct: int = 0  # distinct k-mers before the threshold (each once, whichever ranks hold it)
-    occurrences: int = 0  # their counts summed
-    kept_occurrences: int = 0  # the counts of the k-mers at or above min_count, summed
-    error_peak: bool = False  # min_count=auto found an error peak (False: auto is 1)
-
-
-@dataclass(kw_only=True)
-class AssembleOrder(Message, kind="assemble", code=121):
-    reply_type = AssembleReply
-
-    prefix: str = "contig"
-    min_count: int = 0  # 0: auto
-    min_length: int = 0  # 0: 2k
-    clean: bool = True  # remove tips and bubble arms
-    replace: bool = False
-    kset: str = "kmers"  # the k-mer set assembled
-
-    def cascade(self):
-        r, c = self.recipient, self.commander
-        return ["(all ranks, in step: the count histogram, ALLREDUCE; min_count from its valley)",
-                "(neighbours in the graph: ALLTOALLV of ids to their owners, ALLTOALLV of answers back)",
-                "(links of non-branching paths: ALLTOALLV of degree questions and answers)",
-                "(unitigs by pointer jumping: per round, ALLTOALLV of questions to the owners of the ends seen)",
-                "(tips and bubbles at the owners of the unitigs: ALLTOALLV; ALLTOALLV of what leaves the graph)",
-                "(sequences at the unitigs' owners: ALLTOALLV; names: ALLTOALLV of lengths; paths: ALLTOALLV of "
-                "packed paths to the owners of their names)",
-                f"ACK {r} -> {c} (contigs, total length, N50, longest, min_count, time per phase)"]
 
 
 def valley(hist: np.ndarray) -> int:
@@ -114,14 +75,6 @@ def valley(hist: np.ndarray) -> int:
     if 10 * occurrences[c:].sum() < occurrences.sum():
         return 1  # what rises beyond the valley is too little to be a coverage peak
     return c
-
-
-def n50(lengths: np.ndarray) -> int:
-    if not len(lengths):
-        return 0
-    desc = np.sort(lengths)[::-1]
-    half = desc.sum() / 2
-    return int(desc[np.searchsorted(np.cumsum(desc), half)])
 
 
 def path_name_pattern(prefix: str) -> re.Pattern:
@@ -267,94 +220,12 @@ class Graph:
         return np.searchsorted(self.key, handles)
 
 
-# --- paths: statistics and FASTA ------------------------------------------------------------
-
-@dataclass(kw_only=True)
-class PathLengthsReply(Message, kind="path-lengths", code=122, reply=True):
-    names: list = field(default_factory=list)
-    lengths: list = field(default_factory=list)  # bases
-    sizes: list = field(default_factory=list)  # bytes of each FASTA record, when asked
-
-
-@dataclass(kw_only=True)
-class PathLengthsOrder(Message, kind="path-lengths", code=123):
-    """The selected paths a rank holds: names, lengths (and FASTA sizes)."""
-
-    reply_type = PathLengthsReply
-    informs = True
-    selector: tuple = ("all",)  # ("all",), ("prefix", text) or ("name", name)
-    fasta: bool = False
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (names and lengths of its paths)"]
-
-
-@dataclass(kw_only=True)
-class PathWriteOrder(Message, kind="path-write", code=124):
-    reply_type = PathLengthsReply
-    path: str = ""
-    places: list = field(default_factory=list)  # (name, offset) of each record this rank writes
-
-    def cascade(self):
-        return [f"(rank {self.recipient} writes its FASTA records at their offsets)",
-                f"ACK {self.recipient} -> {self.commander}"]
-
-
-FASTA_WIDTH = 80
-
-
-def _fasta_head(path: GraphPath) -> str:
-    return f">{path.name} length={len(path.sequence)} mean_count={path.coverage:.1f}"
-
-
-def fasta_record(path: GraphPath) -> bytes:
-    seq = path.sequence
-    lines = [seq[i:i + FASTA_WIDTH] for i in range(0, len(seq), FASTA_WIDTH)] or [""]
-    return ("\n".join([_fasta_head(path), *lines]) + "\n").encode()
-
-
-def fasta_size(path: GraphPath) -> int:
-    """len(fasta_record(path)), without writing the record out."""
-    n = len(path.sequence)
-    return len(_fasta_head(path).encode()) + 1 + n + max(1, -(-n // FASTA_WIDTH))
-
-
-def selected_paths(table: dict, selector: tuple) -> list[GraphPath]:
-    kind = selector[0]
-    if kind == "name":
-        item = table.get(selector[1])
-        return [item] if item is not None else []
-    prefix = selector[1] if kind == "prefix" else ""
-    return [p for name, p in table.items() if str(name).startswith(prefix)]
-
-
 class AssemblyService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self._error: str | None = None
         node.register(AssembleOrder, self.on_assemble)
-        node.register(PathLengthsOrder, self.on_lengths)
-        node.register(PathWriteOrder, self.on_write)
-
-    def on_lengths(self, msg: PathLengthsOrder) -> None:
-        paths = selected_paths(self.node.shard.tables["paths"], msg.selector)
-        self.node.reply(msg, PathLengthsReply(names=[p.name for p in paths], lengths=[len(p.sequence) for p in paths],
-                                              sizes=[fasta_size(p) for p in paths] if msg.fasta else []))
-
-    def on_write(self, msg: PathWriteOrder) -> None:
-        import os
-
-        table = self.node.shard.tables["paths"]
-        try:
-            fd = os.open(msg.path, os.O_WRONLY)
-        except OSError as exc:
-            raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
-        try:
-            for name, offset in msg.places:
-                os.pwrite(fd, fasta_record(table[name]), offset)
-        finally:
-            os.close(fd)
-        self.node.reply(msg, PathLengthsReply(names=[n for n, _ in msg.places]))
 
     def on_assemble(self, msg: AssembleOrder) -> None:
         with self.node.collective_order(msg, "assemble"):
@@ -372,8 +243,8 @@ class AssemblyService:
         self.coll = coll = self.node.collective
         self.ex = _Exchange(coll)
         self._error = None
-        table = self.node.shard.table(msg.kset)
-        paths = self.node.shard.tables["paths"]
+        table = self.store.table(msg.kset)
+        paths = self.store.named("paths")
         t0 = time.monotonic()
         phases: dict[str, float] = {}
         error = None
@@ -448,9 +319,9 @@ class AssemblyService:
         # every rank has finished: only now do the paths change
         if msg.replace:
             for name in existing:
-                del paths[name]
+                self.store.delete("paths", name)
         for item in named:
-            paths[item.name] = item
+            self.store.put(item, "replace")
         self._progress(3)
         self.node.reply(msg, AssembleReply(
             min_count=int(min_count), contigs=len(lengths), total=int(lengths.sum()), n50=n50(lengths),
@@ -463,7 +334,7 @@ class AssemblyService:
         """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
         the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
         their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
-        foreign = self.node.shard.off_owner(self.coll.rank, self.ex.size, kset)
+        foreign = self.store.off_owner(self.coll.rank, self.ex.size, kset)
         if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
             return ids, counts, edges
         if foreign is not None:

@@ -36,16 +36,27 @@ import os
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RayScriptError, ScriptError
 from ..items import BY_NAMESPACE, is_kmers, pack_item, unpack_item
-from ..messages import Message
+from ..protocol.base import Message
+from ..protocol.checkpoint import (
+    CommitOrder,
+    CommittedReply,
+    SavedReply,
+    SaveOrder,
+    VerifiedReply,
+    VerifyOrder,
+)
 from ..store import encoding
 from ..store.kmertable import KmerTable
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 FORMAT_VERSION = 1
 MAGIC = b"RAYSHRD1"
@@ -291,82 +302,26 @@ def _counted(per_namespace: dict) -> str:
 
 # --- messages ----------------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class SavedReply(Message, kind="saved", code=113, reply=True):
-    """One rank's shard file: its manifest entry."""
-
-    entry: dict = field(default_factory=lambda: {"file": "", "bytes": 0, "sha256": "", "items": {}, "k": None,
-                                                 "canonical": True})
-    sets: dict = field(default_factory=dict)  # named set -> its file's entry
-
-
-@dataclass(kw_only=True)
-class VerifiedReply(Message, kind="verified", code=114, reply=True):
-    kmers: int = 0
-    named: int = 0
-    differing: int = 0  # k-mers found in several files with different values (the first kept)
-
-
-@dataclass(kw_only=True)
-class CommittedReply(Message, kind="committed", code=115, reply=True):
-    named: list = field(default_factory=list)  # keys of the named items now held
-
-
-@dataclass(kw_only=True)
-class SaveOrder(Message, kind="save-order", code=110):
-    reply_type = SavedReply
-    directory: str = ""
-    sets: list = field(default_factory=list)  # the named sets of the store (a file each, maybe empty)
-
-    def cascade(self):
-        return [f"(rank {self.recipient} writes its shard file)", f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class VerifyOrder(Message, kind="restore-verify", code=111):
-    reply_type = VerifiedReply
-    directory: str = ""  # the checkpoint's: every file is read from inside it
-    files: list = field(default_factory=list)  # (file, manifest entry, the rank that saved it)
-    ranks: int = 0  # how many ranks saved the checkpoint
-    token: str = ""
-    k: int | None = None
-    canonical: bool = True
-    sets: dict = field(default_factory=dict)  # named set -> (its files as ``files``, k, canonical)
-
-    def cascade(self):
-        return [f"(rank {self.recipient} reads and verifies its files, staging them)",
-                f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class CommitOrder(Message, kind="restore-commit", code=112):
-    reply_type = CommittedReply
-    token: str = ""
-    commit: bool = True
-
-    def cascade(self):
-        return [f"(rank {self.recipient} swaps in what it staged)", f"ACK {self.recipient} -> {self.commander}"]
-
 
 class CheckpointService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self.staged: dict = {}
-        for cls, fn in {SaveOrder: self.on_save, VerifyOrder: self.on_verify, CommitOrder: self.on_commit}.items():
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            SaveOrder: self.on_save, VerifyOrder: self.on_verify, CommitOrder: self.on_commit,
+        }
+        for cls, fn in handlers.items():
             node.register(cls, fn)
-
-    def _named(self):
-        shard = self.node.shard
-        return [item for table in shard.tables.values() for item in table.values()]
 
     def on_save(self, msg: SaveOrder) -> None:
         path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.shard")
         sets = {}
         try:
-            info = write_shard(path, self.node.rank, self.node.size, self.node.shard.kmers, self._named())
+            info = write_shard(path, self.node.rank, self.node.size, self.store.kmers, self.store.named_items())
             for name in msg.sets:
                 path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.{name[len('kmers.'):]}.shard")
-                sets[name] = write_shard(path, self.node.rank, self.node.size, self.node.shard.table(name), [])
+                sets[name] = write_shard(path, self.node.rank, self.node.size, self.store.table(name), [])
         except OSError as exc:
             raise RayScriptError(f"cannot write {path}: {exc.strerror}") from None
         self.node.reply(msg, SavedReply(entry=info, sets=sets))
@@ -394,18 +349,13 @@ class CheckpointService:
         for name, (files, k, canonical) in msg.sets.items():
             sets[name], _, more = self._read(msg, files, k, canonical)
             differing += more
-        self.staged[msg.token] = (table, named, sets)
+        self.staged[msg.token] = ({"kmers": table, **sets}, named)
         kmers = len(table) + sum(len(t) for t in sets.values())
         self.node.reply(msg, VerifiedReply(kmers=kmers, named=len(named), differing=differing))
 
     def on_commit(self, msg: CommitOrder) -> None:
         staged = self.staged.pop(msg.token, None)
         if msg.commit and staged is not None:
-            table, named, sets = staged
-            shard = self.node.shard
-            shard.sets = {"kmers": table, **sets}
-            for t in shard.tables.values():
-                t.clear()
-            for item in named:
-                shard.tables[item.namespace][item.ident] = item
+            sets, named = staged
+            self.store.replace_all(sets, named)  # every set saved, and no other
         self.node.reply(msg, CommittedReply(named=[(i.namespace, i.ident) for i in (staged[1] if staged else [])]))

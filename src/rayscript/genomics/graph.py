@@ -17,23 +17,25 @@ neighbours (numpy buffers), and keeps the new ones.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import RayScriptError
 from ..items import GraphPath, pack_item, unpack_item
-from ..messages import Message
+from ..protocol.graph import NeighboursOrder, NeighboursReply, PathReply, PathStore, WalkStep
 from ..store import encoding
 from ..store.kmertable import KmerTable
 from ..store.partition import owner
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 # A graph statement in a store whose k-mers were put by number before any load: their length is not
 # known, and neither are the neighbours their edges name.
 NO_K = ("the k-mers here have no known k (they were put by number before any load): {what} needs k to "
         "follow their edges; load reads first, or put k-mers by their bases")
 
-DEFAULT_WALK_LENGTH = 1_000_000
 _COMP_BITS = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15]  # complement of a 4-bit base set
 
 
@@ -49,93 +51,16 @@ def oriented_edges(oriented: int, canonical_id: int, edges: int) -> tuple[int, i
     return _COMP_BITS[before], _COMP_BITS[after]
 
 
-@dataclass(kw_only=True)
-class PathReply(Message, kind="path-stored", code=103, reply=True):
-    """A walk's path, stored on the owner of its name (``rank``)."""
-
-    length: int = 0
-    kmers: int = 0
-    reason: str = ""
-    backward: int = 0
-    sequence: str = ""
-    rank: int = -1
-
-
-@dataclass(kw_only=True)
-class NeighboursReply(Message, kind="neighbours-reply", code=104, reply=True):
-    """buffers: [found mask, neighbour ids, index of the source id]; ``k``: the k of the rank's
-    k-mers (0: none known)."""
-
-    found: int = 0
-    k: int = 0
-
-
-@dataclass(kw_only=True)
-class WalkStep(Message, kind="walk", code=100):
-    """A walk in progress; the rank that owns ``current`` extends it."""
-
-    reply_type = PathReply
-
-    start: int = 0  # canonical id of the start k-mer
-    current: int = 0  # oriented id of the k-mer to extend from
-    sequence: str = ""  # the path so far, as bases
-    k: int = 0
-    hops: int = 0
-    limit: int = DEFAULT_WALK_LENGTH
-    both: bool = False
-    phase: str = "fwd"  # "back" walks from the reverse complement of the start, then "fwd"
-    back: str = ""  # the sequence the backward phase found
-    back_reason: str = ""
-    into: tuple = ()
-    canonical: bool = True
-    kset: str = "kmers"  # the k-mer set walked
-    min_count: int = 1  # k-mers counted fewer times are not part of the graph
-    # The graph is what the store holds: where the edges offer several neighbours, the walk visits
-    # their owners to keep those present (with count >= min_count) before it decides.
-    prev: int = -1  # oriented id of the k-mer the walk came from
-    probe: list = field(default_factory=list)  # oriented ids still to look up
-    probe_for: str = ""  # "pred" or "succ"
-    valid: list = field(default_factory=list)  # oriented ids found present so far
-    preds: int = -1  # predecessors of ``current`` present (-1: not known yet)
-    succs: list | None = None  # successors of ``current`` present (None: not known yet)
-    # counts of the path's k-mers, summed: this phase's, the backward phase's, the start k-mer's
-    counted: int = 0
-    back_counted: int = 0
-    start_count: int = 0
-
-    def cascade(self):
-        return [f"WALK {self.recipient} -> owner of the next k-mer -> ... (one hop per k-mer, commander "
-                "not involved; at a fork, through the owners of the candidate neighbours)",
-                "PATH-STORE last rank -> owner of the path", f"ACK owner of the path -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class PathStore(Message, kind="path-store", code=101):
-    item: bytes = b""
-    reply: PathReply | None = None  # sent on by the path's owner, with its rank
-
-
-@dataclass(kw_only=True)
-class NeighboursOrder(Message, kind="neighbours", code=102):
-    """buffers: [ids]; the answer's buffers: [found mask, neighbour ids, index of the source id]."""
-
-    reply_type = NeighboursReply
-    informs = True
-    kset: str = "kmers"
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (neighbours of its frontier k-mers)"]
-
-
 class GraphService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         node.register(WalkStep, self.on_walk)
         node.register(PathStore, self.on_path_store)
         node.register(NeighboursOrder, self.on_neighbours)
 
     def table(self, msg: WalkStep | NeighboursOrder) -> KmerTable:
-        return self.node.shard.table(msg.kset)
+        return self.store.table(msg.kset)
 
     def _canonical(self, ident: int, k: int, canonical: bool) -> int:
         return encoding.canonical(ident, k) if canonical else ident
@@ -280,7 +205,7 @@ class GraphService:
                                  request=msg.request, item=pack_item(path), reply=done))
 
     def on_path_store(self, msg: PathStore) -> None:
-        self.node.shard.put(unpack_item(msg.item), "replace")
+        self.store.put(unpack_item(msg.item), "replace")
         done = msg.reply or PathReply()
         done.rank = self.node.rank
         self.node.reply(msg, done)

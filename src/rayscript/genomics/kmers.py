@@ -12,18 +12,33 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RayScriptError
-from ..messages import Message
+from ..protocol.base import Message
+from ..protocol.kmers import (
+    DumpSizeOrder,
+    DumpWriteOrder,
+    HeldOrder,
+    HeldReply,
+    KmerStatsOrder,
+    KmerStatsReply,
+    LoadOrder,
+    LoadReply,
+    QueryOrder,
+    QueryReply,
+    SizeReply,
+)
 from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 from ..store.partition import owners
 from . import fastx
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 # Received k-mer occurrences wait, packed in 8 bytes each, in a pool of this many per rank (pages
 # held by the table's buckets) before they are sorted and merged into the staging table.  Larger
@@ -34,137 +49,6 @@ WIDE_PENDING_MAX = 4_000_000
 
 
 # --- messages ----------------------------------------------------------------------
-
-@dataclass(kw_only=True)
-class LoadReply(Message, kind="load-reply", code=85, reply=True):
-    reads: int = 0
-    kmers: int = 0
-    nbytes: int = 0
-    distinct: int = 0
-    saturated: int = 0
-    seconds: float = 0.0
-    peak_rss: int = 0
-    table_bytes: int = 0
-    aborted: bool = False
-
-
-@dataclass(kw_only=True)
-class KmerStatsReply(Message, kind="kmer-stats-reply", code=86, reply=True):
-    distinct: int = 0
-    total: int = 0
-    k: int | None = None
-    canonical: bool = True
-    saturated: int = 0
-    nbytes: int = 0
-    histogram: bytes = b""  # when asked for: int64 counts held, then as many numbers of k-mers with each
-    copies: int = 0  # k-mers held here left out as copies of ones counted on another rank (once=True)
-    held: bool = False  # this rank holds the set (maybe empty)
-    foreign: int = 0  # k-mers held here that another rank owns (foreign=True)
-
-
-@dataclass(kw_only=True)
-class SizeReply(Message, kind="size-reply", code=87, reply=True):
-    """Bytes a rank's part of a file takes (or took)."""
-
-    nbytes: int = 0
-    k: int | None = None
-    copies: int = 0  # k-mers left out of the part: copies of ones another rank writes
-
-
-@dataclass(kw_only=True)
-class QueryReply(Message, kind="query-reply", code=88, reply=True):
-    counts: bytes = b""  # uint32, one per id asked
-
-
-@dataclass(kw_only=True)
-class LoadOrder(Message, kind="load-order", code=80):
-    kset: str = "kmers"  # the k-mer set
-    reply_type = LoadReply
-    parts: list = field(default_factory=list)
-    tiled: list = field(default_factory=list)  # (place in the list, path, size) of the plain FASTQ files
-    k: int = 31
-    canonical: bool = True
-    total_bytes: int = 0
-
-    def cascade(self):
-        return ["(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",
-                f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class KmerStatsOrder(Message, kind="kmer-stats", code=81):
-    kset: str = "kmers"  # the k-mer set
-    reply_type = KmerStatsReply
-    informs = True
-    histogram: bool = False
-    once: bool = False  # each k-mer once over the ranks: copies of ones counted elsewhere are left out
-    selector: tuple = ("all",)  # the k-mers counted (distinct and total only)
-    foreign: bool = False  # say how many k-mers held here another rank owns
-
-    def cascade(self):
-        return ([COPIES_CASCADE.format(rank=self.recipient)] if self.once else []) + [
-            f"ACK {self.recipient} -> {self.commander} (distinct, total{', histogram' if self.histogram else ''})"]
-
-
-# A k-mer may be held on several ranks (copies: copy, replicate, put on a chosen rank); what a rank
-# reports of the store leaves out its copies of k-mers that their owner holds, or that a lower rank
-# holds when their owner does not: each k-mer is in the figures and the dump once.
-COPIES_CASCADE = ("(if rank {rank} holds k-mers another rank owns: HELD-ORDER {rank} -> their owners, then -> the "
-                  "ranks below it, to leave out the copies of k-mers counted there)")
-
-
-@dataclass(kw_only=True)
-class HeldReply(Message, kind="held-reply", code=95, reply=True):
-    """buffers: [uint8 per k-mer asked, 1 where the rank holds it]."""
-
-
-@dataclass(kw_only=True)
-class HeldOrder(Message, kind="held-order", code=89):
-    """Which of some k-mers (buffers: [ids]) does the recipient hold?  Sent by a rank, not the
-    commander, to find its copies of k-mers held on other ranks."""
-
-    kset: str = "kmers"  # the k-mer set
-    reply_type = HeldReply
-    informs = True
-
-
-@dataclass(kw_only=True)
-class DumpSizeOrder(Message, kind="dump-size", code=82):
-    kset: str = "kmers"  # the k-mer set
-    reply_type = SizeReply
-    informs = True
-    lo: int = 1
-    hi: int | None = None
-    selector: tuple = ("all",)
-
-    def cascade(self):
-        return [COPIES_CASCADE.format(rank=self.recipient),
-                f"ACK {self.recipient} -> {self.commander} (bytes of its part; the commander computes offsets)"]
-
-
-@dataclass(kw_only=True)
-class DumpWriteOrder(Message, kind="dump-write", code=83):
-    kset: str = "kmers"  # the k-mer set
-    reply_type = SizeReply
-    path: str = ""
-    offset: int = 0
-    lo: int = 1
-    hi: int | None = None
-    selector: tuple = ("all",)
-
-    def cascade(self):
-        return [COPIES_CASCADE.format(rank=self.recipient), f"(rank {self.recipient} writes its part at its offset)",
-                f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class QueryOrder(Message, kind="query-order", code=84):
-    kset: str = "kmers"  # the k-mer set
-    reply_type = QueryReply
-    ids: bytes = b""
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (the counts of the k-mers it owns)"]
 
 
 # --- formatting ----------------------------------------------------------------------
@@ -213,15 +97,19 @@ def peak_rss() -> int:
 # --- rank side ----------------------------------------------------------------------------
 
 class KmerService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
-        for cls, fn in {LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
-                        DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held}.items():
+        self.store = node.store
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            LoadOrder: self.on_load, KmerStatsOrder: self.on_stats, DumpSizeOrder: self.on_dump_size,
+            DumpWriteOrder: self.on_dump_write, QueryOrder: self.on_query, HeldOrder: self.on_held,
+        }
+        for cls, fn in handlers.items():
             node.register(cls, fn)
 
     def table(self, msg: Any) -> KmerTable:
         """The k-mer set an order is about."""
-        return self.node.shard.table(msg.kset)
+        return self.store.table(msg.kset)
 
     def on_load(self, msg: LoadOrder) -> None:
         with self.node.collective_order(msg, "load"):
@@ -313,7 +201,7 @@ class KmerService:
         if aborted:
             self.node.reply(msg, LoadReply(aborted=True))
             return
-        table = self.node.shard.made(msg.kset)
+        table = self.store.made(msg.kset)
         before = table.saturated
         table.absorb(staging)
         saturated = table.saturated - before
@@ -388,7 +276,7 @@ class KmerService:
 
     def _foreign(self, kset: str) -> tuple | None:
         """(ids, counts, owners) of the k-mers of a set held here that another rank owns; None if none."""
-        found = self.node.shard.off_owner(self.node.rank, self.node.size, kset)
+        found = self.store.off_owner(self.node.rank, self.node.size, kset)
         return None if found is None else (found[0], found[1], found[3])
 
     def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
@@ -401,7 +289,7 @@ class KmerService:
                 total += int(counts.sum(dtype=np.uint64))
                 left += out
             self.node.reply(msg, KmerStatsReply(distinct=distinct, total=total, k=t.k, canonical=t.canonical,
-                                                nbytes=t.nbytes(), copies=left, held=msg.kset in self.node.shard.sets))
+                                                nbytes=t.nbytes(), copies=left, held=msg.kset in self.store.sets))
             return
         hist = None
         if msg.histogram:
@@ -416,7 +304,7 @@ class KmerService:
                                             k=t.k, canonical=t.canonical, saturated=t.saturated, nbytes=t.nbytes(),
                                             histogram=hist.tobytes() if hist is not None else b"",
                                             copies=len(left_ids), foreign=0 if foreign is None else len(foreign[0]),
-                                            held=msg.kset in self.node.shard.sets))
+                                            held=msg.kset in self.store.sets))
 
     _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
 

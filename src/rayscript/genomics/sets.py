@@ -12,162 +12,74 @@ part at once, and a result is installed only once every rank has computed its pa
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RayScriptError
-from ..messages import Ack, Message
+from ..protocol.base import Message
+from ..protocol.core import Ack
+from ..protocol.sets import (
+    CombineOrder,
+    CombineReply,
+    CompareOrder,
+    CompareReply,
+    DropOrder,
+    MatrixOrder,
+    MatrixReply,
+    RenameOrder,
+    SetsOrder,
+    SetsReply,
+)
 from ..store import encoding, setops
 from ..store.kmertable import NBUCKETS, KmerTable
 from ..store.types import Ids
 from .kmers import peak_rss
 
-# --- messages ----------------------------------------------------------------------
-
-
-@dataclass(kw_only=True)
-class SetsReply(Message, kind="sets-reply", code=131, reply=True):
-    """Per set held on the rank: name -> (k or 0, canonical, distinct, total, bytes, busy)."""
-
-    sets: dict = field(default_factory=dict)
-
-
-@dataclass(kw_only=True)
-class SetsOrder(Message, kind="sets", code=130):
-    reply_type = SetsReply
-    informs = True
-
-    def cascade(self) -> list[str]:
-        return [f"SETS-REPLY {self.recipient} -> {self.commander} (its sets: k, sizes)"]
-
-
-@dataclass(kw_only=True)
-class CombineReply(Message, kind="combined", code=133, reply=True):
-    distinct: int = 0
-    total: int = 0
-    nbytes: int = 0
-    sent: int = 0  # k-mers sent to their owners first (held off their owner)
-    peak_rss: int = 0  # the rank's peak resident memory so far, bytes
-
-
-@dataclass(kw_only=True)
-class CombineOrder(Message, kind="combine", code=132):
-    """``combine EXPR into TARGET``: expr is a :mod:`rayscript.store.setops` expression over set names."""
-
-    reply_type = CombineReply
-    expr: Any = None
-    target: str = ""
-    mode: str | None = None
-    low: int = 1
-    high: int | None = None
-    k: int = 0
-    canonical: bool = True
-
-    def cascade(self) -> list[str]:
-        return ["(all ranks: k-mers held off their owner, if any, ALLTOALLV to their owners)",
-                "(all ranks: the expression bucket by bucket over the sets' sorted arrays; no k-mer travels)",
-                "(ALLREDUCE: every rank done? then the result is installed everywhere)",
-                f"ACK {self.recipient} -> {self.commander} (distinct, total)"]
-
-
-@dataclass(kw_only=True)
-class CompareReply(Message, kind="compared", code=135, reply=True):
-    distinct: list = field(default_factory=list)  # per set, over all ranks
-    shared: list = field(default_factory=list)  # per pair (i < j, row by row), over all ranks
-
-
-@dataclass(kw_only=True)
-class CompareOrder(Message, kind="compare", code=134):
-    reply_type = CompareReply
-    sets: list = field(default_factory=list)
-    low: int = 1
-
-    def cascade(self) -> list[str]:
-        return ["(all ranks: distinct k-mers per set and shared per pair, bucket by bucket; ALLREDUCE)",
-                f"ACK {self.recipient} -> {self.commander} (the sums)"]
-
-
-@dataclass(kw_only=True)
-class MatrixReply(Message, kind="matrix-written", code=137, reply=True):
-    rows: int = 0  # over all ranks
-    nbytes: int = 0  # over all ranks, with the header
-
-
-@dataclass(kw_only=True)
-class MatrixOrder(Message, kind="matrix", code=136):
-    reply_type = MatrixReply
-    sets: list = field(default_factory=list)
-    path: str = ""
-    header: str = ""
-    min_sets: int = 1
-    low: int = 1
-    presence: bool = False
-    k: int = 0
-
-    def cascade(self) -> list[str]:
-        return ["(all ranks: their rows, bucket by bucket; ALLGATHER of their sizes)",
-                "(every rank writes its rows at its offset of the file)",
-                f"ACK {self.recipient} -> {self.commander} (rows, bytes)"]
-
-
-@dataclass(kw_only=True)
-class RenameOrder(Message, kind="rename-set", code=138):
-    reply_type = Ack
-    old: str = ""
-    new: str = ""
-
-    def cascade(self) -> list[str]:
-        return [f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class DropOrder(Message, kind="drop-set", code=139):
-    reply_type = Ack
-    name: str = ""
-
-    def cascade(self) -> list[str]:
-        return [f"ACK {self.recipient} -> {self.commander}"]
-
+if TYPE_CHECKING:
+    from ..runtime.node import Node
 
 # --- rank side ----------------------------------------------------------------------
 
 
 class SetService:
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Node) -> None:
         self.node = node
-        for cls, fn in {SetsOrder: self.on_sets, CombineOrder: self.on_combine, CompareOrder: self.on_compare,
-                        MatrixOrder: self.on_matrix, RenameOrder: self.on_rename, DropOrder: self.on_drop}.items():
+        self.store = node.store
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            SetsOrder: self.on_sets, CombineOrder: self.on_combine, CompareOrder: self.on_compare,
+            MatrixOrder: self.on_matrix, RenameOrder: self.on_rename, DropOrder: self.on_drop}
+        for cls, fn in handlers.items():
             node.register(cls, fn)
 
     # --- listing, renaming, dropping -------------------------------------------------
     def on_sets(self, msg: SetsOrder) -> None:
-        shard = self.node.shard
+        store = self.store
         out = {}
-        for name, t in shard.sets.items():
+        for name, t in store.sets.items():
             out[name] = (t.k or 0, t.canonical, len(t), t.total(), t.nbytes(), self.busy(name))
         self.node.reply(msg, SetsReply(sets=out))
 
     def busy(self, name: str) -> bool:
         """Whether a statement in flight uses the set here (a bulk copy or move, a collective)."""
-        shard = self.node.shard
-        t = shard.sets.get(name)
-        return bool(shard.in_use.get(name) or (t is not None and t.lent)
-                    or any(key[0] == name for key in shard.bulk_moving)
-                    or any(ns == name for ns, _ in shard.moving))
+        store = self.store
+        t = store.sets.get(name)
+        return bool(store.in_use.get(name) or (t is not None and t.lent)
+                    or any(key[0] == name for key in store.bulk_moving)
+                    or any(ns == name for ns, _ in store.moving))
 
     def _take(self, msg: RenameOrder | DropOrder, name: str, what: str) -> KmerTable | bool | None:
-        """Take the set ``name`` out of the shard (its table, or None where this rank holds none);
+        """Take the set ``name`` out of the store (its table, or None where this rank holds none);
         False, and the commander told, when a statement in flight uses it here.  The default set
         is always there: taking it leaves an empty one."""
-        shard = self.node.shard
+        store = self.store
         if self.busy(name):
             self.node.fail_order(msg, f"{name} is in use by a statement running on rank {self.node.rank}; {what}")
             return False
-        table = shard.sets.pop(name, None)
+        table = store.sets.pop(name, None)
         if name == "kmers":
-            shard.sets["kmers"] = KmerTable()
+            store.sets["kmers"] = KmerTable()
         return table
 
     def on_rename(self, msg: RenameOrder) -> None:
@@ -175,7 +87,7 @@ class SetService:
         if table is False:
             return
         if isinstance(table, KmerTable):
-            self.node.shard.sets[msg.new] = table
+            self.store.sets[msg.new] = table
         self.node.reply(msg, Ack())
 
     def on_drop(self, msg: DropOrder) -> None:
@@ -187,13 +99,13 @@ class SetService:
         """Each set as this rank's part of it counts: its own table, or, for a set some rank holds
         k-mers of off their owner, a table of the k-mers this rank owns (its own copy first, else
         the lowest rank's).  Also how many k-mers this rank sent."""
-        shard, coll = self.node.shard, self.node.collective
+        store, coll = self.store, self.node.collective
         rank, size = coll.rank, coll.size
-        foreign = {name: shard.off_owner(rank, size, name) for name in names}
+        foreign = {name: store.off_owner(rank, size, name) for name in names}
         anywhere = coll.allreduce(np.array([int(foreign[n] is not None) for n in names], np.int64))
         views, sent = {}, 0
         for name, flag in zip(names, anywhere):
-            table = shard.table(name)
+            table = store.table(name)
             if not flag:
                 views[name] = table
                 continue
@@ -259,7 +171,7 @@ class SetService:
             out.ids[b], out.counts[b], out.edges[b] = keys.copy(), counts.astype(np.uint32), edges.copy()
         # every rank computed its part: only now does the target change, everywhere
         coll.allreduce(np.zeros(1, np.int64))
-        self.node.shard.sets[msg.target] = out
+        self.store.sets[msg.target] = out
         self.node.reply(msg, CombineReply(distinct=len(out), total=out.total(), nbytes=out.nbytes(), sent=sent,
                                           peak_rss=peak_rss()))
 
@@ -339,18 +251,18 @@ class SetService:
         self.node.reply(msg, MatrixReply(rows=int(counts[0]), nbytes=len(msg.header.encode()) + int(sizes.sum())))
 
     def _using(self, names: list[str]) -> Any:
-        shard = self.node.shard
+        store = self.store
 
         class _InUse:
             def __enter__(self) -> None:
                 for n in names:
-                    shard.in_use[n] = shard.in_use.get(n, 0) + 1
+                    store.in_use[n] = store.in_use.get(n, 0) + 1
 
             def __exit__(self, *exc: object) -> None:
                 for n in names:
-                    shard.in_use[n] -= 1
-                    if not shard.in_use[n]:
-                        del shard.in_use[n]
+                    store.in_use[n] -= 1
+                    if not store.in_use[n]:
+                        del store.in_use[n]
 
         return _InUse()
 

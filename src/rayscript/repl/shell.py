@@ -170,7 +170,7 @@ class Shell:
     def execute(self, text: str, source: str = "<stdin>") -> None:
         started = time.perf_counter()
         try:
-            with self.cluster.node.interrupts_from(self.interrupt_source):
+            with self.cluster.node.interrupts.read_by(self.interrupt_source):
                 self._run(text, source)
         except RankFailure:
             raise

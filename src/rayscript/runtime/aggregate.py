@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 
-from ..messages import Bundle, Message
+from ..protocol.base import Message
+from ..protocol.core import Bundle
 
 MAX_MESSAGES = 256
 MAX_BYTES = 64 * 1024

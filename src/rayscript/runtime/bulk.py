@@ -11,102 +11,44 @@ move) and answers the commander with the items and bytes moved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..messages import ErrorReply, Message
+from ..protocol.base import Message
+from ..protocol.bulk import CHUNK_ITEMS, BulkChunk, BulkDeleteOrder, BulkReply, BulkSendOrder, BulkStored
+from ..protocol.core import ErrorReply
 from ..store import encoding
-from ..store.kmertable import FEW
 
-CHUNK_ITEMS = 2_000_000
+if TYPE_CHECKING:
+    from .node import Node
+
 ITEM_BYTES = 13  # id 8, count 4, edges 1
 
 
-@dataclass(kw_only=True)
-class BulkReply(Message, kind="bulk-reply", code=94, reply=True):
-    """How many k-mers a bulk order copied, moved or deleted, and their bytes on the wire."""
-
-    items: int = 0
-    nbytes: int = 0
-    kept: int = 0  # mode 'distinct': k-mers whose copies differ, left where they were
-
-
-@dataclass(kw_only=True)
-class BulkSendOrder(Message, kind="bulk-send", code=90):
-    reply_type = BulkReply
-    selector: tuple = ("all",)
-    target: int = -1
-    mode: str | None = None
-    move: bool = False
-    what: str = ""
-    kset: str = "kmers"  # the k-mer set (the target's set of the same name)
-
-    def cascade(self):
-        verb = "move" if self.move else "copy"
-        out = [f"BULK-CHUNK {self.recipient} -> {self.target} (numpy buffers, {CHUNK_ITEMS:,} k-mers per chunk)",
-               f"BULK-STORED {self.target} -> {self.recipient}"]
-        if self.move:
-            out.append(f"(rank {self.recipient} deletes what moved)")
-        out.append(f"ACK {self.recipient} -> {self.commander} (items and bytes, {verb})")
-        return out
-
-
-@dataclass(kw_only=True)
-class BulkChunk(Message, kind="bulk-chunk", code=91):
-    """Whole buckets of the source's table: per bucket (numbered in ``buckets``) its sorted ids,
-    counts and edges as three buffers.  They arrive with room in front for the few k-mers a
-    target's bucket may hold already (merged in place, see KmerTable.add_bucket)."""
-
-    buffer_room = FEW
-    k: int | None = None
-    buckets: tuple = ()
-    seq: int = 0
-    last: bool = False
-    mode: str | None = None
-    what: str = ""
-    kset: str = "kmers"
-    canonical: bool = True
-
-
-@dataclass(kw_only=True)
-class BulkStored(Message, kind="bulk-stored", code=92):
-    """The target's answer to the source; with mode 'distinct', buffers: [ids not stored]."""
-
-    ok: bool = True
-    reason: str = ""
-    items: int = 0
-
-
-@dataclass(kw_only=True)
-class BulkDeleteOrder(Message, kind="bulk-delete", code=93):
-    reply_type = BulkReply
-    selector: tuple = ("all",)
-    kset: str = "kmers"
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander} (how many were deleted)"]
-
-
 class BulkService:
-    def __init__(self, node):
+    def __init__(self, node: Node) -> None:
         self.node = node
+        self.store = node.store
         self.outgoing: dict = {}  # (commander, request) -> (ids, nbytes, move, lent, set) at the source
         self.incoming: dict = {}  # (commander, request) -> list of chunks at the target
-        for cls, fn in {BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
-                        BulkDeleteOrder: self.on_delete}.items():
+        handlers: dict[type[Message], Callable[[Any], None]] = {
+            BulkSendOrder: self.on_send, BulkChunk: self.on_chunk, BulkStored: self.on_stored,
+            BulkDeleteOrder: self.on_delete}
+        for cls, fn in handlers.items():
             node.register(cls, fn)
         node.expecting.append(lambda: bool(self.outgoing or self.incoming))
 
     def _refuse_if_moving(self, msg: Message, ids, kset: str) -> bool:
-        busy = self.node.shard.moving_kmers(ids, kset) if len(ids) else 0
+        busy = self.store.moving_kmers(ids, kset) if len(ids) else 0
         if busy:
             self.node.fail_order(msg, f"{busy:,} of the selected k-mers are being moved from rank {self.node.rank} "
                                       "by another order; nothing was done")
         return bool(busy)
 
     def on_send(self, msg: BulkSendOrder) -> None:
-        table = self.node.shard.table(msg.kset)
+        table = self.store.table(msg.kset)
         try:
             parts = list(table.selection(msg.selector))
         except ValueError as exc:
@@ -116,7 +58,7 @@ class BulkService:
             selected = np.concatenate([ids for _, ids, _, _ in parts]) if parts else table.empty_ids()
             if self._refuse_if_moving(msg, selected, msg.kset):
                 return
-            self.node.shard.bulk_moving[(msg.kset, msg.commander, msg.request)] = selected
+            self.store.bulk_moving[(msg.kset, msg.commander, msg.request)] = selected
         lent = [b for b, *_ in parts] if msg.selector == ("all",) else []
         table.lend(lent)  # the buckets' own arrays go out: copy-on-write until the target has them
         items = sum(len(ids) for _, ids, _, _ in parts)
@@ -148,7 +90,7 @@ class BulkService:
         key = (msg.commander, msg.request)
         rank = self.node.rank
         state = self.incoming.get(key)
-        table = self.node.shard.made(msg.kset)
+        table = self.store.made(msg.kset)
         if state is None:
             state = self.incoming[key] = {"staged": [], "items": 0, "applied": 0, "conflicts": 0, "failed": None,
                                           "direct": msg.mode is not None or len(table) == 0, "kept": []}
@@ -192,7 +134,7 @@ class BulkService:
         """Apply one bucket's part; on an error (say, out of memory) note how far the copy got
         and stop."""
         try:
-            table = self.node.shard.made(msg.kset)
+            table = self.store.made(msg.kset)
             if msg.mode == "distinct":
                 state["kept"].append(table.add_distinct(ids, counts, edges))
             else:
@@ -215,9 +157,9 @@ class BulkService:
 
     def on_stored(self, msg: BulkStored) -> None:
         id_parts, items, move, lent, kset = self.outgoing.pop((msg.commander, msg.request))
-        table = self.node.shard.table(kset)
+        table = self.store.table(kset)
         table.give_back(lent)
-        self.node.shard.bulk_moving.pop((kset, msg.commander, msg.request), None)
+        self.store.bulk_moving.pop((kset, msg.commander, msg.request), None)
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.sender, reason=msg.reason))
             return
@@ -233,9 +175,9 @@ class BulkService:
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:
-            shard = self.node.shard
-            table = shard.table(msg.kset)
-            if (shard.moving or shard.bulk_moving) and self._refuse_if_moving(msg, table.extract(msg.selector)[0],
+            store = self.store
+            table = store.table(msg.kset)
+            if (store.moving or store.bulk_moving) and self._refuse_if_moving(msg, table.extract(msg.selector)[0],
                                                                               msg.kset):
                 return
             ids, _, _ = table.extract(msg.selector, remove=True)

@@ -8,7 +8,6 @@ core they need.  The local version exchanges arrays between threads through a sh
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,9 +15,13 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import CollectiveAborted, CollectiveTimeout, RayScriptError
+from .backoff import Backoff
 
 TAG_ABORT = 9
 SPARES = 4
+# a collective wait spins this many turns, then naps this long between tests
+POLITE_SPINS = 19_999
+POLITE_NAP = 0.0002
 
 
 class Collective:
@@ -54,17 +57,13 @@ class Collective:
 def _polite_wait(req, aborted=None, patience: float | None = None) -> None:
     """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
     raises when another rank left the operation; after ``patience`` seconds the wait gives up."""
-    spins = 0
     give_up = None if patience is None else time.monotonic() + patience
+    # MPI moves a large message only while it is tested: yield the core rather than sleep, so
+    # a transfer keeps going; sleep only after a long wait (a rank far behind the others)
+    backoff = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS)
     while not req.Test():
-        spins += 1
-        # MPI moves a large message only while it is tested: yield the core rather than sleep, so
-        # a transfer keeps going; sleep only after a long wait (a rank far behind the others)
-        if spins < 20000:
-            os.sched_yield()
-        else:
-            time.sleep(0.0002)
-        if aborted is not None and spins % 50 == 0:
+        backoff.turn()
+        if aborted is not None and backoff.turns % 50 == 0:
             aborted()
             if give_up is not None and time.monotonic() > give_up:
                 raise CollectiveTimeout(patience)

@@ -9,18 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..items import unpack_item
-from ..messages import (
-    Ack,
+from ..items import Carriageable, unpack_item
+from ..protocol.base import Message
+from ..protocol.core import Ack, ErrorReply
+from ..protocol.store import (
     CopyOrder,
     DeleteOrder,
-    ErrorReply,
     GetOrder,
     HasOrder,
     HasReply,
     ItemReply,
     ItemTransfer,
-    Message,
     MoveOrder,
     PutOrder,
     StatsOrder,
@@ -32,9 +31,9 @@ from .shard import ItemExists
 
 
 class StoreService:
-    def __init__(self, node: Node):
+    def __init__(self, node: Node) -> None:
         self.node = node
-        self.shard = node.shard
+        self.store = node.store
         handlers: dict[type[Message], Callable[[Any], None]] = {
             PutOrder: self.on_put, GetOrder: self.on_get, CopyOrder: self.on_copy,
             MoveOrder: self.on_move, DeleteOrder: self.on_delete, HasOrder: self.on_has,
@@ -43,17 +42,17 @@ class StoreService:
         for cls, fn in handlers.items():
             node.register(cls, fn)
 
-    def _held(self, msg) -> bytes | None:
+    def _held(self, msg: GetOrder | CopyOrder | MoveOrder) -> bytes | None:
         """The item ``msg`` names, packed for the wire; None (and the commander told) if absent."""
         ns, ident = msg.key
-        data = self.shard.packed(ns, ident)
+        data = self.store.packed(ns, ident)
         if data is None:
             self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
         return data
 
-    def _store(self, msg, item) -> bool:
+    def _store(self, msg: PutOrder | ItemTransfer, item: Carriageable) -> bool:
         try:
-            self.shard.put(item, msg.mode, msg.key[0])
+            self.store.put(item, msg.mode, msg.key[0])
         except ItemExists:
             self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                                       "(add 'replace' to overwrite or 'merge' to combine)", msg.key)
@@ -65,7 +64,7 @@ class StoreService:
 
     def on_put(self, msg: PutOrder) -> None:
         item = unpack_item(msg.item)
-        problem = self.shard.id_problem(item, msg.key[0])
+        problem = self.store.id_problem(item, msg.key[0])
         if problem:
             self.node.fail_order(msg, problem, msg.key)
         elif self._store(msg, item):
@@ -82,8 +81,8 @@ class StoreService:
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
                                         key=msg.key, item=data, mode=msg.mode))
 
-    def _refuse_if_moving(self, msg) -> bool:
-        if self.shard.is_moving(msg.key):
+    def _refuse_if_moving(self, msg: MoveOrder | DeleteOrder) -> bool:
+        if self.store.is_moving(msg.key):
             self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is being moved from rank {self.node.rank} "
                                       "by another order", msg.key)
             return True
@@ -94,7 +93,7 @@ class StoreService:
             return
         data = self._held(msg)
         if data is not None:
-            self.shard.moving.add(tuple(msg.key))  # until the target says whether it stored the item
+            self.store.moving.add(tuple(msg.key))  # until the target says whether it stored the item
             self.node.send(ItemTransfer(recipient=msg.target, commander=msg.commander, request=msg.request,
                                         key=msg.key, item=data, mode=msg.mode, move=True))
 
@@ -108,9 +107,9 @@ class StoreService:
         self.node.send(Stored(recipient=msg.sender, commander=msg.commander, request=msg.request,
                               key=msg.key, target=self.node.rank, ok=reason is None, reason=reason or ""))
 
-    def _store_reason(self, msg, item) -> str | None:
+    def _store_reason(self, msg: ItemTransfer, item: Carriageable) -> str | None:
         try:
-            self.shard.put(item, msg.mode, msg.key[0])
+            self.store.put(item, msg.mode, msg.key[0])
         except ItemExists:
             return (f"{self.node.key_text(msg.key)} is already on rank {self.node.rank} "
                     "(add 'replace' to overwrite or 'merge' to combine)")
@@ -120,26 +119,26 @@ class StoreService:
 
     def on_stored(self, msg: Stored) -> None:
         ns, ident = msg.key
-        self.shard.moving.discard(tuple(msg.key))
+        self.store.moving.discard(tuple(msg.key))
         if not msg.ok:
             self.node.reply(msg, ErrorReply(rank=msg.target, key=self.node.key_text(msg.key), reason=msg.reason))
             return
-        self.shard.delete(ns, ident)
+        self.store.delete(ns, ident)
         self.node.reply(msg, Ack())
 
     def on_delete(self, msg: DeleteOrder) -> None:
         ns, ident = msg.key
         if self._refuse_if_moving(msg):
             return
-        if self.shard.delete(ns, ident):
+        if self.store.delete(ns, ident):
             self.node.reply(msg, Ack())
         else:
             self.node.fail_order(msg, f"{self.node.key_text(msg.key)} is not on rank {self.node.rank}", msg.key)
 
     def on_has(self, msg: HasOrder) -> None:
         ns, ident = msg.key
-        self.node.reply(msg, HasReply(held=self.shard.has(ns, ident)))
+        self.node.reply(msg, HasReply(held=self.store.has(ns, ident)))
 
     def on_stats(self, msg: StatsOrder) -> None:
-        self.node.reply(msg, StatsReply(host=self.node.messenger.host(), counts=self.shard.counts(),
-                                        nbytes=self.shard.nbytes()))
+        self.node.reply(msg, StatsReply(host=self.node.messenger.host(), counts=self.store.counts(),
+                                        nbytes=self.store.nbytes()))

@@ -10,7 +10,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ..messages import Message
+from ..protocol.base import Message
 from .messenger import Messenger
 
 

@@ -12,7 +12,7 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from ..messages import Message
+from ..protocol.base import Message
 
 
 def mpi_module():

@@ -22,7 +22,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import TransferStalled
-from ..messages import Message
+from ..protocol.base import Message
+from .backoff import Backoff
 from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7
@@ -158,26 +159,19 @@ class MPIMessenger(Messenger):
             return out
         now = time.monotonic()
         deadline = now + timeout
-        hot_until = self.last_activity + HOT_SECONDS
-        sleep = SLEEP_MIN
+        backoff = Backoff(SLEEP_MIN, SLEEP_MAX, hot_until=self.last_activity + HOT_SECONDS,
+                          yield_every=PROBES_PER_YIELD)
         improbe, any_source = self.comm.improbe, self.MPI.ANY_SOURCE
-        monotonic, yield_cpu = time.monotonic, os.sched_yield
-        probes = 0
+        monotonic = time.monotonic
         eager = None  # asked when the first nap comes
         while True:
-            if now < hot_until:
-                probes += 1
-                if probes % PROBES_PER_YIELD == 0:
-                    yield_cpu()
-            else:
-                if self.outgoing:
-                    self._reap()
-                time.sleep(min(sleep, max(deadline - now, 0)))
+            if self.outgoing and not backoff.hot(now):
+                self._reap()
+            if backoff.turn(now, deadline - now):
                 if eager is None:
                     eager = expecting is not None and expecting()
-                cap = SLEEP_EXPECTING if eager else SLEEP_MAX if now - self.last_activity < IDLE_SECONDS \
+                backoff.cap = SLEEP_EXPECTING if eager else SLEEP_MAX if now - self.last_activity < IDLE_SECONDS \
                     else SLEEP_IDLE
-                sleep = min(sleep * 2, cap)
             probed = improbe(any_source, TAG_CONTROL)
             if probed is not None:
                 # hand it over at once (the next poll takes whatever came after it)
@@ -243,7 +237,7 @@ class MPIMessenger(Messenger):
             self._beats = None
         self._heard = None
         barrier = self.comm.Ibarrier()
-        sleep = SLEEP_MIN
+        backoff = Backoff(SLEEP_MIN, SLEEP_MAX)
         scratch: list = []
         give_up = None if deadline is None else time.monotonic() + deadline
         while not barrier.Test():
@@ -251,8 +245,7 @@ class MPIMessenger(Messenger):
             scratch.clear()
             if self.rank:
                 self._take_beats()
-            time.sleep(sleep)
-            sleep = min(sleep * 2, SLEEP_MAX)
+            backoff.turn()
             if give_up is not None and time.monotonic() > give_up:
                 return False
         if self.rank:

@@ -1,40 +1,46 @@
 """A rank's event loop: one per rank, serving messages against its shard.
 
-Handlers are registered by message kind.  A commander's work runs as *tasks*: generators
-that yield the futures of the orders they sent and are resumed when every one of them has
-been answered.  While a task waits, the loop keeps serving, so one rank can be commander and
-source at once and any number of commanders can give orders concurrently.
+Handlers are registered by message class.  A commander's work runs as *tasks*
+(:mod:`.tasks`): generators that yield the futures of the orders they sent and are resumed when
+every one of them has been answered.  While a task waits, the loop keeps serving, so one rank can be
+commander and source at once and any number of commanders can give orders concurrently.  Ctrl-C is
+:mod:`.interrupts`' concern, overdue orders and who is to blame :mod:`.liveness`'; services reach
+the shard through ``node.store``, typed as :class:`~.store_api.Store`.
 
 A handler that raises does not stop the loop: the error goes back to the commander of the
-order as an :class:`~rayscript.messages.ErrorReply` stamped with the rank and host.
+order as an :class:`~rayscript.protocol.core.ErrorReply` stamped with the rank and host (and, for a
+defect, the line where it happened, whose traceback the rank logs).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    Cancelled,
     CollectiveAborted,
     DriverLost,
-    OrderTimeout,
     RankFailure,
     RayScriptError,
     RuntimeFault,
     Terminated,
 )
-from ..messages import Ack, Bundle, Cancel, ErrorReply, Fatal, Message, Ping, Stop, key_text
+from ..logs import fault_site, rank_logger
+from ..protocol.base import Message, key_text
+from ..protocol.core import Ack, Bundle, Cancel, ErrorReply, Fatal, Ping, Stop
 from .aggregate import Aggregator
+from .interrupts import Interrupts
+from .liveness import Liveness
+from .store_api import Store
+from .tasks import Future, Task
 
 if TYPE_CHECKING:
     from ..progress import ProgressDisplay
+    from .collective import Collective
+    from .messenger import Messenger
     from .shard import Shard
 
 DEFAULT_TIMEOUT = 30.0
@@ -42,160 +48,9 @@ _CHECK_EVERY = 0.1
 # For this long after it starts waiting for an answer, a rank tells its messenger so (which then
 # naps shorter between looks); a longer wait is a long order, where a nap's delay does not matter.
 EAGER_SECONDS = 1.0
-# An order not answered in time: every rank gets this long (at most the timeout) to answer a ping,
-# and the error names the one that did not (the order's recipient may be fine, and a rank further
-# down its cascade silent).
-PING_SECONDS = 1.0
 # Jobs across several hosts: a rank ends when it has not heard rank 0 for twice the order timeout
 # and this many seconds (see Node.lease).
 LEASE_MARGIN = 5.0
-
-
-M = TypeVar("M", bound=Message)
-
-
-class Future:
-    __slots__ = ("callbacks", "deadline", "done", "error", "order", "rank", "value", "what")
-
-    def __init__(self, deadline: float | None = None, rank: int | None = None, what: str = "",
-                 order: Message | None = None):
-        # what: the order's kind, named if no answer comes in time; order: the order itself, whose
-        # route is looked at only then
-        self.done = False
-        self.value = None
-        self.error: BaseException | None = None
-        self.callbacks: list[Callable[[Future], None]] = []
-        self.deadline = deadline
-        self.rank = rank
-        self.what = what
-        self.order = order
-
-    def resolve(self, value=None) -> None:
-        if not self.done:
-            self.done, self.value = True, value
-            self._fire()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.done:
-            self.done, self.error = True, error
-            self._fire()
-
-    def _fire(self) -> None:
-        callbacks, self.callbacks = self.callbacks, []
-        for cb in callbacks:
-            cb(self)
-
-    def result(self):
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-def settled(fut: Future) -> Future:
-    """A future that always succeeds, with (ok, value-or-error) of ``fut``: waiting on several
-    of these waits for every one of them even when some fail."""
-    out = Future()
-
-    def done(f):
-        out.resolve((f.error is None, f.error if f.error is not None else f.value))
-
-    if fut.done:
-        done(fut)
-    else:
-        fut.callbacks.append(done)
-    return out
-
-
-def together(futures: list[Future], patience: Callable[[], float]) -> None:
-    """The orders of one collective operation, one per rank, waited for without a deadline: once
-    one of them fails, the ones still unanswered get ``patience()`` seconds more (a rank that
-    stopped answering must not be waited for forever)."""
-
-    def one_failed(f: Future) -> None:
-        if f.error is None:
-            return
-        deadline = time.monotonic() + patience()
-        for g in futures:
-            if not g.done and g.deadline is None:
-                g.deadline = deadline
-
-    for f in futures:
-        f.callbacks.append(one_failed)
-
-
-def _route(order: Message | None) -> tuple[int, ...]:
-    """The ranks an order's cascade is known to pass: its recipient, and a copy's or move's target."""
-    if order is None:
-        return ()
-    target = getattr(order, "target", None)
-    return (order.recipient,) if type(target) is not int or target < 0 else (order.recipient, target)
-
-
-class Task:
-    """Drives a generator that yields a Future or a list of Futures."""
-
-    __slots__ = ("cancelled", "future", "gen", "node", "waiting")
-
-    def __init__(self, node: Node, gen: Generator[Any, Any, Any]):
-        self.gen = gen
-        self.node = node
-        self.future = Future()
-        self.waiting: Future | list[Future] | None = None  # what the generator yielded last ([] is valid)
-        self.cancelled = False
-
-    def step(self) -> None:
-        if self.cancelled:
-            self.gen.close()
-            self.node.tasks.discard(self)
-            self.future.fail(Cancelled("cancelled"))
-            return
-        waiting, self.waiting = self.waiting, None
-        error: BaseException | None
-        value: list | None
-        if waiting is None:
-            error, value = None, None
-        elif isinstance(waiting, Future):
-            error, value = waiting.error, [waiting.value]
-        else:
-            # a rank that did not answer is named first: the others' errors may only follow from it
-            errors = [f.error for f in waiting if f.error is not None]
-            error = next((e for e in errors if isinstance(e, OrderTimeout)), errors[0] if errors else None)
-            value = [f.value for f in waiting]
-        try:
-            yielded = self.gen.send(value) if error is None else self.gen.throw(error)
-        except StopIteration as stop:
-            self.node.tasks.discard(self)
-            self.future.resolve(stop.value)
-            return
-        except BaseException as exc:  # delivered to whoever awaits the task
-            self.node.tasks.discard(self)
-            self.future.fail(exc)
-            return
-        if type(yielded) is Future:
-            # one order (the common case): resume when it is answered
-            self.waiting = yielded
-            if yielded.done:
-                self.node.ready.append(self)
-            else:
-                yielded.callbacks.append(self._wake)
-            return
-        self.waiting = yielded
-        remaining = [f for f in yielded if not f.done]
-        if not remaining:
-            self.node.ready.append(self)
-            return
-        count = [len(remaining)]
-
-        def one_done(_f, count=count):
-            count[0] -= 1
-            if count[0] == 0:
-                self.node.ready.append(self)
-
-        for f in remaining:
-            f.callbacks.append(one_done)
-
-    def _wake(self, _future: Future) -> None:
-        self.node.ready.append(self)
 
 
 class Node:
@@ -204,28 +59,31 @@ class Node:
     the rank that shows them, the progress display and the interrupt check of a shell that reads
     Ctrl-C as a key."""
 
-    def __init__(self, messenger: Any, shard: Shard, collective: Any = None,
+    def __init__(self, messenger: Messenger, shard: Shard, collective: Collective | None = None,
                  progress: ProgressDisplay | None = None,
-                 interrupt_check: Callable[[], bool] | None = None):
+                 interrupt_check: Callable[[], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.messenger = messenger
         self.rank: int = messenger.rank
         self.size: int = messenger.size
         self.hosts: list[str] = messenger.hosts()  # by rank (gathered once, every rank at once)
+        self.log = rank_logger(self.rank)
         self._several_hosts = len(set(self.hosts)) > 1
         self.shard = shard
-        self.collective = collective
+        self._collective = collective
         self.progress = progress
-        self.interrupt_check = interrupt_check
+        self.interrupts = Interrupts(interrupt_check)
+        self.clock = clock  # time.monotonic, or a test's
+        self.store: Store = shard  # what services may do with it
         self.handlers: dict[type, Callable[[Any], None]] = {}
         self.pending: dict[int, Future] = {}
         self.ready: deque[Task] = deque()
         self.tasks: set[Task] = set()
-        self.interrupted = False
         self.next_request = 1
         self.stopping = False
         self.failure: RankFailure | None = None
         self.ending: str | None = None  # why this rank reported itself failed to rank 0 (Fatal)
-        self.unresponsive: set[int | None] = set()  # ranks that did not answer an order in time
+        self.liveness = Liveness(self)
         self.timeout: float = DEFAULT_TIMEOUT
         # a collective step waits for the others at most the order timeout, and a message's bulk
         # data may go that long without progress
@@ -235,7 +93,6 @@ class Node:
         self._next_check = 0.0
         self.aggregator = Aggregator(self.rank, self._transmit)
         self._backlog = 0  # messages received and not handled yet
-        self._sigint = False  # Ctrl-C noted, to act on at the next safe point
         # besides orders of its own awaiting answers: services' "this rank waits for an answer"
         self.expecting: list[Callable[[], bool]] = []
         self._expecting_since: float | None = None
@@ -246,19 +103,17 @@ class Node:
         self.register(Cancel, lambda msg: self.cancel_tasks())
         self.register(Fatal, self._on_fatal)
         self.register(Ping, lambda msg: self.reply(msg, Ack()))
-        self._silent_search: list[Future] | None = None  # unanswered orders while ranks are pinged
 
-    @contextlib.contextmanager
-    def interrupts_from(self, check: Callable[[], bool] | None) -> Iterator[None]:
-        """While the block runs, Ctrl-C is read by ``check`` (a shell that reads it as a key)."""
-        saved, self.interrupt_check = self.interrupt_check, check
-        try:
-            yield
-        finally:
-            self.interrupt_check = saved
+    @property
+    def collective(self) -> Collective:
+        """The transport of all-rank exchanges (collective statements)."""
+        if self._collective is None:
+            raise RayScriptError(f"rank {self.rank} has no collective transport")
+        return self._collective
 
     # --- wiring -----------------------------------------------------------
-    def register(self, cls: type[M], handler: Callable[[M], None]) -> None:
+    def register(self, cls: type[Message], handler: Callable[[Any], None]) -> None:
+        """Handle messages of class ``cls`` with ``handler`` (which takes one of them)."""
         self.handlers[cls] = handler
 
     def send(self, msg: Message) -> None:
@@ -297,7 +152,7 @@ class Node:
         msg.commander = self.rank
         if timeout is not None and timeout < 0:
             timeout = self.timeout
-        fut = Future(time.monotonic() + timeout if timeout else None, msg.recipient, msg.kind, msg)
+        fut = Future(self.clock() + timeout if timeout else None, msg.recipient, msg.kind, msg)
         self.pending[req] = fut
         self.send(msg)
         return fut
@@ -309,10 +164,12 @@ class Node:
         msg.request = order.request
         self.send(msg)
 
-    def fail_order(self, order: Message, reason: str, key=None) -> None:
-        self.reply(order, ErrorReply(rank=self.rank, key=self.key_text(key) if key else None, reason=reason))
+    def fail_order(self, order: Message, reason: str, key: tuple[str, Any] | None = None, where: str = "") -> None:
+        self.reply(order, ErrorReply(rank=self.rank, key=self.key_text(key) if key else None, reason=reason,
+                                     where=where))
+        self.log.debug("'%s' from rank %d failed: %s", order.kind, order.sender, reason)
 
-    def key_text(self, key) -> str:
+    def key_text(self, key: tuple[str, Any]) -> str:
         """A key as this rank writes it (a k-mer of k > 31 by its bases, in the k held here)."""
         return key_text(key, self.shard.table(key[0]).k if self.shard is not None and key[0] in self.shard.sets
                         else None)
@@ -324,31 +181,13 @@ class Node:
         return task.future
 
     @contextlib.contextmanager
-    def deferred_interrupt(self):
-        """Within a collective operation Ctrl-C must not leave the other ranks waiting: it only
-        sets ``self.interrupted``, which the operation checks at its next step."""
-        self.interrupted = False
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def note(signum, frame):
-            self.interrupted = True
-
-        signal.signal(signal.SIGINT, note)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    @contextlib.contextmanager
     def collective_order(self, msg: Message, what: str) -> Iterator[None]:
         """This rank's part of a collective statement (every rank works at once).  When this rank
         fails, the others are told and stop at their next wait; when another rank failed (or one
         stopped answering: the wait's patience ran out), this rank leaves with them.  Either way
         the channel is fresh for the next operation and the commander gets a located error."""
-        with self.deferred_interrupt():
+        collective = self.collective
+        with self.interrupts.deferred():
             try:
                 if self.ending is not None:
                     # this rank has reported its failure and only waits to be stopped: it takes no
@@ -356,47 +195,29 @@ class Node:
                     raise Terminated(self.ending)
                 yield
             except CollectiveAborted as exc:
-                self.collective.reset()
+                collective.reset()
                 self.reply(msg, ErrorReply(rank=exc.rank, reason=f"{what} stopped: {exc.reason}"))
             except Terminated as exc:
                 # told to terminate (SIGTERM) in the middle: the others must not wait for this rank
                 # until their patience runs out (and then blame one of their own); they stop at their
                 # next wait, and this rank goes on to report it as it would outside a collective
-                self.collective.abort(str(exc))
-                self.collective.reset()
+                collective.abort(str(exc))
+                collective.reset()
                 raise
             except Exception as exc:
                 reason = str(exc) if isinstance(exc, RayScriptError) else f"{type(exc).__name__}: {exc}"
-                self.collective.abort(reason)
-                self.collective.reset()
+                collective.abort(reason)
+                collective.reset()
                 self.reply(msg, ErrorReply(rank=self.rank, reason=f"{what} stopped: {reason}"))
 
-    @contextlib.contextmanager
-    def interrupts_at_safe_points(self) -> Iterator[None]:
-        """While the commander runs a statement on the main thread: Ctrl-C (SIGINT) is only noted,
-        and ``run_until`` raises KeyboardInterrupt at its next check, never in the middle of taking
-        in or handling a message (a reply dropped there would leave an order unanswered forever)."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-            yield
-            return
-
-        def note(signum, frame):
-            self._sigint = True
-
-        self._sigint = False
-        signal.signal(signal.SIGINT, note)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            self._sigint = False
+    @property
+    def unresponsive(self) -> set[int | None]:
+        """Ranks that did not answer an order in time."""
+        return self.liveness.unresponsive
 
     def poll_interrupt(self) -> bool:
         """For long operations that do not return to the loop: has the user asked to cancel?"""
-        if self.interrupt_check is not None and self.interrupt_check():
-            self.interrupted = True
-        return self.interrupted
+        return self.interrupts.poll()
 
     def cancel_tasks(self) -> None:
         """Every task stops at its next step (when its orders in flight have been answered)."""
@@ -411,8 +232,8 @@ class Node:
         for r in range(self.size):
             if r != self.rank:
                 self.send(Cancel(recipient=r))
-        end = time.monotonic() + deadline
-        while (self.pending or self.ready) and time.monotonic() < end:
+        end = self.clock() + deadline
+        while (self.pending or self.ready) and self.clock() < end:
             self.step(0.01)
         late = sorted({f.rank for f in self.pending.values() if f.rank is not None})
         return late
@@ -435,10 +256,10 @@ class Node:
             self.dispatch(msg)
         while self.ready:
             self.ready.popleft().step()
-        now = time.monotonic()
+        now = self.clock()
         if now >= self._next_check:
             self._next_check = now + _CHECK_EVERY
-            self._expire(now)
+            self.liveness.expire(now)
             if self.rank:
                 lost = self.messenger.driver_silence()
                 if lost is not None:
@@ -459,7 +280,7 @@ class Node:
         if not (self.pending or any(f() for f in self.expecting)):
             self._expecting_since = None
             return False
-        now = time.monotonic()
+        now = self.clock()
         if self._expecting_since is None:
             self._expecting_since = now
         return now - self._expecting_since < EAGER_SECONDS
@@ -470,7 +291,8 @@ class Node:
             if fut is None:
                 return  # the answer to an order that already timed out
             if isinstance(msg, ErrorReply):
-                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=self.host_of(msg.rank)))
+                fut.fail(RuntimeFault(msg.reason, rank=msg.rank, key=msg.key, host=self.host_of(msg.rank),
+                                      where=msg.where))
             else:
                 fut.resolve(msg)
             return
@@ -483,64 +305,14 @@ class Node:
         except RayScriptError as exc:
             self.fail_order(msg, str(exc), getattr(msg, "key", None))
         except Exception as exc:
+            # a defect: its traceback in this rank's log, and the line where it happened to the commander
+            where = fault_site(exc, skip=1)
+            self.log.error("handling '%s' from rank %d (commander %d) failed at %s", msg.kind, msg.sender,
+                           msg.commander, where, exc_info=exc)
             self.fail_order(msg, f"internal error on {self.messenger.host()} while handling "
-                                 f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None))
+                                 f"'{msg.kind}': {type(exc).__name__}: {exc}", getattr(msg, "key", None), where)
 
-    def _expire(self, now: float) -> None:
-        expired = [(r, f) for r, f in self.pending.items() if f.deadline is not None and f.deadline <= now]
-        unanswered = []
-        for req, fut in expired:
-            del self.pending[req]
-            if fut.what == Ping.kind:
-                fut.fail(OrderTimeout("no answer to a ping", rank=fut.rank))
-            else:
-                unanswered.append(fut)
-        if unanswered:
-            self._find_silent(unanswered)
-
-    def _find_silent(self, unanswered: list[Future]) -> None:
-        """Orders went unanswered: ping every other rank (at most PING_SECONDS), then fail each order
-        naming a rank of its route that did not answer, else any rank that did not; when all
-        answer, its recipient (alive, but it did not answer this order)."""
-        if self._silent_search is not None:  # a search under way answers for these too
-            self._silent_search.extend(unanswered)
-            return
-        self._silent_search = unanswered
-        wait = min(PING_SECONDS, self.timeout or PING_SECONDS)
-        pings = {r: self.order(Ping(recipient=r), wait) for r in range(self.size) if r != self.rank}
-        left = [len(pings)]
-
-        def answered(_f: Future) -> None:
-            left[0] -= 1
-            if left[0] == 0:
-                self._name_silent(sorted(r for r, f in pings.items() if f.error is not None))
-
-        for f in pings.values():
-            f.callbacks.append(answered)
-        if not pings:
-            self._name_silent([])
-
-    def _name_silent(self, silent: list[int]) -> None:
-        unanswered, self._silent_search = self._silent_search or [], None
-        self.unresponsive.update(silent)
-        for fut in unanswered:
-            suspects = [r for r in _route(fut.order) if r in silent] or silent
-            if not suspects:
-                fut.fail(OrderTimeout(f"no answer to {fut.what} within {self.timeout:g} s (rank {fut.rank} did not "
-                                      "answer it, though it answers pings: it may be busy with long work; 'set "
-                                      "timeout' gives it longer)", rank=fut.rank, host=self.host_of(fut.rank)))
-                continue
-            rank = suspects[0]
-            via = "" if rank == fut.rank else f" sent to rank {fut.rank}"
-            who = f"rank {rank}" if rank == fut.rank else f"rank {rank}, where it leads,"
-            others = [r for r in silent if r != rank]
-            also = (f"; rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} "
-                    f"do{'' if len(others) > 1 else 'es'} not answer either") if others else ""
-            fut.fail(OrderTimeout(f"no answer to {fut.what}{via} within {self.timeout:g} s ({who} did not answer: "
-                                  f"it is stuck, or its host cannot be reached{also})", rank=rank,
-                                  host=self.host_of(rank)))
-
-    def run_until(self, fut: Future):
+    def run_until(self, fut: Future) -> Any:
         """Serve messages until ``fut`` is done (the commander waiting for its answers).  This rank
         told to terminate (SIGTERM, raised wherever it was: in a handler, a collective step, a
         task) fails as any rank that fails: RankFailure, naming it."""
@@ -548,8 +320,7 @@ class Node:
             while not fut.done:
                 if self.failure is not None:
                     raise self.failure
-                if self._sigint or (self.interrupt_check is not None and self.interrupt_check()):
-                    self._sigint = False
+                if self.interrupts.take():
                     raise KeyboardInterrupt
                 self.step(_CHECK_EVERY)
             if fut.error is not None and self.failure is not None:
@@ -568,12 +339,12 @@ class Node:
             try:
                 self.step(1.0)
             except (Exception, Terminated) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                tb = traceback.extract_tb(exc.__traceback__)
                 if isinstance(exc, Terminated):
                     reason = str(exc)
-                elif tb:
-                    reason += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+                else:
+                    where = fault_site(exc)
+                    reason = f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
+                    self.log.error("the loop failed at %s", where, exc_info=exc)
                 if self.rank == 0:
                     raise
                 if self.ending is None:  # the first failure is the one to report

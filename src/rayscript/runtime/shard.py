@@ -5,6 +5,8 @@ and ``kmers.NAME``); named items (paths, results) in dicts."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +15,7 @@ from ..store import encoding
 from ..store.encoding import COUNT_MAX
 from ..store.kmertable import KmerTable
 from ..store.partition import owners
+from ..store.types import Counts, Edges, Ids
 
 
 class ItemExists(Exception):
@@ -27,7 +30,7 @@ class Shard:
         self.in_use: dict[str, int] = {}  # sets a collective statement works on now (not to be dropped)
         # what moves out of this shard right now: a key under a move in flight is taken once
         self.moving: set[tuple] = set()  # keys of single-item moves
-        self.bulk_moving: dict[tuple, np.ndarray] = {}  # (set, commander, request) -> sorted k-mer ids
+        self.bulk_moving: dict[tuple, Ids] = {}  # (set, commander, request) -> sorted k-mer ids
         # buckets found to hold only k-mers owned here, by the id array found so (a bucket changed
         # since has another array: its ids are hashed again)
         self._owned: dict[tuple[str, int], weakref.ref] = {}
@@ -53,7 +56,7 @@ class Shard:
             found = self.sets[namespace] = KmerTable()
         return found
 
-    def off_owner(self, rank: int, size: int, namespace: str = KMERS) -> tuple | None:
+    def off_owner(self, rank: int, size: int, namespace: str = KMERS) -> tuple[Ids, Counts, Edges, Any] | None:
         """(ids, counts, edges, owners) of the k-mers of a set held here that another rank owns
         (copies, replicas, moves); None if there are none."""
         parts = []
@@ -69,9 +72,12 @@ class Shard:
                     parts.append((ids[mask], counts[mask], edges[mask], own[mask]))
                 else:
                     owned[(namespace, b)] = weakref.ref(table.ids[b])
-        return tuple(np.concatenate(x) for x in zip(*parts)) if parts else None
+        if not parts:
+            return None
+        ids, counts, edges, own = (np.concatenate(x) for x in zip(*parts))
+        return ids, counts, edges, own
 
-    def moving_kmers(self, ids: np.ndarray, namespace: str = KMERS) -> int:
+    def moving_kmers(self, ids: Ids, namespace: str = KMERS) -> int:
         """How many of the k-mer ``ids`` of a set are under a move in flight from this shard."""
         if not self.moving and not self.bulk_moving:
             return 0
@@ -92,14 +98,14 @@ class Shard:
             return False
         return self.moving_kmers(encoding.ids_array([key[1]], self.table(key[0]).k), key[0]) > 0
 
-    def get(self, namespace: str, ident) -> Carriageable | None:
+    def get(self, namespace: str, ident: Any) -> Carriageable | None:
         if is_kmers(namespace):
             table = self.table(namespace)
             found = table.get(ident)
             return None if found is None else Kmer(ident, found[0], found[1], table.k or 0)
         return self.tables[namespace].get(ident)
 
-    def packed(self, namespace: str, ident) -> bytes | None:
+    def packed(self, namespace: str, ident: Any) -> bytes | None:
         """The item framed for the wire (as :func:`~rayscript.items.pack_item` does), or None."""
         if is_kmers(namespace):
             table = self.table(namespace)
@@ -108,7 +114,7 @@ class Shard:
         item = self.tables[namespace].get(ident)
         return None if item is None else pack_item(item)
 
-    def has(self, namespace: str, ident) -> bool:
+    def has(self, namespace: str, ident: Any) -> bool:
         if is_kmers(namespace):
             return self.table(namespace).get(ident) is not None
         return ident in self.tables[namespace]
@@ -149,7 +155,7 @@ class Shard:
             item = old.merge(item)
         named[item.ident] = item
 
-    def delete(self, namespace: str, ident) -> bool:
+    def delete(self, namespace: str, ident: Any) -> bool:
         if is_kmers(namespace):
             return namespace in self.sets and self.sets[namespace].remove(ident)
         return self.tables[namespace].pop(ident, None) is not None
@@ -165,3 +171,21 @@ class Shard:
     def nbytes(self) -> int:
         return (sum(t.nbytes() for t in self.sets.values())
                 + sum(item.nbytes for t in self.tables.values() for item in t.values()))
+
+    def named(self, namespace: str) -> Mapping[Any, Carriageable]:
+        """The named items of ``namespace`` held here, by ident (to read: change them with put, delete)."""
+        return self.tables[namespace]
+
+    def named_items(self) -> list[Carriageable]:
+        """Every named item held here (paths, results)."""
+        return [item for table in self.tables.values() for item in table.values()]
+
+    def replace_all(self, sets: Mapping[str, KmerTable], named: Iterable[Carriageable]) -> None:
+        """Hold exactly the k-mer sets ``sets`` (by namespace; the default set is made empty if
+        absent) and the items ``named`` from now on (a restore's commit)."""
+        self.sets = {KMERS: KmerTable(), **sets}
+        self._owned.clear()
+        for table in self.tables.values():
+            table.clear()
+        for item in named:
+            self.tables[item.namespace][item.ident] = item

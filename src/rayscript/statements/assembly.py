@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from ..errors import ScriptError
-from ..genomics.assembly import AssembleOrder
 from ..interpreter import Command, Steps
 from ..items import is_kmers
 from ..language.syntax import TRUTH, Build, Key, Options, Statement, whole
+from ..protocol.assembly import AssembleOrder
 from ..results import Result
 from .kmers import known_stats
 

@@ -23,18 +23,16 @@ from ..genomics.checkpoint import (
     GENERATION,
     MANIFEST,
     CheckpointError,
-    CommitOrder,
-    SaveOrder,
-    VerifyOrder,
     check_manifest,
     shard_path,
 )
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
 from ..language.syntax import Statement, Value
-from ..messages import MoveOrder
+from ..protocol.checkpoint import CommitOrder, SaveOrder, VerifyOrder
+from ..protocol.store import MoveOrder
 from ..results import Result
-from ..runtime.node import settled
+from ..runtime.tasks import settled
 from ..store.partition import owner
 from .store import kept_note, rebalance_kmers
 

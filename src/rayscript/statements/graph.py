@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import RuntimeFault
-from ..genomics.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
 from ..interpreter import Command, Steps
 from ..items import GraphSearchResult, pack_item
 from ..language.syntax import Build, Key, Options, Statement, whole
-from ..messages import PutOrder
+from ..protocol.graph import DEFAULT_WALK_LENGTH, NeighboursOrder, WalkStep
+from ..protocol.store import PutOrder
 from ..results import Result
 from ..store import encoding
 from ..store.partition import owners

@@ -20,12 +20,15 @@ import numpy as np
 
 from ..errors import ScriptError
 from ..genomics import fastx
-from ..genomics.assembly import PathLengthsOrder, PathWriteOrder, n50
-from ..genomics.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder, format_counts
+from ..genomics.kmers import format_counts
+from ..genomics.paths import n50
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
 from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
-from ..messages import Message
+from ..protocol.base import Message
+from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
+from ..protocol.paths import PathLengthsOrder, PathWriteOrder
+from ..protocol.sets import SetsOrder
 from ..results import Result, table
 from ..store import encoding
 from ..store.encoding import COUNT_MAX, MAX_K
@@ -160,8 +163,6 @@ def _stats(cmd: Command, kset: str = KMERS, histogram: bool = False, once: bool 
 
 def set_names(cmd: Command) -> Generator[Any, Any, list[str]]:
     """The names of the sets some rank holds (the default set first)."""
-    from ..genomics.sets import SetsOrder
-
     replies = yield cmd.every(lambda r: SetsOrder(recipient=r))
     names = {name for rep in replies for name in rep.sets}
     return sorted(names, key=lambda n: (n != KMERS, n))

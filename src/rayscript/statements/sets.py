@@ -15,10 +15,10 @@ from typing import Any
 from lark import Token, Tree
 
 from ..errors import ScriptError
-from ..genomics.sets import CombineOrder, CompareOrder, DropOrder, MatrixOrder, RenameOrder, SetsOrder
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
 from ..language.syntax import TRUTH, Build, CheckContext, Options, Statement, Takes, Value, whole
+from ..protocol.sets import CombineOrder, CompareOrder, DropOrder, MatrixOrder, RenameOrder, SetsOrder
 from ..results import Result, table
 from ..store import setops
 from ..store.encoding import COUNT_MAX

@@ -14,9 +14,9 @@ from ..errors import RuntimeFault, ScriptError
 from ..interpreter import Command, Steps
 from ..items import is_kmers, item_class, pack_item, unpack_item
 from ..language.syntax import Build, CheckContext, Key, Options, Rank, Selector, Statement, Value, rank_field, whole
-from ..messages import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
+from ..protocol.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
+from ..protocol.store import CopyOrder, DeleteOrder, MoveOrder, PutOrder, StatsOrder
 from ..results import Result, table
-from ..runtime.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
 from ..store.encoding import COUNT_MAX, EDGES_MAX
 
 

@@ -1,12 +1,14 @@
-"""Control messages: the vocabulary every rank speaks.
+"""Control messages: the base class every message of :mod:`rayscript.protocol` derives from, and
+its wire codec.
 
 A message has four participants: its ``sender``, its ``recipient``, the messenger that carries
 it (see :mod:`rayscript.runtime.messenger`) and the message itself.  Every message also names
 the ``commander`` that gave the order it belongs to and the ``request`` id under which that
 commander waits for the answer, so that a cascade (order -> item -> ack) ends at the right rank.
 
-Each message class declares a ``kind`` and a wire ``code``; ``__init_subclass__`` fills the
-registry used to decode.  On the wire a control message is a small pickled tuple; item
+Each message class declares its ``kind``; its wire ``code`` comes from the one table in
+:mod:`.codes`, and ``__init_subclass__`` fills the registry used to decode (refusing a code or a
+kind used twice).  On the wire a control message is a small pickled tuple; item
 payloads inside it are already-packed bytes (see :mod:`rayscript.items`).
 """
 
@@ -14,16 +16,17 @@ from __future__ import annotations
 
 import operator
 import pickle
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from .errors import RayScriptError
-from .items import is_kmers, item_class, pack_item
-from .store import encoding
+from ..items import is_kmers
+from ..store import encoding
+from .codes import CODES, FIRST_FREE
 
-REGISTRY: dict[int, type[Message]] = {}
+REGISTRY: dict[int, type[Message]] = {}  # by wire code
+KINDS: dict[str, type[Message]] = {}  # by kind
 
 
 def key_text(key, k: int | None = None) -> str:
@@ -51,14 +54,25 @@ class Message:
     commander: int = -1
     request: int = 0
 
-    def __init_subclass__(cls, kind: str = "", code: int = -1, reply: bool = False):
+    def __init_subclass__(cls, kind: str = "", code: int | None = None, reply: bool = False) -> None:
+        """Register a message class under its ``kind`` and the code the table gives that kind; a
+        message defined outside the package (a test's) gives its own code, at or above FIRST_FREE."""
         super().__init_subclass__()
         if not kind:
             return
+        if code is None:
+            if kind not in CODES:
+                raise ValueError(f"message kind {kind!r} has no code: add it to rayscript/protocol/codes.py")
+            code = CODES[kind]
+        elif code < FIRST_FREE:
+            raise ValueError(f"message code {code} of {kind!r} is below {FIRST_FREE}, in the table's blocks")
         if code in REGISTRY:
-            raise ValueError(f"message code {code} used twice")
+            raise ValueError(f"message code {code} used twice ({REGISTRY[code].__name__}, {cls.__name__})")
+        if kind in KINDS:
+            raise ValueError(f"message kind {kind!r} used twice ({KINDS[kind].__name__}, {cls.__name__})")
         cls.kind, cls.code, cls.is_reply = kind, code, reply
         REGISTRY[code] = cls
+        KINDS[kind] = cls
 
     # Bulk data rides beside a message, never inside its envelope: ``msg.buffers`` is a list of
     # numpy arrays that the messenger sends with MPI buffer methods right after the envelope;
@@ -183,192 +197,13 @@ def _short(value) -> str:
 
 # --- replies (rank -> commander) ------------------------------------------
 
-@dataclass(kw_only=True)
-class Ack(Message, kind="ack", code=40, reply=True):
-    """Done, nothing to report."""
-
-
-@dataclass(kw_only=True)
-class ErrorReply(Message, kind="error", code=41, reply=True):
-    rank: int = -1
-    key: str | None = None
-    reason: str = ""
-
-
-@dataclass(kw_only=True)
-class ItemReply(Message, kind="item-reply", code=42, reply=True):
-    key: tuple = ()
-    item: bytes = b""
-
-
-@dataclass(kw_only=True)
-class HasReply(Message, kind="has-reply", code=43, reply=True):
-    held: bool = False
-
-
-@dataclass(kw_only=True)
-class StatsReply(Message, kind="stats-reply", code=44, reply=True):
-    host: str = ""
-    counts: dict = field(default_factory=dict)
-    nbytes: int = 0
-
-
-@dataclass(kw_only=True)
-class BlockDone(Message, kind="block-done", code=45, reply=True):
-    results: list = field(default_factory=list)
-    # the block failed: the error its statement raised, whole (pickled with its class, cause,
-    # location, and ``done``: what the block did before it)
-    error: RayScriptError | None = None
-
 
 # --- orders (commander -> rank) -------------------------------------------
-
-@dataclass(kw_only=True)
-class PutOrder(Message, kind="put-order", code=1):
-    reply_type = Ack
-
-    key: tuple = ()
-    item: bytes = b""
-    mode: str | None = None
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class GetOrder(Message, kind="get-order", code=2):
-    reply_type = ItemReply
-    key: tuple = ()
-
-    def simulated_reply(self) -> Message:
-        namespace, ident = self.key
-        return ItemReply(key=self.key, item=pack_item(item_class(namespace).empty(ident, {})))
-
-    def cascade(self):
-        return [f"ITEM-REPLY {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class CopyOrder(Message, kind="copy-order", code=3):
-    reply_type = Ack
-    key: tuple = ()
-    target: int = -1
-    mode: str | None = None
-
-    def cascade(self):
-        return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)})",
-                f"ACK {self.target} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class MoveOrder(Message, kind="move-order", code=4):
-    reply_type = Ack
-    key: tuple = ()
-    target: int = -1
-    mode: str | None = None
-
-    def cascade(self):
-        return [f"ITEM {self.recipient} -> {self.target} ({key_text(self.key)}, move)",
-                f"STORED {self.target} -> {self.recipient} (then rank {self.recipient} deletes its copy)",
-                f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class DeleteOrder(Message, kind="delete-order", code=5):
-    reply_type = Ack
-    key: tuple = ()
-
-    def cascade(self):
-        return [f"ACK {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class HasOrder(Message, kind="has-order", code=6):
-    reply_type = HasReply
-    informs = True
-    key: tuple = ()
-
-    def cascade(self):
-        return [f"HAS-REPLY {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class StatsOrder(Message, kind="stats-order", code=7):
-    reply_type = StatsReply
-
-    def cascade(self):
-        return [f"STATS-REPLY {self.recipient} -> {self.commander}"]
-
-
-@dataclass(kw_only=True)
-class RunBlock(Message, kind="run-block", code=8):
-    """Make the recipient the commander of a block of statements (``on R { ... }``)."""
-
-    reply_type = BlockDone
-
-    statements: tuple = ()
-    env: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    text: str | None = None
-
-    def describe(self) -> str:
-        return (f"{self.kind.upper():<14} {self.sender} -> {self.recipient}  "
-                f"{len(self.statements)} statement(s); rank {self.recipient} becomes their commander")
-
-    def cascade(self):
-        return [f"(rank {self.recipient} sends the orders of the block)",
-                f"BLOCK-DONE {self.recipient} -> {self.commander}"]
 
 
 # --- cascade steps (rank -> rank) -----------------------------------------
 
-@dataclass(kw_only=True)
-class ItemTransfer(Message, kind="item", code=20):
-    key: tuple = ()
-    item: bytes = b""
-    mode: str | None = None
-    move: bool = False
-
-
-@dataclass(kw_only=True)
-class Stored(Message, kind="stored", code=21):
-    """The target of a move tells the source whether it holds the item now (``ok``), or why not."""
-
-    key: tuple = ()
-    target: int = -1
-    ok: bool = True
-    reason: str = ""
-
 
 # --- life cycle -------------------------------------------------------------
 
-@dataclass(kw_only=True)
-class Stop(Message, kind="stop", code=60):
-    pass
 
-
-@dataclass(kw_only=True)
-class Cancel(Message, kind="cancel", code=62):
-    """Stop every task (commander work) on the recipient once its orders in flight are answered."""
-
-
-@dataclass(kw_only=True)
-class Fatal(Message, kind="fatal", code=61):
-    rank: int = -1
-    reason: str = ""
-
-
-@dataclass(kw_only=True)
-class Ping(Message, kind="ping", code=64):
-    """Are you there?  A commander whose order went unanswered asks every rank, to name the one
-    that is silent (see Node._find_silent); any rank answers at once with an Ack."""
-
-    reply_type = Ack
-
-
-@dataclass(kw_only=True)
-class Bundle(Message, kind="bundle", code=63):
-    """Small messages for one recipient travelling together (see :mod:`rayscript.runtime.aggregate`):
-    their envelopes, in the order they were posted."""
-
-    envelopes: list = field(default_factory=list)

@@ -1,0 +1,49 @@
+"""``assemble``, the collective order, and its answer: what :mod:`rayscript.genomics.assembly`
+serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .base import Message
+
+
+@dataclass(kw_only=True)
+class AssembleReply(Message, kind="assembled", reply=True):
+    min_count: int = 0
+    contigs: int = 0
+    total: int = 0
+    n50: int = 0
+    longest: int = 0
+    graph_kmers: int = 0  # k-mers at or above min_count
+    removed_tips: int = 0
+    removed_bubbles: int = 0
+    phases: dict = field(default_factory=dict)  # phase -> seconds
+    aborted: bool = False
+    distinct: int = 0  # distinct k-mers before the threshold (each once, whichever ranks hold it)
+    occurrences: int = 0  # their counts summed
+    kept_occurrences: int = 0  # the counts of the k-mers at or above min_count, summed
+    error_peak: bool = False  # min_count=auto found an error peak (False: auto is 1)
+
+
+@dataclass(kw_only=True)
+class AssembleOrder(Message, kind="assemble"):
+    reply_type = AssembleReply
+
+    prefix: str = "contig"
+    min_count: int = 0  # 0: auto
+    min_length: int = 0  # 0: 2k
+    clean: bool = True  # remove tips and bubble arms
+    replace: bool = False
+    kset: str = "kmers"  # the k-mer set assembled
+
+    def cascade(self) -> list[str]:
+        r, c = self.recipient, self.commander
+        return ["(all ranks, in step: the count histogram, ALLREDUCE; min_count from its valley)",
+                "(neighbours in the graph: ALLTOALLV of ids to their owners, ALLTOALLV of answers back)",
+                "(links of non-branching paths: ALLTOALLV of degree questions and answers)",
+                "(unitigs by pointer jumping: per round, ALLTOALLV of questions to the owners of the ends seen)",
+                "(tips and bubbles at the owners of the unitigs: ALLTOALLV; ALLTOALLV of what leaves the graph)",
+                "(sequences at the unitigs' owners: ALLTOALLV; names: ALLTOALLV of lengths; paths: ALLTOALLV of "
+                "packed paths to the owners of their names)",
+                f"ACK {r} -> {c} (contigs, total length, N50, longest, min_count, time per phase)"]

@@ -1,0 +1,39 @@
+"""Paths' service: names and lengths of the paths a rank holds, and their FASTA records written at
+given offsets (``count paths``, ``dump paths``): what :mod:`rayscript.genomics.paths` serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .base import Message
+
+
+@dataclass(kw_only=True)
+class PathLengthsReply(Message, kind="path-lengths-reply", reply=True):
+    names: list = field(default_factory=list)
+    lengths: list = field(default_factory=list)  # bases
+    sizes: list = field(default_factory=list)  # bytes of each FASTA record, when asked
+
+
+@dataclass(kw_only=True)
+class PathLengthsOrder(Message, kind="path-lengths"):
+    """The selected paths a rank holds: names, lengths (and FASTA sizes)."""
+
+    reply_type = PathLengthsReply
+    informs = True
+    selector: tuple = ("all",)  # ("all",), ("prefix", text) or ("name", name)
+    fasta: bool = False
+
+    def cascade(self) -> list[str]:
+        return [f"ACK {self.recipient} -> {self.commander} (names and lengths of its paths)"]
+
+
+@dataclass(kw_only=True)
+class PathWriteOrder(Message, kind="path-write"):
+    reply_type = PathLengthsReply
+    path: str = ""
+    places: list = field(default_factory=list)  # (name, offset) of each record this rank writes
+
+    def cascade(self) -> list[str]:
+        return [f"(rank {self.recipient} writes its FASTA records at their offsets)",
+                f"ACK {self.recipient} -> {self.commander}"]
