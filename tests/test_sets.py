@@ -350,3 +350,25 @@ def test_checkpoints_keep_every_set_and_restore_onto_another_rank_count(tmp_path
                    [(s["name"], s["k"], s["canonical"], s["distinct"], s["total"]) for s in before]
             c.run(f'dump kmers.b to "{tmp_path}/b2.tsv"')
             assert read_dump(tmp_path / "b2.tsv") == read_dump(tmp_path / "b1.tsv")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_a_restore_onto_another_rank_count_keeps_the_owners_copy_where_copies_differ(tmp_path, ranks):
+    (path,) = _genome_samples(tmp_path)[:1]
+    seq = path.read_text().split("\n")[1][:21]
+    with Cluster.local(3) as c:
+        c.run(f'load "{path}" into kmers.a k=21\nload "{path}" into kmers k=21')
+        own = c.run(f"locate kmers.a/{seq}")[0].data["owner"]
+        other = (own + 1) % 3
+        for kset in ("kmers.a", "kmers"):  # a copy with another count on a rank that does not own it
+            c.run(f"put {kset}/{seq} count=99 on {other}")
+        before = {k: c.run(f"count {k}")[0].data for k in ("kmers.a", "kmers")}
+        shown = c.run(f"get kmers.a/{seq}")[0].data["item"].count  # the owner's copy
+        c.run(f'save to "{tmp_path}/ck"')
+    assert shown != 99
+    with Cluster.local(ranks) as c:
+        res = c.run(f'restore from "{tmp_path}/ck"')[0]
+        for kset in ("kmers.a", "kmers"):
+            assert c.run(f"get {kset}/{seq}")[0].data["item"].count == shown, (kset, res.text)
+            got = c.run(f"count {kset}")[0].data
+            assert (got["distinct"], got["total"]) == (before[kset]["distinct"], before[kset]["total"])

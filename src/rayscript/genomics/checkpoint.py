@@ -47,6 +47,8 @@ from ..protocol.base import Message
 from ..protocol.checkpoint import (
     CommitOrder,
     CommittedReply,
+    CopiesOrder,
+    CopiesPlacedReply,
     SavedReply,
     SaveOrder,
     VerifiedReply,
@@ -54,6 +56,7 @@ from ..protocol.checkpoint import (
 )
 from ..store import encoding
 from ..store.kmertable import KmerTable
+from ..store.partition import owners
 
 if TYPE_CHECKING:
     from ..runtime.node import Node
@@ -308,8 +311,10 @@ class CheckpointService:
         self.node = node
         self.store = node.store
         self.staged: dict = {}
+        self.extras: dict[str, dict[str, KmerTable]] = {}  # token -> set -> copies read apart (see _read)
         handlers: dict[type[Message], Callable[[Any], None]] = {
             SaveOrder: self.on_save, VerifyOrder: self.on_verify, CommitOrder: self.on_commit,
+            CopiesOrder: self.on_copies,
         }
         for cls, fn in handlers.items():
             node.register(cls, fn)
@@ -326,15 +331,26 @@ class CheckpointService:
             raise RayScriptError(f"cannot write {path}: {exc.strerror}") from None
         self.node.reply(msg, SavedReply(entry=info, sets=sets))
 
-    def _read(self, msg: VerifyOrder, files: list, k: int | None, canonical: bool) -> tuple[KmerTable, list, int]:
+    def _read(self, msg: VerifyOrder, files: list, k: int | None, canonical: bool,
+              extra: KmerTable | None = None) -> tuple[KmerTable, list, int]:
         """One set's files (and the named items of the default set's): a table, the items, and how
-        many k-mers were saved in copies that differ."""
+        many k-mers were saved in copies that differ.  With ``extra`` (a restore onto another rank
+        count), the k-mers a file holds that another saved rank owned go there instead: copies, put
+        back once the owners' k-mers are in place, so that they never stand in for them."""
         table = KmerTable(k)
         table.canonical = canonical
         named = []
         differing = 0
         for name, entry, saved_by in files:
             t, items = read_shard(shard_path(msg.directory, name), entry, saved_by, msg.ranks)
+            if extra is not None and len(t):
+                ids, counts, edges = t.extract(("all",))
+                mine = owners(ids, msg.ranks) == saved_by
+                if not mine.all():
+                    extra.add_distinct(ids[~mine], counts[~mine], edges[~mine])  # the lowest saved rank's first
+                    t = KmerTable(k)
+                    t.canonical = canonical
+                    t.add_counted(ids[mine], counts[mine].astype(np.uint64), edges[mine])
             if not len(table):
                 table.absorb(t)
             else:  # copies saved on several ranks are one item here, never summed
@@ -344,12 +360,22 @@ class CheckpointService:
         return table, named, differing
 
     def on_verify(self, msg: VerifyOrder) -> None:
-        table, named, differing = self._read(msg, msg.files, msg.k, msg.canonical)
+        moving = msg.ranks != self.node.size  # onto another rank count: copies apart, see _read
+        extras: dict[str, KmerTable] = {}
+        if moving:
+            extras["kmers"] = KmerTable(msg.k)
+            extras["kmers"].canonical = msg.canonical
+        table, named, differing = self._read(msg, msg.files, msg.k, msg.canonical, extras.get("kmers"))
         sets = {}
         for name, (files, k, canonical) in msg.sets.items():
-            sets[name], _, more = self._read(msg, files, k, canonical)
+            if moving:
+                extras[name] = KmerTable(k)
+                extras[name].canonical = canonical
+            sets[name], _, more = self._read(msg, files, k, canonical, extras.get(name))
             differing += more
         self.staged[msg.token] = ({"kmers": table, **sets}, named)
+        if moving:
+            self.extras[msg.token] = extras
         kmers = len(table) + sum(len(t) for t in sets.values())
         self.node.reply(msg, VerifiedReply(kmers=kmers, named=len(named), differing=differing))
 
@@ -358,4 +384,29 @@ class CheckpointService:
         if msg.commit and staged is not None:
             sets, named = staged
             self.store.replace_all(sets, named)  # every set saved, and no other
+        if not msg.commit:
+            self.extras.pop(msg.token, None)
         self.node.reply(msg, CommittedReply(named=[(i.namespace, i.ident) for i in (staged[1] if staged else [])]))
+
+    def on_copies(self, msg: CopiesOrder) -> None:
+        """The extra copies read by this rank go back: a k-mer this rank now holds (its owner's copy,
+        moved here) keeps that copy; a copy with other counts or edges is dropped and counted."""
+        placed = dropped = 0
+        for name, extra in self.extras.pop(msg.token, {}).items():
+            if not len(extra):
+                continue
+            ids, counts, edges = extra.extract(("all",))
+            table = self.store.made(name)
+            if table.k is None and extra.k is not None:
+                table.set_k(extra.k)
+                table.canonical = extra.canonical
+            held = table.present(ids)
+            same = np.zeros(len(ids), bool)
+            if held.any():
+                old_counts, old_edges = table.lookup(ids[held])
+                same[held] = (old_counts == counts[held]) & (old_edges == edges[held])
+            dropped += int((held & ~same).sum())
+            new = ~held
+            table.add_counted(ids[new], counts[new].astype(np.uint64), edges[new])
+            placed += int(new.sum())
+        self.node.reply(msg, CopiesPlacedReply(placed=placed, dropped=dropped))

@@ -63,3 +63,21 @@ class CommitOrder(Message, kind="restore-commit"):
 
     def cascade(self) -> list[str]:
         return [f"(rank {self.recipient} swaps in what it staged)", f"ACK {self.recipient} -> {self.commander}"]
+
+
+@dataclass(kw_only=True)
+class CopiesPlacedReply(Message, kind="copies-placed", reply=True):
+    placed: int = 0  # extra copies kept (beside their k-mer's copy at its owner, or in its place)
+    dropped: int = 0  # copies of k-mers this rank now holds with other counts or edges
+
+
+@dataclass(kw_only=True)
+class CopiesOrder(Message, kind="restore-copies"):
+    """After a restore onto another rank count has moved every k-mer saved by its owner to its new
+    owner: the copies saved on other ranks go back into the store, where they do not hide that one."""
+
+    reply_type = CopiesPlacedReply
+    token: str = ""
+
+    def cascade(self) -> list[str]:
+        return [f"(rank {self.recipient} adds the extra copies it read)", f"ACK {self.recipient} -> {self.commander}"]

@@ -22,7 +22,8 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "graph": ("walk", "path-store", "neighbours", "path-stored", "neighbours-reply"),
     "paths": ("path-lengths", "path-write", "path-lengths-reply"),
     "assembly": ("assemble", "assembled"),
-    "checkpoint": ("save-order", "restore-verify", "restore-commit", "saved", "verified", "committed"),
+    "checkpoint": ("save-order", "restore-verify", "restore-commit", "saved", "verified", "committed",
+                   "restore-copies", "copies-placed"),
     "sets": ("sets", "sets-reply", "combine", "combined", "compare", "compared", "matrix", "matrix-written",
              "rename-set", "drop-set"),
 }

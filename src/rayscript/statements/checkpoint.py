@@ -29,7 +29,7 @@ from ..genomics.checkpoint import (
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
 from ..language.syntax import Statement, Value
-from ..protocol.checkpoint import CommitOrder, SaveOrder, VerifyOrder
+from ..protocol.checkpoint import CommitOrder, CopiesOrder, SaveOrder, VerifyOrder
 from ..protocol.store import MoveOrder
 from ..results import Result
 from ..runtime.tasks import settled
@@ -263,6 +263,9 @@ class Restore(Statement, keyword="restore"):
                 items, _, more = yield from rebalance_kmers(cmd, name)
                 moved += items
                 kept += more
+            # then the extra copies (saved beside their owner's, or alone off it): never in its place
+            placed = yield cmd.every(lambda r: CopiesOrder(recipient=r, token=token))
+            differing += sum(p.dropped for p in placed)
             moves = []
             for r, rep in enumerate(replies):
                 for key in rep.named:
@@ -279,8 +282,9 @@ class Restore(Statement, keyword="restore"):
                 if manifest["ranks"] != n else "")
         warning = kept_note(kept)
         if differing:
-            warning += (f"\nwarning: {differing:,} k-mers were saved in copies with different counts or edges "
-                        "that this rank count puts on one rank; the copy of the lowest saved rank was kept")
+            warning += (f"\nwarning: {differing:,} extra copies of k-mers were saved with other counts or edges "
+                        "than the copy their owner rank held; on this rank count they would stand on one rank with "
+                        "it: the owner's copy was kept, the others dropped")
         return [Result("restore", f"restored {what} from {directory}{note} ({time.monotonic() - t0:.2f} s)"
                        + warning, {"directory": directory, "items": counts, "moved": moved,
                                    "kept": kept, "differing": differing})]
