@@ -86,9 +86,11 @@ class Cluster:
             if mismatch:
                 raise RayScriptError(mismatch)
             from .runtime.collective import MPICollective
+            from .runtime.keeper import link
             from .runtime.mpi import MPIMessenger
 
             mpi = MPIMessenger(comm)
+            link(mpi.comm)  # this rank's keeper learns the others': a rank that dies ends the job
             _messenger = mpi
             if _collective is None:
                 _collective = MPICollective(mpi.comm)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import TransferStalled
 from ..messages import Message
+from .keeper import finished
 from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7
@@ -268,6 +269,7 @@ class MPIMessenger(Messenger):
             except MPI.Exception:
                 pass
         self.outgoing = []
+        finished()  # this rank's keeper: its exit, whatever its status, ends no other rank
         return True
 
     def abort(self, code: int = 1, quiet: bool = False) -> None:
