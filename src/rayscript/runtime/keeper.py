@@ -11,7 +11,9 @@ is left to report which rank it was.  So, under an MPI launcher, ``rayscript run
   passes on the signals the launcher sends (Ctrl-C, SIGTERM, ...) and waits.  When the rank
   ends, the keeper ends the same way (same exit status, same signal), so the launcher sees
   what it would have seen; if the rank was killed by a signal, the keeper first prints one line
-  naming the rank, its pid and host, and the signal.
+  naming the rank, its pid and host, and the signal.  A rank told to terminate (SIGTERM) that is
+  still there TERM_SECONDS later is stuck where the signal cannot reach it (a call into MPI that
+  does not return): the keeper kills it, and says so.
 
 In a REPL, the shell draws on the launcher's terminal (a prompt, a progress bar) on a line it has
 not ended: a keeper on the launcher's host writes its line straight to that terminal, in place of
@@ -50,6 +52,7 @@ import socket
 import struct
 import sys
 import termios
+import time
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -63,6 +66,10 @@ LINK = "RAYSCRIPT_KEEPER_LINK"  # in the rank's environment: "PIPE_FD,PORT" of i
 WORD = b"rayscript-keeper-1"  # the first word of a keeper's datagram
 SENDS = 2  # each datagram goes twice (UDP may drop one)
 SIOCGIFADDR = 0x8915
+# A rank told to terminate (SIGTERM passed on by its keeper) ends within a second when it can; one
+# still there after this long is stuck where the signal cannot reach it (a call into MPI that does
+# not return), and its keeper kills it.
+TERM_SECONDS = 10.0
 
 _terminal: tuple[int, list] | None = None  # (fd, settings) of a terminal to put back
 _screen: str | None = None  # the REPL's terminal, where the line naming a killed rank goes
@@ -215,16 +222,24 @@ class _Peers:
 
 
 def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -> None:
+    overdue: list[float] = []  # when a rank told to terminate must have ended
+
     def forward(signum, frame):
+        if signum == signal.SIGTERM and not overdue:
+            overdue.append(time.monotonic() + TERM_SECONDS)
         try:
             os.kill(child, signum)
         except ProcessLookupError:
             pass
 
+    woken_r, woken_w = os.pipe()  # a signal wakes the wait up (to look at the time again)
+    os.set_blocking(woken_w, False)
+    signal.set_wakeup_fd(woken_w, warn_on_full_buffer=False)
     for sig in FORWARDED:
         signal.signal(sig, forward)
     peers = _Peers()
     watch = selectors.DefaultSelector()
+    watch.register(woken_r, selectors.EVENT_READ, "signal")
     try:
         watch.register(os.pidfd_open(child), selectors.EVENT_READ, "child")
         nap = None
@@ -234,6 +249,7 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
         watch.register(pipe, selectors.EVENT_READ, "pipe")
     if mesh is not None:
         watch.register(mesh, selectors.EVENT_READ, "mesh")
+    late = False
     while True:
         try:
             done, status = os.waitpid(child, os.WNOHANG)
@@ -241,8 +257,19 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
             os._exit(1)
         if done:
             break
-        for key, _ in watch.select(nap):  # retried by Python when a signal comes in meanwhile
-            if key.data == "pipe":
+        wait = nap
+        if overdue and not late:
+            left = overdue[0] - time.monotonic()
+            if left <= 0:
+                # told to terminate, and still here (stuck where SIGTERM cannot reach it): end it
+                late = True
+                os.kill(child, signal.SIGKILL)
+                continue
+            wait = left if wait is None else min(wait, left)
+        for key, _ in watch.select(wait):  # retried by Python when a signal comes in meanwhile
+            if key.data == "signal":
+                os.read(woken_r, 512)
+            elif key.data == "pipe":
                 data = os.read(key.fd, 65536)
                 if not data:
                     watch.unregister(key.fd)
@@ -263,10 +290,12 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
     if mesh is not None:
         peers.tell(mesh, rank)
     _restore_terminal()
-    line = describe_death(rank, child, socket.gethostname(), died_by)
+    line = describe_death(rank, child, socket.gethostname(), died_by, late)
     if not _tell_screen(line):
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+    if late:
+        died_by = signal.SIGTERM  # the keeper, too, ends as told
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
     if died_by != signal.SIGKILL:
         signal.signal(died_by, signal.SIG_DFL)
@@ -383,13 +412,15 @@ def _orphaned(signum, frame) -> None:
     os._exit(128 + signal.SIGKILL)
 
 
-def describe_death(rank: str, pid: int, host: str, sig: int) -> str:
+def describe_death(rank: str, pid: int, host: str, sig: int, late: bool = False) -> str:
     try:
         name = signal.Signals(sig).name
     except ValueError:
         name = f"signal {sig}"
     who = f"rank {rank} (pid {pid} on {host})"
-    if sig == signal.SIGKILL:
+    if late:
+        how = f"did not end within {TERM_SECONDS:g} s of SIGTERM (stuck where the signal could not reach it): killed"
+    elif sig == signal.SIGKILL:
         how = "was killed (SIGKILL: kill -9, or the out-of-memory killer when memory ran out)"
     elif sig in CRASHES:
         how = f"crashed ({name})"
