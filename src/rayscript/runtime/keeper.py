@@ -305,7 +305,8 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
 
 def _end_told(child: int) -> None:
     """Another rank of the job has died (its keeper named it): end this rank as the launcher would,
-    quietly, leaving the terminal as it was."""
+    quietly, leaving the terminal as it was (first: the launcher may kill this keeper any moment)."""
+    _restore_terminal()
     try:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
