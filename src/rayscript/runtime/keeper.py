@@ -62,7 +62,7 @@ CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.
 
 ORPHANED = signal.SIGRTMIN + 7  # a REPL rank's signal that its keeper is gone
 
-LINK = "RAYSCRIPT_KEEPER_LINK"  # in the rank's environment: "PIPE_FD,PORT" of its keeper
+LINK = "RAYSCRIPT_KEEPER_LINK"  # in the rank's environment: "PIPE_FD,PORT,PID" (its keeper's pipe and port; the rank)
 WORD = b"rayscript-keeper-1"  # the first word of a keeper's datagram
 SENDS = 2  # each datagram goes twice (UDP may drop one)
 SIOCGIFADDR = 0x8915
@@ -152,7 +152,7 @@ def split(terminal: str | None = None, screen: str | None = None) -> None:
             pass
         os.close(pipe_r)
         if mesh is not None:
-            os.environ[LINK] = f"{pipe_w},{mesh.getsockname()[1]}"
+            os.environ[LINK] = f"{pipe_w},{mesh.getsockname()[1]},{os.getpid()}"
             os.set_inheritable(pipe_w, True)  # kept by a program that 'rayscript exec' runs
             mesh.close()
         else:
@@ -191,6 +191,7 @@ class _Peers:
             try:
                 told = json.loads(line)
                 self.token = str(told["token"]).encode()
+                self.finished = False  # a cluster opened again
                 here = socket.gethostname()
                 seen = set(self.addresses)
                 for host, addresses, port in told["peers"]:
@@ -348,13 +349,7 @@ def host_addresses() -> list[str]:
 def link(comm: Any) -> None:
     """Every rank of ``comm`` at once, as its cluster opens: gather where every rank's keeper listens
     (and rank 0's token) and pass it to this rank's keeper.  A rank without a keeper takes part too."""
-    here = os.environ.get(LINK)
-    fd, port = None, None
-    if here:
-        try:
-            fd, port = (int(part) for part in here.split(","))
-        except ValueError:
-            fd = None
+    fd, port = _link()
     mine = [socket.gethostname(), host_addresses(), port] if fd is not None else None
     token = secrets.token_hex(16) if comm.Get_rank() == 0 else None
     gathered = comm.allgather((mine, token))
@@ -366,12 +361,19 @@ def link(comm: Any) -> None:
 
 def finished() -> None:
     """This rank finished MPI cleanly: its keeper ends nothing when it exits, whatever its status."""
-    here = os.environ.get(LINK)
-    if here:
-        try:
-            _say(int(here.split(",")[0]), "finished")
-        except ValueError:
-            pass
+    fd, _ = _link()
+    if fd is not None:
+        _say(fd, "finished")
+
+
+def _link() -> tuple[int | None, int | None]:
+    """(pipe, port) of this rank's keeper; (None, None) for a process that has none (a process the
+    rank started inherits the variable, but it is not the rank)."""
+    try:
+        fd, port, pid = (int(part) for part in os.environ.get(LINK, "").split(","))
+    except ValueError:
+        return None, None
+    return (fd, port) if pid == os.getpid() else (None, None)
 
 
 def _say(fd: int, line: str) -> None:
