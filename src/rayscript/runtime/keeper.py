@@ -267,7 +267,7 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
                 os.kill(child, signal.SIGKILL)
                 continue
             wait = left if wait is None else min(wait, left)
-        for key, _ in watch.select(wait):  # retried by Python when a signal comes in meanwhile
+        for key, _ in watch.select(wait):  # a signal passed on wakes it (to look at the time again)
             if key.data == "signal":
                 os.read(woken_r, 512)
             elif key.data == "pipe":
