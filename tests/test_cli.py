@@ -221,6 +221,26 @@ def test_an_embedding_program_run_by_rayscript_exec_gets_its_killed_rank_named(t
     assert ok.returncode == 3 and ok.stderr == ""
 
 
+STUCK = """
+import os, signal, sys, time
+if os.environ["PMI_RANK"] == "1":
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # as a rank stuck inside a call into MPI
+    os.kill(os.getppid(), signal.SIGTERM)  # its keeper is told to terminate, and passes it on
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_that_does_not_end_after_sigterm_is_killed_by_its_keeper_and_named(tmp_path):
+    prog = tmp_path / "stuck.py"
+    prog.write_text(STUCK)
+    proc = run_mpi(2, *rayscript_cmd(), "exec", str(BIN / "python"), str(prog), timeout=100)
+    assert proc.returncode != 0
+    assert proc.stderr.count("rayscript: rank") == 1, proc.stderr
+    assert "rayscript: rank 1 (pid " in proc.stderr
+    assert "did not end within 10 s of SIGTERM (stuck where the signal could not reach it): killed" in proc.stderr
+
+
 @pytest.mark.parametrize("ending, status", [
     ('c.run("bogus statement")', 1),  # an error nobody catches
     ("pass", 0),  # simply forgetting c.close()

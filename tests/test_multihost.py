@@ -2,6 +2,7 @@
 failures of a host or a rank that end the job everywhere with one located error."""
 
 import gzip
+import os
 import random
 import re
 import shutil
@@ -17,6 +18,7 @@ from conftest import rayscript_cmd, write_fastq
 from hosts import make_hosts, wait
 from rayscript import Cluster
 from rayscript.genomics.checkpoint import MANIFEST
+from support import procs
 
 LAMBDA_READS = "/usr/share/doc/bowtie2/examples/reads/reads_1.fq.gz"
 SLOTS = {0: 2, 1: 2, 2: 1}  # host index -> ranks: ranks 0-1 on the first host, 2-3 on the second, 4 on the third
@@ -175,8 +177,8 @@ def _fails_fast(hosts, proc, started, victim_ranks, victim_host, timeout=5, with
     return err
 
 
-def _start_and_wait_until_running(hosts, script):
-    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
+def _start_and_wait_until_running(hosts, script, launcher=()):
+    proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script), launcher=launcher)
     time.sleep(4)  # loaded, and giving orders
     assert proc.poll() is None, proc.communicate()[1]
     return proc
@@ -219,6 +221,23 @@ def test_a_host_whose_processes_are_killed_ends_the_job(hosts, data, tmp_path):
     assert seconds < 10
     assert "Traceback" not in err, err
     assert no_processes_left(hosts)
+
+
+def test_a_rank_killed_outright_ends_the_job_on_every_host_without_the_launchers_help(hosts, data, tmp_path):
+    """As under srun, which kills nothing: hydra told not to clean up after a failed process. The
+    killed rank's keeper names it and tells the keepers on every host (UDP), which end their ranks."""
+    proc = _start_and_wait_until_running(hosts, _orders_forever(tmp_path, data), launcher=("-disable-auto-cleanup",))
+    victim = hosts.names[2]  # rank 4, alone on the third host
+    ranks = [pid for pid in hosts.pids(victim) if procs.comm(pid) != "rayscript-keep"
+             and any(procs.comm(k) == "rayscript-keep" and pid in procs.children(k) for k in hosts.pids(victim))]
+    assert len(ranks) == 1, ranks
+    os.kill(ranks[0], signal.SIGKILL)
+    status, _out, err, seconds = wait(proc, 40)
+    assert status is not None, f"the job did not end: {err[-2000:]}"
+    assert seconds < 20, (seconds, err)
+    assert f"rayscript: rank 4 (pid {ranks[0]} on {victim}) was killed (SIGKILL" in err, err
+    assert "Traceback" not in err, err
+    assert no_processes_left(hosts, within=10), err
 
 
 def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, data, tmp_path):

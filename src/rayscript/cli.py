@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import RankFailure, RayScriptError, Terminated
@@ -26,6 +26,10 @@ USAGE_EXAMPLES = """examples:
   mpiexec -n 4 rayscript repl
   mpiexec -n 4 rayscript exec python analysis.py   (a program that embeds Cluster)
 """
+
+
+# Two SIGTERMs this close together are one request to terminate, sent twice (see install_signal_handlers).
+TWICE_SECONDS = 2.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,12 +175,22 @@ def install_signal_handlers(cluster: Cluster) -> None:
     terminate (SIGTERM) reports it to rank 0 before it goes, so rank 0 can say which rank it was
     and shut every rank down cleanly; rank 0 itself says so and shuts them down.  Terminated is
     not an Exception: no handler or task that reports its own errors as an order's takes it for
-    one.  A second SIGTERM ends the process at once."""
+    one.  A second SIGTERM ends the process at once, unless it follows the first within
+    TWICE_SECONDS: Slurm signals every process of a job step, so a rank gets the launcher's SIGTERM
+    both directly and from its keeper, and that is one request to terminate, not two."""
     import signal
+    import time
 
-    def terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    first: list[float] = []
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        if not first:
+            first.append(time.monotonic())
+            raise Terminated("terminated by SIGTERM")
+        if time.monotonic() - first[0] < TWICE_SECONDS:
+            return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated("terminated by SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)
 
     if cluster.rank != 0:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -26,6 +26,7 @@ from . import logs
 from .errors import (
     Cancelled,
     DriverLost,
+    NotStopped,
     RayScriptError,
     RuntimeFault,
     ScriptError,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 # What every rank serves: one service per family of orders.
 STOP_SECONDS = 5.0  # how long closing waits for every rank to stop
+UNFINISHED_SECONDS = 10.0  # how long a rank told to stop waits for every rank to stop (rank 0 gives up sooner)
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
 SERVICES = (StoreService, BulkService, KmerService, GraphService, PathService, CheckpointService, AssemblyService,
@@ -94,9 +96,11 @@ class Cluster:
             if mismatch:
                 raise RayScriptError(mismatch)
             from .runtime.collective import MPICollective
+            from .runtime.keeper import link
             from .runtime.mpi import MPIMessenger
 
             mpi = MPIMessenger(comm)
+            link(mpi.comm)  # this rank's keeper learns the others': a rank that dies ends the job
             _messenger = mpi
             if _collective is None:
                 _collective = MPICollective(mpi.comm)
@@ -164,15 +168,22 @@ class Cluster:
 
     def serve(self) -> None:
         """Non-driver ranks: serve messages until rank 0 closes the cluster.  A rank of a job
-        across several hosts that stops hearing rank 0 (see Node.lease) says so and ends at once:
-        MPI cannot be finished without rank 0."""
+        across several hosts that stops hearing rank 0 (see Node.lease), or that reported its own
+        failure and was not stopped (see Node.serve), says so and ends at once: MPI cannot be
+        finished without rank 0."""
         try:
             self.node.serve()
-        except DriverLost as lost:
+        except (DriverLost, NotStopped) as lost:
             sys.stderr.write(f"rayscript: {lost}\n")
             sys.stderr.flush()
             os._exit(1)
-        self.node.messenger.finish()
+        if not self.node.messenger.finish(UNFINISHED_SECONDS):
+            # rank 0 stopped every rank, but not all of them finish: one is gone (rank 0 gives up
+            # after STOP_SECONDS and ends the job; if that does not reach this rank, it ends here)
+            sys.stderr.write(f"rayscript: rank {self.rank} on {self.node.messenger.host()}: not every rank stopped "
+                             f"within {UNFINISHED_SECONDS:g} s (a rank is gone); rank {self.rank} ends\n")
+            sys.stderr.flush()
+            os._exit(1)
         self._closed = True
         _OPEN.discard(self)
 

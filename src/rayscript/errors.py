@@ -252,6 +252,17 @@ class DriverLost(BaseException):
                          f"the job has ended, or {host} cannot reach it; rank {rank} ends")
 
 
+class NotStopped(BaseException):
+    """Raised on a serving rank that reported its failure to rank 0 (SIGTERM, an error in its loop)
+    and was not stopped within the time rank 0 takes to stop or end the job: rank 0 is gone or
+    stuck, and the rank ends by itself.  (Like DriverLost, it cannot finish MPI.)"""
+
+    def __init__(self, rank: int, host: str, reason: str, waited: float):
+        self.rank = rank
+        super().__init__(f"rank {rank} on {host}: {reason}, and rank 0 did not stop the job within {waited:g} s; "
+                         f"rank {rank} ends")
+
+
 class Terminated(BaseException):
     """Raised in a rank's main thread when it is told to terminate (SIGTERM)."""
 

@@ -13,17 +13,20 @@ at SLEEP_IDLE, so an idle rank costs well under 1% of a core.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import NoReturn
 
 import numpy as np
 
 from ..errors import TransferStalled
 from ..protocol.base import Message
 from .backoff import Backoff
+from .keeper import finished
 from .messenger import Messenger, mpi_module
 
 TAG_CONTROL = 7
@@ -49,6 +52,8 @@ SLEEP_EXPECTING = 0.00025
 # a fraction of a percent of a core, and the first order after a pause waits at most that long.
 IDLE_SECONDS = 10.0
 SLEEP_IDLE = 0.05
+# An abort the launcher does not act on: the rank exits by itself after this long.
+ABORT_SECONDS = 2.0
 
 
 class MPIMessenger(Messenger):
@@ -261,10 +266,20 @@ class MPIMessenger(Messenger):
             except MPI.Exception:
                 pass
         self.outgoing = []
+        finished()  # this rank's keeper: its exit, whatever its status, ends no other rank
         return True
 
-    def abort(self, code: int = 1, quiet: bool = False) -> None:
+    def abort(self, code: int = 1, quiet: bool = False) -> NoReturn:
+        """End the job on every rank (MPI_Abort), and this process at once.  The launcher may not
+        act on it: under srun while Slurm already ends the job step, MPI_Abort fails (and finishing
+        MPI at exit then waits for ever) or does not return.  So this process exits right after
+        it, or ABORT_SECONDS later from a thread of faulthandler's that needs no Python lock; its
+        keeper then ends the other ranks."""
+        devnull = open(os.devnull, "w")  # noqa: SIM115 - kept open until the process ends
+        faulthandler.dump_traceback_later(ABORT_SECONDS, exit=True, file=devnull)
         if quiet:  # the reason is said already: not MPI's own line about the abort too
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-        self.comm.Abort(code)
+            os.dup2(devnull.fileno(), 2)
+        try:
+            self.comm.Abort(code)
+        finally:
+            os._exit(code)

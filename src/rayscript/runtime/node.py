@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     CollectiveAborted,
     DriverLost,
+    NotStopped,
     RankFailure,
     RayScriptError,
     RuntimeFault,
@@ -51,6 +52,9 @@ EAGER_SECONDS = 1.0
 # Jobs across several hosts: a rank ends when it has not heard rank 0 for twice the order timeout
 # and this many seconds (see Node.lease).
 LEASE_MARGIN = 5.0
+# A rank that reported its failure to rank 0 waits this long to be stopped, then ends by itself: rank
+# 0 stops every rank within a second, or gives up after 5 s and ends the job (MPI abort, 2 s at most).
+UNSTOPPED_SECONDS = 8.0
 
 
 class Node:
@@ -333,9 +337,16 @@ class Node:
         return self.run_until(self.spawn(gen))
 
     def serve(self) -> None:
-        """Serve until told to stop.  An unexpected error in the loop itself is reported to
-        rank 0 as fatal; this rank then waits for the shutdown."""
+        """Serve until told to stop.  An unexpected error in the loop itself (or SIGTERM) is
+        reported to rank 0 as fatal; this rank then waits for the shutdown, at most UNSTOPPED_SECONDS
+        (by then rank 0 has stopped every rank or ended the job, unless it is gone): NotStopped."""
+        leave_by = None
         while not self.stopping:
+            if self.ending is not None:
+                if leave_by is None:
+                    leave_by = time.monotonic() + UNSTOPPED_SECONDS
+                elif time.monotonic() > leave_by:
+                    raise NotStopped(self.rank, self.messenger.host(), self.ending, UNSTOPPED_SECONDS)
             try:
                 self.step(1.0)
             except (Exception, Terminated) as exc:
