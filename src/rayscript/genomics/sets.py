@@ -279,9 +279,9 @@ def _shared(a: Ids, b: Ids) -> int:
 def _matrix_bucket(triples: list[setops.Triple], low: int) -> tuple[Any, list[Any]]:
     """The union of the buckets' keys (sorted), and each set's count of each (0 where absent)."""
     keys = triples[0][0]
-    for t in triples[1:]:
+    for t in triples[1:]:  # merged by binary search of one sorted array in the other, never sorted again
         if len(t[0]):
-            keys = np.union1d(keys, t[0]) if len(keys) else t[0]
+            keys = setops.union_keys(keys, t[0]) if len(keys) else t[0]
     columns = []
     for t in triples:
         col = np.zeros(len(keys), np.uint32)

@@ -140,6 +140,16 @@ def union(a: Triple, b: Triple, mode: str = "sum") -> Triple:
     return keys, counts.astype(np.uint32), edges
 
 
+def union_keys(ka: Keys, kb: Keys) -> Keys:
+    """The sorted union of two sorted unique key arrays (the keys of :func:`union`, nothing else)."""
+    pos, shared = _places(kb, ka)
+    pb = pos[~shared]
+    keys: Keys = np.empty_like(ka, shape=len(ka) + len(pb))
+    keys[np.arange(len(ka)) + np.searchsorted(pb, np.arange(len(ka)), side="right")] = ka
+    keys[pb + np.arange(len(pb))] = kb[~shared]
+    return keys
+
+
 def intersection(a: Triple, b: Triple, mode: str = "min") -> Triple:
     ka, ca, ea = a
     kb, cb, eb = b
