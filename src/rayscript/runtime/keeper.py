@@ -36,6 +36,7 @@ import signal
 import socket
 import sys
 import termios
+from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -134,7 +135,7 @@ def split(terminal: str | None = None, screen: str | None = None) -> None:
 
 
 def _keep(child: int, rank: str) -> None:
-    def forward(signum, frame):
+    def forward(signum: int, frame: FrameType | None) -> None:
         try:
             os.kill(child, signum)
         except ProcessLookupError:
@@ -185,7 +186,7 @@ def _tell_screen(line: str) -> bool:
     return True
 
 
-def _orphaned(signum, frame) -> None:
+def _orphaned(signum: int, frame: FrameType | None) -> None:
     """The rank's keeper is gone: leave the terminal as it was, and go."""
     _restore_terminal()
     os._exit(128 + signal.SIGKILL)
