@@ -38,18 +38,22 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from ..items import GraphPath, pack_item, unpack_item
 from ..protocol.assembly import AssembleOrder, AssembleReply
 from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
+from ..store.types import Counts, Edges, Ids
 from .graph import NO_K
 from .paths import n50
 
 if TYPE_CHECKING:
+    from ..runtime.collective import Collective
     from ..runtime.node import Node
 
 HIST_MAX = 4096
@@ -57,6 +61,29 @@ CLEAN_ROUNDS = 3
 RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
 NOBODY = np.uint64(2**64 - 1)  # the handle of no node
+
+# Arrays of the graph, by what their elements are (per node, or per side of a node: n x 2).
+Handles: TypeAlias = npt.NDArray[np.uint64]  # nodes by handle (see Graph), exact whatever k
+Places: TypeAlias = npt.NDArray[np.int64]  # nodes by place: position on their rank * ranks + rank
+OrderKeys: TypeAlias = npt.NDArray[np.uint64]  # see order_keys
+UnitigKeys: TypeAlias = npt.NDArray[np.uint64]  # unitigs by key: 2 * handle + dead side of the end read from
+Sides: TypeAlias = npt.NDArray[np.uint8]  # L or R
+Numbers: TypeAlias = npt.NDArray[np.int64]  # degrees, distances, positions
+Mask: TypeAlias = npt.NDArray[np.bool_]
+# each side's single neighbour (NOBODY: none), the side of it a path enters by, whether the link is
+# one of a non-branching path, and the neighbour's place (for this round)
+Links: TypeAlias = tuple[Handles, Sides, Mask, Places]
+# each side's path end (handle, dead side), the distance to it, whether an end was found (not on a
+# cycle), the smallest order key on the way
+Jumped: TypeAlias = tuple[Handles, Sides, Numbers, Mask, OrderKeys]
+# of the nodes left after cleaning: linked and link ids, far, side, dist, far_order and cyclic of the last round
+LastRound: TypeAlias = tuple[Mask, Handles, Handles, Sides, Numbers, OrderKeys, Mask]
+# unitigs kept from the last round: far, side, dist, far_order and which nodes keep them
+Unchanged: TypeAlias = tuple[Handles, Sides, Numbers, OrderKeys, Mask]
+# far, side, dist, the ends' order keys, the nodes on cycles, the links left once cycles are cut
+Chains: TypeAlias = tuple[Handles, Sides, Numbers, OrderKeys, Mask, Mask]
+# a unitig whose end a rank holds: key, sequence, mean count, order key and side of the end it is read from
+Contig: TypeAlias = tuple[int, str, float, int, int]
 
 
 def valley(hist: np.ndarray) -> int:
@@ -84,7 +111,7 @@ def path_name_pattern(prefix: str) -> re.Pattern:
 class _Exchange:
     """Batched questions to the owners of ids, and their answers, with ``alltoallv``."""
 
-    def __init__(self, coll: Any):
+    def __init__(self, coll: Collective) -> None:
         self.coll = coll
         self.size = coll.size
 
@@ -107,7 +134,8 @@ class _Exchange:
         got = self.coll.alltoallv([m[bounds[d]:bounds[d + 1]].ravel() for d in range(self.size)])
         return np.concatenate(got).reshape(-1, matrix.shape[1])
 
-    def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...], answer) -> tuple[np.ndarray, ...]:
+    def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...],
+            answer: Callable[..., tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
         """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
         aligned with the rows it got; the answers come back aligned with the questions."""
         order = np.argsort(dest, kind="stable")
@@ -280,13 +308,12 @@ class AssemblyService:
         phases["threshold"] = time.monotonic() - t0
         self._progress(1)
         removed = {"tips": 0, "bubbles": 0}
-        reuse = None
+        reuse: LastRound | None = None
         for _round in range(CLEAN_ROUNDS if msg.clean else 0):
             t = time.monotonic()
             links, degrees = self._links(graph)
-            if reuse is not None:
-                reuse = self._unchanged(graph, links, *reuse)
-            chains = self._chains(graph, links, reuse)
+            unchanged = self._unchanged(graph, links, *reuse) if reuse is not None else None
+            chains = self._chains(graph, links, unchanged)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
             t = time.monotonic()
             drop, tips, bubbles = self._clean(graph, links, degrees, chains)
@@ -299,7 +326,9 @@ class AssemblyService:
             if gone[0] == 0:
                 break
             # what the next round can keep: the unitigs that no change of link touches
-            reuse = (links[2][~drop], links[0][~drop], *(a[~drop] for a in chains[:5]))
+            far, side, dist, far_order, cyclic = chains[:5]
+            reuse = (links[2][~drop], links[0][~drop], far[~drop], side[~drop], dist[~drop], far_order[~drop],
+                     cyclic[~drop])
             graph = graph.subset(~drop)
         else:
             t = time.monotonic()
@@ -330,7 +359,7 @@ class AssemblyService:
             occurrences=int(kept[1]), kept_occurrences=int(kept[0]),
             error_peak=bool(msg.min_count == 0 and min_count > 1)))
 
-    def _owner_view(self, kset: str, ids: np.ndarray, counts: np.ndarray, edges: np.ndarray):
+    def _owner_view(self, kset: str, ids: Ids, counts: Counts, edges: Edges) -> tuple[Ids, Counts, Edges]:
         """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
         the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
         their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
@@ -363,7 +392,7 @@ class AssemblyService:
             self.node.progress(done, 3, "assembling", "phases")
 
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
-    def _links(self, g: Graph):
+    def _links(self, g: Graph) -> tuple[Links, Numbers]:
         """Each side's degree, and for a side with one neighbour: the neighbour's handle, the side of
         it a path enters by, whether the link is one of a non-branching path (the facing side has one
         neighbour too), and where the neighbour is (its position on its rank, for this round).
@@ -384,7 +413,7 @@ class AssemblyService:
         yc = encoding.canonical_array(y, k) if len(y) else y
         dest = owners(yc, size) if len(yc) else np.zeros(0, np.int32)
 
-        def answer(asked):
+        def answer(asked: Ids) -> tuple[Numbers, Numbers, Handles, npt.NDArray[np.uint8]]:
             pos, found = g.find(asked)
             return (found.astype(np.int64), pos.astype(np.int64),
                     np.where(found, g.key[pos] if g.n else 0, NOBODY).astype(np.uint64),
@@ -417,7 +446,8 @@ class AssemblyService:
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
-    def _unchanged(self, g: Graph, links, old_linked, old_id, far, side, dist, far_order, cyclic):
+    def _unchanged(self, g: Graph, links: Links, old_linked: Mask, old_id: Handles, far: Handles, side: Sides,
+                   dist: Numbers, far_order: OrderKeys, cyclic: Mask) -> Unchanged:
         """After k-mers left the graph: the unitigs none of whose nodes changed a link (and that are
         not cycles, whose cut the next round makes again) keep their ends and positions; returns
         (far, side, dist, far_order, clean) for the next jumping."""
@@ -429,7 +459,8 @@ class AssemblyService:
         clean = ~np.isin(key, every) if len(every) else np.ones(g.n, bool)
         return far, side, dist, far_order, clean
 
-    def _jump(self, g: Graph, link_id, link_side, linked, link_h, reuse=None):
+    def _jump(self, g: Graph, link_id: Handles, link_side: Sides, linked: Mask, link_h: Places,
+              reuse: tuple[Handles, Sides, Numbers, Mask] | None = None) -> Jumped:
         """For each side of each node: the end of its path beyond that side (the end's handle and dead
         side), the distance to it, whether an end was found (False on a cycle) and the smallest order
         key on the way.
@@ -512,7 +543,7 @@ class AssemblyService:
         rlow = np.where(rl, near_low[rn], g.order[rn, None])
         total = int(self.coll.allreduce(np.array([len(rn)], np.int64))[0])
 
-        def state(handles, sides):
+        def state(handles: Places, sides: Sides) -> tuple[np.ndarray, ...]:
             pos, s = handles // size, sides.astype(np.int64)
             return (rfar[pos, s], rfar_h[pos, s], rside[pos, s], rdist[pos, s], rdone[pos, s].astype(np.uint8),
                     rlow[pos, s])
@@ -538,7 +569,7 @@ class AssemblyService:
         done[i, s], low[i, s] = done2.astype(bool), np.minimum(near_low[i, s], low2)
         return far, side, dist, done, low
 
-    def _chains(self, g: Graph, links, reuse=None):
+    def _chains(self, g: Graph, links: Links, reuse: Unchanged | None = None) -> Chains:
         """Every node's unitig: for each side, the handle of the unitig's end beyond it, the end's
         dead side, the distance to it and the end's order key; and which nodes lie on cycles (each
         cut at its node of smallest order key: the links it cut are gone from ``linked``)."""
@@ -557,7 +588,7 @@ class AssemblyService:
             got_h, got_sides = self.ex.scatter(h % self.ex.size, h, link_side[tell, L])
             h2, sides2 = np.concatenate(got_h), np.concatenate(got_sides)
             linked[h2 // self.ex.size, sides2.astype(np.int64)] = False
-            ended = done.all(axis=1)
+            ended = done[:, L] & done[:, R]  # both ends found
             far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h,
                                                     (far, side, dist, ended))
         # the order key of every end (those reused are known already)
@@ -573,7 +604,8 @@ class AssemblyService:
         return far, side, dist, far_order, cyclic, linked
 
     @staticmethod
-    def _unitig_of(far, side, dist, far_order):
+    def _unitig_of(far: Handles, side: Sides, dist: Numbers, far_order: OrderKeys
+                   ) -> tuple[UnitigKeys, Numbers, Mask, OrderKeys, Sides]:
         """Each node's unitig: its key (2 * handle + dead side of the end it is read from: exact),
         position, whether it is read forward (that end lies beyond its L side), and the (order key,
         side) of that end, which orders unitigs the same way on any rank count.  The end read from
@@ -591,7 +623,7 @@ class AssemblyService:
         return ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
 
     # --- 5. tips and bubbles ------------------------------------------------------------------
-    def _clean(self, g: Graph, links, degrees, chains):
+    def _clean(self, g: Graph, links: Links, degrees: Numbers, chains: Chains) -> tuple[Mask, int, int]:
         far, side, dist, far_order, cyclic, linked = chains
         key, _pos, _forward, uorder, uside = self._unitig_of(far, side, dist, far_order)
         link_id = links[0]
@@ -658,7 +690,7 @@ class AssemblyService:
         return drop, tips, bubbles
 
     # --- 6. sequences and names -------------------------------------------------------------------
-    def _spell(self, g: Graph, chains) -> list[tuple[int, str, float, int, int]]:
+    def _spell(self, g: Graph, chains: Chains) -> list[Contig]:
         """The unitigs whose end this rank holds: (key, sequence, mean count, order key and side of
         the end it is read from)."""
         k = g.k
@@ -684,7 +716,7 @@ class AssemblyService:
             out.append((int(ukey[a]), seq, float(ucount[a:b].mean()), int(uord[a]), int(usd[a])))
         return out
 
-    def _name(self, contigs, prefix: str, k: int) -> tuple[list[GraphPath], np.ndarray]:
+    def _name(self, contigs: list[Contig], prefix: str, k: int) -> tuple[list[GraphPath], np.ndarray]:
         """Name every rank's unitigs PREFIX-1, ... by decreasing length (ties by the order key and
         side of the end each is read from: the same on any rank count), and hand each path to the
         owner of its name; returns the paths this rank now holds, and all lengths."""

@@ -210,7 +210,7 @@ def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list
     h = hashlib.sha256()
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as fh:
-        def put(data):
+        def put(data: bytes | memoryview) -> None:
             view = memoryview(data).cast("B")
             fh.write(view)
             h.update(view)
@@ -218,7 +218,7 @@ def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list
         put(HEADER.pack(MAGIC, FORMAT_VERSION, rank, nranks, table.k or 0, int(table.canonical), len(ids),
                         len(named)))
         for arr in (ids, counts, edges):
-            put(np.ascontiguousarray(arr))
+            put(np.ascontiguousarray(arr).data)
         for item in named:
             data = pack_item(item)
             put(struct.pack("<I", len(data)))

@@ -22,12 +22,14 @@ import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ScriptError
 from ..store.encoding import INVALID, codes_from_bytes
+from ..store.types import Codes
 
 CHUNK_BYTES = 1 << 20
 _NL = 10
@@ -38,6 +40,11 @@ MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"\
 COMPRESSIONS = "gzip, bzip2, xz or zstd"
 # about how many bytes of FASTQ/FASTA one compressed byte stands for (to share files between ranks)
 _EXPANSION = {"gzip": 3, "bzip2": 4, "xz": 4, "zstd": 3}
+
+Bytes: TypeAlias = npt.NDArray[np.uint8]  # a chunk of the file
+Offsets: TypeAlias = npt.NDArray[np.intp]  # places in a chunk: line breaks, line starts
+# a parsed chunk: (bytes used, base codes, records, offset in the chunk of the next rank's first record)
+Parsed: TypeAlias = tuple[int, Codes, int, int | None]
 
 
 class InputError(ScriptError):
@@ -231,7 +238,7 @@ def _line_number(path: str, codec: str, offset: int) -> int:
     return data.count(b"\n") + 1
 
 
-def _sync(fh, part: Part) -> int:
+def _sync(fh: io.BufferedIOBase, part: Part) -> int:
     """Offset of the first record starting at or after part.start."""
     if part.start == 0:
         return 0
@@ -272,11 +279,11 @@ class ChunkResult:
 
     __slots__ = ("codes", "nbytes", "reads")
 
-    def __init__(self, codes, reads, nbytes):
+    def __init__(self, codes: Codes, reads: int, nbytes: int) -> None:
         self.codes, self.reads, self.nbytes = codes, reads, nbytes
 
 
-def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = None):
+def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list[int] | None = None) -> Iterator[ChunkResult]:
     """Yield ChunkResult for the records of ``part``, chunk by chunk.  ``span`` (a list) is set
     to [first byte, end byte] of the records read, once they are all read: the records of the
     ranks must tile the file, which :func:`check_tiling` verifies."""
@@ -312,10 +319,10 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
                 continue
             if span is not None and (finished or eof):
                 # where this rank's records end: the next rank's first record, or the file's end
-                span[:] = [first, offset + (stop if finished else used)]
+                span[:] = [first, offset + (stop if stop is not None else used)]
             if eof and used == 0:
                 break  # nothing but blank space after the last record
-            reached = raw.tell() if part.codec else offset + (stop if finished else used)
+            reached = raw.tell() if part.codec else offset + (stop if stop is not None else used)
             yield ChunkResult(codes, reads, reached - counted)
             counted = reached
             carry = buf[used:]
@@ -328,14 +335,14 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list | None = No
             yield ChunkResult(np.empty(0, np.uint8), 0, end - counted)
 
 
-def _lines(arr, eof):
+def _lines(arr: Bytes, eof: bool) -> Offsets:
     nl = np.flatnonzero(arr == _NL)
     if eof and (len(arr) == 0 or arr[-1] != _NL):
         nl = np.concatenate((nl, [len(arr)]))
     return nl
 
 
-def _seq_codes(arr, starts, ends):
+def _seq_codes(arr: Bytes, starts: Offsets, ends: Offsets) -> Codes:
     """Codes of the byte ranges [starts[i], ends[i]], the last byte of each being the line
     break (an INVALID code, so it separates the reads)."""
     if len(starts) == 0:
@@ -348,7 +355,7 @@ def _seq_codes(arr, starts, ends):
     return codes_from_bytes(ext[mask])
 
 
-def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
+def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     arr = np.frombuffer(buf, dtype=np.uint8)
     nl = _lines(arr, eof)
     nrec = len(nl) // 4
@@ -404,7 +411,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool):
     return used, codes, nrec, stop
 
 
-def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool):
+def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     arr = np.frombuffer(buf, dtype=np.uint8)
     if eof:
         cut = len(arr)

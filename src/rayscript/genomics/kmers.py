@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import RayScriptError
 from ..protocol.base import Message
@@ -35,10 +36,12 @@ from ..protocol.kmers import (
 from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable, OccurrenceBuffer, pack_occurrences
 from ..store.partition import owners
+from ..store.types import Counts, Edges, Ids, NarrowIds
 from . import fastx
 
 if TYPE_CHECKING:
     from ..runtime.node import Node
+    from ..runtime.tasks import Future
 
 # Received k-mer occurrences wait, packed in 8 bytes each, in a pool of this many per rank (pages
 # held by the table's buckets) before they are sorted and merged into the staging table.  Larger
@@ -47,18 +50,23 @@ PENDING_MAX = 8_000_000
 # the same for k > 31 (ids and edges waiting in lists: 17 bytes each)
 WIDE_PENDING_MAX = 4_000_000
 
+# (ids, counts) of the k-mers a rank leaves out as copies of k-mers counted on another rank
+Copies: TypeAlias = tuple[Ids, Counts]
+# the orders answered without the copies
+Counting = TypeVar("Counting", KmerStatsOrder, DumpSizeOrder, DumpWriteOrder)
+
 
 # --- messages ----------------------------------------------------------------------
 
 
 # --- formatting ----------------------------------------------------------------------
 
-def format_counts(ids, counts, k: int) -> bytes:
+def format_counts(ids: Ids, counts: Counts, k: int) -> bytes:
     """``SEQUENCE<TAB>COUNT\\n`` lines, vectorized."""
     return format_table(ids, k, [counts])
 
 
-def format_table(ids, k: int, columns: list) -> bytes:
+def format_table(ids: Ids, k: int, columns: Sequence[npt.ArrayLike]) -> bytes:
     """``SEQUENCE<TAB>N1<TAB>N2...\\n`` lines, one per id, a number from each column, vectorized."""
     n = len(ids)
     if n == 0:
@@ -81,7 +89,7 @@ def format_table(ids, k: int, columns: list) -> bytes:
     return np.concatenate(pieces, axis=1)[np.concatenate(keeps, axis=1)].tobytes()
 
 
-def formatted_size(counts, k: int) -> int:
+def formatted_size(counts: Counts, k: int) -> int:
     counts = counts.astype(np.int64)
     ndig = np.maximum(np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 1)
     return int(len(counts) * (k + 2) + ndig.sum())
@@ -172,7 +180,7 @@ class KmerService:
                 break  # every rank has read all its parts (and sent nothing this round)
             # route this round's k-mers to their owners (every rank takes part in every round)
             if buffer is not None:
-                self._route_packed(ids, edges, msg.k, buffer)
+                self._route_packed(cast("NarrowIds", ids), edges, msg.k, buffer)  # a buffer only for k <= 31
                 continue
             dest = owners(ids, coll.size).astype(np.uint8 if coll.size <= 256 else np.uint16)
             order = np.argsort(dest, kind="stable")  # a radix sort for small integer types
@@ -209,7 +217,7 @@ class KmerService:
                                        saturated=saturated, seconds=time.monotonic() - t0,
                                        peak_rss=peak_rss(), table_bytes=table.nbytes()))
 
-    def _route_packed(self, ids, edges, k: int, buffer: OccurrenceBuffer) -> None:
+    def _route_packed(self, ids: NarrowIds, edges: Edges, k: int, buffer: OccurrenceBuffer) -> None:
         """Send each k-mer occurrence (k <= 31) to its owner as one packed word, grouped by owner
         and by bucket of the owner's table (one radix sort of a small key), with the count of each
         group beside; the owner files them into its occurrence buffer as they are."""
@@ -279,14 +287,14 @@ class KmerService:
         found = self.store.off_owner(self.node.rank, self.node.size, kset)
         return None if found is None else (found[0], found[1], found[3])
 
-    def _stats(self, msg: KmerStatsOrder, copies: tuple) -> None:
+    def _stats(self, msg: KmerStatsOrder, copies: Copies) -> None:
         t = self.table(msg)
         left_ids, left_counts = copies
         if msg.selector != ("all",):  # the selected k-mers only (those left out as copies, too)
             distinct = total = left = 0
-            for _ids, counts, out in self._selected(t, 0, None, msg.selector, left_ids):
-                distinct += len(counts)
-                total += int(counts.sum(dtype=np.uint64))
+            for _ids, picked, out in self._selected(t, 0, None, msg.selector, left_ids):
+                distinct += len(picked)
+                total += int(picked.sum(dtype=np.uint64))
                 left += out
             self.node.reply(msg, KmerStatsReply(distinct=distinct, total=total, k=t.k, canonical=t.canonical,
                                                 nbytes=t.nbytes(), copies=left, held=msg.kset in self.store.sets))
@@ -308,7 +316,7 @@ class KmerService:
 
     _NONE = (np.zeros(0, np.uint64), np.zeros(0, np.uint32))
 
-    def _without_copies(self, msg: KmerStatsOrder | DumpSizeOrder | DumpWriteOrder, then) -> None:
+    def _without_copies(self, msg: Counting, then: Callable[[Counting, Copies], None]) -> None:
         """``then(msg, (ids, counts))`` once this rank knows which of its k-mers to leave out as copies
         of k-mers counted on another rank: those their owner holds, and, of those their owner does not
         hold, those a lower rank holds.  Asks the other ranks (HELD-ORDER) only if it holds k-mers that
@@ -320,7 +328,7 @@ class KmerService:
             return
         ids, counts, own = foreign
 
-        def task():
+        def task() -> Generator[list[Future], list[Any], None]:  # sent: the HeldReply of each, by order
             try:
                 left = np.zeros(len(ids), bool)
                 asked = [(own == b, self._ask_held(int(b), ids[own == b], msg.kset)) for b in np.unique(own)]
@@ -338,7 +346,7 @@ class KmerService:
 
         self.node.spawn(task())
 
-    def _ask_held(self, rank: int, ids, kset: str):
+    def _ask_held(self, rank: int, ids: Ids, kset: str) -> Future:
         order = HeldOrder(recipient=rank, kset=kset)
         order.buffers = [np.ascontiguousarray(ids)]
         return self.node.order(order)
@@ -350,7 +358,8 @@ class KmerService:
         reply.buffers = [table.present(ids).astype(np.uint8)]
         self.node.reply(msg, reply)
 
-    def _selected(self, table: KmerTable, lo, hi, selector, leave=None):
+    def _selected(self, table: KmerTable, lo: int, hi: int | None, selector: tuple[Any, ...],
+                  leave: Ids | None = None) -> Iterator[tuple[Ids, Counts, int]]:
         """(ids, counts, how many were left out) bucket by bucket of the k-mers selected, without
         the ids in ``leave`` (an id array)."""
         leave = np.sort(encoding.exact(leave)) if leave is not None and len(leave) else None
@@ -366,7 +375,7 @@ class KmerService:
     def on_dump_size(self, msg: DumpSizeOrder) -> None:
         self._without_copies(msg, self._dump_size)
 
-    def _dump_size(self, msg: DumpSizeOrder, copies: tuple) -> None:
+    def _dump_size(self, msg: DumpSizeOrder, copies: Copies) -> None:
         table = self.table(msg)
         k, size, left = table.k or 0, 0, 0
         for _ids, counts, out in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
@@ -377,7 +386,7 @@ class KmerService:
     def on_dump_write(self, msg: DumpWriteOrder) -> None:
         self._without_copies(msg, self._dump_write)
 
-    def _dump_write(self, msg: DumpWriteOrder, copies: tuple) -> None:
+    def _dump_write(self, msg: DumpWriteOrder, copies: Copies) -> None:
         table = self.table(msg)
         k = table.k or 0
         try:

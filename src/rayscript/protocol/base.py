@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import operator
 import pickle
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -29,7 +30,7 @@ REGISTRY: dict[int, type[Message]] = {}  # by wire code
 KINDS: dict[str, type[Message]] = {}  # by kind
 
 
-def key_text(key, k: int | None = None) -> str:
+def key_text(key: tuple[str, Any], k: int | None = None) -> str:
     """``namespace/ident``; a k-mer of two-word id (k > 31, when known) by its bases."""
     namespace, ident = key
     if k and k > encoding.WORD_K and is_kmers(namespace) and isinstance(ident, int):
@@ -84,7 +85,7 @@ class Message:
     # (in the same allocation), so that the handler may grow it in place.
     buffer_room = 0
 
-    def received_buffers(self, arrays=None) -> list:
+    def received_buffers(self, arrays: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Fresh arrays for this message's buffers on arrival, each with ``buffer_room`` elements
         of room in front of it: copies of ``arrays`` (a transport without a wire), or empty arrays
         as ``buffer_meta`` describes them, for the transport to fill."""
@@ -115,7 +116,7 @@ class Message:
         return pickle.dumps(self.pack(), protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
-    def decode(buf) -> Message:
+    def decode(buf: bytes) -> Message:
         return Message.unpack(pickle.loads(buf))
 
     def describe(self) -> str:
@@ -150,33 +151,33 @@ _NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, operator.attrgetter] = {}
 
 
-def _getter(cls) -> operator.attrgetter:
+def _getter(cls: type[Message]) -> operator.attrgetter:
     names = _NAMES.get(cls) or _names(cls)
     _GETTERS[cls] = operator.attrgetter(*names)
     return _GETTERS[cls]
 
 
-def _names(cls) -> tuple[str, ...]:
+def _names(cls: type[Message]) -> tuple[str, ...]:
     _NAMES[cls] = tuple(f.name for f in fields(cls))
     return _NAMES[cls]
 
 
-_BUILDERS: dict[int, Any] = {}
+_BUILDERS: dict[int, Callable[[tuple], Message]] = {}
 
 
-def _builder(code: int):
+def _builder(code: int) -> Callable[[tuple], Message]:
     """A function that makes a message of wire ``code`` from its envelope without running
     ``__init__`` (generated once per class: a dict display is the quickest way to fill one)."""
     cls = REGISTRY[code]
     items = ", ".join(f"{name!r}: envelope[{i + 2}]" for i, name in enumerate(_names(cls)))
-    namespace = {"new": object.__new__, "cls": cls}
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
     exec(f"def build(envelope):\n    obj = new(cls)\n    obj.__dict__ = {{{items}}}\n    return obj\n",
          namespace)
     _BUILDERS[code] = namespace["build"]
     return _BUILDERS[code]
 
 
-def _is_default(f, value) -> bool:
+def _is_default(f: Field[Any], value: object) -> bool:
     if f.default is not MISSING:
         default = f.default
     elif f.default_factory is not MISSING:
@@ -186,7 +187,7 @@ def _is_default(f, value) -> bool:
     return type(value) is type(default) and value == default
 
 
-def _short(value) -> str:
+def _short(value: object) -> str:
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
         return key_text(value)
     if isinstance(value, (bytes, bytearray)):

@@ -20,8 +20,10 @@ from ..protocol.base import Message
 from ..protocol.bulk import CHUNK_ITEMS, BulkChunk, BulkDeleteOrder, BulkReply, BulkSendOrder, BulkStored
 from ..protocol.core import ErrorReply
 from ..store import encoding
+from ..store.types import Counts, Edges, Ids
 
 if TYPE_CHECKING:
+    from ..store.kmertable import KmerTable
     from .node import Node
 
 ITEM_BYTES = 13  # id 8, count 4, edges 1
@@ -40,7 +42,7 @@ class BulkService:
             node.register(cls, fn)
         node.expecting.append(lambda: bool(self.outgoing or self.incoming))
 
-    def _refuse_if_moving(self, msg: Message, ids, kset: str) -> bool:
+    def _refuse_if_moving(self, msg: Message, ids: Ids, kset: str) -> bool:
         busy = self.store.moving_kmers(ids, kset) if len(ids) else 0
         if busy:
             self.node.fail_order(msg, f"{busy:,} of the selected k-mers are being moved from rank {self.node.rank} "
@@ -130,7 +132,8 @@ class BulkService:
             reply.buffers = [np.concatenate(state["kept"])]
         self.node.send(reply)
 
-    def _apply_counted(self, state, msg: BulkChunk, b: int, ids, counts, edges) -> bool:
+    def _apply_counted(self, state: dict[str, Any], msg: BulkChunk, b: int, ids: Ids, counts: Counts,
+                       edges: Edges) -> bool:
         """Apply one bucket's part; on an error (say, out of memory) note how far the copy got
         and stop."""
         try:
@@ -149,7 +152,7 @@ class BulkService:
         return True
 
     @staticmethod
-    def _apply(table, mode, b: int, ids, counts, edges, room: int) -> None:
+    def _apply(table: KmerTable, mode: str | None, b: int, ids: Ids, counts: Counts, edges: Edges, room: int) -> None:
         if mode == "replace":
             table.replace_counted(ids, counts, edges)
         else:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import CollectiveAborted, CollectiveTimeout, RayScriptError
 from .backoff import Backoff
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 TAG_ABORT = 9
 SPARES = 4
@@ -43,7 +48,7 @@ class Collective:
         """Send arrays[d] to rank d; return the arrays received from every rank, by source."""
         raise NotImplementedError
 
-    def exchange(self, buf: np.ndarray, counts) -> list[np.ndarray]:
+    def exchange(self, buf: np.ndarray, counts: Sequence[int] | npt.NDArray[np.integer[Any]]) -> list[np.ndarray]:
         """Like :meth:`alltoallv` for one buffer whose first counts[0] items go to rank 0, the
         next counts[1] to rank 1, and so on (no gathering copy where the transport allows)."""
         ends = np.cumsum(counts)
@@ -54,7 +59,7 @@ class Collective:
         raise NotImplementedError
 
 
-def _polite_wait(req, aborted=None, patience: float | None = None) -> None:
+def _polite_wait(req: MPI.Request, aborted: Callable[[], None] | None = None, patience: float | None = None) -> None:
     """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
     raises when another rank left the operation; after ``patience`` seconds the wait gives up."""
     give_up = None if patience is None else time.monotonic() + patience
@@ -70,7 +75,7 @@ def _polite_wait(req, aborted=None, patience: float | None = None) -> None:
 
 
 class MPICollective(Collective):
-    def __init__(self, comm):
+    def __init__(self, comm: MPI.Comm) -> None:
         from .messenger import mpi_module
 
         MPI = mpi_module()
@@ -99,7 +104,7 @@ class MPICollective(Collective):
         self._sent = [r for r in self._sent if not r.Test()]
         self._sent += [self.comm.isend(reason, dest=r, tag=TAG_ABORT) for r in range(self.size) if r != self.rank]
 
-    def _wait(self, req, *buffers) -> None:
+    def _wait(self, req: MPI.Request, *buffers: object) -> None:
         try:
             _polite_wait(req, self._aborted, self.patience())
         except BaseException:
@@ -110,16 +115,16 @@ class MPICollective(Collective):
         # the old channel may hold operations no rank will finish: it is left behind, not reused
         self.comm = self._spares.pop(0) if self._spares else self.parent.Dup()
 
-    def allreduce(self, values):
+    def allreduce(self, values: np.ndarray) -> np.ndarray:
         values = np.ascontiguousarray(values, dtype=np.int64)
         out = np.empty_like(values)
         self._wait(self.comm.Iallreduce(values, out, op=self.MPI.SUM), values, out)
         return out
 
-    def alltoallv(self, arrays):
+    def alltoallv(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         return self.exchange(np.concatenate(arrays) if len(arrays) > 1 else arrays[0], [len(a) for a in arrays])
 
-    def exchange(self, sendbuf, counts):
+    def exchange(self, sendbuf: np.ndarray, counts: Sequence[int] | npt.NDArray[np.integer[Any]]) -> list[np.ndarray]:
         dtype = sendbuf.dtype
         send_counts = np.asarray(counts, dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
@@ -142,10 +147,11 @@ class MPICollective(Collective):
 class LocalBoard:
     """Shared state of the local collective: one slot per (source, destination)."""
 
-    def __init__(self, size: int, timeout: float = 120.0):
+    def __init__(self, size: int, timeout: float = 120.0) -> None:
         self.size = size
         self.timeout = timeout
-        self.slots = [[None] * size for _ in range(size)]
+        # [source][destination]: the array in transit (written before every read: empty at first)
+        self.slots: list[list[np.ndarray]] = [[np.empty(0)] * size for _ in range(size)]
         self.barrier = threading.Barrier(size, timeout=timeout)
         self.aborted: tuple[int, str] | None = None
         self.rejoin = threading.Barrier(size, action=self._fresh, timeout=timeout)
@@ -156,12 +162,12 @@ class LocalBoard:
 
 
 class LocalCollective(Collective):
-    def __init__(self, board: LocalBoard, rank: int):
+    def __init__(self, board: LocalBoard, rank: int) -> None:
         self.board = board
         self.rank = rank
         self.size = board.size
 
-    def _sync(self):
+    def _sync(self) -> None:
         try:
             self.board.barrier.wait()
         except threading.BrokenBarrierError:
@@ -177,7 +183,7 @@ class LocalCollective(Collective):
     def reset(self) -> None:
         self.board.rejoin.wait()
 
-    def alltoallv(self, arrays):
+    def alltoallv(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         for d, a in enumerate(arrays):
             self.board.slots[self.rank][d] = a
         self._sync()
@@ -185,7 +191,7 @@ class LocalCollective(Collective):
         self._sync()
         return out
 
-    def allreduce(self, values):
+    def allreduce(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.int64)
         self.board.slots[self.rank][0] = values
         self._sync()

@@ -53,6 +53,7 @@ import struct
 import sys
 import termios
 import time
+from types import FrameType
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -225,7 +226,7 @@ class _Peers:
 def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -> None:
     overdue: list[float] = []  # when a rank told to terminate must have ended
 
-    def forward(signum, frame):
+    def forward(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGTERM and not overdue:
             overdue.append(time.monotonic() + TERM_SECONDS)
         try:
@@ -409,7 +410,7 @@ def _tell_screen(line: str) -> bool:
     return True
 
 
-def _orphaned(signum, frame) -> None:
+def _orphaned(signum: int, frame: FrameType | None) -> None:
     """The rank's keeper is gone: leave the terminal as it was, and go."""
     _restore_terminal()
     os._exit(128 + signal.SIGKILL)

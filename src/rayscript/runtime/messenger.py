@@ -11,11 +11,12 @@ from __future__ import annotations
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from types import ModuleType
 
 from ..protocol.base import Message
 
 
-def mpi_module():
+def mpi_module() -> ModuleType:
     """mpi4py's MPI module; a clear error when it is not installed (the 'mpi' extra)."""
     try:
         from mpi4py import MPI

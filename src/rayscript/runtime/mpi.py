@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..protocol.base import Message
 from .backoff import Backoff
 from .keeper import finished
 from .messenger import Messenger, mpi_module
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 TAG_CONTROL = 7
 TAG_DATA = 8
@@ -59,7 +62,7 @@ ABORT_SECONDS = 2.0
 class MPIMessenger(Messenger):
     backend = "mpi"
 
-    def __init__(self, comm=None):
+    def __init__(self, comm: MPI.Comm | None = None) -> None:
         MPI = mpi_module()
 
         self.MPI = MPI
@@ -113,7 +116,7 @@ class MPIMessenger(Messenger):
                 return
             self._take(probed, out)
 
-    def _take(self, probed, out: list) -> None:
+    def _take(self, probed: MPI.Message, out: list[Message]) -> None:
         msg = Message.unpack(probed.recv())
         if msg.buffer_meta:
             # the sender posted the buffers right after the envelope: they are on their way
