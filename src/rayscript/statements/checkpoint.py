@@ -263,9 +263,16 @@ class Restore(Statement, keyword="restore"):
                 items, _, more = yield from rebalance_kmers(cmd, name)
                 moved += items
                 kept += more
-            # then the extra copies (saved beside their owner's, or alone off it): never in its place
+            # then the extra copies (saved beside their owner's, or alone off it): never in its place; and
+            # to their owners as rebalance moves them (one identical to the owner's collapses into it, one
+            # that differs stays where it is, reported)
             placed = yield cmd.every(lambda r: CopiesOrder(recipient=r, token=token))
             differing += sum(p.dropped for p in placed)
+            if sum(p.placed for p in placed):
+                for name in ("kmers", *sets):
+                    items, _, more = yield from rebalance_kmers(cmd, name)
+                    moved += items
+                    kept += more
             moves = []
             for r, rep in enumerate(replies):
                 for key in rep.named:
