@@ -24,8 +24,63 @@ def pytest_configure(config):
 
 
 def mpiexec_path():
+    """The launcher the MPI tests use: RAYSCRIPT_TEST_MPIEXEC when set (scripts/test's Open MPI pass
+    names Open MPI's), else the one in the running Python's bin (the mpich wheel's in .venv), else
+    the first mpiexec on PATH."""
+    chosen = os.environ.get("RAYSCRIPT_TEST_MPIEXEC")
+    if chosen:
+        return chosen
     exe = BIN / "mpiexec"
     return str(exe) if exe.exists() else shutil.which("mpiexec")
+
+
+_flavour: list[str] = []
+
+
+def mpi_flavour():
+    """'Open MPI' or 'MPICH' (or '' when unknown): whose launcher the MPI tests run under."""
+    if not _flavour:
+        exe = mpiexec_path()
+        text = ""
+        if exe:
+            try:
+                proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+                text = proc.stdout + proc.stderr
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _flavour.append("Open MPI" if ("Open MPI" in text or "OpenRTE" in text) else
+                        "MPICH" if ("HYDRA" in text or "MPICH" in text) else "")
+    return _flavour[0]
+
+
+def only_under_mpich(why):
+    """Skip the calling test under Open MPI's launcher, saying ``why`` (docs/cluster.md lists these)."""
+    if mpi_flavour() == "Open MPI":
+        pytest.skip(f"not under Open MPI: {why}")
+
+
+def can_install_tools():
+    """scripts/test installs the reference tools (Debian packages) when it runs as root with apt-get."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def need(present, what, package):
+    """A reference tool the test compares against: a test without it fails where scripts/test
+    would have installed it (so a broken install step shows), and is skipped, saying why, where
+    it cannot (not root, not Debian)."""
+    if present:
+        return
+    message = f"{what} is needed (scripts/test installs {package} with apt-get when run as root)"
+    if can_install_tools():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def need_tool(name, package=None):
+    """The path of the command ``name``, or the test ends as ``need`` says."""
+    path = shutil.which(name)
+    need(path is not None, name, package or name)
+    return path
 
 
 def run_mpi(n, *args, input=None, timeout=60, env=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import rayscript_cmd, run_mpi, write_fastq
+from conftest import need, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics.graph import oriented_edges
@@ -21,8 +21,7 @@ RC = str.maketrans("ACGT", "TGCA")
 @pytest.fixture(scope="module")
 def lambda_reads(tmp_path_factory):
     """Error-free 100 bp reads from both strands of the lambda phage genome, 10x coverage."""
-    if not LAMBDA.exists():
-        pytest.fail("bowtie2-examples is needed (scripts/test installs it with apt-get)")
+    need(LAMBDA.exists(), "the lambda phage genome", "bowtie2-examples")
     genome = "".join(gzip.decompress(LAMBDA.read_bytes()).decode().split("\n")[1:]).upper()
     rng = np.random.default_rng(4)
     reads = []

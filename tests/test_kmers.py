@@ -3,7 +3,6 @@
 import gzip
 import io
 import os
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import rayscript_cmd, run_mpi, write_fastq
+from conftest import need, need_tool, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.progress import Progress
@@ -141,10 +140,8 @@ def test_copies_on_other_ranks_are_counted_and_dumped_once_under_mpiexec(tmp_pat
 
 
 def _jellyfish():
-    exe = shutil.which("jellyfish")
-    if exe is None or not LAMBDA.exists():
-        pytest.fail("jellyfish and bowtie2-examples are needed (scripts/test installs them with apt-get)")
-    return exe
+    need(LAMBDA.exists(), "the lambda phage reads", "bowtie2-examples")
+    return need_tool("jellyfish")
 
 
 @pytest.mark.mpi
