@@ -16,6 +16,15 @@ def pytest_configure(config):
     cache = Path(config.rootpath) / ".pytest_cache" / "xdg-cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["XDG_CACHE_HOME"] = str(cache)
+    # Compiled bytecode too, even where PYTHONDONTWRITEBYTECODE is set: every rank of every job the
+    # suite starts would otherwise compile rayscript's modules anew (about a quarter of a small
+    # job's CPU time).  Kept under .pytest_cache, so nothing is written beside the sources.
+    pycache = Path(config.rootpath) / ".pytest_cache" / "pycache"
+    pycache.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(pycache)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(pycache)
     # Under Open MPI's launcher (the suite's second pass, or a venv built against it) the jobs run
     # as whoever runs the suite, root included, and with more ranks than cores; MPICH ignores these.
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")

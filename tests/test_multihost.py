@@ -147,10 +147,13 @@ with Cluster() as c:
     assert "1 distinct k-mer, 5 in total" in out
 
 
+TIMEOUT = 5  # seconds: the jobs' order timeout; a rank's lease is twice that and 5 s
+
+
 def _orders_forever(tmp_path, data, order="ranks"):
     d, _genome = data
     script = tmp_path / "loop.ray"
-    script.write_text(f"""set timeout = 5s
+    script.write_text(f"""set timeout = {TIMEOUT}s
 load "{d}/genome.fq" into kmers k=21
 put kmers/1 on 1
 for i in 1..100000000 {{ {order} }}
@@ -158,7 +161,7 @@ for i in 1..100000000 {{ {order} }}
     return script
 
 
-def _fails_fast(hosts, proc, victim_ranks, victim_host, timeout=5, spare_victim=False):
+def _fails_fast(hosts, proc, victim_ranks, victim_host, timeout=TIMEOUT, spare_victim=False):
     """The job ends (a generous wait: how soon is for benchmarks), with one located error naming a
     rank of the victim host and the host, no traceback and no process left on the other hosts."""
     status, _out, err, _ = wait(proc, timeout + 60)
@@ -190,10 +193,11 @@ def test_a_host_that_drops_off_the_network_ends_the_job(hosts, data, tmp_path):
         err = _fails_fast(hosts, proc, [4], victim, spare_victim=True)
         assert err.count("rayscript:") <= 2, err
         # nothing reaches the cut-off host, so its rank ends by itself once rank 0's heartbeat has
-        # been missing for the lease (2 x the 5 s timeout + 5 s), its keeper and MPI proxy with it
-        ended = no_processes_left(hosts, within=cut + 2 * 5 + 5 + 45 - time.monotonic())
+        # been missing for the lease (2 x the timeout + 5 s), its keeper and MPI proxy with it
+        lease = 2 * TIMEOUT + 5
+        ended = no_processes_left(hosts, within=cut + lease + 45 - time.monotonic())
         assert ended, [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in hosts.pids(victim)]
-        assert time.monotonic() - cut > 2 * 5 + 5 - 2  # not before the lease ran out
+        assert time.monotonic() - cut > lease - 2  # not before the lease ran out
     finally:
         subprocess.run(["ip", "link", "set", hosts.veths[2], "up"], check=False)
         hosts.kill_processes(victim)
@@ -224,7 +228,7 @@ def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, dat
         for _ in range(40):
             out.write((d / "lambda.fq").read_bytes())
     script = tmp_path / "coll.ray"
-    script.write_text(f'set timeout = 5s\nload "{big}" into kmers k=21\n')
+    script.write_text(f'set timeout = {TIMEOUT}s\nload "{big}" into kmers k=21\n')
     proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
     time.sleep(3)
     victim = hosts.names[1]
