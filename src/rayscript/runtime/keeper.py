@@ -134,7 +134,10 @@ def split(terminal: str | None = None, screen: str | None = None) -> None:
 
 
 def _keep(child: int, rank: str) -> None:
+    sent: set[int] = set()
+
     def forward(signum, frame):
+        sent.add(signum)
         try:
             os.kill(child, signum)
         except ProcessLookupError:
@@ -142,6 +145,10 @@ def _keep(child: int, rank: str) -> None:
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
+    # Open MPI's launcher puts each process it starts in a process group of its own: to the
+    # terminal the keeper is a background job, which SIGTTOU would stop as it puts the terminal's
+    # settings back or writes its line there (it never reads the terminal)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         _, status = os.waitpid(child, 0)  # retried by Python when a signal comes in meanwhile
     except ChildProcessError:
@@ -150,10 +157,14 @@ def _keep(child: int, rank: str) -> None:
         os._exit(os.WEXITSTATUS(status))
     died_by = os.WTERMSIG(status)
     _restore_terminal()
-    line = describe_death(rank, child, socket.gethostname(), died_by)
-    if not _tell_screen(line):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+    # A rank that died of a signal its keeper passed on was ended from outside, by whoever signalled
+    # the keeper: nothing to name.  (Open MPI's launcher ends the other ranks of a failed job so, with
+    # SIGTERM to each keeper; MPICH's kills the keepers outright.)
+    if died_by not in sent:
+        line = describe_death(rank, child, socket.gethostname(), died_by)
+        if not _tell_screen(line):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
     if died_by != signal.SIGKILL:
         signal.signal(died_by, signal.SIG_DFL)
