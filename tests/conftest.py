@@ -93,14 +93,53 @@ def need_tool(name, package=None):
 
 
 def run_mpi(n, *args, input=None, timeout=60, env=None):
-    """Run ``mpiexec -n N ARGS`` and return the CompletedProcess."""
+    """Run ``mpiexec -n N ARGS`` and return the CompletedProcess.  Its stderr is what the job
+    wrote: the launcher's own notices (Open MPI's boxed ones when a rank fails) are left out, and
+    kept whole in ``launcher_stderr``."""
     exe = mpiexec_path()
     if exe is None:
         pytest.fail("mpiexec not found: scripts/setup installs the mpich wheel")
     full_env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     full_env.update(env or {})
-    return subprocess.run([exe, "-n", str(n), *args], input=input, capture_output=True, text=True,
+    proc = subprocess.run([exe, "-n", str(n), *args], input=input, capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=ROOT)
+    proc.launcher_stderr = proc.stderr
+    proc.stderr = without_launcher_notices(proc.stderr)
+    return proc
+
+
+RULE = "-" * 74  # Open MPI's launcher puts its notices between two such lines
+
+
+def without_launcher_notices(text):
+    """``text`` without the notices Open MPI's launcher boxes between rules ("Primary job
+    terminated normally, but 1 process returned a non-zero exit code...")."""
+    if RULE not in text:
+        return text
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\n") == RULE:
+            inside = not inside
+        elif not inside:
+            out.append(line)
+    return "".join(out)
+
+
+def killed_status(sig):
+    """The launcher's exit status for a job whose rank died of signal ``sig``: MPICH's hydra exits
+    with the signal's number, Open MPI's mpiexec with 128 and the number (as a shell does)."""
+    return 128 + sig if mpi_flavour() == "Open MPI" else sig
+
+
+def needs_the_mpich_wheel():
+    """Skip a test about the mpich wheel (its launcher-mismatch message) where mpi4py runs on
+    another MPI (scripts/test's Open MPI pass)."""
+    from importlib import metadata
+
+    try:
+        metadata.version("mpich")
+    except metadata.PackageNotFoundError:
+        pytest.skip("about the mpich wheel, and mpi4py here runs on another MPI")
 
 
 def rayscript_cmd():
