@@ -16,6 +16,15 @@ def pytest_configure(config):
     cache = Path(config.rootpath) / ".pytest_cache" / "xdg-cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["XDG_CACHE_HOME"] = str(cache)
+    # Compiled bytecode too, even where PYTHONDONTWRITEBYTECODE is set: every rank of every job the
+    # suite starts would otherwise compile rayscript's modules anew (about a quarter of a small
+    # job's CPU time).  Kept under .pytest_cache, so nothing is written beside the sources.
+    pycache = Path(config.rootpath) / ".pytest_cache" / "pycache"
+    pycache.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(pycache)
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = str(pycache)
     # Under Open MPI's launcher (the suite's second pass, or a venv built against it) the jobs run
     # as whoever runs the suite, root included, and with more ranks than cores; MPICH ignores these.
     os.environ.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
@@ -24,19 +33,113 @@ def pytest_configure(config):
 
 
 def mpiexec_path():
+    """The launcher the MPI tests use: RAYSCRIPT_TEST_MPIEXEC when set (scripts/test's Open MPI pass
+    names Open MPI's), else the one in the running Python's bin (the mpich wheel's in .venv), else
+    the first mpiexec on PATH."""
+    chosen = os.environ.get("RAYSCRIPT_TEST_MPIEXEC")
+    if chosen:
+        return chosen
     exe = BIN / "mpiexec"
     return str(exe) if exe.exists() else shutil.which("mpiexec")
 
 
+_flavour: list[str] = []
+
+
+def mpi_flavour():
+    """'Open MPI' or 'MPICH' (or '' when unknown): whose launcher the MPI tests run under."""
+    if not _flavour:
+        exe = mpiexec_path()
+        text = ""
+        if exe:
+            try:
+                proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+                text = proc.stdout + proc.stderr
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _flavour.append("Open MPI" if ("Open MPI" in text or "OpenRTE" in text) else
+                        "MPICH" if ("HYDRA" in text or "MPICH" in text) else "")
+    return _flavour[0]
+
+
+def only_under_mpich(why):
+    """Skip the calling test under Open MPI's launcher, saying ``why`` (docs/cluster.md lists these)."""
+    if mpi_flavour() == "Open MPI":
+        pytest.skip(f"not under Open MPI: {why}")
+
+
+def can_install_tools():
+    """scripts/test installs the reference tools (Debian packages) when it runs as root with apt-get."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def need(present, what, package):
+    """A reference tool the test compares against: a test without it fails where scripts/test
+    would have installed it (so a broken install step shows), and is skipped, saying why, where
+    it cannot (not root, not Debian)."""
+    if present:
+        return
+    message = f"{what} is needed (scripts/test installs {package} with apt-get when run as root)"
+    if can_install_tools():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def need_tool(name, package=None):
+    """The path of the command ``name``, or the test ends as ``need`` says."""
+    path = shutil.which(name)
+    need(path is not None, name, package or name)
+    return path
+
+
 def run_mpi(n, *args, input=None, timeout=60, env=None):
-    """Run ``mpiexec -n N ARGS`` and return the CompletedProcess."""
+    """Run ``mpiexec -n N ARGS`` and return the CompletedProcess.  Its stderr is what the job
+    wrote: the launcher's own notices (Open MPI's boxed ones when a rank fails) are left out, and
+    kept whole in ``launcher_stderr``."""
     exe = mpiexec_path()
     if exe is None:
         pytest.fail("mpiexec not found: scripts/setup installs the mpich wheel")
     full_env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
     full_env.update(env or {})
-    return subprocess.run([exe, "-n", str(n), *args], input=input, capture_output=True, text=True,
+    proc = subprocess.run([exe, "-n", str(n), *args], input=input, capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=ROOT)
+    proc.launcher_stderr = proc.stderr
+    proc.stderr = without_launcher_notices(proc.stderr)
+    return proc
+
+
+RULE = "-" * 74  # Open MPI's launcher puts its notices between two such lines
+
+
+def without_launcher_notices(text):
+    """``text`` without the notices Open MPI's launcher boxes between rules ("Primary job
+    terminated normally, but 1 process returned a non-zero exit code...")."""
+    if RULE not in text:
+        return text
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\n") == RULE:
+            inside = not inside
+        elif not inside:
+            out.append(line)
+    return "".join(out)
+
+
+def killed_status(sig):
+    """The launcher's exit status for a job whose rank died of signal ``sig``: MPICH's hydra exits
+    with the signal's number, Open MPI's mpiexec with 128 and the number (as a shell does)."""
+    return 128 + sig if mpi_flavour() == "Open MPI" else sig
+
+
+def needs_the_mpich_wheel():
+    """Skip a test about the mpich wheel (its launcher-mismatch message) where mpi4py runs on
+    another MPI (scripts/test's Open MPI pass)."""
+    from importlib import metadata
+
+    try:
+        metadata.version("mpich")
+    except metadata.PackageNotFoundError:
+        pytest.skip("about the mpich wheel, and mpi4py here runs on another MPI")
 
 
 def rayscript_cmd():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, ROOT, mpiexec_path
+from conftest import BIN, ROOT, mpi_flavour, mpiexec_path
 
 WRAPPER = """#!/bin/sh
 # hydra's ssh launcher runs: WRAPPER -x HOST COMMAND...; run COMMAND inside the namespace HOST,
@@ -51,6 +51,8 @@ def why_not() -> str | None:
         return "needs root to make network namespaces"
     if mpiexec_path() is None:
         return "needs MPICH's mpiexec (scripts/setup installs it)"
+    if mpi_flavour() == "Open MPI":  # docs/cluster.md
+        return "they start ranks on the hosts with MPICH's hydra (its ssh launcher and -launcher-exec)"
     return None
 
 

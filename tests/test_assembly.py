@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import rayscript_cmd, run_mpi, write_fastq
+from conftest import need, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics.assembly import order_keys
@@ -234,6 +234,7 @@ def test_count_and_dump_paths_as_fasta(genome_reads, tmp_path):
 
 @pytest.mark.external
 def test_lambda_phage_in_one_contig():
+    need(EXAMPLES.exists(), "the lambda phage reads", "bowtie2-examples")
     reads = [EXAMPLES / "reads" / "reads_1.fq.gz", EXAMPLES / "reads" / "reads_2.fq.gz"]
     with gzip.open(EXAMPLES / "reference" / "lambda_virus.fa.gz", "rt") as fh:
         ref = "".join(line.strip() for line in fh if not line.startswith(">"))

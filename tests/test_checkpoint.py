@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BIN, rayscript_cmd, run_mpi, write_fastq
+from conftest import BIN, killed_status, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 
@@ -248,16 +248,12 @@ print "not reached"
 
 @pytest.mark.mpi
 def test_a_rank_killed_mid_move_ends_the_job_and_the_checkpoint_restores_exactly(tmp_path):
-    import time
-
     prog = tmp_path / "kill.py"
     prog.write_text(KILL_MID_MOVE)
-    t0 = time.monotonic()
     proc = run_mpi(3, str(BIN / "python"), str(prog), str(tmp_path / "ck"),
                    str(tmp_path / "before.tsv"), timeout=60)
-    assert time.monotonic() - t0 < 30
     assert "saved" in proc.stdout and "not reached" not in proc.stdout
-    assert proc.returncode == 9  # MPICH's launcher ends the job at once with the dead rank's status
+    assert proc.returncode == killed_status(9)  # the launcher ends the job at once with the dead rank's status
     # ... and kills every other rank too; the dead rank's keeper has named it first
     assert proc.stderr.count("rayscript: rank 2 (pid") == 1, proc.stderr
     assert "was killed (SIGKILL" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import rayscript_cmd, run_mpi, write_fastq
+from conftest import need, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics.graph import oriented_edges
@@ -21,8 +21,7 @@ RC = str.maketrans("ACGT", "TGCA")
 @pytest.fixture(scope="module")
 def lambda_reads(tmp_path_factory):
     """Error-free 100 bp reads from both strands of the lambda phage genome, 10x coverage."""
-    if not LAMBDA.exists():
-        pytest.fail("bowtie2-examples is needed (scripts/test installs it with apt-get)")
+    need(LAMBDA.exists(), "the lambda phage genome", "bowtie2-examples")
     genome = "".join(gzip.decompress(LAMBDA.read_bytes()).decode().split("\n")[1:]).upper()
     rng = np.random.default_rng(4)
     reads = []
@@ -63,15 +62,22 @@ def test_walk_gives_the_same_maximal_substring_of_the_genome_on_1_to_6_ranks(lam
     assert len(contig) > 1000
 
 
-@pytest.mark.mpi
-@pytest.mark.parametrize("ranks", [2, 5])
-def test_walk_under_mpiexec_matches_the_local_backend(lambda_reads, tmp_path, ranks):
+@pytest.fixture(scope="module")
+def local_walk(lambda_reads):
+    """The walk from the genome's 30,000th base on the local backend (3 ranks), computed once."""
     path, genome = lambda_reads
-    start = genome[30000:30031]
     with Cluster.local(3) as c:
         c.run(f'load "{path}" into kmers k=31')
-        c.run(f"walk kmers/{start} both into paths/contig")
-        local = c.get("paths/contig").sequence
+        c.run(f"walk kmers/{genome[30000:30031]} both into paths/contig")
+        return c.get("paths/contig").sequence
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 5])
+def test_walk_under_mpiexec_matches_the_local_backend(lambda_reads, local_walk, tmp_path, ranks):
+    path, genome = lambda_reads
+    start = genome[30000:30031]
+    local = local_walk
     proc = run_mpi(ranks, *rayscript_cmd(), "run", "-e",
                    f'load "{path}" into kmers k=31\nwalk kmers/{start} both into paths/contig\nget paths/contig\n'
                    f'dump paths/contig to "{tmp_path}/walk.fa"')

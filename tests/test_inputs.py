@@ -4,7 +4,6 @@ its progress goes, and the messages of the statements that write files."""
 import bz2
 import gzip
 import lzma
-import shutil
 import subprocess
 import sys
 import zlib
@@ -12,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from conftest import rayscript_cmd, run_mpi, write_fastq
+from conftest import need_tool, rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.store.kmertable import COUNT_MAX, HIST_DENSE, KmerTable
@@ -35,9 +34,7 @@ def _reads(path, n=400, seed=7, length=120):
 
 def _jellyfish(tmp_path, k, files):
     """(dump lines sorted, histo text) of ``jellyfish count -C -m K -s 1M`` on the files."""
-    jf = shutil.which("jellyfish")
-    if jf is None:
-        pytest.fail("jellyfish is needed (scripts/test installs it with apt-get)")
+    jf = need_tool("jellyfish")
     out = tmp_path / "jf.jf"
     subprocess.run([jf, "count", "-C", "-m", str(k), "-s", "1M", "-o", str(out), *map(str, files)], check=True)
     dump = subprocess.run([jf, "dump", "-c", "-t", str(out)], check=True, capture_output=True, text=True).stdout

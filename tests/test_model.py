@@ -25,7 +25,7 @@ def test_the_model_uses_canonical_kmers():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("ranks", [2, 3, 5])
+@pytest.mark.parametrize("ranks", [2, 5])  # the smallest job, and one whose partition is uneven
 def test_model_under_mpiexec(ranks):
     proc = run_mpi(ranks, str(BIN / "python"), "-m", "support.model", "8", "15", timeout=300,
                    env={"PYTHONPATH": str(ROOT / "tests")})

@@ -4,7 +4,6 @@ real inside tmux under mpiexec."""
 import _thread
 import io
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output.plain_text import PlainTextOutput
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, need_tool
 from rayscript import Cluster
 from rayscript.repl.completer import RayCompleter
 from rayscript.repl.lexer import RayLexer
@@ -202,8 +201,7 @@ def _job_processes(session, ranks: int) -> tuple[dict[int, int], list]:
 @pytest.mark.mpi
 @pytest.mark.external
 def test_repl_under_mpiexec_in_tmux_as_a_person_types(another_mpi_job):
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    need_tool("tmux")
     session = f"rayscript-test-{os.getpid()}"
     mpiexec = BIN / "mpiexec"
     marker = ROOT / f".tmux-exit-{os.getpid()}"
@@ -248,8 +246,7 @@ def test_a_rank_killed_during_a_repl_session_is_named_and_the_terminal_is_left_a
     another rank, after which the launcher kills the rest) must still give it back in cooked mode.
     Another rayscript job runs on the machine meanwhile: the test finds the ranks of its own job and
     leaves the other alone."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    need_tool("tmux")
     session = f"rayscript-kill-{os.getpid()}-{victim}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40"], check=True)
     try:
@@ -283,8 +280,7 @@ def test_a_rank_killed_while_the_progress_bar_is_drawn_is_named_on_a_line_of_its
     rather than continuing it."""
     import gzip
 
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    need_tool("tmux")
     block = "".join(f"@r{i}\n{'ACGT'[i % 4] * 7}{'ACGGTTCA' * 18}\n+\n{'I' * 151}\n" for i in range(90)) * 35
     member = gzip.compress(block.encode())  # ~1 MiB of reads in a few KiB: a long load of a small file
     (tmp_path / "long.fq.gz").write_bytes(member * 150)
@@ -306,8 +302,7 @@ def test_a_rank_killed_while_the_progress_bar_is_drawn_is_named_on_a_line_of_its
 
 @pytest.mark.external
 def test_a_repl_started_in_the_background_stops_until_fg():
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is needed (scripts/test installs it with apt-get)")
+    need_tool("tmux")
     session = f"rayscript-bg-{os.getpid()}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", "bash --norc -i"],
                    check=True)

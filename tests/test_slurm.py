@@ -10,12 +10,13 @@ import time
 
 import pytest
 
-from conftest import rayscript_cmd
+from conftest import only_under_mpich, rayscript_cmd
 from hosts import wait
 from slurm import KILL_WAIT, find, make_slurm
 from support import procs
 
-pytestmark = pytest.mark.mpi
+# one Slurm for the module, on one worker of the suite's two
+pytestmark = [pytest.mark.mpi, pytest.mark.xdist_group("slurm")]
 
 LOOP = "put kmers/1 on 0; for i in 1..3000000 { copy kmers/1 from 0 to 1 replace }"
 ENDS_WITHIN = 20  # seconds: far more than it takes, far less than Slurm's KillWait or the job's limit
@@ -23,6 +24,8 @@ ENDS_WITHIN = 20  # seconds: far more than it takes, far less than Slurm's KillW
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
+    only_under_mpich("these jobs are launched by srun's PMI-2 and salloc's mpiexec with the MPICH wheel's "
+                     "MPI; the Open MPI pass does not build its mpi4py for Slurm")
     s = make_slurm(tmp_path_factory.mktemp("slurm"))
     yield s
     s.down()

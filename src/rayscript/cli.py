@@ -233,17 +233,22 @@ def _on_cluster(ranks: int | None, drive: Callable[[Cluster], int]) -> int:
         return 2
     if cluster.rank == 0 and len(set(cluster.hosts)) > 1:
         print(f"rayscript: {hosts_line(cluster.hosts)}", file=sys.stderr, flush=True)
-    with cluster as c:
-        if c is None:
-            return 0  # a serving rank; rank 0 reports
-        try:
-            return drive(c)
-        except (RankFailure, Terminated) as exc:
-            # Terminated: rank 0 told to terminate between statements (within one, it is a RankFailure)
-            failure = exc if isinstance(exc, RankFailure) else RankFailure(c.rank, str(exc))
-            print(f"error: {failure}", file=sys.stderr)
-            _emergency_stop(c)
-            return 1
+    try:
+        with cluster as c:
+            if c is None:
+                return 0  # a serving rank; rank 0 reports
+            try:
+                return drive(c)
+            except (RankFailure, Terminated) as exc:
+                # Terminated: rank 0 told to terminate between statements (within one, it is a RankFailure)
+                failure = exc if isinstance(exc, RankFailure) else RankFailure(c.rank, str(exc))
+                print(f"error: {failure}", file=sys.stderr)
+                _emergency_stop(c)
+                return 1
+    except Terminated:
+        # told to terminate while shutting down: the job is ending already, and whoever ends it
+        # (Open MPI's launcher sends each rank of a failed job SIGTERM) has said why
+        return 128 + 15
 
 
 def cmd_run(args: argparse.Namespace) -> int:

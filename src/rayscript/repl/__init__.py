@@ -82,6 +82,7 @@ def _shell_through_launcher(cluster: Cluster, tty: str) -> int:
     Ctrl-C as an order to kill the job): at the prompt it gives a fresh prompt, while a statement
     runs it cancels the statement."""
     import select
+    import signal
 
     from prompt_toolkit.input.vt100 import Vt100Input, raw_mode
     from prompt_toolkit.output import create_output
@@ -91,6 +92,10 @@ def _shell_through_launcher(cluster: Cluster, tty: str) -> int:
 
     fd = sys.stdin.fileno()
     Vt100Input._fds_not_a_terminal.add(fd)  # a pipe from the launcher, known
+    # Under Open MPI's launcher the rank is in the launcher's session, in a process group of its
+    # own (its keeper's doing): to the terminal it is a background job, stopped by SIGTTOU when it
+    # sets raw mode or draws.  It draws for the launcher, which is in the foreground.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
     def ctrl_c_pressed() -> bool:
         ready, _, _ = select.select([fd], [], [], 0)

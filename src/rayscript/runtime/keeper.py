@@ -225,8 +225,10 @@ class _Peers:
 
 def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -> None:
     overdue: list[float] = []  # when a rank told to terminate must have ended
+    sent: set[int] = set()  # the signals passed on to the rank
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        sent.add(signum)
         if signum == signal.SIGTERM and not overdue:
             overdue.append(time.monotonic() + TERM_SECONDS)
         try:
@@ -239,6 +241,10 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
     signal.set_wakeup_fd(woken_w, warn_on_full_buffer=False)
     for sig in FORWARDED:
         signal.signal(sig, forward)
+    # Open MPI's launcher puts each process it starts in a process group of its own: to the
+    # terminal the keeper is a background job, which SIGTTOU would stop as it puts the terminal's
+    # settings back or writes its line there (it never reads the terminal)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     peers = _Peers()
     watch = selectors.DefaultSelector()
     watch.register(woken_r, selectors.EVENT_READ, "signal")
@@ -292,10 +298,14 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
     if mesh is not None:
         peers.tell(mesh, rank)
     _restore_terminal()
-    line = describe_death(rank, child, socket.gethostname(), died_by, late)
-    if not _tell_screen(line):
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+    # A rank that died of a signal its keeper passed on was ended from outside, by whoever signalled
+    # the keeper: nothing to name.  (Open MPI's launcher ends the other ranks of a failed job so, with
+    # SIGTERM to each keeper; MPICH's kills the keepers outright.)
+    if late or died_by not in sent:
+        line = describe_death(rank, child, socket.gethostname(), died_by, late)
+        if not _tell_screen(line):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
     if late:
         died_by = signal.SIGTERM  # the keeper, too, ends as told
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
