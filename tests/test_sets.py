@@ -330,6 +330,9 @@ def test_bad_input_names_the_sets_and_changes_nothing(tmp_path):
         seq = paths[0].read_text().split("\n")[1][:21]
         assert c.run(f"get kmers.tumour/{seq}")[0].text.startswith("kmers.tumour/")
         assert "no k-mers" in c.run("histogram kmers")[0].text
+        wrong = f"kmers.tumour holds k=21 k-mers; kmers.tumour/{'A' * 31} has 31 bases"
+        with pytest.raises(RayScriptError, match=wrong):
+            c.run(f"put kmers.tumour/{'A' * 31} count=5 on 1")
         c.run("drop kmers.x\nrename kmers.other to kmers.third")
         assert [s["name"] for s in c.run("sets")[0].data] == ["kmers", "kmers.normal", "kmers.third", "kmers.tumour"]
 

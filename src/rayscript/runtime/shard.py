@@ -125,7 +125,14 @@ class Shard:
         table = self.table(namespace)
         if not isinstance(item, Kmer) or not table.k:
             return None
-        return encoding.id_problem(item.id, table.k, table.canonical)
+        where = "the store" if namespace == KMERS else namespace
+        if item.k and item.k != table.k:  # given as bases: say so in bases
+            return (f"{where} holds k={table.k} k-mers; {namespace}/{encoding.decode(item.id, item.k)} has "
+                    f"{item.k} bases")
+        problem = encoding.id_problem(item.id, table.k, table.canonical)
+        if problem and namespace != KMERS:
+            problem = problem.replace("kmers/", f"{namespace}/").replace("this store", namespace)
+        return problem
 
     def put(self, item: Carriageable, mode: str | None = None, namespace: str = KMERS) -> None:
         """Store ``item`` (a k-mer: into the set ``namespace``).  If the key is held already:
