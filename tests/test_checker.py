@@ -85,7 +85,7 @@ WITH_OPTION = {
     "walk": "walk kmers/5 OPTION into paths/w",
     "search": "search kmers/5 OPTION into results/r",
     "assemble": "assemble kmers into paths/c OPTION",
-    "combine": "combine kmers.a - kmers.b into kmers.c OPTION",
+    "combine": "combine kmers.a + kmers.b into kmers.c OPTION",
     "compare": "compare kmers.a, kmers.b OPTION",
     "matrix": 'matrix kmers.a, kmers.b to "m.tsv" OPTION',
 }

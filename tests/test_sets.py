@@ -308,6 +308,8 @@ def test_bad_input_names_the_sets_and_changes_nothing(tmp_path):
             c.run("rename kmers.tumour to kmers.x")
         with pytest.raises(RayScriptError, match=r"no set kmers.nothing"):
             c.run("drop kmers.nothing")
+        with pytest.raises(RayScriptError, match=r"counts= sets how \+ and \* combine"):
+            c.run("combine kmers.tumour - kmers.other into kmers.y counts=max")
         with pytest.raises(RayScriptError, match=r"'Bad' is not a set name"):
             c.run("count kmers.Bad")
         # a load that fails leaves every set as it was

@@ -123,6 +123,13 @@ def _expr(b: Build, tree: Any) -> setops.Expr:
     b.fail(f"expected a set expression, not {tree}")
 
 
+def _has_rule(expr: setops.Expr) -> bool:
+    """Whether an expression has a + or a * (the operators whose counts counts= sets)."""
+    if isinstance(expr, setops.Operand):
+        return False
+    return expr.op in "+*" or _has_rule(expr.left) or _has_rule(expr.right)
+
+
 class Combine(Statement, keyword="combine"):
     syntax = ("combine EXPR into kmers.NAME [counts=min|max|sum|diff|left|right] [min=N] [max=N] [replace]")
     summary = ("A new set from set algebra over sets of one k, every rank at once over its own shard: "
@@ -146,8 +153,11 @@ class Combine(Statement, keyword="combine"):
         expr, target, mode = b.positional(children)
         if mode is not None and mode != "replace":
             b.fail(f"'combine' takes 'replace', not '{mode}'")
-        return cls(_expr(b, expr), _set(b, target, "combine"), b.options(cls, children), mode is not None,
-                   meta=b.location)
+        tree, options = _expr(b, expr), b.options(cls, children)
+        if any(name == "counts" for name, _ in options) and not _has_rule(tree):
+            b.fail("counts= sets how + and * combine the counts of a k-mer in both sets, and this expression has "
+                   "neither (- keeps the left's counts, ~ subtracts)")
+        return cls(tree, _set(b, target, "combine"), options, mode is not None, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
         opts = cmd.options(self)
