@@ -108,6 +108,31 @@ def path_name_pattern(prefix: str) -> re.Pattern:
     return re.compile(re.escape(prefix) + r"-\d+")
 
 
+def owner_copies(ex: _Exchange, foreign: tuple | None, ids: Ids, counts: Counts,
+                 edges: Edges) -> tuple[Ids, Counts, Edges]:
+    """Every rank at once: the k-mers this rank owns, each once (its own copy, else the copy of the
+    lowest rank that holds one), from this rank's ``ids, counts, edges`` and ``foreign``, the ones
+    among them another rank owns (``Shard.off_owner``: ids, counts, edges, owners), which go to their
+    owners.  Unsorted: this rank's own k-mers first, then those received."""
+    if foreign is not None:
+        f_ids, f_counts, f_edges, dest = foreign
+        mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
+        ids, counts, edges = ids[mine], counts[mine], edges[mine]
+    else:
+        f_ids, f_counts, f_edges, dest = ids[:0], counts[:0], edges[:0], np.zeros(0, np.int32)
+    got = ex.scatter(dest, f_ids, f_counts, f_edges)
+    cand_ids = np.concatenate(got[0])  # by source rank: the lowest rank's copy comes first
+    cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
+    if len(cand_ids):
+        held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
+        cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
+        _, first = np.unique(encoding.exact(cand_ids), return_index=True)
+        ids = np.concatenate((ids, cand_ids[first]))
+        counts = np.concatenate((counts, cand_counts[first]))
+        edges = np.concatenate((edges, cand_edges[first]))
+    return ids, counts, edges
+
+
 class _Exchange:
     """Batched questions to the owners of ids, and their answers, with ``alltoallv``."""
 
@@ -366,23 +391,7 @@ class AssemblyService:
         foreign = self.store.off_owner(self.coll.rank, self.ex.size, kset)
         if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
             return ids, counts, edges
-        if foreign is not None:
-            f_ids, f_counts, f_edges, dest = foreign
-            mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
-            ids, counts, edges = ids[mine], counts[mine], edges[mine]
-        else:
-            f_ids, f_counts, f_edges, dest = ids[:0], counts[:0], edges[:0], np.zeros(0, np.int32)
-        got = self.ex.scatter(dest, f_ids, f_counts, f_edges)
-        cand_ids = np.concatenate(got[0])  # by source rank: the lowest rank's copy comes first
-        cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
-        if len(cand_ids):
-            held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
-            cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
-            _, first = np.unique(encoding.exact(cand_ids), return_index=True)
-            ids = np.concatenate((ids, cand_ids[first]))
-            counts = np.concatenate((counts, cand_counts[first]))
-            edges = np.concatenate((edges, cand_edges[first]))
-        return ids, counts, edges
+        return owner_copies(self.ex, foreign, ids, counts, edges)
 
     def _fail(self, msg: AssembleOrder) -> None:
         self.node.fail_order(msg, self._error or "assemble failed on another rank")

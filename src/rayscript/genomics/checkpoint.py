@@ -400,13 +400,7 @@ class CheckpointService:
             if table.k is None and extra.k is not None:
                 table.set_k(extra.k)
                 table.canonical = extra.canonical
-            held = table.present(ids)
-            same = np.zeros(len(ids), bool)
-            if held.any():
-                old_counts, old_edges = table.lookup(ids[held])
-                same[held] = (old_counts == counts[held]) & (old_edges == edges[held])
-            dropped += int((held & ~same).sum())
-            new = ~held
-            table.add_counted(ids[new], counts[new].astype(np.uint64), edges[new])
-            placed += int(new.sum())
+            before = len(table)
+            dropped += len(table.add_distinct(ids, counts, edges))
+            placed += len(table) - before
         self.node.reply(msg, CopiesPlacedReply(placed=placed, dropped=dropped))

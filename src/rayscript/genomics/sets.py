@@ -35,6 +35,7 @@ from ..protocol.sets import (
 from ..store import encoding, setops
 from ..store.kmertable import NBUCKETS, KmerTable
 from ..store.types import Ids
+from .assembly import _Exchange, owner_copies
 from .kmers import peak_rss
 
 if TYPE_CHECKING:
@@ -114,29 +115,9 @@ class SetService:
         return views, sent
 
     def _owner_table(self, table: KmerTable, foreign: tuple | None) -> tuple[KmerTable, int]:
-        coll = self.node.collective
-        size = coll.size
-        ids, counts, edges = table.extract(("all",))
-        if foreign is not None:
-            f_ids, f_counts, f_edges, dest = foreign
-            mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
-            ids, counts, edges = ids[mine], counts[mine], edges[mine]
-        else:
-            f_ids, f_counts, f_edges = ids[:0], counts[:0], edges[:0]
-            dest = np.zeros(0, np.int32)
-        order = np.argsort(dest, kind="stable")
-        bounds = np.searchsorted(dest[order], np.arange(size + 1))
-        got = [coll.alltoallv([a[order][bounds[d]:bounds[d + 1]] for d in range(size)])
-               for a in (f_ids, f_counts, f_edges)]
-        cand_ids = encoding.concatenate(got[0], table.k)  # by source rank: the lowest rank's copy first
-        cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
-        if len(cand_ids):
-            held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
-            cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
-            _, first = np.unique(encoding.exact(cand_ids), return_index=True)
-            ids = encoding.concatenate([ids, cand_ids[first]], table.k)
-            counts = np.concatenate((counts, cand_counts[first]))
-            edges = np.concatenate((edges, cand_edges[first]))
+        """A table of the k-mers of a set this rank owns, each once (see assembly.owner_copies), and
+        how many k-mers this rank sent to their owners."""
+        ids, counts, edges = owner_copies(_Exchange(self.node.collective), foreign, *table.extract(("all",)))
         out = KmerTable(table.k)
         out.canonical = table.canonical
         if encoding.two_words(ids):  # numeric order: the high words, then the low
@@ -145,7 +126,7 @@ class SetService:
         else:
             order = np.argsort(ids, kind="stable")
         out.add_counted(ids[order], counts[order].astype(np.uint64), edges[order])
-        return out, len(f_ids)
+        return out, 0 if foreign is None else len(foreign[0])
 
     @staticmethod
     def _bucket(table: KmerTable, b: int) -> setops.Triple:
