@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ScriptError
 from ..genomics import fastx
-from ..genomics.kmers import format_counts
+from ..genomics.kmers import format_counts, format_table
 from ..genomics.paths import n50
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
@@ -522,20 +522,11 @@ def _summary(records: list[tuple[str, str]], record_of: Any, sets: tuple[str, ..
     return out
 
 
+def count_header(sets: tuple[str, ...]) -> str:
+    """The header line of a table of counts per set: ``kmer``, then the sets' names without ``kmers.``."""
+    return "\t".join(["kmer", *(set_label(s) for s in sets)]) + "\n"
+
+
 def _count_table(fwd: Any, k: int, sets: tuple[str, ...], columns: list[Any]) -> str:
     """A header ``kmer`` and the set names, then each k-mer's bases and its count in each set."""
-    head = "\t".join(["kmer", *(set_label(s) for s in sets)]) + "\n"
-    if not len(fwd):
-        return head
-    bases = encoding.decode_array(fwd, k).view(f"S{k}").ravel().astype(str)
-    cells = np.stack([c.astype(str) for c in columns], axis=1)
-    lines = np.char.add(bases, np.char.add("\t", _joined(cells)))
-    return head + "\n".join(lines.tolist()) + "\n"
-
-
-def _joined(cells: Any) -> Any:
-    """Each row of a 2-D array of strings joined by tabs (numpy's string functions, column by column)."""
-    out = cells[:, 0]
-    for j in range(1, cells.shape[1]):
-        out = np.char.add(np.char.add(out, "\t"), cells[:, j])
-    return out
+    return count_header(sets) + format_table(fwd, k, columns).decode()

@@ -22,7 +22,7 @@ from ..protocol.sets import CombineOrder, CompareOrder, DropOrder, MatrixOrder, 
 from ..results import Result, table
 from ..store import setops
 from ..store.encoding import COUNT_MAX
-from .kmers import known_stats, output_path, set_names, unknown_set, write_text
+from .kmers import count_header, known_stats, output_path, set_names, unknown_set, write_text
 
 
 def _set(b: Build, namespace: object, word: str) -> str:
@@ -277,7 +277,7 @@ class Matrix(Statement, keyword="matrix"):
             raise ScriptError(f"min_sets={min_sets} is more than the {len(self.sets)} sets named: no k-mer could "
                               "be written")
         k, _ = yield from same_k(cmd, self.sets, "matrix")
-        header = "\t".join(["kmer", *(set_label(s) for s in self.sets)]) + "\n"
+        header = count_header(self.sets)
         tmp = f"{path}.part{os.getpid()}"
         if not cmd.explaining:
             try:
