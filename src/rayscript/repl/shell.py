@@ -45,8 +45,9 @@ STYLE = merge_styles([
     Style.from_dict({"hint": "#777777 italic", "error": "#ff5f5f", "header": "bold #5fafff",
                      "timing": "#888888", "banner": "#87af87"}),
 ])
-# statements after which the store's sets may differ: the completion asks the ranks for them again
-_CHANGES_SETS = re.compile(r"\b(?:load|combine|rename|drop|restore|put|copy|move)\b")
+# statements that make, rename or remove sets: after one, the completion asks the ranks for them again
+# (not after every put, copy or move: a set made by those alone is completed once another of these ran)
+_CHANGES_SETS = re.compile(r"\b(?:load|combine|rename|drop|restore)\b")
 _KEY_RE = re.compile(r"\b(?:kmers|paths|results)/[A-Za-z0-9_.\-]+")
 
 
