@@ -21,10 +21,10 @@ import numpy as np
 from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.kmers import format_counts, format_table
-from ..genomics.paths import n50
+from ..genomics.paths import FLIP, Link, bcalm_links, gfa_links, n50, overlap_links
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
-from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, whole
 from ..protocol.base import Message
 from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
 from ..protocol.paths import PathLengthsOrder, PathWriteOrder
@@ -296,14 +296,18 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
 
 class Dump(_KmersOnly, keyword="dump"):
-    syntax = "dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
+    syntax = ("dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N] "
+              "[headers=bcalm]")
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
-               "Paths: write FASTA, one record per path (header: name, "
-               "length, mean k-mer count), in name order (contig-1, contig-2, ...); no path to write makes an empty "
-               "file, and says so. Every rank writes its own part "
+               "Paths: the format by FILE's extension: .gfa writes a GFA1 graph (H, then an S line per path with "
+               "LN:i:, KC:i: and dp:f:, then an L line per link: paths whose ends overlap by k - 1 bases, "
+               "with +/- and the (k-1)M overlap); any other writes FASTA, one record per path (header: name, "
+               "length, mean k-mer count; headers=bcalm: BCALM2's unitig headers LN:i: KC:i: km:f: and "
+               "L:+:NAME:- links, the sequence on one line). Records in name order (contig-1, contig-2, ...); "
+               "no path to write makes an empty file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
-    example = 'dump paths/contig* to "contigs.fa"'
-    options_allowed = {"min": whole(0), "max": whole(0)}
+    example = 'dump paths/contig* to "contigs.gfa"'
+    options_allowed = {"min": whole(0), "max": whole(0), "headers": Takes(words=("bcalm", "plain"))}
 
     path: Value = ""
     options: Options = ()
@@ -314,19 +318,22 @@ class Dump(_KmersOnly, keyword="dump"):
     def build(cls, b: Build, children: list[Any]) -> Dump:
         what, path = b.positional(children)
         namespace = str(getattr(what, "namespace", what))
+        options = b.options(cls, children)
         if namespace == "paths":
-            if any(n for n, _ in b.options(cls, children)):
+            if any(n in ("min", "max") for n, _ in options):
                 b.fail("'dump' of paths takes no min=/max=")
-            return cls("paths", path, (), what if isinstance(what, Selector) else None,
+            return cls("paths", path, options, what if isinstance(what, Selector) else None,
                        what if isinstance(what, Key) else None, meta=b.location)
         if isinstance(what, Key):
             b.fail(f"'dump' writes many k-mers: use {namespace}, {namespace}/* or {namespace}/ACG*, not {what}")
+        if any(n == "headers" for n, _ in options):
+            b.fail("'dump' of k-mers takes no headers= (that is for paths: headers=bcalm)")
         selector = what if isinstance(what, Selector) else None
-        return cls(cls.kmers_only(b, namespace), path, b.options(cls, children), selector, meta=b.location)
+        return cls(cls.kmers_only(b, namespace), path, options, selector, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
         if self.namespace == "paths":
-            return (yield from self._fasta(cmd))
+            return (yield from self._paths(cmd))
         path = output_path(os.path.abspath(cmd.path(self.path)))
         opts = cmd.options(self)
         lo, hi = max(opts.get("min", 1), 1), opts.get("max")
@@ -343,48 +350,73 @@ class Dump(_KmersOnly, keyword="dump"):
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part{note})",
                        {"path": path, "bytes": nbytes, "copies": copies})]
 
-
-    def _fasta(self, cmd: Command) -> Steps:
+    def _paths(self, cmd: Command) -> Steps:
         path = output_path(os.path.abspath(cmd.path(self.path)))
+        gfa = os.path.splitext(path)[1].lower() in (".gfa", ".gfa1")
+        bcalm = cmd.options(self).get("headers", "plain") == "bcalm"
+        if gfa and bcalm:
+            raise ScriptError(f"headers=bcalm is for FASTA; {path} is written as GFA (by its extension)")
+        fmt = "gfa" if gfa else "bcalm" if bcalm else "fasta"
         if self.name is not None:
             selector: tuple[Any, ...] = ("name", cmd.key(self.name).key[1])
         elif self.selector is not None and self.selector.prefix:
             selector = ("prefix", self.selector.prefix)
         else:
             selector = ("all",)
-        replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fasta=True))
+        replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fmt=fmt))
         chosen, copies = paths_once(replies, cmd.size)
-        records = sorted((_name_order(name), r, name, replies[r].sizes[i]) for r, name, i in chosen)
-        if not records:  # an empty FASTA file, as an empty store dumps an empty k-mer file
+        records = sorted((_name_order(name), r, name, i) for r, name, i in chosen)
+        head = "H\tVN:Z:1.0\n" if gfa else ""
+        if not records:  # an empty file, as an empty store dumps an empty k-mer file
             if not cmd.explaining:
-                write_text(path, "")
+                write_text(path, head)
             which = self.name or self.selector
             none = f"no path matches {which}" if which is not None else "the store holds no paths"
-            return [Result("dump", f"{none}: wrote an empty file {path}",
-                           {"path": path, "bytes": 0, "paths": 0, "copies": copies})]
-        places: list[list[tuple[str, int]]] = [[] for _ in range(cmd.size)]
-        offset = 0
-        for _order, r, name, size in records:
-            places[r].append((name, offset))
-            offset += size
-        yield from _write_in_parts(cmd, path, offset,
-                                   lambda r, tmp: PathWriteOrder(recipient=r, path=tmp, places=places[r]))
+            return [Result("dump", f"{none}: wrote an empty {'graph' if gfa else 'file'} {path}",
+                           {"path": path, "bytes": len(head), "paths": 0, "copies": copies, "links": 0})]
+        names = [name for _o, _r, name, _i in records]
+        links: list[Link] = []
+        ks = {replies[r].ends[i][2] for _o, r, _n, i in records} if fmt != "fasta" else set()
+        if len(ks) > 1:
+            raise ScriptError(f"the paths to write were assembled with different k ({', '.join(map(str, sorted(ks)))}):"
+                              " their links (overlaps of k - 1 bases) need one k; write each k to its own file")
+        if fmt != "fasta":
+            links = overlap_links([replies[r].ends[i][:2] for _o, r, _n, i in records])
+        extra = bcalm_links(links, names) if bcalm else [""] * len(records)
+        tail = gfa_links(links, names, ks.pop()) if gfa and ks else ""
+        places: list[list[tuple[str, int, str]]] = [[] for _ in range(cmd.size)]
+        offset = len(head)
+        for (_order, r, name, i), more in zip(records, extra):
+            places[r].append((name, offset, more))
+            offset += replies[r].sizes[i] + len(more.encode())
+        yield from _write_in_parts(cmd, path, offset + len(tail.encode()),
+                                   lambda r, tmp: PathWriteOrder(recipient=r, path=tmp, places=places[r], fmt=fmt),
+                                   head.encode(), tail.encode())
         noun = "path" if len(records) == 1 else "paths"
         note = f"; {copies_note(copies, 'paths')}" if copies else ""
-        return [Result("dump", f"wrote {len(records):,} {noun} as FASTA ({offset:,} bytes) to {path} (each rank "
-                               f"wrote its own records{note})", {"path": path, "bytes": offset,
-                                                                "paths": len(records), "copies": copies})]
+        size = offset + len(tail.encode())
+        nlinks = sum(1 for i, o, j, p in links if (i, o, j, p) <= (j, FLIP[p], i, FLIP[o]))
+        what = ("as GFA1 segments with " + f"{nlinks:,} link{'' if nlinks == 1 else 's'}" if gfa else
+                f"as FASTA with BCALM2 headers ({nlinks:,} link{'' if nlinks == 1 else 's'})" if bcalm else "as FASTA")
+        return [Result("dump", f"wrote {len(records):,} {noun} {what} ({size:,} bytes) to {path} (each rank "
+                               f"wrote its own records{note})", {"path": path, "bytes": size, "paths": len(records),
+                                                                "copies": copies, "links": nlinks, "format": fmt})]
 
 
-def _write_in_parts(cmd: Command, path: str, size: int,
-                    order: Callable[[int, str], Message]) -> Generator[Any, Any, list[Any]]:
+def _write_in_parts(cmd: Command, path: str, size: int, order: Callable[[int, str], Message],
+                    head: bytes = b"", tail: bytes = b"") -> Generator[Any, Any, list[Any]]:
     """Every rank writes its part of one file (``order(rank, temporary path)`` says what): the
-    file is sized first under a temporary name and renamed into place once all have written."""
+    file is sized first under a temporary name and renamed into place once all have written.  The
+    commander writes ``head`` at its start and ``tail`` at its end (a GFA header and its links)."""
     tmp = f"{path}.part{os.getpid()}"
     if not cmd.explaining:
         try:
             with open(tmp, "wb") as fh:
                 fh.truncate(size)
+                fh.write(head)
+                if tail:
+                    fh.seek(size - len(tail))
+                    fh.write(tail)
         except OSError as exc:
             raise ScriptError(f"cannot write {path}: {exc.strerror}") from None
     try:
