@@ -92,6 +92,8 @@ WITH_OPTION = {
 # an option that only one form of its statement takes: written in that form
 FORM_OF = {
     ("dump", "headers"): 'dump paths to "x.fa" OPTION',
+    ("assemble", "k"): 'assemble "r.fq" into paths/c OPTION',
+    ("assemble", "pairs"): 'assemble "r.fq" into paths/c OPTION',
 }
 
 

@@ -374,6 +374,10 @@ class AssemblyService:
         if msg.replace:
             for name in existing:
                 self.store.delete("paths", name)
+        if msg.forget:
+            old = path_name_pattern(msg.forget)
+            for name in [name for name in paths if old.fullmatch(str(name))]:
+                self.store.delete("paths", name)
         for item in named:
             self.store.put(item, "replace")
         self._progress(3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import lzma
 import os
 import sys
@@ -141,6 +142,49 @@ def records(source: Source) -> Iterator[tuple[str, str]]:
             parts.append(line.strip())
     if name is not None:
         yield name, "".join(parts)
+
+
+def head_records(source: Source, n: int = 1000) -> list[tuple[str, int]]:
+    """(name, length) of the first ``n`` records: what a statement checks before loading a file
+    (read lengths, the names of an interleaved file's pairs).  Names lose a trailing /1 or /2."""
+    out: list[tuple[str, int]] = []
+    with _opened(source.path, source.codec) as (fh, raw):
+        try:
+            text = fh.read(max(64 * n * 4, 1 << 16))
+        except _decode_errors(source.codec) as exc:
+            raise _decode_error(source.path, source.codec, raw, exc, 0) from None
+    lines = text.decode("ascii", "replace").splitlines()
+    if source.fmt == "fastq":
+        for i in range(0, len(lines) - 3, 4):
+            out.append((_pair_name(lines[i][1:]), len(lines[i + 1].strip())))
+    else:
+        starts = [i for i, line in enumerate(lines) if line.startswith(">")]
+        for a, b in itertools.pairwise(starts):  # the last record may be cut short: left out
+            out.append((_pair_name(lines[a][1:]), sum(len(x.strip()) for x in lines[a + 1:b])))
+    return out[:n]
+
+
+def _pair_name(header: str) -> str:
+    name = header.split(maxsplit=1)[0] if header.split() else ""
+    return name[:-2] if name.endswith(("/1", "/2")) else name
+
+
+def count_records(source: Source) -> int:
+    """How many records a file holds (FASTQ: four lines each; FASTA: its '>' lines), read through
+    once a block at a time."""
+    lines = starts = 0
+    last = b"\n"
+    with _opened(source.path, source.codec) as (fh, raw):
+        try:
+            while block := fh.read(1 << 22):
+                lines += block.count(b"\n")
+                starts += block.count(b"\n>") + (last == b"\n" and block[:1] == b">")
+                last = block[-1:]
+        except _decode_errors(source.codec) as exc:
+            raise _decode_error(source.path, source.codec, raw, exc, 0) from None
+    if last != b"\n":
+        lines += 1
+    return starts if source.fmt == "fasta" else lines // 4
 
 
 def _decode_error(path: str, codec: str, raw: io.BufferedReader, exc: BaseException, at: int) -> InputError:

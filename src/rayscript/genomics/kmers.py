@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import RayScriptError
+from ..items import GraphPath
 from ..protocol.base import Message
 from ..protocol.kmers import (
     DumpSizeOrder,
@@ -93,6 +94,39 @@ def formatted_size(counts: Counts, k: int) -> int:
     counts = counts.astype(np.int64)
     ndig = np.maximum(np.floor(np.log10(np.maximum(counts, 1))).astype(np.int64) + 1, 1)
     return int(len(counts) * (k + 2) + ndig.sum())
+
+
+def path_kmers(paths: Sequence[GraphPath], k: int, canonical: bool) -> tuple[Ids, Edges, Counts]:
+    """Every k-mer occurrence of these paths' sequences (ids and edges as a read gives them), with
+    the weight of each: its path's mean count rounded, at least 1.  One code array for all the
+    paths, an invalid code between two, so no k-mer spans two paths."""
+    if not paths:
+        return encoding.empty_ids(k), np.empty(0, np.uint8), np.empty(0, np.uint64)
+    text = "N".join(p.sequence for p in paths).encode()
+    codes = encoding.codes_from_bytes(np.frombuffer(text, np.uint8))
+    ids, edges = encoding.kmers_from_codes(codes, k, canonical)
+    # the path of each valid window (kmers_from_codes keeps them in order): the windows across a
+    # separator, or over another letter than ACGT, are the ones it left out
+    lengths = np.array([len(p.sequence) for p in paths], np.int64)
+    weight = np.array([max(1, round(p.coverage)) for p in paths], np.uint64)
+    path_of = np.repeat(np.arange(len(paths)), lengths + 1)[: len(codes)]
+    badc = np.concatenate(([0], np.cumsum(codes >= encoding.INVALID)))
+    pos = np.arange(max(len(codes) - k + 1, 0))
+    weights = weight[path_of[pos[badc[pos + k] == badc[pos]]]]
+    if len(weights) != len(ids):
+        raise RuntimeError("load: the k-mers of the paths do not match their windows")
+    return ids, edges, weights
+
+
+def reduce_occurrences(ids: Ids, edges: Edges, weights: Counts) -> tuple[Ids, Counts, Edges]:
+    """Sorted unique ids, with their weights summed (at most COUNT_MAX) and their edges OR-ed."""
+    if not len(ids):
+        return ids, np.empty(0, np.uint64), edges
+    order = np.argsort(ids, kind="stable")  # complex ids sort by their two words: id order
+    ids, edges, weights = ids[order], edges[order], weights[order]
+    first = np.flatnonzero(np.concatenate(([True], ~encoding.same(ids[1:], ids[:-1]))))
+    counts = np.minimum(np.add.reduceat(weights, first), np.uint64(encoding.COUNT_MAX))
+    return ids[first], counts.astype(np.uint64), np.bitwise_or.reduceat(edges, first)
 
 
 def peak_rss() -> int:
@@ -200,6 +234,10 @@ class KmerService:
             if error is None and not aborted:
                 buffer.finish()
             del buffer
+        if msg.paths and not aborted:  # every rank, together: the k-mers of the paths given as input
+            found = self._path_kmers(msg, staging, error is None)
+            reads += found[0]
+            kmers += found[1]
         if not aborted:
             # every rank, together: do the records read tile each split file?
             error = self._check_tiling(msg.tiled, spans)
@@ -216,6 +254,29 @@ class KmerService:
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
                                        peak_rss=peak_rss(), table_bytes=table.nbytes()))
+
+    def _path_kmers(self, msg: LoadOrder, staging: KmerTable, ok: bool) -> tuple[int, int]:
+        """The k-mers of the paths (contigs) this rank holds that ``msg.paths`` selects, each
+        occurrence counted as many times as its path's mean count (at least once: as deep as the
+        reads that made it covered it), sent to their owners and counted into ``staging``; returns
+        (paths, k-mer occurrences) read here."""
+        from .paths import selected_paths
+
+        coll = self.node.collective
+        held: dict[str, GraphPath] = {}
+        if ok:
+            table = cast("dict[Any, GraphPath]", self.store.named("paths"))
+            for sel in msg.paths:
+                held.update((p.name, p) for p in selected_paths(table, tuple(sel)))
+        ids, edges, weights = path_kmers(list(held.values()), msg.k, msg.canonical)
+        dest = owners(ids, coll.size) if len(ids) else np.zeros(0, np.int32)
+        order = np.argsort(dest, kind="stable")
+        bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))
+        got = [np.concatenate(coll.alltoallv([a[order][bounds[d]:bounds[d + 1]] for d in range(coll.size)]))
+               for a in (ids, edges, weights)]
+        u_ids, u_counts, u_edges = reduce_occurrences(got[0], got[1], got[2])
+        staging.add_counted(u_ids, u_counts, u_edges)
+        return len(held), len(ids)
 
     def _route_packed(self, ids: NarrowIds, edges: Edges, k: int, buffer: OccurrenceBuffer) -> None:
         """Send each k-mer occurrence (k <= 31) to its owner as one packed word, grouped by owner

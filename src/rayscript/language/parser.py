@@ -160,6 +160,10 @@ class _ToAst(Transformer):
         self._value_at = children[0]
         return _var(children[0])
 
+    def range_value(self, children: list[Any]) -> syntax.Word:
+        self._value_at = children[0]
+        return syntax.Word(str(children[0]))
+
     def word_value(self, children: list[Any]) -> syntax.Word:
         self._value_at = children[0]
         return syntax.Word(str(children[0]))

@@ -144,12 +144,15 @@ class Takes:
     hi: int | None = None
     words: tuple[str, ...] = ()
     note: str = ""
+    ranges: bool = False  # also FROM..TO (two whole numbers in the bounds, FROM <= TO): a tuple
 
     def __str__(self) -> str:
         parts = []
         if self.lo is not None:
             parts.append(f"a whole number from {self.lo} to {self.hi}" if self.hi is not None
                          else f"a whole number >= {self.lo}")
+        if self.ranges:
+            parts.append("a range FROM..TO of those")
         if self.words:
             parts.append(" or ".join(self.words))
         text = ", or ".join(parts)
@@ -176,6 +179,11 @@ class Takes:
             return value.lower() == "true" if self.truth else value.lower()
         if type(value) is int and self.lo is not None and value >= self.lo and (self.hi is None or value <= self.hi):
             return value
+        span = re.fullmatch(r"([0-9]+)\.\.([0-9]+)", value) if self.ranges and isinstance(value, str) else None
+        if span is not None:
+            a, b = int(span.group(1)), int(span.group(2))
+            if a <= b and self.lo is not None and a >= self.lo and (self.hi is None or b <= self.hi):
+                return (a, b)
         raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
 
 

@@ -36,6 +36,7 @@ class AssembleOrder(Message, kind="assemble"):
     clean: bool = True  # remove tips and bubble arms
     replace: bool = False
     kset: str = "kmers"  # the k-mer set assembled
+    forget: str = ""  # a prefix of paths (an earlier round's) deleted once these are stored
 
     def cascade(self) -> list[str]:
         r, c = self.recipient, self.commander

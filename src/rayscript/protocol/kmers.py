@@ -58,6 +58,7 @@ class LoadOrder(Message, kind="load-order"):
     k: int = 31
     canonical: bool = True
     total_bytes: int = 0
+    paths: list = field(default_factory=list)  # selectors of paths (contigs) whose k-mers are input too
 
     def cascade(self) -> list[str]:
         return ["(all ranks: read, then ALLTOALLV k-mers to their owners, chunk by chunk)",

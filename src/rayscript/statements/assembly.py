@@ -1,64 +1,219 @@
-"""assemble (the ranks' side is rayscript.genomics.assembly)."""
+"""assemble (the ranks' side is rayscript.genomics.assembly): a loaded k-mer set, or read files
+in one statement (loaded into a temporary set, one round per k, each round's contigs joining the
+next round's input)."""
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ScriptError
+from ..genomics import fastx
+from ..genomics.assembly import path_name_pattern
 from ..interpreter import Command, Steps
 from ..items import is_kmers
-from ..language.syntax import TRUTH, Build, Key, Options, Statement, whole
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
 from ..protocol.assembly import AssembleOrder
+from ..protocol.paths import PathLengthsOrder
+from ..protocol.sets import DropOrder
+from ..protocol.store import DeleteOrder
 from ..results import Result
-from .kmers import known_stats
+from ..store.encoding import MAX_K
+from .kmers import Load, known_stats, set_names
+
+AUTO_LOW = 21  # k=auto: the first round's k
+AUTO_STEP = 20  # and the step between rounds (a last round closer than half a step to the top takes its place)
+AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least
+TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
+
+
+def rounds(lo: int, hi: int) -> list[int]:
+    """The k of each round from ``lo`` to ``hi``: every AUTO_STEP, ``hi`` last."""
+    ks = list(range(lo, hi, AUTO_STEP)) or [hi]
+    if ks[-1] != hi:
+        if hi - ks[-1] < AUTO_STEP // 2 and len(ks) > 1:
+            ks[-1] = hi
+        else:
+            ks.append(hi)
+    return ks
+
+
+@dataclass
+class ReadsPlan:
+    """What the reads form decided before loading anything."""
+
+    files: list[str]
+    ks: list[int]
+    pairs: bool
+    read_length: int
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
+    """Check the read files and choose the rounds' k, before anything is loaded: clear errors for
+    pairs=true over single reads, pair files of unequal numbers of reads, a k above the read length;
+    a note for an even k."""
+    sources = [fastx.inspect(f) for f in files]
+    heads = [fastx.head_records(s) for s in sources]
+    lengths = [n for head in heads for _name, n in head]
+    read_length = int(statistics.median(lengths)) if lengths else 0
+    notes: list[str] = []
+    interleaved = (len(files) == 1 and len(heads[0]) >= 2 and len(heads[0]) % 2 == 0
+                   and all(heads[0][i][0] == heads[0][i + 1][0] for i in range(0, len(heads[0]), 2)))
+    if pairs is None:
+        pairs = len(files) == 2 or interleaved
+    elif pairs and len(files) == 1 and not interleaved:
+        raise ScriptError(f"pairs=true needs the two ends of the pairs: two files, or one interleaved file (each "
+                          f"pair's two reads one after the other, of one name); {files[0]} holds single reads "
+                          "(or say pairs=false)")
+    elif pairs and len(files) > 2:
+        raise ScriptError(f"pairs=true takes two files (the two ends of the pairs) or one interleaved file, not "
+                          f"{len(files)} files (or say pairs=false)")
+    if pairs and len(files) == 2:
+        counts = [fastx.count_records(s) for s in sources]
+        if counts[0] != counts[1]:
+            raise ScriptError(f"the two files of the pairs hold different numbers of reads: {files[0]} "
+                              f"{counts[0]:,}, {files[1]} {counts[1]:,}; the ends of pairs must be in the same order "
+                              "in both (or say pairs=false to take them as separate reads)")
+    longest = max(lengths, default=0)
+    if k == "auto":
+        top = min(MAX_K, read_length - AUTO_MARGIN)
+        top -= 1 - top % 2  # odd
+        ks = rounds(AUTO_LOW, top) if top > AUTO_LOW else [max(min(top, AUTO_LOW), 11)]
+    elif isinstance(k, tuple):
+        ks = rounds(k[0], k[1])
+    else:
+        ks = [int(k)]
+    if ks[-1] > longest:
+        raise ScriptError(f"k={ks[-1]} is above the length of the reads ({longest} bases at the most among the first "
+                          f"records of {', '.join(files)}): no read holds a {ks[-1]}-mer; take a smaller k")
+    even = [x for x in ks if x % 2 == 0]
+    if even:
+        notes.append(f"note: k={even[0]} is even: a k-mer can then be its own reverse complement (a palindrome), "
+                     "which ends a contig; an odd k avoids that")
+    return ReadsPlan(files, ks, bool(pairs), read_length, notes)
 
 
 class Assemble(Statement, keyword="assemble"):
-    syntax = "assemble kmers|kmers.NAME into paths/PREFIX [min_count=N|auto] [min_length=L] [clean=false] [replace]"
+    syntax = ("assemble kmers|kmers.NAME|\"READS\" [, \"READS\"] into paths/PREFIX [k=auto|K|K1..K2] "
+              "[pairs=true|false] [min_count=N|auto] [min_length=L] [clean=false] [replace]")
     summary = ("Assemble the whole store, every rank at once: k-mers counted fewer than min_count times are left "
                "out (auto: the valley after the error peak of the count histogram), tips shorter than 2k bases and "
                "the arms of simple bubbles are removed, and every maximal non-branching path (unitig) of at least "
                "min_length bases (default 2k) is stored as paths/PREFIX-1, PREFIX-2, ... by decreasing length "
                "(clean=false keeps tips and bubbles: the raw unitigs of the graph). The k-mers are not changed. "
-               "Existing paths/PREFIX-N are refused unless 'replace'.")
-    example = "assemble kmers into paths/contig min_count=auto"
-    options_allowed = {"min_count": whole(1, None, "auto"), "min_length": whole(0), "clean": TRUTH}
+               "Existing paths/PREFIX-N are refused unless 'replace'. Given read files instead of a set, it loads "
+               "them itself into a temporary set, assembles and removes it, leaving the store's sets as they were: "
+               "k=auto (the default there) assembles in rounds from k=21 up to 63 (or the read length less 20), each "
+               "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 20; two files are "
+               "the two ends of pairs (pairs=false: separate reads), as is one interleaved file.")
+    example = 'assemble "reads_1.fq.gz", "reads_2.fq.gz" into paths/asm k=auto'
+    options_allowed = {"min_count": whole(1, None, "auto"), "min_length": whole(0), "clean": TRUTH,
+                       "k": Takes(1, MAX_K, ("auto",), "at most two 64-bit words per k-mer", ranges=True),
+                       "pairs": TRUTH}
     collective = True
 
     namespace: str
     into: Key
     options: Options = ()
     replace: bool = False
+    reads: tuple[Value, ...] = ()  # read files (the one-statement form); namespace is then ""
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Assemble:
-        namespace, into, mode = b.positional(children)
-        if not is_kmers(str(namespace)):
-            b.fail(f"'assemble' assembles a k-mer set (kmers, kmers.NAME), not {namespace}")
+        source, into, mode = b.positional(children)
         if mode is not None and mode != "replace":
             b.fail(f"'assemble' takes 'replace', not '{mode}'")
-        return cls(str(namespace), b.into(into, "paths", "assemble"), b.options(cls, children), mode is not None,
-                   meta=b.location)
+        options = b.options(cls, children)
+        if isinstance(source, tuple):
+            return cls("", b.into(into, "paths", "assemble"), options, mode is not None, source, meta=b.location)
+        if not is_kmers(str(source)):
+            b.fail(f"'assemble' assembles a k-mer set (kmers, kmers.NAME) or read files (\"r1.fq\", \"r2.fq\"), "
+                   f"not {source}")
+        for name, _value in options:
+            if name in ("k", "pairs"):
+                b.fail(f"{name}= is for read files (assemble \"r1.fq\", \"r2.fq\" into ...): {source} was loaded "
+                       "with its k already")
+        return cls(str(source), b.into(into, "paths", "assemble"), options, mode is not None, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
-        into = cmd.key(self.into)
-        prefix = str(into.key[1])
+        if self.reads:
+            return (yield from self._from_reads(cmd))
+        return (yield from self._assemble(cmd, self.namespace, str(cmd.key(self.into).key[1]), self.replace))
+
+    def _from_reads(self, cmd: Command) -> Steps:
+        """Load the reads into a temporary set, one round per k (the contigs of a round are input to the
+        next), assemble the last round into PREFIX, and remove the set and the rounds' paths."""
+        opts = cmd.options(self)
+        prefix = str(cmd.key(self.into).key[1])
+        files = [os.path.abspath(str(cmd.value(p) if isinstance(p, Var) else cmd.path(p))) for p in self.reads]
+        plan = plan_reads(files, opts.get("k", "auto"), opts.get("pairs"))
+        if not self.replace and not cmd.explaining:
+            clash = yield from _existing(cmd, prefix)
+            if clash:
+                raise ScriptError(f"paths/{prefix}-* exist already ({clash:,} paths): add 'replace' to overwrite "
+                                  "them, or assemble into another prefix")
+        names = yield from set_names(cmd)
+        n = 1
+        while f"kmers.{TEMPORARY}{n if n > 1 else ''}" in names:
+            n += 1
+        kset = f"kmers.{TEMPORARY}{n if n > 1 else ''}"
+        scratch = f"{TEMPORARY}{n if n > 1 else ''}_round"  # the rounds' contigs: paths/<scratch>-N
+        t0 = time.monotonic()
+        results: list[Result] = []
+        try:
+            for i, k in enumerate(plan.ks):
+                last = i == len(plan.ks) - 1
+                inputs: tuple[Value | Selector, ...] = tuple(files) + ((Selector("paths", f"{scratch}-"),) if i else ())
+                load = Load(kset, inputs, (("k", k),))
+                results += (yield from load.run(cmd))
+                results += (yield from self._assemble(cmd, kset, prefix if last else scratch,
+                                                      self.replace if last else True, forget=scratch if i else "",
+                                                      ))
+                yield cmd.every(lambda r: DropOrder(recipient=r, name=kset))
+        except Exception:
+            if not cmd.explaining:
+                yield from _clean_up(cmd, kset, scratch)
+            raise
+        final = results[-1]
+        seconds = time.monotonic() - t0
+        loads = [r for r in results if r.statement == "load"]
+        per_round = "; ".join(f"k={r.data['k']}: {a.data['contigs']:,} contigs, N50 {a.data['n50']:,}, "
+                              f"min_count={a.data['min_count']}"
+                              for r, a in zip(loads, [x for x in results if x.statement == "assemble"]))
+        head = final.text.splitlines()[0]
+        text = (f"{head}\nfrom {len(files)} file{'s' if len(files) > 1 else ''} ({loads[0].data['reads']:,} reads of "
+                f"{plan.read_length} bases (median), {'pairs' if plan.pairs else 'single reads'}), "
+                f"k={'..'.join(map(str, plan.ks)) if len(plan.ks) <= 2 else ', '.join(map(str, plan.ks))}; "
+                f"{seconds:.2f} s\nrounds: {per_round}")
+        for note in plan.notes:
+            text += "\n" + note
+        data = dict(final.data, ks=plan.ks, pairs=plan.pairs, read_length=plan.read_length, seconds=seconds,
+                    rounds=[dict(a.data) for a in results if a.statement == "assemble"], notes=plan.notes)
+        return [Result("assemble", text, data)]
+
+    def _assemble(self, cmd: Command, kset: str, prefix: str, replace: bool, forget: str = "",
+                  min_length: int | None = None) -> Steps:
         opts = cmd.options(self)
         auto = opts.get("min_count", "auto") == "auto"
         min_count = 0 if auto else opts["min_count"]
-        min_length = opts.get("min_length", 0)
+        min_length = opts.get("min_length", 0) if min_length is None else min_length
         clean = opts.get("clean", True)
-        stats = yield from known_stats(cmd, self.namespace)
-        if not sum(s.distinct for s in stats):
-            where = "the store holds" if self.namespace == "kmers" else f"{self.namespace} holds"
+        stats = yield from known_stats(cmd, kset)
+        # (explain runs none of the rounds' loads: their set stays empty)
+        if not sum(s.distinct for s in stats) and not (self.reads and cmd.explaining):
+            where = "the store holds" if kset == "kmers" else f"{kset} holds"
             raise ScriptError(f"{where} no k-mers to assemble: load reads first")
         if not all(s.canonical for s in stats if s.k):
             raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")
         t0 = time.monotonic()
         replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
                                                           min_length=min_length, clean=clean,
-                                                          replace=self.replace, kset=self.namespace))
+                                                          replace=replace, kset=kset, forget=forget))
         rep = replies[0]
         seconds = time.monotonic() - t0
         phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())
@@ -84,3 +239,23 @@ class Assemble(Statement, keyword="assemble"):
                                           "warning": warning.strip(), "tips": rep.removed_tips,
                                           "bubbles": rep.removed_bubbles, "phases": rep.phases,
                                           "seconds": seconds, "prefix": prefix})]
+
+
+def _clean_up(cmd: Command, kset: str, scratch: str) -> Generator[Any, Any, None]:
+    """After a failed round: the temporary set and the rounds' paths go (what can be removed is)."""
+    try:
+        names = yield from set_names(cmd)
+        if kset in names:
+            yield cmd.every(lambda r: DropOrder(recipient=r, name=kset))
+        held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=("prefix", f"{scratch}-")))
+        yield [cmd.order(DeleteOrder(recipient=r, key=("paths", name))) for r, rep in enumerate(held)
+               for name in rep.names]
+    except Exception:  # the first error is the one to report
+        pass
+
+
+def _existing(cmd: Command, prefix: str) -> Generator[Any, Any, int]:
+    """How many paths/PREFIX-N the store holds."""
+    held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=("prefix", f"{prefix}-")))
+    pattern = path_name_pattern(prefix)
+    return len({name for rep in held for name in rep.names if pattern.fullmatch(name)})

@@ -24,7 +24,7 @@ from ..genomics.kmers import format_counts, format_table
 from ..genomics.paths import FLIP, Link, bcalm_links, gfa_links, n50, overlap_links
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
-from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, whole
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
 from ..protocol.base import Message
 from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
 from ..protocol.paths import PathLengthsOrder, PathWriteOrder
@@ -100,18 +100,20 @@ DEFAULT_K = 31  # load's k for an empty store
 
 
 class Load(_KmersOnly, keyword="load"):
-    syntax = "load \"FILE\" [, \"FILE\" ...] into kmers|kmers.NAME [k=N] [canonical=false]"
+    syntax = "load \"FILE\"|paths/PREFIX*|paths/NAME [, ...] into kmers|kmers.NAME [k=N] [canonical=false]"
     summary = ("Count the k-mers of FASTQ/FASTA files across the ranks: plain files, each split between the ranks, "
                f"and files compressed with {fastx.COMPRESSIONS} (told by their first bytes, whatever their names), "
                "each read whole by one rank. A file listed twice is counted twice. A second load adds its "
                "counts to those already in the set (same k and canonical= setting); a load into kmers.NAME makes "
                "that set if it is new, and leaves the other sets as they are. Without k=, the set's "
-               f"k, or {DEFAULT_K} for a new or empty set.")
+               f"k, or {DEFAULT_K} for a new or empty set. Paths (contigs: paths/asm-*) are input too: each k-mer "
+               "of a path counts as many times as the path's mean count (at least once), as deep as the reads "
+               "that made it covered it, so a round of assembly at a larger k keeps what a smaller k assembled.")
     example = 'load "reads.fq" into kmers k=31'
     options_allowed = {"k": whole(1, MAX_K, note="at most two 64-bit words per k-mer"), "canonical": TRUTH}
     collective = True
 
-    paths: tuple[Value, ...] = ()
+    paths: tuple[Value | Selector, ...] = ()  # files, and paths (contigs) as input
     options: Options = ()
 
     @classmethod
@@ -127,7 +129,9 @@ class Load(_KmersOnly, keyword="load"):
             held = {i.k for i in (yield from _stats(cmd, self.namespace)) if i.k}
             k = held.pop() if len(held) == 1 else DEFAULT_K
         canonical = opts.get("canonical", True)
-        paths = [cmd.path(p) for p in self.paths]
+        wanted = [cmd.value(p) if isinstance(p, Var) else p for p in self.paths]
+        contigs = [path_selector(p) for p in wanted if isinstance(p, (Key, Selector))]
+        paths = [cmd.path(p) for p in wanted if not isinstance(p, (Key, Selector))]
         sources = [fastx.inspect(p) for p in paths]
         plan = fastx.plan(sources, cmd.size)
         total = sum(s.size for s in sources)
@@ -135,7 +139,7 @@ class Load(_KmersOnly, keyword="load"):
         tiled = [(i, s.path, s.size) for i, s in enumerate(sources) if s.fmt == "fastq" and not s.codec]
         replies = yield cmd.every(lambda r: LoadOrder(
             recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled, kset=self.namespace,
-            parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]]))
+            parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]], paths=contigs))
         cmd.set_canonical(self.namespace, canonical)
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
@@ -144,7 +148,9 @@ class Load(_KmersOnly, keyword="load"):
         saturated = sum(i.saturated for i in replies)
         rate = kmers / seconds if seconds > 0 else 0.0
         where = "the store" if self.namespace == KMERS else self.namespace
-        text = (f"loaded {len(paths)} file{'s' if len(paths) > 1 else ''}: {reads:,} reads, {kmers:,} k-mers "
+        what = [f"{len(paths)} file{'s' if len(paths) > 1 else ''}"] if paths else []
+        what += [f"paths {', '.join(str(p) for p in wanted if isinstance(p, (Key, Selector)))}"] if contigs else []
+        text = (f"loaded {' and '.join(what)}: {reads:,} {'reads and paths' if contigs else 'reads'}, {kmers:,} k-mers "
                 f"(k={k}), {distinct:,} distinct in {where}; {seconds:.2f} s, {rate / 1e6:.2f} M k-mers/s")
         if saturated:
             text += f"\nwarning: {saturated:,} counts reached the counter's maximum ({COUNT_MAX}) and stay there"
@@ -152,6 +158,15 @@ class Load(_KmersOnly, keyword="load"):
                                       "seconds": seconds, "saturated": saturated, "k": k,
                                       "set": self.namespace, "peak_rss": [i.peak_rss for i in replies],
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
+
+
+def path_selector(what: Key | Selector) -> tuple[str, ...]:
+    """The wire selector of paths given as input (paths/NAME, paths/PREFIX*, paths/*)."""
+    if what.namespace != "paths":
+        raise ScriptError(f"load reads files and paths (paths/NAME, paths/PREFIX*), not {what}")
+    if isinstance(what, Key):
+        return ("name", str(what.ident))
+    return ("prefix", what.prefix) if what.prefix else ("all",)
 
 
 def _stats(cmd: Command, kset: str = KMERS, histogram: bool = False, once: bool = False,

@@ -1,0 +1,171 @@
+"""assemble "READS" ... into paths/P: the one-statement form (a temporary set, removed after), its rounds
+of several k (each round's contigs input to the next, as `load paths/P-*` makes them), and its bad
+input, refused before anything is loaded."""
+
+import gzip
+import random
+
+import pytest
+
+from conftest import rayscript_cmd, run_mpi, write_fastq
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+from test_assembly import canon, rc, unitigs
+
+
+def genome_of(rng, n):
+    return "".join(rng.choice("ACGT") for _ in range(n))
+
+
+def tiles(genome, length, step):
+    """Error-free reads of ``length`` every ``step`` bases, every other one reverse-complemented."""
+    return [genome[i:i + length] if (i // step) % 2 else rc(genome[i:i + length])
+            for i in range(0, len(genome) - length + 1, step)]
+
+
+def all_contigs(c, prefix):
+    n = c.run("count paths")[0].data["paths"]
+    names = [f"{prefix}-{i}" for i in range(1, n + 1)]
+    return [c.get(f"paths/{name}").sequence for name in names if c.run(f"locate paths/{name}")[0].data["ranks"]]
+
+
+def store_state(c):
+    sets = c.run("sets")[0].data
+    return sets, c.run("count paths")[0].data
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    """Pairs from a 4 kb genome with a 50-base repeat planted twice: ends of 100 bases, inserts of 300."""
+    rng = random.Random(21)
+    rep = genome_of(rng, 50)
+    genome = genome_of(rng, 1500) + rep + genome_of(rng, 1200) + rep + genome_of(rng, 1200)
+    one, two = [], []
+    for i in range(0, len(genome) - 300, 4):
+        frag = genome[i:i + 300]
+        one.append(frag[:100])
+        two.append(rc(frag[-100:]))
+    d = tmp_path_factory.mktemp("pairs")
+    write_fastq(d / "r1.fq", one)
+    with gzip.open(d / "r2.fq.gz", "wt") as fh:
+        fh.writelines(f"@p{i}\n{s}\n+\n{'I' * len(s)}\n" for i, s in enumerate(two))
+    return genome, d / "r1.fq", d / "r2.fq.gz", one + two
+
+
+def test_one_k_gives_the_contigs_of_load_and_assemble_and_leaves_the_store_as_it_was(pair_files, tmp_path):
+    _genome, r1, r2, reads = pair_files
+    with Cluster.local(2) as c:
+        c.run(f'load "{r1}", "{r2}" into kmers k=31\n'
+              "assemble kmers into paths/ref min_count=1 min_length=1 clean=false")
+        ref = sorted(canon(s) for s in all_contigs(c, "ref"))
+    with Cluster.local(3) as c:
+        c.run(f'load "{r1}" into kmers.mine k=25\nassemble kmers.mine into paths/other min_count=1')
+        before = store_state(c)
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 min_count=1 min_length=1 clean=false')
+        got = all_contigs(c, "asm")
+        after_sets, after_paths = store_state(c)
+    assert sorted(canon(s) for s in got) == ref == unitigs(reads, 31)
+    assert [len(s) for s in got] == sorted((len(s) for s in got), reverse=True)  # asm-1 the longest
+    assert res.data["ks"] == [31] and res.data["pairs"] is True and res.data["contigs"] == len(got)
+    assert after_sets == before[0]  # no temporary set left, the others untouched
+    assert after_paths["paths"] == before[1]["paths"] + len(got)  # no round's paths left
+
+
+def test_several_k_resolve_a_repeat_longer_than_the_small_k(pair_files):
+    genome, r1, r2, reads = pair_files
+    with Cluster.local(2) as c:
+        (small,) = c.run(f'assemble "{r1}", "{r2}" into paths/small k=31')
+        (multi,) = c.run(f'assemble "{r1}", "{r2}" into paths/multi k=21..63')
+        got = all_contigs(c, "multi")
+    assert small.data["contigs"] > 1  # the 50-base repeat splits k=31
+    assert multi.data["ks"] == [21, 41, 63] and [r["min_count"] for r in multi.data["rounds"]]
+    # error-free reads tile the genome: the last round's graph is that of the reads at k=63
+    assert sorted(canon(s) for s in got) == unitigs(reads, 63)
+    assert len(got) == 1 and (got[0] in genome or rc(got[0]) in genome) and len(got[0]) > 0.95 * len(genome)
+
+
+def test_the_rounds_bridge_what_the_large_k_alone_cannot(tmp_path):
+    """Reads that overlap by 40 bases in one stretch: k=51 alone breaks there; a round at k=25
+    assembles through it, and its contig carries k=51 across."""
+    rng = random.Random(4)
+    genome = genome_of(rng, 3000)
+    starts = sorted(set(range(0, 1400, 5)) | set(range(1400, 1700, 60)) | set(range(1700, 2900, 5)))
+    reads = [genome[i:i + 100] for i in starts]
+    write_fastq(tmp_path / "r.fq", reads)
+    with Cluster.local(2) as c:
+        (alone,) = c.run(f'assemble "{tmp_path}/r.fq" into paths/a k=51 min_count=1')
+        (rounds,) = c.run(f'assemble "{tmp_path}/r.fq" into paths/b k=25..51 min_count=1')
+        b1 = c.get("paths/b-1").sequence
+    assert alone.data["contigs"] > 1
+    assert rounds.data["contigs"] == 1 and canon(b1) == canon(genome[:starts[-1] + 100])
+
+
+def test_load_takes_contigs_counted_as_deep_as_their_mean_count(pair_files):
+    _genome, r1, _r2, _reads = pair_files
+    with Cluster.local(2) as c:
+        c.run(f'load "{r1}" into kmers k=21\nassemble kmers into paths/c')
+        paths = all_contigs(c, "c")
+        covs = [c.get(f"paths/c-{i}").coverage for i in range(1, len(paths) + 1)]
+        (res,) = c.run("load paths/c-* into kmers.again k=33")
+        kmer = paths[0][10:43]
+        (got,) = c.run(f"get kmers.again/{canon(kmer)}")
+    expected = {}
+    for seq, cov in zip(paths, covs):
+        for i in range(len(seq) - 32):
+            expected[canon(seq[i:i + 33])] = expected.get(canon(seq[i:i + 33]), 0) + max(1, round(cov))
+    assert res.data["distinct"] == len(expected)
+    assert f"count={expected[canon(kmer)]}" in got.text
+
+
+def test_an_interleaved_file_is_taken_as_pairs_and_single_reads_are_not(tmp_path, pair_files):
+    _genome, r1, _r2, _reads = pair_files
+    lines = r1.read_text().splitlines()
+    with open(tmp_path / "inter.fq", "w") as fh:
+        for i in range(0, len(lines) - 7, 8):
+            a, b = lines[i:i + 4], lines[i + 4:i + 8]
+            fh.write("\n".join([f"@x{i}/1", a[1], "+", a[3], f"@x{i}/2", b[1], "+", b[3]]) + "\n")
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'assemble "{tmp_path}/inter.fq" into paths/i k=31')
+        assert res.data["pairs"] is True
+        (res,) = c.run(f'assemble "{r1}" into paths/s k=31')
+        assert res.data["pairs"] is False
+
+
+def test_bad_input_is_refused_before_anything_is_loaded(tmp_path, pair_files):
+    _genome, r1, r2, _reads = pair_files
+    write_fastq(tmp_path / "short.fq", [r1.read_text().splitlines()[1]] * 3)
+    with Cluster.local(2) as c:
+        before = store_state(c)
+        with pytest.raises(RayScriptError, match="pairs=true needs the two ends of the pairs"):
+            c.run(f'assemble "{r1}" into paths/x pairs=true')
+        with pytest.raises(RayScriptError, match=r"hold different numbers of reads: .*r1\.fq [0-9,]+, .*short\.fq 3"):
+            c.run(f'assemble "{r1}", "{tmp_path}/short.fq" into paths/x')
+        c.run(f'assemble "{r1}", "{tmp_path}/short.fq" into paths/x pairs=false k=31')  # two runs of reads
+        with pytest.raises(RayScriptError, match="k=63 is above the length of the reads \\(60 bases"):
+            write_fastq(tmp_path / "sixty.fq", [s[:60] for s in r1.read_text().splitlines()[1::4]])
+            c.run(f'assemble "{tmp_path}/sixty.fq" into paths/y k=63')
+        with pytest.raises(RayScriptError, match="no such file"):
+            c.run(f'assemble "{tmp_path}/none.fq", "{r2}" into paths/y')
+        with pytest.raises(RayScriptError, match=r"k= takes a whole number from 1 to 63, or a range FROM\.\.TO"):
+            c.run(f'assemble "{r1}" into paths/y k=41..21')
+        with pytest.raises(RayScriptError, match="k= is for read files"):
+            c.run("assemble kmers into paths/y k=31")
+        with pytest.raises(RayScriptError, match="paths/x-\\* exist already"):
+            c.run(f'assemble "{r1}" into paths/x k=31')
+        (res,) = c.run(f'assemble "{r1}" into paths/e k=30')
+        assert "k=30 is even" in res.text and res.data["notes"]
+        assert c.run("sets")[0].data == before[0]
+
+
+@pytest.mark.mpi
+def test_the_same_contigs_under_mpiexec(pair_files, tmp_path):
+    _genome, r1, r2, _reads = pair_files
+    with Cluster.local(1) as c:
+        c.run(f'assemble "{r1}", "{r2}" into paths/m k=21..41\ndump paths/m* to "{tmp_path}/one.fa"')
+    script = tmp_path / "a.ray"
+    script.write_text(f'assemble "{r1}", "{r2}" into paths/m k=21..41\ndump paths/m* to "{tmp_path}/three.fa"\n'
+                      "sets\n")
+    proc = run_mpi(3, *rayscript_cmd(), "run", str(script), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "assemble_reads" not in proc.stdout
+    assert (tmp_path / "three.fa").read_text() == (tmp_path / "one.fa").read_text()
