@@ -220,8 +220,8 @@ def test_histogram_of_a_count_near_the_counter_s_maximum(tmp_path):
         c.run("put kmers/AAAAA count=4294967290 on 0\nput kmers/AAAAC count=3 on 1\nput kmers/AAAAG count=3 on 0\n"
               "put kmers/AAACC count=70000 on 1\nreplicate kmers/AAAAA to 2 ranks")  # a copy is taken once
         (res,) = c.run("histogram kmers")
-        assert res.data == {3: 2, 70000: 1, 4294967290: 1}
-        assert res.text == "3 2\n70000 1\n4294967290 1"
+        assert {c: n for c, n in res.data.items() if c != "model"} == {3: 2, 70000: 1, 4294967290: 1}
+        assert res.text.startswith("3 2\n70000 1\n4294967290 1\nno model: ")
         c.run(f'histogram kmers to "{tmp_path}/h.txt"')
         assert (tmp_path / "h.txt").read_text() == "3 2\n70000 1\n4294967290 1\n"
 

@@ -18,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import pictures
 from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.kmers import format_counts, format_table
 from ..genomics.paths import n50
+from ..genomics.spectrum import SpectrumModel, fit_spectrum
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
 from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
@@ -261,8 +263,13 @@ def _count_paths(cmd: Command) -> Steps:
 class Histogram(_KmersOnly, keyword="histogram"):
     syntax = "histogram kmers|kmers.NAME [to \"FILE\"]"
     summary = ("Count -> number of k-mers with that count, for every count held, however large (lines in "
-               "increasing count, as jellyfish histo writes them). An existing FILE is overwritten.")
-    example = 'histogram kmers to "histo.tsv"'
+               "increasing count, as jellyfish histo writes them), and the spectrum's model (GenomeScope 2.0's "
+               "negative binomials, haploid or diploid, whichever fits): genome size, heterozygosity, error rate, "
+               "k-mer coverage of one haplotype and how well it fits, or why no model fits. To a FILE ending in "
+               ".png, .svg or .pdf: a picture of the spectrum on log axes with the model, the threshold assemble "
+               "would choose (min_count=auto) and the estimates (needs the extra rayscript[plot]); to any other "
+               "FILE: the histogram's lines. An existing FILE is overwritten.")
+    example = 'histogram kmers to "spectrum.png"'
 
     path: Value | None = None
 
@@ -280,19 +287,57 @@ class Histogram(_KmersOnly, keyword="histogram"):
         numbers = np.zeros(len(counts), np.int64)
         np.add.at(numbers, where, pairs[1])
         keep = (counts > 0) & (numbers > 0)
-        data = dict(zip(counts[keep].tolist(), numbers[keep].tolist()))
-        lines = [f"{c} {n}" for c, n in data.items()]
+        counts, numbers = counts[keep], numbers[keep]
+        data: dict[Any, Any] = dict(zip(counts.tolist(), numbers.tolist()))
+        k = next((i.k for i in infos if i.k), 0)
+        model = fit_spectrum(counts, numbers, k)
+        data["model"] = model.as_data()
+        lines = [f"{c} {n}" for c, n in zip(counts.tolist(), numbers.tolist())]
         body = "\n".join(lines) + ("\n" if lines else "")
+        copies = sum(i.copies for i in infos)
+        note = f" ({copies_note(copies)})" if copies else ""
+        if path and pictures.picture_format(path):
+            data["picture"] = None
+            if not cmd.explaining:
+                try:
+                    pictures.spectrum(path, counts, numbers, f"k-mer spectrum of {self.namespace} (k={k})",
+                                      spectrum_notes(model), model.threshold, model)
+                    data["picture"] = path
+                except pictures.NoPlotting as exc:
+                    return [Result("histogram", f"could not draw {path}: {exc.message}{note}\n{model.summary()}",
+                                   data)]
+            return [Result("histogram", f"drew the spectrum of {len(lines)} counts to {path}{note}\n"
+                                        f"{model.summary()}", data)]
         if path:
             if not cmd.explaining:
                 write_text(path, body)
-            copies = sum(i.copies for i in infos)
-            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}"
-                                        + (f" ({copies_note(copies)})" if copies else ""), data)]
+            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}{note}\n{model.summary()}",
+                           data)]
         if not lines:
             holder = "the store holds" if self.namespace == KMERS else f"{self.namespace} holds"
             return [Result("histogram", f"{holder} no k-mers: an empty histogram", data)]
-        return [Result("histogram", body.rstrip("\n"), data)]
+        return [Result("histogram", body + model.summary(), data)]
+
+
+def spectrum_notes(model: SpectrumModel) -> list[str]:
+    """The estimates as the picture's box shows them."""
+    if not model.fitted:
+        words = f"no model: {model.reason}".split()
+        lines, line = [], ""
+        for w in words:  # wrapped at about 48 characters
+            if line and len(line) + len(w) > 48:
+                lines.append(line)
+                line = ""
+            line = f"{line} {w}".strip()
+        return [*lines, line, f"threshold (min_count=auto) {model.threshold}"]
+    assert model.heterozygosity is not None and model.error_rate is not None and model.fit is not None
+    return [f"genome size     {model.genome_size:,} bases",
+            f"heterozygosity  {model.heterozygosity:.3%}",
+            f"error rate      {model.error_rate:.3%}",
+            f"coverage        {model.coverage:.1f} (k-mers, one haplotype)",
+            f"ploidy          {model.ploidy} ({'haploid' if model.ploidy == 1 else 'diploid'})",
+            f"fit             {model.fit:.1%}",
+            f"threshold       {model.threshold} (min_count=auto)"]
 
 
 class Dump(_KmersOnly, keyword="dump"):
