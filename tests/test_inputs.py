@@ -194,7 +194,7 @@ def test_progress_ends_at_the_bytes_of_the_files_and_never_passes_them(tmp_path,
 @pytest.mark.mpi
 def test_progress_lines_under_mpiexec_never_pass_the_total(tmp_path):
     _reads(tmp_path / "big.fq", n=16000, length=150)
-    proc = run_mpi(2, *rayscript_cmd(), "run", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
+    proc = run_mpi(2, *rayscript_cmd(), "run", "--progress", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("reading: ")]
     assert lines[-1].startswith("reading: 100% (") and len(lines) >= 2, proc.stderr

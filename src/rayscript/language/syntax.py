@@ -144,9 +144,10 @@ class Takes:
     hi: int | None = None
     words: tuple[str, ...] = ()
     note: str = ""
+    path: bool = False  # a file's path in quotes
 
     def __str__(self) -> str:
-        parts = []
+        parts = ["a file path in quotes"] if self.path else []
         if self.lo is not None:
             parts.append(f"a whole number from {self.lo} to {self.hi}" if self.hi is not None
                          else f"a whole number >= {self.lo}")
@@ -176,6 +177,8 @@ class Takes:
             return value.lower() == "true" if self.truth else value.lower()
         if type(value) is int and self.lo is not None and value >= self.lo and (self.hi is None or value <= self.hi):
             return value
+        if self.path and isinstance(value, str) and value and (shown is None or shown.startswith('"') or "($" in shown):
+            return value  # a quoted path, or a $variable's: not a bare word
         raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
 
 
@@ -185,6 +188,7 @@ def whole(lo: int = 0, hi: int | None = None, *words: str, note: str = "") -> Ta
 
 
 TRUTH = Takes(words=("true", "false"))  # an option that takes true or false
+FILE = Takes(path=True)  # an option that takes a file path in quotes
 
 # field metadata: this field names a rank (checked against the cluster size wherever it appears)
 RANK: dict[str, Any] = {"rank": True}
