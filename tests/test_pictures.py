@@ -162,3 +162,15 @@ def test_without_matplotlib_each_picture_is_one_sentence_and_the_numbers(samples
 def test_parse_keeps_the_new_parts():
     (st,) = parse('count paths compare "a.fa", "b.fa" to "nx.png" reference="g.fa"')
     assert st.others == ("a.fa", "b.fa") and st.path == "nx.png" and dict(st.options) == {"reference": "g.fa"}
+
+
+def test_the_docs_show_the_pictures_scripts_pictures_makes():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "pictures.md").read_text()
+    shown = set(re.findall(r"\(images/([\w-]+\.png)\)", page))
+    made = set(re.findall(r'\$out/([\w-]+\.png)', (root / "scripts" / "pictures").read_text()))
+    assert shown == made and len(made) == 7, (shown, made)
+    for name in made:
+        check_picture(root / "docs" / "images" / name)

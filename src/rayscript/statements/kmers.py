@@ -301,11 +301,13 @@ class Count(_KmersOnly, keyword="count"):
                 except pictures.NoPlotting as exc:
                     return [Result("count", f"could not draw {out}: {exc.message}\n{text}", result)]
                 result["picture"] = out
-            return [Result("count", f"drew the Nx curves of {len(assemblies)} assemblies to {out}\n{text}", result)]
+            noun = "assembly" if len(assemblies) == 1 else "assemblies"
+            return [Result("count", f"drew the Nx curve{'s' if len(assemblies) > 1 else ''} of {len(assemblies)} "
+                                    f"{noun} to {out}\n{text}", result)]
         if out:
             if not cmd.explaining:
                 write_text(out, "\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
-            text = f"wrote {len(rows)} assemblies to {out}\n{text}"
+            text = f"wrote {len(rows)} assembl{'y' if len(rows) == 1 else 'ies'} to {out}\n{text}"
         return [Result("count", text, result)]
 
 
