@@ -174,3 +174,13 @@ def test_the_docs_show_the_pictures_scripts_pictures_makes():
     assert shown == made and len(made) == 7, (shown, made)
     for name in made:
         check_picture(root / "docs" / "images" / name)
+
+
+def test_empty_stores_draw_empty_pictures_without_a_fault(tmp_path):
+    with Cluster.local(2) as c:
+        (nx,) = c.run(f'count paths to "{tmp_path}/nx.png"')
+        (spectrum,) = c.run(f'histogram kmers to "{tmp_path}/s.png"')
+    assert nx.data["assemblies"][0]["contigs"] == 0 and "no model: the histogram is empty" in spectrum.text
+    for name in ("nx.png", "s.png"):
+        raw = (tmp_path / name).read_bytes()
+        assert raw.startswith(b"\x89PNG") and len(raw) > 5000

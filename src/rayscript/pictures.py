@@ -93,11 +93,11 @@ def spectrum(path: str, counts: npt.ArrayLike, numbers: npt.ArrayLike, title: st
             ax.axvline(i * peak, color="#d2512b", linestyle=":", linewidth=0.8)
     ax.axvline(threshold, color="#2a9d5c", linestyle="-", linewidth=1.2,
                label=f"assemble's threshold (min_count={threshold})")
+    # limits before the log scales, so that an empty histogram has axes too
+    ax.set_ylim(max(0.5, float(n.min()) * 0.5) if len(n) else 0.5, float(n.max()) * 3 if len(n) else 10.0)
+    ax.set_xlim(0.8, max(float(c.max()) * 1.2, 10.0) if len(c) else 10.0)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    if len(n):
-        ax.set_ylim(max(0.5, float(n.min()) * 0.5), float(n.max()) * 3)
-        ax.set_xlim(0.8, max(float(c.max()) * 1.2, 10.0))
     ax.set_xlabel("times a k-mer was counted")
     ax.set_ylabel("distinct k-mers")
     ax.set_title(title)
@@ -181,14 +181,20 @@ def nx_curve(lengths: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], n
 def nx(path: str, assemblies: Sequence[Assembly], title: str) -> None:
     fig = _figure()
     ax = fig.add_subplot()
+    longest = 10
     for a in assemblies:
-        xs, ys = nx_curve(a.lengths)
         legend = f"{a.name}: N50 {a.n50:,}, total {a.total:,}"
         if a.nga50 is not None:
             legend += f", NGA50 {a.nga50:,}" if a.nga50 else ", NGA50 -"
+        if not len(a.lengths) or not a.total:
+            ax.plot([], [], linewidth=1.8, label=legend + " (no contigs)")
+            continue
+        xs, ys = nx_curve(a.lengths)
+        longest = max(longest, int(a.lengths.max()))
         ax.plot(xs, ys, linewidth=1.8, label=legend)
     ax.axvline(50, color="#bbb", linestyle=":", linewidth=0.8)
     ax.set_xlim(0, 100)
+    ax.set_ylim(1, longest * 2)
     ax.set_yscale("log")
     ax.set_xlabel("x (%): the longest contigs holding x% of the assembly's bases")
     ax.set_ylabel("Nx: the shortest of those contigs (bases)")
