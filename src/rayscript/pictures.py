@@ -181,7 +181,7 @@ def nx_curve(lengths: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.float64], n
 def nx(path: str, assemblies: Sequence[Assembly], title: str) -> None:
     fig = _figure()
     ax = fig.add_subplot()
-    longest = 10
+    longest, shortest = 10, None
     for a in assemblies:
         legend = f"{a.name}: N50 {a.n50:,}, total {a.total:,}"
         if a.nga50 is not None:
@@ -191,10 +191,11 @@ def nx(path: str, assemblies: Sequence[Assembly], title: str) -> None:
             continue
         xs, ys = nx_curve(a.lengths)
         longest = max(longest, int(a.lengths.max()))
+        shortest = min(shortest or longest, int(a.lengths[a.lengths > 0].min()))
         ax.plot(xs, ys, linewidth=1.8, label=legend)
     ax.axvline(50, color="#bbb", linestyle=":", linewidth=0.8)
     ax.set_xlim(0, 100)
-    ax.set_ylim(1, longest * 2)
+    ax.set_ylim(max(1.0, (shortest or 2) / 2), longest * 2)
     ax.set_yscale("log")
     ax.set_xlabel("x (%): the longest contigs holding x% of the assembly's bases")
     ax.set_ylabel("Nx: the shortest of those contigs (bases)")
