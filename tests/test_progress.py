@@ -116,3 +116,23 @@ def test_every_long_statement_reports(tmp_path, ranks):
     # never in results or files
     assert not any("[#" in r.text or "left)" in r.text for r in results)
     assert "buckets" not in (tmp_path / "d.tsv").read_text()
+
+
+def test_the_repl_s_toolbar_says_how_the_last_long_statement_went(tmp_path):
+    from prompt_toolkit.history import InMemoryHistory
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.plain_text import PlainTextOutput
+
+    from rayscript.repl.shell import Shell
+
+    rng = np.random.default_rng(3)
+    write_fastq(tmp_path / "r.fq", ["".join(rng.choice(list("ACGT"), 100)) for _ in range(200)])
+    screen = _Terminal()
+    progress = Progress(io.StringIO())
+    progress.show_on(screen, toolbar=True)
+    with Cluster.local(2, progress=progress) as c, create_pipe_input() as inp:
+        shell = Shell(c, input=inp, output=PlainTextOutput(io.StringIO()), history=InMemoryHistory())
+        assert shell.toolbar() is None  # nothing ran yet
+        shell.execute(f'load "{tmp_path}/r.fq" into kmers k=21\nassemble kmers into paths/c')
+        assert shell.toolbar().startswith(" last: assembled, 5 of 5 phases in ")
+    assert "\x1b[7m assembling" in screen.getvalue()
