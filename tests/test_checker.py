@@ -88,6 +88,7 @@ WITH_OPTION = {
     "combine": "combine kmers.a + kmers.b into kmers.c OPTION",
     "compare": "compare kmers.a, kmers.b OPTION",
     "matrix": 'matrix kmers.a, kmers.b to "m.tsv" OPTION',
+    "start": "cascade f(kmer) { stop }; start f(kmers) OPTION",
 }
 
 
@@ -103,6 +104,10 @@ def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_b
             good += [str(takes.hi)] if takes.hi is not None else []
             good += list(takes.words)
             bad = ["maybe", '"1"', "1.5s"] + ([str(takes.lo - 1)] if takes.lo is not None else [])
+            if takes.duration:
+                good, bad = ["1.5s", "200ms", "0"], ["maybe", '"1"', "-1"]
+            if takes.names:
+                good, bad = ["comp", "a,b"], ["1", "1.5s"]
             bad += [str(takes.hi + 1)] if takes.hi is not None else []
             for value in good:
                 assert located(template.replace("OPTION", f"{name}={value}")) == [], (word, name, value)

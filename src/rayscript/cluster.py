@@ -33,6 +33,7 @@ from .errors import (
     ScriptErrors,
 )
 from .genomics.assembly import AssemblyService
+from .genomics.cascades import CascadeService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
@@ -61,7 +62,7 @@ UNFINISHED_SECONDS = 10.0  # how long a rank told to stop waits for every rank t
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
 SERVICES = (StoreService, BulkService, KmerService, GraphService, PathService, CheckpointService, AssemblyService,
-            SetService)
+            SetService, CascadeService)
 
 
 def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,

@@ -28,7 +28,7 @@ from ..genomics.checkpoint import (
 )
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
-from ..language.syntax import Statement, Value
+from ..language.syntax import CheckContext, Statement, Value
 from ..protocol.checkpoint import CommitOrder, CopiesOrder, SaveOrder, VerifyOrder
 from ..protocol.store import MoveOrder
 from ..results import Result
@@ -223,6 +223,10 @@ class Restore(Statement, keyword="restore"):
     collective = True
 
     path: Value
+
+    def check(self, ctx: CheckContext) -> None:
+        ctx.define("%restored")  # the fields it brings back are known only when it runs
+        super().check(ctx)
 
     def run(self, cmd: Command) -> Steps:
         directory = _directory(cmd, self.path)

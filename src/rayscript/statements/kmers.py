@@ -24,7 +24,7 @@ from ..genomics.kmers import format_counts, format_table
 from ..genomics.paths import n50
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
-from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Value, whole
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, whole
 from ..protocol.base import Message
 from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
 from ..protocol.paths import PathLengthsOrder, PathWriteOrder
@@ -296,14 +296,15 @@ class Histogram(_KmersOnly, keyword="histogram"):
 
 
 class Dump(_KmersOnly, keyword="dump"):
-    syntax = "dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N]"
+    syntax = "dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N] [fields=A,B]"
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
                "Paths: write FASTA, one record per path (header: name, "
                "length, mean k-mer count), in name order (contig-1, contig-2, ...); no path to write makes an empty "
                "file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.fa"'
-    options_allowed = {"min": whole(0), "max": whole(0)}
+    options_allowed = {"min": whole(0), "max": whole(0),
+                       "fields": Takes(names=True, note="fields of the set: columns after the count")}
 
     path: Value = ""
     options: Options = ()
@@ -333,16 +334,33 @@ class Dump(_KmersOnly, keyword="dump"):
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
         kset = self.namespace
         yield from known_stats(cmd, kset)
-        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector, kset=kset))
+        fields = yield from self._fields(cmd, kset)
+        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector, kset=kset,
+                                                        columns=fields))
         offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
         written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
-            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector, kset=kset))
+            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector, kset=kset,
+            columns=fields))
         nbytes = sum(w.nbytes for w in written)
         copies = sum(s.copies for s in sizes)
         note = f"; {copies_note(copies)}" if copies else ""
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part{note})",
                        {"path": path, "bytes": nbytes, "copies": copies})]
 
+    def _fields(self, cmd: Command, kset: str) -> Generator[Any, Any, tuple[str, ...]]:
+        """The fields= option's names, each a field of the set (refused, naming its fields, if not)."""
+        given = dict(self.options).get("fields")
+        if given is None:
+            return ()
+        names = tuple(str(cmd.value(v)) for v in (given if isinstance(given, tuple) else (given,)))
+        from .cascades import set_fields
+
+        held = yield from set_fields(cmd)
+        known = held.get(kset, {})
+        for name in names:
+            if name not in known and not cmd.explaining:
+                raise ScriptError(f"{kset} has no field {name} (its fields: {', '.join(sorted(known)) or 'none'})")
+        return names
 
     def _fasta(self, cmd: Command) -> Steps:
         path = output_path(os.path.abspath(cmd.path(self.path)))
