@@ -42,6 +42,7 @@ from .genomics.sets import SetService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
+from .language.cascade import session_scope
 from .language.parser import make_key
 from .progress import ProgressDisplay
 from .protocol.core import Fatal
@@ -230,7 +231,9 @@ class Cluster:
         if text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark from an editor
         statements = parse(text, source)
-        errors = check(statements, self.size, _text(text), set(self.scope.env))
+        interp = self.interpreter
+        names, definitions = session_scope(interp.cascades, interp.fields, interp.restored)
+        errors = check(statements, self.size, _text(text), set(self.scope.env) | names, definitions)
         if len(errors) == 1:
             raise errors[0]
         if errors:

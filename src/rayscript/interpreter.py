@@ -176,7 +176,7 @@ class Interpreter:
     # --- keys ---------------------------------------------------------------------------
     def wire_key(self, key: syntax.Key, scope: Scope) -> WireKey:
         if key.is_template:
-            return self._wire_key(_substitute(key, scope))
+            return self._wire_key(substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
         memo = (key.namespace, key.ident, self.canonical.get(key.namespace, True))
         wk = self._keys.get(memo)
@@ -225,7 +225,8 @@ class Interpreter:
         self.node.spawn(task())
 
 
-def _substitute(key: syntax.Key, scope: Scope) -> syntax.Key:
+def substitute(key: syntax.Key, scope: Scope) -> syntax.Key:
+    """A key written with $variables, with their values now."""
     def sub(m: Any) -> str:
         name = m.group(1) or m.group(2)
         if name not in scope.env:

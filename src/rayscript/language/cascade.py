@@ -10,8 +10,8 @@ runs.  How a body becomes array operations over a whole batch of messages is the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from ..errors import Location, ScriptError
@@ -43,6 +43,14 @@ class Attr:
 
 
 @dataclass(frozen=True)
+class ScriptVar:
+    """``$x``: a variable of the script, whose value is taken when the cascade is started."""
+
+    name: str
+    at: Location | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class KeyLit:
     """A k-mer written as a key (``kmers/ACGT...``): a send's target."""
 
@@ -68,7 +76,7 @@ class Op:
     at: Location | None = field(default=None, compare=False)
 
 
-Expr = Union[Num, Name, Attr, KeyLit, Call, Op]  # noqa: UP007 - a runtime alias, before 3.10 too
+Expr = Union[Num, Name, Attr, KeyLit, Call, Op, ScriptVar]  # noqa: UP007 - a runtime alias, before 3.10 too
 
 # --- statements of a body -------------------------------------------------------------
 
@@ -142,6 +150,26 @@ FIELD_TYPES = ("int", "float")
 RESERVED_FIELDS = (*KMER_PROPERTIES, *TARGETS, "kmer", "kmers", "edges")
 
 
+# names in the checker's scope that carry what a script or session defined (not variables: no
+# variable is named with these characters)
+CASCADE_PREFIX = "%cascade:"
+FIELD_PREFIX = "%field:"
+RESTORED = "%restored"
+
+
+def field_name(kset: str, name: str, kind: str) -> str:
+    return f"{FIELD_PREFIX}{kset}:{name}:{kind}"
+
+
+def session_scope(cascades: Mapping[str, CascadeDef], fields: Mapping[str, Mapping[str, str]],
+                  restored: bool) -> tuple[set[str], dict[str, object]]:
+    """(names, definitions) the checker starts from in a session that defined these."""
+    names = {field_name(s, n, kind) for s, of in fields.items() for n, kind in of.items()}
+    if restored:
+        names.add(RESTORED)
+    return names, {CASCADE_PREFIX + n: d for n, d in cascades.items()}
+
+
 def join(a: str, b: str) -> str:
     """The type of a value that is one or the other: float wins over int ('num': a number of a type
     not known yet, a parameter's when a body is checked on its own)."""
@@ -209,6 +237,8 @@ class Typing:
         """The type of ``e`` ('int', 'float', 'bool', or 'kmer' for a send's target)."""
         if isinstance(e, Num):
             return "float" if isinstance(e.value, float) else "int"
+        if isinstance(e, ScriptVar):
+            return "num"
         if isinstance(e, KeyLit):
             if not target:
                 self.error(f"a k-mer key ({e.bases}) can only be a send's target", e.at)
@@ -245,6 +275,8 @@ class Typing:
 
     def number(self, e: Expr) -> str:
         t = self.expr(e)
+        if t == "kmer":
+            return "int"  # said already: k-mers are a send's targets
         if t not in ("int", "float", "num"):
             self.error(f"a number is expected here, not a {'condition' if t == 'bool' else t}", e.at)
             return "int"
@@ -375,6 +407,36 @@ def infer(cascades: Mapping[str, CascadeDef], first: str, start_types: list[str]
     for name, params in types.items():
         check_body(cascades[name], _filled(cascades[name], params), fields, signatures, errors)
     return {n: _filled(cascades[n], t) for n, t in types.items()}
+
+
+def with_values(defn: CascadeDef, value: Callable[[ScriptVar], int | float],
+                bases: Callable[[KeyLit], str]) -> CascadeDef:
+    """The cascade with the script's variables in its body replaced by their values now (numbers),
+    and keys written with variables (kmers/$seed) by their bases."""
+
+    def expr(e: Expr) -> Expr:
+        if isinstance(e, ScriptVar):
+            return Num(value(e), e.at)
+        if isinstance(e, KeyLit) and "$" in e.bases:
+            return KeyLit(bases(e), e.at)
+        if isinstance(e, (Call, Op)):
+            return replace(e, args=tuple(expr(a) for a in e.args))
+        return e
+
+    def body(sts: tuple[Body, ...]) -> tuple[Body, ...]:
+        out: list[Body] = []
+        for st in sts:
+            if isinstance(st, If):
+                out.append(replace(st, cond=expr(st.cond), then=body(st.then), orelse=body(st.orelse)))
+            elif isinstance(st, Send):
+                out.append(replace(st, target=expr(st.target), args=tuple(expr(a) for a in st.args)))
+            elif isinstance(st, (Let, SetField, Emit)):
+                out.append(replace(st, value=expr(st.value)))
+            else:
+                out.append(st)
+        return tuple(out)
+
+    return replace(defn, body=body(defn.body))
 
 
 def _filled(defn: CascadeDef, known: Mapping[str, str]) -> dict[str, str]:

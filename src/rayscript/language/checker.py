@@ -63,7 +63,11 @@ def check(statements: Iterable[syntax.Statement], size: int | None = None, text:
     ``defined``: variables defined before them; ``definitions``: cascades the session defined),
     located in ``text``."""
     errors: list[ScriptError] = []
-    _check_block(statements, Checker(size, errors, set(defined or ()), definitions=dict(definitions or {})))
+    statements = list(statements)
+    known = dict(definitions or {})
+    for st in syntax.walk(statements):  # what a script declares is known throughout (cascades send to each other)
+        known.update(st.declares())
+    _check_block(statements, Checker(size, errors, set(defined or ()), definitions=known))
     for e in errors:
         e.text = text
     return errors

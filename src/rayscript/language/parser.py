@@ -273,9 +273,14 @@ class _ToAst(Transformer):
         fn, *args = children
         return cascade.Call(str(fn), tuple(args), _loc(fn, self.source))
 
+    def e_var(self, children: list[Any]) -> cascade.ScriptVar:
+        return cascade.ScriptVar(_var(children[0]).name, _loc(children[0], self.source))
+
     def e_key(self, children: list[Any]) -> cascade.KeyLit:
         tok = children[0]
         key = self._key(tok)
+        if isinstance(key, syntax.Key) and key.is_template and is_kmers(key.namespace):
+            return cascade.KeyLit(str(key.ident), _loc(tok, self.source))
         if not isinstance(key, syntax.Key) or not is_kmers(key.namespace) or not isinstance(key.ident, str) \
                 or not _BASES_RE.fullmatch(key.ident):
             self._fail(f"a k-mer to send to is written by its bases (kmers/ACGT...), not {tok}", tok)

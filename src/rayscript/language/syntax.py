@@ -329,6 +329,11 @@ class Statement:
         raise ScriptError(f"'{self.keyword}' cannot be run")
         yield  # pragma: no cover
 
+    def declares(self) -> dict[str, object]:
+        """What the statement defines for the whole script, by name (a cascade: itself), known to the
+        checks of every statement of the script, those before it too."""
+        return {}
+
     def given_options(self) -> Options:
         """The options written in the statement, (name, value) in name order."""
         return getattr(self, "options", ())

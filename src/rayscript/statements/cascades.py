@@ -15,7 +15,7 @@ from typing import Any
 from lark import Token
 
 from ..errors import Location, ScriptError
-from ..interpreter import Command, Steps
+from ..interpreter import Command, Steps, substitute
 from ..items import KMERS, is_kmers
 from ..language import cascade as ast
 from ..language.syntax import Build, CheckContext, Key, Selector, Statement, Takes, whole
@@ -25,14 +25,7 @@ from ..store import encoding
 from .sets import set_info
 from .store import wire_selector
 
-# names in the checker's scope that carry what the script defined (not variables: they cannot be written)
-CASCADE_PREFIX = "%cascade:"
-FIELD_PREFIX = "%field:"
-RESTORED = "%restored"
-
-
-def field_name(kset: str, name: str, kind: str) -> str:
-    return f"{FIELD_PREFIX}{kset}:{name}:{kind}"
+CASCADE_PREFIX, FIELD_PREFIX, RESTORED, field_name = ast.CASCADE_PREFIX, ast.FIELD_PREFIX, ast.RESTORED, ast.field_name
 
 
 def known_fields(scope: set[str], kset: str | None = None) -> dict[str, str] | None:
@@ -137,10 +130,10 @@ class CascadeStatement(Statement, keyword="cascade"):
         at = b.location
         return cls(ast.CascadeDef(str(name), names[0], tuple(names[1:]), tuple(body), at), meta=at)
 
+    def declares(self) -> dict[str, object]:
+        return {CASCADE_PREFIX + self.defn.name: self.defn}
+
     def check(self, ctx: CheckContext) -> None:
-        defs = getattr(ctx, "definitions", None)
-        if defs is not None:
-            defs[CASCADE_PREFIX + self.defn.name] = self.defn
         known = known_cascades(ctx)
         signatures = {n: len(d.params) for n, d in known.items()}
         errors: list[ScriptError] = []
@@ -220,6 +213,9 @@ class Start(Statement, keyword="start"):
         if self.name not in cascades:
             names = ", ".join(sorted(cascades)) or "none defined"
             raise ScriptError(f"unknown cascade '{self.name}' (cascades: {names})")
+        reachable = ast.infer(cascades, self.name, ["num"] * len(cascades[self.name].params), {}, [])
+        cascades = {n: ast.with_values(cascades[n], lambda v: self._number(cmd, v), lambda key: self._bases(cmd, key))
+                    if n in reachable else cascades[n] for n in cascades}
         first = cascades[self.name]
         if len(self.args) != len(first.params):
             raise ScriptError(f"cascade {self.name} takes {len(first.params)} arguments after the k-mers, not "
@@ -239,12 +235,14 @@ class Start(Statement, keyword="start"):
             source: tuple = ("select", wire_selector(cmd, self.source))
             what = str(self.source) if self.source.field else self.kset
         else:
-            key = cmd.key(self.source)
-            bases = str(self.source.ident)
-            if key.k != k:
-                raise ScriptError(f"{self.source} has {key.k} bases and the k-mers of {self.kset} {k}")
+            made = substitute(self.source, cmd.scope) if self.source.is_template else self.source
+            bases = str(made.ident)
+            if not bases or set(bases.upper()) - set("ACGT"):
+                raise ScriptError(f"a cascade started at one k-mer names it by its bases, not {made}")
+            if len(bases) != k:
+                raise ScriptError(f"{made} has {len(bases)} bases and the k-mers of {self.kset} {k}")
             source = ("key", encoding.encode(bases.upper()))
-            what = str(self.source)
+            what = str(made)
         t0 = time.monotonic()
         try:
             replies = yield cmd.every(lambda r: StartCascade(
@@ -255,6 +253,23 @@ class Start(Statement, keyword="start"):
             raise ScriptError(f"{err.message}; fields it already set stay set") from None
         seconds = time.monotonic() - t0
         return [self._result(replies, seconds, what)]
+
+    @staticmethod
+    def _number(cmd: Command, var: ast.ScriptVar) -> int | float:
+        if var.name not in cmd.scope.env:
+            raise ScriptError(f"undefined variable ${var.name} (in a cascade: its value is taken when it starts)",
+                              var.at)
+        value = cmd.scope.env[var.name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScriptError(f"${var.name} is {value!r}: a cascade's expressions take numbers", var.at)
+        return value
+
+    @staticmethod
+    def _bases(cmd: Command, key: ast.KeyLit) -> str:
+        made = substitute(Key("kmers", key.bases), cmd.scope)
+        if not (isinstance(made.ident, str) and made.ident.isalpha()):
+            raise ScriptError(f"kmers/{key.bases} is {made}: a cascade sends to a k-mer written by its bases", key.at)
+        return made.ident.upper()
 
     def _options(self, cmd: Command) -> dict[str, Any]:
         return cmd.options(self)

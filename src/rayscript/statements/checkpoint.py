@@ -28,6 +28,7 @@ from ..genomics.checkpoint import (
 )
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
+from ..language.cascade import RESTORED
 from ..language.syntax import CheckContext, Statement, Value
 from ..protocol.checkpoint import CommitOrder, CopiesOrder, SaveOrder, VerifyOrder
 from ..protocol.store import MoveOrder
@@ -225,13 +226,14 @@ class Restore(Statement, keyword="restore"):
     path: Value
 
     def check(self, ctx: CheckContext) -> None:
-        ctx.define("%restored")  # the fields it brings back are known only when it runs
+        ctx.define(RESTORED)  # the fields it brings back are known only when it runs
         super().check(ctx)
 
     def run(self, cmd: Command) -> Steps:
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
         manifest = read_manifest(directory)
+        cmd.interpreter.restored = True  # the sets' fields now are those of the checkpoint
         n = cmd.size
         assign: list[list[tuple[str, dict[str, Any], int]]] = [[] for _ in range(n)]
         for i, entry in enumerate(manifest["files"]):  # the file of saved rank i
