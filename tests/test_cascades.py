@@ -328,6 +328,8 @@ def test_fields_in_where_get_dump_and_emit(small, tmp_path):
     c.run(f'dump kmers where hops == 3 to "{out}" fields=hops,w')
     kmer = SMALL[3:14]
     assert out.read_text() == f"{min(kmer, revcomp(kmer))}\t1\t3\t1.5\n"
+    (got,) = c.run(f"get kmers/{kmer}")
+    assert got.data["fields"] == {"hops": 3, "w": 1.5} and "hops=3 w=1.5" in got.text
     # a move carries the fields with the k-mers
     c.run("move kmers/* from 0 to 1 merge")
     assert c.run("count kmers where hops >= 10")[0].data["distinct"] == n - 10

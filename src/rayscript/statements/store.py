@@ -91,7 +91,11 @@ class Get(Statement, keyword="get"):
         shown = str(item)
         if wk.key[0] != "kmers" and shown.startswith("kmers/"):  # a k-mer of a named set: its set's name
             shown = wk.key[0] + shown[len("kmers"):]
-        return [Result("get", f"{shown}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
+        values = getattr(reply, "values", {}) or {}
+        if values:
+            shown += " " + " ".join(f"{name}={value}" for name, value in values.items())
+        return [Result("get", f"{shown}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item,
+                                                             "fields": values})]
 
 
 class _Transfer(Statement):

@@ -320,6 +320,7 @@ class KmerTable:
 
     def column_values(self, name: str, ids: Ids) -> npt.NDArray[Any]:
         """Field ``name`` of the given k-mers (the default for one not held)."""
+        self._fold()
         col = self.columns[name]
         out: npt.NDArray[Any] = np.full(len(ids), col.default, col.dtype)
         for b, sel in self._by_bucket(ids):
