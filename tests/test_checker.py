@@ -89,6 +89,7 @@ WITH_OPTION = {
     "compare": "compare kmers.a, kmers.b OPTION",
     "matrix": 'matrix kmers.a, kmers.b to "m.tsv" OPTION',
     "count": 'count paths to "nx.png" OPTION',
+    "start": "cascade f(kmer) { stop }; start f(kmers) OPTION",
 }
 # an option that only one form of its statement takes: written in that form
 FORM_OF = {
@@ -112,6 +113,10 @@ def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_b
             good += list(takes.words) + (['"genome.fa"'] if takes.path else [])
             bad = ["maybe", "1.5s"] + ([] if takes.path else ['"1"']) + ([str(takes.lo - 1)] if takes.lo is not None
                                                                           else [])
+            if takes.duration:
+                good, bad = ["1.5s", "200ms", "0"], ["maybe", '"1"', "-1"]
+            if takes.names:
+                good, bad = ["comp", "a,b"], ["1", "1.5s"]
             bad += [str(takes.hi + 1)] if takes.hi is not None else []
             for value in good:
                 assert located(template.replace("OPTION", f"{name}={value}")) == [], (word, name, value)

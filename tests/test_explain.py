@@ -58,6 +58,13 @@ CASES = [
     ('load "{reads}" into kmers.b k=11', "rename kmers.b to kmers.c"),
     ('load "{reads}" into kmers.b k=11', "drop kmers.b"),
     ('load "{reads}" into kmers.b k=11\nload "{reads}" into kmers.b2 k=11', 'query "{reads}" in kmers.b, kmers.b2'),
+    ("LOAD", "field d = -1 on kmers"),
+    ("LOAD\nfield d = -1 on kmers", "drop field d on kmers"),
+    ("", "cascade hop(kmer, d) { if kmer.d >= 0 { stop }; set kmer.d = d; send hop(kmer.next, d + 1) }"),
+    ("LOAD\nfield d = -1 on kmers\ncascade hop(kmer, d) { if kmer.d >= 0 { stop }; set kmer.d = d; "
+     "send hop(kmer.next, d + 1) }", "start hop(kmers where count >= 2, 0) max_messages=100000"),
+    ("LOAD\nfield d = -1 on kmers\ncascade hop(kmer, d) { if kmer.d >= 0 { stop }; set kmer.d = d; "
+     "send hop(kmer.next, d + 1) }", "start hop(kmers/ACGTACGGTCA, 0)"),
 ]
 
 
@@ -104,7 +111,7 @@ def test_explain_lists_exactly_the_orders_execution_sends(tmp_path, ranks, setup
         list(c.execute([st], text))
     assert sorted(plan) == sorted(orders)
     kinds = {type(s).keyword for s in syntax.walk([st])}
-    if kinds - {"let", "set", "print", "help", "for"}:
+    if kinds - {"let", "set", "print", "help", "for", "cascade"}:
         assert orders or "for" in kinds, "a statement that gives orders was explained as none"
 
 

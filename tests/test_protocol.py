@@ -10,6 +10,7 @@ from rayscript import protocol
 from rayscript.protocol import assembly as asm
 from rayscript.protocol import base, codes, core, paths
 from rayscript.protocol import bulk as mv
+from rayscript.protocol import cascades as cs
 from rayscript.protocol import checkpoint as ck
 from rayscript.protocol import graph as gr
 from rayscript.protocol import kmers as g
@@ -68,6 +69,11 @@ def test_a_code_or_a_kind_used_twice_is_refused():
         class Inside(base.Message, kind="test-inside", code=codes.FIRST_FREE - 1):
             pass
 
+def parse_cascade():
+    (st,) = parse("cascade label(kmer, l) { if kmer.count < 2 { stop }; send label(kmer.next, l + 1) }")
+    return st.defn
+
+
 def test_every_message_kind_round_trips_through_the_wire_codec():
     samples = [
         sm.PutOrder(key=("kmers", 5), item=b"xy", mode="replace"), sm.GetOrder(key=("paths", "p")),
@@ -116,6 +122,11 @@ def test_every_message_kind_round_trips_through_the_wire_codec():
         ks.CompareOrder(sets=["kmers.a", "kmers"], low=2), ks.CompareReply(distinct=[3, 4], shared=[2]),
         ks.MatrixOrder(sets=["kmers.a", "kmers.b"], path="m", header="kmer\ta\tb\n", min_sets=2, presence=True),
         ks.MatrixReply(rows=3, nbytes=40), ks.RenameOrder(old="kmers.a", new="kmers.b"), ks.DropOrder(name="kmers.a"),
+        cs.FieldOrder(kset="kmers.a", name="comp", dtype="float", default=-1.5), cs.FieldsOrder(),
+        cs.FieldsReply(held={"kmers": {"comp": ("int", -1)}}),
+        cs.StartCascade(first="label", program={"label": (parse_cascade(), {"l": "int"})}, source=("key", 27),
+                        args=(), max_messages=10, timeout=2.5, k=15),
+        cs.CascadeDone(handled=5, sent=4, dropped=1, rounds=3, started=2, emitted=[2, 3.5, 1, 2.5], stopped="x"),
     ]
     # (tests may register message kinds of their own)
     assert {type(s) for s in samples} == set(_ours())

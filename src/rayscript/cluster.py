@@ -33,6 +33,7 @@ from .errors import (
     ScriptErrors,
 )
 from .genomics.assembly import AssemblyService
+from .genomics.cascades import CascadeService
 from .genomics.checkpoint import CheckpointService
 from .genomics.graph import GraphService
 from .genomics.kmers import KmerService
@@ -41,6 +42,7 @@ from .genomics.sets import SetService
 from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
+from .language.cascade import session_scope
 from .language.parser import make_key
 from .progress import ProgressDisplay
 from .protocol.core import Fatal
@@ -61,7 +63,7 @@ UNFINISHED_SECONDS = 10.0  # how long a rank told to stop waits for every rank t
 MAX_LOCAL_RANKS = 1024  # Cluster.local: each rank is a thread (more slow every statement down steeply)
 
 SERVICES = (StoreService, BulkService, KmerService, GraphService, PathService, CheckpointService, AssemblyService,
-            SetService)
+            SetService, CascadeService)
 
 
 def _build_node(messenger: Messenger, collective: Collective | None = None, progress: ProgressDisplay | None = None,
@@ -229,7 +231,9 @@ class Cluster:
         if text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark from an editor
         statements = parse(text, source)
-        errors = check(statements, self.size, _text(text), set(self.scope.env))
+        interp = self.interpreter
+        names, definitions = session_scope(interp.cascades, interp.fields, interp.restored)
+        errors = check(statements, self.size, _text(text), set(self.scope.env) | names, definitions)
         if len(errors) == 1:
             raise errors[0]
         if errors:

@@ -152,6 +152,12 @@ class Interpreter:
         # or restored (the others are canonical)
         self.canonical: dict[str, bool] = {}
         self._keys: dict[tuple, WireKey] = {}
+        # cascades defined in this session (by 'cascade'): later statements and scripts use them
+        self.cascades: dict[str, Any] = {}
+        # fields this session made (set -> name -> int or float); None once a checkpoint was restored
+        # (its fields are known to the ranks only)
+        self.fields: dict[str, dict[str, str]] = {}
+        self.restored = False
 
     @property
     def size(self) -> int:
@@ -170,7 +176,7 @@ class Interpreter:
     # --- keys ---------------------------------------------------------------------------
     def wire_key(self, key: syntax.Key, scope: Scope) -> WireKey:
         if key.is_template:
-            return self._wire_key(_substitute(key, scope))
+            return self._wire_key(substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
         memo = (key.namespace, key.ident, self.canonical.get(key.namespace, True))
         wk = self._keys.get(memo)
@@ -198,6 +204,7 @@ class Interpreter:
             saved = self.node.timeout
             self.node.timeout = msg.settings.get("timeout", saved)
             self.canonical = dict(msg.settings.get("canonical", self.canonical))
+            self.cascades.update(msg.settings.get("cascades", {}))
             try:
                 results = yield from self.run_block(msg.statements, scope)
             except RayScriptError as err:
@@ -218,7 +225,8 @@ class Interpreter:
         self.node.spawn(task())
 
 
-def _substitute(key: syntax.Key, scope: Scope) -> syntax.Key:
+def substitute(key: syntax.Key, scope: Scope) -> syntax.Key:
+    """A key written with $variables, with their values now."""
     def sub(m: Any) -> str:
         name = m.group(1) or m.group(2)
         if name not in scope.env:
@@ -470,7 +478,8 @@ class Command:
         if rank == self.rank_id:
             return (yield from self.child(0).block(statements))
         order = RunBlock(recipient=rank, statements=statements, env=dict(self.scope.env),
-                         settings={"timeout": self.node.timeout, "canonical": dict(self.interpreter.canonical)},
+                         settings={"timeout": self.node.timeout, "canonical": dict(self.interpreter.canonical),
+                                   "cascades": dict(self.interpreter.cascades)},
                          text=self.scope.text)
         if self.plan is not None:
             yield self.order(order)

@@ -223,6 +223,17 @@ def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list
             data = pack_item(item)
             put(struct.pack("<I", len(data)))
             put(data)
+        # the set's fields (cascades): name, type, default and a value per k-mer, in id order
+        if table.columns:
+            put(struct.pack("<I", len(table.columns)))
+            for fname, col in sorted(table.columns.items()):
+                raw = fname.encode()
+                put(struct.pack("<I", len(raw)))
+                put(raw)
+                default: np.ndarray = np.array([col.default], col.dtype)
+                put(struct.pack("<B", 1 if col.kind == "float" else 0))
+                put(default.data)
+                put(np.ascontiguousarray(table.column_values(fname, ids)).data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -233,8 +244,11 @@ def write_shard(path: str, rank: int, nranks: int, table: KmerTable, named: list
             "items": per_ns, "k": table.k, "canonical": table.canonical}
 
 
+Fields = dict[str, tuple[str, Any, Any]]  # name -> (int or float, default, a value per k-mer in id order)
+
+
 def read_shard(path: str, expect: dict, rank: int | None = None, ranks: int | None = None
-               ) -> tuple[KmerTable, list]:
+               ) -> tuple[KmerTable, list, Fields]:
     """Read and verify one shard file against its manifest entry (and, given, the rank that saved
     it and the rank count): checksum, header, and what it holds."""
     name = path
@@ -287,6 +301,9 @@ def read_shard(path: str, expect: dict, rank: int | None = None, ranks: int | No
         except (KeyError, struct.error, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{name}: a named item cannot be read ({exc})") from None
         o += 4 + n
+    fields: Fields = {}
+    if o < len(data):
+        fields, o = _read_fields(data, o, nk, name)
     held = Counter(item.namespace for item in named)
     said = {ns: n for ns, n in items.items() if ns != "kmers" and n}
     if "items" in expect and held != said:
@@ -296,7 +313,30 @@ def read_shard(path: str, expect: dict, rank: int | None = None, ranks: int | No
     if not encoding.is_sorted(ids):
         raise CheckpointError(f"{name}: k-mer ids out of order")
     table.add_counted(ids, counts, edges)
-    return table, named
+    for fname, (kind, default, values) in fields.items():
+        table.add_column(fname, kind, default)
+        table.set_column_values(fname, ids, values)
+    return table, named, fields
+
+
+def _read_fields(data: bytes, o: int, nk: int, name: str) -> tuple[Fields, int]:
+    out: Fields = {}
+    try:
+        (n,) = struct.unpack_from("<I", data, o)
+        o += 4
+        for _ in range(n):
+            (size,) = struct.unpack_from("<I", data, o)
+            fname = data[o + 4:o + 4 + size].decode()
+            o += 4 + size
+            (flag,) = struct.unpack_from("<B", data, o)
+            dtype = np.float64 if flag else np.int64
+            default = np.frombuffer(data, dtype, 1, o + 1)[0].item()
+            values = np.frombuffer(data, dtype, nk, o + 9).copy()
+            o += 9 + 8 * nk
+            out[fname] = ("float" if flag else "int", default, values)
+    except (struct.error, ValueError, UnicodeDecodeError):
+        raise CheckpointError(f"{name}: truncated or damaged in its fields") from None
+    return out, o
 
 
 def _counted(per_namespace: dict) -> str:
@@ -344,8 +384,11 @@ class CheckpointService:
         table.canonical = canonical
         named = []
         differing = 0
+        saved_fields: list[tuple[Any, Fields]] = []
         for name, entry, saved_by in files:
-            t, items = read_shard(shard_path(msg.directory, name), entry, saved_by, msg.ranks)
+            t, items, fields = read_shard(shard_path(msg.directory, name), entry, saved_by, msg.ranks)
+            if fields:
+                saved_fields.append((t.extract(("all",))[0], fields))
             if extra is not None and len(t):
                 ids, counts, edges = t.extract(("all",))
                 mine = owners(ids, msg.ranks) == saved_by
@@ -360,6 +403,11 @@ class CheckpointService:
                 ids, counts, edges = t.extract(("all",))
                 differing += len(table.add_distinct(ids, counts, edges))
             named.extend(items)
+        for ids, fields in saved_fields:  # the fields of the k-mers kept here (copies elsewhere: the default)
+            for fname, (kind, default, values) in fields.items():
+                if fname not in table.columns:
+                    table.add_column(fname, kind, default)
+                table.set_column_values(fname, ids, values)
         return table, named, differing
 
     def on_verify(self, msg: VerifyOrder) -> None:

@@ -75,7 +75,16 @@ def format_table(ids: Ids, k: int, columns: Sequence[npt.ArrayLike]) -> bytes:
     pieces = [encoding.decode_array(ids, k)]
     keeps = [np.ones((n, k), bool)]
     for values in columns:
-        values = np.asarray(values).astype(np.int64)
+        values = np.asarray(values)
+        if values.dtype.kind == "f" or (len(values) and int(values.min()) < 0):
+            # a field's values (signed, or floats): their text, as a matrix of bytes padded with zeros
+            text = np.char.mod("%d" if values.dtype.kind != "f" else "%.10g", values).astype("S")
+            width = text.dtype.itemsize
+            chars = text.view(np.uint8).reshape(n, width)
+            pieces += [np.full((n, 1), 9, np.uint8), chars]
+            keeps += [np.ones((n, 1), bool), chars != 0]
+            continue
+        values = values.astype(np.int64)
         ndig = np.maximum(np.floor(np.log10(np.maximum(values, 1))).astype(np.int64) + 1, 1)
         width = int(ndig.max())
         digits = np.zeros((n, width), dtype=np.uint8)
@@ -432,14 +441,25 @@ class KmerService:
             else:
                 yield ids, counts, 0
 
+    @staticmethod
+    def _rows(table: KmerTable, ids: Ids, counts: Counts, fields: tuple) -> bytes:
+        """K-mer, count and the given fields, tab-separated, a line each."""
+        missing = [f for f in fields if f not in table.columns]
+        if missing and len(ids):
+            raise RayScriptError(f"no field {missing[0]} here (make one with 'field {missing[0]} = 0 on ...')")
+        return format_table(ids, table.k or 0, [counts, *(table.column_values(f, ids) for f in fields)])
+
     def on_dump_size(self, msg: DumpSizeOrder) -> None:
         self._without_copies(msg, self._dump_size)
 
     def _dump_size(self, msg: DumpSizeOrder, copies: Copies) -> None:
         table = self.table(msg)
         k, size, left = table.k or 0, 0, 0
-        for _ids, counts, out in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
-            size += formatted_size(counts, k)
+        for ids, counts, out in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
+            if msg.columns:
+                size += len(self._rows(table, ids, counts, msg.columns))
+            else:
+                size += formatted_size(counts, k)
             left += out
         self.node.reply(msg, SizeReply(nbytes=size, k=table.k, copies=left))
 
@@ -456,7 +476,7 @@ class KmerService:
         try:
             offset = msg.offset
             for b, (ids, counts, _) in enumerate(self._selected(table, msg.lo, msg.hi, msg.selector, copies[0])):
-                data = format_counts(ids, counts, k)
+                data = self._rows(table, ids, counts, msg.columns) if msg.columns else format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)
                     offset += len(data)

@@ -22,8 +22,11 @@ class Checker:
     size (None if unknown), and ``error()`` to report a problem at the statement."""
 
     def __init__(self, size: int | None, errors: list[ScriptError], scope: set[str], in_parallel: bool = False,
-                 ranges: dict[str, tuple[int, int]] | None = None) -> None:
+                 ranges: dict[str, tuple[int, int]] | None = None,
+                 definitions: dict[str, object] | None = None) -> None:
         self.size = size
+        # what the script (and the session before it) defined beyond variables: cascades, by name
+        self.definitions: dict[str, object] = definitions if definitions is not None else {}
         self.errors = errors
         self.scope = scope
         self.in_parallel = in_parallel
@@ -50,16 +53,21 @@ class Checker:
         inner_ranges = {n: r for n, r in self.ranges.items() if n not in extra}
         inner_ranges.update(ranges or {})
         inner = Checker(self.size, self.errors, set(self.scope) | set(extra),
-                             self.in_parallel if in_parallel is None else in_parallel, inner_ranges)
+                        self.in_parallel if in_parallel is None else in_parallel, inner_ranges, self.definitions)
         _check_block(statements, inner)
 
 
 def check(statements: Iterable[syntax.Statement], size: int | None = None, text: str | None = None,
-          defined: set[str] | None = None) -> list[ScriptError]:
+          defined: set[str] | None = None, definitions: dict[str, object] | None = None) -> list[ScriptError]:
     """Every problem the static checks find in ``statements`` (on ``size`` ranks, when known;
-    ``defined``: variables defined before them), located in ``text``."""
+    ``defined``: variables defined before them; ``definitions``: cascades the session defined),
+    located in ``text``."""
     errors: list[ScriptError] = []
-    _check_block(statements, Checker(size, errors, set(defined or ())))
+    statements = list(statements)
+    known = dict(definitions or {})
+    for st in syntax.walk(statements):  # what a script declares is known throughout (cascades send to each other)
+        known.update(st.declares())
+    _check_block(statements, Checker(size, errors, set(defined or ()), definitions=known))
     for e in errors:
         e.text = text
     return errors

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from functools import cached_property, lru_cache
 from importlib import resources
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, cast
 
 import lark
 from lark import Lark, Token, Transformer, Tree
@@ -28,7 +28,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken, Vis
 from ..errors import Location, ScriptError, ScriptSyntaxError
 from ..items import is_kmers
 from ..store.encoding import MAX_K
-from . import syntax
+from . import cascade, syntax
 
 # blocks nested deeper than this are refused (each level costs Python stack when run)
 MAX_NESTING = 64
@@ -151,6 +151,10 @@ class _ToAst(Transformer):
         self._value_at = children[0]
         return int(children[0])
 
+    def float_value(self, children: list[Any]) -> float:
+        self._value_at = children[0]
+        return float(children[0])
+
     def str_value(self, children: list[Any]) -> str:
         self._value_at = children[0]
         raw = str(children[0])[1:-1]
@@ -187,9 +191,10 @@ class _ToAst(Transformer):
         namespace, name, op, value = children
         if not is_kmers(str(namespace)):
             self._fail(f"conditions select k-mers ('kmers where count >= 10'), not {namespace}", namespace)
-        if str(name) != "count":
-            self._fail(f"k-mers can be selected by 'count', not '{name}'", name)
-        return syntax.Selector(str(namespace), field="count", op=str(op), value=value)
+        if str(name) in ("id", "edges", "kmer", "kmers"):
+            self._fail(f"k-mers can be selected by 'count' or by a field ('field NAME = 0 on kmers'), not "
+                       f"'{name}'", name)
+        return syntax.Selector(str(namespace), field=str(name), op=str(op), value=value)
 
     def _key(self, tok: Token) -> syntax.Key | syntax.Selector:
         try:
@@ -202,7 +207,8 @@ class _ToAst(Transformer):
         return str(children[0])
 
     def option(self, children: list[Any]) -> Option:
-        name, value = children
+        name, *values = children
+        value = values[0] if len(values) == 1 else tuple(values)  # name=a,b,c: a tuple of values
         return Option(str(name), value, name, self._value_at or name)
 
     def string_list(self, children: list[Any]) -> tuple[Any, ...]:
@@ -214,8 +220,115 @@ class _ToAst(Transformer):
     def block(self, children: list[Any]) -> tuple[syntax.Statement, ...]:
         return tuple(children)
 
-    def start(self, children: list[Any]) -> list[syntax.Statement]:
+    def script(self, children: list[Any]) -> list[syntax.Statement]:
         return list(children)
+
+    # --- cascade bodies (rayscript.language.cascade) -------------------------------
+    def _at(self, meta: Any) -> Location:
+        return _loc(meta, self.source)
+
+    @lark.v_args(meta=True)
+    def c_block(self, meta: Any, children: list[Any]) -> tuple[Any, ...]:
+        return tuple(children)
+
+    @lark.v_args(meta=True)
+    def c_let(self, meta: Any, children: list[Any]) -> cascade.Let:
+        return cascade.Let(str(children[0]), children[1], self._at(meta))
+
+    @lark.v_args(meta=True)
+    def c_if(self, meta: Any, children: list[Any]) -> cascade.If:
+        cond, then, orelse = children
+        if isinstance(orelse, cascade.If):
+            orelse = (orelse,)
+        return cascade.If(cond, then, orelse or (), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def c_stop(self, meta: Any, children: list[Any]) -> cascade.Stop:
+        return cascade.Stop(self._at(meta))
+
+    @lark.v_args(meta=True)
+    def c_set(self, meta: Any, children: list[Any]) -> cascade.SetField:
+        obj, name, value = children
+        return cascade.SetField(str(obj), str(name), value, self._at(meta))
+
+    @lark.v_args(meta=True)
+    def c_send(self, meta: Any, children: list[Any]) -> cascade.Send:
+        name, target, *args = children
+        return cascade.Send(str(name), target, tuple(args), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def c_emit(self, meta: Any, children: list[Any]) -> cascade.Emit:
+        return cascade.Emit(children[0], self._at(meta))
+
+    def e_int(self, children: list[Any]) -> cascade.Num:
+        return cascade.Num(int(children[0]), _loc(children[0], self.source))
+
+    def e_float(self, children: list[Any]) -> cascade.Num:
+        return cascade.Num(float(children[0]), _loc(children[0], self.source))
+
+    def e_name(self, children: list[Any]) -> cascade.Name:
+        return cascade.Name(str(children[0]), _loc(children[0], self.source))
+
+    def e_attr(self, children: list[Any]) -> cascade.Attr:
+        obj, attr = children
+        return cascade.Attr(str(obj), str(attr), _loc(obj, self.source))
+
+    def e_call(self, children: list[Any]) -> cascade.Call:
+        fn, *args = children
+        return cascade.Call(str(fn), tuple(args), _loc(fn, self.source))
+
+    def e_var(self, children: list[Any]) -> cascade.ScriptVar:
+        return cascade.ScriptVar(_var(children[0]).name, _loc(children[0], self.source))
+
+    def e_key(self, children: list[Any]) -> cascade.KeyLit:
+        tok = children[0]
+        key = self._key(tok)
+        if isinstance(key, syntax.Key) and key.is_template and is_kmers(key.namespace):
+            return cascade.KeyLit(str(key.ident), _loc(tok, self.source))
+        if not isinstance(key, syntax.Key) or not is_kmers(key.namespace) or not isinstance(key.ident, str) \
+                or not _BASES_RE.fullmatch(key.ident):
+            self._fail(f"a k-mer to send to is written by its bases (kmers/ACGT...), not {tok}", tok)
+        return cascade.KeyLit(str(key.ident).upper(), _loc(tok, self.source))
+
+    @lark.v_args(meta=True)
+    def e_or(self, meta: Any, children: list[Any]) -> cascade.Op:
+        return cascade.Op("or", (children[0], children[1]), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def e_and(self, meta: Any, children: list[Any]) -> cascade.Op:
+        return cascade.Op("and", (children[0], children[1]), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def e_not(self, meta: Any, children: list[Any]) -> cascade.Op:
+        return cascade.Op("not", (children[0],), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def e_cmp(self, meta: Any, children: list[Any]) -> cascade.Op:
+        left, op, right = children
+        return cascade.Op(str(op), (left, right), self._at(meta))
+
+    def _binary(self, meta: Any, children: list[Any]) -> cascade.Op:
+        left, op, right = children
+        if str(op) == "~":
+            self._fail("'~' is an operator of set expressions (combine), not of numbers", op)
+        return cascade.Op(str(op), (left, right), self._at(meta))
+
+    @lark.v_args(meta=True)
+    def e_add(self, meta: Any, children: list[Any]) -> cascade.Op:
+        return self._binary(meta, children)
+
+    @lark.v_args(meta=True)
+    def e_mul(self, meta: Any, children: list[Any]) -> cascade.Op:
+        return self._binary(meta, children)
+
+    @lark.v_args(meta=True)
+    def e_neg(self, meta: Any, children: list[Any]) -> cascade.Expr:
+        op, value = children
+        if str(op) == "+":
+            return cast("cascade.Expr", value)
+        if str(op) != "-":
+            self._fail(f"'{op}' cannot stand before a number ('-' can)", op)
+        return cascade.Op("-", (value,), self._at(meta))
 
 
 # names a set may not take: files and tables show a set by its name without 'kmers.' (the default set
@@ -354,7 +467,7 @@ class Parser:
         # building takes half a second (lark checks every pair of terminals): parsing loads the
         # built parser from the cache; the strict check (the test suite's) always builds.  An
         # optional part written [...] gives None when left out: a statement's children have places.
-        return Lark(grammar, parser="lalr", propagate_positions=True, strict=strict,
+        return Lark(grammar, parser="lalr", start="script", propagate_positions=True, strict=strict,
                     maybe_placeholders=True, cache=False if strict else _cache_file(grammar))
 
     @cached_property
@@ -428,7 +541,7 @@ class Parser:
             names -= {"INT", "VAR"}
             words.append("a rank number or $variable")
         if {"INT", "STRING", "VAR", "KEY"} <= names:
-            names -= {"INT", "STRING", "VAR", "KEY", "NAME", "DURATION"}
+            names -= {"INT", "STRING", "VAR", "KEY", "NAME", "DURATION", "FLOAT"}
             words.append("a value")
         described = _terminal_words()
         options = self._options_of(statement) if "NAME" in names else ""
@@ -532,6 +645,10 @@ def _terminal_words() -> dict[str, str]:
     listed = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
     return {
         "INT": "a number",
+        "FLOAT": "a number with a point (0.5)",
+        "MULOP": "an operator (+, -, *, / or %)",
+        "STAR": "'*'",
+        "COMPARE": "a comparison (>=, <=, ==, !=, > or <)",
         "VAR": "a $variable",
         "KEY": "a key such as kmers/19123890",
         "STRING": 'a quoted "string"',

@@ -111,7 +111,7 @@ class Selector:
         return f"{self.namespace}/{self.prefix}*"
 
 
-Value = int | str | Var | Key | Word | Duration
+Value = int | float | str | Var | Key | Word | Duration | tuple[Any, ...]
 Rank = int | Var
 Options = tuple[tuple[str, Value], ...]
 
@@ -146,8 +146,14 @@ class Takes:
     note: str = ""
     ranges: bool = False  # also FROM..TO (two whole numbers in the bounds, FROM <= TO): a tuple
     path: bool = False  # a file's path in quotes
+    names: bool = False  # takes names (a word, or several: a,b,c), checked when the statement runs
+    duration: bool = False  # takes a duration (30s, 5m, 200ms), given in seconds
 
     def __str__(self) -> str:
+        if self.names:
+            return f"names ({self.note})" if self.note else "names"
+        if self.duration:
+            return "a duration such as 30s or 5m"
         parts = ["a file path in quotes"] if self.path else []
         if self.lo is not None:
             parts.append(f"a whole number from {self.lo} to {self.hi}" if self.hi is not None
@@ -174,6 +180,15 @@ class Takes:
     def convert(self, name: str, value: Any, shown: str | None = None) -> Any:
         """``value`` as the statement uses it (an int, a word in lower case, a bool for true/false);
         a ScriptError saying what ``name=`` takes when it does not fit."""
+        if self.duration:
+            if isinstance(value, float) or (type(value) is int and value >= 0):
+                return float(value)
+            raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
+        if self.names:
+            values = value if isinstance(value, tuple) else (value,)
+            if all(isinstance(v, (str, Word)) for v in values):
+                return value
+            raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
         if self.truth and isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in self.words:
@@ -325,6 +340,11 @@ class Statement:
         types it as the Command it is.)"""
         raise ScriptError(f"'{self.keyword}' cannot be run")
         yield  # pragma: no cover
+
+    def declares(self) -> dict[str, object]:
+        """What the statement defines for the whole script, by name (a cascade: itself), known to the
+        checks of every statement of the script, those before it too."""
+        return {}
 
     def given_options(self) -> Options:
         """The options written in the statement, (name, value) in name order."""

@@ -55,6 +55,8 @@ class BulkChunk(Message, kind="bulk-chunk"):
     what: str = ""
     kset: str = "kmers"
     canonical: bool = True
+    # the set's fields, (name, int or float, default): after a bucket's three buffers, one per field
+    columns: tuple = ()
 
 
 @dataclass(kw_only=True)

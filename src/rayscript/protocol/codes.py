@@ -26,6 +26,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
                    "restore-copies", "copies-placed"),
     "sets": ("sets", "sets-reply", "combine", "combined", "compare", "compared", "matrix", "matrix-written",
              "rename-set", "drop-set"),
+    "cascades": ("field-order", "fields-order", "start-cascade", "fields-reply", "cascade-done"),
 }
 
 # codes from FIRST_FREE up are free for messages defined outside the package (tests, extensions),

@@ -110,6 +110,7 @@ class DumpSizeOrder(Message, kind="dump-size"):
     lo: int = 1
     hi: int | None = None
     selector: tuple = ("all",)
+    columns: tuple = ()  # fields written after the count
 
     def cascade(self) -> list[str]:
         return [COPIES_CASCADE.format(rank=self.recipient),
@@ -125,6 +126,7 @@ class DumpWriteOrder(Message, kind="dump-write"):
     lo: int = 1
     hi: int | None = None
     selector: tuple = ("all",)
+    columns: tuple = ()  # fields written after the count
 
     def cascade(self) -> list[str]:
         return [COPIES_CASCADE.format(rank=self.recipient), f"(rank {self.recipient} writes its part at its offset)",

@@ -14,6 +14,7 @@ from .core import Ack
 class ItemReply(Message, kind="item-reply", reply=True):
     key: tuple = ()
     item: bytes = b""
+    values: dict = field(default_factory=dict)  # a k-mer's fields (cascades), by name
 
 
 @dataclass(kw_only=True)

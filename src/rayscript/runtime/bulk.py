@@ -77,11 +77,14 @@ class BulkService:
             group.append(part)
             size += len(part[1])
         groups.append(group)
+        columns = tuple((name, col.kind, col.default) for name, col in sorted(table.columns.items()))
         for seq, group in enumerate(groups):
             chunk = BulkChunk(recipient=msg.target, commander=msg.commander, request=msg.request, seq=seq,
                               k=table.k, buckets=tuple(b for b, *_ in group), kset=msg.kset,
-                              canonical=table.canonical, last=seq == len(groups) - 1, mode=msg.mode, what=msg.what)
-            chunk.buffers = [a for _, ids, counts, edges in group for a in (ids, counts, edges)]
+                              canonical=table.canonical, last=seq == len(groups) - 1, mode=msg.mode, what=msg.what,
+                              columns=columns)
+            chunk.buffers = [a for _, ids, counts, edges in group
+                             for a in (ids, counts, edges, *(table.column_values(c[0], ids) for c in columns))]
             self.node.send(chunk)
 
     def on_chunk(self, msg: BulkChunk) -> None:
@@ -103,15 +106,17 @@ class BulkService:
                 table.set_k(msg.k)
                 table.canonical = msg.canonical
         bufs: list = msg.buffers or []
-        for b, ids, counts, edges in zip(msg.buckets, bufs[0::3], bufs[1::3], bufs[2::3]):
+        width = 3 + len(msg.columns)
+        for i, b in enumerate(msg.buckets):
+            ids, counts, edges, *values = bufs[i * width:(i + 1) * width]
             state["items"] += len(ids)
             if state["failed"]:
                 continue
             if state["direct"]:
-                self._apply_counted(state, msg, b, ids, counts, edges)
+                self._apply_counted(state, msg, b, ids, counts, edges, values)
             else:
                 state["conflicts"] += int(table.present(ids).sum())
-                state["staged"].append((b, ids, counts, edges))
+                state["staged"].append((b, ids, counts, edges, values))
         if not msg.last:
             return
         del self.incoming[key]
@@ -133,15 +138,20 @@ class BulkService:
         self.node.send(reply)
 
     def _apply_counted(self, state: dict[str, Any], msg: BulkChunk, b: int, ids: Ids, counts: Counts,
-                       edges: Edges) -> bool:
-        """Apply one bucket's part; on an error (say, out of memory) note how far the copy got
-        and stop."""
+                       edges: Edges, values: list | None = None) -> bool:
+        """Apply one bucket's part (and its fields' values); on an error (say, out of memory) note
+        how far the copy got and stop."""
         try:
             table = self.store.made(msg.kset)
+            given = ids.copy() if msg.columns else ids  # the table may take the buffer over and write in it
             if msg.mode == "distinct":
                 state["kept"].append(table.add_distinct(ids, counts, edges))
             else:
                 self._apply(table, msg.mode, b, ids, counts, edges, msg.buffer_room)
+            for (name, kind, default), column in zip(msg.columns, values or []):
+                if name not in table.columns:
+                    table.add_column(name, kind, default)
+                table.set_column_values(name, given, column)
         except Exception as exc:
             done = state["applied"]
             state["failed"] = (f"rank {self.node.rank} could not store the copy ({type(exc).__name__}: {exc}); "

@@ -58,6 +58,11 @@ class Collective:
         """Element-wise sum of an int64 vector over every rank."""
         raise NotImplementedError
 
+    def exchange_known(self, buf: np.ndarray, send_counts: npt.NDArray[np.int64],
+                       recv_counts: npt.NDArray[np.int64]) -> list[np.ndarray]:
+        """:meth:`exchange` when every rank already knows how much it gets from each (saves a step)."""
+        return self.exchange(buf, send_counts)
+
 
 def _polite_wait(req: MPI.Request, aborted: Callable[[], None] | None = None, patience: float | None = None) -> None:
     """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
@@ -125,10 +130,16 @@ class MPICollective(Collective):
         return self.exchange(np.concatenate(arrays) if len(arrays) > 1 else arrays[0], [len(a) for a in arrays])
 
     def exchange(self, sendbuf: np.ndarray, counts: Sequence[int] | npt.NDArray[np.integer[Any]]) -> list[np.ndarray]:
-        dtype = sendbuf.dtype
         send_counts = np.asarray(counts, dtype=np.int64)
         recv_counts = np.empty(self.size, dtype=np.int64)
         self._wait(self.comm.Ialltoall(send_counts, recv_counts), send_counts, recv_counts)
+        return self.exchange_known(sendbuf, send_counts, recv_counts)
+
+    def exchange_known(self, sendbuf: np.ndarray, send_counts: npt.NDArray[np.int64],
+                       recv_counts: npt.NDArray[np.int64]) -> list[np.ndarray]:
+        dtype = sendbuf.dtype
+        send_counts = np.asarray(send_counts, dtype=np.int64)
+        recv_counts = np.asarray(recv_counts, dtype=np.int64)
         sendbuf = np.ascontiguousarray(sendbuf)
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))

@@ -26,6 +26,7 @@ from ..protocol.store import (
     StatsReply,
     Stored,
 )
+from ..store import encoding
 from .node import Node
 from .shard import ItemExists
 
@@ -73,7 +74,13 @@ class StoreService:
     def on_get(self, msg: GetOrder) -> None:
         data = self._held(msg)
         if data is not None:
-            self.node.reply(msg, ItemReply(key=msg.key, item=data))
+            reply = ItemReply(key=msg.key, item=data)
+            ns, ident = msg.key
+            table = self.store.sets.get(ns) if isinstance(ident, int) else None
+            if table is not None and table.columns:
+                ids = encoding.ids_array([ident], table.k)
+                reply.values = {name: table.column_values(name, ids)[0].item() for name in sorted(table.columns)}
+            self.node.reply(msg, reply)
 
     def on_copy(self, msg: CopyOrder) -> None:
         data = self._held(msg)

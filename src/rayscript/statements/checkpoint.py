@@ -28,7 +28,8 @@ from ..genomics.checkpoint import (
 )
 from ..interpreter import Command, Steps
 from ..items import BY_NAMESPACE
-from ..language.syntax import Statement, Value
+from ..language.cascade import RESTORED
+from ..language.syntax import CheckContext, Statement, Value
 from ..protocol.checkpoint import CommitOrder, CopiesOrder, SaveOrder, VerifyOrder
 from ..protocol.store import MoveOrder
 from ..results import Result
@@ -224,10 +225,15 @@ class Restore(Statement, keyword="restore"):
 
     path: Value
 
+    def check(self, ctx: CheckContext) -> None:
+        ctx.define(RESTORED)  # the fields it brings back are known only when it runs
+        super().check(ctx)
+
     def run(self, cmd: Command) -> Steps:
         directory = _directory(cmd, self.path)
         t0 = time.monotonic()
         manifest = read_manifest(directory)
+        cmd.interpreter.restored = True  # the sets' fields now are those of the checkpoint
         n = cmd.size
         assign: list[list[tuple[str, dict[str, Any], int]]] = [[] for _ in range(n)]
         for i, entry in enumerate(manifest["files"]):  # the file of saved rank i

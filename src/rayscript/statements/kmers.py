@@ -439,7 +439,7 @@ def spectrum_notes(model: SpectrumModel) -> list[str]:
 
 class Dump(_KmersOnly, keyword="dump"):
     syntax = ("dump kmers|kmers.NAME|SELECTOR|paths|paths/NAME|paths/PREFIX* to \"FILE\" [min=N] [max=N] "
-              "[headers=bcalm]")
+              "[fields=A,B] [headers=bcalm]")
     summary = ("K-mers: write SEQUENCE<TAB>COUNT lines, each k-mer once however many ranks hold it. "
                "Paths: the format by FILE's extension: .gfa writes a GFA1 graph (H, then an S line per path with "
                "LN:i:, KC:i: and dp:f:, then an L line per link: paths whose ends overlap by k - 1 bases, "
@@ -449,7 +449,8 @@ class Dump(_KmersOnly, keyword="dump"):
                "no path to write makes an empty file, and says so. Every rank writes its own part "
                "of the file. An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.gfa"'
-    options_allowed = {"min": whole(0), "max": whole(0), "headers": Takes(words=("bcalm", "plain"))}
+    options_allowed = {"min": whole(0), "max": whole(0), "headers": Takes(words=("bcalm", "plain")),
+                       "fields": Takes(names=True, note="fields of the set: columns after the count")}
 
     path: Value = ""
     options: Options = ()
@@ -462,8 +463,8 @@ class Dump(_KmersOnly, keyword="dump"):
         namespace = str(getattr(what, "namespace", what))
         options = b.options(cls, children)
         if namespace == "paths":
-            if any(n in ("min", "max") for n, _ in options):
-                b.fail("'dump' of paths takes no min=/max=")
+            if any(n in ("min", "max", "fields") for n, _ in options):
+                b.fail("'dump' of paths takes no min=/max=/fields= (those are for k-mers)")
             return cls("paths", path, options, what if isinstance(what, Selector) else None,
                        what if isinstance(what, Key) else None, meta=b.location)
         if isinstance(what, Key):
@@ -482,15 +483,33 @@ class Dump(_KmersOnly, keyword="dump"):
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
         kset = self.namespace
         yield from known_stats(cmd, kset)
-        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector, kset=kset))
+        fields = yield from self._fields(cmd, kset)
+        sizes = yield cmd.every(lambda r: DumpSizeOrder(recipient=r, lo=lo, hi=hi, selector=selector, kset=kset,
+                                                        columns=fields))
         offsets = np.concatenate(([0], np.cumsum([s.nbytes for s in sizes])))
         written = yield from _write_in_parts(cmd, path, int(offsets[-1]), lambda r, tmp: DumpWriteOrder(
-            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector, kset=kset))
+            recipient=r, path=tmp, offset=int(offsets[r]), lo=lo, hi=hi, selector=selector, kset=kset,
+            columns=fields))
         nbytes = sum(w.nbytes for w in written)
         copies = sum(s.copies for s in sizes)
         note = f"; {copies_note(copies)}" if copies else ""
         return [Result("dump", f"wrote {nbytes:,} bytes to {path} (each rank wrote its own part{note})",
                        {"path": path, "bytes": nbytes, "copies": copies})]
+
+    def _fields(self, cmd: Command, kset: str) -> Generator[Any, Any, tuple[str, ...]]:
+        """The fields= option's names, each a field of the set (refused, naming its fields, if not)."""
+        given = dict(self.options).get("fields")
+        if given is None:
+            return ()
+        names = tuple(str(cmd.value(v)) for v in (given if isinstance(given, tuple) else (given,)))
+        from .cascades import set_fields
+
+        held = yield from set_fields(cmd)
+        known = held.get(kset, {})
+        for name in names:
+            if name not in known and not cmd.explaining:
+                raise ScriptError(f"{kset} has no field {name} (its fields: {', '.join(sorted(known)) or 'none'})")
+        return names
 
     def _paths(self, cmd: Command) -> Steps:
         path = output_path(os.path.abspath(cmd.path(self.path)))

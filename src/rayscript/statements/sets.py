@@ -118,7 +118,7 @@ def _expr(b: Build, tree: Any) -> setops.Expr:
     if isinstance(tree, Token):
         return setops.Operand(_set(b, tree, "combine"))
     if isinstance(tree, Tree) and tree.data == "set_term":
-        left, right = tree.children
+        left, _star, right = tree.children
         return setops.Operation("*", _expr(b, left), _expr(b, right))
     if isinstance(tree, Tree) and tree.data == "set_expr":
         left, op, right = tree.children
@@ -389,19 +389,28 @@ class Rename(Statement, keyword="rename"):
 
 
 class Drop(Statement, keyword="drop"):
-    syntax = "drop kmers.NAME"
-    summary = "Remove a set and free its memory on every rank (drop kmers empties the default set)."
+    syntax = "drop kmers.NAME | drop field NAME on kmers.NAME"
+    summary = ("Remove a set and free its memory on every rank (drop kmers empties the default set); or remove "
+               "a field of every k-mer of a set.")
     example = "drop kmers.somatic"
     collective = True
 
     name: str = ""
+    field: str | None = None
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Drop:
+        if len(children) == 2:
+            field, name = children
+            return cls(_set(b, name, "drop field"), str(field), meta=b.location)
         (name,) = children
         return cls(_set(b, name, "drop"), meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
+        if self.field is not None:
+            from .cascades import drop_field
+
+            return (yield from drop_field(cmd, self.name, self.field))
         held = yield from _every_set(cmd)
         if self.name not in held and not cmd.explaining:
             raise ScriptError(unknown_set(self.name, list(held)))

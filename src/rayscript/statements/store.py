@@ -28,7 +28,13 @@ def kmer_selector(b: Build, key: object, word: str) -> None:
 
 
 def wire_selector(cmd: Command, sel: Selector) -> tuple[Any, ...]:
-    """A selector as the shards read it: ("all",), ("prefix", bases) or ("count", op, value)."""
+    """A selector as the shards read it: ("all",), ("prefix", bases), ("count", op, value) or
+    ("field", name, op, value)."""
+    if sel.field is not None and sel.field != "count":
+        value = cmd.value(sel.value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScriptError(f"field {sel.field} is compared with a number, not {value!r}")
+        return ("field", sel.field, sel.op, value)
     if sel.field is not None:
         value = cmd.value(sel.value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -85,7 +91,11 @@ class Get(Statement, keyword="get"):
         shown = str(item)
         if wk.key[0] != "kmers" and shown.startswith("kmers/"):  # a k-mer of a named set: its set's name
             shown = wk.key[0] + shown[len("kmers"):]
-        return [Result("get", f"{shown}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item})]
+        values = getattr(reply, "values", {}) or {}
+        if values:
+            shown += " " + " ".join(f"{name}={value}" for name, value in values.items())
+        return [Result("get", f"{shown}  (on rank {rank})", {"key": str(wk), "rank": rank, "item": item,
+                                                             "fields": values})]
 
 
 class _Transfer(Statement):

@@ -179,6 +179,30 @@ class OccurrenceBuffer:
         self.pages = np.empty((0, self.PAGE), np.uint64)
 
 
+class Column:
+    """A field of every k-mer of a table (``field NAME = DEFAULT on SET``): one array per bucket,
+    int64 or float64.  A bucket's values are aligned with its ids as they were when the values were
+    last written (``basis``); the table's operations replace a bucket's arrays rather than change
+    them in place, so when the ids have changed since (a load, a copy in, a delete) the values are
+    carried over by id on the next look, and a k-mer new to the bucket gets the default."""
+
+    __slots__ = ("basis", "default", "kind", "parts")
+
+    def __init__(self, kind: str, default: int | float, table: KmerTable) -> None:
+        self.kind = kind
+        self.default = default
+        dtype = self.dtype
+        self.parts: list[npt.NDArray[Any]] = [np.full(len(a), default, dtype) for a in table.ids]
+        self.basis: list[Ids] = list(table.ids)
+
+    @property
+    def dtype(self) -> type:
+        return np.float64 if self.kind == "float" else np.int64
+
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+
 class KmerTable:
     def __init__(self, k: int | None = None):
         self.k: int | None = k
@@ -200,6 +224,8 @@ class KmerTable:
         self.single: dict[int, tuple[int, int]] = {}
         # buckets whose arrays are lent to a bulk send in flight: copied before any in-place write
         self.lent: dict[int, int] = {}
+        # fields of every k-mer (cascades written in the language), by name
+        self.columns: dict[str, Column] = {}
 
     def empty_ids(self) -> Ids:
         return encoding.empty_ids(self.k)
@@ -252,6 +278,78 @@ class KmerTable:
         edges = np.array([e for _, (_c, e) in items], np.uint8)
         self._add_sorted(ids, counts, edges)
 
+    # --- fields ----------------------------------------------------------------
+    def add_column(self, name: str, kind: str, default: int | float) -> None:
+        """A field of every k-mer; an existing one of the same kind keeps its values."""
+        self._fold()
+        old = self.columns.get(name)
+        if old is not None and old.kind == kind:
+            old.default = default
+            return
+        self.columns[name] = Column(kind, default, self)
+
+    def column(self, name: str, b: int) -> npt.NDArray[Any]:
+        """Bucket b's values of field ``name``, aligned with its ids."""
+        col = self.columns[name]
+        ids = self.ids[b]
+        if col.basis[b] is not ids:
+            old, values = col.basis[b], col.parts[b]
+            out: npt.NDArray[Any] = np.full(len(ids), col.default, col.dtype)
+            if len(old) and len(ids):
+                pos = np.searchsorted(old, ids)
+                at = np.minimum(pos, len(old) - 1)
+                hit = (pos < len(old)) & (old[at] == ids)
+                out[hit] = values[at[hit]]
+            col.parts[b], col.basis[b] = out, ids
+        return col.parts[b]
+
+    def column_flat(self, name: str) -> npt.NDArray[Any]:
+        """Field ``name`` of every k-mer, in the order of the buckets (a copy)."""
+        self._fold()
+        return np.concatenate([self.column(name, b) for b in range(NBUCKETS)])
+
+    def set_column_flat(self, name: str, values: npt.NDArray[Any]) -> None:
+        """Write field ``name`` of every k-mer, in the order of the buckets."""
+        col = self.columns[name]
+        start = 0
+        for b in range(NBUCKETS):
+            n = len(self.ids[b])
+            col.parts[b] = values[start:start + n].astype(col.dtype, copy=True)
+            col.basis[b] = self.ids[b]
+            start += n
+
+    def column_values(self, name: str, ids: Ids) -> npt.NDArray[Any]:
+        """Field ``name`` of the given k-mers (the default for one not held)."""
+        self._fold()
+        col = self.columns[name]
+        out: npt.NDArray[Any] = np.full(len(ids), col.default, col.dtype)
+        for b, sel in self._by_bucket(ids):
+            keys, values = self.ids[b], self.column(name, b)
+            if not len(keys):
+                continue
+            want = self.keys(ids[sel])
+            pos = np.searchsorted(keys, want)
+            at = np.minimum(pos, len(keys) - 1)
+            hit = (pos < len(keys)) & (keys[at] == want)
+            part = out[sel]
+            part[hit] = values[at[hit]]
+            out[sel] = part
+        return out
+
+    def set_column_values(self, name: str, ids: Ids, values: npt.ArrayLike) -> None:
+        """Write field ``name`` of the given k-mers (those not held are left alone)."""
+        values = np.asarray(values)
+        for b, sel in self._by_bucket(ids):
+            keys = self.ids[b]
+            if not len(keys):
+                continue
+            col = self.column(name, b)
+            want = self.keys(ids[sel])
+            pos = np.searchsorted(keys, want)
+            at = np.minimum(pos, len(keys) - 1)
+            hit = (pos < len(keys)) & (keys[at] == want)
+            col[at[hit]] = values[sel][hit]
+
     # --- sizes --------------------------------------------------------------
     def __len__(self) -> int:
         return sum(len(a) for a in self.ids) + len(self.single)
@@ -261,6 +359,7 @@ class KmerTable:
 
     def nbytes(self) -> int:
         arrays = sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
+        arrays += sum(col.nbytes() for col in self.columns.values())
         return arrays + (21 if self.wide else 13) * len(self.single)
 
     def set_k(self, k: int) -> None:
@@ -610,6 +709,13 @@ class KmerTable:
             c = self.counts[b]
             return {">=": c >= value, "<=": c <= value, ">": c > value, "<": c < value,
                     "==": c == value, "!=": c != value}[op]
+        if kind == "field":
+            _, name, op, value = sel
+            if name not in self.columns:
+                return np.zeros(len(ids), bool)
+            v = self.column(name, b)
+            return {">=": v >= value, "<=": v <= value, ">": v > value, "<": v < value,
+                    "==": v == value, "!=": v != value}[op]
         if kind == "owner":
             from .partition import owners
 

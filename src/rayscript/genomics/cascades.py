@@ -1,0 +1,680 @@
+"""Cascades written in the language, rank side: fields, and handlers run over batches of messages.
+
+A cascade runs in rounds on every rank at once (a collective order).  A message is one row of a
+batch: the k-mer it is sent to (its id *as oriented*: the strand it arrived on) and one column per
+parameter.  Each round a rank
+
+1. takes the messages bound for its k-mers, looks them all up at once (one binary search over the
+   set's sorted ids), drops those to k-mers it does not hold (counted);
+2. runs the handler over the whole batch: the body was compiled once, when the cascade started,
+   into Python closures that each make one numpy operation over the batch: an ``if`` is a mask,
+   ``stop`` clears lanes of the mask, a field read is a gather by the k-mers' positions, ``set`` a
+   scatter, ``send kmer.neighbours`` an expansion by the k-mers' edge bits (one block of new rows
+   per base and direction), ``emit`` a masked sum, min and max;
+3. hands the messages it made to the k-mers' owners: those it owns itself are handled at once, in
+   the same round (a chain that stays on one rank costs no exchange), the others travel in one
+   ALLTOALLV per cascade, after one ALLREDUCE of how many go from every rank to every rank; when
+   that count is zero everywhere (and no rank has messages left), the cascade is over: every
+   message sent has been handled (termination is exact, not guessed from idle time).
+
+Several messages to one k-mer in one batch are handled as if one after another: when the body
+reads a field it also sets, the batch is cut into waves in which each k-mer appears once (the
+first message to each k-mer, then the second, ...); otherwise the batch is one wave and of several
+writes to one k-mer the last one stays.
+
+Messages go to a k-mer's owner rank (``partition.owner``): the owner's copy is the one a cascade
+reads and writes; copies held elsewhere (after a copy or a replica) keep their fields as they were.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import RayScriptError
+from ..language import cascade as ast
+from ..protocol.cascades import CascadeDone, FieldOrder, FieldsOrder, FieldsReply, StartCascade
+from ..protocol.core import Ack
+from ..store import encoding
+from ..store.kmertable import NBUCKETS, KmerTable
+from ..store.partition import mix64_array, owners
+from ..store.types import Ids
+
+if TYPE_CHECKING:
+    from ..runtime.node import Node
+
+Array = npt.NDArray[Any]
+Fn = Callable[["Lanes"], Any]  # a compiled expression: its value over a batch (an array, or a scalar)
+Block = Callable[["Lanes", Array], Array]  # a compiled block: the lanes still going after it
+
+_COMP = np.array([0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], np.uint8)  # complement of a base set
+_POP = np.array([bin(i).count("1") for i in range(16)], np.int64)
+# a rank works at most this long on messages to its own k-mers before the others hear from it
+LOCAL_SLICE = 0.2
+# a batch larger than this is handled in parts (bounds the temporaries)
+MAX_BATCH = 1 << 22
+
+
+class CascadeStopped(RayScriptError):
+    pass
+
+
+def dtype_of(kind: str) -> type:
+    return np.float64 if kind == "float" else np.int64
+
+
+class Graph:
+    """A set's k-mers as flat arrays for the length of a cascade: ids in order (for k <= 31), counts,
+    edges, and the fields the program uses; lookups of whole batches."""
+
+    def __init__(self, table: KmerTable, fields: list[str], rank: int, size: int) -> None:
+        table._fold()
+        self.table = table
+        self.k = table.k or 0
+        self.canonical = table.canonical
+        self.wide = table.wide
+        sizes = np.array([len(a) for a in table.ids], np.int64)
+        self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+        self.n = int(self.offsets[-1])
+        self.counts = np.concatenate(table.counts) if self.n else np.empty(0, np.uint32)
+        self.edges = np.concatenate(table.edges) if self.n else np.empty(0, np.uint8)
+        self.flat_ids = np.concatenate(table.ids) if self.n and not self.wide else None
+        self.fields = {name: table.column_flat(name) for name in fields}
+        self.rank, self.size = rank, size
+
+    def ids_at(self, pos: Array) -> Ids:
+        """The (canonical) ids of the k-mers at flat positions ``pos``."""
+        if self.flat_ids is not None:
+            return cast("Ids", self.flat_ids[pos])
+        out = np.empty(len(pos), np.complex128)
+        b = np.searchsorted(self.offsets, pos, side="right") - 1
+        for bucket in np.unique(b):
+            sel = b == bucket
+            keys = self.table.ids[int(bucket)][pos[sel] - self.offsets[bucket]]
+            out[sel] = self.table.ids_of(keys, int(bucket))
+        return out
+
+    def canonical_of(self, ids: Ids) -> Ids:
+        return encoding.canonical_array(ids, self.k) if self.canonical else ids
+
+    def lookup(self, canon: Ids) -> tuple[Array, Array]:
+        """(positions, found) of canonical ids in the flat arrays."""
+        n = len(canon)
+        if self.n == 0 or n == 0:
+            return np.zeros(n, np.int64), np.zeros(n, bool)
+        if self.flat_ids is not None:
+            pos = np.searchsorted(self.flat_ids, canon)
+            at = np.minimum(pos, self.n - 1)
+            return at, (pos < self.n) & (self.flat_ids[at] == canon)
+        pos = np.zeros(n, np.int64)
+        found = np.zeros(n, bool)
+        table = self.table
+        for b, sel in table._by_bucket(canon):
+            keys = table.ids[b]
+            if not len(keys):
+                continue
+            want = table.keys(canon[sel])
+            p = np.searchsorted(keys, want)
+            at = np.minimum(p, len(keys) - 1)
+            pos[sel] = at + self.offsets[b]
+            found[sel] = (p < len(keys)) & (keys[at] == want)
+        return pos, found
+
+    def write_back(self, written: set[str]) -> None:
+        for name in written:
+            self.table.set_column_flat(name, self.fields[name])
+
+
+class Lanes:
+    """One batch of messages at their k-mers: positions, ids as oriented, parameters, lets."""
+
+    __slots__ = ("_cache", "canon", "graph", "lets", "n", "oriented", "params", "pos")
+
+    def __init__(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, params: dict[str, Array]) -> None:
+        self.graph = graph
+        self.pos = pos
+        self.oriented = oriented
+        self.canon = canon
+        self.params = params
+        self.lets: dict[str, Any] = {}
+        self.n = len(pos)
+        self._cache: dict[str, Array] = {}
+
+    def strand_edges(self) -> tuple[Array, Array]:
+        """(successor bases, predecessor bases) of each k-mer as the message sees it (4-bit masks)."""
+        if "outs" not in self._cache:
+            e = self.graph.edges[self.pos]
+            after, before = e & 15, e >> 4
+            if self.graph.canonical:
+                rev = encoding.same(self.oriented, self.canon) == False  # noqa: E712 - an array
+                outs = np.where(rev, _COMP[before], after)
+                ins = np.where(rev, _COMP[after], before)
+            else:
+                outs, ins = after, before
+            self._cache["outs"], self._cache["ins"] = outs, ins
+        return self._cache["outs"], self._cache["ins"]
+
+    def prop(self, name: str) -> Any:
+        got = self._cache.get(name)
+        if got is not None:
+            return got
+        g = self.graph
+        if name == "count":
+            got = g.counts[self.pos].astype(np.int64)
+        elif name == "id":
+            # k > 31: a 63-bit key, the same for a k-mer on every rank and in every run
+            got = ((mix64_array(self.canon) >> np.uint64(1)).astype(np.int64) if g.wide
+                   else self.canon.astype(np.int64))
+        elif name == "bases":
+            return g.k
+        elif name in ("degree", "in_degree", "out_degree"):
+            outs, ins = self.strand_edges()
+            got = {"degree": _POP[outs] + _POP[ins], "in_degree": _POP[ins], "out_degree": _POP[outs]}[name]
+        else:  # a field: read afresh (a set earlier in the body changes it)
+            return g.fields[name][self.pos]
+        self._cache[name] = got
+        return got
+
+
+class Outbox:
+    """Messages made in a round, per cascade: blocks of (oriented ids, parameter columns)."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, list[tuple[Ids, list[Array]]]] = {}
+        self.sent = 0
+
+    def add(self, name: str, ids: Ids, cols: list[Array]) -> None:
+        if len(ids):
+            self.blocks.setdefault(name, []).append((ids, cols))
+            self.sent += len(ids)
+
+
+class Handler:
+    """A cascade's body compiled into closures over batches (see the module's text)."""
+
+    def __init__(self, run: Cascade, defn: ast.CascadeDef, types: dict[str, str]) -> None:
+        self.run = run
+        self.defn = defn
+        self.types = types
+        self.lets: dict[str, str] = {}
+        read, written = ast.fields_read(defn), ast.fields_written(defn)
+        self.waves = bool(read & written)
+        self.body = self.block(defn.body)
+
+    # --- expressions ------------------------------------------------------------------
+    def expr(self, e: ast.Expr) -> Fn:
+        if isinstance(e, ast.Num):
+            value = e.value
+            return lambda lanes: value
+        if isinstance(e, ast.Name):
+            name = e.name
+            if name in self.lets:
+                return lambda lanes: lanes.lets[name]
+            return lambda lanes: lanes.params[name]
+        if isinstance(e, ast.Attr):
+            attr = e.attr
+            return lambda lanes: lanes.prop(attr)
+        if isinstance(e, ast.Call):
+            args = [self.expr(a) for a in e.args]
+            if e.fn == "abs":
+                (a,) = args
+                return lambda lanes: np.abs(a(lanes))
+            fn = np.minimum if e.fn == "min" else np.maximum
+            a, b = args
+            return lambda lanes: fn(a(lanes), b(lanes))
+        if isinstance(e, ast.Op):
+            return self.op(e)
+        raise RayScriptError(f"a {type(e).__name__} cannot be a value here")
+
+    def op(self, e: ast.Op) -> Fn:
+        args = [self.expr(a) for a in e.args]
+        if e.op == "not":
+            (a,) = args
+            return lambda lanes: np.logical_not(a(lanes))
+        if len(args) == 1:  # unary minus
+            (a,) = args
+            return lambda lanes: np.negative(a(lanes))
+        a, b = args
+        op = e.op
+        if op == "/":
+            def divide(lanes: Lanes) -> Any:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.true_divide(a(lanes), b(lanes))
+            return divide
+        if op == "%":
+            def modulo(lanes: Lanes) -> Any:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.mod(a(lanes), b(lanes))
+            return modulo
+        fn = {"+": np.add, "-": np.subtract, "*": np.multiply, "and": np.logical_and, "or": np.logical_or,
+              ">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less, "==": np.equal,
+              "!=": np.not_equal}[op]
+        return lambda lanes: fn(a(lanes), b(lanes))
+
+    # --- statements ---------------------------------------------------------------------
+    def block(self, body: tuple[ast.Body, ...]) -> Block:
+        steps = [self.statement(st) for st in body]
+
+        def run(lanes: Lanes, mask: Array) -> Array:
+            for step in steps:
+                if not mask.any():
+                    break
+                mask = step(lanes, mask)
+            return mask
+
+        return run
+
+    def statement(self, st: ast.Body) -> Block:
+        if isinstance(st, ast.Let):
+            return self.let(st)
+        if isinstance(st, ast.If):
+            cond = self.expr(st.cond)
+            then = self.block(st.then)
+            orelse = self.block(st.orelse) if st.orelse else None
+
+            def branch(lanes: Lanes, mask: Array) -> Array:
+                c = np.broadcast_to(np.asarray(cond(lanes), bool), mask.shape)
+                yes, no = mask & c, mask & ~c
+                out = then(lanes, yes) if yes.any() else yes
+                if orelse is not None and no.any():
+                    no = orelse(lanes, no)
+                return out | no
+            return branch
+        if isinstance(st, ast.Stop):
+            return lambda lanes, mask: np.zeros_like(mask)
+        if isinstance(st, ast.SetField):
+            return self.set_field(st)
+        if isinstance(st, ast.Send):
+            return self.send(st)
+        if isinstance(st, ast.Emit):
+            value = self.expr(st.value)
+
+            def emit(lanes: Lanes, mask: Array) -> Array:
+                v: Array = np.broadcast_to(value(lanes), mask.shape)[mask]
+                self.run.emitted(v)
+                return mask
+            return emit
+        raise RayScriptError(f"a {type(st).__name__} cannot be run")  # pragma: no cover
+
+    def let(self, st: ast.Let) -> Block:
+        value = self.expr(st.value)
+        name = st.name
+        kind = self.lets.get(name)
+        new_kind = self._kind(st.value)
+        kind = new_kind if kind is None else ast.join(kind, new_kind)
+        self.lets[name] = kind
+        dtype = dtype_of(kind)
+
+        def let(lanes: Lanes, mask: Array) -> Array:
+            v: Array = np.broadcast_to(np.asarray(value(lanes), dtype), mask.shape)
+            old = lanes.lets.get(name)
+            if mask.all():
+                lanes.lets[name] = v
+            else:
+                lanes.lets[name] = np.where(mask, v, old if old is not None else np.zeros((), dtype))
+            return mask
+        return let
+
+    def _kind(self, e: ast.Expr) -> str:
+        typing = ast.Typing(self.defn, self.types, {n: k for n, k in self.run.field_kinds.items()}, [])
+        typing.lets = dict(self.lets)
+        t = typing.expr(e)
+        return t if t in ("int", "float") else "int"
+
+    def set_field(self, st: ast.SetField) -> Block:
+        value = self.expr(st.value)
+        name = st.name
+        self.run.written.add(name)
+
+        def assign(lanes: Lanes, mask: Array) -> Array:
+            column = lanes.graph.fields[name]
+            v = np.broadcast_to(value(lanes), mask.shape)
+            column[lanes.pos[mask]] = v[mask]
+            return mask
+        return assign
+
+    def send(self, st: ast.Send) -> Block:
+        target = st.target
+        args = [self.expr(a) for a in st.args]
+        callee = st.cascade
+        kinds = [self.run.param_kinds(callee)[p] for p in self.run.program[callee][0].params]
+        dtypes = [dtype_of(k) for k in kinds]
+
+        def columns(lanes: Lanes, lanes_idx: Array) -> list[Array]:
+            out: list[Array] = []
+            for a, dt in zip(args, dtypes):
+                v = np.asarray(a(lanes))
+                out.append(np.full(len(lanes_idx), v, dt) if v.ndim == 0 else v[lanes_idx].astype(dt, copy=False))
+            return out
+
+        if isinstance(target, ast.Attr) and target.attr in ast.TARGETS:
+            which = target.attr
+
+            def expand(lanes: Lanes, mask: Array) -> Array:
+                outs, ins = lanes.strand_edges()
+                k = lanes.graph.k
+                ids_parts, idx_parts = [], []
+                for b in range(4):
+                    if which in ("neighbours", "next"):
+                        sel = mask & ((outs >> b) & 1 == 1)
+                        if sel.any():
+                            ids_parts.append(encoding.followers(lanes.oriented[sel], k, b))
+                            idx_parts.append(np.flatnonzero(sel))
+                    if which in ("neighbours", "prev"):
+                        sel = mask & ((ins >> b) & 1 == 1)
+                        if sel.any():
+                            ids_parts.append(encoding.leaders(lanes.oriented[sel], k, b))
+                            idx_parts.append(np.flatnonzero(sel))
+                if ids_parts:
+                    idx = np.concatenate(idx_parts)
+                    self.run.outbox.add(callee, encoding.concatenate(ids_parts, k), columns(lanes, idx))
+                return mask
+            return expand
+        if isinstance(target, ast.KeyLit):
+            bases = target.bases
+
+            def to_key(lanes: Lanes, mask: Array) -> Array:
+                k = lanes.graph.k
+                if len(bases) != k:
+                    raise RayScriptError(f"send {callee}(kmers/{bases}, ...): the key has {len(bases)} bases and "
+                                         f"the set's k-mers {k}")
+                idx = np.flatnonzero(mask)
+                ident = encoding.ids_array([encoding.encode(bases)], k)
+                self.run.outbox.add(callee, cast("Ids", np.repeat(ident, len(idx))), columns(lanes, idx))
+                return mask
+            return to_key
+        ident_fn = self.expr(target)
+
+        def to_id(lanes: Lanes, mask: Array) -> Array:
+            if lanes.graph.wide:
+                raise RayScriptError(f"send {callee}(ID, ...): a k-mer is sent to by its id only for k <= 31 "
+                                     f"(this set has k={lanes.graph.k}); send to kmer.neighbours or a key")
+            idx = np.flatnonzero(mask)
+            ids = np.broadcast_to(np.asarray(ident_fn(lanes)), mask.shape)[idx]
+            self.run.outbox.add(callee, ids.astype(np.uint64), columns(lanes, idx))
+            return mask
+        return to_id
+
+    # --- a batch -------------------------------------------------------------------
+    def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+        if not self.waves or len(pos) < 2:
+            self._wave(graph, pos, oriented, canon, cols)
+            return
+        order = np.argsort(pos, kind="stable")
+        sp = pos[order]
+        first = np.empty(len(sp), bool)
+        first[0] = True
+        np.not_equal(sp[1:], sp[:-1], out=first[1:])
+        if first.all():
+            self._wave(graph, pos, oriented, canon, cols)
+            return
+        starts = np.maximum.accumulate(np.where(first, np.arange(len(sp)), 0))
+        rank = np.empty(len(sp), np.int64)
+        rank[order] = np.arange(len(sp)) - starts
+        by_wave = np.argsort(rank, kind="stable")
+        sizes = np.bincount(rank)
+        at = 0
+        for size in sizes:
+            sel = by_wave[at:at + size]
+            at += size
+            self._wave(graph, pos[sel], oriented[sel], canon[sel], [c[sel] for c in cols])
+
+    def _wave(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+        lanes = Lanes(graph, pos, oriented, canon, dict(zip(self.defn.params, cols)))
+        self.body(lanes, np.ones(len(pos), bool))
+
+
+class Cascade:
+    """One ``start`` on one rank: the compiled handlers, the messages in hand, the counters."""
+
+    def __init__(self, node: Node, msg: StartCascade) -> None:
+        self.node = node
+        self.msg = msg
+        self.program: dict[str, tuple[ast.CascadeDef, dict[str, str]]] = msg.program
+        table = node.store.table(msg.kset)
+        self.field_kinds = {n: c.kind for n, c in table.columns.items()}
+        used: set[str] = set()
+        for defn, _types in self.program.values():
+            used |= ast.fields_read(defn) | ast.fields_written(defn)
+        missing = sorted(used - set(self.field_kinds))
+        if missing and len(table):
+            raise RayScriptError(f"{msg.kset} has no field {missing[0]} on rank {node.rank}")
+        for name in missing:  # a rank that holds none of the set: an empty column
+            table.add_column(name, "int", 0)
+            self.field_kinds[name] = "int"
+        self.graph = Graph(table, sorted(used), node.rank, node.size)
+        if msg.k and self.graph.n and self.graph.k != msg.k:
+            raise RayScriptError(f"{msg.kset} has k={self.graph.k} on rank {node.rank}, not {msg.k}")
+        if not self.graph.k:
+            self.graph.k = msg.k
+            self.graph.wide = encoding.is_wide(msg.k)
+        self.written: set[str] = set()
+        self.outbox = Outbox()
+        self.handlers = {name: Handler(self, defn, types) for name, (defn, types) in self.program.items()}
+        self.handled = self.dropped = self.started = self.rounds = 0
+        self.emit_count, self.emit_sum = 0, 0.0
+        self.emit_min: float | None = None
+        self.emit_max: float | None = None
+        # messages in hand: cascade -> blocks of (oriented ids, columns)
+        self.inbox: dict[str, list[tuple[Ids, list[Array]]]] = {}
+
+    def param_kinds(self, name: str) -> dict[str, str]:
+        return self.program[name][1]
+
+    def emitted(self, values: Array) -> None:
+        if not len(values):
+            return
+        self.emit_count += len(values)
+        self.emit_sum += float(values.sum())
+        lo, hi = values.min().item(), values.max().item()
+        self.emit_min = lo if self.emit_min is None else min(self.emit_min, lo)
+        self.emit_max = hi if self.emit_max is None else max(self.emit_max, hi)
+
+    # --- the start messages ---------------------------------------------------------------
+    def start(self) -> None:
+        msg, g = self.msg, self.graph
+        first = self.handlers[self.msg.first]
+        kind, what = msg.source
+        if kind == "key":
+            oriented = encoding.ids_array([what], g.k)
+            canon = g.canonical_of(oriented)
+            if owners(canon, g.size)[0] != g.rank:
+                return
+            pos, found = g.lookup(canon)
+            if not found[0]:
+                self.started += 1
+                self.dropped += 1
+                return
+        else:
+            pos = self._selected(what)
+            canon = g.ids_at(pos)
+            oriented = canon
+        self.started += len(pos)
+        if not len(pos):
+            return
+        lanes = Lanes(g, pos, oriented, canon, {})
+        cols: list[Array] = []
+        for e, p in zip(msg.args, first.defn.params):
+            v = np.asarray(first.expr(e)(lanes))
+            dt = dtype_of(first.types[p])
+            cols.append(np.full(len(pos), v, dt) if v.ndim == 0 else v.astype(dt, copy=False))
+        self.inbox.setdefault(msg.first, []).append((oriented, cols))
+
+    def _selected(self, sel: tuple) -> Array:
+        """Flat positions of the k-mers of the selector this rank owns."""
+        g, table = self.graph, self.graph.table
+        parts = []
+        for b in range(NBUCKETS):
+            if not len(table.ids[b]):
+                continue
+            mask = table._mask(b, sel)
+            if g.size > 1:
+                mask &= owners(table.ids_of(table.ids[b], b), g.size) == g.rank
+            parts.append(np.flatnonzero(mask) + g.offsets[b])
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    # --- rounds --------------------------------------------------------------------
+    def handle_inbox(self, budget_end: float) -> None:
+        """Handle the messages in hand, and those this rank sends to its own k-mers, until none is
+        left or the time slice is over."""
+        g = self.graph
+        while self.inbox:
+            for name in sorted(self.inbox):
+                blocks = self.inbox.pop(name)
+                ids = encoding.concatenate([b[0] for b in blocks], g.k)
+                ncols = len(self.program[name][0].params)
+                cols = [np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)]
+                for lo in range(0, len(ids), MAX_BATCH):
+                    self._batch(name, ids[lo:lo + MAX_BATCH], [c[lo:lo + MAX_BATCH] for c in cols])
+            self.route_local()
+            if time.monotonic() > budget_end or self._over_limit():
+                break
+
+    def _over_limit(self) -> bool:
+        return bool(self.msg.max_messages) and self.handled > self.msg.max_messages
+
+    def _batch(self, name: str, ids: Ids, cols: list[Array]) -> None:
+        g = self.graph
+        canon = g.canonical_of(ids)
+        pos, found = g.lookup(canon)
+        n = len(ids)
+        if not found.all():
+            self.dropped += int(n - found.sum())
+            ids, canon, pos = ids[found], canon[found], pos[found]
+            cols = [c[found] for c in cols]
+        self.handled += len(ids)
+        if len(ids):
+            self.handlers[name].handle(g, pos, ids, canon, cols)
+
+    def route_local(self) -> None:
+        """Messages made to k-mers this rank owns go to its inbox; the others stay in the outbox."""
+        g = self.graph
+        remote: dict[str, list[tuple[Ids, list[Array]]]] = {}
+        for name, blocks in self.outbox.blocks.items():
+            for ids, cols in blocks:
+                if g.size == 1:
+                    self.inbox.setdefault(name, []).append((ids, cols))
+                    continue
+                dest = owners(g.canonical_of(ids), g.size)
+                here = dest == g.rank
+                if here.all():
+                    self.inbox.setdefault(name, []).append((ids, cols))
+                    continue
+                if here.any():
+                    self.inbox.setdefault(name, []).append((ids[here], [c[here] for c in cols]))
+                    away = ~here
+                    ids, cols, dest = ids[away], [c[away] for c in cols], dest[away]
+                remote.setdefault(name, []).append((ids, [*cols, dest]))
+        self.outbox.blocks = remote
+
+    def pending(self) -> int:
+        return sum(len(ids) for blocks in self.inbox.values() for ids, _ in blocks)
+
+    def exchange(self, names: list[str], matrix: Array) -> None:
+        """Send every remote message to its owner (one ALLTOALLV per cascade with messages in flight)."""
+        coll = self.node.collective
+        g = self.graph
+        size = g.size
+        idw = 2 if g.wide else 1
+        for c, name in enumerate(names):
+            counts = matrix[c].reshape(size, size)
+            if not counts.any():
+                continue
+            ncols = len(self.program[name][0].params)
+            width = idw + ncols
+            blocks = self.outbox.blocks.pop(name, [])
+            if blocks:
+                ids = encoding.concatenate([b[0] for b in blocks], g.k)
+                cols = [np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)]
+                dest = np.concatenate([b[1][ncols] for b in blocks])
+                order = np.argsort(dest, kind="stable")
+                rows = np.empty((len(ids), width), np.uint64)
+                rows[:, :idw] = ids[order].view(np.uint64).reshape(len(ids), idw)
+                for i, col in enumerate(cols):
+                    rows[:, idw + i] = col[order].view(np.uint64)
+            else:
+                rows = np.empty((0, width), np.uint64)
+            send = counts[g.rank] * width
+            recv = counts[:, g.rank] * width
+            got = coll.exchange_known(rows.reshape(-1), send, recv)
+            flat = np.concatenate(got) if len(got) > 1 else got[0]
+            rows_in = flat.reshape(-1, width)
+            if not len(rows_in):
+                continue
+            ids_in = np.ascontiguousarray(rows_in[:, :idw]).view(np.complex128 if g.wide else np.uint64).reshape(-1)
+            kinds = self.param_kinds(name)
+            cols_in: list[Array] = [np.ascontiguousarray(rows_in[:, idw + i]).view(dtype_of(kinds[p]))
+                       for i, p in enumerate(self.program[name][0].params)]
+            self.inbox.setdefault(name, []).append((cast("Ids", ids_in), cols_in))
+
+    def counts_matrix(self, names: list[str]) -> Array:
+        size = self.graph.size
+        out = np.zeros((len(names), size, size), np.int64)
+        for c, name in enumerate(names):
+            for blocks in self.outbox.blocks.get(name, []):
+                dest = blocks[1][-1]
+                out[c, self.graph.rank] += np.bincount(dest, minlength=size)
+        return out
+
+    def run(self) -> CascadeDone:
+        msg, node = self.msg, self.node
+        coll = node.collective
+        began = time.monotonic()
+        names = sorted(self.program)
+        self.start()
+        stopped = ""
+        while True:
+            self.handle_inbox(time.monotonic() + LOCAL_SLICE)
+            self.rounds += 1
+            matrix = self.counts_matrix(names)
+            flags = np.array([self.pending(), self.handled, int(node.poll_interrupt()),
+                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout)], np.int64)
+            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags)))
+            matrix = total[:-4].reshape(len(names), -1)
+            pending, handled, interrupted, late = (int(x) for x in total[-4:])
+            in_flight = int(matrix.sum())
+            if interrupted:
+                stopped = "interrupted (Ctrl-C)"
+            elif late:
+                stopped = f"past its timeout ({msg.timeout:g} s)"
+            elif msg.max_messages and handled > msg.max_messages:
+                stopped = f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
+            if stopped or (in_flight == 0 and pending == 0):
+                break
+            self.exchange(names, matrix)
+        self.graph.write_back(self.written)
+        emitted = [self.emit_count, self.emit_sum, self.emit_min, self.emit_max]
+        return CascadeDone(handled=self.handled, sent=self.outbox.sent, dropped=self.dropped, rounds=self.rounds,
+                           started=self.started, emitted=emitted, stopped=stopped)
+
+
+class CascadeService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.store = node.store
+        node.register(FieldOrder, self.on_field)
+        node.register(FieldsOrder, self.on_fields)
+        node.register(StartCascade, self.on_start)
+
+    def on_field(self, msg: FieldOrder) -> None:
+        if msg.drop:
+            table = self.store.sets.get(msg.kset)
+            if table is not None:
+                table.columns.pop(msg.name, None)
+        else:
+            self.store.made(msg.kset).add_column(msg.name, msg.dtype, msg.default)
+        self.node.reply(msg, Ack())
+
+    def on_fields(self, msg: FieldsOrder) -> None:
+        out = {name: {f: (c.kind, c.default) for f, c in t.columns.items()}
+               for name, t in self.store.sets.items() if t.columns}
+        self.node.reply(msg, FieldsReply(held=out))
+
+    def on_start(self, msg: StartCascade) -> None:
+        with self.node.collective_order(msg, f"cascade {msg.first}"):
+            run = Cascade(self.node, msg)
+            self.node.reply(msg, run.run())
