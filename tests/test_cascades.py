@@ -269,6 +269,30 @@ def test_examples_match_the_references_on_the_local_backend(genomes, tmp_path, d
     assert comps > 1 and tips > 0  # the data has more than one component, and tips
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_a_sum_over_neighbours_is_one_scatter_add_and_exact(genomes, tmp_path, ranks):
+    path, reads, k, _seed = genomes["lambda"]
+    g = Graph(reads, k)
+    with Cluster.local(ranks) as c:
+        c.run(f'load "{path}" into kmers k={k}\nfield total = 0 on kmers\nfield hits = 0.0 on kmers')
+        c.run("cascade spread(kmer) { send add(kmer.neighbours, kmer.count) }\n"
+              "cascade add(kmer, x) { set kmer.total = kmer.total + x; set kmer.hits = 0.5 + kmer.hits }")
+        (res,) = c.run("start spread(kmers)")
+        dump = tmp_path / "t.tsv"
+        c.run(f'dump kmers to "{dump}" fields=total,hits')
+    counts, totals, hits = {}, {}, {}
+    for line in dump.read_text().splitlines():
+        kmer, n, t, h = line.split("\t")
+        counts[kmer], totals[kmer], hits[kmer] = int(n), int(t), float(h)
+    want_t, want_h = dict.fromkeys(g.edges, 0), dict.fromkeys(g.edges, 0.0)
+    for y in g.edges:
+        for x in g.neighbours(y):
+            want_t[x] += counts[y]
+            want_h[x] += 0.5
+    assert totals == want_t and hits == want_h
+    assert res.data["sent"] == sum(want_h.values()) * 2
+
+
 def test_the_same_fields_on_every_rank_count_and_after_copies(genomes, tmp_path):
     path, _reads, k, _seed = genomes["random"]
     seen = []

@@ -55,6 +55,8 @@ _COMP = np.array([0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], np.uint
 _POP = np.array([bin(i).count("1") for i in range(16)], np.int64)
 # a rank works at most this long on messages to its own k-mers before the others hear from it
 LOCAL_SLICE = 0.2
+# a round with at most this many messages from each rank sends them inside its ALLREDUCE
+SLOTS = 4
 # a batch larger than this is handled in parts (bounds the temporaries)
 MAX_BATCH = 1 << 22
 
@@ -202,8 +204,38 @@ class Handler:
         self.types = types
         self.lets: dict[str, str] = {}
         read, written = ast.fields_read(defn), ast.fields_written(defn)
-        self.waves = bool(read & written)
+        # a field only ever changed by 'set kmer.F = kmer.F + E' (and read nowhere else) adds up: several
+        # messages to one k-mer in a batch sum into it at once (a scatter-add), with no waves
+        self.sums = self._sums(defn)
+        self.waves = bool((read - set(self.sums)) & written)
         self.body = self.block(defn.body)
+
+    def _sums(self, defn: ast.CascadeDef) -> dict[str, int]:
+        reads: dict[str, int] = {}
+        sums: dict[str, int] = {}
+        sets: dict[str, int] = {}
+        for st in ast.walk_body(defn.body):
+            for e in ast.body_exprs(st):
+                for x in ast.walk_expr(e):
+                    if isinstance(x, ast.Attr) and x.obj == defn.kmer:
+                        reads[x.attr] = reads.get(x.attr, 0) + 1
+            if isinstance(st, ast.SetField):
+                sets[st.name] = sets.get(st.name, 0) + 1
+                if self._summand(st, defn) is not None:
+                    sums[st.name] = sums.get(st.name, 0) + 1
+        return {f: n for f, n in sums.items() if n == sets[f] and reads.get(f, 0) == n}
+
+    @staticmethod
+    def _summand(st: ast.SetField, defn: ast.CascadeDef) -> ast.Expr | None:
+        """E of 'set kmer.F = kmer.F + E' (or E + kmer.F) when E does not read F; else None."""
+        v = st.value
+        if not (isinstance(v, ast.Op) and v.op == "+" and len(v.args) == 2):
+            return None
+        for me, other in ((v.args[0], v.args[1]), (v.args[1], v.args[0])):
+            if isinstance(me, ast.Attr) and me.obj == defn.kmer and me.attr == st.name and not any(
+                    isinstance(x, ast.Attr) and x.attr == st.name for x in ast.walk_expr(other)):
+                return other
+        return None
 
     # --- expressions ------------------------------------------------------------------
     def expr(self, e: ast.Expr) -> Fn:
@@ -326,9 +358,19 @@ class Handler:
         return t if t in ("int", "float") else "int"
 
     def set_field(self, st: ast.SetField) -> Block:
-        value = self.expr(st.value)
         name = st.name
         self.run.written.add(name)
+        summand = self._summand(st, self.defn) if name in self.sums else None
+        if summand is not None:
+            add = self.expr(summand)
+
+            def accumulate(lanes: Lanes, mask: Array) -> Array:
+                column = lanes.graph.fields[name]
+                v = np.broadcast_to(np.asarray(add(lanes), column.dtype), mask.shape)
+                np.add.at(column, lanes.pos[mask], v[mask])
+                return mask
+            return accumulate
+        value = self.expr(st.value)
 
         def assign(lanes: Lanes, mask: Array) -> Array:
             column = lanes.graph.fields[name]
@@ -579,37 +621,17 @@ class Cascade:
         coll = self.node.collective
         g = self.graph
         size = g.size
-        idw = 2 if g.wide else 1
         for c, name in enumerate(names):
             counts = matrix[c].reshape(size, size)
             if not counts.any():
                 continue
-            ncols = len(self.program[name][0].params)
-            width = idw + ncols
-            blocks = self.outbox.blocks.pop(name, [])
-            if blocks:
-                ids = encoding.concatenate([b[0] for b in blocks], g.k)
-                cols = [np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)]
-                dest = np.concatenate([b[1][ncols] for b in blocks])
-                order = np.argsort(dest, kind="stable")
-                rows = np.empty((len(ids), width), np.uint64)
-                rows[:, :idw] = ids[order].view(np.uint64).reshape(len(ids), idw)
-                for i, col in enumerate(cols):
-                    rows[:, idw + i] = col[order].view(np.uint64)
-            else:
-                rows = np.empty((0, width), np.uint64)
-            send = counts[g.rank] * width
-            recv = counts[:, g.rank] * width
-            got = coll.exchange_known(rows.reshape(-1), send, recv)
+            rows, dest = self._rows(name)
+            self.outbox.blocks.pop(name, None)
+            rows = rows[np.argsort(dest, kind="stable")]
+            width = rows.shape[1]
+            got = coll.exchange_known(rows.reshape(-1), counts[g.rank] * width, counts[:, g.rank] * width)
             flat = np.concatenate(got) if len(got) > 1 else got[0]
-            rows_in = flat.reshape(-1, width)
-            if not len(rows_in):
-                continue
-            ids_in = np.ascontiguousarray(rows_in[:, :idw]).view(np.complex128 if g.wide else np.uint64).reshape(-1)
-            kinds = self.param_kinds(name)
-            cols_in: list[Array] = [np.ascontiguousarray(rows_in[:, idw + i]).view(dtype_of(kinds[p]))
-                       for i, p in enumerate(self.program[name][0].params)]
-            self.inbox.setdefault(name, []).append((cast("Ids", ids_in), cols_in))
+            self._take_rows(name, flat.reshape(-1, width))
 
     def counts_matrix(self, names: list[str]) -> Array:
         size = self.graph.size
@@ -620,22 +642,68 @@ class Cascade:
                 out[c, self.graph.rank] += np.bincount(dest, minlength=size)
         return out
 
+    def _rows(self, name: str) -> tuple[Array, Array]:
+        """The remote messages of cascade ``name`` as rows of 64-bit words (id words, then one word
+        per parameter), and their destinations."""
+        g = self.graph
+        idw = 2 if g.wide else 1
+        ncols = len(self.program[name][0].params)
+        blocks = self.outbox.blocks.get(name, [])
+        if not blocks:
+            return np.empty((0, idw + ncols), np.uint64), np.empty(0, np.int64)
+        ids = encoding.concatenate([b[0] for b in blocks], g.k)
+        rows = np.empty((len(ids), idw + ncols), np.uint64)
+        rows[:, :idw] = ids.view(np.uint64).reshape(len(ids), idw)
+        for i in range(ncols):
+            rows[:, idw + i] = np.concatenate([b[1][i] for b in blocks]).view(np.uint64)
+        dest = np.concatenate([b[1][ncols] for b in blocks]).astype(np.int64)
+        return rows, dest
+
+    def _take_rows(self, name: str, rows: Array) -> None:
+        """Messages that arrived as rows: into the inbox."""
+        if not len(rows):
+            return
+        g = self.graph
+        idw = 2 if g.wide else 1
+        ids_in = np.ascontiguousarray(rows[:, :idw]).view(np.complex128 if g.wide else np.uint64).reshape(-1)
+        kinds = self.param_kinds(name)
+        cols_in: list[Array] = [np.ascontiguousarray(rows[:, idw + i]).view(dtype_of(kinds[p]))
+                                for i, p in enumerate(self.program[name][0].params)]
+        self.inbox.setdefault(name, []).append((cast("Ids", ids_in), cols_in))
+
     def run(self) -> CascadeDone:
         msg, node = self.msg, self.node
         coll = node.collective
+        size, rank = self.graph.size, self.graph.rank
         began = time.monotonic()
         names = sorted(self.program)
         self.start()
         stopped = ""
+        # a round with few messages in flight (a chain: one) sends them inside its ALLREDUCE, each rank
+        # in its own slots (the others' are zero, so the sum is the rows themselves): one collective a
+        # round instead of two
+        carry = len(names) == 1 and size > 1
+        width = (2 if self.graph.wide else 1) + len(self.program[names[0]][0].params) + 1 if carry else 0
+        nflags = 5
         while True:
             self.handle_inbox(time.monotonic() + LOCAL_SLICE)
             self.rounds += 1
             matrix = self.counts_matrix(names)
+            slots = np.zeros((size, SLOTS, width), np.uint64)
+            overflow = 0
+            if carry:
+                rows, dest = self._rows(names[0])
+                if len(rows) <= SLOTS:
+                    slots[rank, :len(rows), 0] = (dest + 1).astype(np.uint64)
+                    slots[rank, :len(rows), 1:] = rows
+                else:
+                    overflow = 1
             flags = np.array([self.pending(), self.handled, int(node.poll_interrupt()),
-                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout)], np.int64)
-            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags)))
-            matrix = total[:-4].reshape(len(names), -1)
-            pending, handled, interrupted, late = (int(x) for x in total[-4:])
+                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout), overflow], np.int64)
+            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags, slots.reshape(-1).view(np.int64))))
+            cut = matrix.size
+            matrix = total[:cut].reshape(len(names), -1)
+            pending, handled, interrupted, late, overflowed = (int(x) for x in total[cut:cut + nflags])
             in_flight = int(matrix.sum())
             if interrupted:
                 stopped = "interrupted (Ctrl-C)"
@@ -645,6 +713,11 @@ class Cascade:
                 stopped = f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
             if stopped or (in_flight == 0 and pending == 0):
                 break
+            if carry and not overflowed:
+                got = total[cut + nflags:].view(np.uint64).reshape(size * SLOTS, width)
+                self._take_rows(names[0], got[got[:, 0] == rank + 1][:, 1:])
+                self.outbox.blocks.pop(names[0], None)
+                continue
             self.exchange(names, matrix)
         self.graph.write_back(self.written)
         emitted = [self.emit_count, self.emit_sum, self.emit_min, self.emit_max]
