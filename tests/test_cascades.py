@@ -449,3 +449,25 @@ def test_fields_travel_in_checkpoints(small, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_long_cascade_shows_how_far_it_got(tmp_path, monkeypatch):
+    from rayscript.genomics import cascades
+
+    monkeypatch.setattr(cascades, "PROGRESS_EVERY", 0.0)
+    calls = []
+
+    class Recorder:
+        def __call__(self, done, total, what="", unit=""):
+            calls.append((done, total, what, unit))
+
+        def finish(self):
+            pass
+
+    _genome, reads = random_reads(3, genome_len=600, n=80, error=0.0)
+    path = write_fasta(tmp_path / "r.fa", reads)
+    with Cluster.local(2, progress=Recorder()) as c:
+        c.run(f'load "{path}" into kmers k=15\n' + example("components"))
+    mine = [x for x in calls if x[2].startswith("cascade label")]
+    assert mine and all(0 <= done <= total and unit == "messages" for done, total, _, unit in mine)
+    assert mine[-1][0] > mine[0][0]  # it moves

@@ -55,6 +55,8 @@ _COMP = np.array([0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], np.uint
 _POP = np.array([bin(i).count("1") for i in range(16)], np.int64)
 # a rank works at most this long on messages to its own k-mers before the others hear from it
 LOCAL_SLICE = 0.2
+# how often rank 0 shows how far a cascade got (seconds)
+PROGRESS_EVERY = 0.25
 # a round with at most this many messages from each rank sends them inside its ALLREDUCE
 SLOTS = 4
 # a batch larger than this is handled in parts (bounds the temporaries)
@@ -685,6 +687,7 @@ class Cascade:
         carry = len(names) == 1 and size > 1
         width = (2 if self.graph.wide else 1) + len(self.program[names[0]][0].params) + 1 if carry else 0
         nflags = 5
+        shown = began
         while True:
             self.handle_inbox(time.monotonic() + LOCAL_SLICE)
             self.rounds += 1
@@ -713,6 +716,12 @@ class Cascade:
                 stopped = f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
             if stopped or (in_flight == 0 and pending == 0):
                 break
+            now = time.monotonic()
+            if now - shown > PROGRESS_EVERY:  # messages handled, and those in flight or in hand now
+                shown = now
+                node.show_progress(handled, handled + in_flight + pending,
+                                   f"cascade {msg.first}: round {self.rounds:,}, {in_flight + pending:,} in flight; "
+                                   f"messages handled", "messages")
             if carry and not overflowed:
                 got = total[cut + nflags:].view(np.uint64).reshape(size * SLOTS, width)
                 self._take_rows(names[0], got[got[:, 0] == rank + 1][:, 1:])
