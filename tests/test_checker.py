@@ -88,6 +88,7 @@ WITH_OPTION = {
     "combine": "combine kmers.a + kmers.b into kmers.c OPTION",
     "compare": "compare kmers.a, kmers.b OPTION",
     "matrix": 'matrix kmers.a, kmers.b to "m.tsv" OPTION',
+    "count": 'count paths to "nx.png" OPTION',
 }
 # an option that only one form of its statement takes: written in that form
 FORM_OF = {
@@ -108,8 +109,9 @@ def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_b
             template = FORM_OF.get((word, name), WITH_OPTION[word])
             good = [str(takes.lo)] if takes.lo is not None else []
             good += [str(takes.hi)] if takes.hi is not None else []
-            good += list(takes.words)
-            bad = ["maybe", '"1"', "1.5s"] + ([str(takes.lo - 1)] if takes.lo is not None else [])
+            good += list(takes.words) + (['"genome.fa"'] if takes.path else [])
+            bad = ["maybe", "1.5s"] + ([] if takes.path else ['"1"']) + ([str(takes.lo - 1)] if takes.lo is not None
+                                                                          else [])
             bad += [str(takes.hi + 1)] if takes.hi is not None else []
             for value in good:
                 assert located(template.replace("OPTION", f"{name}={value}")) == [], (word, name, value)

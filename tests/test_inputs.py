@@ -194,7 +194,7 @@ def test_progress_ends_at_the_bytes_of_the_files_and_never_passes_them(tmp_path,
 @pytest.mark.mpi
 def test_progress_lines_under_mpiexec_never_pass_the_total(tmp_path):
     _reads(tmp_path / "big.fq", n=16000, length=150)
-    proc = run_mpi(2, *rayscript_cmd(), "run", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
+    proc = run_mpi(2, *rayscript_cmd(), "run", "--progress", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("reading: ")]
     assert lines[-1].startswith("reading: 100% (") and len(lines) >= 2, proc.stderr
@@ -220,8 +220,8 @@ def test_histogram_of_a_count_near_the_counter_s_maximum(tmp_path):
         c.run("put kmers/AAAAA count=4294967290 on 0\nput kmers/AAAAC count=3 on 1\nput kmers/AAAAG count=3 on 0\n"
               "put kmers/AAACC count=70000 on 1\nreplicate kmers/AAAAA to 2 ranks")  # a copy is taken once
         (res,) = c.run("histogram kmers")
-        assert res.data == {3: 2, 70000: 1, 4294967290: 1}
-        assert res.text == "3 2\n70000 1\n4294967290 1"
+        assert {c: n for c, n in res.data.items() if c != "model"} == {3: 2, 70000: 1, 4294967290: 1}
+        assert res.text.startswith("3 2\n70000 1\n4294967290 1\nno model: ")
         c.run(f'histogram kmers to "{tmp_path}/h.txt"')
         assert (tmp_path / "h.txt").read_text() == "3 2\n70000 1\n4294967290 1\n"
 

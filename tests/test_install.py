@@ -67,6 +67,13 @@ def test_the_wheel_without_extras_runs_every_way_in(tmp_path):
                           "with Cluster.local(2) as c: print(c.run('ranks')[0].data[1]['rank'])"],
                          capture_output=True, text=True, timeout=120)
     assert api.returncode == 0 and api.stdout == "1\n", api.stderr
+    # without the 'plot' extra: a picture is one sentence naming the extra, and the numbers still come
+    drawn = subprocess.run([str(bin_ / "rayscript"), "run", "--ranks", "2", "-e",
+                            f'put kmers/AAAAA count=4 on 1; histogram kmers to "{tmp_path}/s.png"'],
+                           capture_output=True, text=True, timeout=120)
+    assert drawn.returncode == 0 and "Traceback" not in drawn.stderr, drawn.stderr
+    assert f"could not draw {tmp_path}/s.png: drawing needs matplotlib, which comes with the extra " \
+           "rayscript[plot]" in drawn.stdout and "no model: " in drawn.stdout, drawn.stdout
     # under mpiexec without the 'mpi' extra: a sentence, not a traceback
     mpi = subprocess.run([str(Path(sys.executable).parent / "mpiexec"), "-n", "2", str(bin_ / "rayscript"), "run",
                           "-e", "ranks"], capture_output=True, text=True, timeout=120)

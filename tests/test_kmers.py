@@ -267,9 +267,11 @@ def test_load_shows_progress_and_a_summary_line(tmp_path):
     seqs = ["".join(rng.choice(list("ACGT"), size=150)) for _ in range(16000)]
     write_fastq(tmp_path / "big.fq", seqs)
     assert os.path.getsize(tmp_path / "big.fq") > 4 << 20
-    proc = run_mpi(2, *rayscript_cmd(), "run", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
+    proc = run_mpi(2, *rayscript_cmd(), "run", "--progress", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
     assert proc.returncode == 0, proc.stderr
-    assert "reading: 100%" in proc.stderr
+    assert "reading: 100%" in proc.stderr and "MiB/s" in proc.stderr
+    quiet = run_mpi(2, *rayscript_cmd(), "run", "-e", f'load "{tmp_path}/big.fq" into kmers k=31')
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr  # not a terminal: no progress
     assert proc.stdout.startswith("loaded 1 file: 16,000 reads, 1,920,000 k-mers (k=31),")
     assert "M k-mers/s" in proc.stdout
 

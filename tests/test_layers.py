@@ -10,6 +10,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "rayscript"
 # lowest first; a part may import parts of lower layers only (and itself)
 LAYERS = [
     {"errors", "results", "progress", "logs"},
+    {"pictures"},  # draws what statements computed (matplotlib, when installed)
     {"store"},
     {"items"},
     {"protocol", "language"},

@@ -52,6 +52,10 @@ def test_completion_follows_the_grammar():
     assert completions("count ") == ["kmers/", "paths/", "results/", "kmers", "paths", "results"]
     assert completions("combine kmers.a - kmers.", sets=["kmers.a", "kmers.b"]) == ["kmers.b", "kmers.a"]
     assert completions("on 2 { cop") == ["copy"]
+    # pictures: count paths compares assemblies, a reference for NGA50, a file to draw to
+    assert {"compare", "to", "reference="} <= set(completions("count paths "))
+    assert completions('count paths compare "a.fa" to "nx.png" ') == ["reference="]
+    assert '"' in completions("compare kmers.a, kmers.b to ") and '"' in completions("matrix kmers.a to ")
 
 
 def test_completion_of_file_paths_after_load(tmp_path, monkeypatch):

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ranks", type=int, metavar="N",
                      help="without mpiexec: run N ranks as threads of this process")
     run.add_argument("--restore", metavar="DIR", help="start from the checkpoint in DIR (written by 'save to')")
+    run.add_argument("--progress", action="store_true",
+                     help="show the progress of long statements on standard error even when it is not a terminal "
+                          "(a line every tenth of the work; on a terminal a bar is always shown)")
     chk = sub.add_parser("check", help="parse and validate a script without MPI; report every error")
     chk.add_argument("script", nargs="+")
     chk.add_argument("--ranks", type=int, metavar="N", help="also check ranks against a cluster of N")
@@ -223,11 +226,12 @@ def hosts_line(hosts: list[str]) -> str:
     return f"{len(hosts)} ranks on {len(ranks)} hosts: " + ", ".join(parts)
 
 
-def _on_cluster(ranks: int | None, drive: Callable[[Cluster], int]) -> int:
+def _on_cluster(ranks: int | None, drive: Callable[[Cluster], int], progress_lines: bool = False) -> int:
     """Open the cluster; rank 0 runs ``drive(cluster)`` and the other ranks serve until it is done.
-    A rank failure stops every rank (aborting the job if that cannot finish)."""
+    A rank failure stops every rank (aborting the job if that cannot finish).  ``progress_lines``:
+    show progress on standard error even when it is not a terminal."""
     try:
-        cluster = open_cluster(ranks, Progress())
+        cluster = open_cluster(ranks, Progress(lines=progress_lines))
     except RayScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -273,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _closed_pipe()  # the cluster still closes: every rank stops
         return 0
 
-    return _on_cluster(args.ranks, drive)
+    return _on_cluster(args.ranks, drive, args.progress)
 
 
 def _emergency_stop(cluster: Cluster) -> None:

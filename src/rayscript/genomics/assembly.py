@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
+PHASES = CLEAN_ROUNDS + 2  # for progress: the threshold, each round of cleaning (or the one graph), the contigs
 RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
 NOBODY = np.uint64(2**64 - 1)  # the handle of no node
@@ -369,10 +370,11 @@ class AssemblyService:
                                        np.int64))
         graph = Graph(ids[keep], counts[keep], edges[keep], k, coll.rank, self.ex.size)
         phases["threshold"] = time.monotonic() - t0
-        self._progress(1)
+        self._progress(1, "assembling: the graph's k-mers chosen")
         removed = {"tips": 0, "bubbles": 0}
         reuse: LastRound | None = None
         for _round in range(CLEAN_ROUNDS if msg.clean else 0):
+            self._progress(1 + _round, f"assembling: unitigs, tips and bubbles (round {_round + 1})")
             t = time.monotonic()
             links, degrees = self._links(graph)
             unchanged = self._unchanged(graph, links, *reuse) if reuse is not None else None
@@ -398,7 +400,7 @@ class AssemblyService:
             links, degrees = self._links(graph)
             chains = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
-        self._progress(2)
+        self._progress(PHASES - 1, "assembling: spelling and naming the contigs")
         t = time.monotonic()
         contigs = self._spell(graph, chains)
         min_length = msg.min_length or 2 * k
@@ -418,7 +420,7 @@ class AssemblyService:
                 self.store.delete("paths", name)
         for item in named:
             self.store.put(item, "replace")
-        self._progress(3)
+        self._progress(PHASES, "assembled")
         self.node.reply(msg, AssembleReply(
             min_count=int(min_count), contigs=len(lengths), total=int(lengths.sum()), n50=n50(lengths),
             longest=int(lengths.max(initial=0)), graph_kmers=graph_kmers, removed_tips=removed["tips"],
@@ -438,9 +440,8 @@ class AssemblyService:
     def _fail(self, msg: AssembleOrder) -> None:
         self.node.fail_order(msg, self._error or "assemble failed on another rank")
 
-    def _progress(self, done: int) -> None:
-        if self.node.rank == 0 and self.node.progress is not None:
-            self.node.progress(done, 3, "assembling", "phases")
+    def _progress(self, done: int, what: str) -> None:
+        self.node.show_progress(done, PHASES, what, "phases")
 
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
     def _links(self, g: Graph) -> tuple[Links, Numbers]:

@@ -322,9 +322,12 @@ class CheckpointService:
     def on_save(self, msg: SaveOrder) -> None:
         path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.shard")
         sets = {}
+        what = "saving (rank 0's part)"
         try:
+            self.node.show_progress(0, len(msg.sets) + 1, what, "sets")
             info = write_shard(path, self.node.rank, self.node.size, self.store.kmers, self.store.named_items())
-            for name in msg.sets:
+            for i, name in enumerate(msg.sets):
+                self.node.show_progress(i + 1, len(msg.sets) + 1, what, "sets")
                 path = os.path.join(msg.directory, f"rank-{self.node.rank:04d}.{name[len('kmers.'):]}.shard")
                 sets[name] = write_shard(path, self.node.rank, self.node.size, self.store.table(name), [])
         except OSError as exc:
@@ -365,9 +368,12 @@ class CheckpointService:
         if moving:
             extras["kmers"] = KmerTable(msg.k)
             extras["kmers"].canonical = msg.canonical
+        what = "restoring: reading and checking (rank 0's part)"
+        self.node.show_progress(0, len(msg.sets) + 1, what, "sets")
         table, named, differing = self._read(msg, msg.files, msg.k, msg.canonical, extras.get("kmers"))
         sets = {}
-        for name, (files, k, canonical) in msg.sets.items():
+        for i, (name, (files, k, canonical)) in enumerate(msg.sets.items()):
+            self.node.show_progress(i + 1, len(msg.sets) + 1, what, "sets")
             if moving:
                 extras[name] = KmerTable(k)
                 extras[name].canonical = canonical

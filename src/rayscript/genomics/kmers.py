@@ -205,8 +205,7 @@ class KmerService:
             if self.node.poll_interrupt() and error is None:
                 error = "load cancelled (Ctrl-C); the store is as it was before the statement"
             flags = coll.allreduce(np.array([active and error is None, error is not None, nbytes], np.int64))
-            if self.node.rank == 0 and self.node.progress is not None:
-                self.node.progress(int(flags[2]), msg.total_bytes)
+            self.node.show_progress(int(flags[2]), msg.total_bytes)
             if flags[1]:
                 aborted = True
                 break
@@ -456,11 +455,12 @@ class KmerService:
             raise RayScriptError(f"cannot write {msg.path}: {exc.strerror}") from None
         try:
             offset = msg.offset
-            for ids, counts, _ in self._selected(table, msg.lo, msg.hi, msg.selector, copies[0]):
+            for b, (ids, counts, _) in enumerate(self._selected(table, msg.lo, msg.hi, msg.selector, copies[0])):
                 data = format_counts(ids, counts, k)
                 if data:
                     os.pwrite(fd, data, offset)
                     offset += len(data)
+                self.node.show_progress(b + 1, NBUCKETS, "dumping (rank 0's part)", "buckets")
         finally:
             os.close(fd)
         self.node.reply(msg, SizeReply(nbytes=offset - msg.offset))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import RayScriptError
 from ..protocol.base import Message
@@ -145,6 +146,7 @@ class SetService:
         out = KmerTable(msg.k)
         out.canonical = msg.canonical
         for b in range(NBUCKETS):
+            self.node.show_progress(b, NBUCKETS, "combining (rank 0's part)", "buckets")
             leaves = {name: self._bucket(views[name], b) for name in names}
             if not any(len(leaf[0]) for leaf in leaves.values()):
                 continue
@@ -166,6 +168,7 @@ class SetService:
             for t in views.values():
                 t._fold()
             for b in range(NBUCKETS):
+                self.node.show_progress(b, NBUCKETS, "comparing (rank 0's part)", "buckets")
                 keys = []
                 for i, name in enumerate(names):
                     t = views[name]
@@ -196,7 +199,9 @@ class SetService:
         k = msg.k
         parts: list[bytes] = []
         rows = 0
+        pairs = np.zeros((len(names), len(names)), np.int64)
         for b in range(NBUCKETS):
+            self.node.show_progress(b, NBUCKETS, "matrix (rank 0's part)", "buckets")
             triples = [self._bucket(views[name], b) for name in names]
             if not any(len(t[0]) for t in triples):
                 continue
@@ -207,11 +212,21 @@ class SetService:
                 keys, columns = keys[keep], [c[keep] for c in columns]
             if not len(keys):
                 continue
+            rows += len(keys)
+            if msg.copresence:
+                present = np.stack([c >= msg.low for c in columns]).astype(np.float64)
+                pairs += np.rint(present @ present.T).astype(np.int64)
+            if not msg.path:
+                continue
             if msg.presence:
                 columns = [(c >= msg.low).astype(np.uint32) for c in columns]
             ids = views[names[0]].ids_of(keys, b) if encoding.is_wide(k) else keys
             parts.append(format_table(ids, k, columns))
-            rows += len(keys)
+        if not msg.path:  # the pairs only: no file
+            counts = coll.allreduce(np.concatenate(([rows], pairs.ravel())).astype(np.int64))
+            self.node.reply(msg, MatrixReply(rows=int(counts[0]), copresence=counts[1:].tolist()))
+            return
+        copresence = coll.allreduce(pairs.ravel()).tolist() if msg.copresence else []
         body = b"".join(parts)
         head = msg.header.encode() if coll.rank == 0 else b""
         sizes = coll.allreduce(np.bincount([coll.rank], weights=[len(body)], minlength=coll.size).astype(np.int64))
@@ -229,7 +244,8 @@ class SetService:
         finally:
             os.close(fd)
         coll.allreduce(np.zeros(1, np.int64))  # every rank has written
-        self.node.reply(msg, MatrixReply(rows=int(counts[0]), nbytes=len(msg.header.encode()) + int(sizes.sum())))
+        self.node.reply(msg, MatrixReply(rows=int(counts[0]), nbytes=len(msg.header.encode()) + int(sizes.sum()),
+                                         copresence=copresence))
 
     def _using(self, names: list[str]) -> Any:
         store = self.store
@@ -246,6 +262,31 @@ class SetService:
                         del store.in_use[n]
 
         return _InUse()
+
+
+def principal_components(gram: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The samples' coordinates on the first two principal components, and the share of the variance
+    each explains, from their Gram matrix (``gram[i, j]``: the k-mers present in both i and j, the
+    dot product of their presence vectors).  Centring every k-mer's presence over the samples is
+    ``H gram H`` (H = I - 1/n); its eigenvectors scaled by the roots of their eigenvalues are the
+    samples' principal coordinates, as a PCA of the n x k-mers presence table gives them."""
+    n = len(gram)
+    centre = np.eye(n) - 1.0 / n
+    inner = centre @ gram @ centre
+    values, vectors = np.linalg.eigh((inner + inner.T) / 2)
+    order = np.argsort(values)[::-1]
+    values = np.clip(values[order], 0.0, None)
+    vectors = vectors[:, order]
+    coords = np.zeros((n, 2))
+    m = min(2, n)
+    coords[:, :m] = vectors[:, :m] * np.sqrt(values[:m])
+    for j in range(m):  # a sign of one's own: the largest coordinate positive
+        if coords[np.argmax(np.abs(coords[:, j])), j] < 0:
+            coords[:, j] = -coords[:, j]
+    explained = np.zeros(2)
+    if values.sum() > 0:
+        explained[:m] = values[:m] / values.sum()
+    return coords, explained
 
 
 def _shared(a: Ids, b: Ids) -> int:

@@ -145,9 +145,10 @@ class Takes:
     words: tuple[str, ...] = ()
     note: str = ""
     ranges: bool = False  # also FROM..TO (two whole numbers in the bounds, FROM <= TO): a tuple
+    path: bool = False  # a file's path in quotes
 
     def __str__(self) -> str:
-        parts = []
+        parts = ["a file path in quotes"] if self.path else []
         if self.lo is not None:
             parts.append(f"a whole number from {self.lo} to {self.hi}" if self.hi is not None
                          else f"a whole number >= {self.lo}")
@@ -184,6 +185,8 @@ class Takes:
             a, b = int(span.group(1)), int(span.group(2))
             if a <= b and self.lo is not None and a >= self.lo and (self.hi is None or b <= self.hi):
                 return (a, b)
+        if self.path and isinstance(value, str) and value and (shown is None or shown.startswith('"') or "($" in shown):
+            return value  # a quoted path, or a $variable's: not a bare word
         raise ScriptError(f"{name}= takes {self}, not {shown if shown is not None else repr(value)}")
 
 
@@ -193,6 +196,7 @@ def whole(lo: int = 0, hi: int | None = None, *words: str, note: str = "") -> Ta
 
 
 TRUTH = Takes(words=("true", "false"))  # an option that takes true or false
+FILE = Takes(path=True)  # an option that takes a file path in quotes
 
 # field metadata: this field names a rank (checked against the cluster size wherever it appears)
 RANK: dict[str, Any] = {"rank": True}

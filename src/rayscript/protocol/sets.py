@@ -76,6 +76,7 @@ class CompareOrder(Message, kind="compare"):
 class MatrixReply(Message, kind="matrix-written", reply=True):
     rows: int = 0  # over all ranks
     nbytes: int = 0  # over all ranks, with the header
+    copresence: list = field(default_factory=list)  # when asked: rows present in sets i and j, i * sets + j
 
 
 @dataclass(kw_only=True)
@@ -88,8 +89,12 @@ class MatrixOrder(Message, kind="matrix"):
     low: int = 1
     presence: bool = False
     k: int = 0
+    copresence: bool = False  # count the rows present in each pair of sets (the principal components)
 
     def cascade(self) -> list[str]:
+        if not self.path:
+            return ["(all ranks: their rows, bucket by bucket, present in each pair of sets; ALLREDUCE)",
+                    f"ACK {self.recipient} -> {self.commander} (rows, pairs)"]
         return ["(all ranks: their rows, bucket by bucket; ALLGATHER of their sizes)",
                 "(every rank writes its rows at its offset of the file)",
                 f"ACK {self.recipient} -> {self.commander} (rows, bytes)"]

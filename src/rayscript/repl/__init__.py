@@ -103,7 +103,7 @@ def _shell_through_launcher(cluster: Cluster, tty: str) -> int:
 
     with open(tty, "w") as screen, raw_mode(screen.fileno()):
         if isinstance(cluster.node.progress, Progress):  # the command line's (a display of one's own draws on)
-            cluster.node.progress.show_on(screen)  # a bar on the terminal, not lines on the pipe
+            cluster.node.progress.show_on(screen, toolbar=True)  # a bar on the terminal, not lines on the pipe
         shell = Shell(cluster, input=Vt100Input(sys.stdin), output=create_output(stdout=screen))
         shell.interrupt_source = ctrl_c_pressed
         return shell.loop()

@@ -32,6 +32,10 @@ def _statement_text(text: str) -> str:
     return text[cut + 1:]
 
 
+# statements that name files: a quote is offered where a string may come
+_WRITE_OR_READ = ("load", "dump", "histogram", "query", "save", "restore", "compare", "matrix", "count")
+
+
 class RayCompleter(Completer):
     def __init__(self, size: int = 1, variables: dict[str, Any] | None = None, keys: list[str] | None = None,
                  sets: list[str] | None = None) -> None:
@@ -85,7 +89,7 @@ class RayCompleter(Completer):
             candidates += [(f"{opt}=", str(takes)) for opt, takes in statement.options_allowed.items()]
         if "NAME" in accepts and first == "help":
             candidates += [(w, h[0]) for w, h in entries().items()]
-        if "STRING" in accepts and first in ("load", "dump", "histogram", "query", "save", "restore"):
+        if "STRING" in accepts and first in _WRITE_OR_READ:
             candidates.append(('"', "a file path"))
         yield from self._offer(word, list(dict.fromkeys(candidates)))
 

@@ -91,11 +91,17 @@ class Shell:
             lexer=PygmentsLexer(RayLexer), style=STYLE, multiline=Condition(self._open_block),
             prompt_continuation=lambda width, line, wrap: "." * (width - 2) + "> ",
             input_processors=[HintProcessor()], complete_while_typing=False, enable_history_search=False,
-            input=input, output=output, include_default_pygments_style=False)
+            input=input, output=output, include_default_pygments_style=False, bottom_toolbar=self.toolbar)
         self.output = output
         self.prompt_mode = contextlib.nullcontext  # how the terminal is set while the prompt waits
         # where Ctrl-C comes from while a statement runs, if not SIGINT
         self.interrupt_source: Callable[[], bool] | None = None
+
+    def toolbar(self) -> str | None:
+        """The toolbar under the prompt: how the last long statement went (its progress while it
+        ran is drawn on the same line, see rayscript.progress); none before any."""
+        summary = getattr(self.cluster.node.progress, "summary", "")
+        return f" {summary} " if summary else None
 
     def _open_block(self) -> bool:
         return balance(self.session.default_buffer.text) > 0

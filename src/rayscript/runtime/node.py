@@ -219,6 +219,14 @@ class Node:
         """Ranks that did not answer an order in time."""
         return self.liveness.unresponsive
 
+    def show_progress(self, done: int, total: int, what: str = "reading", unit: str = "MiB") -> None:
+        """How far a long piece of work of this rank's got (the display, rate and time left are
+        rayscript.progress's): shown by rank 0 only, the rank that displays, and nowhere without a
+        display.  A service calls it as it goes; a rank's own share stands for all when the ranks
+        share the work evenly (buckets, files), so the text says whose it is."""
+        if self.rank == 0 and self.progress is not None:
+            self.progress(done, total, what, unit)
+
     def poll_interrupt(self) -> bool:
         """For long operations that do not return to the loop: has the user asked to cancel?"""
         return self.interrupts.poll()

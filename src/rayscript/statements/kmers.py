@@ -12,19 +12,22 @@ import difflib
 import os
 import re
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
 
+from .. import pictures
 from ..errors import ScriptError
-from ..genomics import fastx
+from ..genomics import contigs, fastx
 from ..genomics.kmers import format_counts, format_table
 from ..genomics.paths import FLIP, Link, bcalm_links, gfa_links, n50, overlap_links
+from ..genomics.spectrum import SpectrumModel, fit_spectrum
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
-from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
+from ..language.syntax import FILE, TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
 from ..protocol.base import Message
 from ..protocol.kmers import DumpSizeOrder, DumpWriteOrder, KmerStatsOrder, LoadOrder, QueryOrder
 from ..protocol.paths import PathLengthsOrder, PathWriteOrder
@@ -207,21 +210,34 @@ def copies_note(copies: int, items: str = "k-mers") -> str:
 
 
 class Count(_KmersOnly, keyword="count"):
-    syntax = "count kmers|kmers.NAME|SELECTOR|paths"
+    syntax = ("count kmers|kmers.NAME|SELECTOR | count paths [compare \"FASTA\" [, \"FASTA\" ...]] [to \"FILE\"] "
+              "[reference=\"FASTA\"]")
     summary = ("Distinct and total k-mers over the ranks, each k-mer once however many ranks hold copies of it; "
-               "or the paths: how many, their total length, N50 and the longest.")
-    example = "count kmers.somatic where count >= 5"
+               "or the paths: how many, their total length, N50 and the longest. 'compare' puts other assemblies' "
+               "FASTA files beside the paths; reference= adds each one's NGA50 against that genome (QUAST's, from "
+               "blocks of exact 25-mer anchors); to a FILE ending in .png, .svg or .pdf, the Nx curves with N50, "
+               "total length and NGA50 in the legend (needs the extra rayscript[plot]); to any other FILE, the "
+               "table, tab-separated.")
+    example = 'count paths compare "minia.fa", "megahit.fa" to "nx.png" reference="genome.fa"'
+    options_allowed = {"reference": FILE}
 
     selector: Selector | None = None
+    others: tuple[Value, ...] = ()
+    path: Value | None = None
+    options: Options = ()
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Count:
-        (what,) = children
+        what, others, path = b.positional(children)
+        options = b.options(cls, children)
         namespace = str(getattr(what, "namespace", what))
         if namespace == "paths":
             if isinstance(what, (Key, Selector)):
                 b.fail("'count paths' counts every path: no key or selector")
-            return cls("paths", meta=b.location)
+            return cls("paths", None, tuple(others or ()), path, options, meta=b.location)
+        if others is not None or path is not None or options:
+            b.fail(f"'count {namespace}' takes no compare, to or reference=: they compare assemblies, with "
+                   "'count paths'")
         if isinstance(what, Key):
             b.fail(f"'count' counts many k-mers: use {namespace}, {namespace}/ACG* or {namespace} where ..., "
                    f"not {what} (get shows one)")
@@ -230,6 +246,8 @@ class Count(_KmersOnly, keyword="count"):
 
     def run(self, cmd: Command) -> Steps:
         if self.namespace == "paths":
+            if self.others or self.path is not None or self.options:
+                return (yield from self._assemblies(cmd))
             return (yield from _count_paths(cmd))
         selector = wire_selector(cmd, self.selector) if self.selector is not None else ("all",)
         infos = yield from known_stats(cmd, self.namespace, once=True, selector=selector)
@@ -242,6 +260,70 @@ class Count(_KmersOnly, keyword="count"):
                 + table(["rank", "distinct", "total"], rows))
         return [Result("count", text, {"distinct": distinct, "total": total, "copies": copies,
                                        "per_rank": [{"distinct": i.distinct, "total": i.total} for i in infos]})]
+
+    def _assemblies(self, cmd: Command) -> Steps:
+        """The paths beside other assemblies' FASTA files: a table (and an Nx picture, or a TSV)."""
+        out = output_path(os.path.abspath(cmd.path(self.path))) if self.path is not None else None
+        reference_file: str | None = cmd.options(self).get("reference")
+        others = [cmd.path(v, "a FASTA file of another assembly") for v in self.others]
+        for f in [*others, *([reference_file] if reference_file else [])]:
+            fastx.inspect(f)  # every file is checked before any is read
+        keep = reference_file is not None
+        (own,) = yield from _count_paths(cmd)
+        assemblies = [(yield from _own_assembly(cmd, keep))]
+        assemblies += [contigs.read_fasta(f, os.path.basename(f), keep) for f in others]
+        reference = (contigs.read_fasta(reference_file, os.path.basename(reference_file), True)
+                     if reference_file is not None else None)
+        ref_len = int(reference.lengths.sum()) if reference is not None else 0
+        rows: list[list[Any]] = []
+        data: list[dict[str, Any]] = []
+        for a in assemblies:
+            total = int(a.lengths.sum())
+            row: dict[str, Any] = {"assembly": a.name, "contigs": len(a.lengths), "total": total,
+                   "n50": contigs.n_value(a.lengths, total), "longest": int(a.lengths.max(initial=0))}
+            if reference is not None:
+                row["nga50"] = contigs.n_value(contigs.aligned_blocks(a.sequences, reference.sequences), ref_len)
+            data.append(row)
+            rows.append([*row.values()][:5] + ([row["nga50"] or "-"] if reference is not None else []))
+        header = ["assembly", "contigs", "total", "N50", "longest"] + (["NGA50"] if reference is not None else [])
+        text = table(header, rows)
+        if reference is not None:
+            text += f"\nNGA50 against {reference_file} ({ref_len:,} bases; '-': the aligned blocks never reach half)"
+        result: dict[str, Any] = {**own.data, "assemblies": data, "reference": reference_file,
+                                  "reference_length": ref_len}
+        if out and pictures.picture_format(out):
+            result["picture"] = None
+            if not cmd.explaining:
+                lines = [pictures.Assembly(a.name, a.lengths, row["n50"], row["total"], row.get("nga50"))
+                         for a, row in zip(assemblies, data)]
+                try:
+                    pictures.nx(out, lines, "Nx of " + ", ".join(a.name for a in assemblies))
+                except pictures.NoPlotting as exc:
+                    return [Result("count", f"could not draw {out}: {exc.message}\n{text}", result)]
+                result["picture"] = out
+            return [Result("count", f"drew the Nx curves of {len(assemblies)} assemblies to {out}\n{text}", result)]
+        if out:
+            if not cmd.explaining:
+                write_text(out, "\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+            text = f"wrote {len(rows)} assemblies to {out}\n{text}"
+        return [Result("count", text, result)]
+
+
+def _own_assembly(cmd: Command, keep: bool) -> Generator[Any, Any, contigs.Assembly]:
+    """The store's paths as an assembly: their lengths, and with ``keep`` their sequences (written as
+    FASTA by the ranks to a temporary file, as dump does, and read back)."""
+    replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r))
+    chosen, _ = paths_once(replies, cmd.size)
+    lengths = np.array([replies[r].lengths[i] for r, _name, i in chosen], np.int64)
+    if not keep or cmd.explaining or not len(lengths):
+        return contigs.Assembly("paths", lengths, [])
+    fd, tmp = tempfile.mkstemp(prefix="rayscript-paths-", suffix=".fa")
+    os.close(fd)
+    try:
+        yield from _paths_fasta(cmd, tmp, ("all",))
+        return contigs.read_fasta(tmp, "paths", True)
+    finally:
+        os.unlink(tmp)
 
 
 def paths_once(replies: list[Any], size: int) -> tuple[list[tuple[int, str, int]], int]:
@@ -276,8 +358,13 @@ def _count_paths(cmd: Command) -> Steps:
 class Histogram(_KmersOnly, keyword="histogram"):
     syntax = "histogram kmers|kmers.NAME [to \"FILE\"]"
     summary = ("Count -> number of k-mers with that count, for every count held, however large (lines in "
-               "increasing count, as jellyfish histo writes them). An existing FILE is overwritten.")
-    example = 'histogram kmers to "histo.tsv"'
+               "increasing count, as jellyfish histo writes them), and the spectrum's model (GenomeScope 2.0's "
+               "negative binomials, haploid or diploid, whichever fits): genome size, heterozygosity, error rate, "
+               "k-mer coverage of one haplotype and how well it fits, or why no model fits. To a FILE ending in "
+               ".png, .svg or .pdf: a picture of the spectrum on log axes with the model, the threshold assemble "
+               "would choose (min_count=auto) and the estimates (needs the extra rayscript[plot]); to any other "
+               "FILE: the histogram's lines. An existing FILE is overwritten.")
+    example = 'histogram kmers to "spectrum.png"'
 
     path: Value | None = None
 
@@ -295,19 +382,57 @@ class Histogram(_KmersOnly, keyword="histogram"):
         numbers = np.zeros(len(counts), np.int64)
         np.add.at(numbers, where, pairs[1])
         keep = (counts > 0) & (numbers > 0)
-        data = dict(zip(counts[keep].tolist(), numbers[keep].tolist()))
-        lines = [f"{c} {n}" for c, n in data.items()]
+        counts, numbers = counts[keep], numbers[keep]
+        data: dict[Any, Any] = dict(zip(counts.tolist(), numbers.tolist()))
+        k = next((i.k for i in infos if i.k), 0)
+        model = fit_spectrum(counts, numbers, k)
+        data["model"] = model.as_data()
+        lines = [f"{c} {n}" for c, n in zip(counts.tolist(), numbers.tolist())]
         body = "\n".join(lines) + ("\n" if lines else "")
+        copies = sum(i.copies for i in infos)
+        note = f" ({copies_note(copies)})" if copies else ""
+        if path and pictures.picture_format(path):
+            data["picture"] = None
+            if not cmd.explaining:
+                try:
+                    pictures.spectrum(path, counts, numbers, f"k-mer spectrum of {self.namespace} (k={k})",
+                                      spectrum_notes(model), model.threshold, model)
+                    data["picture"] = path
+                except pictures.NoPlotting as exc:
+                    return [Result("histogram", f"could not draw {path}: {exc.message}{note}\n{model.summary()}",
+                                   data)]
+            return [Result("histogram", f"drew the spectrum of {len(lines)} counts to {path}{note}\n"
+                                        f"{model.summary()}", data)]
         if path:
             if not cmd.explaining:
                 write_text(path, body)
-            copies = sum(i.copies for i in infos)
-            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}"
-                                        + (f" ({copies_note(copies)})" if copies else ""), data)]
+            return [Result("histogram", f"wrote {len(lines)} histogram lines to {path}{note}\n{model.summary()}",
+                           data)]
         if not lines:
             holder = "the store holds" if self.namespace == KMERS else f"{self.namespace} holds"
             return [Result("histogram", f"{holder} no k-mers: an empty histogram", data)]
-        return [Result("histogram", body.rstrip("\n"), data)]
+        return [Result("histogram", body + model.summary(), data)]
+
+
+def spectrum_notes(model: SpectrumModel) -> list[str]:
+    """The estimates as the picture's box shows them."""
+    if not model.fitted:
+        words = f"no model: {model.reason}".split()
+        lines, line = [], ""
+        for w in words:  # wrapped at about 48 characters
+            if line and len(line) + len(w) > 48:
+                lines.append(line)
+                line = ""
+            line = f"{line} {w}".strip()
+        return [*lines, line, f"threshold (min_count=auto) {model.threshold}"]
+    assert model.heterozygosity is not None and model.error_rate is not None and model.fit is not None
+    return [f"genome size     {model.genome_size:,} bases",
+            f"heterozygosity  {model.heterozygosity:.3%}",
+            f"error rate      {model.error_rate:.3%}",
+            f"coverage        {model.coverage:.1f} (k-mers, one haplotype)",
+            f"ploidy          {model.ploidy} ({'haploid' if model.ploidy == 1 else 'diploid'})",
+            f"fit             {model.fit:.1%}",
+            f"threshold       {model.threshold} (min_count=auto)"]
 
 
 class Dump(_KmersOnly, keyword="dump"):
@@ -416,6 +541,27 @@ class Dump(_KmersOnly, keyword="dump"):
         return [Result("dump", f"wrote {len(records):,} {noun} {what} ({size:,} bytes) to {path} (each rank "
                                f"wrote its own records{note})", {"path": path, "bytes": size, "paths": len(records),
                                                                 "copies": copies, "links": nlinks, "format": fmt})]
+
+
+def _paths_fasta(cmd: Command, path: str,
+                 selector: tuple[Any, ...]) -> Generator[Any, Any, tuple[list[Any], int, int]]:
+    """Every rank writes the FASTA records of its selected paths into one file (each path once, in
+    name order; an empty file when none is selected): the records, the bytes, the copies left out."""
+    replies = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector, fmt="fasta"))
+    chosen, copies = paths_once(replies, cmd.size)
+    records = sorted((_name_order(name), r, name, i) for r, name, i in chosen)
+    if not records:
+        if not cmd.explaining:
+            write_text(path, "")
+        return records, 0, copies
+    places: list[list[tuple[str, int, str]]] = [[] for _ in range(cmd.size)]
+    offset = 0
+    for _order, r, name, i in records:
+        places[r].append((name, offset, ""))
+        offset += replies[r].sizes[i]
+    yield from _write_in_parts(cmd, path, offset, lambda r, tmp: PathWriteOrder(recipient=r, path=tmp,
+                                                                                places=places[r], fmt="fasta"))
+    return records, offset, copies
 
 
 def _write_in_parts(cmd: Command, path: str, size: int, order: Callable[[int, str], Message],

@@ -12,9 +12,12 @@ import os
 from collections.abc import Generator
 from typing import Any
 
+import numpy as np
 from lark import Token, Tree
 
+from .. import pictures
 from ..errors import ScriptError
+from ..genomics.sets import principal_components
 from ..interpreter import Command, Steps
 from ..items import KMERS, is_kmers, set_label
 from ..language.syntax import TRUTH, Build, CheckContext, Options, Statement, Takes, Value, whole
@@ -194,8 +197,10 @@ class Compare(Statement, keyword="compare"):
     syntax = "compare SET, SET [, SET ...] [to \"FILE\"] [min=N]"
     summary = ("For every pair of sets: the distinct k-mers they share, their Jaccard index and each side's "
                "containment (shared / the side's distinct k-mers); min=N counts only k-mers seen at least N times. "
-               "The FILE is tab-separated: set1 set2 shared jaccard contained1 contained2.")
-    example = 'compare kmers.a, kmers.b, kmers.c to "distances.tsv"'
+               "The FILE is tab-separated: set1 set2 shared jaccard contained1 contained2; a FILE ending in .png, "
+               ".svg or .pdf is a heatmap of the Jaccard indexes instead, the sets ordered by an average-linkage "
+               "clustering of 1 - Jaccard (needs the extra rayscript[plot]).")
+    example = 'compare kmers.a, kmers.b, kmers.c to "distances.png"'
     options_allowed = {"min": whole(1, COUNT_MAX)}
     collective = True
 
@@ -229,6 +234,8 @@ class Compare(Statement, keyword="compare"):
                              "contained1": c1, "contained2": c2, "distinct1": di, "distinct2": dj})
         header = ["set1", "set2", "shared", "jaccard", "contained1", "contained2"]
         text = table(header, rows)
+        if out and pictures.picture_format(out):
+            return [Result("compare", _jaccard_heatmap(cmd, out, names, data) + "\n" + text, data)]
         if out:
             if not cmd.explaining:
                 write_text(out, "\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
@@ -236,11 +243,32 @@ class Compare(Statement, keyword="compare"):
         return [Result("compare", text, data)]
 
 
+def _jaccard_heatmap(cmd: Command, out: str, names: list[str], pairs: list[dict[str, Any]]) -> str:
+    """Draw the sets' Jaccard indexes (ordered by clustering) to ``out``; what was done, in words."""
+    n = len(names)
+    jaccard = np.eye(n)
+    iu = np.triu_indices(n, 1)
+    jaccard[iu] = [p["jaccard"] for p in pairs]  # pairs come i < j, row by row: triu's order
+    jaccard[iu[1], iu[0]] = jaccard[iu]
+    if cmd.explaining:
+        return f"would draw the Jaccard indexes of {n} sets to {out}"
+    try:
+        order = pictures.cluster_order(1.0 - jaccard)
+        pictures.heatmap(out, [names[i] for i in order], jaccard[np.ix_(order, order)],
+                         f"Jaccard index of {n} k-mer sets, ordered by clustering")
+    except pictures.NoPlotting as exc:
+        return f"could not draw {out}: {exc.message}"
+    return (f"drew the Jaccard indexes of {n} sets to {out} (in the order of clustering: "
+            f"{', '.join(names[i] for i in order)})")
+
+
 class Matrix(Statement, keyword="matrix"):
     syntax = "matrix SET, SET [, SET ...] to \"FILE\" [min_sets=N] [min=C] [presence]"
     summary = ("A k-mer x set count matrix: a header 'kmer' and the set names, then one line per k-mer present "
                "(count >= min, default 1) in at least min_sets sets (default 1): its bases and its count in each set "
-               "(0 where absent; 1/0 with presence). Every rank writes its own rows, as dump does.")
+               "(0 where absent; 1/0 with presence). Every rank writes its own rows, as dump does. A FILE ending in "
+               ".png, .svg or .pdf is a picture of the sets on the first two principal components of the k-mers' "
+               "presence (of the rows the TSV would hold) instead (needs the extra rayscript[plot]).")
     example = 'matrix kmers.a, kmers.b, kmers.c to "matrix.tsv" min_sets=2'
     options_allowed = {"min_sets": whole(1), "min": whole(1, COUNT_MAX), "presence": TRUTH}
     collective = True
@@ -277,6 +305,8 @@ class Matrix(Statement, keyword="matrix"):
             raise ScriptError(f"min_sets={min_sets} is more than the {len(self.sets)} sets named: no k-mer could "
                               "be written")
         k, _ = yield from same_k(cmd, self.sets, "matrix")
+        if pictures.picture_format(path):
+            return (yield from self._components(cmd, path, min_sets, low, k))
         header = count_header(self.sets)
         tmp = f"{path}.part{os.getpid()}"
         if not cmd.explaining:
@@ -299,6 +329,33 @@ class Matrix(Statement, keyword="matrix"):
                 "each rank wrote its own rows)")
         return [Result("matrix", text, {"path": path, "rows": rep.rows, "bytes": rep.nbytes,
                                         "sets": [set_label(s) for s in self.sets]})]
+
+    def _components(self, cmd: Command, path: str, min_sets: int, low: int, k: int) -> Steps:
+        """The sets on the first two principal components of the presence of the matrix's rows,
+        drawn to ``path``: the ranks count the rows present in each pair of sets, which is all the
+        components need (the sets' Gram matrix), and write nothing."""
+        replies = yield cmd.every(lambda r: MatrixOrder(recipient=r, sets=list(self.sets), path="", min_sets=min_sets,
+                                                        low=low, k=k, copresence=True))
+        rep = replies[0]
+        names = [set_label(s) for s in self.sets]
+        n = len(names)
+        gram = np.array(rep.copresence or [0] * (n * n), np.float64).reshape(n, n)
+        coords, explained = principal_components(gram)
+        data = {"path": path, "rows": rep.rows, "sets": names, "components": coords.tolist(),
+                "explained": explained.tolist(), "picture": None}
+        rows = [[name, f"{x:.2f}", f"{y:.2f}"] for name, (x, y) in zip(names, coords)]
+        numbers = (f"the first two principal components of the presence of {rep.rows:,} k-mers in {n} sets "
+                   f"({explained[0]:.1%} and {explained[1]:.1%} of the variance)\n"
+                   + table(["set", "PC1", "PC2"], rows))
+        if cmd.explaining:
+            return [Result("matrix", numbers, data)]
+        try:
+            pictures.scatter(path, names, coords, explained.tolist(),
+                             f"{n} k-mer sets: principal components of {rep.rows:,} k-mers' presence")
+        except pictures.NoPlotting as exc:
+            return [Result("matrix", f"could not draw {path}: {exc.message}\n{numbers}", data)]
+        data["picture"] = path
+        return [Result("matrix", f"drew {path}: {numbers}", data)]
 
 
 class Rename(Statement, keyword="rename"):
