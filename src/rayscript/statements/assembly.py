@@ -142,8 +142,8 @@ class Assemble(Statement, keyword="assemble"):
                    f"not {source}")
         for name, _value in options:
             if name in ("k", "pairs", "min_pairs"):
-                b.fail(f"{name}= is for read files (assemble \"r1.fq\", \"r2.fq\" into ...): {source} was loaded "
-                       "with its k already")
+                b.fail(f"{name}= is for read files (assemble \"r1.fq\", \"r2.fq\" into ...), not for a set "
+                       f"loaded already ({source})")
         return cls(str(source), b.into(into, "paths", "assemble"), options, mode is not None, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
