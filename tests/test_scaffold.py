@@ -11,7 +11,7 @@ import pytest
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
-from rayscript.genomics.scaffold import chains, choose_joins, estimate
+from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats
 from test_assembly import rc
 
 
@@ -74,7 +74,8 @@ def test_contigs_across_a_repeat_are_joined_in_order_with_a_gap_of_the_genome_s_
         got = scaffolds(c, "s", res.data["contigs"])
     sc = res.data["scaffolding"]
     assert abs(sc["insert"] - int(np.median(sizes))) <= 5 and 5 <= sc["spread"] <= 20
-    assert sc["joins"] >= 1 and res.data["contigs"] < alone.data["contigs"]
+    assert sc["joins"] == 2 and sc["repeats"] == 1 and res.data["contigs"] == alone.data["contigs"] - 2
+    assert len(got[0]) > 0.95 * len(genome)  # the three unique stretches in one scaffold, across both copies
     assert "insert size" in res.text and f"{sc['joins']} joins made" in res.text
     assert [len(s) for s in got] == sorted((len(s) for s in got), reverse=True)
     joined = [s for s in got if "N" in s]
@@ -130,6 +131,9 @@ def test_the_joins_and_chains_follow_the_rules():
     circle = np.array([[1, 2, 5], [3, 0, 7]])  # 0.right - 1.left, 1.right - 0.left
     assert chains(circle, [0, 1]) == [[(0, True, 0), (1, True, 5)]]
     assert estimate(np.bincount([400] * 3 + [390, 410] * 3)) == (400, 15)
+    # by depth: contig 2 (twice the median depth of the bases) is a repeat, 5 is not
+    assert repeats(np.array([1, 2, 5]), np.array([5000, 300, 4000]), np.array([2000, 4100, 2400]), 6).tolist() == [
+        False, False, True, False, False, False]
 
 
 @pytest.mark.mpi

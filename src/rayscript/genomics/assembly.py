@@ -319,7 +319,8 @@ class AssemblyService:
                 self.store.put(item, "replace")
         self.node.reply(msg, ScaffoldReply(
             pairs=fig["pairs"], placed=fig["placed"], inside=fig["inside"], insert=fig["insert"],
-            spread=fig["spread"], links=fig["links"], joins=fig["joins"], scaffolds=fig.get("scaffolds", 0),
+            spread=fig["spread"], links=fig["links"], joins=fig["joins"], repeats=fig["repeats"],
+            scaffolds=fig.get("scaffolds", 0),
             total=int(lengths.sum()), n50=n50(lengths), longest=int(lengths.max(initial=0)),
             seconds=time.monotonic() - t0))
 

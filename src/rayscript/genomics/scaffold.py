@@ -15,10 +15,12 @@ Every rank at once (one SCAFFOLD order, the ranks in step, batches of numpy arra
    each, so the orientations) and how far apart (the estimate less the part of the fragment inside
    each contig); pairs whose parts inside the contigs exceed the estimate by three spreads say
    nothing.  Every rank counts its links; rank 0 gathers the counts.
-5. **joins** (rank 0): a contig end takes its best-supported link when at least ``min_pairs``
-   pairs support it and at least twice as many as its second best; a link both of whose ends take
-   it is a join.  Never on a single pair: ``min_pairs`` is at least 2.  Chains of joins are the
-   scaffolds (a circle is cut at its smallest contig), named PREFIX-1, ... by decreasing length.
+5. **joins** (rank 0): contigs counted more than 1.5 times the assembly's median depth are
+   repeats, and their links are left out (pairs spanning a repeat join its neighbours directly).
+   A contig end takes its best-supported link when at least ``min_pairs`` pairs support it and at
+   least twice as many as its second best; a link both of whose ends take it is a join.  Never on
+   a single pair: ``min_pairs`` is at least 2.  Chains of joins are the scaffolds (a circle is cut
+   at its smallest contig), named PREFIX-1, ... by decreasing length.
 6. **sequences**: every contig goes to the owner rank of its scaffold's name, which spells the
    scaffold: the contigs in order and orientation, two that overlap by exactly k - 1 bases (the
    graph's own overlap: the branch between them resolved by the pairs) merged, otherwise a run of
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 INDEX_K = 31
 MIN_SAME = 100  # pairs inside one contig needed to estimate the insert size
 MIN_GAP = 10  # the shortest run of N written between two contigs
+REPEAT_COVERAGE = 1.5  # a contig counted this many times the assembly's median depth is a repeat
 BLOCK = 1 << 25  # bytes of decompressed records parsed at a time
 Ints: TypeAlias = npt.NDArray[np.int64]
 Words: TypeAlias = npt.NDArray[np.uint64]
@@ -145,6 +148,21 @@ def estimate(hist: Ints) -> tuple[int, int]:
     return median, max(round(1.4826 * mad), 1)
 
 
+def repeats(numbers: Ints, lengths: Ints, coverage: Ints, n: int) -> Mask:
+    """Which contigs (by number, ``n`` places) are repeats: a mean count above REPEAT_COVERAGE times the
+    median count of the assembly's bases (contigs weighted by their length).  A repeat's contig has
+    a copy on both sides of it, so its links would mislead the joins: they are left out, and pairs
+    that span a repeat join the unique contigs around it directly."""
+    out = np.zeros(n, bool)
+    if not len(numbers):
+        return out
+    order = np.argsort(coverage)
+    cum = np.cumsum(lengths[order])
+    median = coverage[order][np.searchsorted(cum, cum[-1] / 2)]
+    out[numbers] = coverage > REPEAT_COVERAGE * median
+    return out
+
+
 def choose_joins(links: Ints, min_pairs: int) -> Ints:
     """From link counts (rows: end a, end b, pairs, summed gap; an end is 2 * contig + side, side 1
     the contig's right end), the joins: rows of the links that both their ends take (see the module's
@@ -239,8 +257,9 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     k_contigs = int(np.concatenate(coll.alltoallv([my_k] * size)).max())  # the contigs' k (all have one)
     k = min(INDEX_K, k_contigs) if k_contigs else INDEX_K
     # every rank learns every contig's length (a number per contig)
-    mine = np.stack((numbers, np.array([len(p.sequence) for p in held], np.int64)), axis=1).ravel()
-    every = np.concatenate(coll.alltoallv([mine] * size)).reshape(-1, 2)
+    mine = np.stack((numbers, np.array([len(p.sequence) for p in held], np.int64),
+                     np.array([round(100 * p.coverage) for p in held], np.int64)), axis=1).ravel()
+    every = np.concatenate(coll.alltoallv([mine] * size)).reshape(-1, 3)
     length = np.zeros(int(every[:, 0].max(initial=0)) + 1, np.int64)
     length[every[:, 0]] = every[:, 1]
     # 1. the index, at the owners of the k-mers
@@ -295,7 +314,7 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     median, spread = estimate(hist)
     placed_all = int(coll.allreduce(np.array([int(placed.sum())], np.int64))[0])
     figures: dict[str, Any] = {"pairs": pairs_total, "placed": placed_all, "inside": int(hist.sum()),
-                               "insert": median, "spread": spread, "joins": 0, "links": 0}
+                               "insert": median, "spread": spread, "joins": 0, "links": 0, "repeats": 0}
     if hist.sum() < MIN_SAME:
         return held, figures
     # 4. links between two contigs
@@ -332,7 +351,10 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
                               np.bincount(inverse, weights=got_links[:, 2]).astype(np.int64),
                               np.bincount(inverse, weights=got_links[:, 3]).astype(np.int64)), axis=1)
         links_total = int((links[:, 2] >= min_pairs).sum()) if len(links) else 0
-        joins = choose_joins(links, min_pairs)
+        repeat = repeats(every[:, 0], every[:, 1], every[:, 2], int(length.size))
+        figures["repeats"] = int(repeat.sum())
+        unique = ~repeat[links[:, 0] // 2] & ~repeat[links[:, 1] // 2] if len(links) else np.zeros(0, bool)
+        joins = choose_joins(links[unique], min_pairs)
         present = {int(c): int(length[c]) for c in every[:, 0]}
         scaffolds = chains(joins, list(present))
         rows = [(c, n + 1, place, int(f), g)
@@ -343,6 +365,7 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
                                          [np.empty(0, np.int64)] * size)).reshape(-1, 5)
     figures["joins"] = int(coll.allreduce(np.array([figures["joins"]], np.int64))[0])
     figures["links"] = int(coll.allreduce(np.array([links_total], np.int64))[0])
+    figures["repeats"] = int(coll.allreduce(np.array([figures["repeats"]], np.int64))[0])
     figures["scaffolds"] = int(plan[:, 1].max(initial=0))
     # 6. every contig to the owner of its scaffold's name, which spells it
     where = {int(r[0]): r for r in plan}

@@ -59,6 +59,7 @@ class ScaffoldReply(Message, kind="scaffolded", reply=True):
     spread: int = 0  # 1.4826 times its median absolute deviation
     links: int = 0  # pairs of contig ends linked by at least min_pairs pairs
     joins: int = 0
+    repeats: int = 0  # contigs left out of the joins as repeats (by their depth)
     scaffolds: int = 0
     total: int = 0
     n50: int = 0
