@@ -4,11 +4,13 @@ against the genome, in one table.
 
 Usage:
   bench_ecoli.py DIR [TOOL ...]     TOOL: ray31, rayauto, raypairs, minia, megahit, abyss (default: all)
+  bench_ecoli.py DIR report         the table of the tools run so far (QUAST again), running none
 
 DIR keeps the reads (made once with a fixed seed: `art_illumina -ss HS25 -p -l 125 -f 40 -m 400
--s 30 -rs 536`), each tool's contigs and the QUAST report.  Each tool's whole job is one process tree
-on the machine's 2 cores (rayscript: `mpiexec -n 2 rayscript run`; Minia 3: 2 threads, k=31;
-MEGAHIT: 2 threads, its default k 21..141; ABySS: `abyss-pe j=2 k=63` with the pairs); its wall time
+-s 30 -rs 536`), each tool's contigs, its figures (DIR/runs.json: a later call that runs some tools
+again keeps the others' figures) and the QUAST report of every tool run so far.  Each tool's whole
+job is one process tree on the machine's 2 cores (rayscript: `mpiexec -n 2 rayscript run`; Minia 3: 2 threads, k=31;
+MEGAHIT: 2 threads, its default k 21..141; ABySS: `abyss-pe j=2 k=63 B=2G` with the pairs); its wall time
 is measured from outside and its memory as the peak of the summed resident memory of every process
 of the tree (sampled every 0.2 s: the ranks together, not only the largest).  QUAST (`quast.py -r
 genome --min-contig 500`): N50, NGA50, misassembled contigs, genome fraction.
@@ -17,6 +19,7 @@ genome --min-contig 500`): N50, NGA50, misassembled contigs, genome fraction.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -124,7 +127,7 @@ def abyss(d: Path, r1: Path, r2: Path) -> Path:
     out = d / "abyss"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    TIMES["abyss"] = run(["abyss-pe", "name=ecoli", "k=63", "j=2", f"in={r1} {r2}"], out, d / "abyss.log")
+    TIMES["abyss"] = run(["abyss-pe", "name=ecoli", "k=63", "j=2", "B=2G", f"in={r1} {r2}"], out, d / "abyss.log")
     return out / "ecoli-scaffolds.fa"
 
 
@@ -133,6 +136,8 @@ TOOLS = {
     "ray31": ("rayscript k=31, 2 ranks", lambda d, a, b: rayscript(d, a, b, "ray31", "k=31 pairs=false")),
     "rayauto": ("rayscript k=auto (21, 41, 63), 2 ranks",
                 lambda d, a, b: rayscript(d, a, b, "rayauto", "k=auto pairs=false")),
+    "raypairs": ("rayscript k=auto, pairs (scaffolds), 2 ranks",
+                 lambda d, a, b: rayscript(d, a, b, "raypairs", "k=auto pairs=true")),
     "minia": ("Minia 3, k=31, 2 threads", minia),
     "megahit": ("MEGAHIT (k 21..141), 2 threads", megahit),
     "abyss": ("ABySS k=63 with pairs (scaffolds), 2 jobs", abyss),
@@ -153,18 +158,25 @@ def quast(d: Path, assemblies: dict[str, Path], ref: Path) -> dict[str, dict[str
 
 def main() -> None:
     d = Path(sys.argv[1]).resolve()
-    wanted = sys.argv[2:] or list(TOOLS)
+    wanted = [] if sys.argv[2:] == ["report"] else sys.argv[2:] or list(TOOLS)
     ref, r1, r2 = make_reads(d)
-    assemblies: dict[str, Path] = {}
+    # the runs of earlier calls on DIR stay in the table (DIR/runs.json): tools can be run one at a time
+    runs_file = d / "runs.json"
+    runs = json.loads(runs_file.read_text()) if runs_file.exists() else {}
     for tool in wanted:
         label, make = TOOLS[tool]
         if tool in NEEDS and shutil.which(NEEDS[tool]) is None:
             print(f"{label}: not installed (Debian package {NEEDS[tool]})", flush=True)
             continue
-        assemblies[tool] = make(d, r1, r2)
+        out = make(d, r1, r2)
         seconds, peak = TIMES[tool]
+        runs[tool] = {"fasta": str(out), "seconds": seconds, "peak": peak}
+        runs_file.write_text(json.dumps(runs, indent=1))
         print(f"{label}: {seconds:.0f} s, peak {peak / 2**30:.2f} GiB", flush=True)
-    report = quast(d, assemblies, ref)
+    order = [t for t in TOOLS if t in runs]
+    for t in order:
+        TIMES[t] = (runs[t]["seconds"], runs[t]["peak"])
+    report = quast(d, {t: Path(runs[t]["fasta"]) for t in order}, ref)
     print("\n| assembler (2 cores) | contigs >= 500 | N50 | NGA50 | misassembled contigs | genome fraction | wall | "
           "peak memory (all processes) |")
     print("|---|---|---|---|---|---|---|---|")
