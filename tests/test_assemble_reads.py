@@ -61,12 +61,13 @@ def test_one_k_gives_the_contigs_of_load_and_assemble_and_leaves_the_store_as_it
     with Cluster.local(3) as c:
         c.run(f'load "{r1}" into kmers.mine k=25\nassemble kmers.mine into paths/other min_count=1')
         before = store_state(c)
-        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 min_count=1 min_length=1 clean=false')
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 min_count=1 min_length=1 clean=false '
+                       "pairs=false")
         got = all_contigs(c, "asm")
         after_sets, after_paths = store_state(c)
     assert sorted(canon(s) for s in got) == ref == unitigs(reads, 31)
     assert [len(s) for s in got] == sorted((len(s) for s in got), reverse=True)  # asm-1 the longest
-    assert res.data["ks"] == [31] and res.data["pairs"] is True and res.data["contigs"] == len(got)
+    assert res.data["ks"] == [31] and res.data["pairs"] is False and res.data["contigs"] == len(got)
     assert after_sets == before[0]  # no temporary set left, the others untouched
     assert after_paths["paths"] == before[1]["paths"] + len(got)  # no round's paths left
 
@@ -74,8 +75,8 @@ def test_one_k_gives_the_contigs_of_load_and_assemble_and_leaves_the_store_as_it
 def test_several_k_resolve_a_repeat_longer_than_the_small_k(pair_files):
     genome, r1, r2, reads = pair_files
     with Cluster.local(2) as c:
-        (small,) = c.run(f'assemble "{r1}", "{r2}" into paths/small k=31')
-        (multi,) = c.run(f'assemble "{r1}", "{r2}" into paths/multi k=21..63')
+        (small,) = c.run(f'assemble "{r1}", "{r2}" into paths/small k=31 pairs=false')
+        (multi,) = c.run(f'assemble "{r1}", "{r2}" into paths/multi k=21..63 pairs=false')
         got = all_contigs(c, "multi")
     assert small.data["contigs"] > 1  # the 50-base repeat splits k=31
     assert multi.data["ks"] == [21, 41, 63] and [r["min_count"] for r in multi.data["rounds"]]

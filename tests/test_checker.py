@@ -96,6 +96,7 @@ FORM_OF = {
     ("dump", "headers"): 'dump paths to "x.fa" OPTION',
     ("assemble", "k"): 'assemble "r.fq" into paths/c OPTION',
     ("assemble", "pairs"): 'assemble "r.fq" into paths/c OPTION',
+    ("assemble", "min_pairs"): 'assemble "r.fq" into paths/c OPTION',
 }
 
 

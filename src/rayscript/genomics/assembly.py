@@ -45,12 +45,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ..items import GraphPath, pack_item, unpack_item
-from ..protocol.assembly import AssembleOrder, AssembleReply
+from ..protocol.assembly import AssembleOrder, AssembleReply, ScaffoldOrder, ScaffoldReply
 from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
 from ..store.types import Counts, Edges, Ids
+from . import fastx
 from .graph import NO_K
 from .paths import n50
+from .scaffold import scaffold
 
 if TYPE_CHECKING:
     from ..runtime.collective import Collective
@@ -280,10 +282,47 @@ class AssemblyService:
         self.store = node.store
         self._error: str | None = None
         node.register(AssembleOrder, self.on_assemble)
+        node.register(ScaffoldOrder, self.on_scaffold)
 
     def on_assemble(self, msg: AssembleOrder) -> None:
         with self.node.collective_order(msg, "assemble"):
             self._assemble(msg)
+
+    def on_scaffold(self, msg: ScaffoldOrder) -> None:
+        with self.node.collective_order(msg, "scaffold"):
+            self._scaffold(msg)
+
+    def _scaffold(self, msg: ScaffoldOrder) -> None:
+        """Every rank: the contigs paths/PREFIX-N joined with read pairs (rayscript.genomics.scaffold);
+        they are replaced by the scaffolds only once every rank has finished."""
+        self.coll = self.node.collective
+        self.ex = _Exchange(self.coll)
+        self._error = None
+        t0 = time.monotonic()
+        paths = self.store.named("paths")
+        pattern = path_name_pattern(msg.prefix)
+        held = [p for name, p in paths.items() if pattern.fullmatch(str(name)) and isinstance(p, GraphPath)]
+        sources = [fastx.Source(*f) for f in msg.files]
+        out, fig = scaffold(self.ex, self.coll.rank, msg.prefix, held, sources, msg.interleaved, msg.min_pairs)
+        # named PREFIX-1, ... by decreasing length (ties by their number in the plan)
+        k = max((p.k for p in held), default=0)
+        number = [int(p.name.rsplit("-", 1)[1]) for p in out]
+        named, lengths = self._name([(n, p.sequence, p.coverage, n, 0) for n, p in zip(number, out)], msg.prefix, k)
+        kinds = {p.sequence: p.stop_reason for p in out}
+        named = [GraphPath(p.name, p.sequence, p.k, kinds.get(p.sequence, "scaffold"), p.coverage) for p in named]
+        if not self._sync(None):
+            return self.node.fail_order(msg, self._error or "scaffold failed on another rank")
+        if fig["joins"]:
+            for p in held:
+                self.store.delete("paths", p.name)
+            for item in named:
+                self.store.put(item, "replace")
+        self.node.reply(msg, ScaffoldReply(
+            pairs=fig["pairs"], placed=fig["placed"], inside=fig["inside"], insert=fig["insert"],
+            spread=fig["spread"], links=fig["links"], joins=fig["joins"], repeats=fig["repeats"],
+            scaffolds=fig.get("scaffolds", 0),
+            total=int(lengths.sum()), n50=n50(lengths), longest=int(lengths.max(initial=0)),
+            seconds=time.monotonic() - t0))
 
     # --- the collective steps -------------------------------------------------------------
     def _sync(self, error: str | None) -> bool:

@@ -48,3 +48,37 @@ class AssembleOrder(Message, kind="assemble"):
                 "(sequences at the unitigs' owners: ALLTOALLV; names: ALLTOALLV of lengths; paths: ALLTOALLV of "
                 "packed paths to the owners of their names)",
                 f"ACK {r} -> {c} (contigs, total length, N50, longest, min_count, time per phase)"]
+
+
+@dataclass(kw_only=True)
+class ScaffoldReply(Message, kind="scaffolded", reply=True):
+    pairs: int = 0  # pairs read
+    placed: int = 0  # pairs whose two ends were placed on contigs
+    inside: int = 0  # pairs inside one contig, facing each other: the insert size sample
+    insert: int = 0  # its median
+    spread: int = 0  # 1.4826 times its median absolute deviation
+    links: int = 0  # pairs of contig ends linked by at least min_pairs pairs
+    joins: int = 0
+    repeats: int = 0  # contigs left out of the joins as repeats (by their depth)
+    scaffolds: int = 0
+    total: int = 0
+    n50: int = 0
+    longest: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(kw_only=True)
+class ScaffoldOrder(Message, kind="scaffold"):
+    """Join the contigs paths/PREFIX-N into scaffolds with read pairs (rayscript.genomics.scaffold)."""
+
+    reply_type = ScaffoldReply
+    prefix: str = "contig"
+    files: list = field(default_factory=list)  # (path, fmt, codec, size) of the two files, or the interleaved one
+    interleaved: bool = False
+    min_pairs: int = 5
+
+    def cascade(self) -> list[str]:
+        return ["(all ranks: the contigs' k-mers to their owners: ALLTOALLV; each rank's share of the pairs looked "
+                "up: ALLTOALLV; the insert sizes: ALLREDUCE; the links to rank 0, the plan from it: ALLTOALLV; "
+                "contigs to the owners of their scaffolds' names: ALLTOALLV)",
+                f"ACK {self.recipient} -> {self.commander} (insert size, links, joins, scaffolds)"]

@@ -21,7 +21,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
               "load-reply", "kmer-stats-reply", "size-reply", "query-reply", "held-reply"),
     "graph": ("walk", "path-store", "neighbours", "path-stored", "neighbours-reply"),
     "paths": ("path-lengths", "path-write", "path-lengths-reply"),
-    "assembly": ("assemble", "assembled"),
+    "assembly": ("assemble", "assembled", "scaffold", "scaffolded"),
     "checkpoint": ("save-order", "restore-verify", "restore-commit", "saved", "verified", "committed",
                    "restore-copies", "copies-placed"),
     "sets": ("sets", "sets-reply", "combine", "combined", "compare", "compared", "matrix", "matrix-written",

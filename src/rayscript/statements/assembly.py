@@ -14,10 +14,11 @@ from typing import Any
 from ..errors import ScriptError
 from ..genomics import fastx
 from ..genomics.assembly import path_name_pattern
+from ..genomics.scaffold import MIN_SAME
 from ..interpreter import Command, Steps
 from ..items import is_kmers
 from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
-from ..protocol.assembly import AssembleOrder
+from ..protocol.assembly import AssembleOrder, ScaffoldOrder
 from ..protocol.paths import PathLengthsOrder
 from ..protocol.sets import DropOrder
 from ..protocol.store import DeleteOrder
@@ -28,6 +29,7 @@ from .kmers import Load, known_stats, set_names
 AUTO_LOW = 21  # k=auto: the first round's k
 AUTO_STEP = 20  # and the step between rounds (a last round closer than half a step to the top takes its place)
 AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least
+MIN_PAIRS = 5  # pairs=true: the pairs a join needs, by default
 TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
 
 
@@ -51,6 +53,8 @@ class ReadsPlan:
     pairs: bool
     read_length: int
     notes: list[str] = field(default_factory=list)
+    sources: list[fastx.Source] = field(default_factory=list)
+    interleaved: bool = False
 
 
 def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
@@ -95,7 +99,7 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
     if even:
         notes.append(f"note: k={even[0]} is even: a k-mer can then be its own reverse complement (a palindrome), "
                      "which ends a contig; an odd k avoids that")
-    return ReadsPlan(files, ks, bool(pairs), read_length, notes)
+    return ReadsPlan(files, ks, bool(pairs), read_length, notes, sources, bool(pairs) and len(files) == 1)
 
 
 class Assemble(Statement, keyword="assemble"):
@@ -110,11 +114,13 @@ class Assemble(Statement, keyword="assemble"):
                "them itself into a temporary set, assembles and removes it, leaving the store's sets as they were: "
                "k=auto (the default there) assembles in rounds from k=21 up to 63 (or the read length less 20), each "
                "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 20; two files are "
-               "the two ends of pairs (pairs=false: separate reads), as is one interleaved file.")
+               "the two ends of pairs (pairs=false: separate reads), as is one interleaved file: the insert size is "
+               "estimated from pairs inside one contig, and contigs whose ends are linked by at least min_pairs "
+               "(default 5, at least 2) consistent pairs are joined into scaffolds, gaps as runs of N.")
     example = 'assemble "reads_1.fq.gz", "reads_2.fq.gz" into paths/asm k=auto'
     options_allowed = {"min_count": whole(1, None, "auto"), "min_length": whole(0), "clean": TRUTH,
                        "k": Takes(1, MAX_K, ("auto",), "at most two 64-bit words per k-mer", ranges=True),
-                       "pairs": TRUTH}
+                       "pairs": TRUTH, "min_pairs": whole(2, None, note="never a join on a single pair")}
     collective = True
 
     namespace: str
@@ -135,9 +141,9 @@ class Assemble(Statement, keyword="assemble"):
             b.fail(f"'assemble' assembles a k-mer set (kmers, kmers.NAME) or read files (\"r1.fq\", \"r2.fq\"), "
                    f"not {source}")
         for name, _value in options:
-            if name in ("k", "pairs"):
-                b.fail(f"{name}= is for read files (assemble \"r1.fq\", \"r2.fq\" into ...): {source} was loaded "
-                       "with its k already")
+            if name in ("k", "pairs", "min_pairs"):
+                b.fail(f"{name}= is for read files (assemble \"r1.fq\", \"r2.fq\" into ...), not for a set "
+                       f"loaded already ({source})")
         return cls(str(source), b.into(into, "paths", "assemble"), options, mode is not None, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
@@ -175,6 +181,12 @@ class Assemble(Statement, keyword="assemble"):
                                                       self.replace if last else True, forget=scratch if i else "",
                                                       ))
                 yield cmd.every(lambda r: DropOrder(recipient=r, name=kset))
+            if plan.pairs:
+                files_wire = [(s.path, s.fmt, s.codec, s.size) for s in plan.sources]
+                replies = yield cmd.every(lambda r: ScaffoldOrder(
+                    recipient=r, prefix=prefix, files=files_wire, interleaved=plan.interleaved,
+                    min_pairs=opts.get("min_pairs", MIN_PAIRS)))
+                scaffolded = replies[0]
         except Exception:
             if not cmd.explaining:
                 yield from _clean_up(cmd, kset, scratch)
@@ -186,14 +198,42 @@ class Assemble(Statement, keyword="assemble"):
                               f"min_count={a.data['min_count']}"
                               for r, a in zip(loads, [x for x in results if x.statement == "assemble"]))
         head = final.text.splitlines()[0]
+        pairs_data: dict[str, Any] = {}
+        if plan.pairs:
+            sc = scaffolded
+            pairs_data = {"pairs": sc.pairs, "placed": sc.placed, "inside": sc.inside, "insert": sc.insert,
+                          "spread": sc.spread, "links": sc.links, "joins": sc.joins, "scaffolds": sc.scaffolds,
+                          "repeats": sc.repeats}
+            if sc.joins:
+                noun = "scaffolds" if sc.scaffolds != 1 else "scaffold"
+                head = (f"scaffolded {sc.scaffolds:,} {noun} into paths/{prefix}-1..{sc.scaffolds}: "
+                        f"{sc.total:,} bases, N50 {sc.n50:,}, longest {sc.longest:,} "
+                        f"({final.data['contigs']:,} contigs, N50 {final.data['n50']:,}, {sc.joins:,} joins)")
         text = (f"{head}\nfrom {len(files)} file{'s' if len(files) > 1 else ''} ({loads[0].data['reads']:,} reads of "
                 f"{plan.read_length} bases (median), {'pairs' if plan.pairs else 'single reads'}), "
-                f"k={'..'.join(map(str, plan.ks)) if len(plan.ks) <= 2 else ', '.join(map(str, plan.ks))}; "
+                f"k={', '.join(map(str, plan.ks))}; "
                 f"{seconds:.2f} s\nrounds: {per_round}")
+        if plan.pairs:
+            sc = scaffolded
+            if sc.inside < MIN_SAME:
+                text += (f"\npairs: {sc.pairs:,} pairs, {sc.placed:,} with both ends placed, only {sc.inside:,} inside "
+                         f"one contig: too few to estimate the insert size ({MIN_SAME} needed); no scaffolds")
+            else:
+                text += (f"\npairs: {sc.pairs:,} pairs, {sc.placed:,} with both ends placed; insert size {sc.insert:,} "
+                         f"± {sc.spread:,} (median ± 1.4826 MAD of {sc.inside:,} pairs inside one contig); "
+                         f"{sc.links:,} contig ends linked by >= {opts.get('min_pairs', MIN_PAIRS)} pairs, "
+                         f"{sc.repeats:,} repeat contigs left out (depth > 1.5 x the median), {sc.joins:,} joins "
+                         f"made ({sc.seconds:.2f} s)")
         for note in plan.notes:
             text += "\n" + note
-        data = dict(final.data, ks=plan.ks, pairs=plan.pairs, read_length=plan.read_length, seconds=seconds,
-                    rounds=[dict(a.data) for a in results if a.statement == "assemble"], notes=plan.notes)
+        if plan.pairs and scaffolded.joins:
+            data_paths = {"contigs": scaffolded.scaffolds, "total": scaffolded.total, "n50": scaffolded.n50,
+                          "longest": scaffolded.longest}
+        else:
+            data_paths = {}
+        data = dict(final.data, **data_paths, scaffolding=pairs_data, ks=plan.ks, pairs=plan.pairs,
+                    read_length=plan.read_length, seconds=seconds, notes=plan.notes,
+                    rounds=[dict(a.data) for a in results if a.statement == "assemble"])
         return [Result("assemble", text, data)]
 
     def _assemble(self, cmd: Command, kset: str, prefix: str, replace: bool, forget: str = "",

@@ -1,0 +1,149 @@
+"""Scaffolding with read pairs (assemble "r1", "r2" ... pairs=true): the insert size estimated from pairs
+inside one contig, contigs joined only where several consistent pairs link them, gaps as runs of N of
+the estimated length; checked against the genome the pairs were made from."""
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from conftest import rayscript_cmd, run_mpi, write_fastq
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats
+from test_assembly import rc
+
+
+def genome_of(rng, n):
+    return "".join(rng.choice("ACGT") for _ in range(n))
+
+
+def pairs_of(rng, genome, step, lo=380, hi=420, length=100):
+    """Error-free pairs (forward-reverse) every ``step`` bases, fragments of lo..hi bases; and their sizes."""
+    one, two, sizes = [], [], []
+    for i in range(0, len(genome) - hi, step):
+        size = rng.randrange(lo, hi + 1)
+        frag = genome[i:i + size]
+        if rng.random() < 0.5:  # either strand of the fragment comes first
+            one.append(frag[:length])
+            two.append(rc(frag[-length:]))
+        else:
+            one.append(rc(frag[-length:]))
+            two.append(frag[:length])
+        sizes.append(size)
+    return one, two, sizes
+
+
+def scaffolds(c, prefix, n):
+    return [c.get(f"paths/{prefix}-{i}").sequence for i in range(1, n + 1)]
+
+
+def placed_in(genome, scaffold, slack):
+    """Where the scaffold lies in the genome (either strand), its contigs in order with gaps of the
+    genome's own length give or take ``slack``: the match, else None."""
+    for seq in (scaffold, rc(scaffold)):
+        parts = re.split(r"(N+)", seq)
+        pattern = "".join(f"[ACGT]{{{max(len(p) - slack, 0)},{len(p) + slack}}}" if p.startswith("N") else re.escape(p)
+                          for p in parts)
+        m = re.search(pattern, genome)
+        if m:
+            return m
+    return None
+
+
+@pytest.fixture(scope="module")
+def repeat_pairs(tmp_path_factory):
+    """A 9.3 kb genome with a 150-base repeat twice: k=31 breaks it at both copies."""
+    rng = random.Random(21)
+    rep = genome_of(rng, 150)
+    genome = genome_of(rng, 3000) + rep + genome_of(rng, 3000) + rep + genome_of(rng, 3000)
+    one, two, sizes = pairs_of(rng, genome, 3)
+    d = tmp_path_factory.mktemp("scaf")
+    write_fastq(d / "r1.fq", one)
+    write_fastq(d / "r2.fq", two)
+    return genome, d / "r1.fq", d / "r2.fq", sizes
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_contigs_across_a_repeat_are_joined_in_order_with_a_gap_of_the_genome_s_length(repeat_pairs, ranks):
+    genome, r1, r2, sizes = repeat_pairs
+    with Cluster.local(ranks) as c:
+        (alone,) = c.run(f'assemble "{r1}", "{r2}" into paths/c k=31 pairs=false')
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/s k=31')
+        got = scaffolds(c, "s", res.data["contigs"])
+    sc = res.data["scaffolding"]
+    assert abs(sc["insert"] - int(np.median(sizes))) <= 5 and 5 <= sc["spread"] <= 20
+    assert sc["joins"] == 2 and sc["repeats"] == 1 and res.data["contigs"] == alone.data["contigs"] - 2
+    assert len(got[0]) > 0.95 * len(genome)  # the three unique stretches in one scaffold, across both copies
+    assert "insert size" in res.text and f"{sc['joins']} joins made" in res.text
+    assert [len(s) for s in got] == sorted((len(s) for s in got), reverse=True)
+    joined = [s for s in got if "N" in s]
+    assert joined
+    for s in got:  # every scaffold lies in the genome, its gaps as long as the genome's, give or take
+        assert placed_in(genome, s, 3 * sc["spread"] + 10) is not None, s[:50]
+
+
+def test_a_single_pair_never_joins(tmp_path):
+    """Two genomes, each in one contig; chimeric pairs link them: one is not enough, two are (min_pairs=2)."""
+    rng = random.Random(8)
+    a, b = genome_of(rng, 2500), genome_of(rng, 2500)
+    one, two, _ = pairs_of(rng, a, 4)
+    more = pairs_of(rng, b, 4)
+    one, two = one + more[0], two + more[1]
+    chimera = a[-250:] + b[:250]  # a fragment across the end of a and the start of b
+    for n, (p, q) in enumerate([(chimera[:100], rc(chimera[-100:])), (chimera[10:110], rc(chimera[-110:-10]))]):
+        one, two = [*one, p], [*two, q]
+        write_fastq(tmp_path / f"c{n}_1.fq", one)
+        write_fastq(tmp_path / f"c{n}_2.fq", two)
+    with Cluster.local(2) as c:
+        (single,) = c.run(f'assemble "{tmp_path}/c0_1.fq", "{tmp_path}/c0_2.fq" into paths/x k=31 min_pairs=2')
+        (double,) = c.run(f'assemble "{tmp_path}/c1_1.fq", "{tmp_path}/c1_2.fq" into paths/y k=31 min_pairs=2')
+        y1 = c.get("paths/y-1").sequence
+        with pytest.raises(RayScriptError, match="min_pairs= takes a whole number >= 2"):
+            c.run(f'assemble "{tmp_path}/c1_1.fq", "{tmp_path}/c1_2.fq" into paths/z min_pairs=1')
+    assert single.data["scaffolding"]["joins"] == 0 and single.data["contigs"] == 2
+    assert double.data["scaffolding"]["joins"] == 1 and double.data["contigs"] == 1
+    assert placed_in(a + b, y1, 60) is not None
+
+
+def test_too_few_pairs_inside_a_contig_say_so_and_change_nothing(tmp_path):
+    rng = random.Random(3)
+    genome = genome_of(rng, 1500)
+    one, two, _ = pairs_of(rng, genome, 30)
+    write_fastq(tmp_path / "a.fq", one)
+    write_fastq(tmp_path / "b.fq", two)
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'assemble "{tmp_path}/a.fq", "{tmp_path}/b.fq" into paths/t k=31 min_count=1')
+    assert "too few to estimate the insert size" in res.text and res.data["scaffolding"]["joins"] == 0
+
+
+def test_the_joins_and_chains_follow_the_rules():
+    # ends: 2 * contig + side (1: right); rows: end, end, pairs, summed gap
+    links = np.array([[3, 4, 10, 500],   # 1.right - 2.left, 10 pairs
+                      [3, 6, 4, 400],    # 1.right - 3.left, 4: not half of 10, so 1.right takes 2.left
+                      [5, 9, 6, 60],     # 2.right - 4.right
+                      [7, 8, 1, 0]])     # a single pair: never
+    joins = choose_joins(links, 2)
+    assert joins.tolist() == [[3, 4, 50], [5, 9, 10]]
+    got = chains(joins, [1, 2, 3, 4])
+    assert sorted(got) == sorted([[(1, True, 0), (2, True, 50), (4, False, 10)], [(3, True, 0)]])
+    circle = np.array([[1, 2, 5], [3, 0, 7]])  # 0.right - 1.left, 1.right - 0.left
+    assert chains(circle, [0, 1]) == [[(0, True, 0), (1, True, 5)]]
+    assert estimate(np.bincount([400] * 3 + [390, 410] * 3)) == (400, 15)
+    # by depth: contig 2 (twice the median depth of the bases) is a repeat, 5 is not
+    assert repeats(np.array([1, 2, 5]), np.array([5000, 300, 4000]), np.array([2000, 4100, 2400]), 6).tolist() == [
+        False, False, True, False, False, False]
+
+
+@pytest.mark.mpi
+def test_the_same_scaffolds_under_mpiexec(repeat_pairs, tmp_path):
+    _genome, r1, r2, _sizes = repeat_pairs
+    with Cluster.local(2) as c:
+        c.run(f'assemble "{r1}", "{r2}" into paths/m k=31\ndump paths/m* to "{tmp_path}/two.fa"')
+    script = tmp_path / "a.ray"
+    script.write_text(f'assemble "{r1}", "{r2}" into paths/m k=31\ndump paths/m* to "{tmp_path}/three.fa"\n')
+    proc = run_mpi(3, *rayscript_cmd(), "run", str(script), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "joins made" in proc.stdout
+    assert (tmp_path / "three.fa").read_text() == (tmp_path / "two.fa").read_text()
