@@ -32,6 +32,19 @@ def pytest_configure(config):
     os.environ.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that start jobs of several processes run first, the ones across several hosts and
+    against reference tools before the other MPI jobs, and the quick in-process tests last: on two
+    workers the long ones then share out between both, and the short ones fill in at the end
+    (whoever finished a long job last would otherwise still be at it when the other is done).
+    Within each kind, the order is the files' own."""
+    def kind(item):
+        marks = {m.name for m in item.iter_markers()}
+        return 0 if "multihost" in marks else 1 if "external" in marks else 2 if "mpi" in marks else 3
+
+    items.sort(key=kind)
+
+
 def mpiexec_path():
     """The launcher the MPI tests use: RAYSCRIPT_TEST_MPIEXEC when set (scripts/test's Open MPI pass
     names Open MPI's), else the one in the running Python's bin (the mpich wheel's in .venv), else

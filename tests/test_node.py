@@ -1,6 +1,8 @@
 """The pieces of a rank's loop on their own, without MPI and without sleeping: the polite wait, and
 liveness (overdue orders and who is blamed) on a clock the test moves by hand."""
 
+import pytest
+
 from rayscript.runtime import backoff as bo
 
 
@@ -24,6 +26,40 @@ def test_backoff_is_hot_until_a_moment(monkeypatch):
     monkeypatch.setattr(bo.os, "sched_yield", lambda: None)
     b = bo.Backoff(0.01, 0.01, hot_until=5.0)
     assert b.turn(now=4.9) is False and b.turn(now=5.0) is True and naps == [0.01]
+
+
+def test_backoff_wait_spins_then_naps_until_the_probe_gives_something(monkeypatch):
+    naps, yields, looks = [], [], []
+    monkeypatch.setattr(bo.time, "sleep", naps.append)
+    monkeypatch.setattr(bo.os, "sched_yield", lambda: yields.append(1))
+    clock = iter(range(100)).__next__  # one second a look
+    b = bo.Backoff(0.001, 0.004, hot_until=3, yield_every=2)
+
+    def probe():
+        looks.append(1)
+        return "message" if len(looks) == 7 else None
+
+    capped = []
+    assert b.wait(probe, 50, before_nap=capped.append, clock=clock) == "message"
+    # spins while the clock is below 3 (three turns, the core given away on the second), then naps
+    # doubling to the cap, before_nap told the time before each nap
+    assert len(yields) == 1 and naps == [0.001, 0.002, 0.004, 0.004] and capped == [3, 4, 5, 6]
+    assert b.turns == 7
+
+
+def test_backoff_wait_ends_at_its_deadline_and_naps_no_longer_than_it(monkeypatch):
+    naps = []
+    monkeypatch.setattr(bo.time, "sleep", naps.append)
+    clock = iter([10.0, 10.5, 10.9, 11.0]).__next__
+    b = bo.Backoff(1.0, 1.0)
+    lowered = []
+
+    def before_nap(now):
+        b.cap = 0.25  # a cap set before a nap holds for it
+        lowered.append(now)
+
+    assert b.wait(lambda: None, 11.0, before_nap, clock) is None
+    assert naps == pytest.approx([0.25, 0.25, 0.1]) and lowered == [10.0, 10.5, 10.9]
 
 
 class Clock:

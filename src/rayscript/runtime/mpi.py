@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
@@ -165,30 +166,25 @@ class MPIMessenger(Messenger):
             if out:
                 self.last_activity = time.monotonic()
             return out
-        now = time.monotonic()
-        deadline = now + timeout
+        eager: list[bool] = []  # asked when the first nap comes
+
+        def before_nap(now: float) -> None:
+            if self.outgoing:
+                self._reap()
+            if not eager:
+                eager.append(expecting is not None and expecting())
+            backoff.cap = SLEEP_EXPECTING if eager[0] else SLEEP_MAX if now - self.last_activity < IDLE_SECONDS \
+                else SLEEP_IDLE
+
         backoff = Backoff(SLEEP_MIN, SLEEP_MAX, hot_until=self.last_activity + HOT_SECONDS,
                           yield_every=PROBES_PER_YIELD)
-        improbe, any_source = self.comm.improbe, self.MPI.ANY_SOURCE
-        monotonic = time.monotonic
-        eager = None  # asked when the first nap comes
-        while True:
-            if self.outgoing and not backoff.hot(now):
-                self._reap()
-            if backoff.turn(now, deadline - now):
-                if eager is None:
-                    eager = expecting is not None and expecting()
-                backoff.cap = SLEEP_EXPECTING if eager else SLEEP_MAX if now - self.last_activity < IDLE_SECONDS \
-                    else SLEEP_IDLE
-            probed = improbe(any_source, TAG_CONTROL)
-            if probed is not None:
-                # hand it over at once (the next poll takes whatever came after it)
-                self._take(probed, out)
-                self.last_activity = monotonic()
-                return out
-            now = monotonic()
-            if now >= deadline:
-                return out
+        probed = backoff.wait(partial(self.comm.improbe, self.MPI.ANY_SOURCE, TAG_CONTROL),
+                              time.monotonic() + timeout, before_nap)
+        if probed is not None:
+            # hand it over at once (the next poll takes whatever came after it)
+            self._take(probed, out)
+            self.last_activity = time.monotonic()
+        return out
 
     def watch_driver(self, lease: Callable[[], float]) -> None:
         if self.rank != 0:
