@@ -444,7 +444,12 @@ def test_fields_travel_in_checkpoints(small, tmp_path):
         out = tmp_path / "d.tsv"
         other.run(f'dump kmers to "{out}" fields=d')
         values = sorted(int(line.split("\t")[2]) for line in out.read_text().splitlines())
+        # a cascade over the restored store (the field known only from the checkpoint)
+        (res,) = other.run("cascade inc(kmer) { set kmer.d = kmer.d + 10 }\nstart inc(kmers)")[-1:]
+        other.run(f'dump kmers to "{out}" fields=d')
+        after = sorted(int(line.split("\t")[2]) for line in out.read_text().splitlines())
     assert values == list(range(len(SMALL) - 10))
+    assert res.data["messages"] == len(SMALL) - 10 and after == [v + 10 for v in values]
 
 
 if __name__ == "__main__":  # pragma: no cover

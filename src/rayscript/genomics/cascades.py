@@ -63,10 +63,6 @@ SLOTS = 4
 MAX_BATCH = 1 << 22
 
 
-class CascadeStopped(RayScriptError):
-    pass
-
-
 def dtype_of(kind: str) -> type:
     return np.float64 if kind == "float" else np.int64
 
@@ -116,16 +112,9 @@ class Graph:
             return at, (pos < self.n) & (self.flat_ids[at] == canon)
         pos = np.zeros(n, np.int64)
         found = np.zeros(n, bool)
-        table = self.table
-        for b, sel in table._by_bucket(canon):
-            keys = table.ids[b]
-            if not len(keys):
-                continue
-            want = table.keys(canon[sel])
-            p = np.searchsorted(keys, want)
-            at = np.minimum(p, len(keys) - 1)
-            pos[sel] = at + self.offsets[b]
-            found[sel] = (p < len(keys)) & (keys[at] == want)
+        for b, idx, at in self.table.positions(canon):
+            pos[idx] = at + self.offsets[b]
+            found[idx] = True
         return pos, found
 
     def write_back(self, written: set[str]) -> None:

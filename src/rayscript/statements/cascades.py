@@ -14,7 +14,7 @@ from typing import Any
 
 from lark import Token
 
-from ..errors import Location, ScriptError
+from ..errors import ScriptError
 from ..interpreter import Command, Steps, substitute
 from ..items import KMERS, is_kmers
 from ..language import cascade as ast
@@ -230,7 +230,7 @@ class Start(Statement, keyword="start"):
         if errors:
             raise errors[0]
         program = {n: (cascades[n], program_types[n]) for n in program_types}
-        opts = self._options(cmd)
+        opts = cmd.options(self)
         if isinstance(self.source, Selector):
             source: tuple = ("select", wire_selector(cmd, self.source))
             what = str(self.source) if self.source.field else self.kset
@@ -271,9 +271,6 @@ class Start(Statement, keyword="start"):
             raise ScriptError(f"kmers/{key.bases} is {made}: a cascade sends to a k-mer written by its bases", key.at)
         return made.ident.upper()
 
-    def _options(self, cmd: Command) -> dict[str, Any]:
-        return cmd.options(self)
-
     def _result(self, replies: list[Any], seconds: float, what: str) -> Result:
         handled = sum(r.handled for r in replies)
         sent = sum(r.sent for r in replies)
@@ -300,10 +297,6 @@ class Start(Statement, keyword="start"):
         data = {"cascade": self.name, "started": started, "messages": handled, "sent": sent, "dropped": dropped,
                 "rounds": rounds, "seconds": seconds, "emitted": emitted}
         return Result("start", text, data)
-
-
-def located(message: str, at: Location | None) -> ScriptError:
-    return ScriptError(message, at)
 
 
 __all__ = ["CascadeStatement", "Field", "Start", "drop_field", "known_fields"]

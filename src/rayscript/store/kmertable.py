@@ -323,32 +323,15 @@ class KmerTable:
         self._fold()
         col = self.columns[name]
         out: npt.NDArray[Any] = np.full(len(ids), col.default, col.dtype)
-        for b, sel in self._by_bucket(ids):
-            keys, values = self.ids[b], self.column(name, b)
-            if not len(keys):
-                continue
-            want = self.keys(ids[sel])
-            pos = np.searchsorted(keys, want)
-            at = np.minimum(pos, len(keys) - 1)
-            hit = (pos < len(keys)) & (keys[at] == want)
-            part = out[sel]
-            part[hit] = values[at[hit]]
-            out[sel] = part
+        for b, idx, pos in self.positions(ids):
+            out[idx] = self.column(name, b)[pos]
         return out
 
     def set_column_values(self, name: str, ids: Ids, values: npt.ArrayLike) -> None:
         """Write field ``name`` of the given k-mers (those not held are left alone)."""
         values = np.asarray(values)
-        for b, sel in self._by_bucket(ids):
-            keys = self.ids[b]
-            if not len(keys):
-                continue
-            col = self.column(name, b)
-            want = self.keys(ids[sel])
-            pos = np.searchsorted(keys, want)
-            at = np.minimum(pos, len(keys) - 1)
-            hit = (pos < len(keys)) & (keys[at] == want)
-            col[at[hit]] = values[sel][hit]
+        for b, idx, pos in self.positions(ids):
+            self.column(name, b)[pos] = values[idx]
 
     # --- sizes --------------------------------------------------------------
     def __len__(self) -> int:
@@ -639,16 +622,21 @@ class KmerTable:
         asked = self.as_ids(ids)
         counts = np.zeros(len(asked), np.uint32)
         edges = np.zeros(len(asked), np.uint8)
-        for b, sel in self._by_bucket(asked):
+        for b, idx, pos in self.positions(asked):
+            counts[idx] = self.counts[b][pos]
+            edges[idx] = self.edges[b][pos]
+        return counts, edges
+
+    def positions(self, ids: Ids) -> Iterator[tuple[int, npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+        """Where the held ones of ``ids`` (this table's dtype) are: (bucket, their indices in ``ids``,
+        their positions in the bucket), bucket by bucket; ids not held are left out."""
+        for b, sel in self._by_bucket(ids):
             table = self.ids[b]
             if len(table):
-                part = self.keys(asked[sel])
+                part = self.keys(ids[sel])
                 pos = np.minimum(np.searchsorted(table, part), len(table) - 1)
                 hit = table[pos] == part
-                idx = sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]
-                counts[idx] = self.counts[b][pos[hit]]
-                edges[idx] = self.edges[b][pos[hit]]
-        return counts, edges
+                yield b, (sel.start + np.flatnonzero(hit) if isinstance(sel, slice) else sel[hit]), pos[hit]
 
     def histogram(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """(counts, numbers): every count held, ascending, and how many k-mers have it (int64
