@@ -147,7 +147,7 @@ def test_bad_input_is_refused_before_anything_is_loaded(tmp_path, pair_files):
             c.run(f'assemble "{tmp_path}/sixty.fq" into paths/y k=63')
         with pytest.raises(RayScriptError, match="no such file"):
             c.run(f'assemble "{tmp_path}/none.fq", "{r2}" into paths/y')
-        with pytest.raises(RayScriptError, match=r"k= takes a whole number from 1 to 63, or a range FROM\.\.TO"):
+        with pytest.raises(RayScriptError, match=r"k= takes a whole number from 1 to 127, or a range FROM\.\.TO"):
             c.run(f'assemble "{r1}" into paths/y k=41..21')
         with pytest.raises(RayScriptError, match="k= is for read files"):
             c.run("assemble kmers into paths/y k=31")

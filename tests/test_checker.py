@@ -52,7 +52,7 @@ def located(text, size=None):
 def test_literal_option_values_are_checked_where_they_are_written():
     """These passed 'rayscript check', and 'run' refused them only when it reached them."""
     script = "\n".join([
-        'load "r.fq" into kmers k=99',
+        'load "r.fq" into kmers k=199',
         "assemble kmers into paths/c min_count=0 clean=maybe",
         "assemble kmers into paths/c min_count=auto clean=FALSE min_length=0",  # fine
         "walk kmers/5 length=0 into paths/w",
@@ -65,7 +65,7 @@ def test_literal_option_values_are_checked_where_they_are_written():
         "for i in 1..3 { walk kmers/5 length=$i into paths/w }",  # fine
     ])
     assert located(script) == [
-        (1, 26, "k= takes a whole number from 1 to 63 (at most two 64-bit words per k-mer), not 99"),
+        (1, 26, "k= takes a whole number from 1 to 127 (at most four 64-bit words per k-mer), not 199"),
         (2, 39, "min_count= takes a whole number >= 1, or auto, not 0"),
         (2, 47, "clean= takes true or false, not maybe"),
         (4, 21, "length= takes a whole number >= 1, not 0"),

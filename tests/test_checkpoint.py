@@ -169,8 +169,8 @@ def _lie(manifest, ckpt, lie):
     ("one file twice through a link", "gen-000001/alias.shard and gen-000001/rank-0001.shard are the same file"),
     ("files swapped", "rank-0001.shard: is the file of rank 1 of 3, and the manifest lists it as rank 2's of 3"),
     ("a file fewer", "lists 2 shard files for 3 saved ranks (one file per rank)"),
-    ("k as text", "'k' must be a whole number from 1 to 63, or null, not \"21\""),
-    ("an entry's k as text", "files[0] (gen-000001/rank-0000.shard): 'k' must be a whole number from 1 to 63, or "
+    ("k as text", "'k' must be a whole number from 1 to 127, or null, not \"21\""),
+    ("an entry's k as text", "files[0] (gen-000001/rank-0000.shard): 'k' must be a whole number from 1 to 127, or "
                              "null, not \"21\""),
     ("a negative count", "files[0] (gen-000001/rank-0000.shard): 'items' of kmers must be a whole number >= 0, "
                          "not -5"),

@@ -84,13 +84,13 @@ def test_an_option_value_that_does_not_fit_is_refused_before_anything_runs(tmp_p
     """'load ... k=99' after a statement: the statement before it ran (and a long load could have),
     then the run failed; now nothing is sent, and the value is pointed at."""
     script = tmp_path / "k.ray"
-    script.write_text('put kmers/1 on 1\nload "reads.fq" into kmers k=99\n')
+    script.write_text('put kmers/1 on 1\nload "reads.fq" into kmers k=199\n')
     proc = run_mpi(2, *rayscript_cmd(), "run", str(script))
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        f"{script}:2:30: k= takes a whole number from 1 to 63 (at most two 64-bit words per k-mer), not 99",
-        '    load "reads.fq" into kmers k=99', "                                 ^"]
+        f"{script}:2:30: k= takes a whole number from 1 to 127 (at most four 64-bit words per k-mer), not 199",
+        '    load "reads.fq" into kmers k=199', "                                 ^"]
     # a $variable's value is known only when the statement runs: refused there, before it sends anything
     proc = run_mpi(2, *rayscript_cmd(), "run", "-e", 'let c = "maybe"\nassemble kmers into paths/c clean=$c')
     assert proc.returncode == 1

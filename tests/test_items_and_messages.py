@@ -8,7 +8,7 @@ from rayscript.store import encoding
 from rayscript.store.partition import mix64, owner, owners
 
 ids = st.integers(0, (1 << 62) - 1)
-wide_ids = st.integers(0, (1 << 126) - 1)  # ids of k up to 63
+wide_ids = st.integers(0, (1 << 254) - 1)  # ids of k up to 127
 
 
 @given(ids, st.integers(0, 2**32 - 1), st.integers(0, 255), st.integers(0, 31))
@@ -32,7 +32,7 @@ def test_search_result_round_trip(name, pairs):
 
 
 @given(st.text(max_size=30), st.lists(st.tuples(wide_ids, st.integers(0, 65535)), max_size=50), wide_ids,
-       st.integers(0, 63))
+       st.integers(0, 127))
 def test_search_result_round_trip_keeps_its_k_and_reads_results_packed_without_one(name, pairs, start, k):
     item = GraphSearchResult(name, start, [p[0] for p in pairs], [p[1] for p in pairs], k)
     assert unpack_item(pack_item(item)) == item

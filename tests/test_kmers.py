@@ -234,9 +234,9 @@ def test_bad_inputs_name_the_file_and_line_and_change_nothing(tmp_path):
         _fails(c, f'load "{tmp_path}/plus.fq" into kmers k=5', "plus.fq:3: record '@a': expected the '+' line")
         _fails(c, f'load "{tmp_path}/weird.txt" into kmers', "weird.txt: neither FASTQ", "'hello world'")
         _fails(c, f'load "{tmp_path}/empty.fq" into kmers', "empty.fq: the file is empty")
-        _fails(c, f'load "{good}" into kmers k=64', "k= takes a whole number from 1 to 63 (at most two 64-bit "
-                                                    "words per k-mer), not 64")
-        _fails(c, f'load "{good}" into kmers k=0', "k= takes a whole number from 1 to 63", "not 0")
+        _fails(c, f'load "{good}" into kmers k=128', "k= takes a whole number from 1 to 127 (at most four 64-bit "
+                                                     "words per k-mer), not 128")
+        _fails(c, f'load "{good}" into kmers k=0', "k= takes a whole number from 1 to 127", "not 0")
         _fails(c, f'load "{good}" into kmers k=7', "the store holds k=5 k-mers; cannot add k=7")
         _fails(c, f'dump kmers to "{tmp_path}/no/such/dir/out.tsv"', "cannot write", "no such directory")
         _fails(c, f'histogram kmers to "{tmp_path}"', "it is a directory")

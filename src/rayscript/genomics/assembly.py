@@ -761,8 +761,7 @@ class AssemblyService:
         if not ((upos == np.arange(len(upos)) - np.repeat(starts, stops - starts)).all()):
             raise RuntimeError("assemble: the positions of a unitig's k-mers are not 0, 1, 2, ... (inconsistent links)")
         heads = encoding.decode_array(uori[starts], k)  # the first k-mer of each unitig, as bases
-        low_word = encoding.words(uori)[1] if encoding.is_wide(k) else uori
-        last = np.frombuffer(b"ACGT", np.uint8)[(low_word & np.uint64(3)).astype(np.int64)]
+        last = np.frombuffer(b"ACGT", np.uint8)[encoding.last_codes(uori)]
         out = []
         for i, (a, b) in enumerate(zip(starts, stops)):
             seq = heads[i].tobytes().decode() + last[a + 1:b].tobytes().decode()

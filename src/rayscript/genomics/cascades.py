@@ -90,7 +90,7 @@ class Graph:
         """The (canonical) ids of the k-mers at flat positions ``pos``."""
         if self.flat_ids is not None:
             return cast("Ids", self.flat_ids[pos])
-        out = np.empty(len(pos), np.complex128)
+        out = np.empty(len(pos), encoding.id_dtype(self.k))
         b = np.searchsorted(self.offsets, pos, side="right") - 1
         for bucket in np.unique(b):
             sel = b == bucket
@@ -637,7 +637,7 @@ class Cascade:
         """The remote messages of cascade ``name`` as rows of 64-bit words (id words, then one word
         per parameter), and their destinations."""
         g = self.graph
-        idw = 2 if g.wide else 1
+        idw = encoding.id_words(g.k)
         ncols = len(self.program[name][0].params)
         blocks = self.outbox.blocks.get(name, [])
         if not blocks:
@@ -655,8 +655,8 @@ class Cascade:
         if not len(rows):
             return
         g = self.graph
-        idw = 2 if g.wide else 1
-        ids_in = np.ascontiguousarray(rows[:, :idw]).view(np.complex128 if g.wide else np.uint64).reshape(-1)
+        idw = encoding.id_words(g.k)
+        ids_in = np.ascontiguousarray(rows[:, :idw]).view(encoding.id_dtype(g.k)).reshape(-1)
         kinds = self.param_kinds(name)
         cols_in: list[Array] = [np.ascontiguousarray(rows[:, idw + i]).view(dtype_of(kinds[p]))
                                 for i, p in enumerate(self.program[name][0].params)]
@@ -674,7 +674,7 @@ class Cascade:
         # in its own slots (the others' are zero, so the sum is the rows themselves): one collective a
         # round instead of two
         carry = len(names) == 1 and size > 1
-        width = (2 if self.graph.wide else 1) + len(self.program[names[0]][0].params) + 1 if carry else 0
+        width = encoding.id_words(self.graph.k) + len(self.program[names[0]][0].params) + 1 if carry else 0
         nflags = 5
         shown = began
         while True:

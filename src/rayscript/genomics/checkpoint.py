@@ -15,7 +15,8 @@ its k, canonical flag and files, one per rank.  A restore brings back every set 
 
 Shard file: a 40-byte header (magic ``RAYSHRD1``, format version, rank, rank count, k, canonical,
 k-mer count, named item count), the k-mer ids (uint64; for k > 31 two uint64 words each, the high
-word first), counts (uint32) and edges (uint8), then
+word first; for k > 63 four big-endian words each, the most significant first), counts (uint32) and
+edges (uint8), then
 each named item as a uint32 length and its packed bytes.  The manifest records each file's size,
 item counts and SHA-256.
 
@@ -283,7 +284,7 @@ def read_shard(path: str, expect: dict, rank: int | None = None, ranks: int | No
     if "items" in expect and nk != items.get("kmers", 0):
         raise CheckpointError(f"{name}: holds {nk:,} k-mers, the manifest says {items.get('kmers', 0):,}")
     o = HEADER.size
-    width = 16 if encoding.is_wide(k) else 8
+    width = 8 * encoding.id_words(k)
     need = o + (width + 5) * nk
     if need > len(data):
         raise CheckpointError(f"{name}: truncated: {nk} k-mers announced")

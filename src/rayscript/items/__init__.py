@@ -101,16 +101,21 @@ class Kmer(Carriageable, namespace="kmers", code=1):
     edges: int = 0
     k: int = 0  # 0: unknown (an id given without bases)
 
-    # the id's low 64 bits, count, edges, k; then, for an id of 2**64 or more (k > 32), its high bits
+    # the id's low 64 bits, count, edges, k; then, for an id of 2**64 or more (k > 32), its high bits:
+    # one little-endian word below 2**128 (k <= 64), else three
     _FMT: ClassVar[struct.Struct] = struct.Struct("<QIBB")
     _WIRE: ClassVar[struct.Struct] = struct.Struct("<B" + _FMT.format[1:])  # code byte + _FMT, as pack_item frames it
-    _HIGH: ClassVar[struct.Struct] = struct.Struct("<Q")
+
+    @staticmethod
+    def _high(ident: int) -> bytes:
+        high = ident >> 64
+        return high.to_bytes(8 if high >> 64 == 0 else 24, "little")
 
     @classmethod
     def packed(cls, ident: int, count: int, edges: int, k: int) -> bytes:
         """``pack_item(Kmer(...))`` without making the object (a shard serving a copy)."""
         if ident >> 64:
-            return cls._WIRE.pack(cls.code, ident & _M64, count, edges, k) + cls._HIGH.pack(ident >> 64)
+            return cls._WIRE.pack(cls.code, ident & _M64, count, edges, k) + cls._high(ident)
         return cls._WIRE.pack(cls.code, ident, count, edges, k)
 
     @property
@@ -119,14 +124,14 @@ class Kmer(Carriageable, namespace="kmers", code=1):
 
     def pack(self) -> bytes:
         if self.id >> 64:
-            return self._FMT.pack(self.id & _M64, self.count, self.edges, self.k) + self._HIGH.pack(self.id >> 64)
+            return self._FMT.pack(self.id & _M64, self.count, self.edges, self.k) + self._high(self.id)
         return self._FMT.pack(self.id, self.count, self.edges, self.k)
 
     @classmethod
     def unpack(cls, buf: bytes | memoryview) -> Kmer:
         low, count, edges, k = cls._FMT.unpack_from(buf)
         if len(buf) > cls._FMT.size:
-            low |= cls._HIGH.unpack_from(buf, cls._FMT.size)[0] << 64
+            low |= int.from_bytes(buf[cls._FMT.size:], "little") << 64
         return cls(low, count, edges, k)
 
     def merge(self, other: Carriageable) -> Kmer:
@@ -211,8 +216,11 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
         n = len(self.vertices)
         out = (struct.pack("<HQI", len(name), self.start & _M64, n) + name
                + struct.pack(f"<{n}Q", *(v & _M64 for v in self.vertices)) + struct.pack(f"<{n}H", *self.depths))
-        if self.start >> 64 or any(v >> 64 for v in self.vertices):  # k > 32: the high bits follow
-            out += struct.pack(f"<{n + 1}Q", self.start >> 64, *(v >> 64 for v in self.vertices))
+        if self.start >> 64 or any(v >> 64 for v in self.vertices):  # k > 32: the high bits follow, a
+            # block of one word per id (start first), and for k > 64 two more blocks
+            blocks = 3 if self.start >> 128 or any(v >> 128 for v in self.vertices) else 1
+            for j in range(1, blocks + 1):
+                out += struct.pack(f"<{n + 1}Q", *((v >> (64 * j)) & _M64 for v in (self.start, *self.vertices)))
         if self.k:  # one byte last (what follows the depths is then never a whole number of words)
             out += struct.pack("<B", self.k)
         return out
@@ -231,10 +239,10 @@ class GraphSearchResult(Carriageable, namespace="results", code=3):
         if (end - o) % 8:  # a result saved before it kept k has none
             end -= 1
             k = buf[end]
-        if end > o:
-            high = struct.unpack_from(f"<{n + 1}Q", buf, o)
-            start |= high[0] << 64
-            vertices = [v | (h << 64) for v, h in zip(vertices, high[1:])]
+        for j in range(1, (end - o) // (8 * (n + 1)) + 1):
+            high = struct.unpack_from(f"<{n + 1}Q", buf, o + 8 * (n + 1) * (j - 1))
+            start |= high[0] << (64 * j)
+            vertices = [v | (h << (64 * j)) for v, h in zip(vertices, high[1:])]
         return cls(name, start, vertices, depths, k)
 
     @classmethod

@@ -70,7 +70,7 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
 - A `move` takes an item exactly once: while it is in flight, another move or delete of the same key
   from the same rank is refused ("is being moved ... by another order"), for single keys and selectors.
 - `load` counts into the store: a second load adds its counts to the first (same k and `canonical=`).
-  The first load decides the store's k (1 to 63); a k-mer id given by number must then be below 4**k
+  The first load decides the store's k (1 to 127); a k-mer id given by number must then be below 4**k
   and, in a canonical store, canonical. Keys of k > 31 are best written by their bases (`kmers/ACGT...`),
   and results show them that way. K-mers put by number before any load are checked by that first load.
 - Files written by `dump`, `histogram` and `query ... to` are overwritten if they exist (through a

@@ -184,7 +184,8 @@ class BulkService:
                     ids = ids[gone]
                 table.remove_ids(ids)
         moved = items - len(kept)
-        self.node.reply(msg, BulkReply(items=moved, nbytes=moved * (ITEM_BYTES + 8 * table.wide), kept=len(kept)))
+        nbytes = moved * (ITEM_BYTES + 8 * (encoding.id_words(table.k) - 1))
+        self.node.reply(msg, BulkReply(items=moved, nbytes=nbytes, kept=len(kept)))
 
     def on_delete(self, msg: BulkDeleteOrder) -> None:
         try:

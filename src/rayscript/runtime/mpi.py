@@ -98,7 +98,7 @@ class MPIMessenger(Messenger):
         if msg.buffers:
             for buf in msg.buffers:
                 buf = np.ascontiguousarray(buf)
-                self.outgoing.append((self.comm.Isend(buf, dest=dest, tag=TAG_DATA), buf))
+                self.outgoing.append((self.comm.Isend(_plain(buf), dest=dest, tag=TAG_DATA), buf))
         if len(self.outgoing) > 64:
             self._reap()
 
@@ -123,7 +123,7 @@ class MPIMessenger(Messenger):
             # the sender posted the buffers right after the envelope: they are on their way
             comm = self.comm
             msg.buffers = msg.received_buffers()
-            self._wait_buffers([comm.Irecv(arr, source=msg.sender, tag=TAG_DATA) for arr in msg.buffers], msg)
+            self._wait_buffers([comm.Irecv(_plain(arr), source=msg.sender, tag=TAG_DATA) for arr in msg.buffers], msg)
         out.append(msg)
 
     def _wait_buffers(self, requests: list, msg: Message) -> None:
@@ -282,3 +282,9 @@ class MPIMessenger(Messenger):
             self.comm.Abort(code)
         finally:
             os._exit(code)
+
+
+def _plain(buf: np.ndarray) -> np.ndarray:
+    """A buffer MPI can describe: its bytes for an array of a dtype without an MPI type (the
+    32-byte elements of long k-mer ids), else the array itself."""
+    return buf.view(np.uint8) if buf.dtype.kind == "V" else buf

@@ -29,6 +29,7 @@ from .kmers import Load, known_stats, set_names
 AUTO_LOW = 21  # k=auto: the first round's k
 AUTO_STEP = 20  # and the step between rounds (a last round closer than half a step to the top takes its place)
 AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least
+AUTO_TOP = 63  # k=auto's largest k (the store takes up to MAX_K)
 MIN_PAIRS = 5  # pairs=true: the pairs a join needs, by default
 TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
 
@@ -85,7 +86,7 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
                               "in both (or say pairs=false to take them as separate reads)")
     longest = max(lengths, default=0)
     if k == "auto":
-        top = min(MAX_K, read_length - AUTO_MARGIN)
+        top = min(AUTO_TOP, read_length - AUTO_MARGIN)
         top -= 1 - top % 2  # odd
         ks = rounds(AUTO_LOW, top) if top > AUTO_LOW else [max(min(top, AUTO_LOW), 11)]
     elif isinstance(k, tuple):
@@ -119,7 +120,7 @@ class Assemble(Statement, keyword="assemble"):
                "(default 5, at least 2) consistent pairs are joined into scaffolds, gaps as runs of N.")
     example = 'assemble "reads_1.fq.gz", "reads_2.fq.gz" into paths/asm k=auto'
     options_allowed = {"min_count": whole(1, None, "auto"), "min_length": whole(0), "clean": TRUTH,
-                       "k": Takes(1, MAX_K, ("auto",), "at most two 64-bit words per k-mer", ranges=True),
+                       "k": Takes(1, MAX_K, ("auto",), "at most four 64-bit words per k-mer", ranges=True),
                        "pairs": TRUTH, "min_pairs": whole(2, None, note="never a join on a single pair")}
     collective = True
 

@@ -10,7 +10,7 @@ proportion to its frontier, not to everything found so far.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,6 @@ from ..protocol.store import PutOrder
 from ..results import Result
 from ..store import encoding
 from ..store.partition import owners
-from ..store.types import NarrowIds
 
 
 class Walk(Statement, keyword="walk"):
@@ -115,7 +114,8 @@ class Search(Statement, keyword="search"):
         depth = cmd.options(self).get("depth", 1)
         ident = wk.key[1]
         k, shown = wk.k, str(wk)
-        start = encoding.ids_array([ident], wk.k or (encoding.MAX_K if ident >> encoding.LO_BITS else None))
+        guess = None if not ident >> encoding.LO_BITS else encoding.WIDE_K if not ident >> 126 else encoding.MAX_K
+        start = encoding.ids_array([ident], wk.k or guess)
         seen = [start]  # vertices by depth
         visited = SortedRuns()
         visited.add(encoding.exact(start))
@@ -139,8 +139,8 @@ class Search(Statement, keyword="search"):
             if depth == 0:
                 break
             found = np.concatenate([rep.buffers[1] for rep in replies])
-            if d == 0 and found.dtype != start.dtype:  # a store of k > 31 asked by a small number
-                start = seen[0] = encoding.join(np.zeros(1, np.uint64), cast("NarrowIds", start))
+            if d == 0 and found.dtype != start.dtype:  # a store of k > 31 asked by a smaller number
+                start = seen[0] = encoding.ids_array(encoding.int_ids(start), k)
                 visited = SortedRuns()
                 visited.add(encoding.exact(start))
             exact = visited.missing(np.unique(encoding.exact(found)))

@@ -113,7 +113,8 @@ class Load(_KmersOnly, keyword="load"):
                "of a path counts as many times as the path's mean count (at least once), as deep as the reads "
                "that made it covered it, so a round of assembly at a larger k keeps what a smaller k assembled.")
     example = 'load "reads.fq" into kmers k=31'
-    options_allowed = {"k": whole(1, MAX_K, note="at most two 64-bit words per k-mer"), "canonical": TRUTH}
+    options_allowed = {"k": whole(1, MAX_K, note="at most four 64-bit words per k-mer"),
+                       "canonical": TRUTH}
     collective = True
 
     paths: tuple[Value | Selector, ...] = ()  # files, and paths (contigs) as input

@@ -12,6 +12,12 @@ concatenation, ``==`` and buffers behave as for uint64).  Its numeric value is n
 number; while both words stay below 2**62, numpy's lexicographic (real, imaginary) ordering of
 complex values is the numeric order of the ids, which is what sorting and binary search in
 :mod:`rayscript.store.kmertable` rely on (it keeps ``hi`` below 2**58 inside a bucket).
+
+For 64 <= k <= 127 an id takes four 64-bit words, most significant first, each stored big-endian,
+as one 32-byte element of an unstructured ``void`` array (the *long* dtype, ``V32``).  numpy
+compares such elements byte by byte, so sorting, ``searchsorted``, ``unique``, ``isin`` and ``==``
+work on them directly and in id order; arithmetic goes through :func:`long_words`, an (n, 4) uint64
+matrix of the words, and back through :func:`long_join`.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ if TYPE_CHECKING:  # numpy is imported when a batch function first runs: the lan
     import numpy.typing as npt
     from typing_extensions import TypeIs
 
-    from .types import Codes, Edges, Ids, NarrowIds, WideIds, Words
+    from .types import Codes, Edges, Ids, LongIds, NarrowIds, WideIds, WordMatrix, Words
 
-MAX_K = 63  # the longest k-mer: two 64-bit words per id
+MAX_K = 127  # the longest k-mer: four 64-bit words per id
 WORD_K = 31  # the longest k-mer whose id is one 64-bit word
+WIDE_K = 63  # the longest k-mer whose id is two words (a complex128 element)
+LONG_WORDS = 4  # words of a long id (64 <= k <= 127)
 LO_BITS = 2 * WORD_K  # bits of the low word of a wide id
 COUNT_MAX = (1 << 32) - 1  # a count is a 32-bit counter; it saturates here
 EDGES_MAX = 255  # the edges of a k-mer are an 8-bit mask
@@ -66,6 +74,8 @@ def canonical_array(ids: Ids, k: int) -> Ids:
     import numpy as np
 
     rc = revcomp_array(ids, k)
+    if is_long(k):
+        return long_min(cast("LongIds", ids), cast("LongIds", rc))
     if is_wide(k):
         return wide_min(cast("WideIds", ids), cast("WideIds", rc))
     return np.minimum(ids, rc)
@@ -165,11 +175,35 @@ def kmers_from_codes(codes: Codes, k: int, canonical: bool = True) -> tuple[Ids,
         return empty_ids(k), np.empty(0, np.uint8)
     bad = codes >= INVALID
     clean = np.where(bad, np.uint8(0), codes)
+    if is_long(k):
+        return _long_kmers(codes, clean, k, canonical, n)
     wide = is_wide(k)
     if wide:
         fhi, flo, rhi, rlo = _wide_kmers(clean, k, canonical)
     else:
         fwd = _windows(clean, k, reverse=False)
+    valid, before, after, forward_edges = _window_context(codes, bad, k, n)
+    if not canonical:
+        ids = join(fhi, flo) if wide else fwd
+        return ids[valid], forward_edges[valid]
+    if wide:
+        assert rhi is not None and rlo is not None  # made for canonical ids
+        use_rev = wide_less(rhi, rlo, fhi, flo)
+        ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
+    else:
+        rev = _windows(clean, k, reverse=True)
+        use_rev = rev < fwd
+        ids = np.minimum(rev, fwd)
+    edges = _oriented_edges(use_rev, before, after, forward_edges)
+    return ids[valid], edges[valid]
+
+
+def _window_context(codes: Codes, bad: npt.NDArray[np.bool_], k: int,
+                    n: int) -> tuple[npt.NDArray[np.bool_], Codes, Codes, Edges]:
+    """For the n windows of length k of a code array: which are valid (no INVALID code in them),
+    the codes before and after each (INVALID at the ends), and each window's forward edges."""
+    import numpy as np
+
     badc = np.cumsum(bad, dtype=np.int32)
     # window [i, i+k) is valid when no INVALID code lies in it
     valid = np.empty(n, dtype=bool)
@@ -185,21 +219,17 @@ def kmers_from_codes(codes: Codes, k: int, canonical: bool = True) -> tuple[Ids,
     # edge bits by shifts (an INVALID code, 4, shifts its bit out): forward, after | before << 4
     one = np.uint8(1)
     forward_edges = ((one << after) & np.uint8(15)) | (np.uint8(16) << before)
-    if not canonical:
-        ids = join(fhi, flo) if wide else fwd
-        return ids[valid], forward_edges[valid]
-    if wide:
-        assert rhi is not None and rlo is not None  # made for canonical ids
-        use_rev = wide_less(rhi, rlo, fhi, flo)
-        ids = join(np.where(use_rev, rhi, fhi), np.where(use_rev, rlo, flo))
-    else:
-        rev = _windows(clean, k, reverse=True)
-        use_rev = rev < fwd
-        ids = np.minimum(rev, fwd)
-    # reverse: complement(before) | complement(after) << 4 (the complement of code c is 3 - c)
+    return valid, before, after, forward_edges
+
+
+def _oriented_edges(use_rev: npt.NDArray[np.bool_], before: Codes, after: Codes, forward_edges: Edges) -> Edges:
+    """The edges of each window in the orientation of its id: forward, or for a window whose id is
+    its reverse complement, complement(before) | complement(after) << 4 (the complement of code c
+    is 3 - c)."""
+    import numpy as np
+
     eight = np.uint8(8)
-    edges = np.where(use_rev, (eight >> before) | ((eight >> after) << np.uint8(4)), forward_edges)
-    return ids[valid], edges[valid]
+    return np.where(use_rev, (eight >> before) | ((eight >> after) << np.uint8(4)), forward_edges)
 
 
 
@@ -208,6 +238,8 @@ def revcomp_array(ids: Ids, k: int) -> Ids:
     2-bit groups (swap pairs, swap nibbles, swap bytes) and shift the k bases back down."""
     import numpy as np
 
+    if is_long(k):
+        return _long_revcomp(cast("LongIds", ids), k)
     if is_wide(k):
         return _wide_revcomp(cast("WideIds", ids), k)
     return _rc64(cast("NarrowIds", ids)) >> np.uint64(64 - 2 * k)
@@ -220,6 +252,9 @@ def decode_array(ids: Ids, k: int) -> npt.NDArray[np.uint8]:
     if two_words(ids):
         hi, lo = words(ids)
         return np.concatenate((_decode_words(hi, k - WORD_K), _decode_words(lo, WORD_K)), axis=1)
+    if is_long_ids(ids):
+        w = long_words(ids)
+        return np.concatenate([_decode_words(w[:, j], n) for j, n in enumerate(_long_word_bases(k)) if n], axis=1)
     return _decode_words(ids, k)
 
 
@@ -238,14 +273,27 @@ _M62 = (1 << LO_BITS) - 1
 
 
 def is_wide(k: int | None) -> bool:
-    """Do ids of this k take two words?"""
+    """Do ids of this k take more than one word (two, or four when :func:`is_long`)?"""
     return k is not None and k > WORD_K
 
 
+def is_long(k: int | None) -> bool:
+    """Do ids of this k take four words (64 <= k <= 127: the ``V32`` dtype)?"""
+    return k is not None and k > WIDE_K
+
+
+def id_words(k: int | None) -> int:
+    """64-bit words per id of this k: 1, 2 or 4 (its dtype's size is 8 times that)."""
+    return LONG_WORDS if is_long(k) else 2 if is_wide(k) else 1
+
+
 def id_dtype(k: int | None) -> np.dtype[Any]:
-    """The dtype of ids of this k: uint64, or complex128 for two-word ids (see rayscript.store.types)."""
+    """The dtype of ids of this k: uint64, complex128 for two-word ids, V32 for four-word ids (see
+    rayscript.store.types)."""
     import numpy as np
 
+    if is_long(k):
+        return np.dtype(f"V{8 * LONG_WORDS}")
     return np.dtype(np.complex128) if is_wide(k) else np.dtype(np.uint64)
 
 
@@ -261,6 +309,19 @@ def concatenate(parts: Sequence[Ids], k: int | None) -> Ids:
     import numpy as np
 
     return cast("Ids", np.concatenate(parts)) if len(parts) else empty_ids(k)
+
+
+def widen(ids: NarrowIds, k: int | None) -> Ids:
+    """One-word ids (below 2**62) in the id dtype of ``k``."""
+    import numpy as np
+
+    if is_long(k):
+        w = np.zeros((len(ids), LONG_WORDS), np.uint64)
+        w[:, -1] = ids
+        return long_join(w)
+    if is_wide(k):
+        return join(np.zeros(len(ids), np.uint64), ids)
+    return ids
 
 
 def words(ids: WideIds) -> tuple[Words, Words]:
@@ -287,6 +348,10 @@ def ids_array(values: Iterable[int], k: int | None) -> Ids:
     import numpy as np
 
     ints = [int(v) for v in values]
+    if is_long(k):
+        m64 = (1 << 64) - 1
+        return long_join(np.array([[(v >> (64 * (LONG_WORDS - 1 - j))) & m64 for j in range(LONG_WORDS)]
+                                   for v in ints], np.uint64).reshape(-1, LONG_WORDS))
     if not is_wide(k):
         return np.array(ints, np.uint64)
     return join(np.array([v >> LO_BITS for v in ints], np.uint64), np.array([v & _M62 for v in ints], np.uint64))
@@ -295,6 +360,14 @@ def ids_array(values: Iterable[int], k: int | None) -> Ids:
 def int_ids(ids: Ids) -> list[int]:
     """Python ints of an id array of either dtype."""
 
+    if is_long_ids(ids):
+        out = []
+        for row in long_words(ids).tolist():
+            v = 0
+            for w in row:
+                v = (v << 64) | w
+            out.append(v)
+        return out
     if not two_words(ids):
         return [int(v) for v in ids.tolist()]
     hi, lo = words(ids)
@@ -360,14 +433,20 @@ def wide_min(a: WideIds, b: WideIds) -> WideIds:
 
 def exact(ids: Ids) -> npt.NDArray[Any]:
     """A view of an id array for set operations (unique, isin, sort, searchsorted): the array
-    itself for uint64; for wide ids, 16 raw bytes per id (byte order, not numeric order, but an
-    exact total order, whatever the words hold)."""
+    itself for uint64 and for long ids (compared byte by byte: numeric order); for wide ids, 16
+    raw bytes per id (byte order, not numeric order, but an exact total order, whatever the words
+    hold)."""
     return ids.view("V16") if two_words(ids) else ids
 
 
 def two_words(ids: Ids) -> TypeIs[WideIds]:
-    """Are these two-word ids (k > 31: a complex128 array)?"""
+    """Are these two-word ids (31 < k <= 63: a complex128 array)?"""
     return ids.dtype == _complex()
+
+
+def is_long_ids(ids: Ids) -> TypeIs[LongIds]:
+    """Are these four-word ids (k > 63: a V32 array)?"""
+    return ids.dtype.kind == "V"
 
 
 def _complex() -> np.dtype[np.complex128]:
@@ -381,6 +460,10 @@ def followers(ids: Ids, k: int, base: int | npt.NDArray[np.unsignedinteger[Any]]
     appended (forward strand)."""
     import numpy as np
 
+    if is_long(k):
+        w = _shift_words_left2(long_words(cast("LongIds", ids)))
+        w[:, -1] |= np.asarray(base, np.uint64)
+        return long_join(_mask_words(w, 2 * k))
     if not is_wide(k):
         return ((cast("NarrowIds", ids) << np.uint64(2)) | np.uint64(base)) & np.uint64((1 << (2 * k)) - 1)
     hi, lo = words(cast("WideIds", ids))
@@ -394,6 +477,11 @@ def leaders(ids: Ids, k: int, base: int | npt.NDArray[np.unsignedinteger[Any]]) 
     front (forward strand)."""
     import numpy as np
 
+    if is_long(k):
+        w = _shift_words_right(long_words(cast("LongIds", ids)), 2)
+        top, at = divmod(2 * k - 2, 64)
+        w[:, LONG_WORDS - 1 - top] |= np.asarray(base, np.uint64) << np.uint64(at)
+        return long_join(w)
     if not is_wide(k):
         return (np.uint64(base) << np.uint64(2 * (k - 1))) | (cast("NarrowIds", ids) >> np.uint64(2))
     hi, lo = words(cast("WideIds", ids))
@@ -402,10 +490,26 @@ def leaders(ids: Ids, k: int, base: int | npt.NDArray[np.unsignedinteger[Any]]) 
     return join(new_hi, new_lo)
 
 
+def last_codes(ids: Ids) -> npt.NDArray[np.intp]:
+    """The code of the last base of each id."""
+    import numpy as np
+
+    if is_long_ids(ids):
+        low = ids.view(">u8").reshape(-1, LONG_WORDS)[:, -1]
+    elif two_words(ids):
+        low = ids.view(np.uint64).reshape(-1, 2)[:, 1]
+    else:
+        low = ids
+    return (low & np.uint64(3)).astype(np.intp)
+
+
 def is_sorted(ids: Ids) -> bool:
     """Whether an id array of either dtype is in non-decreasing id order."""
     if len(ids) < 2:
         return True
+    if is_long_ids(ids):
+        w = long_words(ids)
+        return not words_less(w[1:], w[:-1]).any()
     if not two_words(ids):
         return bool((ids[1:] >= ids[:-1]).all())
     hi, lo = words(ids)
@@ -416,6 +520,118 @@ def same(a: Ids, b: Ids) -> npt.NDArray[np.bool_]:
     """Element-wise equality of two id arrays of one dtype (exact for two-word ids, whatever
     their words hold)."""
     if not two_words(a):
-        return a == b
+        return cast("npt.NDArray[np.bool_]", a == b)
     wa, wb = a.view("u8").reshape(-1, 2), b.view("u8").reshape(-1, 2)
     return (wa[:, 0] == wb[:, 0]) & (wa[:, 1] == wb[:, 1])
+
+
+# --- long ids (64 <= k <= 127) ---------------------------------------------------------
+
+
+def long_words(ids: LongIds) -> WordMatrix:
+    """(n, 4) uint64 matrix of the words of long ids, most significant first (a copy)."""
+    import numpy as np
+
+    return ids.view(">u8").reshape(-1, LONG_WORDS).astype(np.uint64)
+
+
+def long_join(w: WordMatrix) -> LongIds:
+    """Long ids from an (n, 4) matrix of their words, most significant first."""
+    import numpy as np
+
+    return cast("LongIds", np.ascontiguousarray(w, ">u8").view(f"V{8 * LONG_WORDS}").reshape(-1))
+
+
+def _long_word_bases(k: int) -> list[int]:
+    """How many of the k bases each word of a long id holds, most significant word first: 32 in
+    every word but the first that holds any (the last bases are in the last word)."""
+    return [max(0, min(32, k - 32 * (LONG_WORDS - 1 - j))) for j in range(LONG_WORDS)]
+
+
+def _long_kmers(codes: Codes, clean: Codes, k: int, canonical: bool, n: int) -> tuple[Ids, Edges]:
+    """:func:`kmers_from_codes` for 64 <= k <= 127: each word of every window (and of its reverse
+    complement) read as a window of at most 32 bases, the smaller orientation by its words."""
+    import numpy as np
+
+    valid, before, after, forward_edges = _window_context(codes, codes >= INVALID, k, n)
+    fwd = np.zeros((n, LONG_WORDS), np.uint64)
+    rev = np.zeros((n, LONG_WORDS), np.uint64) if canonical else None
+    end = k
+    for j, size in reversed(list(enumerate(_long_word_bases(k)))):
+        if not size:
+            continue
+        start = end - size  # word j holds bases [start, end) of the window
+        fwd[:, j] = _windows(clean, size, reverse=False)[start:start + n]
+        if rev is not None:  # the reverse complement's bases [start, end): the window's [k - end, k - start)
+            rev[:, j] = _windows(clean, size, reverse=True)[k - end:k - end + n]
+        end = start
+    if rev is None:
+        return long_join(fwd)[valid], forward_edges[valid]
+    use_rev = words_less(rev, fwd)
+    ids = long_join(np.where(use_rev[:, None], rev, fwd))
+    return ids[valid], _oriented_edges(use_rev, before, after, forward_edges)[valid]
+
+
+def words_less(a: WordMatrix, b: WordMatrix) -> npt.NDArray[np.bool_]:
+    """Row-wise a < b of two word matrices (most significant word first)."""
+    import numpy as np
+
+    less = np.zeros(len(a), bool)
+    equal = np.ones(len(a), bool)
+    for j in range(a.shape[1]):
+        less |= equal & (a[:, j] < b[:, j])
+        equal &= a[:, j] == b[:, j]
+    return less
+
+
+def long_min(a: LongIds, b: LongIds) -> LongIds:
+    """Element-wise smaller of two long id arrays."""
+    import numpy as np
+
+    return cast("LongIds", np.where(words_less(long_words(b), long_words(a)), b, a))
+
+
+def _shift_words_right(w: WordMatrix, s: int) -> WordMatrix:
+    """The multi-word numbers of a word matrix shifted right by s bits (0 <= s < 64 * words)."""
+    import numpy as np
+
+    q, r = divmod(s, 64)
+    out = np.zeros_like(w)
+    m = w.shape[1]
+    for j in range(q, m):
+        out[:, j] = w[:, j - q] >> np.uint64(r)
+        if r and j - q - 1 >= 0:
+            out[:, j] |= w[:, j - q - 1] << np.uint64(64 - r)
+    return out
+
+
+def _shift_words_left2(w: WordMatrix) -> WordMatrix:
+    """The multi-word numbers of a word matrix shifted left by 2 bits (the top 2 bits dropped)."""
+    import numpy as np
+
+    out = w << np.uint64(2)
+    out[:, :-1] |= w[:, 1:] >> np.uint64(62)
+    return out
+
+
+def _mask_words(w: WordMatrix, bits: int) -> WordMatrix:
+    """The word matrix's numbers modulo 2**bits (in place)."""
+    import numpy as np
+
+    m = w.shape[1]
+    for j in range(m):
+        keep = bits - 64 * (m - 1 - j)
+        if keep <= 0:
+            w[:, j] = 0
+        elif keep < 64:
+            w[:, j] &= np.uint64((1 << keep) - 1)
+    return w
+
+
+def _long_revcomp(ids: LongIds, k: int) -> LongIds:
+    """Reverse complements of long ids: the 256-bit numbers reversed by 2-bit groups and
+    complemented (each word's reverse complement, the words in reverse order), shifted back down
+    by 256 - 2k bits."""
+    w = long_words(ids)
+    r = _rc64(w[:, ::-1].copy())
+    return long_join(_shift_words_right(r, 64 * LONG_WORDS - 2 * k))

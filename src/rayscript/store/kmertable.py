@@ -2,18 +2,20 @@
 
 Each of ``NBUCKETS`` buckets holds three parallel arrays sorted by id: ``ids`` (uint64),
 ``counts`` (uint32) and ``edges`` (uint8): 13 bytes per distinct k-mer at rest (21 for k > 31,
-whose ids are two words, see :mod:`rayscript.store.encoding`).  A k-mer's bucket is the top 6
+whose ids are two words, 37 for k > 63, four words, see :mod:`rayscript.store.encoding`).  A k-mer's bucket is the top 6
 bits of its 2k-bit id, so the concatenation of the buckets is sorted, a sorted batch splits into
 buckets with a binary search, and a batch insert touches each bucket once with a linear merge (no
 re-sort of what is stored; the transient memory is one bucket's size).
 
-A bucket stores *keys*: the ids themselves for k <= 31; for k > 31 the ids with the bits of the
-high word above bit 57 cleared (the bucket knows them), so that both words of every key stay
-below 2**62 and numpy's ordering of complex values is the order of the ids.
+A bucket stores *keys*: the ids themselves for k <= 31 and k > 63 (whose 32-byte elements numpy
+compares byte by byte, in id order); for 31 < k <= 63 the ids with the bits of the high word
+above bit 57 cleared (the bucket knows them), so that both words of every key stay below 2**62
+and numpy's ordering of complex values is the order of the ids.
 
 Counting raw occurrences sorts 64-bit words that hold the id and the 8 edge bits together
 (``np.sort``, not ``argsort``): directly when 2k + 8 <= 64, and for larger k after a radix
-partition by bucket, since inside a bucket the top 6 bits of the id are known.
+partition by bucket, since inside a bucket the top 6 bits of the id are known; for k > 63, each
+bucket's (id, edges) as 33-byte elements compared byte by byte.
 Counts saturate at 2**32 - 1 (never wrap); the number of saturated additions is reported.
 """
 
@@ -26,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import encoding
-from .encoding import COUNT_MAX, LO_BITS, is_wide
-from .types import Counts, Edges, Ids, NarrowIds, WideIds, Words
+from .encoding import COUNT_MAX, LO_BITS, is_long, is_wide
+from .types import Counts, Edges, Ids, LongIds, NarrowIds, WideIds, Words
 
 # which entries of a bucket an operation takes: a boolean mask, index array or slice
 Pick = npt.NDArray[np.bool_] | npt.NDArray[np.intp] | slice
@@ -67,6 +69,17 @@ def wide_buckets(ids: WideIds, k: int) -> npt.NDArray[np.intp]:
         return (w[:, 0] >> np.uint64(hi_bits - BUCKET_BITS)).astype(np.intp)
     need = BUCKET_BITS - hi_bits
     return ((w[:, 0] << np.uint64(need)) | (w[:, 1] >> np.uint64(LO_BITS - need))).astype(np.intp)
+
+
+def long_buckets(ids: LongIds, k: int) -> npt.NDArray[np.intp]:
+    """Bucket (top 6 bits of the 2k-bit id) of each long id."""
+    w = encoding.long_words(ids)
+    q, r = divmod(2 * k - BUCKET_BITS, 64)
+    j = encoding.LONG_WORDS - 1 - q
+    low = w[:, j] >> np.uint64(r)
+    if r > 64 - BUCKET_BITS:
+        low |= w[:, j - 1] << np.uint64(64 - r)
+    return (low & np.uint64(NBUCKETS - 1)).astype(np.intp)
 
 
 def wide_keys(ids: WideIds, copy: bool = True) -> WideIds:
@@ -208,7 +221,7 @@ class KmerTable:
         self.k: int | None = k
         self.canonical = True
         self.shift = _shift_for(k)
-        self.wide = is_wide(k)
+        self._kind(k)
         # keys, see the module's text; an empty bucket's arrays are one set of empty arrays shared by
         # every bucket (a bucket's arrays are replaced when it changes, never grown in place from
         # empty): an empty table, a set nothing was loaded into yet, costs a few hundred bytes
@@ -227,30 +240,39 @@ class KmerTable:
         # fields of every k-mer (cascades written in the language), by name
         self.columns: dict[str, Column] = {}
 
+    def _kind(self, k: int | None) -> None:
+        """The id dtype's flags: ``wide`` (k > 31: several words), ``long`` (k > 63: four words)
+        and ``two`` (31 < k <= 63: two words whose keys differ from the ids)."""
+        self.wide, self.long = is_wide(k), is_long(k)
+        self.two = self.wide and not self.long
+
     def empty_ids(self) -> Ids:
         return encoding.empty_ids(self.k)
 
     def as_ids(self, ids: npt.ArrayLike) -> Ids:
         """An id array of this table's dtype (one-word ids given to a table of k > 31 become two
-        words)."""
+        or four words)."""
         given = np.asarray(ids)
-        if self.wide and given.dtype != np.complex128:
-            return encoding.join(np.zeros(len(given), np.uint64), given.astype(np.uint64))
-        return cast("Ids", given.astype(encoding.id_dtype(self.k), copy=False))
+        dtype = encoding.id_dtype(self.k)
+        if self.wide and given.dtype != dtype:
+            return encoding.widen(given.astype(np.uint64), self.k)
+        return cast("Ids", given.astype(dtype, copy=False))
 
     def keys(self, ids: Ids) -> Ids:
-        """Bucket keys of an id array (the ids themselves for k <= 31)."""
-        return wide_keys(cast("WideIds", ids)) if self.wide else ids
+        """Bucket keys of an id array (the ids themselves for k <= 31 and k > 63)."""
+        return wide_keys(cast("WideIds", ids)) if self.two else ids
 
     def ids_of(self, keys: Ids, b: int) -> Ids:
-        """Ids of bucket b's keys (the keys themselves for k <= 31)."""
-        return wide_ids(cast("WideIds", keys), b, self.k or 0) if self.wide else keys
+        """Ids of bucket b's keys (the keys themselves for k <= 31 and k > 63)."""
+        return wide_ids(cast("WideIds", keys), b, self.k or 0) if self.two else keys
 
     def _key(self, ident: int) -> tuple[int, Any]:
         """(bucket, key) of one id (a numpy scalar: single-item orders stay cheap)."""
         b = min(ident >> self.shift, NBUCKETS - 1)
-        if self.wide:
+        if self.two:
             return b, wide_keys(cast("WideIds", encoding.ids_array([ident], self.k)))[0]
+        if self.long:
+            return b, encoding.ids_array([ident], self.k)[0]
         return b, np.uint64(ident)
 
     def lend(self, buckets: Iterable[int]) -> None:
@@ -343,32 +365,33 @@ class KmerTable:
     def nbytes(self) -> int:
         arrays = sum(a.nbytes + c.nbytes + e.nbytes for a, c, e in zip(self.ids, self.counts, self.edges))
         arrays += sum(col.nbytes() for col in self.columns.values())
-        return arrays + (21 if self.wide else 13) * len(self.single)
+        return arrays + (5 + 8 * encoding.id_words(self.k)) * len(self.single)
 
     def set_k(self, k: int) -> None:
         """Fix the k-mer length; re-buckets what is stored if the bucketing changes."""
         self._fold()
         shift = _shift_for(k)
-        if shift == self.shift and is_wide(k) == self.wide:
+        if shift == self.shift and encoding.id_words(k) == encoding.id_words(self.k):
             self.k = k
             return
         # only k-mers put by number before k was known: all below 2**62, so one word
         ids = np.concatenate([self.ids_of(a, b) for b, a in enumerate(self.ids)])
         if self.wide:
-            ids = encoding.words(ids)[1]
+            ids = np.array(encoding.int_ids(ids), np.uint64)
         counts = np.concatenate(self.counts)
         edges = np.concatenate(self.edges)
         order = np.argsort(ids)
-        ids = ids[order]
-        if is_wide(k):
-            ids = encoding.join(np.zeros(len(ids), np.uint64), ids)
-        self.k, self.shift, self.wide = k, shift, is_wide(k)
+        ids = encoding.widen(ids[order], k)
+        self.k, self.shift = k, shift
+        self._kind(k)
         self.ids = [self.empty_ids()] * NBUCKETS
         self.counts = [np.empty(0, np.uint32)] * NBUCKETS
         self.edges = [np.empty(0, np.uint8)] * NBUCKETS
         self.add_counted(ids, counts[order].astype(np.uint64), edges[order])
 
     def bucket_of(self, ids: Ids) -> npt.NDArray[np.intp]:
+        if self.long:
+            return long_buckets(cast("LongIds", ids), self.k or 0)
         if self.wide:
             return wide_buckets(cast("WideIds", ids), self.k or 0)
         return np.minimum(cast("NarrowIds", ids) >> np.uint64(self.shift), np.uint64(NBUCKETS - 1)).astype(np.intp)
@@ -380,6 +403,9 @@ class KmerTable:
         if len(ids) == 0:
             return
         k = self.k or 31
+        if self.long:
+            self._add_long_occurrences(cast("LongIds", ids), edges)
+            return
         if self.wide:
             self._add_wide_occurrences(cast("WideIds", ids), edges)
             return
@@ -446,6 +472,29 @@ class KmerTable:
                 self._merge(b, wide_keys(uids), np.concatenate([c for _, c, _ in parts]),
                             np.concatenate([e for _, _, e in parts]))
 
+    def _add_long_occurrences(self, ids: LongIds, edges: Edges) -> None:
+        """Count long occurrences: partition by bucket, then inside each bucket sort (id, edges)
+        as 33-byte elements (numpy compares them byte by byte: by id, then edges) and reduce runs
+        of equal ids."""
+        width = ids.dtype.itemsize
+        buckets = self.bucket_of(ids).astype(np.uint8)
+        order = np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets[order], np.arange(NBUCKETS + 1))
+        rows = np.empty((len(ids), width + 1), np.uint8)
+        rows[:, :width] = ids.view(np.uint8).reshape(-1, width)[order]
+        rows[:, width] = edges[order]
+        del order
+        packed = rows.view(f"V{width + 1}").reshape(-1)
+        for b in range(NBUCKETS):
+            lo, hi = int(bounds[b]), int(bounds[b + 1])
+            if hi == lo:
+                continue
+            run = np.sort(packed[lo:hi]).view(np.uint8).reshape(-1, width + 1)
+            uids = np.ascontiguousarray(run[:, :width]).view(ids.dtype).reshape(-1)
+            starts, counts = _runs(uids[1:] != uids[:-1])
+            uedges = np.bitwise_or.reduceat(run[:, width], starts)
+            self._merge(b, uids[starts], counts, uedges)
+
     def add_counted(self, ids: Ids, counts: Counts, edges: Edges) -> None:
         """Merge sorted unique ids with counts (uint64) and edges into the table."""
         self._fold()
@@ -463,7 +512,7 @@ class KmerTable:
         ends = self.bucket_of(ids[[0, -1]])
         if int(ends[0]) != b or int(ends[1]) != b:
             raise ValueError(f"k-mers of bucket {b} expected, got buckets {int(ends[0])}..{int(ends[1])}")
-        if self.wide:
+        if self.two:
             ids = wide_keys(cast("WideIds", ids), copy=not room)  # arrays with room are the caller's own: keys in place
         self._merge(b, ids, counts, edges, room)
 
@@ -601,7 +650,8 @@ class KmerTable:
         other._fold()
         if len(self) == 0:
             self.ids, self.counts, self.edges = other.ids, other.counts, other.edges
-            self.shift, self.k, self.canonical, self.wide = other.shift, other.k, other.canonical, other.wide
+            self.shift, self.k, self.canonical = other.shift, other.k, other.canonical
+            self._kind(self.k)
             self.saturated += other.saturated
             for b in range(NBUCKETS):  # 32-bit counts at rest, one bucket at a time
                 self.counts[b] = self.counts[b].astype(np.uint32, copy=False)
@@ -691,6 +741,13 @@ class KmerTable:
                 return np.zeros(len(ids), bool)
             shift = 2 * (self.k - len(bases))
             first, end = encoding.encode(bases) << shift, (encoding.encode(bases) + 1) << shift
+            if self.long:  # no order operators on V32: the range by binary search
+                mask = np.zeros(len(ids), bool)
+                low, high = max(first, b << self.shift), min(end, (b + 1) << self.shift) - 1
+                if low <= high:
+                    ends = encoding.ids_array([low, high], self.k)
+                    mask[np.searchsorted(ids, ends[0], "left"):np.searchsorted(ids, ends[1], "right")] = True
+                return mask
             return (ids >= self._bound(first, b)) & (ids < self._bound(end, b))
         if kind == "count":
             _, op, value = sel
@@ -806,9 +863,13 @@ class KmerTable:
 
     def _by_bucket(self, ids: Ids) -> Iterator[tuple[int, slice | npt.NDArray[np.intp]]]:
         """(bucket, selection) pairs covering ids: slices when ids are sorted, index arrays if not."""
+        if self.long:
+            yield from self._by_bucket_long(cast("LongIds", ids))
+            return
         if self.wide:
             yield from self._by_bucket_wide(cast("WideIds", ids))
             return
+        ids = cast("NarrowIds", ids)
         if len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all()):
             starts = np.arange(NBUCKETS + 1, dtype=np.uint64) << np.uint64(self.shift)
             bounds = np.searchsorted(ids, starts)
@@ -829,6 +890,14 @@ class KmerTable:
         keys = wide_keys(ids)
         rising = (buckets[1:] > buckets[:-1]) | ((buckets[1:] == buckets[:-1]) & (keys[1:] >= keys[:-1]))
         order = None if bool(rising.all()) else np.argsort(buckets, kind="stable")
+        bounds = np.searchsorted(buckets if order is None else buckets[order], np.arange(NBUCKETS + 1))
+        for b in range(NBUCKETS):
+            if bounds[b + 1] > bounds[b]:
+                yield b, slice(bounds[b], bounds[b + 1]) if order is None else order[bounds[b]:bounds[b + 1]]
+
+    def _by_bucket_long(self, ids: LongIds) -> Iterator[tuple[int, slice | npt.NDArray[np.intp]]]:
+        buckets = self.bucket_of(ids)
+        order = None if encoding.is_sorted(ids) else np.argsort(buckets, kind="stable")
         bounds = np.searchsorted(buckets if order is None else buckets[order], np.arange(NBUCKETS + 1))
         for b in range(NBUCKETS):
             if bounds[b + 1] > bounds[b]:

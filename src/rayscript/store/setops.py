@@ -5,7 +5,8 @@ alone, so the union, intersection or difference of two sets is, on every rank an
 merge of two sorted arrays that rank already holds.  No k-mer travels.
 
 A bucket of a set is three parallel arrays: its keys, sorted and unique (uint64 ids, or for k > 31
-the complex128 keys of :mod:`rayscript.store.kmertable`, whose numpy order is the ids' order),
+the complex128 keys of :mod:`rayscript.store.kmertable`, or for k > 63 its 32-byte ids: numpy's
+order of either is the ids' order),
 their counts and their edges.  Every function here takes and returns such triples, with numpy over
 whole arrays: a binary search of one array's keys in the other's places every key, and the merged
 order comes from the places, without sorting again.
@@ -36,7 +37,7 @@ MODES = ("min", "max", "sum", "diff", "left", "right")
 OPERATORS = {"+": "union", "*": "intersection", "-": "difference", "~": "counters subtract"}
 DEFAULT_MODE = {"+": "sum", "*": "min"}
 
-Keys = npt.NDArray[np.uint64] | npt.NDArray[np.complex128]
+Keys = npt.NDArray[np.uint64] | npt.NDArray[np.complex128] | npt.NDArray[np.void]
 Counts = npt.NDArray[np.uint32]
 Edges = npt.NDArray[np.uint8]
 Triple = tuple[Keys, Counts, Edges]

@@ -7,8 +7,11 @@ and ``lo`` (the last 31), held side by side as one 16-byte element of a ``comple
 ``==``, buffers and the wire need nothing new, but its elements are never used as numbers (their
 ``uint64`` view has two words per id).  A function that takes :data:`Ids` handles both and tells
 them apart by dtype (or by k: the two always agree); one that takes :data:`NarrowIds` must never be
-given two-word ids, and one that takes :data:`WideIds` never one-word ids.  Scalar ids are Python
-ints for any k.
+given two-word ids, and one that takes :data:`WideIds` never one-word ids.  An id of 64 <= k <= 127
+bases takes four words, most significant first, each big-endian, as one 32-byte element of an
+unstructured ``void`` array, :data:`LongIds`: numpy compares such elements byte by byte, which is
+the ids' numeric order, so sorting and binary search need nothing more; arithmetic on them goes
+through a :data:`WordMatrix` of their words.  Scalar ids are Python ints for any k.
 
 This module imports numpy: modules that must not (the language) import it for type checking only.
 """
@@ -22,11 +25,13 @@ import numpy.typing as npt
 
 NarrowIds: TypeAlias = npt.NDArray[np.uint64]  # one word per id: k <= 31
 WideIds: TypeAlias = npt.NDArray[np.complex128]  # two words per id: 32 <= k <= 63
-Ids: TypeAlias = NarrowIds | WideIds  # either, told apart by dtype (or by k)
+LongIds: TypeAlias = npt.NDArray[np.void]  # four big-endian words per id: 64 <= k <= 127
+Ids: TypeAlias = NarrowIds | WideIds | LongIds  # any, told apart by dtype (or by k)
 
 Words: TypeAlias = npt.NDArray[np.uint64]  # one 64-bit word per element (a half of wide ids, packed words)
+WordMatrix: TypeAlias = npt.NDArray[np.uint64]  # (n, 4): the words of long ids, most significant first
 Codes: TypeAlias = npt.NDArray[np.uint8]  # 2-bit base codes, A=0 C=1 G=2 T=3, INVALID for anything else
 Edges: TypeAlias = npt.NDArray[np.uint8]  # de Bruijn edge masks: bits 0-3 bases after, 4-7 bases before
 Counts: TypeAlias = npt.NDArray[np.unsignedinteger]  # counts: uint32 at rest (uint16 while loading, uint64 summed)
 
-__all__ = ["Codes", "Counts", "Edges", "Ids", "NarrowIds", "WideIds", "Words"]
+__all__ = ["Codes", "Counts", "Edges", "Ids", "LongIds", "NarrowIds", "WideIds", "WordMatrix", "Words"]
