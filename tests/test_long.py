@@ -219,6 +219,15 @@ def test_assemble_at_k95_gives_the_genome_in_one_contig(genome_reads):
             assert canon(c.get("paths/ctg-1").sequence) == canon(genome)
 
 
+def test_k_auto_goes_up_to_127_on_reads_of_150_bases(genome_reads):
+    path, genome, _reads = genome_reads
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'assemble "{path}" into paths/auto')
+        assert res.data["ks"] == [21, 41, 61, 81, 101, 127]
+        assert res.data["contigs"] == 1, res.text
+        assert canon(c.get("paths/auto-1").sequence) == canon(genome)
+
+
 def test_assemble_at_k95_gives_the_covered_stretches_as_at_k63(tmp_path):
     """Sparse reads: the contigs are the stretches of the genome the reads cover with k-mers joined by
     (k+1)-mers (the edges the reads saw), at k=95 as the same reference says at k=63."""

@@ -28,8 +28,7 @@ from .kmers import Load, known_stats, set_names
 
 AUTO_LOW = 21  # k=auto: the first round's k
 AUTO_STEP = 20  # and the step between rounds (a last round closer than half a step to the top takes its place)
-AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least
-AUTO_TOP = 63  # k=auto's largest k (the store takes up to MAX_K)
+AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least (and is at most MAX_K)
 MIN_PAIRS = 5  # pairs=true: the pairs a join needs, by default
 TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
 
@@ -86,7 +85,7 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
                               "in both (or say pairs=false to take them as separate reads)")
     longest = max(lengths, default=0)
     if k == "auto":
-        top = min(AUTO_TOP, read_length - AUTO_MARGIN)
+        top = min(MAX_K, read_length - AUTO_MARGIN)
         top -= 1 - top % 2  # odd
         ks = rounds(AUTO_LOW, top) if top > AUTO_LOW else [max(min(top, AUTO_LOW), 11)]
     elif isinstance(k, tuple):
@@ -113,7 +112,7 @@ class Assemble(Statement, keyword="assemble"):
                "(clean=false keeps tips and bubbles: the raw unitigs of the graph). The k-mers are not changed. "
                "Existing paths/PREFIX-N are refused unless 'replace'. Given read files instead of a set, it loads "
                "them itself into a temporary set, assembles and removes it, leaving the store's sets as they were: "
-               "k=auto (the default there) assembles in rounds from k=21 up to 63 (or the read length less 20), each "
+               "k=auto (the default there) assembles in rounds from k=21 up to 127 (or the read length less 20), each "
                "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 20; two files are "
                "the two ends of pairs (pairs=false: separate reads), as is one interleaved file: the insert size is "
                "estimated from pairs inside one contig, and contigs whose ends are linked by at least min_pairs "
