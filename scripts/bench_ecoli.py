@@ -134,7 +134,7 @@ def abyss(d: Path, r1: Path, r2: Path) -> Path:
 TIMES: dict[str, tuple[float, int]] = {}
 TOOLS = {
     "ray31": ("rayscript k=31, 2 ranks", lambda d, a, b: rayscript(d, a, b, "ray31", "k=31 pairs=false")),
-    "rayauto": ("rayscript k=auto (21, 41, 63), 2 ranks",
+    "rayauto": ("rayscript k=auto (21 ... 105), 2 ranks",
                 lambda d, a, b: rayscript(d, a, b, "rayauto", "k=auto pairs=false")),
     "raypairs": ("rayscript k=auto, pairs (scaffolds), 2 ranks",
                  lambda d, a, b: rayscript(d, a, b, "raypairs", "k=auto pairs=true")),

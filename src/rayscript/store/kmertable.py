@@ -2,10 +2,10 @@
 
 Each of ``NBUCKETS`` buckets holds three parallel arrays sorted by id: ``ids`` (uint64),
 ``counts`` (uint32) and ``edges`` (uint8): 13 bytes per distinct k-mer at rest (21 for k > 31,
-whose ids are two words, 37 for k > 63, four words, see :mod:`rayscript.store.encoding`).  A k-mer's bucket is the top 6
-bits of its 2k-bit id, so the concatenation of the buckets is sorted, a sorted batch splits into
-buckets with a binary search, and a batch insert touches each bucket once with a linear merge (no
-re-sort of what is stored; the transient memory is one bucket's size).
+whose ids are two words, and 37 for k > 63, four words: see :mod:`rayscript.store.encoding`).  A
+k-mer's bucket is the top 6 bits of its 2k-bit id, so the concatenation of the buckets is sorted, a
+sorted batch splits into buckets with a binary search, and a batch insert touches each bucket once
+with a linear merge (no re-sort of what is stored; the transient memory is one bucket's size).
 
 A bucket stores *keys*: the ids themselves for k <= 31 and k > 63 (whose 32-byte elements numpy
 compares byte by byte, in id order); for 31 < k <= 63 the ids with the bits of the high word
