@@ -56,7 +56,7 @@ def test_positions_are_kept_out_of_equality_but_recorded():
     ("on 3 { copy kmers/1 from 2 to 5", "not closed with '}'", None),
     ("copy kmers/ from 1 to 2", "expected an id after 'kmers/'", 6),
     ("set speed = 3", "unknown setting 'speed'", 5),
-    ("get kmers/" + "A" * 64, "a k-mer has at most 63 bases", 5),
+    ("get kmers/" + "A" * 128, "a k-mer has at most 127 bases", 5),
     ("load 'r.fq' into kmers", "got ''r.fq'' (text is written in double quotes", 6),
     ("rebalance paths", "rebalance applies to k-mer sets, not paths (paths and results stay on the ranks", 11),
     ('dump kmers to "out.tsv', "got '\"out.tsv' (a string that does not end: is its closing quote missing", 15),
