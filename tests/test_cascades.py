@@ -223,22 +223,31 @@ def run_examples(c, reads_path, k, seed, depth, tmp):
     return rows, walked, searched
 
 
-def check_against_references(rows, walked, searched, reads, k, seed, depth):
-    g = Graph(reads, k)
+class References:
+    """The single-process references for one data set (its graph, components, BFS from the seed,
+    tips and walk), computed once however many tests compare against them."""
+
+    def __init__(self, reads, k, seed, depth):
+        self.g = Graph(reads, k)
+        self.comps = ref_components(self.g)
+        self.dist = ref_bfs(self.g, seed, depth)
+        self.tips = ref_tips(self.g)
+        self.walk = ref_walk(self.g, seed)
+
+
+def check_against_references(rows, walked, searched, ref):
+    g, comps, dist, tips = ref.g, ref.comps, ref.dist, ref.tips
     assert set(rows) == set(g.edges)
-    comps = ref_components(g)
     assert {x: r["comp"] for x, r in rows.items()} == comps
-    dist = ref_bfs(g, seed, depth)
     assert {x: r["dist"] for x, r in rows.items() if r["dist"] >= 0} == dist
     assert {x: r["depth"] for x, r in rows.items() if r["depth"] >= 0} == dist
-    tips = ref_tips(g)
     assert {x for x, r in rows.items() if r["tip"] == 1} == tips
     # the built-in search: the same vertices at the same depths
     assert sorted(searched["depths"]) == sorted(dist.values())
     # the built-in walk and the walk cascade: the same k-mers in the same order
     steps = sorted((r["step"], x) for x, r in rows.items() if r["step"] >= 0)
     path = walked["sequence"] if isinstance(walked, dict) and "sequence" in walked else None
-    expected = ref_walk(g, seed)
+    expected = ref.walk
     assert [x for _, x in steps] == [min(s, revcomp(s)) for s in expected]
     if path is not None:
         assert path == expected[0] + "".join(s[-1] for s in expected[1:])
@@ -260,19 +269,38 @@ def genomes(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("data, ranks", [("random", 1), ("random", 3), ("lambda", 2), ("lambda", 4)])
-def test_examples_match_the_references_on_the_local_backend(genomes, tmp_path, data, ranks):
-    path, reads, k, seed = genomes[data]
+@pytest.fixture(scope="module")
+def references(genomes):
+    """Each data set's references (depth 8), made when a test first asks for them."""
+    made = {}
+
+    def get(data):
+        if data not in made:
+            _path, reads, k, seed = genomes[data]
+            made[data] = References(reads, k, seed, 8)
+        return made[data]
+    return get
+
+
+# the tests on lambda's reads share one worker, and with it the references computed once (LAMBDA_GROUP)
+LAMBDA_GROUP = pytest.mark.xdist_group("cascades-lambda")
+
+
+@pytest.mark.parametrize("data, ranks", [("random", 1), ("random", 3), pytest.param("lambda", 2, marks=LAMBDA_GROUP),
+                                         pytest.param("lambda", 4, marks=LAMBDA_GROUP)])
+def test_examples_match_the_references_on_the_local_backend(genomes, references, tmp_path, data, ranks):
+    path, _reads, k, seed = genomes[data]
     with Cluster.local(ranks) as c:
         rows, walked, searched = run_examples(c, path, k, seed, 8, tmp_path)
-    comps, tips = check_against_references(rows, walked, searched, reads, k, seed, 8)
+    comps, tips = check_against_references(rows, walked, searched, references(data))
     assert comps > 1 and tips > 0  # the data has more than one component, and tips
 
 
+@LAMBDA_GROUP
 @pytest.mark.parametrize("ranks", [1, 3])
-def test_a_sum_over_neighbours_is_one_scatter_add_and_exact(genomes, tmp_path, ranks):
-    path, reads, k, _seed = genomes["lambda"]
-    g = Graph(reads, k)
+def test_a_sum_over_neighbours_is_one_scatter_add_and_exact(genomes, references, tmp_path, ranks):
+    path, _reads, k, _seed = genomes["lambda"]
+    g = references("lambda").g
     with Cluster.local(ranks) as c:
         c.run(f'load "{path}" into kmers k={k}\nfield total = 0 on kmers\nfield hits = 0.0 on kmers')
         c.run("cascade spread(kmer) { send add(kmer.neighbours, kmer.count) }\n"
@@ -310,8 +338,8 @@ def test_the_same_fields_on_every_rank_count_and_after_copies(genomes, tmp_path)
 
 
 @pytest.mark.mpi
-def test_examples_under_mpiexec(genomes, tmp_path):
-    path, reads, k, seed = genomes["random"]
+def test_examples_under_mpiexec(genomes, references, tmp_path):
+    path, _reads, k, seed = genomes["random"]
     script = tmp_path / "all.ray"
     dump = tmp_path / "fields.tsv"
     script.write_text(f'load "{path}" into kmers k={k}\nlet seed = "{seed}"\nlet depth = 8\n'
@@ -322,7 +350,7 @@ def test_examples_under_mpiexec(genomes, tmp_path):
     rows = read_fields(dump, ["comp", "depth", "dist", "step", "tip"])
     with Cluster.local(1) as c:
         _rows, walked, searched = run_examples(c, path, k, seed, 8, tmp_path / "..")
-    check_against_references(rows, walked, searched, reads, k, seed, 8)
+    check_against_references(rows, walked, searched, references("random"))
 
 
 # --- fields, results, limits and errors ----------------------------------------------------------------
