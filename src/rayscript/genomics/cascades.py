@@ -53,6 +53,7 @@ Block = Callable[["Lanes", Array], Array]  # a compiled block: the lanes still g
 
 _COMP = np.array([0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], np.uint8)  # complement of a base set
 _POP = np.array([bin(i).count("1") for i in range(16)], np.int64)
+_BASES = np.arange(4, dtype=np.uint8)
 # a rank works at most this long on messages to its own k-mers before the others hear from it
 LOCAL_SLICE = 0.2
 # how often rank 0 shows how far a cascade got (seconds)
@@ -199,7 +200,35 @@ class Handler:
         # messages to one k-mer in a batch sum into it at once (a scatter-add), with no waves
         self.sums = self._sums(defn)
         self.waves = bool((read - set(self.sums)) & written)
+        self.order = self._order(defn) if self.waves else None
         self.body = self.block(defn.body)
+
+    @staticmethod
+    def _order(defn: ast.CascadeDef) -> tuple[int, bool] | None:
+        """(parameter, ascending) to order one k-mer's messages by within a batch, or None.
+
+        Any order is right (messages to one k-mer are handled as if one after another in *some*
+        order); a good one saves work.  A relaxation (``if kmer.F <= p { stop }; set kmer.F = p``)
+        handles its smallest ``p`` first: the later messages then stop at the test, where another
+        order would set the field and send again for each."""
+        fields = ast.fields_read(defn) & ast.fields_written(defn)
+        assigned = {(st.name, st.value.name) for st in ast.walk_body(defn.body)
+                    if isinstance(st, ast.SetField) and st.name in fields and isinstance(st.value, ast.Name)
+                    and st.value.name in defn.params}
+        for st in ast.walk_body(defn.body):
+            for e in ast.body_exprs(st):
+                for x in ast.walk_expr(e):
+                    if not (isinstance(x, ast.Op) and x.op in ("<", "<=", ">", ">=") and len(x.args) == 2):
+                        continue
+                    a, b = x.args
+                    small = x.op in ("<", "<=")  # a is the smaller
+                    if isinstance(b, ast.Attr) and isinstance(a, ast.Name):
+                        a, b, small = b, a, not small
+                    if (isinstance(a, ast.Attr) and a.obj == defn.kmer and isinstance(b, ast.Name)
+                            and (a.attr, b.name) in assigned):
+                        # 'kmer.F <= p' guards a stop: small p first; 'kmer.F >= p': large p first
+                        return defn.params.index(b.name), small
+        return None
 
     def _sums(self, defn: ast.CascadeDef) -> dict[str, int]:
         reads: dict[str, int] = {}
@@ -391,19 +420,17 @@ class Handler:
                 outs, ins = lanes.strand_edges()
                 k = lanes.graph.k
                 ids_parts, idx_parts = [], []
-                for b in range(4):
-                    if which in ("neighbours", "next"):
-                        sel = mask & ((outs >> b) & 1 == 1)
-                        if sel.any():
-                            ids_parts.append(encoding.followers(lanes.oriented[sel], k, b))
-                            idx_parts.append(np.flatnonzero(sel))
-                    if which in ("neighbours", "prev"):
-                        sel = mask & ((ins >> b) & 1 == 1)
-                        if sel.any():
-                            ids_parts.append(encoding.leaders(lanes.oriented[sel], k, b))
-                            idx_parts.append(np.flatnonzero(sel))
+                for bases, step in ((outs, encoding.followers), (ins, encoding.leaders)):
+                    if (step is encoding.followers and which == "prev") or (
+                            step is encoding.leaders and which == "next"):
+                        continue
+                    # one (lane, base) pair per neighbour of a lane still going, in one pass
+                    lane, base = np.nonzero(((bases[:, None] >> _BASES) & 1).astype(bool) & mask[:, None])
+                    if len(lane):
+                        ids_parts.append(step(lanes.oriented[lane], k, base.astype(np.uint64)))
+                        idx_parts.append(lane)
                 if ids_parts:
-                    idx = np.concatenate(idx_parts)
+                    idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
                     self.run.outbox.add(callee, encoding.concatenate(ids_parts, k), columns(lanes, idx))
                 return mask
             return expand
@@ -437,7 +464,11 @@ class Handler:
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
-        order = np.argsort(pos, kind="stable")
+        if self.order is not None:  # within a k-mer, the messages in the order that saves work
+            key = cols[self.order[0]]
+            order = np.lexsort((key if self.order[1] else -key, pos))
+        else:
+            order = np.argsort(pos, kind="stable")
         sp = pos[order]
         first = np.empty(len(sp), bool)
         first[0] = True
