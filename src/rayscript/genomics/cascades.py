@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -39,10 +40,13 @@ from ..errors import RayScriptError
 from ..language import cascade as ast
 from ..protocol.cascades import CascadeDone, FieldOrder, FieldsOrder, FieldsReply, StartCascade
 from ..protocol.core import Ack
+from ..runtime.backoff import Backoff
+from ..runtime.collective import POLITE_NAP, POLITE_SPINS
 from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable
-from ..store.partition import mix64_array, owners
+from ..store.partition import mix64, mix64_array, owners
 from ..store.types import Ids
+from .cascade_small import SMALL, SmallBody
 
 if TYPE_CHECKING:
     from ..runtime.node import Node
@@ -58,8 +62,13 @@ _BASES = np.arange(4, dtype=np.uint8)
 LOCAL_SLICE = 0.2
 # how often rank 0 shows how far a cascade got (seconds)
 PROGRESS_EVERY = 0.25
-# a round with at most this many messages from each rank sends them inside its ALLREDUCE
-SLOTS = 4
+# when at most this many messages are in flight or in hand on all ranks together, the rest of the
+# cascade goes point to point (Quiet)
+QUIET_BELOW = 2048
+# how long an idle rank of the quiet phase waits for a packet before it looks at its clock again
+QUIET_TICK = 0.05
+# how often a working rank of the quiet phase tells rank 0 how many messages it handled
+REPORT_EVERY = 0.25
 # a batch larger than this is handled in parts (bounds the temporaries)
 MAX_BATCH = 1 << 22
 
@@ -100,7 +109,19 @@ class Graph:
         return out
 
     def canonical_of(self, ids: Ids) -> Ids:
-        return encoding.canonical_array(ids, self.k) if self.canonical else ids
+        if not self.canonical:
+            return ids
+        if len(ids) <= SMALL and not self.wide:  # a few ids: word by word costs less than numpy's calls
+            k, rc = self.k, encoding.revcomp_word
+            return np.array([min(x, rc(x, k)) for x in ids.tolist()], np.uint64)
+        return encoding.canonical_array(ids, self.k)
+
+    def owners(self, canon: Ids) -> Array:
+        """The ranks that own these (canonical) ids."""
+        if len(canon) <= SMALL and not self.wide:
+            size = self.size
+            return np.array([mix64(x) % size for x in canon.tolist()], np.int64)
+        return owners(canon, self.size)
 
     def lookup(self, canon: Ids) -> tuple[Array, Array]:
         """(positions, found) of canonical ids in the flat arrays."""
@@ -202,6 +223,8 @@ class Handler:
         self.waves = bool((read - set(self.sums)) & written)
         self.order = self._order(defn) if self.waves else None
         self.body = self.block(defn.body)
+        # a batch of a few messages: the body as Python over one message (k <= 31)
+        self.small = None if run.graph.wide else SmallBody(self)
 
     @staticmethod
     def _order(defn: ast.CascadeDef) -> tuple[int, bool] | None:
@@ -461,6 +484,9 @@ class Handler:
 
     # --- a batch -------------------------------------------------------------------
     def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+        if self.small is not None and len(pos) <= SMALL:
+            self.small.handle(pos, oriented, canon, cols)
+            return
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
@@ -585,18 +611,24 @@ class Cascade:
     def handle_inbox(self, budget_end: float) -> None:
         """Handle the messages in hand, and those this rank sends to its own k-mers, until none is
         left or the time slice is over."""
-        g = self.graph
         while self.inbox:
-            for name in sorted(self.inbox):
-                blocks = self.inbox.pop(name)
-                ids = encoding.concatenate([b[0] for b in blocks], g.k)
-                ncols = len(self.program[name][0].params)
-                cols = [np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)]
-                for lo in range(0, len(ids), MAX_BATCH):
-                    self._batch(name, ids[lo:lo + MAX_BATCH], [c[lo:lo + MAX_BATCH] for c in cols])
-            self.route_local()
+            self.handle_pass()
             if time.monotonic() > budget_end or self._over_limit():
                 break
+
+    def handle_pass(self) -> None:
+        """Handle the messages in hand (one batch per cascade); those made for this rank's own k-mers
+        are in hand after it, the others in the outbox."""
+        g = self.graph
+        for name in sorted(self.inbox):
+            blocks = self.inbox.pop(name)
+            ids = encoding.concatenate([b[0] for b in blocks], g.k) if len(blocks) > 1 else blocks[0][0]
+            ncols = len(self.program[name][0].params)
+            cols = ([np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)] if len(blocks) > 1
+                    else blocks[0][1])
+            for lo in range(0, len(ids), MAX_BATCH):
+                self._batch(name, ids[lo:lo + MAX_BATCH], [c[lo:lo + MAX_BATCH] for c in cols])
+        self.route_local()
 
     def _over_limit(self) -> bool:
         return bool(self.msg.max_messages) and self.handled > self.msg.max_messages
@@ -623,7 +655,7 @@ class Cascade:
                 if g.size == 1:
                     self.inbox.setdefault(name, []).append((ids, cols))
                     continue
-                dest = owners(g.canonical_of(ids), g.size)
+                dest = g.owners(g.canonical_of(ids))
                 here = dest == g.rank
                 if here.all():
                     self.inbox.setdefault(name, []).append((ids, cols))
@@ -696,45 +728,29 @@ class Cascade:
     def run(self) -> CascadeDone:
         msg, node = self.msg, self.node
         coll = node.collective
-        size, rank = self.graph.size, self.graph.rank
         began = time.monotonic()
         names = sorted(self.program)
         self.start()
         stopped = ""
-        # a round with few messages in flight (a chain: one) sends them inside its ALLREDUCE, each rank
-        # in its own slots (the others' are zero, so the sum is the rows themselves): one collective a
-        # round instead of two
-        carry = len(names) == 1 and size > 1
-        width = (2 if self.graph.wide else 1) + len(self.program[names[0]][0].params) + 1 if carry else 0
         nflags = 5
         shown = began
         while True:
             self.handle_inbox(time.monotonic() + LOCAL_SLICE)
             self.rounds += 1
             matrix = self.counts_matrix(names)
-            slots = np.zeros((size, SLOTS, width), np.uint64)
-            overflow = 0
-            if carry:
-                rows, dest = self._rows(names[0])
-                if len(rows) <= SLOTS:
-                    slots[rank, :len(rows), 0] = (dest + 1).astype(np.uint64)
-                    slots[rank, :len(rows), 1:] = rows
-                else:
-                    overflow = 1
             flags = np.array([self.pending(), self.handled, int(node.poll_interrupt()),
-                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout), overflow], np.int64)
-            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags, slots.reshape(-1).view(np.int64))))
+                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout), 0], np.int64)
+            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags)))
             cut = matrix.size
             matrix = total[:cut].reshape(len(names), -1)
-            pending, handled, interrupted, late, overflowed = (int(x) for x in total[cut:cut + nflags])
+            pending, handled, interrupted, late, _ = (int(x) for x in total[cut:cut + nflags])
             in_flight = int(matrix.sum())
-            if interrupted:
-                stopped = "interrupted (Ctrl-C)"
-            elif late:
-                stopped = f"past its timeout ({msg.timeout:g} s)"
-            elif msg.max_messages and handled > msg.max_messages:
-                stopped = f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
+            stopped = self._stop_reason(bool(interrupted), bool(late), handled)
             if stopped or (in_flight == 0 and pending == 0):
+                break
+            if in_flight + pending <= QUIET_BELOW:
+                # few messages left anywhere (a chain: one): they go point to point until none is left
+                stopped = Quiet(self, began).run()
                 break
             now = time.monotonic()
             if now - shown > PROGRESS_EVERY:  # messages handled, and those in flight or in hand now
@@ -742,16 +758,159 @@ class Cascade:
                 node.show_progress(handled, handled + in_flight + pending,
                                    f"cascade {msg.first}: round {self.rounds:,}, {in_flight + pending:,} in flight; "
                                    f"messages handled", "messages")
-            if carry and not overflowed:
-                got = total[cut + nflags:].view(np.uint64).reshape(size * SLOTS, width)
-                self._take_rows(names[0], got[got[:, 0] == rank + 1][:, 1:])
-                self.outbox.blocks.pop(names[0], None)
-                continue
             self.exchange(names, matrix)
         self.graph.write_back(self.written)
         emitted = [self.emit_count, self.emit_sum, self.emit_min, self.emit_max]
         return CascadeDone(handled=self.handled, sent=self.outbox.sent, dropped=self.dropped, rounds=self.rounds,
                            started=self.started, emitted=emitted, stopped=stopped)
+
+    def _stop_reason(self, interrupted: bool, late: bool, handled: int) -> str:
+        """Why the cascade stops now (the user, its timeout, its max_messages), or ''."""
+        msg = self.msg
+        if interrupted:
+            return "interrupted (Ctrl-C)"
+        if late:
+            return f"past its timeout ({msg.timeout:g} s)"
+        if msg.max_messages and handled > msg.max_messages:
+            return f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
+        return ""
+
+    def packets(self) -> dict[int, dict[str, Array]]:
+        """The remote messages made, as one packet per destination rank: rows per cascade."""
+        out: dict[int, dict[str, Array]] = {}
+        for name in sorted(self.outbox.blocks):
+            rows, dest = self._rows(name)
+            if len(dest) == 1 or (len(dest) and (dest == dest[0]).all()):
+                out.setdefault(int(dest[0]), {})[name] = rows
+            else:
+                for d in np.unique(dest).tolist():
+                    out.setdefault(d, {})[name] = rows[dest == d]
+        self.outbox.blocks = {}
+        return out
+
+
+class Quiet:
+    """The end of a cascade, when few messages are left anywhere (a chain has one): messages travel
+    point to point as soon as they are made, in one packet per destination rank, and no rank waits
+    for the others between two steps.
+
+    Termination is detected by credit (weight throwing): the ranks start with equal shares of one
+    unit; a packet of messages takes a share of its sender's credit (a rank that keeps messages in
+    hand keeps a share too); a rank with nothing in hand gives its credit back to rank 0.  When rank 0
+    holds the whole unit again, no message is in hand or on its way anywhere, and it tells every rank
+    the cascade is over.  Shares are exact fractions.  A stop (Ctrl-C, timeout, max_messages) goes
+    through rank 0 as well; the ranks learn the others' handled counts from the credit they give
+    back and from a report every REPORT_EVERY seconds while they work.  At the end every rank
+    receives what was still posted to it (counted), so the channel is clean for the next statement.
+    """
+
+    def __init__(self, cascade: Cascade, began: float) -> None:
+        self.c = cascade
+        self.began = began
+        self.coll = cascade.node.collective
+        self.rank, self.size = cascade.graph.rank, cascade.graph.size
+        self.sent = np.zeros(self.size, np.int64)
+        self.got = np.zeros(self.size, np.int64)
+        self.held = Fraction(1, self.size)
+        self.returned = Fraction(0)  # rank 0: credit given back
+        self.reports = [0] * self.size  # rank 0: messages handled by each rank, as last heard
+        self.stopped = ""
+        self.finished = False
+
+    def post(self, dest: int, packet: tuple[Any, ...]) -> None:
+        self.coll.post(dest, packet)
+        self.sent[dest] += 1
+
+    def receive(self, packet: tuple[Any, ...], src: int) -> None:
+        self.got[src] += 1
+        kind = packet[0]
+        if kind == "m":  # messages
+            self.held += Fraction(packet[1], packet[2])
+            for name, rows in packet[3].items():
+                self.c._take_rows(name, rows)
+        elif kind == "c":  # credit given back (rank 0)
+            self.returned += Fraction(packet[1], packet[2])
+            self.reports[src] = packet[3]
+        elif kind == "r":  # a report (rank 0)
+            self.reports[src] = packet[1]
+        elif kind == "x":  # a stop: asked for (rank 0), or ordered (from rank 0)
+            self.stopped = self.stopped or packet[1]
+            self.finished = self.rank != 0
+        elif kind == "d":  # over
+            self.finished = True
+
+    def run(self) -> str:
+        c, coll, rank = self.c, self.coll, self.rank
+        msg, node = c.msg, c.node
+        idle: Backoff | None = None
+        asked = False
+        reported = shown = time.monotonic()
+        while True:
+            got = coll.take(time.monotonic() + QUIET_TICK, idle) if idle is not None else coll.take()
+            while got is not None:
+                self.receive(got[1], got[0])
+                got = coll.take()
+            if self.finished:
+                break
+            if c.inbox:
+                c.handle_pass()
+            if c.outbox.blocks:
+                packets = c.packets()
+                keep = 1 if c.inbox else 0
+                parts = len(packets) + keep
+                share = self.held / parts if parts > 1 else self.held
+                for dest, rows in packets.items():
+                    self.post(dest, ("m", share.numerator, share.denominator, rows))
+                self.held = share if keep else Fraction(0)
+            now = time.monotonic()
+            if not c.inbox:
+                if self.held:
+                    if rank == 0:
+                        self.returned += self.held
+                    else:
+                        self.post(0, ("c", self.held.numerator, self.held.denominator, c.handled))
+                    self.held = Fraction(0)
+                if idle is None:  # waiting for a packet: spin (giving the core away), later nap
+                    idle = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS, yield_every=2)
+            else:
+                idle = None
+                if rank and now - reported > REPORT_EVERY:
+                    reported = now
+                    self.post(0, ("r", c.handled))
+            handled = c.handled + sum(self.reports[1:]) if rank == 0 else c.handled
+            reason = c._stop_reason(node.poll_interrupt(), bool(msg.timeout) and now - self.began > msg.timeout,
+                                    handled if rank == 0 else 0)
+            if rank != 0:
+                if reason and not asked:
+                    asked = True
+                    self.post(0, ("x", reason))
+                continue
+            self.stopped = self.stopped or reason
+            if self.stopped or self.returned == 1:
+                for r in range(1, self.size):
+                    self.post(r, ("x", self.stopped) if self.stopped else ("d",))
+                break
+            if now - shown > PROGRESS_EVERY:
+                shown = now
+                node.show_progress(handled, handled, f"cascade {msg.first}: the last messages, point to point; "
+                                                     f"messages handled", "messages")
+        return self.end()
+
+    def end(self) -> str:
+        """Every rank: receive what is still posted to it (after a stop), so nothing is left behind."""
+        c, coll = self.c, self.coll
+        c.inbox.clear()
+        c.outbox.blocks = {}
+        matrix = np.zeros((self.size, self.size), np.int64)
+        matrix[self.rank] = self.sent
+        expected = coll.allreduce(matrix.reshape(-1)).reshape(self.size, self.size)[:, self.rank]
+        backoff = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS)
+        while (self.got < expected).any():
+            got = coll.take(time.monotonic() + QUIET_TICK, backoff)
+            if got is not None:
+                self.got[got[0]] += 1
+        coll.settle()
+        return self.stopped
 
 
 class CascadeService:
