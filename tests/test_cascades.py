@@ -342,8 +342,8 @@ def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monk
            "  if a >= 9 or (not (kmer.count > 1) and b == 0 and a > 0) { stop }\n"
            "  set kmer.hits = kmer.hits + 1\n  set kmer.acc = kmer.acc + q * 0.5 - r\n"
            "  emit m\n  emit kmer.degree * 10 + kmer.in_degree - kmer.out_degree\n"
-           "  if a % 2 == 0 { send odd(kmer.neighbours, a + 1, (a + b) % 3 * 2) }\n"
-           "  else { send odd(kmer.next, a + 1, 0) }\n"
+           "  if a % 2 == 0 { send odd(kmer.neighbours, a + 1, (a + b) % 3 * 2) } else {\n"
+           "    send odd(kmer.next, a + 1, 0) }\n"
            "}\n")
     seen = []
     for small, quiet in ((10**9, 0), (0, 10**9), (0, 0), (10**9, 10**9)):

@@ -18,7 +18,7 @@ Ids wider than one 64-bit word (k > 31) keep to the batch form.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -215,8 +215,12 @@ class SmallBody:
     # --- running ------------------------------------------------------------------------
     def handle(self, pos: Array, oriented: Array, canon: Array, cols: list[Array]) -> None:
         """The messages one after another, then what they made into the outbox."""
+        self.handle_rows(zip(pos.tolist(), oriented.tolist(), canon.tolist(), *(c.tolist() for c in cols)))
+
+    def handle_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Messages as rows (position, id as oriented, canonical id, arguments...) one after another,
+        then what they made into the outbox."""
         one = self.one
-        rows = zip(pos.tolist(), oriented.tolist(), canon.tolist(), *(c.tolist() for c in cols))
         for row in rows:
             one(*row)
         run = self.handler.run

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -635,6 +634,10 @@ class Cascade:
 
     def _batch(self, name: str, ids: Ids, cols: list[Array]) -> None:
         g = self.graph
+        small = self.handlers[name].small
+        if small is not None and len(ids) <= SMALL and g.flat_ids is not None:
+            self._few(small, ids, cols)
+            return
         canon = g.canonical_of(ids)
         pos, found = g.lookup(canon)
         n = len(ids)
@@ -645,6 +648,22 @@ class Cascade:
         self.handled += len(ids)
         if len(ids):
             self.handlers[name].handle(g, pos, ids, canon, cols)
+
+    def _few(self, small: SmallBody, ids: Ids, cols: list[Array]) -> None:
+        """A batch of a few messages, looked up and handled one by one (ids of one word)."""
+        g = self.graph
+        k, rc, flat = g.k, encoding.revcomp_word, g.flat_ids
+        assert flat is not None
+        oriented = ids.tolist()
+        canon = [min(x, rc(x, k)) for x in oriented] if g.canonical else oriented
+        at = np.searchsorted(flat, canon).tolist() if g.n else [0] * len(canon)
+        rows = []
+        for j, (p, c) in enumerate(zip(at, canon)):
+            if p < g.n and flat.item(p) == c:
+                rows.append((p, oriented[j], c, *(col.item(j) for col in cols)))
+        self.dropped += len(canon) - len(rows)
+        self.handled += len(rows)
+        small.handle_rows(rows)
 
     def route_local(self) -> None:
         """Messages made to k-mers this rank owns go to its inbox; the others stay in the outbox."""
@@ -794,14 +813,18 @@ class Quiet:
     point to point as soon as they are made, in one packet per destination rank, and no rank waits
     for the others between two steps.
 
-    Termination is detected by credit (weight throwing): the ranks start with equal shares of one
-    unit; a packet of messages takes a share of its sender's credit (a rank that keeps messages in
-    hand keeps a share too); a rank with nothing in hand gives its credit back to rank 0.  When rank 0
-    holds the whole unit again, no message is in hand or on its way anywhere, and it tells every rank
-    the cascade is over.  Shares are exact fractions.  A stop (Ctrl-C, timeout, max_messages) goes
-    through rank 0 as well; the ranks learn the others' handled counts from the credit they give
-    back and from a report every REPORT_EVERY seconds while they work.  At the end every rank
-    receives what was still posted to it (counted), so the channel is clean for the next statement.
+    Termination is detected as Dijkstra and Scholten do, by acknowledgements: every packet of
+    messages is acknowledged.  A rank that has nothing in hand and gets a packet becomes *engaged*
+    and keeps that packet's acknowledgement back; the packets it gets while engaged are acknowledged
+    when it next has nothing in hand (or with its next packet to their sender).  An engaged rank
+    with nothing in hand whose own packets have all been acknowledged acknowledges the one it kept
+    back and is free again.  The engaged ranks form a tree under rank 0 (the other ranks start
+    engaged under it), so when rank 0 has nothing in hand and all its packets are acknowledged, no
+    message is in hand or on its way anywhere, and rank 0 tells every rank the cascade is over.  A
+    stop (Ctrl-C, timeout, max_messages) goes through rank 0 as well; rank 0 learns the others'
+    handled counts from a report every REPORT_EVERY seconds while they work and from their last
+    acknowledgement.  At the end every rank receives what was still posted to it (counted), so the
+    channel is clean for the next statement.
     """
 
     def __init__(self, cascade: Cascade, began: float) -> None:
@@ -809,10 +832,12 @@ class Quiet:
         self.began = began
         self.coll = cascade.node.collective
         self.rank, self.size = cascade.graph.rank, cascade.graph.size
-        self.sent = np.zeros(self.size, np.int64)
+        self.sent = np.zeros(self.size, np.int64)  # packets of any kind, for the drain at the end
         self.got = np.zeros(self.size, np.int64)
-        self.held = Fraction(1, self.size)
-        self.returned = Fraction(0)  # rank 0: credit given back
+        # rank 0 is the root; every other rank starts engaged under it (as if rank 0 had sent it a packet)
+        self.deficit = self.size - 1 if self.rank == 0 else 0  # packets of messages not acknowledged yet
+        self.parent: int | None = None if self.rank == 0 else 0
+        self.owed: dict[int, int] = {}  # acknowledgements owed, by rank
         self.reports = [0] * self.size  # rank 0: messages handled by each rank, as last heard
         self.stopped = ""
         self.finished = False
@@ -824,13 +849,18 @@ class Quiet:
     def receive(self, packet: tuple[Any, ...], src: int) -> None:
         self.got[src] += 1
         kind = packet[0]
-        if kind == "m":  # messages
-            self.held += Fraction(packet[1], packet[2])
-            for name, rows in packet[3].items():
-                self.c._take_rows(name, rows)
-        elif kind == "c":  # credit given back (rank 0)
-            self.returned += Fraction(packet[1], packet[2])
-            self.reports[src] = packet[3]
+        if kind == "m":  # messages (perhaps none) and acknowledgements of packets this rank sent
+            _, acks, rows, handled = packet
+            self.deficit -= acks
+            if self.rank == 0:
+                self.reports[src] = handled
+            if rows:
+                if self.rank != 0 and self.parent is None:
+                    self.parent = src  # engaged: this packet is acknowledged when the rank is free again
+                else:
+                    self.owed[src] = self.owed.get(src, 0) + 1
+                for name, block in rows.items():
+                    self.c._take_rows(name, block)
         elif kind == "r":  # a report (rank 0)
             self.reports[src] = packet[1]
         elif kind == "x":  # a stop: asked for (rank 0), or ordered (from rank 0)
@@ -852,24 +882,20 @@ class Quiet:
                 got = coll.take()
             if self.finished:
                 break
-            if c.inbox:
-                c.handle_pass()
+            if c.inbox:  # what is in hand, and what that makes for this rank, before anything leaves
+                c.handle_inbox(time.monotonic() + LOCAL_SLICE)
             if c.outbox.blocks:
-                packets = c.packets()
-                keep = 1 if c.inbox else 0
-                parts = len(packets) + keep
-                share = self.held / parts if parts > 1 else self.held
-                for dest, rows in packets.items():
-                    self.post(dest, ("m", share.numerator, share.denominator, rows))
-                self.held = share if keep else Fraction(0)
+                for dest, rows in c.packets().items():
+                    self.post(dest, ("m", self.owed.pop(dest, 0), rows, c.handled))
+                    self.deficit += 1
             now = time.monotonic()
             if not c.inbox:
-                if self.held:
-                    if rank == 0:
-                        self.returned += self.held
-                    else:
-                        self.post(0, ("c", self.held.numerator, self.held.denominator, c.handled))
-                    self.held = Fraction(0)
+                for dest, n in self.owed.items():
+                    self.post(dest, ("m", n, None, c.handled))
+                self.owed.clear()
+                if self.parent is not None and self.deficit == 0:  # free again
+                    self.post(self.parent, ("m", 1, None, c.handled))
+                    self.parent = None
                 if idle is None:  # waiting for a packet: spin (giving the core away), later nap
                     idle = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS, yield_every=2)
             else:
@@ -886,7 +912,7 @@ class Quiet:
                     self.post(0, ("x", reason))
                 continue
             self.stopped = self.stopped or reason
-            if self.stopped or self.returned == 1:
+            if self.stopped or (not c.inbox and self.deficit == 0):
                 for r in range(1, self.size):
                     self.post(r, ("x", self.stopped) if self.stopped else ("d",))
                 break
