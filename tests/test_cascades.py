@@ -329,8 +329,8 @@ def test_examples_under_mpiexec(genomes, tmp_path):
 def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monkeypatch, ranks):
     """A batch of a few messages runs through the body compiled to Python over one message, a large one
     as numpy over the batch; the last messages anywhere go point to point, the rest in rounds.  Forced
-    one way and then the other, every example and a body of every kind of expression give the same
-    fields and the same emitted values."""
+    one way and then the other (and back and forth between point to point and rounds), every example
+    and a body of every kind of expression give the same fields and the same emitted values."""
     from rayscript.genomics import cascades
 
     path, _reads, k, seed = genomes["random"]
@@ -346,9 +346,12 @@ def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monk
            "    send odd(kmer.next, a + 1, 0) }\n"
            "}\n")
     seen = []
-    for small, quiet in ((10**9, 0), (0, 10**9), (0, 0), (10**9, 10**9)):
+    # (few messages handled one by one, point to point below, back to rounds above)
+    for small, below, above in ((10**9, 0, 0), (0, 10**9, 10**9), (0, 0, 0), (10**9, 10**9, 10**9),
+                                (4, 10**9, 20)):
         monkeypatch.setattr(cascades, "SMALL", small)
-        monkeypatch.setattr(cascades, "QUIET_BELOW", quiet)
+        monkeypatch.setattr(cascades, "QUIET_BELOW", below)
+        monkeypatch.setattr(cascades, "QUIET_ABOVE", above)
         with Cluster.local(ranks) as c:
             rows, _walked, _searched = run_examples(c, path, k, seed, 8, tmp_path)
             c.run(odd)

@@ -61,9 +61,10 @@ _BASES = np.arange(4, dtype=np.uint8)
 LOCAL_SLICE = 0.2
 # how often rank 0 shows how far a cascade got (seconds)
 PROGRESS_EVERY = 0.25
-# when at most this many messages are in flight or in hand on all ranks together, the rest of the
-# cascade goes point to point (Quiet)
-QUIET_BELOW = 2048
+# when at most this many messages are in flight or in hand on all ranks together, they go point to
+# point (Quiet); when a rank has more than QUIET_ABOVE in hand there, all go back to rounds
+QUIET_BELOW = 256
+QUIET_ABOVE = 4096
 # how long an idle rank of the quiet phase waits for a packet before it looks at its clock again
 QUIET_TICK = 0.05
 # how often a working rank of the quiet phase tells rank 0 how many messages it handled
@@ -769,8 +770,12 @@ class Cascade:
                 break
             if in_flight + pending <= QUIET_BELOW:
                 # few messages left anywhere (a chain: one): they go point to point until none is left
-                stopped = Quiet(self, began).run()
-                break
+                # (or until they are many again: then back to rounds)
+                quiet = Quiet(self, began)
+                stopped = quiet.run()
+                if not quiet.back:
+                    break
+                continue
             now = time.monotonic()
             if now - shown > PROGRESS_EVERY:  # messages handled, and those in flight or in hand now
                 shown = now
@@ -841,6 +846,8 @@ class Quiet:
         self.reports = [0] * self.size  # rank 0: messages handled by each rank, as last heard
         self.stopped = ""
         self.finished = False
+        self.back = False  # the messages are many again: back to rounds
+        self.asked_back = False
 
     def post(self, dest: int, packet: tuple[Any, ...]) -> None:
         self.coll.post(dest, packet)
@@ -868,6 +875,9 @@ class Quiet:
             self.finished = self.rank != 0
         elif kind == "d":  # over
             self.finished = True
+        elif kind == "b":  # back to rounds: asked for (rank 0), or ordered (from rank 0)
+            self.back = True
+            self.finished = self.rank != 0
 
     def run(self) -> str:
         c, coll, rank = self.c, self.coll, self.rank
@@ -882,6 +892,7 @@ class Quiet:
                 got = coll.take()
             if self.finished:
                 break
+            many = c.pending() > QUIET_ABOVE
             if c.inbox:  # what is in hand, and what that makes for this rank, before anything leaves
                 c.handle_inbox(time.monotonic() + LOCAL_SLICE)
             if c.outbox.blocks:
@@ -910,11 +921,16 @@ class Quiet:
                 if reason and not asked:
                     asked = True
                     self.post(0, ("x", reason))
+                if many and not self.asked_back:
+                    self.asked_back = True
+                    self.post(0, ("b",))
                 continue
             self.stopped = self.stopped or reason
-            if self.stopped or (not c.inbox and self.deficit == 0):
+            self.back = (self.back or many) and not self.stopped
+            if self.stopped or self.back or (not c.inbox and self.deficit == 0):
+                end = ("x", self.stopped) if self.stopped else ("b",) if self.back else ("d",)
                 for r in range(1, self.size):
-                    self.post(r, ("x", self.stopped) if self.stopped else ("d",))
+                    self.post(r, end)
                 break
             if now - shown > PROGRESS_EVERY:
                 shown = now
@@ -923,10 +939,12 @@ class Quiet:
         return self.end()
 
     def end(self) -> str:
-        """Every rank: receive what is still posted to it (after a stop), so nothing is left behind."""
+        """Every rank: receive what is still posted to it, so nothing is left behind: messages kept when
+        the cascade goes back to rounds, dropped after a stop."""
         c, coll = self.c, self.coll
-        c.inbox.clear()
-        c.outbox.blocks = {}
+        if self.stopped:
+            c.inbox.clear()
+            c.outbox.blocks = {}
         matrix = np.zeros((self.size, self.size), np.int64)
         matrix[self.rank] = self.sent
         expected = coll.allreduce(matrix.reshape(-1)).reshape(self.size, self.size)[:, self.rank]
@@ -935,6 +953,10 @@ class Quiet:
             got = coll.take(time.monotonic() + QUIET_TICK, backoff)
             if got is not None:
                 self.got[got[0]] += 1
+                packet = got[1]
+                if packet[0] == "m" and packet[2] and not self.stopped:
+                    for name, block in packet[2].items():
+                        c._take_rows(name, block)
         coll.settle()
         return self.stopped
 
