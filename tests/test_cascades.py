@@ -353,6 +353,61 @@ def test_examples_under_mpiexec(genomes, references, tmp_path):
     check_against_references(rows, walked, searched, references("random"))
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monkeypatch, ranks):
+    """A batch of a few messages runs through the body compiled to Python over one message, a large one
+    as numpy over the batch; the last messages anywhere go point to point, the rest in rounds.  Forced
+    one way and then the other (and back and forth between point to point and rounds), every example
+    and a body of every kind of expression give the same fields and the same emitted values."""
+    from rayscript.genomics import cascades
+
+    path, _reads, k, seed = genomes["random"]
+    # every kind of expression; the outcome does not hang on the order messages come in (the sums
+    # are of halves and quarters, exact in any order)
+    odd = ("field acc = 0.0 on kmers\nfield hits = 0 on kmers\n"
+           "cascade odd(kmer, a, b) {\n"
+           "  let q = a / b\n  let r = a % b\n  let m = min(a, kmer.count) - max(b, 2) + abs(a - 7)\n"
+           "  if a >= 9 or (not (kmer.count > 1) and b == 0 and a > 0) { stop }\n"
+           "  set kmer.hits = kmer.hits + 1\n  set kmer.acc = kmer.acc + q * 0.5 - r\n"
+           "  emit m\n  emit kmer.degree * 10 + kmer.in_degree - kmer.out_degree\n"
+           "  if a % 2 == 0 { send odd(kmer.neighbours, a + 1, (a + b) % 3 * 2) } else {\n"
+           "    send odd(kmer.next, a + 1, 0) }\n"
+           "}\n")
+    seen = []
+    # (few messages handled one by one, point to point below, back to rounds above)
+    for small, below, above in ((10**9, 0, 0), (0, 10**9, 10**9), (0, 0, 0), (10**9, 10**9, 10**9),
+                                (4, 10**9, 20)):
+        monkeypatch.setattr(cascades, "SMALL", small)
+        monkeypatch.setattr(cascades, "QUIET_BELOW", below)
+        monkeypatch.setattr(cascades, "QUIET_ABOVE", above)
+        with Cluster.local(ranks) as c:
+            rows, _walked, _searched = run_examples(c, path, k, seed, 8, tmp_path)
+            c.run(odd)
+            (res,) = c.run(f"start odd(kmers/{seed}, 0, 0)")
+            dump = tmp_path / "odd.tsv"
+            c.run(f'dump kmers to "{dump}" fields=acc,hits')
+            text = sorted(dump.read_text().splitlines())  # as written: inf and nan compare as text
+            seen.append((rows, text, res.data["messages"], res.data["emitted"]))
+    assert all(s == seen[0] for s in seen[1:])
+    text = "\n".join(seen[0][1])
+    assert seen[0][2] > 50 and 0 < seen[0][3]["count"] < 2 * seen[0][2]  # some stopped at the test
+    assert max(int(line.split("\t")[3]) for line in seen[0][1]) > 1  # some k-mers were sent to twice
+    assert "inf" in text and "nan" in text  # divisions by zero, as numpy makes them
+
+
+def test_a_rank_failing_while_messages_go_point_to_point_stops_them_all(small):
+    """A chain (the last messages, point to point) that meets an error on one rank: every rank stops
+    within the statement, the error names the rank, no field is half changed, and the cluster goes on."""
+    c = small
+    c.run("field seen = 0 on kmers\n"
+          "cascade bad(kmer, i) { set kmer.seen = 1; if i == 6 { send bad(kmers/ACGT, i) }; "
+          "send bad(kmer.next, i + 1) }")
+    with pytest.raises(RayScriptError, match=r"rank \d.*the key has 4 bases"):
+        c.run(f"start bad(kmers/{SMALL[:11]}, 0)")
+    assert c.run("count kmers where seen == 1")[0].data["distinct"] == 0
+    assert c.run("count kmers")[0].data["distinct"] == len(SMALL) - 10
+
+
 # --- fields, results, limits and errors ----------------------------------------------------------------
 
 SMALL = "ACGTTGCAAGGCTTACCGATAGGCTTAACCGTAGGCATTACG"
