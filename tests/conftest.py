@@ -32,6 +32,39 @@ def pytest_configure(config):
     os.environ.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
 
 
+# What every process the suite starts would otherwise make for itself while the caches above are
+# empty (a fresh clone): the bytecode of rayscript and of the libraries it imports, the built parser,
+# matplotlib's font list.  Made once, by one process, before any test runs (a dozen processes at
+# once each compiled the same modules, about 1.5 s of CPU each); inside the session, so its time is
+# part of the suite's.
+WARM = """
+import mpi4py
+mpi4py.rc.initialize = False  # the module only: no MPI started here
+from mpi4py import MPI
+import rayscript.cli, rayscript.cluster
+from rayscript.statements import parse
+parse("ranks", "<warm>")
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.figure, matplotlib.font_manager
+    matplotlib.font_manager.fontManager
+    import scipy.cluster.hierarchy, scipy.optimize, scipy.spatial.distance, scipy.special
+except ImportError:
+    pass  # without the plot extra: its tests say so
+"""
+
+
+@pytest.hookimpl(trylast=True)  # after the session's clock started
+def pytest_sessionstart(session):
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the controller (or a run without workers)
+        warm_caches()
+
+
+def warm_caches():
+    subprocess.run([sys.executable, "-c", WARM], cwd=ROOT, timeout=300, capture_output=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests that start jobs of several processes run first, the ones across several hosts and
     against reference tools before the other MPI jobs, and the quick in-process tests last: on two

@@ -223,22 +223,31 @@ def run_examples(c, reads_path, k, seed, depth, tmp):
     return rows, walked, searched
 
 
-def check_against_references(rows, walked, searched, reads, k, seed, depth):
-    g = Graph(reads, k)
+class References:
+    """The single-process references for one data set (its graph, components, BFS from the seed,
+    tips and walk), computed once however many tests compare against them."""
+
+    def __init__(self, reads, k, seed, depth):
+        self.g = Graph(reads, k)
+        self.comps = ref_components(self.g)
+        self.dist = ref_bfs(self.g, seed, depth)
+        self.tips = ref_tips(self.g)
+        self.walk = ref_walk(self.g, seed)
+
+
+def check_against_references(rows, walked, searched, ref):
+    g, comps, dist, tips = ref.g, ref.comps, ref.dist, ref.tips
     assert set(rows) == set(g.edges)
-    comps = ref_components(g)
     assert {x: r["comp"] for x, r in rows.items()} == comps
-    dist = ref_bfs(g, seed, depth)
     assert {x: r["dist"] for x, r in rows.items() if r["dist"] >= 0} == dist
     assert {x: r["depth"] for x, r in rows.items() if r["depth"] >= 0} == dist
-    tips = ref_tips(g)
     assert {x for x, r in rows.items() if r["tip"] == 1} == tips
     # the built-in search: the same vertices at the same depths
     assert sorted(searched["depths"]) == sorted(dist.values())
     # the built-in walk and the walk cascade: the same k-mers in the same order
     steps = sorted((r["step"], x) for x, r in rows.items() if r["step"] >= 0)
     path = walked["sequence"] if isinstance(walked, dict) and "sequence" in walked else None
-    expected = ref_walk(g, seed)
+    expected = ref.walk
     assert [x for _, x in steps] == [min(s, revcomp(s)) for s in expected]
     if path is not None:
         assert path == expected[0] + "".join(s[-1] for s in expected[1:])
@@ -260,19 +269,38 @@ def genomes(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("data, ranks", [("random", 1), ("random", 3), ("lambda", 2), ("lambda", 4)])
-def test_examples_match_the_references_on_the_local_backend(genomes, tmp_path, data, ranks):
-    path, reads, k, seed = genomes[data]
+@pytest.fixture(scope="module")
+def references(genomes):
+    """Each data set's references (depth 8), made when a test first asks for them."""
+    made = {}
+
+    def get(data):
+        if data not in made:
+            _path, reads, k, seed = genomes[data]
+            made[data] = References(reads, k, seed, 8)
+        return made[data]
+    return get
+
+
+# the tests on lambda's reads share one worker, and with it the references computed once (LAMBDA_GROUP)
+LAMBDA_GROUP = pytest.mark.xdist_group("cascades-lambda")
+
+
+@pytest.mark.parametrize("data, ranks", [("random", 1), ("random", 3), pytest.param("lambda", 2, marks=LAMBDA_GROUP),
+                                         pytest.param("lambda", 4, marks=LAMBDA_GROUP)])
+def test_examples_match_the_references_on_the_local_backend(genomes, references, tmp_path, data, ranks):
+    path, _reads, k, seed = genomes[data]
     with Cluster.local(ranks) as c:
         rows, walked, searched = run_examples(c, path, k, seed, 8, tmp_path)
-    comps, tips = check_against_references(rows, walked, searched, reads, k, seed, 8)
+    comps, tips = check_against_references(rows, walked, searched, references(data))
     assert comps > 1 and tips > 0  # the data has more than one component, and tips
 
 
+@LAMBDA_GROUP
 @pytest.mark.parametrize("ranks", [1, 3])
-def test_a_sum_over_neighbours_is_one_scatter_add_and_exact(genomes, tmp_path, ranks):
-    path, reads, k, _seed = genomes["lambda"]
-    g = Graph(reads, k)
+def test_a_sum_over_neighbours_is_one_scatter_add_and_exact(genomes, references, tmp_path, ranks):
+    path, _reads, k, _seed = genomes["lambda"]
+    g = references("lambda").g
     with Cluster.local(ranks) as c:
         c.run(f'load "{path}" into kmers k={k}\nfield total = 0 on kmers\nfield hits = 0.0 on kmers')
         c.run("cascade spread(kmer) { send add(kmer.neighbours, kmer.count) }\n"
@@ -310,8 +338,8 @@ def test_the_same_fields_on_every_rank_count_and_after_copies(genomes, tmp_path)
 
 
 @pytest.mark.mpi
-def test_examples_under_mpiexec(genomes, tmp_path):
-    path, reads, k, seed = genomes["random"]
+def test_examples_under_mpiexec(genomes, references, tmp_path):
+    path, _reads, k, seed = genomes["random"]
     script = tmp_path / "all.ray"
     dump = tmp_path / "fields.tsv"
     script.write_text(f'load "{path}" into kmers k={k}\nlet seed = "{seed}"\nlet depth = 8\n'
@@ -322,7 +350,62 @@ def test_examples_under_mpiexec(genomes, tmp_path):
     rows = read_fields(dump, ["comp", "depth", "dist", "step", "tip"])
     with Cluster.local(1) as c:
         _rows, walked, searched = run_examples(c, path, k, seed, 8, tmp_path / "..")
-    check_against_references(rows, walked, searched, reads, k, seed, 8)
+    check_against_references(rows, walked, searched, references("random"))
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monkeypatch, ranks):
+    """A batch of a few messages runs through the body compiled to Python over one message, a large one
+    as numpy over the batch; the last messages anywhere go point to point, the rest in rounds.  Forced
+    one way and then the other (and back and forth between point to point and rounds), every example
+    and a body of every kind of expression give the same fields and the same emitted values."""
+    from rayscript.genomics import cascades
+
+    path, _reads, k, seed = genomes["random"]
+    # every kind of expression; the outcome does not hang on the order messages come in (the sums
+    # are of halves and quarters, exact in any order)
+    odd = ("field acc = 0.0 on kmers\nfield hits = 0 on kmers\n"
+           "cascade odd(kmer, a, b) {\n"
+           "  let q = a / b\n  let r = a % b\n  let m = min(a, kmer.count) - max(b, 2) + abs(a - 7)\n"
+           "  if a >= 9 or (not (kmer.count > 1) and b == 0 and a > 0) { stop }\n"
+           "  set kmer.hits = kmer.hits + 1\n  set kmer.acc = kmer.acc + q * 0.5 - r\n"
+           "  emit m\n  emit kmer.degree * 10 + kmer.in_degree - kmer.out_degree\n"
+           "  if a % 2 == 0 { send odd(kmer.neighbours, a + 1, (a + b) % 3 * 2) } else {\n"
+           "    send odd(kmer.next, a + 1, 0) }\n"
+           "}\n")
+    seen = []
+    # (few messages handled one by one, point to point below, back to rounds above)
+    for small, below, above in ((10**9, 0, 0), (0, 10**9, 10**9), (0, 0, 0), (10**9, 10**9, 10**9),
+                                (4, 10**9, 20)):
+        monkeypatch.setattr(cascades, "SMALL", small)
+        monkeypatch.setattr(cascades, "QUIET_BELOW", below)
+        monkeypatch.setattr(cascades, "QUIET_ABOVE", above)
+        with Cluster.local(ranks) as c:
+            rows, _walked, _searched = run_examples(c, path, k, seed, 8, tmp_path)
+            c.run(odd)
+            (res,) = c.run(f"start odd(kmers/{seed}, 0, 0)")
+            dump = tmp_path / "odd.tsv"
+            c.run(f'dump kmers to "{dump}" fields=acc,hits')
+            text = sorted(dump.read_text().splitlines())  # as written: inf and nan compare as text
+            seen.append((rows, text, res.data["messages"], res.data["emitted"]))
+    assert all(s == seen[0] for s in seen[1:])
+    text = "\n".join(seen[0][1])
+    assert seen[0][2] > 50 and 0 < seen[0][3]["count"] < 2 * seen[0][2]  # some stopped at the test
+    assert max(int(line.split("\t")[3]) for line in seen[0][1]) > 1  # some k-mers were sent to twice
+    assert "inf" in text and "nan" in text  # divisions by zero, as numpy makes them
+
+
+def test_a_rank_failing_while_messages_go_point_to_point_stops_them_all(small):
+    """A chain (the last messages, point to point) that meets an error on one rank: every rank stops
+    within the statement, the error names the rank, no field is half changed, and the cluster goes on."""
+    c = small
+    c.run("field seen = 0 on kmers\n"
+          "cascade bad(kmer, i) { set kmer.seen = 1; if i == 6 { send bad(kmers/ACGT, i) }; "
+          "send bad(kmer.next, i + 1) }")
+    with pytest.raises(RayScriptError, match=r"rank \d.*the key has 4 bases"):
+        c.run(f"start bad(kmers/{SMALL[:11]}, 0)")
+    assert c.run("count kmers where seen == 1")[0].data["distinct"] == 0
+    assert c.run("count kmers")[0].data["distinct"] == len(SMALL) - 10
 
 
 # --- fields, results, limits and errors ----------------------------------------------------------------

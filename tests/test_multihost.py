@@ -249,8 +249,16 @@ def test_a_rank_that_stops_answering_during_a_collective_ends_the_job(hosts, dat
     script = tmp_path / "coll.ray"
     script.write_text(f'set timeout = {TIMEOUT}s\nload "{big}" into kmers k=21\n')
     proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script))
-    time.sleep(3)
     victim = hosts.names[1]
+    # stopped once both ranks there are reading the file (the load has begun: its collective steps
+    # follow); a fixed pause stopped them before MPI had started when the machine was busy, and
+    # then nothing could time out
+    reading = set()
+    deadline = time.monotonic() + 120
+    while len(reading) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        reading |= {pid for pid in hosts.pids(victim) if str(big) in procs.open_files(pid)}
+        time.sleep(0.02)
+    assert len(reading) == 2 and proc.poll() is None, proc.communicate()[1]
     hosts.stop_ranks(victim)
     # the others give up waiting after the timeout; the silent ranks are named one timeout later
     _fails_fast(hosts, proc, [2, 3], victim)

@@ -35,21 +35,22 @@ def _load(c, samples):
         c.run(f'load "{path}" into kmers.{name} k=21')
 
 
-@pytest.mark.parametrize("suffix", [".png", ".svg"])
-def test_compare_draws_the_jaccard_heatmap_in_the_order_of_clustering(samples, tmp_path, suffix):
-    out = tmp_path / f"distances{suffix}"
-    with Cluster.local(2) as c:
+def test_compare_draws_the_jaccard_heatmap_in_the_order_of_clustering(samples, tmp_path):
+    with Cluster.local(2) as c:  # the samples loaded once, drawn in both formats
         _load(c, samples)
-        (drawn,) = c.run(f'compare kmers.d, kmers.a, kmers.c, kmers.b to "{out}" min=2')
+        drawn = {suffix: c.run(f'compare kmers.d, kmers.a, kmers.c, kmers.b to "{tmp_path}/distances{suffix}" min=2')[0]
+                 for suffix in (".png", ".svg")}
         (plain,) = c.run(f'compare kmers.d, kmers.a, kmers.c, kmers.b to "{tmp_path}/d.tsv" min=2')
-    check_picture(out)
-    assert drawn.data == plain.data  # the numbers are the table's
-    first = drawn.text.splitlines()[0]
-    assert first.startswith(f"drew the Jaccard indexes of 4 sets to {out} (in the order of clustering: ")
-    order = first.split(": ")[1].rstrip(")").split(", ")
-    assert sorted(order) == ["a", "b", "c", "d"]
-    assert abs(order.index("a") - order.index("b")) == 1  # the two closest stand side by side
-    assert order[0] == "d" or order[-1] == "d"  # the farthest at an end
+    for suffix, res in drawn.items():
+        out = tmp_path / f"distances{suffix}"
+        check_picture(out)
+        assert res.data == plain.data  # the numbers are the table's
+        first = res.text.splitlines()[0]
+        assert first.startswith(f"drew the Jaccard indexes of 4 sets to {out} (in the order of clustering: ")
+        order = first.split(": ")[1].rstrip(")").split(", ")
+        assert sorted(order) == ["a", "b", "c", "d"]
+        assert abs(order.index("a") - order.index("b")) == 1  # the two closest stand side by side
+        assert order[0] == "d" or order[-1] == "d"  # the farthest at an end
     assert (tmp_path / "d.tsv").read_text().startswith("set1\tset2\tshared\tjaccard")
 
 

@@ -521,3 +521,36 @@ def test_a_collective_step_given_up_keeps_its_buffers_while_mpi_may_still_use_th
     assert "rank 0: rank 1 failed: leaving" in proc.stdout and "rank 2: rank 1 failed: leaving" in proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(f"rank {r} ok" in proc.stdout for r in range(3)), proc.stdout
+
+
+def test_a_serving_rank_told_to_terminate_between_two_steps_of_its_loop_reports_it():
+    """SIGTERM raises Terminated wherever the rank is when it comes; its keeper passes it on at any
+    moment, so it may come between two steps of the serving loop (at the loop's own test) rather
+    than inside one: the rank reports it as well (it escaped the loop, and the rank exited 143
+    without a word, before rank 0 could name it)."""
+    import threading
+
+    from rayscript.errors import RankFailure, Terminated
+
+    armed = threading.Event()
+    with Cluster.local(3) as c:
+        node = c.local_nodes[1]
+
+        class Between(type(node)):  # the loop's test of 'stopping' is where the signal lands
+            @property
+            def stopping(self):
+                if armed.is_set():
+                    armed.clear()
+                    raise Terminated("terminated by SIGTERM")
+                return self.__dict__["stopping"]
+
+            @stopping.setter
+            def stopping(self, value):
+                self.__dict__["stopping"] = value
+
+        node.__class__ = Between
+        armed.set()
+        with pytest.raises(RankFailure, match="rank 1 failed: terminated by SIGTERM"):
+            for _ in range(1000):  # until rank 0 has heard of it
+                c.run("put kmers/1 on 1")
+        assert not armed.is_set()

@@ -68,6 +68,21 @@ def comm(pid: int) -> str:
         return ""
 
 
+def open_files(pid: int) -> set[str]:
+    """The paths of the files process ``pid`` has open (empty once it is gone)."""
+    found = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            found.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+    return found
+
+
 def environ(pid: int) -> dict[str, str]:
     try:
         raw = Path(f"/proc/{pid}/environ").read_bytes()

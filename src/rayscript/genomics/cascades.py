@@ -39,10 +39,13 @@ from ..errors import RayScriptError
 from ..language import cascade as ast
 from ..protocol.cascades import CascadeDone, FieldOrder, FieldsOrder, FieldsReply, StartCascade
 from ..protocol.core import Ack
+from ..runtime.backoff import Backoff
+from ..runtime.collective import POLITE_NAP, POLITE_SPINS
 from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable
-from ..store.partition import mix64_array, owners
+from ..store.partition import mix64, mix64_array, owners
 from ..store.types import Ids
+from .cascade_small import SMALL, SmallBody
 
 if TYPE_CHECKING:
     from ..runtime.node import Node
@@ -53,12 +56,19 @@ Block = Callable[["Lanes", Array], Array]  # a compiled block: the lanes still g
 
 _COMP = np.array([0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15], np.uint8)  # complement of a base set
 _POP = np.array([bin(i).count("1") for i in range(16)], np.int64)
+_BASES = np.arange(4, dtype=np.uint8)
 # a rank works at most this long on messages to its own k-mers before the others hear from it
 LOCAL_SLICE = 0.2
 # how often rank 0 shows how far a cascade got (seconds)
 PROGRESS_EVERY = 0.25
-# a round with at most this many messages from each rank sends them inside its ALLREDUCE
-SLOTS = 4
+# when at most this many messages are in flight or in hand on all ranks together, they go point to
+# point (Quiet); when a rank has more than QUIET_ABOVE in hand there, all go back to rounds
+QUIET_BELOW = 256
+QUIET_ABOVE = 4096
+# how long an idle rank of the quiet phase waits for a packet before it looks at its clock again
+QUIET_TICK = 0.05
+# how often a working rank of the quiet phase tells rank 0 how many messages it handled
+REPORT_EVERY = 0.25
 # a batch larger than this is handled in parts (bounds the temporaries)
 MAX_BATCH = 1 << 22
 
@@ -99,7 +109,19 @@ class Graph:
         return out
 
     def canonical_of(self, ids: Ids) -> Ids:
-        return encoding.canonical_array(ids, self.k) if self.canonical else ids
+        if not self.canonical:
+            return ids
+        if len(ids) <= SMALL and not self.wide:  # a few ids: word by word costs less than numpy's calls
+            k, rc = self.k, encoding.revcomp_word
+            return np.array([min(x, rc(x, k)) for x in ids.tolist()], np.uint64)
+        return encoding.canonical_array(ids, self.k)
+
+    def owners(self, canon: Ids) -> Array:
+        """The ranks that own these (canonical) ids."""
+        if len(canon) <= SMALL and not self.wide:
+            size = self.size
+            return np.array([mix64(x) % size for x in canon.tolist()], np.int64)
+        return owners(canon, self.size)
 
     def lookup(self, canon: Ids) -> tuple[Array, Array]:
         """(positions, found) of canonical ids in the flat arrays."""
@@ -199,7 +221,37 @@ class Handler:
         # messages to one k-mer in a batch sum into it at once (a scatter-add), with no waves
         self.sums = self._sums(defn)
         self.waves = bool((read - set(self.sums)) & written)
+        self.order = self._order(defn) if self.waves else None
         self.body = self.block(defn.body)
+        # a batch of a few messages: the body as Python over one message (k <= 31)
+        self.small = None if run.graph.wide else SmallBody(self)
+
+    @staticmethod
+    def _order(defn: ast.CascadeDef) -> tuple[int, bool] | None:
+        """(parameter, ascending) to order one k-mer's messages by within a batch, or None.
+
+        Any order is right (messages to one k-mer are handled as if one after another in *some*
+        order); a good one saves work.  A relaxation (``if kmer.F <= p { stop }; set kmer.F = p``)
+        handles its smallest ``p`` first: the later messages then stop at the test, where another
+        order would set the field and send again for each."""
+        fields = ast.fields_read(defn) & ast.fields_written(defn)
+        assigned = {(st.name, st.value.name) for st in ast.walk_body(defn.body)
+                    if isinstance(st, ast.SetField) and st.name in fields and isinstance(st.value, ast.Name)
+                    and st.value.name in defn.params}
+        for st in ast.walk_body(defn.body):
+            for e in ast.body_exprs(st):
+                for x in ast.walk_expr(e):
+                    if not (isinstance(x, ast.Op) and x.op in ("<", "<=", ">", ">=") and len(x.args) == 2):
+                        continue
+                    a, b = x.args
+                    small = x.op in ("<", "<=")  # a is the smaller
+                    if isinstance(b, ast.Attr) and isinstance(a, ast.Name):
+                        a, b, small = b, a, not small
+                    if (isinstance(a, ast.Attr) and a.obj == defn.kmer and isinstance(b, ast.Name)
+                            and (a.attr, b.name) in assigned):
+                        # 'kmer.F <= p' guards a stop: small p first; 'kmer.F >= p': large p first
+                        return defn.params.index(b.name), small
+        return None
 
     def _sums(self, defn: ast.CascadeDef) -> dict[str, int]:
         reads: dict[str, int] = {}
@@ -391,19 +443,17 @@ class Handler:
                 outs, ins = lanes.strand_edges()
                 k = lanes.graph.k
                 ids_parts, idx_parts = [], []
-                for b in range(4):
-                    if which in ("neighbours", "next"):
-                        sel = mask & ((outs >> b) & 1 == 1)
-                        if sel.any():
-                            ids_parts.append(encoding.followers(lanes.oriented[sel], k, b))
-                            idx_parts.append(np.flatnonzero(sel))
-                    if which in ("neighbours", "prev"):
-                        sel = mask & ((ins >> b) & 1 == 1)
-                        if sel.any():
-                            ids_parts.append(encoding.leaders(lanes.oriented[sel], k, b))
-                            idx_parts.append(np.flatnonzero(sel))
+                for bases, step in ((outs, encoding.followers), (ins, encoding.leaders)):
+                    if (step is encoding.followers and which == "prev") or (
+                            step is encoding.leaders and which == "next"):
+                        continue
+                    # one (lane, base) pair per neighbour of a lane still going, in one pass
+                    lane, base = np.nonzero(((bases[:, None] >> _BASES) & 1).astype(bool) & mask[:, None])
+                    if len(lane):
+                        ids_parts.append(step(lanes.oriented[lane], k, base.astype(np.uint64)))
+                        idx_parts.append(lane)
                 if ids_parts:
-                    idx = np.concatenate(idx_parts)
+                    idx = np.concatenate(idx_parts) if len(idx_parts) > 1 else idx_parts[0]
                     self.run.outbox.add(callee, encoding.concatenate(ids_parts, k), columns(lanes, idx))
                 return mask
             return expand
@@ -434,10 +484,17 @@ class Handler:
 
     # --- a batch -------------------------------------------------------------------
     def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+        if self.small is not None and len(pos) <= SMALL:
+            self.small.handle(pos, oriented, canon, cols)
+            return
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
-        order = np.argsort(pos, kind="stable")
+        if self.order is not None:  # within a k-mer, the messages in the order that saves work
+            key = cols[self.order[0]]
+            order = np.lexsort((key if self.order[1] else -key, pos))
+        else:
+            order = np.argsort(pos, kind="stable")
         sp = pos[order]
         first = np.empty(len(sp), bool)
         first[0] = True
@@ -554,24 +611,34 @@ class Cascade:
     def handle_inbox(self, budget_end: float) -> None:
         """Handle the messages in hand, and those this rank sends to its own k-mers, until none is
         left or the time slice is over."""
-        g = self.graph
         while self.inbox:
-            for name in sorted(self.inbox):
-                blocks = self.inbox.pop(name)
-                ids = encoding.concatenate([b[0] for b in blocks], g.k)
-                ncols = len(self.program[name][0].params)
-                cols = [np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)]
-                for lo in range(0, len(ids), MAX_BATCH):
-                    self._batch(name, ids[lo:lo + MAX_BATCH], [c[lo:lo + MAX_BATCH] for c in cols])
-            self.route_local()
+            self.handle_pass()
             if time.monotonic() > budget_end or self._over_limit():
                 break
+
+    def handle_pass(self) -> None:
+        """Handle the messages in hand (one batch per cascade); those made for this rank's own k-mers
+        are in hand after it, the others in the outbox."""
+        g = self.graph
+        for name in sorted(self.inbox):
+            blocks = self.inbox.pop(name)
+            ids = encoding.concatenate([b[0] for b in blocks], g.k) if len(blocks) > 1 else blocks[0][0]
+            ncols = len(self.program[name][0].params)
+            cols = ([np.concatenate([b[1][i] for b in blocks]) for i in range(ncols)] if len(blocks) > 1
+                    else blocks[0][1])
+            for lo in range(0, len(ids), MAX_BATCH):
+                self._batch(name, ids[lo:lo + MAX_BATCH], [c[lo:lo + MAX_BATCH] for c in cols])
+        self.route_local()
 
     def _over_limit(self) -> bool:
         return bool(self.msg.max_messages) and self.handled > self.msg.max_messages
 
     def _batch(self, name: str, ids: Ids, cols: list[Array]) -> None:
         g = self.graph
+        small = self.handlers[name].small
+        if small is not None and len(ids) <= SMALL and g.flat_ids is not None:
+            self._few(small, ids, cols)
+            return
         canon = g.canonical_of(ids)
         pos, found = g.lookup(canon)
         n = len(ids)
@@ -583,6 +650,22 @@ class Cascade:
         if len(ids):
             self.handlers[name].handle(g, pos, ids, canon, cols)
 
+    def _few(self, small: SmallBody, ids: Ids, cols: list[Array]) -> None:
+        """A batch of a few messages, looked up and handled one by one (ids of one word)."""
+        g = self.graph
+        k, rc, flat = g.k, encoding.revcomp_word, g.flat_ids
+        assert flat is not None
+        oriented = ids.tolist()
+        canon = [min(x, rc(x, k)) for x in oriented] if g.canonical else oriented
+        at = np.searchsorted(flat, np.array(canon, np.uint64)).tolist() if g.n else [0] * len(canon)
+        rows = []
+        for j, (p, c) in enumerate(zip(at, canon)):
+            if p < g.n and flat.item(p) == c:
+                rows.append((p, oriented[j], c, *(col.item(j) for col in cols)))
+        self.dropped += len(canon) - len(rows)
+        self.handled += len(rows)
+        small.handle_rows(rows)
+
     def route_local(self) -> None:
         """Messages made to k-mers this rank owns go to its inbox; the others stay in the outbox."""
         g = self.graph
@@ -592,7 +675,7 @@ class Cascade:
                 if g.size == 1:
                     self.inbox.setdefault(name, []).append((ids, cols))
                     continue
-                dest = owners(g.canonical_of(ids), g.size)
+                dest = g.owners(g.canonical_of(ids))
                 here = dest == g.rank
                 if here.all():
                     self.inbox.setdefault(name, []).append((ids, cols))
@@ -650,10 +733,12 @@ class Cascade:
         dest = np.concatenate([b[1][ncols] for b in blocks]).astype(np.int64)
         return rows, dest
 
-    def _take_rows(self, name: str, rows: Array) -> None:
+    def _take_rows(self, name: str, rows: Array | list[list[int]]) -> None:
         """Messages that arrived as rows: into the inbox."""
         if not len(rows):
             return
+        if isinstance(rows, list):
+            rows = np.array(rows, np.uint64)
         g = self.graph
         idw = encoding.id_words(g.k)
         ids_in = np.ascontiguousarray(rows[:, :idw]).view(encoding.id_dtype(g.k)).reshape(-1)
@@ -665,62 +750,221 @@ class Cascade:
     def run(self) -> CascadeDone:
         msg, node = self.msg, self.node
         coll = node.collective
-        size, rank = self.graph.size, self.graph.rank
         began = time.monotonic()
         names = sorted(self.program)
         self.start()
         stopped = ""
-        # a round with few messages in flight (a chain: one) sends them inside its ALLREDUCE, each rank
-        # in its own slots (the others' are zero, so the sum is the rows themselves): one collective a
-        # round instead of two
-        carry = len(names) == 1 and size > 1
-        width = encoding.id_words(self.graph.k) + len(self.program[names[0]][0].params) + 1 if carry else 0
         nflags = 5
         shown = began
         while True:
             self.handle_inbox(time.monotonic() + LOCAL_SLICE)
             self.rounds += 1
             matrix = self.counts_matrix(names)
-            slots = np.zeros((size, SLOTS, width), np.uint64)
-            overflow = 0
-            if carry:
-                rows, dest = self._rows(names[0])
-                if len(rows) <= SLOTS:
-                    slots[rank, :len(rows), 0] = (dest + 1).astype(np.uint64)
-                    slots[rank, :len(rows), 1:] = rows
-                else:
-                    overflow = 1
             flags = np.array([self.pending(), self.handled, int(node.poll_interrupt()),
-                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout), overflow], np.int64)
-            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags, slots.reshape(-1).view(np.int64))))
+                              int(bool(msg.timeout) and time.monotonic() - began > msg.timeout), 0], np.int64)
+            total = coll.allreduce(np.concatenate((matrix.reshape(-1), flags)))
             cut = matrix.size
             matrix = total[:cut].reshape(len(names), -1)
-            pending, handled, interrupted, late, overflowed = (int(x) for x in total[cut:cut + nflags])
+            pending, handled, interrupted, late, _ = (int(x) for x in total[cut:cut + nflags])
             in_flight = int(matrix.sum())
-            if interrupted:
-                stopped = "interrupted (Ctrl-C)"
-            elif late:
-                stopped = f"past its timeout ({msg.timeout:g} s)"
-            elif msg.max_messages and handled > msg.max_messages:
-                stopped = f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
+            stopped = self._stop_reason(bool(interrupted), bool(late), handled)
             if stopped or (in_flight == 0 and pending == 0):
                 break
+            if in_flight + pending <= QUIET_BELOW:
+                # few messages left anywhere (a chain: one): they go point to point until none is left
+                # (or until they are many again: then back to rounds)
+                quiet = Quiet(self, began)
+                stopped = quiet.run()
+                if not quiet.back:
+                    break
+                continue
             now = time.monotonic()
             if now - shown > PROGRESS_EVERY:  # messages handled, and those in flight or in hand now
                 shown = now
                 node.show_progress(handled, handled + in_flight + pending,
                                    f"cascade {msg.first}: round {self.rounds:,}, {in_flight + pending:,} in flight; "
                                    f"messages handled", "messages")
-            if carry and not overflowed:
-                got = total[cut + nflags:].view(np.uint64).reshape(size * SLOTS, width)
-                self._take_rows(names[0], got[got[:, 0] == rank + 1][:, 1:])
-                self.outbox.blocks.pop(names[0], None)
-                continue
             self.exchange(names, matrix)
         self.graph.write_back(self.written)
         emitted = [self.emit_count, self.emit_sum, self.emit_min, self.emit_max]
         return CascadeDone(handled=self.handled, sent=self.outbox.sent, dropped=self.dropped, rounds=self.rounds,
                            started=self.started, emitted=emitted, stopped=stopped)
+
+    def _stop_reason(self, interrupted: bool, late: bool, handled: int) -> str:
+        """Why the cascade stops now (the user, its timeout, its max_messages), or ''."""
+        msg = self.msg
+        if interrupted:
+            return "interrupted (Ctrl-C)"
+        if late:
+            return f"past its timeout ({msg.timeout:g} s)"
+        if msg.max_messages and handled > msg.max_messages:
+            return f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
+        return ""
+
+    def packets(self) -> dict[int, dict[str, Array | list[list[int]]]]:
+        """The remote messages made, as one packet per destination rank: rows per cascade (a few rows
+        as lists of ints, which pickle in a fraction of an array's time)."""
+        out: dict[int, dict[str, Array | list[list[int]]]] = {}
+        for name in sorted(self.outbox.blocks):
+            rows, dest = self._rows(name)
+            if len(dest) <= SMALL and len(dest) and (dest == dest[0]).all():
+                out.setdefault(int(dest[0]), {})[name] = rows.tolist()
+            elif len(dest) and (dest == dest[0]).all():
+                out.setdefault(int(dest[0]), {})[name] = rows
+            else:
+                for d in np.unique(dest).tolist():
+                    out.setdefault(d, {})[name] = rows[dest == d]
+        self.outbox.blocks = {}
+        return out
+
+
+class Quiet:
+    """The end of a cascade, when few messages are left anywhere (a chain has one): messages travel
+    point to point as soon as they are made, in one packet per destination rank, and no rank waits
+    for the others between two steps.
+
+    Termination is detected as Dijkstra and Scholten do, by acknowledgements: every packet of
+    messages is acknowledged.  A rank that has nothing in hand and gets a packet becomes *engaged*
+    and keeps that packet's acknowledgement back; the packets it gets while engaged are acknowledged
+    when it next has nothing in hand (or with its next packet to their sender).  An engaged rank
+    with nothing in hand whose own packets have all been acknowledged acknowledges the one it kept
+    back and is free again.  The engaged ranks form a tree under rank 0 (the other ranks start
+    engaged under it), so when rank 0 has nothing in hand and all its packets are acknowledged, no
+    message is in hand or on its way anywhere, and rank 0 tells every rank the cascade is over.  A
+    stop (Ctrl-C, timeout, max_messages) goes through rank 0 as well; rank 0 learns the others'
+    handled counts from a report every REPORT_EVERY seconds while they work and from their last
+    acknowledgement.  At the end every rank receives what was still posted to it (counted), so the
+    channel is clean for the next statement.
+    """
+
+    def __init__(self, cascade: Cascade, began: float) -> None:
+        self.c = cascade
+        self.began = began
+        self.coll = cascade.node.collective
+        self.rank, self.size = cascade.graph.rank, cascade.graph.size
+        self.sent = np.zeros(self.size, np.int64)  # packets of any kind, for the drain at the end
+        self.got = np.zeros(self.size, np.int64)
+        # rank 0 is the root; every other rank starts engaged under it (as if rank 0 had sent it a packet)
+        self.deficit = self.size - 1 if self.rank == 0 else 0  # packets of messages not acknowledged yet
+        self.parent: int | None = None if self.rank == 0 else 0
+        self.owed: dict[int, int] = {}  # acknowledgements owed, by rank
+        self.reports = [0] * self.size  # rank 0: messages handled by each rank, as last heard
+        self.stopped = ""
+        self.finished = False
+        self.back = False  # the messages are many again: back to rounds
+        self.asked_back = False
+
+    def post(self, dest: int, packet: tuple[Any, ...]) -> None:
+        self.coll.post(dest, packet)
+        self.sent[dest] += 1
+
+    def receive(self, packet: tuple[Any, ...], src: int) -> None:
+        self.got[src] += 1
+        kind = packet[0]
+        if kind == "m":  # messages (perhaps none) and acknowledgements of packets this rank sent
+            _, acks, rows, handled = packet
+            self.deficit -= acks
+            if self.rank == 0:
+                self.reports[src] = handled
+            if rows:
+                if self.rank != 0 and self.parent is None:
+                    self.parent = src  # engaged: this packet is acknowledged when the rank is free again
+                else:
+                    self.owed[src] = self.owed.get(src, 0) + 1
+                for name, block in rows.items():
+                    self.c._take_rows(name, block)
+        elif kind == "r":  # a report (rank 0)
+            self.reports[src] = packet[1]
+        elif kind == "x":  # a stop: asked for (rank 0), or ordered (from rank 0)
+            self.stopped = self.stopped or packet[1]
+            self.finished = self.rank != 0
+        elif kind == "d":  # over
+            self.finished = True
+        elif kind == "b":  # back to rounds: asked for (rank 0), or ordered (from rank 0)
+            self.back = True
+            self.finished = self.rank != 0
+
+    def run(self) -> str:
+        c, coll, rank = self.c, self.coll, self.rank
+        msg, node = c.msg, c.node
+        idle: Backoff | None = None
+        asked = False
+        reported = shown = time.monotonic()
+        while True:
+            got = coll.take(time.monotonic() + QUIET_TICK, idle) if idle is not None else coll.take()
+            while got is not None:
+                self.receive(got[1], got[0])
+                got = coll.take()
+            if self.finished:
+                break
+            many = c.pending() > QUIET_ABOVE
+            if c.inbox:  # what is in hand, and what that makes for this rank, before anything leaves
+                idle = None  # a wait after work starts hot again
+                c.handle_inbox(time.monotonic() + LOCAL_SLICE)
+            if c.outbox.blocks:
+                for dest, rows in c.packets().items():
+                    self.post(dest, ("m", self.owed.pop(dest, 0), rows, c.handled))
+                    self.deficit += 1
+            now = time.monotonic()
+            if not c.inbox:
+                for dest, n in self.owed.items():
+                    self.post(dest, ("m", n, None, c.handled))
+                self.owed.clear()
+                if self.parent is not None and self.deficit == 0:  # free again
+                    self.post(self.parent, ("m", 1, None, c.handled))
+                    self.parent = None
+                if idle is None:  # waiting for a packet: spin (giving the core away), later nap
+                    idle = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS, yield_every=2)
+            else:
+                idle = None
+                if rank and now - reported > REPORT_EVERY:
+                    reported = now
+                    self.post(0, ("r", c.handled))
+            handled = c.handled + sum(self.reports[1:]) if rank == 0 else c.handled
+            reason = c._stop_reason(node.poll_interrupt(), bool(msg.timeout) and now - self.began > msg.timeout,
+                                    handled if rank == 0 else 0)
+            if rank != 0:
+                if reason and not asked:
+                    asked = True
+                    self.post(0, ("x", reason))
+                if many and not self.asked_back:
+                    self.asked_back = True
+                    self.post(0, ("b",))
+                continue
+            self.stopped = self.stopped or reason
+            self.back = (self.back or many) and not self.stopped
+            if self.stopped or self.back or (not c.inbox and self.deficit == 0):
+                end = ("x", self.stopped) if self.stopped else ("b",) if self.back else ("d",)
+                for r in range(1, self.size):
+                    self.post(r, end)
+                break
+            if now - shown > PROGRESS_EVERY:
+                shown = now
+                node.show_progress(handled, handled, f"cascade {msg.first}: the last messages, point to point; "
+                                                     f"messages handled", "messages")
+        return self.end()
+
+    def end(self) -> str:
+        """Every rank: receive what is still posted to it, so nothing is left behind: messages kept when
+        the cascade goes back to rounds, dropped after a stop."""
+        c, coll = self.c, self.coll
+        if self.stopped:
+            c.inbox.clear()
+            c.outbox.blocks = {}
+        matrix = np.zeros((self.size, self.size), np.int64)
+        matrix[self.rank] = self.sent
+        expected = coll.allreduce(matrix.reshape(-1)).reshape(self.size, self.size)[:, self.rank]
+        backoff = Backoff(POLITE_NAP, POLITE_NAP, hot_turns=POLITE_SPINS)
+        while (self.got < expected).any():
+            got = coll.take(time.monotonic() + QUIET_TICK, backoff)
+            if got is not None:
+                self.got[got[0]] += 1
+                packet = got[1]
+                if packet[0] == "m" and packet[2] and not self.stopped:
+                    for name, block in packet[2].items():
+                        c._take_rows(name, block)
+        coll.settle()
+        return self.stopped
 
 
 class CascadeService:

@@ -8,9 +8,11 @@ core they need.  The local version exchanges arrays between threads through a sh
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from mpi4py import MPI
 
 TAG_ABORT = 9
+TAG_POST = 10  # point-to-point packets of an operation (a cascade's quiet phase)
 SPARES = 4
 # a collective wait spins this many turns, then naps this long between tests
 POLITE_SPINS = 19_999
@@ -63,6 +66,21 @@ class Collective:
         """:meth:`exchange` when every rank already knows how much it gets from each (saves a step)."""
         return self.exchange(buf, send_counts)
 
+    # --- point to point, within an operation every rank takes part in ------------------------
+    def post(self, dest: int, packet: object) -> None:
+        """Send a (small, picklable) packet to rank ``dest`` without waiting; packets from one rank
+        to another arrive in the order posted."""
+        raise NotImplementedError
+
+    def take(self, until: float = 0.0, backoff: Backoff | None = None) -> tuple[int, Any] | None:
+        """(source, packet) of a packet posted to this rank, or None: without ``backoff``, only one
+        that is here; with it, waiting politely until ``time.monotonic()`` reaches ``until``.  Raises
+        CollectiveAborted when another rank left the operation."""
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Wait until every packet this rank posted has left (its buffer is free)."""
+
 
 def _polite_wait(req: MPI.Request, aborted: Callable[[], None] | None = None, patience: float | None = None) -> None:
     """Wait for ``req`` without hogging the core; ``aborted()`` is checked now and then and
@@ -91,6 +109,8 @@ class MPICollective(Collective):
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._sent: list = []
+        self._posted: list = []  # point-to-point packets on their way
+        self._status = MPI.Status()
         # operations this rank left unfinished (another rank aborted, the wait's patience ran out, a
         # SIGTERM): MPI may still read or write their buffers, so they are kept as long as MPI runs
         # (a buffer freed under a pending operation crashed the rank later with SIGSEGV)
@@ -118,7 +138,28 @@ class MPICollective(Collective):
 
     def reset(self) -> None:
         # the old channel may hold operations no rank will finish: it is left behind, not reused
+        self._abandoned.extend(self._posted)
+        self._posted = []
         self.comm = self._spares.pop(0) if self._spares else self.parent.Dup()
+
+    def post(self, dest: int, packet: object) -> None:
+        self._posted.append(self.comm.isend(packet, dest=dest, tag=TAG_POST))
+        if len(self._posted) >= 64:
+            self._posted = [r for r in self._posted if not r.Test()]
+
+    def take(self, until: float = 0.0, backoff: Backoff | None = None) -> tuple[int, Any] | None:
+        status = self._status
+        found = self.comm.improbe(self.MPI.ANY_SOURCE, TAG_POST, status)
+        if found is None and backoff is not None:
+            found = backoff.wait(partial(self.comm.improbe, self.MPI.ANY_SOURCE, TAG_POST, status), until)
+            if found is None:
+                self._aborted()
+        return None if found is None else (status.Get_source(), found.recv())
+
+    def settle(self) -> None:
+        for req in self._posted:
+            self._wait(req)
+        self._posted = []
 
     def allreduce(self, values: np.ndarray) -> np.ndarray:
         values = np.ascontiguousarray(values, dtype=np.int64)
@@ -170,10 +211,12 @@ class LocalBoard:
         self.barrier = threading.Barrier(size, timeout=timeout)
         self.aborted: tuple[int, str] | None = None
         self.rejoin = threading.Barrier(size, action=self._fresh, timeout=timeout)
+        self.posts: list[queue.SimpleQueue[tuple[int, Any]]] = [queue.SimpleQueue() for _ in range(size)]
 
     def _fresh(self) -> None:
         self.barrier = threading.Barrier(self.size, timeout=self.timeout)
         self.aborted = None
+        self.posts = [queue.SimpleQueue() for _ in range(self.size)]
 
 
 class LocalCollective(Collective):
@@ -197,6 +240,20 @@ class LocalCollective(Collective):
 
     def reset(self) -> None:
         self.board.rejoin.wait()
+
+    def post(self, dest: int, packet: object) -> None:
+        self.board.posts[dest].put((self.rank, packet))
+
+    def take(self, until: float = 0.0, backoff: Backoff | None = None) -> tuple[int, Any] | None:
+        posts = self.board.posts[self.rank]
+        try:
+            if backoff is None:
+                return posts.get_nowait()
+            return posts.get(timeout=max(until - time.monotonic(), 0.0))
+        except queue.Empty:
+            if self.board.aborted is not None:
+                raise CollectiveAborted(*self.board.aborted) from None
+            return None
 
     def alltoallv(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         for d, a in enumerate(arrays):

@@ -347,16 +347,20 @@ class Node:
     def serve(self) -> None:
         """Serve until told to stop.  An unexpected error in the loop itself (or SIGTERM) is
         reported to rank 0 as fatal; this rank then waits for the shutdown, at most UNSTOPPED_SECONDS
-        (by then rank 0 has stopped every rank or ended the job, unless it is gone): NotStopped."""
+        (by then rank 0 has stopped every rank or ended the job, unless it is gone): NotStopped.
+        SIGTERM raises Terminated wherever the rank is when it arrives, in a step or between two
+        (its keeper passes it on at any moment): the whole loop, not only the step, is inside the try."""
         leave_by = None
-        while not self.stopping:
-            if self.ending is not None:
-                if leave_by is None:
-                    leave_by = time.monotonic() + UNSTOPPED_SECONDS
-                elif time.monotonic() > leave_by:
-                    raise NotStopped(self.rank, self.messenger.host(), self.ending, UNSTOPPED_SECONDS)
+        while True:
             try:
-                self.step(1.0)
+                while not self.stopping:
+                    if self.ending is not None:
+                        if leave_by is None:
+                            leave_by = time.monotonic() + UNSTOPPED_SECONDS
+                        elif time.monotonic() > leave_by:
+                            raise NotStopped(self.rank, self.messenger.host(), self.ending, UNSTOPPED_SECONDS)
+                    self.step(1.0)
+                break
             except (Exception, Terminated) as exc:
                 if isinstance(exc, Terminated):
                     reason = str(exc)

@@ -85,6 +85,20 @@ def canonical(ident: int, k: int) -> int:
     return min(ident, revcomp(ident, k))
 
 
+_M64 = (1 << 64) - 1
+_PAIRS = 0x3333333333333333
+_NIBBLES = 0x0F0F0F0F0F0F0F0F
+
+
+def revcomp_word(ident: int, k: int) -> int:
+    """:func:`revcomp` of a k-mer of k <= 32 bases, with the word tricks of :func:`revcomp_array`
+    (for one id, a few operations where :func:`revcomp` makes k)."""
+    x = ~ident & _M64
+    x = ((x >> 2) & _PAIRS) | ((x & _PAIRS) << 2)
+    x = ((x >> 4) & _NIBBLES) | ((x & _NIBBLES) << 4)
+    return int.from_bytes(x.to_bytes(8, "little"), "big") >> (64 - 2 * k)
+
+
 def id_problem(ident: int, k: int, canonical_store: bool) -> str | None:
     """Why ``ident`` cannot be a k-mer of a store of this k (below 4**k; canonical in a canonical
     store), or None."""
