@@ -69,6 +69,8 @@ QUIET_ABOVE = 4096
 QUIET_TICK = 0.05
 # how often a working rank of the quiet phase tells rank 0 how many messages it handled
 REPORT_EVERY = 0.25
+# a batch of more messages than this is sorted by k-mer before it is looked up
+SORTED_ABOVE = 64
 # a batch larger than this is handled in parts (bounds the temporaries)
 MAX_BATCH = 1 << 22
 
@@ -483,14 +485,18 @@ class Handler:
         return to_id
 
     # --- a batch -------------------------------------------------------------------
-    def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+    def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array],
+               in_order: bool = False) -> None:
+        """A batch; ``in_order``: sorted by position already (and a k-mer's messages in the order)."""
         if self.small is not None and len(pos) <= SMALL:
             self.small.handle(pos, oriented, canon, cols)
             return
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
-        if self.order is not None:  # within a k-mer, the messages in the order that saves work
+        if in_order:
+            order = np.arange(len(pos))
+        elif self.order is not None:  # within a k-mer, the messages in the order that saves work
             key = cols[self.order[0]]
             order = np.lexsort((key if self.order[1] else -key, pos))
         else:
@@ -640,6 +646,19 @@ class Cascade:
             self._few(small, ids, cols)
             return
         canon = g.canonical_of(ids)
+        handler = self.handlers[name]
+        in_order = len(ids) > SORTED_ABOVE
+        if in_order:
+            # the batch in the order of the k-mers' ids: the binary searches then go from left to right
+            # through the set's ids (several times faster than in random order, the set being far
+            # larger than the caches), the positions come out sorted, and the waves need no sort of
+            # their own (a k-mer's messages in the order that saves work, when the body has one)
+            if handler.waves and handler.order is not None:
+                key = cols[handler.order[0]]
+                order = np.lexsort((key if handler.order[1] else -key, canon))
+            else:
+                order = np.argsort(canon, kind="stable")
+            ids, canon, cols = ids[order], canon[order], [c[order] for c in cols]
         pos, found = g.lookup(canon)
         n = len(ids)
         if not found.all():
@@ -648,7 +667,7 @@ class Cascade:
             cols = [c[found] for c in cols]
         self.handled += len(ids)
         if len(ids):
-            self.handlers[name].handle(g, pos, ids, canon, cols)
+            handler.handle(g, pos, ids, canon, cols, in_order)
 
     def _few(self, small: SmallBody, ids: Ids, cols: list[Array]) -> None:
         """A batch of a few messages, looked up and handled one by one (ids of one word)."""
