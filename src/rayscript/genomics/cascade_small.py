@@ -226,13 +226,7 @@ class SmallBody:
         run = self.handler.run
         for callee, made in self.outs.items():
             if made:
-                kinds = run.param_kinds(callee)
-                params = run.program[callee][0].params
-                columns = list(zip(*made))
-                ids = np.array(columns[0], np.uint64)
-                cols_out = [np.array(columns[i + 1], np.float64 if kinds[p] == "float" else np.int64)
-                            for i, p in enumerate(params)]
-                run.outbox.add(callee, ids, cols_out)
+                run.route_rows(callee, made)
                 made.clear()
         if self.emits:
             run.emitted(np.array(self.emits))

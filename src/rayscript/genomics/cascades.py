@@ -69,6 +69,8 @@ QUIET_ABOVE = 4096
 QUIET_TICK = 0.05
 # how often a working rank of the quiet phase tells rank 0 how many messages it handled
 REPORT_EVERY = 0.25
+# a batch of more messages than this is sorted by k-mer before it is looked up
+SORTED_ABOVE = 64
 # a batch larger than this is handled in parts (bounds the temporaries)
 MAX_BATCH = 1 << 22
 
@@ -196,10 +198,12 @@ class Lanes:
 
 
 class Outbox:
-    """Messages made in a round, per cascade: blocks of (oriented ids, parameter columns)."""
+    """Messages made in a round, per cascade: blocks of (oriented ids, parameter columns); a few made
+    one by one wait as rows (id as oriented, arguments...) by destination rank."""
 
     def __init__(self) -> None:
         self.blocks: dict[str, list[tuple[Ids, list[Array]]]] = {}
+        self.few: dict[int, dict[str, list[tuple[Any, ...]]]] = {}
         self.sent = 0
 
     def add(self, name: str, ids: Ids, cols: list[Array]) -> None:
@@ -483,14 +487,18 @@ class Handler:
         return to_id
 
     # --- a batch -------------------------------------------------------------------
-    def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array]) -> None:
+    def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array],
+               in_order: bool = False) -> None:
+        """A batch; ``in_order``: sorted by position already (and a k-mer's messages in the order)."""
         if self.small is not None and len(pos) <= SMALL:
             self.small.handle(pos, oriented, canon, cols)
             return
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
-        if self.order is not None:  # within a k-mer, the messages in the order that saves work
+        if in_order:
+            order = np.arange(len(pos))
+        elif self.order is not None:  # within a k-mer, the messages in the order that saves work
             key = cols[self.order[0]]
             order = np.lexsort((key if self.order[1] else -key, pos))
         else:
@@ -549,8 +557,11 @@ class Cascade:
         self.emit_count, self.emit_sum = 0, 0.0
         self.emit_min: float | None = None
         self.emit_max: float | None = None
-        # messages in hand: cascade -> blocks of (oriented ids, columns)
+        # messages in hand: cascade -> blocks of (oriented ids, columns); and a few as rows (id as
+        # oriented, arguments...), which the body compiled for one message takes without numpy
         self.inbox: dict[str, list[tuple[Ids, list[Array]]]] = {}
+        self.few: dict[str, list[tuple[Any, ...]]] = {}
+        self._cast_cache: dict[str, list[type] | None] = {}
 
     def param_kinds(self, name: str) -> dict[str, str]:
         return self.program[name][1]
@@ -608,10 +619,13 @@ class Cascade:
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     # --- rounds --------------------------------------------------------------------
+    def in_hand(self) -> bool:
+        return bool(self.inbox or self.few)
+
     def handle_inbox(self, budget_end: float) -> None:
         """Handle the messages in hand, and those this rank sends to its own k-mers, until none is
         left or the time slice is over."""
-        while self.inbox:
+        while self.inbox or self.few:
             self.handle_pass()
             if time.monotonic() > budget_end or self._over_limit():
                 break
@@ -620,7 +634,14 @@ class Cascade:
         """Handle the messages in hand (one batch per cascade); those made for this rank's own k-mers
         are in hand after it, the others in the outbox."""
         g = self.graph
-        for name in sorted(self.inbox):
+        for name in sorted(set(self.inbox) | set(self.few)):
+            rows = self.few.pop(name, None)
+            small = self.handlers[name].small
+            if rows and small is not None and name not in self.inbox and len(rows) <= SMALL:
+                self._few(small, rows)
+                continue
+            if rows:
+                self.inbox.setdefault(name, []).append(self._block(name, rows))
             blocks = self.inbox.pop(name)
             ids = encoding.concatenate([b[0] for b in blocks], g.k) if len(blocks) > 1 else blocks[0][0]
             ncols = len(self.program[name][0].params)
@@ -637,9 +658,22 @@ class Cascade:
         g = self.graph
         small = self.handlers[name].small
         if small is not None and len(ids) <= SMALL and g.flat_ids is not None:
-            self._few(small, ids, cols)
+            self._few(small, list(zip(ids.tolist(), *(c.tolist() for c in cols))))
             return
         canon = g.canonical_of(ids)
+        handler = self.handlers[name]
+        in_order = len(ids) > SORTED_ABOVE
+        if in_order:
+            # the batch in the order of the k-mers' ids: the binary searches then go from left to right
+            # through the set's ids (several times faster than in random order, the set being far
+            # larger than the caches), the positions come out sorted, and the waves need no sort of
+            # their own (a k-mer's messages in the order that saves work, when the body has one)
+            if handler.waves and handler.order is not None:
+                key = cols[handler.order[0]]
+                order = np.lexsort((key if handler.order[1] else -key, canon))
+            else:
+                order = np.argsort(canon, kind="stable")
+            ids, canon, cols = ids[order], canon[order], [c[order] for c in cols]
         pos, found = g.lookup(canon)
         n = len(ids)
         if not found.all():
@@ -648,23 +682,66 @@ class Cascade:
             cols = [c[found] for c in cols]
         self.handled += len(ids)
         if len(ids):
-            self.handlers[name].handle(g, pos, ids, canon, cols)
+            handler.handle(g, pos, ids, canon, cols, in_order)
 
-    def _few(self, small: SmallBody, ids: Ids, cols: list[Array]) -> None:
-        """A batch of a few messages, looked up and handled one by one (ids of one word)."""
+    def _few(self, small: SmallBody, rows: list[tuple[Any, ...]]) -> None:
+        """A few messages as rows (id as oriented, arguments...), looked up and handled one by one
+        (ids of one word)."""
         g = self.graph
         k, rc, flat = g.k, encoding.revcomp_word, g.flat_ids
         assert flat is not None
-        oriented = ids.tolist()
+        oriented = [r[0] for r in rows]
         canon = [min(x, rc(x, k)) for x in oriented] if g.canonical else oriented
         at = np.searchsorted(flat, np.array(canon, np.uint64)).tolist() if g.n else [0] * len(canon)
-        rows = []
-        for j, (p, c) in enumerate(zip(at, canon)):
-            if p < g.n and flat.item(p) == c:
-                rows.append((p, oriented[j], c, *(col.item(j) for col in cols)))
-        self.dropped += len(canon) - len(rows)
-        self.handled += len(rows)
-        small.handle_rows(rows)
+        found = [(p, r[0], c, *r[1:]) for p, c, r in zip(at, canon, rows) if p < g.n and flat.item(p) == c]
+        self.dropped += len(rows) - len(found)
+        self.handled += len(found)
+        small.handle_rows(found)
+
+    def _casts(self, name: str) -> list[type] | None:
+        """The types of a cascade's parameters, when one is a float (an int argument becomes one)."""
+        if name not in self._cast_cache:
+            kinds = self.param_kinds(name)
+            params = self.program[name][0].params
+            self._cast_cache[name] = [float if kinds[p] == "float" else int for p in params] if any(
+                kinds[p] == "float" for p in params) else None
+        return self._cast_cache[name]
+
+    def route_rows(self, name: str, made: list[tuple[Any, ...]]) -> None:
+        """Messages made one by one (rows: id as oriented, arguments...) to their owners: this rank's
+        into its hand, the others' into the outbox, still as rows."""
+        g = self.graph
+        k, rc, size, rank, canonical = g.k, encoding.revcomp_word, g.size, g.rank, g.canonical
+        casts = self._casts(name)
+        here = self.few.setdefault(name, [])
+        for row in made:
+            if casts is not None:
+                row = (row[0], *[f(v) for f, v in zip(casts, row[1:])])
+            if size > 1:
+                o = row[0]
+                dest = mix64(min(o, rc(o, k)) if canonical else o) % size
+                if dest != rank:
+                    self.outbox.few.setdefault(dest, {}).setdefault(name, []).append(row)
+                    continue
+            here.append(row)
+        if not here:
+            del self.few[name]
+        self.outbox.sent += len(made)
+
+    def _block(self, name: str, rows: list[tuple[Any, ...]]) -> tuple[Ids, list[Array]]:
+        """Rows (id as oriented, arguments...) as a block of arrays."""
+        kinds = self.param_kinds(name)
+        columns = list(zip(*rows))
+        return (cast("Ids", np.array(columns[0], np.uint64)),
+                [np.array(columns[i + 1], dtype_of(kinds[p])) for i, p in enumerate(self.program[name][0].params)])
+
+    def flush_few(self) -> None:
+        """The remote rows of the outbox as blocks of arrays (for a round's exchange)."""
+        for dest, by_name in self.outbox.few.items():
+            for name, rows in by_name.items():
+                ids, cols = self._block(name, rows)
+                self.outbox.blocks.setdefault(name, []).append((ids, [*cols, np.full(len(ids), dest, np.int64)]))
+        self.outbox.few = {}
 
     def route_local(self) -> None:
         """Messages made to k-mers this rank owns go to its inbox; the others stay in the outbox."""
@@ -688,7 +765,8 @@ class Cascade:
         self.outbox.blocks = remote
 
     def pending(self) -> int:
-        return sum(len(ids) for blocks in self.inbox.values() for ids, _ in blocks)
+        return (sum(len(ids) for blocks in self.inbox.values() for ids, _ in blocks)
+                + sum(len(rows) for rows in self.few.values()))
 
     def exchange(self, names: list[str], matrix: Array) -> None:
         """Send every remote message to its owner (one ALLTOALLV per cascade with messages in flight)."""
@@ -708,6 +786,7 @@ class Cascade:
             self._take_rows(name, flat.reshape(-1, width))
 
     def counts_matrix(self, names: list[str]) -> Array:
+        self.flush_few()
         size = self.graph.size
         out = np.zeros((len(names), size, size), np.int64)
         for c, name in enumerate(names):
@@ -733,12 +812,10 @@ class Cascade:
         dest = np.concatenate([b[1][ncols] for b in blocks]).astype(np.int64)
         return rows, dest
 
-    def _take_rows(self, name: str, rows: Array | list[list[int]]) -> None:
+    def _take_rows(self, name: str, rows: Array) -> None:
         """Messages that arrived as rows: into the inbox."""
         if not len(rows):
             return
-        if isinstance(rows, list):
-            rows = np.array(rows, np.uint64)
         g = self.graph
         idw = encoding.id_words(g.k)
         ids_in = np.ascontiguousarray(rows[:, :idw]).view(encoding.id_dtype(g.k)).reshape(-1)
@@ -801,21 +878,36 @@ class Cascade:
             return f"past max_messages={msg.max_messages} ({handled:,} messages handled)"
         return ""
 
-    def packets(self) -> dict[int, dict[str, Array | list[list[int]]]]:
-        """The remote messages made, as one packet per destination rank: rows per cascade (a few rows
-        as lists of ints, which pickle in a fraction of an array's time)."""
-        out: dict[int, dict[str, Array | list[list[int]]]] = {}
+    def packets(self) -> dict[int, dict[str, Any]]:
+        """The remote messages made, as one packet per destination rank: per cascade, rows of words
+        (an array), or a few as ("rows", [(id as oriented, arguments...), ...]), which pickle in a
+        fraction of an array's time and are handled without numpy."""
+        out: dict[int, dict[str, Any]] = {}
         for name in sorted(self.outbox.blocks):
             rows, dest = self._rows(name)
-            if len(dest) <= SMALL and len(dest) and (dest == dest[0]).all():
-                out.setdefault(int(dest[0]), {})[name] = rows.tolist()
-            elif len(dest) and (dest == dest[0]).all():
+            if len(dest) and (dest == dest[0]).all():
                 out.setdefault(int(dest[0]), {})[name] = rows
             else:
                 for d in np.unique(dest).tolist():
                     out.setdefault(d, {})[name] = rows[dest == d]
         self.outbox.blocks = {}
+        for to, by_name in self.outbox.few.items():
+            for name, few in by_name.items():
+                if name in out.get(to, {}):  # beside a block: into it
+                    ids, cols = self._block(name, few)
+                    words = np.column_stack([ids, *[c.view(np.uint64) for c in cols]])
+                    out[to][name] = np.concatenate((out[to][name], words))
+                else:
+                    out.setdefault(to, {})[name] = ("rows", few)
+        self.outbox.few = {}
         return out
+
+    def take_packet_rows(self, rows: dict[str, Any]) -> None:
+        for name, block in rows.items():
+            if isinstance(block, tuple):
+                self.few.setdefault(name, []).extend(block[1])
+            else:
+                self._take_rows(name, block)
 
 
 class Quiet:
@@ -871,8 +963,7 @@ class Quiet:
                     self.parent = src  # engaged: this packet is acknowledged when the rank is free again
                 else:
                     self.owed[src] = self.owed.get(src, 0) + 1
-                for name, block in rows.items():
-                    self.c._take_rows(name, block)
+                self.c.take_packet_rows(rows)
         elif kind == "r":  # a report (rank 0)
             self.reports[src] = packet[1]
         elif kind == "x":  # a stop: asked for (rank 0), or ordered (from rank 0)
@@ -898,15 +989,15 @@ class Quiet:
             if self.finished:
                 break
             many = c.pending() > QUIET_ABOVE
-            if c.inbox:  # what is in hand, and what that makes for this rank, before anything leaves
+            if c.in_hand():  # what is in hand, and what that makes for this rank, before anything leaves
                 idle = None  # a wait after work starts hot again
                 c.handle_inbox(time.monotonic() + LOCAL_SLICE)
-            if c.outbox.blocks:
+            if c.outbox.blocks or c.outbox.few:
                 for dest, rows in c.packets().items():
                     self.post(dest, ("m", self.owed.pop(dest, 0), rows, c.handled))
                     self.deficit += 1
             now = time.monotonic()
-            if not c.inbox:
+            if not c.in_hand():
                 for dest, n in self.owed.items():
                     self.post(dest, ("m", n, None, c.handled))
                 self.owed.clear()
@@ -933,7 +1024,7 @@ class Quiet:
                 continue
             self.stopped = self.stopped or reason
             self.back = (self.back or many) and not self.stopped
-            if self.stopped or self.back or (not c.inbox and self.deficit == 0):
+            if self.stopped or self.back or (not c.in_hand() and self.deficit == 0):
                 end = ("x", self.stopped) if self.stopped else ("b",) if self.back else ("d",)
                 for r in range(1, self.size):
                     self.post(r, end)
@@ -950,7 +1041,9 @@ class Quiet:
         c, coll = self.c, self.coll
         if self.stopped:
             c.inbox.clear()
+            c.few.clear()
             c.outbox.blocks = {}
+            c.outbox.few = {}
         matrix = np.zeros((self.size, self.size), np.int64)
         matrix[self.rank] = self.sent
         expected = coll.allreduce(matrix.reshape(-1)).reshape(self.size, self.size)[:, self.rank]
@@ -961,8 +1054,7 @@ class Quiet:
                 self.got[got[0]] += 1
                 packet = got[1]
                 if packet[0] == "m" and packet[2] and not self.stopped:
-                    for name, block in packet[2].items():
-                        c._take_rows(name, block)
+                    c.take_packet_rows(packet[2])
         coll.settle()
         return self.stopped
 
