@@ -77,4 +77,6 @@ class StartCascade(Message, kind="start-cascade"):
                 f"(rank {self.recipient}: each round, the batch of messages to its k-mers through the handler's "
                 f"array operations; new messages ALLTOALLV to their k-mers' owners)",
                 "(ALLREDUCE each round: messages in flight on every rank; none: the cascade is over)",
+                f"(rank {self.recipient}: when few are left anywhere, packets point to point to the other "
+                f"ranks, each acknowledged; rank 0 ends it when all are)",
                 f"CASCADE-DONE {self.recipient} -> {self.commander} (messages handled, sent, dropped, emitted)"]
