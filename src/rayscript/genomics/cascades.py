@@ -44,7 +44,7 @@ from ..runtime.collective import POLITE_NAP, POLITE_SPINS
 from ..store import encoding
 from ..store.kmertable import NBUCKETS, KmerTable
 from ..store.partition import mix64, mix64_array, owners
-from ..store.types import Ids
+from ..store.types import Ids, NarrowIds
 from .cascade_small import SMALL, SmallBody
 
 if TYPE_CHECKING:
@@ -671,6 +671,12 @@ class Cascade:
             if handler.waves and handler.order is not None:
                 key = cols[handler.order[0]]
                 order = np.lexsort((key if handler.order[1] else -key, canon))
+            elif not handler.waves and g.flat_ids is not None:
+                # no waves to order: the first 16 bits of the ids are order enough for the searches
+                # (one pass of a radix sort)
+                top = (cast("NarrowIds", canon) >> np.uint64(max(2 * g.k - 16, 0))).astype(np.uint16)
+                order = np.argsort(top, kind="stable")
+                in_order = False
             else:
                 order = np.argsort(canon, kind="stable")
             ids, canon, cols = ids[order], canon[order], [c[order] for c in cols]
