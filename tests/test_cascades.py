@@ -353,6 +353,59 @@ def test_examples_under_mpiexec(genomes, references, tmp_path):
     check_against_references(rows, walked, searched, references("random"))
 
 
+POINT_TO_POINT = """
+import sys
+from rayscript import Cluster
+from rayscript.errors import RayScriptError
+
+path, seed, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with Cluster() as c:
+    if c is not None:
+        c.run(f'load "{path}" into kmers k={k}\\nfield visits = 0 on kmers\\n'
+              'cascade fan(kmer, n) { set kmer.visits = kmer.visits + 1\\n'
+              '  if n > 0 { send fan(kmer.neighbours, n - 1) } }\\n'
+              'cascade ping(kmer) { send ping(kmer.neighbours) }')
+        (res,) = c.run(f"start fan(kmers/{seed}, 7)")
+        print("fan", res.data["messages"], res.data["rounds"])
+        try:
+            c.run(f"start ping(kmers/{seed}) max_messages=3000")
+        except RayScriptError as exc:
+            print("stopped", "past max_messages=3000" in str(exc), str(exc).splitlines()[0])
+        (res,) = c.run(f"start fan(kmers/{seed}, 7)")  # the channel holds nothing of the stopped one
+        print("again", res.data["messages"])
+        out = sys.argv[4]
+        c.run(f'dump kmers where visits > 0 to "{out}" fields=visits')
+"""
+
+
+@pytest.mark.mpi
+def test_messages_point_to_point_under_mpiexec(genomes, references, tmp_path):
+    """Under mpiexec: a cascade from one seed (point to point from its first round) fans out and sums
+    exactly as a reference counts the walks of its length; a cascade stopped there leaves nothing on
+    the channel for the next one."""
+    path, _reads, k, seed = genomes["random"]
+    prog, out = tmp_path / "p2p.py", tmp_path / "visits.tsv"
+    prog.write_text(POINT_TO_POINT)
+    proc = run_mpi(3, sys.executable, str(prog), path, seed, str(k), str(out), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    g = references("random").g
+    want: dict[str, int] = {}
+    front = {seed: 1}
+    for depth in range(8):  # every message to a k-mer adds one visit; a message at n > 0 goes on
+        nxt: dict[str, int] = {}
+        for x, times in front.items():
+            want[x] = want.get(x, 0) + times
+            if depth < 7:
+                for y in g.neighbours(x):
+                    nxt[y] = nxt.get(y, 0) + times
+        front = nxt
+    total = sum(want.values())
+    lines = proc.stdout.split("\n")
+    assert f"fan {total} 1" in lines and lines[1].startswith("stopped True") and f"again {total}" in lines, proc.stdout
+    got = {x: r["visits"] for x, r in read_fields(out, ["visits"]).items()}
+    assert got == {x: 2 * n for x, n in want.items()}  # two runs of fan
+
+
 @pytest.mark.parametrize("ranks", [1, 3])
 def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monkeypatch, ranks):
     """A batch of a few messages runs through the body compiled to Python over one message, a large one
@@ -372,7 +425,10 @@ def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monk
            "  emit m\n  emit kmer.degree * 10 + kmer.in_degree - kmer.out_degree\n"
            "  if a % 2 == 0 { send odd(kmer.neighbours, a + 1, (a + b) % 3 * 2) } else {\n"
            "    send odd(kmer.next, a + 1, 0) }\n"
-           "}\n")
+           "  if a == 3 { send tick(kmer.prev) }\n  if a == 4 { send tick(kmer.id) }\n"
+           f"  if a == 5 {{ send tick(kmers/{seed}) }}\n"
+           "}\n"
+           "cascade tick(kmer) { set kmer.hits = kmer.hits + 100 }\n")
     seen = []
     # (few messages handled one by one, point to point below, back to rounds above)
     for small, below, above in ((10**9, 0, 0), (0, 10**9, 10**9), (0, 0, 0), (10**9, 10**9, 10**9),

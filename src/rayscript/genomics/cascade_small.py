@@ -191,26 +191,25 @@ class SmallBody:
             self._temps += 1
             self.lines.append(f"{pad}t{self._temps} = {self.expr(a)}")
             args.append(f"t{self._temps}")
-        tail = "".join(f", {a}" for a in args)
+        tail = "".join(f" {a}," for a in args)  # a row is a tuple: (id, arguments...)
         k = self.k
         target = st.target
         if isinstance(target, ast.Attr) and target.attr in ast.TARGETS:
             if target.attr in ("neighbours", "next"):
                 self.lines.append(f"{pad}for b in BITS[outs]:")
-                self.lines.append(f"{pad}    {out}((((o << 2) | b) & {(1 << (2 * k)) - 1}, {tail[2:]}))"
-                                  if args else f"{pad}    {out}((((o << 2) | b) & {(1 << (2 * k)) - 1},))")
+                self.lines.append(f"{pad}    {out}((((o << 2) | b) & {(1 << (2 * k)) - 1},{tail}))")
             if target.attr in ("neighbours", "prev"):
                 self.lines.append(f"{pad}for b in BITS[ins]:")
-                self.lines.append(f"{pad}    {out}(((b << {2 * (k - 1)}) | (o >> 2){tail}))")
+                self.lines.append(f"{pad}    {out}((((b << {2 * (k - 1)}) | (o >> 2)),{tail}))")
         elif isinstance(target, ast.KeyLit):
             if len(target.bases) != k:
                 message = (f"send {st.cascade}(kmers/{target.bases}, ...): the key has {len(target.bases)} bases "
                            f"and the set's k-mers {k}")
                 self.lines.append(f"{pad}raise RayScriptError({message!r})")
             else:
-                self.lines.append(f"{pad}{out}(({encoding.encode(target.bases)}{tail}))")
+                self.lines.append(f"{pad}{out}(({encoding.encode(target.bases)},{tail}))")
         else:
-            self.lines.append(f"{pad}{out}((int({self.expr(target)}) & {_MASK64}{tail}))")
+            self.lines.append(f"{pad}{out}((int({self.expr(target)}) & {_MASK64},{tail}))")
 
     # --- running ------------------------------------------------------------------------
     def handle(self, pos: Array, oriented: Array, canon: Array, cols: list[Array]) -> None:
