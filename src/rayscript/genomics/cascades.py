@@ -4,23 +4,25 @@ A cascade runs in rounds on every rank at once (a collective order).  A message 
 batch: the k-mer it is sent to (its id *as oriented*: the strand it arrived on) and one column per
 parameter.  Each round a rank
 
-1. takes the messages bound for its k-mers, looks them all up at once (one binary search over the
-   set's sorted ids), drops those to k-mers it does not hold (counted);
+1. takes the messages bound for its k-mers, looks them all up at once (sorted by id first, then one
+   binary search over the set's sorted ids), drops those to k-mers it does not hold (counted); a
+   batch of a few messages goes one by one through the body compiled to Python (cascade_small);
 2. runs the handler over the whole batch: the body was compiled once, when the cascade started,
    into Python closures that each make one numpy operation over the batch: an ``if`` is a mask,
    ``stop`` clears lanes of the mask, a field read is a gather by the k-mers' positions, ``set`` a
-   scatter, ``send kmer.neighbours`` an expansion by the k-mers' edge bits (one block of new rows
-   per base and direction), ``emit`` a masked sum, min and max;
+   scatter, ``send kmer.neighbours`` an expansion by the k-mers' edge bits (every (lane, base) pair
+   found in one pass), ``emit`` a masked sum, min and max;
 3. hands the messages it made to the k-mers' owners: those it owns itself are handled at once, in
    the same round (a chain that stays on one rank costs no exchange), the others travel in one
    ALLTOALLV per cascade, after one ALLREDUCE of how many go from every rank to every rank; when
    that count is zero everywhere (and no rank has messages left), the cascade is over: every
-   message sent has been handled (termination is exact, not guessed from idle time).
+   message sent has been handled (termination is exact, not guessed from idle time).  When few
+   messages are left anywhere, they go point to point instead (:class:`Quiet`).
 
 Several messages to one k-mer in one batch are handled as if one after another: when the body
 reads a field it also sets, the batch is cut into waves in which each k-mer appears once (the
-first message to each k-mer, then the second, ...); otherwise the batch is one wave and of several
-writes to one k-mer the last one stays.
+first message to each k-mer, then the second, ...; a relaxation's smallest first); otherwise the
+batch is one wave and of several writes to one k-mer the last one stays.
 
 Messages go to a k-mer's owner rank (``partition.owner``): the owner's copy is the one a cascade
 reads and writes; copies held elsewhere (after a copy or a replica) keep their fields as they were.
