@@ -451,6 +451,21 @@ def test_the_paths_a_batch_may_take_give_the_same_fields(genomes, tmp_path, monk
     assert "inf" in text and "nan" in text  # divisions by zero, as numpy makes them
 
 
+def test_messages_to_a_rank_that_holds_none_of_the_set_are_dropped(tmp_path):
+    """Point to point, a few messages to absent k-mers whose owner holds nothing of the set: dropped
+    and counted there, like anywhere else."""
+    path = write_fasta(tmp_path / "t.fa", ["ACGTTGCAAGGCTTACC"])  # 3 k-mers on 4 ranks
+    with Cluster.local(4) as c:
+        c.run(f'load "{path}" into kmers k=15\nfield n = 0 on kmers\ncascade q(kmer) {{ set kmer.n = 1 }}\n'
+              "cascade p(kmer, i) {\n  if i < 30 { if kmer.out_degree == 1 { send p(kmer.next, i + 1) } else {\n"
+              "    send p(kmers/ACGTTGCAAGGCTTA, i + 1) } }\n"
+              "  send q(kmer.id + 1); send q(kmer.id + 7); send q(kmer.id * 3); send q(kmer.id + 99) }")
+        assert sum(1 for line in c.run("count kmers")[0].text.splitlines()[-4:] if line.split()[1] == "0") >= 1
+        (res,) = c.run("start p(kmers/ACGTTGCAAGGCTTA, 0)")
+    assert res.data["sent"] == 30 + 4 * 31 and res.data["messages"] + res.data["dropped"] == 31 + 4 * 31
+    assert res.data["dropped"] > 0
+
+
 def test_a_rank_failing_while_messages_go_point_to_point_stops_them_all(small):
     """A chain (the last messages, point to point) that meets an error on one rank: every rank stops
     within the statement, the error names the rank, no field is half changed, and the cluster goes on."""

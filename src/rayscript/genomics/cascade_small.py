@@ -28,7 +28,7 @@ from ..language import cascade as ast
 from ..store import encoding
 
 if TYPE_CHECKING:
-    from .cascades import Array, Handler
+    from .cascades import Handler
 
 # a batch of at most this many messages runs message by message through the compiled function
 SMALL = 8
@@ -212,10 +212,6 @@ class SmallBody:
             self.lines.append(f"{pad}{out}((int({self.expr(target)}) & {_MASK64},{tail}))")
 
     # --- running ------------------------------------------------------------------------
-    def handle(self, pos: Array, oriented: Array, canon: Array, cols: list[Array]) -> None:
-        """The messages one after another, then what they made into the outbox."""
-        self.handle_rows(zip(pos.tolist(), oriented.tolist(), canon.tolist(), *(c.tolist() for c in cols)))
-
     def handle_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Messages as rows (position, id as oriented, canonical id, arguments...) one after another,
         then what they made into the outbox."""

@@ -96,7 +96,8 @@ class Graph:
         self.n = int(self.offsets[-1])
         self.counts = np.concatenate(table.counts) if self.n else np.empty(0, np.uint32)
         self.edges = np.concatenate(table.edges) if self.n else np.empty(0, np.uint8)
-        self.flat_ids = np.concatenate(table.ids) if self.n and not self.wide else None
+        # ids of one word: one sorted array (empty on a rank that holds none); wider ids stay in buckets
+        self.flat_ids = None if self.wide else np.concatenate(table.ids) if self.n else np.empty(0, np.uint64)
         self.fields = {name: table.column_flat(name) for name in fields}
         self.rank, self.size = rank, size
 
@@ -491,10 +492,8 @@ class Handler:
     # --- a batch -------------------------------------------------------------------
     def handle(self, graph: Graph, pos: Array, oriented: Ids, canon: Ids, cols: list[Array],
                in_order: bool = False) -> None:
-        """A batch; ``in_order``: sorted by position already (and a k-mer's messages in the order)."""
-        if self.small is not None and len(pos) <= SMALL:
-            self.small.handle(pos, oriented, canon, cols)
-            return
+        """A batch; ``in_order``: sorted by position already (and a k-mer's messages in the order).
+        (A batch of a few messages goes to ``self.small`` before: Cascade._few.)"""
         if not self.waves or len(pos) < 2:
             self._wave(graph, pos, oriented, canon, cols)
             return
