@@ -26,8 +26,9 @@ Slurm's KillWait runs out), and their MPI never notices a peer that is gone.  So
 job know each other without MPI: each keeper holds a UDP socket; when the rank opens its cluster it
 learns every keeper's address in the allgather every rank makes then (with a token drawn by rank 0)
 and passes the list to its keeper through a pipe.  A keeper whose rank dies (by a signal, or exits
-with a failure before it finished MPI cleanly) sends every other keeper one datagram naming it;
-those end their ranks at once (SIGKILL, as the launcher would) and exit with status 1, saying
+with a failure before it finished MPI cleanly) sends every other keeper one datagram naming it,
+once its own line naming the rank is written (a launcher may kill it as soon as another keeper
+exits); those end their ranks at once (SIGKILL, as the launcher would) and exit with status 1, saying
 nothing: the line naming the rank that died came from its own keeper.  The job thus ends within a
 second whatever the launcher, on one host or several.  The keeper uses no MPI and costs one small
 idle process per rank.
@@ -295,8 +296,6 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
             peers.tell(mesh, rank)  # it failed without finishing MPI: the others cannot go on
         os._exit(code)
     died_by = os.WTERMSIG(status)
-    if mesh is not None:
-        peers.tell(mesh, rank)
     _restore_terminal()
     # A rank that died of a signal its keeper passed on was ended from outside, by whoever signalled
     # the keeper: nothing to name.  (Open MPI's launcher ends the other ranks of a failed job so, with
@@ -306,6 +305,10 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
         if not _tell_screen(line):
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
+    # Only then the other keepers: each ends its rank and exits at once, and the launcher, seeing a
+    # process of the job fail, may kill this keeper before it has written anything (MPICH's does)
+    if mesh is not None:
+        peers.tell(mesh, rank)
     if late:
         died_by = signal.SIGTERM  # the keeper, too, ends as told
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have
