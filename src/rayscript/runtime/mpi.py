@@ -205,13 +205,13 @@ class MPIMessenger(Messenger):
     def _beat(self, lease: Callable[[], float], stop: threading.Event, wake: threading.Event) -> None:
         sent: list = []  # (request, buffer) until complete
         while True:
+            wake.clear()  # before the lease is read: a change from now on makes another beat
             buf = np.array([lease()], np.float64)
             sent = [(r, b) for r, b in sent if not r.Test()]
             sent += [(self.comm.Isend(buf, dest=r, tag=TAG_BEAT), buf) for r in range(1, self.size)]
             wake.wait(BEAT_SECONDS)  # the next beat, or at once when the lease changed
             if stop.is_set():
                 break
-            wake.clear()
         for req, _ in sent:  # beats nobody took (a rank that is gone) are not waited for
             if not req.Test():
                 try:
