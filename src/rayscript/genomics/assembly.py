@@ -392,6 +392,9 @@ class AssemblyService:
             graph = Graph(ids[keep], counts[keep], edges[keep], k, coll.rank, self.ex.size)
             del ids, counts, edges, keep
         kept = coll.allreduce(np.array(mine, np.int64))
+        if msg.release:  # the statement's own set, which it drops after: its table goes now, not after the graph
+            self.store.sets.pop(msg.kset, None)
+            del table
         phases["threshold"] = time.monotonic() - t0
         self._progress(1, "assembling: the graph's k-mers chosen")
         removed = {"tips": 0, "bubbles": 0}
@@ -561,9 +564,11 @@ class AssemblyService:
         over the rulers only, and every node adds its distance to the answer of its ruler: O(n)
         lookups in all."""
         n, size, rank = g.n, self.ex.size, self.coll.rank
+        total_nodes = int(self.coll.allreduce(np.array([n], np.int64))[0])
+        steps = np.int32 if total_nodes < 2**31 else np.int64  # a distance is below the graph's nodes
         far = np.repeat(g.key[:, None], 2, axis=1)
         side = np.repeat(np.array([[L, R]], np.uint8), n, axis=0)
-        dist = np.zeros((n, 2), np.int64)
+        dist = np.zeros((n, 2), steps)
         done = ~linked
         low = np.repeat(g.order[:, None], 2, axis=1)
         fixed = np.zeros(n, bool)
@@ -576,14 +581,11 @@ class AssemblyService:
         # the nearest ruler beyond each side: its handle, id, the side by which the path leaves it,
         # the distance, and the smallest id from here to it
         near_h = np.full((n, 2), -1, np.int64)
-        near_id = np.zeros((n, 2), np.uint64)
         near_t = np.zeros((n, 2), np.uint8)
-        near_d = np.zeros((n, 2), np.int64)
+        near_d = np.zeros((n, 2), steps)
         near_low = np.zeros((n, 2), np.uint64)
         ruler_idx = np.full(n, -1, np.int64)
         rnodes: list[np.ndarray] = []
-
-        total_nodes = int(self.coll.allreduce(np.array([n], np.int64))[0])
 
         def launch(new: np.ndarray) -> None:
             idx = np.flatnonzero(new)
@@ -594,7 +596,7 @@ class AssemblyService:
             for s in (L, R):
                 sel = idx[linked[idx, s]]
                 cols.append(np.stack((link_h[sel, s].astype(np.uint64), link_side[sel, s].astype(np.uint64),
-                                      (ruler_idx[sel] * size + rank).astype(np.uint64), g.key[sel],
+                                      (ruler_idx[sel] * size + rank).astype(np.uint64),
                                       np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
                                       g.order[sel]), axis=1))
             walkers = np.concatenate(cols)
@@ -605,14 +607,13 @@ class AssemblyService:
                     raise RuntimeError("assemble: a walk between rulers did not end (inconsistent links)")
                 got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
                 pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
-                passed = np.minimum(got[:, 6], g.order[pos])
-                near_h[pos, e], near_id[pos, e] = got[:, 2].astype(np.int64), got[:, 3]
-                near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 4], got[:, 5].astype(np.int64), passed
+                passed = np.minimum(got[:, 5], g.order[pos])
+                near_h[pos, e] = got[:, 2].astype(np.int64)
+                near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 3], got[:, 4].astype(steps), passed
                 go = ~ruler[pos]  # a walker stops at the next ruler
                 p, out = pos[go], 1 - e[go]
                 walkers = np.stack((link_h[p, out].astype(np.uint64), link_side[p, out].astype(np.uint64),
-                                    got[go, 2], got[go, 3], got[go, 4], got[go, 5] + np.uint64(1), passed[go]),
-                                   axis=1)
+                                    got[go, 2], got[go, 3], got[go, 4] + np.uint64(1), passed[go]), axis=1)
 
         launch(ruler)
         # nodes no walker reached lie on cycles without a ruler: they all become rulers
@@ -623,8 +624,11 @@ class AssemblyService:
         rn = np.concatenate(rnodes)
         rl = linked[rn]
         me = (np.arange(len(rn), dtype=np.int64) * size + rank)[:, None]
-        rfar = np.where(rl, near_id[rn], g.key[rn, None])
         rfar_h = np.where(rl, near_h[rn], me)
+        # the key of the ruler beyond each side (asked of its rank: walkers carry only where it is)
+        rfar = np.repeat(g.key[rn, None], 2, axis=1)
+        beyond = rfar_h[rl]
+        (rfar[rl],) = self.ex.ask(beyond % size, (beyond,), lambda hh: (g.key[rn[hh // size]],))
         rside = np.where(rl, near_t[rn], np.array([[L, R]], np.uint8)).astype(np.uint8)
         rdist = np.where(rl, near_d[rn], 0)
         rdone = ~rl
@@ -715,37 +719,40 @@ class AssemblyService:
     def _clean(self, g: Graph, links: Links, degrees: Degrees, chains: Chains) -> tuple[Mask, int, int]:
         far, side, dist, far_order, cyclic, linked = chains
         key, _pos, _forward, uorder, uside = self._unitig_of(far, side, dist, far_order)
-        link_id = links[0]
         length = dist[:, L] + dist[:, R] + 1
-        # what each node tells its unitig's owner: its count, and for each side that ends the
-        # unitig, the side's degree and (degree 1) the neighbour beyond it; cycles are neither tips
-        # nor bubble arms
-        ends = ~linked
-        nb = np.where(degrees == 1, link_id, NOBODY)
-        dest = self._unitig_rank(key)
-        ukey, ulen, ucount, eL, eR, dL, dR, nL, nR, ucyc, uord, usd = self.ex.gather(
-            dest, key, length, g.counts.astype(np.int64), ends[:, L].astype(np.uint8), ends[:, R].astype(np.uint8),
-            degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R],
-            cyclic.astype(np.uint8), uorder, uside)
+        # what a rank tells a unitig's owner: of its nodes there, how many and their counts summed
+        # (a piece), and for each side that ends the unitig, the side's degree and (degree 1) the
+        # neighbour beyond it; cycles are neither tips nor bubble arms
+        o = np.argsort(key, kind="stable")
+        first = np.flatnonzero(np.concatenate(([True], key[o][1:] != key[o][:-1]))) if g.n else o
+        rep = o[first]  # a node of each piece: its unitig's length, cycle, end order key and side
+        sums = np.add.reduceat(g.counts[o].astype(np.int64), first) if g.n else np.empty(0, np.int64)
+        rows = np.diff(np.append(first, g.n))
+        del o
+        pkey, psum, prows, plen, pcyc, pord, psd = self.ex.gather(
+            self._unitig_rank(key[rep]), key[rep], sums, rows, length[rep], cyclic[rep].astype(np.uint8),
+            uorder[rep], uside[rep])
+        at_end = [np.flatnonzero(~linked[:, sd]) for sd in (L, R)]
+        e_at = np.concatenate(at_end)
+        e_side = np.repeat(np.array([L, R]), [len(at_end[L]), len(at_end[R])])
+        nb = np.where(degrees[e_at, e_side] == 1, links[0][e_at, e_side], NOBODY)
+        end_key, end_deg, end_nb = self.ex.gather(self._unitig_rank(key[e_at]), key[e_at], degrees[e_at, e_side], nb)
+        del at_end, e_at, e_side, nb, uorder, uside, length
         remove_keys = []
         tips = bubbles = 0
         arm_lo = arm_hi = arm_key = arm_ord = np.empty(0, np.uint64)
         arm_cov = np.empty(0, np.float64)
         arm_side = np.empty(0, np.uint8)
-        if len(ukey):
-            order = np.argsort(ukey, kind="stable")
-            ukey, ulen, ucount = ukey[order], ulen[order], ucount[order]
-            eL, eR, dL, dR, nL, nR = eL[order], eR[order], dL[order], dR[order], nL[order], nR[order]
-            ucyc, uord, usd = ucyc[order], uord[order], usd[order]
-            first = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
-            keys = ukey[first]
-            nodes = ulen[first]
-            cyc = ucyc[first].astype(bool)
-            cov = np.add.reduceat(ucount, first) / np.maximum(np.diff(np.append(first, len(ukey))), 1)
+        if len(pkey):
+            order = np.argsort(pkey, kind="stable")
+            pkey, psum, prows, plen, pcyc, pord, psd = (a[order] for a in (pkey, psum, prows, plen, pcyc, pord, psd))
+            first = np.flatnonzero(np.concatenate(([True], pkey[1:] != pkey[:-1])))
+            keys = pkey[first]
+            nodes = plen[first]
+            cyc = pcyc[first].astype(bool)
+            cov = np.add.reduceat(psum, first) / np.maximum(np.add.reduceat(prows, first), 1)
+            uord, usd = pord[first], psd[first]
             # the two end sides of each unitig: (degree, neighbour beyond)
-            end_deg = np.concatenate((dL[eL == 1], dR[eR == 1]))
-            end_nb = np.concatenate((nL[eL == 1], nR[eR == 1]))
-            end_key = np.concatenate((ukey[eL == 1], ukey[eR == 1]))
             o = np.lexsort((end_nb, end_key))
             end_key, end_deg, end_nb = end_key[o], end_deg[o], end_nb[o]
             idx = np.searchsorted(end_key, keys)
@@ -759,7 +766,7 @@ class AssemblyService:
             arm = ~cyc & ~tip & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k) & (b1 != NOBODY) & (b2 != NOBODY)
             arm_lo, arm_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
             arm_key, arm_cov = keys[arm], cov[arm].astype(np.float64)
-            arm_ord, arm_side = uord[first][arm], usd[first][arm]
+            arm_ord, arm_side = uord[arm], usd[arm]
         # the arms of one bubble may belong to unitigs owned by different ranks: each arm goes to the
         # rank of the node of smaller handle it joins, which sees every arm between that pair
         pair_lo, pair_hi, akeys, acov, aord, aside = self.ex.gather(
