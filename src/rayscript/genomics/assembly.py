@@ -527,13 +527,15 @@ class AssemblyService:
             link_side[r1, s1] = np.where(forward, 1 - s1, s1)
             link_h[r1, s1] = where[one] * size + dest[one]
             del rows, slots, succ, y, yc, where, handle, pal, dest, present, side_of, one, forward
-        r1, s1 = np.nonzero(link_id != NOBODY)
-        # a link of a non-branching path: the facing side has one neighbour too
-        h, entry = link_h[r1, s1], link_side[r1, s1]
-        (deg,) = self.ex.ask(h % size, (h, entry),
-                             lambda hh, ee: (degrees[hh // size, ee.astype(np.int64)] if g.n else
-                                             np.zeros(len(hh), np.uint8),))
-        linked[r1, s1] = deg == 1
+        # a link of a non-branching path: the facing side has one neighbour too (asked a block at a time)
+        for part in self._blocks(n, ASK_BLOCK // 2):
+            r1, s1 = np.nonzero(link_id[part] != NOBODY)
+            r1 += part.start
+            h, entry = link_h[r1, s1], link_side[r1, s1]
+            (deg,) = self.ex.ask(h % size, (h, entry),
+                                 lambda hh, ee: (degrees[hh // size, ee.astype(np.int64)] if g.n else
+                                                 np.zeros(len(hh), np.uint8),))
+            linked[r1, s1] = deg == 1
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
