@@ -11,7 +11,11 @@ import pytest
 from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
-from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats
+from rayscript.genomics import fastx
+from rayscript.genomics.assembly import _Exchange
+from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats, scaffold
+from rayscript.items import GraphPath
+from rayscript.runtime.collective import LocalBoard, LocalCollective
 from test_assembly import rc
 
 
@@ -84,6 +88,25 @@ def test_contigs_across_a_repeat_are_joined_in_order_with_a_gap_of_the_genome_s_
         assert placed_in(genome, s, 3 * sc["spread"] + 10) is not None, s[:50]
 
 
+def test_a_repeat_is_found_by_its_depth_in_the_reads_not_by_the_contigs_counts(tmp_path):
+    """After rounds of several k a contig's count holds the earlier rounds' counts too (their contigs
+    are input to the next round), which can hide a repeat: the scaffolder measures depth by the read
+    ends placed in each contig.  Contigs A, R, B, C of a genome A R B R C with R longer than any
+    fragment, all given the same count: R is still the repeat, and nothing joins across it."""
+    rng = random.Random(5)
+    a, r, b, c = (genome_of(rng, n) for n in (3000, 1200, 3000, 3000))
+    genome = a + r + b + r + c
+    one, two, _ = pairs_of(rng, genome, 3)
+    write_fastq(tmp_path / "r1.fq", one)
+    write_fastq(tmp_path / "r2.fq", two)
+    held = [GraphPath(f"m-{n}", seq, 61, "unitig", coverage=100.0) for n, seq in enumerate((a, r, b, c), 1)]
+    coll = LocalCollective(LocalBoard(1), 0)
+    sources = [fastx.Source(str(tmp_path / f), "fastq", "", 0) for f in ("r1.fq", "r2.fq")]
+    out, fig = scaffold(_Exchange(coll), 0, "m", held, sources, False, 5)
+    assert fig["repeats"] == 1 and fig["joins"] == 0 and abs(fig["insert"] - 400) <= 5
+    assert sorted(p.sequence for p in out) == sorted((a, r, b, c))
+
+
 def test_a_single_pair_never_joins(tmp_path):
     """Two genomes, each in one contig; chimeric pairs link them: one is not enough, two are (min_pairs=2)."""
     rng = random.Random(8)
@@ -124,8 +147,12 @@ def test_the_joins_and_chains_follow_the_rules():
                       [3, 6, 4, 400],    # 1.right - 3.left, 4: not half of 10, so 1.right takes 2.left
                       [5, 9, 6, 60],     # 2.right - 4.right
                       [7, 8, 1, 0]])     # a single pair: never
-    joins = choose_joins(links, 2)
+    joins = choose_joins(links, 2, -100)
     assert joins.tolist() == [[3, 4, 50], [5, 9, 10]]
+    # pairs that say two unitigs overlap by more than k - 1 bases (beyond three spreads): no join
+    assert choose_joins(links, 2, 20).tolist() == [[3, 4, 50]]
+    overlapping = np.array([[3, 4, 10, -1040], [5, 9, 6, -900]])  # mean gaps -104 and -150
+    assert choose_joins(overlapping, 2, -104).tolist() == [[3, 4, -104]]
     got = chains(joins, [1, 2, 3, 4])
     assert sorted(got) == sorted([[(1, True, 0), (2, True, 50), (4, False, 10)], [(3, True, 0)]])
     circle = np.array([[1, 2, 5], [3, 0, 7]])  # 0.right - 1.left, 1.right - 0.left

@@ -15,12 +15,16 @@ Every rank at once (one SCAFFOLD order, the ranks in step, batches of numpy arra
    each, so the orientations) and how far apart (the estimate less the part of the fragment inside
    each contig); pairs whose parts inside the contigs exceed the estimate by three spreads say
    nothing.  Every rank counts its links; rank 0 gathers the counts.
-5. **joins** (rank 0): contigs counted more than 1.5 times the assembly's median depth are
-   repeats, and their links are left out (pairs spanning a repeat join its neighbours directly).
+5. **joins** (rank 0): a contig's depth is the number of read ends placed in it (step 2) per
+   k-mer of it; contigs more than 1.5 times the assembly's median depth deep are repeats, and their
+   links are left out (pairs spanning a repeat join its neighbours directly).  The depth comes from
+   the reads, not from the contigs' counts: after rounds of several k a contig's count also holds
+   the counts of the rounds before (their contigs are input to the next), which hides repeats.
    A contig end takes its best-supported link when at least ``min_pairs`` pairs support it and at
    least twice as many as its second best; a link both of whose ends take it is a join.  Never on
-   a single pair: ``min_pairs`` is at least 2.  Chains of joins are the scaffolds (a circle is cut
-   at its smallest contig), named PREFIX-1, ... by decreasing length.
+   a single pair: ``min_pairs`` is at least 2.  Nor where the pairs say the two contigs overlap by
+   more than the graph's k - 1 bases (beyond three spreads).  Chains of joins are the scaffolds (a
+   circle is cut at its smallest contig), named PREFIX-1, ... by decreasing length.
 6. **sequences**: every contig goes to the owner rank of its scaffold's name, which spells the
    scaffold: the contigs in order and orientation, two that overlap by exactly k - 1 bases (the
    graph's own overlap: the branch between them resolved by the pairs) merged, otherwise a run of
@@ -46,7 +50,7 @@ if TYPE_CHECKING:
 INDEX_K = 31
 MIN_SAME = 100  # pairs inside one contig needed to estimate the insert size
 MIN_GAP = 10  # the shortest run of N written between two contigs
-REPEAT_COVERAGE = 1.5  # a contig counted this many times the assembly's median depth is a repeat
+REPEAT_COVERAGE = 1.5  # a contig this many times the assembly's median depth deep is a repeat
 BLOCK = 1 << 25  # bytes of decompressed records parsed at a time
 Ints: TypeAlias = npt.NDArray[np.int64]
 Words: TypeAlias = npt.NDArray[np.uint64]
@@ -148,9 +152,9 @@ def estimate(hist: Ints) -> tuple[int, int]:
     return median, max(round(1.4826 * mad), 1)
 
 
-def repeats(numbers: Ints, lengths: Ints, coverage: Ints, n: int) -> Mask:
-    """Which contigs (by number, ``n`` places) are repeats: a mean count above REPEAT_COVERAGE times the
-    median count of the assembly's bases (contigs weighted by their length).  A repeat's contig has
+def repeats(numbers: Ints, lengths: Ints, coverage: npt.NDArray[Any], n: int) -> Mask:
+    """Which contigs (by number, ``n`` places) are repeats: a depth above REPEAT_COVERAGE times the
+    median depth of the assembly's bases (contigs weighted by their length).  A repeat's contig has
     a copy on both sides of it, so its links would mislead the joins: they are left out, and pairs
     that span a repeat join the unique contigs around it directly."""
     out = np.zeros(n, bool)
@@ -163,10 +167,12 @@ def repeats(numbers: Ints, lengths: Ints, coverage: Ints, n: int) -> Mask:
     return out
 
 
-def choose_joins(links: Ints, min_pairs: int) -> Ints:
+def choose_joins(links: Ints, min_pairs: int, least_gap: int) -> Ints:
     """From link counts (rows: end a, end b, pairs, summed gap; an end is 2 * contig + side, side 1
     the contig's right end), the joins: rows of the links that both their ends take (see the module's
-    step 5), with their mean gap as the last column."""
+    step 5), with their mean gap as the last column.  Two unitigs share no k-mer, so they overlap by
+    k - 1 bases at most: a link whose mean gap is below ``least_gap`` (that overlap less three
+    spreads) says they overlap by more, a confusion of repeats, and is no join."""
     if not len(links):
         return np.empty((0, 3), np.int64)
     ends = np.concatenate((links[:, 0], links[:, 1]))
@@ -182,7 +188,8 @@ def choose_joins(links: Ints, min_pairs: int) -> Ints:
     taken = np.bincount(row[takes], minlength=len(links))
     both = (taken == 2) & (links[:, 0] != links[:, 1])
     gap = links[both, 3] // np.maximum(links[both, 2], 1)
-    return np.stack((links[both, 0], links[both, 1], gap), axis=1)
+    joins = np.stack((links[both, 0], links[both, 1], gap), axis=1)
+    return joins[gap >= least_gap]
 
 
 def chains(joins: Ints, contigs: list[int]) -> list[list[tuple[int, bool, int]]]:
@@ -257,9 +264,8 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     k_contigs = int(np.concatenate(coll.alltoallv([my_k] * size)).max())  # the contigs' k (all have one)
     k = min(INDEX_K, k_contigs) if k_contigs else INDEX_K
     # every rank learns every contig's length (a number per contig)
-    mine = np.stack((numbers, np.array([len(p.sequence) for p in held], np.int64),
-                     np.array([round(100 * p.coverage) for p in held], np.int64)), axis=1).ravel()
-    every = np.concatenate(coll.alltoallv([mine] * size)).reshape(-1, 3)
+    mine = np.stack((numbers, np.array([len(p.sequence) for p in held], np.int64)), axis=1).ravel()
+    every = np.concatenate(coll.alltoallv([mine] * size)).reshape(-1, 2)
     length = np.zeros(int(every[:, 0].max(initial=0)) + 1, np.int64)
     length[every[:, 0]] = every[:, 1]
     # 1. the index, at the owners of the k-mers
@@ -299,6 +305,9 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     q_dest = owners(both, size) if len(both) else np.zeros(0, np.int32)
     a_contig, a_pos, a_strand = ex.ask(q_dest, (both,), look)
     m = len(c1)
+    # every contig's depth: the read ends placed in it, over every rank, per k-mer of it
+    ends_in = np.bincount(a_contig[np.concatenate((o1, o2)) & (a_contig >= 0)], minlength=length.size)
+    ends_in = coll.allreduce(ends_in.astype(np.int64))
     ctg1, ctg2 = a_contig[:m], a_contig[m:]
     p1, p2 = a_pos[:m], a_pos[m:]
     # does the read's first k-mer read the contig forward?  (its own forward id canonical == the contig's)
@@ -351,10 +360,11 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
                               np.bincount(inverse, weights=got_links[:, 2]).astype(np.int64),
                               np.bincount(inverse, weights=got_links[:, 3]).astype(np.int64)), axis=1)
         links_total = int((links[:, 2] >= min_pairs).sum()) if len(links) else 0
-        repeat = repeats(every[:, 0], every[:, 1], every[:, 2], int(length.size))
+        depth = ends_in[every[:, 0]] / np.maximum(every[:, 1] - k + 1, 1)
+        repeat = repeats(every[:, 0], every[:, 1], depth, int(length.size))
         figures["repeats"] = int(repeat.sum())
         unique = ~repeat[links[:, 0] // 2] & ~repeat[links[:, 1] // 2] if len(links) else np.zeros(0, bool)
-        joins = choose_joins(links[unique], min_pairs)
+        joins = choose_joins(links[unique], min_pairs, -(k_contigs - 1) - 3 * spread)
         present = {int(c): int(length[c]) for c in every[:, 0]}
         scaffolds = chains(joins, list(present))
         rows = [(c, n + 1, place, int(f), g)

@@ -194,8 +194,8 @@ class Assemble(Statement, keyword="assemble"):
         final = results[-1]
         seconds = time.monotonic() - t0
         loads = [r for r in results if r.statement == "load"]
-        per_round = "; ".join(f"k={r.data['k']}: {a.data['contigs']:,} contigs, N50 {a.data['n50']:,}, "
-                              f"min_count={a.data['min_count']}"
+        per_round = "; ".join(f"k={r.data['k']}: {a.data['contigs']:,} contig{'s' if a.data['contigs'] != 1 else ''}, "
+                              f"N50 {a.data['n50']:,}, min_count={a.data['min_count']}"
                               for r, a in zip(loads, [x for x in results if x.statement == "assemble"]))
         head = final.text.splitlines()[0]
         pairs_data: dict[str, Any] = {}
