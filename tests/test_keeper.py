@@ -4,7 +4,10 @@ tests/test_multihost.py (a killed rank ends the job on every rank and host)."""
 
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 
 from rayscript.runtime import keeper
 
@@ -67,3 +70,38 @@ def test_the_host_addresses_put_the_loopback_last():
     found = keeper.host_addresses()
     assert "127.0.0.1" in found
     assert found[-1].startswith("127.")
+
+
+# A rank under its keeper that tells its keeper of one other keeper (at the port given), as opening
+# a cluster does, and is then killed outright.
+KILLED_RANK = """
+import fcntl, json, os, signal, sys, termios
+from rayscript.runtime import keeper
+keeper.split()
+fd, _ = keeper._link()
+keeper._say(fd, json.dumps({"token": "t0k3n", "peers": [["elsewhere", ["127.0.0.1"], int(sys.argv[1])]]}))
+while int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder):
+    os.sched_yield()  # until the keeper has read it
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_keeper_names_its_killed_rank_before_it_tells_the_other_keepers(tmp_path):
+    """The others end their ranks and exit as soon as they are told, and a launcher that sees a
+    process of the job fail kills the rest at once (MPICH's does): the line naming the rank must be
+    out by then.  Here the test is the other keeper, and the launcher: told, it kills the keeper."""
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    other.settimeout(60)
+    with other, open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_RANK, str(other.getsockname()[1])], stderr=err,
+                                env=dict(os.environ, PMI_RANK="1"))
+        try:
+            datagram = other.recv(512)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert datagram == keeper.WORD + b" t0k3n 1"
+    line = (tmp_path / "stderr").read_text()
+    assert re.fullmatch(r"rayscript: rank 1 \(pid \d+ on .+\) was killed \(SIGKILL: .*\); the job ends on every rank\n",
+                        line), line

@@ -3,6 +3,8 @@ and each constant has one definition."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "rayscript"
@@ -68,3 +70,21 @@ def test_each_limit_is_defined_once():
         assert len(defined) <= 1, (name, defined)
     grammar = (SRC / "grammar" / "ray.lark").read_text()
     assert '"kmers" | "paths"' not in grammar  # namespaces come from the item registry
+
+
+# what a rank that only serves loads: the command line, its keeper's checks, the cluster and its services
+SERVING = """
+import sys
+import rayscript.cli, rayscript.cluster
+from rayscript.runtime.keeper import launcher_mismatch
+launcher_mismatch()
+print(sorted(m for m in sys.modules if m.split(".")[0] == "lark" or m == "importlib.metadata"
+             or m.startswith(("rayscript.statements", "rayscript.language.parser"))))
+"""
+
+
+def test_a_rank_that_only_serves_loads_no_parser_no_statement_and_no_package_metadata():
+    """Only the commander parses; every rank's start would otherwise pay for lark, the grammar and
+    the statement modules (and for importlib.metadata, to learn which MPI pip installed)."""
+    out = subprocess.run([sys.executable, "-c", SERVING], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -150,14 +150,18 @@ with Cluster() as c:
 
 
 TIMEOUT = 5  # seconds: the jobs' order timeout; a rank's lease is twice that and 5 s
+RUNNING = "running.tsv"
 
 
 def _orders_forever(tmp_path, data, order="ranks"):
+    """A script that loads, then gives ``order`` over and over; its dump to RUNNING, whole once every
+    rank has written its part, says that the ranks are serving and the orders are about to begin."""
     d, _genome = data
     script = tmp_path / "loop.ray"
     script.write_text(f"""set timeout = {TIMEOUT}s
 load "{d}/genome.fq" into kmers k=21
 put kmers/1 on 1
+dump kmers to "{tmp_path / RUNNING}"
 for i in 1..100000000 {{ {order} }}
 """)
     return script
@@ -178,9 +182,15 @@ def _fails_fast(hosts, proc, victim_ranks, victim_host, timeout=TIMEOUT, spare_v
 
 
 def _start_and_wait_until_running(hosts, script, launcher=()):
+    """Start the job of ``_orders_forever`` and return it once it gives its orders."""
     proc = hosts.start(slots(hosts), *rayscript_cmd(), "run", str(script), launcher=launcher)
-    time.sleep(4)  # loaded, and giving orders
-    assert proc.poll() is None, proc.communicate()[1]
+    running = script.parent / RUNNING
+    deadline = time.monotonic() + 120
+    while not running.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not running.exists() or proc.poll() is not None:
+        status, _out, err, _ = wait(proc, 0)
+        pytest.fail(f"the job did not start giving orders (status {status}): {err[-2000:]}")
     return proc
 
 

@@ -396,9 +396,7 @@ m = MPIMessenger()
 m.watch_driver(lambda: 2.5)  # rank 0 beats from a thread; rank 1 listens (before a beat: 2.5 s too)
 if m.rank == 0:
     time.sleep(3.5)  # longer than the lease; the main thread does nothing with MPI meanwhile: the beats go on
-    beats, m._beats = m._beats, None
-    beats[1].set()  # the heartbeat stops, as when rank 0 is gone
-    beats[0].join()
+    m.stop_beating()  # as when rank 0 is gone
     MPI.COMM_WORLD.recv(source=1)
 else:
     def fail(why):
@@ -428,6 +426,50 @@ def test_rank_0_beats_while_it_does_nothing_and_the_silence_is_seen_after_the_le
     proc = run_mpi(2, sys.executable, str(prog), timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "silent after " in proc.stdout, proc.stdout  # seen, and not before the lease (checked above)
+
+
+LEASE_CHANGED = """
+import sys, time
+from mpi4py import MPI
+from rayscript.runtime import mpi
+from rayscript.runtime.mpi import MPIMessenger
+
+mpi.BEAT_SECONDS = 3600  # no beat but the first, unless one is asked for
+m = MPIMessenger()
+lease = [3600.0]
+m.watch_driver(lambda: lease[0])
+if m.rank == 0:
+    MPI.COMM_WORLD.recv(source=1)  # rank 1 has the first beat's lease
+    lease[0] = 2.5
+    m.lease_changed()
+    MPI.COMM_WORLD.recv(source=1)
+    m.stop_beating()
+    MPI.COMM_WORLD.recv(source=1)
+else:
+    before = m._heard[0]
+    while m._heard[0] == before:  # until the first beat is heard
+        m.driver_silence()
+        time.sleep(0.01)
+    MPI.COMM_WORLD.send("first", dest=0)
+    start = time.monotonic()
+    while m._heard[1] != 2.5 and time.monotonic() - start < 60:
+        m.driver_silence()
+        time.sleep(0.01)
+    print("lease", m._heard[1], flush=True)
+    MPI.COMM_WORLD.send("changed", dest=0)
+    while (lost := m.driver_silence()) is None and time.monotonic() - start < 60:
+        time.sleep(0.1)
+    print("lost", lost and lost[1], flush=True)
+    MPI.COMM_WORLD.send("done", dest=0)
+"""
+
+
+def test_a_changed_lease_reaches_the_ranks_at_once():
+    """``set timeout`` changes the lease: the ranks learn it from a beat sent then, not from the next
+    one (here an hour away), so a host cut off right after it is given up by the new lease."""
+    proc = run_mpi(2, sys.executable, "-c", LEASE_CHANGED, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:2] == ["lease 2.5", "lost 2.5"], proc.stdout
 
 
 STALLED = """

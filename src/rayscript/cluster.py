@@ -43,7 +43,7 @@ from .interpreter import Interpreter, Scope
 from .items import Carriageable, unpack_item
 from .language import syntax
 from .language.cascade import session_scope
-from .language.parser import make_key
+from .language.keys import make_key
 from .progress import ProgressDisplay
 from .protocol.core import Fatal
 from .results import Result
@@ -51,7 +51,6 @@ from .runtime.bulk import BulkService
 from .runtime.handlers import StoreService
 from .runtime.node import Node
 from .runtime.shard import Shard
-from .statements import check, parse
 
 if TYPE_CHECKING:
     from .runtime.collective import Collective
@@ -230,6 +229,10 @@ class Cluster:
             raise TypeError(f"a script is text (str), not {type(text).__name__}")
         if text.startswith("\ufeff"):
             text = text[1:]  # a byte-order mark from an editor
+        # the statements and their parser are imported here, by the commander: a rank that only
+        # serves never needs them (one that runs a delegated block gets them with its statements)
+        from .statements import check, parse
+
         statements = parse(text, source)
         interp = self.interpreter
         names, definitions = session_scope(interp.cascades, interp.fields, interp.restored)

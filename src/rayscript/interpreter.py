@@ -34,7 +34,7 @@ from .errors import (
 )
 from .items import is_kmers
 from .language import syntax
-from .language.parser import make_key
+from .language.keys import make_key
 from .logs import fault_site
 from .protocol.base import Message, key_text
 from .protocol.core import BlockDone, RunBlock

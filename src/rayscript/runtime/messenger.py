@@ -63,6 +63,11 @@ class Messenger(ABC):
         has nothing to watch."""
         return None
 
+    def lease_changed(self) -> None:
+        """Rank 0: ``lease()`` gives another value now; the ranks are told at once, not at the
+        next heartbeat."""
+        return None
+
     def driver_silence(self) -> tuple[float, float] | None:
         """A rank other than 0 watching the driver: (seconds without hearing rank 0, the lease
         it gave) when that silence is past the lease; otherwise None."""

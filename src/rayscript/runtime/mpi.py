@@ -74,7 +74,8 @@ class MPIMessenger(Messenger):
         self.outgoing: list = []  # (request, buffer) until complete
         self.last_activity = time.monotonic()
         self._hosts: list[str] | None = None
-        self._beats: tuple[threading.Thread, threading.Event] | None = None  # rank 0's heartbeat
+        # rank 0's heartbeat: its thread, and the events that stop it and make it beat at once
+        self._beats: tuple[threading.Thread, threading.Event, threading.Event] | None = None
         self._heard: list[float] | None = None  # others: [last beat, lease, last look]
         self._beat_buf = np.zeros(1, np.float64)
         self._abandoned: list = []  # receives given up on: MPI may still write into their arrays
@@ -191,25 +192,41 @@ class MPIMessenger(Messenger):
             now = time.monotonic()
             self._heard = [now, float(lease()), now]  # the default lease until the first beat
             return
-        stop = threading.Event()
-        thread = threading.Thread(target=self._beat, args=(lease, stop), name="rayscript-heartbeat", daemon=True)
-        self._beats = (thread, stop)
+        stop, wake = threading.Event(), threading.Event()
+        thread = threading.Thread(target=self._beat, args=(lease, stop, wake), name="rayscript-heartbeat",
+                                  daemon=True)
+        self._beats = (thread, stop, wake)
         thread.start()
 
-    def _beat(self, lease: Callable[[], float], stop: threading.Event) -> None:
+    def lease_changed(self) -> None:
+        if self._beats is not None:
+            self._beats[2].set()
+
+    def _beat(self, lease: Callable[[], float], stop: threading.Event, wake: threading.Event) -> None:
         sent: list = []  # (request, buffer) until complete
         while True:
             buf = np.array([lease()], np.float64)
             sent = [(r, b) for r, b in sent if not r.Test()]
             sent += [(self.comm.Isend(buf, dest=r, tag=TAG_BEAT), buf) for r in range(1, self.size)]
-            if stop.wait(BEAT_SECONDS):
+            wake.wait(BEAT_SECONDS)  # the next beat, or at once when the lease changed
+            if stop.is_set():
                 break
+            wake.clear()
         for req, _ in sent:  # beats nobody took (a rank that is gone) are not waited for
             if not req.Test():
                 try:
                     req.Cancel()
                 except self.MPI.Exception:
                     pass
+
+    def stop_beating(self) -> None:
+        """Rank 0: no more heartbeats (at shutdown)."""
+        if self._beats is not None:
+            thread, stop, wake = self._beats
+            self._beats = None
+            stop.set()
+            wake.set()
+            thread.join()
 
     def _take_beats(self) -> None:
         comm, buf, heard = self.comm, self._beat_buf, self._heard
@@ -234,11 +251,7 @@ class MPIMessenger(Messenger):
         """Drain until every rank has stopped, then let pending sends complete.  False when the
         ranks did not all stop within ``deadline`` seconds (a rank or host that stopped answering)."""
         MPI = self.MPI
-        if self._beats is not None:
-            thread, stop = self._beats
-            stop.set()
-            thread.join()
-            self._beats = None
+        self.stop_beating()
         self._heard = None
         barrier = self.comm.Ibarrier()
         backoff = Backoff(SLEEP_MIN, SLEEP_MAX)

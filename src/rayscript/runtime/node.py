@@ -88,7 +88,7 @@ class Node:
         self.failure: RankFailure | None = None
         self.ending: str | None = None  # why this rank reported itself failed to rank 0 (Fatal)
         self.liveness = Liveness(self)
-        self.timeout: float = DEFAULT_TIMEOUT
+        self._timeout: float = DEFAULT_TIMEOUT
         # a collective step waits for the others at most the order timeout, and a message's bulk
         # data may go that long without progress
         if collective is not None:
@@ -276,6 +276,17 @@ class Node:
                 lost = self.messenger.driver_silence()
                 if lost is not None:
                     raise DriverLost(self.rank, self.hosts[self.rank], self.hosts[0], lost[0])
+
+    @property
+    def timeout(self) -> float:
+        """The order timeout in seconds (0: none)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+        if self.rank == 0:
+            self.messenger.lease_changed()  # the ranks learn the new lease now, not at the next beat
 
     def patience(self) -> float | None:
         """The order timeout (None: no limit)."""
