@@ -60,6 +60,9 @@ def test_the_batch_functions_agree_with_the_scalar_ones(k, seed, canonical):
     assert len(edges) == len(expect)
     assert encoding.int_ids(encoding.revcomp_array(ids, k)) == [encoding.revcomp(x, k) for x in expect]
     assert [bytes(row).decode() for row in encoding.decode_array(ids, k)] == [encoding.decode(x, k) for x in expect]
+    bases = [encoding.decode(x, k) for x in expect]
+    assert ["ACGT"[c] for c in encoding.first_codes(ids, k)] == [b[0] for b in bases]
+    assert ["ACGT"[c] for c in encoding.last_codes(ids)] == [b[-1] for b in bases]
     assert owners(ids, 5).tolist() == [owner(("kmers", x), 5) for x in expect]
     for base in range(4):
         mask = (1 << (2 * k)) - 1

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 HIST_MAX = 4096
 CLEAN_ROUNDS = 3
 PHASES = CLEAN_ROUNDS + 2  # for progress: the threshold, each round of cleaning (or the one graph), the contigs
+LINK_BLOCK = 1 << 17  # neighbours: the nodes whose edges' k-mers are asked of their owners at once
+ASK_BLOCK = 1 << 19  # the most questions of one kind a rank asks at once of every node (bounds their arrays)
 RULER_BITS = 4  # one node in 2**RULER_BITS (by a hash of its id) is a ruler of the list ranking
 L, R = 0, 1
 NOBODY = np.uint64(2**64 - 1)  # the handle of no node
@@ -71,7 +73,8 @@ Places: TypeAlias = npt.NDArray[np.int64]  # nodes by place: position on their r
 OrderKeys: TypeAlias = npt.NDArray[np.uint64]  # see order_keys
 UnitigKeys: TypeAlias = npt.NDArray[np.uint64]  # unitigs by key: 2 * handle + dead side of the end read from
 Sides: TypeAlias = npt.NDArray[np.uint8]  # L or R
-Numbers: TypeAlias = npt.NDArray[np.int64]  # degrees, distances, positions
+Numbers: TypeAlias = npt.NDArray[np.int64]  # distances, positions
+Degrees: TypeAlias = npt.NDArray[np.uint8]  # of each side: its neighbours in the graph (at most 4)
 Mask: TypeAlias = npt.NDArray[np.bool_]
 # each side's single neighbour (NOBODY: none), the side of it a path enters by, whether the link is
 # one of a non-branching path, and the neighbour's place (for this round)
@@ -123,9 +126,8 @@ def owner_copies(ex: _Exchange, foreign: tuple | None, ids: Ids, counts: Counts,
         ids, counts, edges = ids[mine], counts[mine], edges[mine]
     else:
         f_ids, f_counts, f_edges, dest = ids[:0], counts[:0], edges[:0], np.zeros(0, np.int32)
-    got = ex.scatter(dest, f_ids, f_counts, f_edges)
-    cand_ids = np.concatenate(got[0])  # by source rank: the lowest rank's copy comes first
-    cand_counts, cand_edges = np.concatenate(got[1]), np.concatenate(got[2])
+    # by source rank: the lowest rank's copy comes first
+    cand_ids, cand_counts, cand_edges = ex.gather(dest, f_ids, f_counts, f_edges)
     if len(cand_ids):
         held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
         cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
@@ -137,47 +139,51 @@ def owner_copies(ex: _Exchange, foreign: tuple | None, ids: Ids, counts: Counts,
 
 
 class _Exchange:
-    """Batched questions to the owners of ids, and their answers, with ``alltoallv``."""
+    """Batched questions to the owners of ids, and their answers, with ``alltoallv``.  Each array
+    is put in destination order once and sent as it is; what arrives is one receive buffer (no
+    per-destination copies, no gathering copy), so an exchange holds about three copies of what
+    it sends at the most (the caller's, the sorted one, and what arrives)."""
 
     def __init__(self, coll: Collective) -> None:
         self.coll = coll
         self.size = coll.size
 
+    def _plan(self, dest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The order that sorts rows by destination (stable), and how many rows go to each rank."""
+        dest = np.asarray(dest)
+        small = dest.astype(np.uint8 if self.size <= 256 else np.uint16)  # stable sorts of small ints: radix
+        return np.argsort(small, kind="stable"), np.bincount(small, minlength=self.size)
+
     def scatter(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], ...]:
         """Send each row to rank dest[i]; returns, per array, what every source sent (by source)."""
-        order = np.argsort(dest, kind="stable")
-        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
-        out = []
-        for a in arrays:
-            a = a[order]
-            out.append(self.coll.alltoallv([a[bounds[d]:bounds[d + 1]] for d in range(self.size)]))
-        return tuple(out)
+        order, sizes = self._plan(dest)
+        return tuple(self.coll.exchange(a[order], sizes) for a in arrays)
+
+    def gather(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Send each row to rank dest[i]; returns, per array, everything this rank received, as one
+        array (by source)."""
+        order, sizes = self._plan(dest)
+        return tuple(self.coll.exchange_flat(a[order], sizes) for a in arrays)
 
     def rows(self, dest: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """Send row i of a 2-d array to rank dest[i] (one exchange for all columns); returns the
         rows this rank received, from every source, as one array."""
-        order = np.argsort(dest, kind="stable")
-        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
-        m = matrix[order]
-        got = self.coll.alltoallv([m[bounds[d]:bounds[d + 1]].ravel() for d in range(self.size)])
-        return np.concatenate(got).reshape(-1, matrix.shape[1])
+        order, sizes = self._plan(dest)
+        got = self.coll.exchange_flat(matrix[order].ravel(), sizes * matrix.shape[1])
+        return got.reshape(-1, matrix.shape[1])
 
     def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...],
             answer: Callable[..., tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
         """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
         aligned with the rows it got; the answers come back aligned with the questions."""
-        order = np.argsort(dest, kind="stable")
-        bounds = np.searchsorted(dest[order], np.arange(self.size + 1))
-        got = [self.coll.alltoallv([q[order][bounds[d]:bounds[d + 1]] for d in range(self.size)])
-               for q in questions]
-        sizes = [len(x) for x in got[0]]
-        edges = np.concatenate(([0], np.cumsum(sizes)))
-        replies = answer(*(np.concatenate(g) for g in got))
+        order, sizes = self._plan(dest)
+        # how many questions come from each rank (the answers go back in those numbers)
+        asked = np.concatenate(self.coll.alltoallv([sizes[d:d + 1] for d in range(self.size)])).astype(np.int64)
+        replies = answer(*(self.coll.exchange_flat(q[order], sizes, asked) for q in questions))
         out = []
         for rep in replies:
-            back = self.coll.alltoallv([rep[edges[s]:edges[s + 1]] for s in range(self.size)])
             res = np.empty(len(dest), rep.dtype)
-            res[order] = np.concatenate(back)
+            res[order] = self.coll.exchange_flat(rep, asked, sizes)
             out.append(res)
         return tuple(out)
 
@@ -361,15 +367,34 @@ class AssemblyService:
             self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "
                            "overwrite them, or assemble into another prefix")
             return self._fail(msg)
-        ids, counts, edges = self._owner_view(msg.kset, *table.extract(("all",)))
-        # 1. the threshold
-        hist = np.bincount(np.minimum(counts, HIST_MAX).astype(np.int64), minlength=HIST_MAX + 1)
+        # 1. the threshold: the count histogram of the owners' view.  When every k-mer is on its
+        # owner (no copies anywhere) it is the table's own, and only the graph's k-mers are taken
+        # out of the table (an all-k-mers copy would cost more than the graph)
+        foreign = self.store.off_owner(coll.rank, self.ex.size, msg.kset)
+        at_home = not coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]
+        if at_home:
+            held, numbers = table.histogram()
+            hist = np.zeros(HIST_MAX + 1, np.int64)
+            np.add.at(hist, np.minimum(held, HIST_MAX), numbers)
+        else:
+            ids, counts, edges = owner_copies(self.ex, foreign, *table.extract(("all",)))
+            hist = np.bincount(np.minimum(counts, HIST_MAX).astype(np.int64), minlength=HIST_MAX + 1)
+        del foreign
         hist = coll.allreduce(hist)
         min_count = msg.min_count or valley(hist)
-        keep = counts >= min_count
-        kept = coll.allreduce(np.array([int(counts[keep].sum(dtype=np.int64)), int(counts.sum(dtype=np.int64))],
-                                       np.int64))
-        graph = Graph(ids[keep], counts[keep], edges[keep], k, coll.rank, self.ex.size)
+        if at_home:
+            occurrences = held * numbers
+            mine = [int(occurrences[held >= min_count].sum()), int(occurrences.sum())]
+            graph = Graph(*table.extract(("count", ">=", min_count)), k, coll.rank, self.ex.size)
+        else:
+            keep = counts >= min_count
+            mine = [int(counts[keep].sum(dtype=np.int64)), int(counts.sum(dtype=np.int64))]
+            graph = Graph(ids[keep], counts[keep], edges[keep], k, coll.rank, self.ex.size)
+            del ids, counts, edges, keep
+        kept = coll.allreduce(np.array(mine, np.int64))
+        if msg.release:  # the statement's own set, which it drops after: its table goes now, not after the graph
+            self.store.sets.pop(msg.kset, None)
+            del table
         phases["threshold"] = time.monotonic() - t0
         self._progress(1, "assembling: the graph's k-mers chosen")
         removed = {"tips": 0, "bubbles": 0}
@@ -396,9 +421,10 @@ class AssemblyService:
             reuse = (links[2][~drop], links[0][~drop], far[~drop], side[~drop], dist[~drop], far_order[~drop],
                      cyclic[~drop])
             graph = graph.subset(~drop)
+            del links, degrees, unchanged, chains, far, side, dist, far_order, cyclic  # before the next round's
         else:
             t = time.monotonic()
-            links, degrees = self._links(graph)
+            links, _degrees = self._links(graph)
             chains = self._chains(graph, links, self._unchanged(graph, links, *reuse) if reuse else None)
             phases["graph and unitigs"] = phases.get("graph and unitigs", 0.0) + time.monotonic() - t
         self._progress(PHASES - 1, "assembling: spelling and naming the contigs")
@@ -429,14 +455,13 @@ class AssemblyService:
             occurrences=int(kept[1]), kept_occurrences=int(kept[0]),
             error_peak=bool(msg.min_count == 0 and min_count > 1)))
 
-    def _owner_view(self, kset: str, ids: Ids, counts: Counts, edges: Edges) -> tuple[Ids, Counts, Edges]:
-        """The k-mers the graph is made of, each once and on its owner rank: the owner's copy, else
-        the copy of the lowest rank that holds one (the view count and dump take).  K-mers held off
-        their owner (copies, replicas, moves) go to their owners; nothing is sent when there are none."""
-        foreign = self.store.off_owner(self.coll.rank, self.ex.size, kset)
-        if not self.coll.allreduce(np.array([int(foreign is not None)], np.int64))[0]:
-            return ids, counts, edges
-        return owner_copies(self.ex, foreign, ids, counts, edges)
+    def _blocks(self, n: int, block: int) -> Iterator[slice]:
+        """Every rank: slices of at most ``block`` of this rank's n items, as many on every rank (the
+        most any rank needs, the last ones empty here): one batched question per slice."""
+        counts = np.zeros(self.ex.size, np.int64)
+        counts[self.coll.rank] = -(-n // block)
+        for b in range(max(int(self.coll.allreduce(counts).max()), 1)):
+            yield slice(min(b * block, n), min((b + 1) * block, n))
 
     def _fail(self, msg: AssembleOrder) -> None:
         self.node.fail_order(msg, self._error or "assemble failed on another rank")
@@ -445,7 +470,7 @@ class AssemblyService:
         self.node.show_progress(done, PHASES, what, "phases")
 
     # --- 2, 3. neighbours, degrees and links -------------------------------------------------
-    def _links(self, g: Graph) -> tuple[Links, Numbers]:
+    def _links(self, g: Graph) -> tuple[Links, Degrees]:
         """Each side's degree, and for a side with one neighbour: the neighbour's handle, the side of
         it a path enters by, whether the link is one of a non-branching path (the facing side has one
         neighbour too), and where the neighbour is (its position on its rank, for this round).
@@ -454,48 +479,63 @@ class AssemblyService:
         link; nor is anything to or from a palindromic k-mer: a path can only enter and leave it by
         turning back, so it is a unitig of its own."""
         k, n, size = g.k, g.n, self.ex.size
-        # the neighbours the edges name: slots 0-3 successors by base, 4-7 predecessors
-        bits = (g.edges[:, None] >> np.arange(8, dtype=np.uint8)[None, :]) & 1
-        rows, slots = np.nonzero(bits)
-        x = g.ids[rows]
-        base = (slots & 3).astype(np.uint64)
-        succ = slots < 4
-        y = np.empty_like(x)
-        y[succ] = encoding.followers(x[succ], k, base[succ])
-        y[~succ] = encoding.leaders(x[~succ], k, base[~succ])
-        yc = encoding.canonical_array(y, k) if len(y) else y
-        dest = owners(yc, size) if len(yc) else np.zeros(0, np.int32)
 
-        def answer(asked: Ids) -> tuple[Numbers, Numbers, Handles, npt.NDArray[np.uint8]]:
+        def answer(asked: Ids) -> tuple[Numbers, Handles, npt.NDArray[np.uint8]]:
             pos, found = g.find(asked)
-            return (found.astype(np.int64), pos.astype(np.int64),
+            return (np.where(found, pos, -1).astype(np.int64),
                     np.where(found, g.key[pos] if g.n else 0, NOBODY).astype(np.uint64),
                     np.where(found, g.palindromic[pos] if g.n else False, False).astype(np.uint8))
 
-        # which are in the graph, their handles, and where on their owner (later questions go by position)
-        found, where, handle, pal = self.ex.ask(dest, (yc,), answer)
-        present = found.astype(bool)
-        side_of = np.where(slots < 4, R, L)
-        degrees = np.zeros((n, 2), np.int64)
-        np.add.at(degrees, (rows[present], side_of[present]), 1)
-        # a side of degree 1: its single neighbour, and the side of it we enter by (leaving by R into
-        # a neighbour read forward enters its L side; by L into a neighbour read forward, its R side)
-        one = (present & (degrees[rows, side_of] == 1) & (handle != g.key[rows]) & (pal == 0)
-               & ~g.palindromic[rows])
-        r1, s1 = rows[one], side_of[one]
+        # the neighbours the edges name (slots 0-3 successors by base, 4-7 predecessors), asked of
+        # their owners a block of nodes at a time (every rank takes part in as many blocks): the
+        # neighbours' ids are the largest arrays of the assembly, so only a block's are ever held.
+        # All the edges of a node are in its block, so its degrees and links are known at the
+        # block's end
+        degrees = np.zeros((n, 2), np.uint8)  # at most 4 a side
         link_id = np.full((n, 2), NOBODY, np.uint64)
         link_side = np.zeros((n, 2), np.uint8)
         linked = np.zeros((n, 2), bool)
         link_h = np.zeros((n, 2), np.int64)
-        forward = encoding.same(y[one], yc[one])
-        link_id[r1, s1] = handle[one]
-        link_side[r1, s1] = np.where(forward, 1 - s1, s1)
-        link_h[r1, s1] = where[one] * size + dest[one]
-        # a link of a non-branching path: the facing side has one neighbour too
-        h, entry = link_h[r1, s1], link_side[r1, s1]
-        (deg,) = self.ex.ask(h % size, (h, entry),
-                             lambda hh, ee: (degrees[hh // size, ee.astype(np.int64)] if g.n else np.zeros(len(hh)),))
-        linked[r1, s1] = deg == 1
+        for part in self._blocks(n, LINK_BLOCK):
+            lo, hi = part.start, part.stop
+            bits = (g.edges[lo:hi, None] >> np.arange(8, dtype=np.uint8)[None, :]) & 1
+            rows, slots = np.nonzero(bits)
+            del bits
+            rows += lo
+            x = g.ids[rows]
+            base = (slots & 3).astype(np.uint64)
+            succ = slots < 4
+            y = np.empty_like(x)
+            y[succ] = encoding.followers(x[succ], k, base[succ])
+            y[~succ] = encoding.leaders(x[~succ], k, base[~succ])
+            del x, base
+            yc = encoding.canonical_array(y, k) if len(y) else y
+            dest = owners(yc, size) if len(yc) else np.zeros(0, np.int32)
+            # which are in the graph, their handles, and where on their owner (later questions go by position)
+            where, handle, pal = self.ex.ask(dest, (yc,), answer)
+            present = where >= 0
+            rows, slots, y, yc = rows[present], slots[present], y[present], yc[present]
+            where, handle, pal, dest = where[present], handle[present], pal[present], dest[present]
+            side_of = (slots < 4).view(np.uint8)  # R after the node, L before it
+            np.add.at(degrees, (rows, side_of), 1)
+            # a side of degree 1: its single neighbour, and the side of it we enter by (leaving by R into
+            # a neighbour read forward enters its L side; by L into a neighbour read forward, its R side)
+            one = (degrees[rows, side_of] == 1) & (handle != g.key[rows]) & (pal == 0) & ~g.palindromic[rows]
+            r1, s1 = rows[one], side_of[one]
+            forward = encoding.same(y[one], yc[one])
+            link_id[r1, s1] = handle[one]
+            link_side[r1, s1] = np.where(forward, 1 - s1, s1)
+            link_h[r1, s1] = where[one] * size + dest[one]
+            del rows, slots, succ, y, yc, where, handle, pal, dest, present, side_of, one, forward
+        # a link of a non-branching path: the facing side has one neighbour too (asked a block at a time)
+        for part in self._blocks(n, ASK_BLOCK // 2):
+            r1, s1 = np.nonzero(link_id[part] != NOBODY)
+            r1 += part.start
+            h, entry = link_h[r1, s1], link_side[r1, s1]
+            (deg,) = self.ex.ask(h % size, (h, entry),
+                                 lambda hh, ee: (degrees[hh // size, ee.astype(np.int64)] if g.n else
+                                                 np.zeros(len(hh), np.uint8),))
+            linked[r1, s1] = deg == 1
         return (link_id, link_side, linked, link_h), degrees
 
     # --- 4. unitigs: walks between rulers, then pointer jumping over the rulers ------------------
@@ -526,9 +566,11 @@ class AssemblyService:
         over the rulers only, and every node adds its distance to the answer of its ruler: O(n)
         lookups in all."""
         n, size, rank = g.n, self.ex.size, self.coll.rank
+        total_nodes = int(self.coll.allreduce(np.array([n], np.int64))[0])
+        steps = np.int32 if total_nodes < 2**31 else np.int64  # a distance is below the graph's nodes
         far = np.repeat(g.key[:, None], 2, axis=1)
         side = np.repeat(np.array([[L, R]], np.uint8), n, axis=0)
-        dist = np.zeros((n, 2), np.int64)
+        dist = np.zeros((n, 2), steps)
         done = ~linked
         low = np.repeat(g.order[:, None], 2, axis=1)
         fixed = np.zeros(n, bool)
@@ -541,14 +583,11 @@ class AssemblyService:
         # the nearest ruler beyond each side: its handle, id, the side by which the path leaves it,
         # the distance, and the smallest id from here to it
         near_h = np.full((n, 2), -1, np.int64)
-        near_id = np.zeros((n, 2), np.uint64)
         near_t = np.zeros((n, 2), np.uint8)
-        near_d = np.zeros((n, 2), np.int64)
+        near_d = np.zeros((n, 2), steps)
         near_low = np.zeros((n, 2), np.uint64)
         ruler_idx = np.full(n, -1, np.int64)
         rnodes: list[np.ndarray] = []
-
-        total_nodes = int(self.coll.allreduce(np.array([n], np.int64))[0])
 
         def launch(new: np.ndarray) -> None:
             idx = np.flatnonzero(new)
@@ -559,7 +598,7 @@ class AssemblyService:
             for s in (L, R):
                 sel = idx[linked[idx, s]]
                 cols.append(np.stack((link_h[sel, s].astype(np.uint64), link_side[sel, s].astype(np.uint64),
-                                      (ruler_idx[sel] * size + rank).astype(np.uint64), g.key[sel],
+                                      (ruler_idx[sel] * size + rank).astype(np.uint64),
                                       np.full(len(sel), 1 - s, np.uint64), np.ones(len(sel), np.uint64),
                                       g.order[sel]), axis=1))
             walkers = np.concatenate(cols)
@@ -570,14 +609,13 @@ class AssemblyService:
                     raise RuntimeError("assemble: a walk between rulers did not end (inconsistent links)")
                 got = self.ex.rows(walkers[:, 0].astype(np.int64) % size, walkers)
                 pos, e = (got[:, 0] // np.uint64(size)).astype(np.int64), got[:, 1].astype(np.int64)
-                passed = np.minimum(got[:, 6], g.order[pos])
-                near_h[pos, e], near_id[pos, e] = got[:, 2].astype(np.int64), got[:, 3]
-                near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 4], got[:, 5].astype(np.int64), passed
+                passed = np.minimum(got[:, 5], g.order[pos])
+                near_h[pos, e] = got[:, 2].astype(np.int64)
+                near_t[pos, e], near_d[pos, e], near_low[pos, e] = got[:, 3], got[:, 4].astype(steps), passed
                 go = ~ruler[pos]  # a walker stops at the next ruler
                 p, out = pos[go], 1 - e[go]
                 walkers = np.stack((link_h[p, out].astype(np.uint64), link_side[p, out].astype(np.uint64),
-                                    got[go, 2], got[go, 3], got[go, 4], got[go, 5] + np.uint64(1), passed[go]),
-                                   axis=1)
+                                    got[go, 2], got[go, 3], got[go, 4] + np.uint64(1), passed[go]), axis=1)
 
         launch(ruler)
         # nodes no walker reached lie on cycles without a ruler: they all become rulers
@@ -588,8 +626,11 @@ class AssemblyService:
         rn = np.concatenate(rnodes)
         rl = linked[rn]
         me = (np.arange(len(rn), dtype=np.int64) * size + rank)[:, None]
-        rfar = np.where(rl, near_id[rn], g.key[rn, None])
         rfar_h = np.where(rl, near_h[rn], me)
+        # the key of the ruler beyond each side (asked of its rank: walkers carry only where it is)
+        rfar = np.repeat(g.key[rn, None], 2, axis=1)
+        beyond = rfar_h[rl]
+        (rfar[rl],) = self.ex.ask(beyond % size, (beyond,), lambda hh: (g.key[rn[hh // size]],))
         rside = np.where(rl, near_t[rn], np.array([[L, R]], np.uint8)).astype(np.uint8)
         rdist = np.where(rl, near_d[rn], 0)
         rdone = ~rl
@@ -614,12 +655,13 @@ class AssemblyService:
             rlow[i, s] = np.minimum(rlow[i, s], low2)
         # every other node: its ruler's answer, plus its distance to that ruler
         far[rn], side[rn], dist[rn], done[rn], low[rn] = rfar, rside, rdist, rdone, rlow
-        rows = np.flatnonzero((~fixed & ~ruler)[:, None].repeat(2, axis=1).ravel())
-        i, s = rows // 2, rows % 2
-        h = near_h[i, s]
-        f2, _h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, near_t[i, s]), state)
-        far[i, s], side[i, s], dist[i, s] = f2, s2, near_d[i, s] + d2
-        done[i, s], low[i, s] = done2.astype(bool), np.minimum(near_low[i, s], low2)
+        rest = np.flatnonzero(~fixed & ~ruler)
+        for part in self._blocks(len(rest), ASK_BLOCK // 2):  # a block of nodes at a time: both sides of each
+            i, s = np.repeat(rest[part], 2), np.tile(np.array([L, R]), part.stop - part.start)
+            h = near_h[i, s]
+            f2, _h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, near_t[i, s]), state)
+            far[i, s], side[i, s], dist[i, s] = f2, s2, near_d[i, s] + d2
+            done[i, s], low[i, s] = done2.astype(bool), np.minimum(near_low[i, s], low2)
         return far, side, dist, done, low
 
     def _chains(self, g: Graph, links: Links, reuse: Unchanged | None = None) -> Chains:
@@ -638,8 +680,7 @@ class AssemblyService:
             linked[cut, L] = False
             tell = np.flatnonzero(cut)
             h = link_h[tell, L]
-            got_h, got_sides = self.ex.scatter(h % self.ex.size, h, link_side[tell, L])
-            h2, sides2 = np.concatenate(got_h), np.concatenate(got_sides)
+            h2, sides2 = self.ex.gather(h % self.ex.size, h, link_side[tell, L])
             linked[h2 // self.ex.size, sides2.astype(np.int64)] = False
             ended = done[:, L] & done[:, R]  # both ends found
             far, side, dist, done, low = self._jump(g, link_id, link_side, linked, link_h,
@@ -649,11 +690,12 @@ class AssemblyService:
         known = np.zeros(g.n, bool) if reuse is None else reuse[4] & ~cyclic
         if reuse is not None:
             far_order[known] = reuse[3][known]
-        rows = np.flatnonzero(~known[:, None].repeat(2, axis=1).ravel())
-        i, sd = rows // 2, rows % 2
-        h = far[i, sd]
-        (far_order[i, sd],) = self.ex.ask((h % np.uint64(self.ex.size)).astype(np.int64), (h,),
-                                          lambda hh: (g.order[g.at(hh)],))
+        rest = np.flatnonzero(~known)
+        for part in self._blocks(len(rest), ASK_BLOCK // 2):
+            i, sd = np.repeat(rest[part], 2), np.tile(np.array([L, R]), part.stop - part.start)
+            h = far[i, sd]
+            (far_order[i, sd],) = self.ex.ask((h % np.uint64(self.ex.size)).astype(np.int64), (h,),
+                                              lambda hh: (g.order[g.at(hh)],))
         return far, side, dist, far_order, cyclic, linked
 
     @staticmethod
@@ -676,41 +718,43 @@ class AssemblyService:
         return ((key >> np.uint64(1)) % np.uint64(self.ex.size)).astype(np.int64)
 
     # --- 5. tips and bubbles ------------------------------------------------------------------
-    def _clean(self, g: Graph, links: Links, degrees: Numbers, chains: Chains) -> tuple[Mask, int, int]:
+    def _clean(self, g: Graph, links: Links, degrees: Degrees, chains: Chains) -> tuple[Mask, int, int]:
         far, side, dist, far_order, cyclic, linked = chains
         key, _pos, _forward, uorder, uside = self._unitig_of(far, side, dist, far_order)
-        link_id = links[0]
         length = dist[:, L] + dist[:, R] + 1
-        # what each node tells its unitig's owner: its count, and for each side that ends the
-        # unitig, the side's degree and (degree 1) the neighbour beyond it; cycles are neither tips
-        # nor bubble arms
-        ends = ~linked
-        nb = np.where(degrees == 1, link_id, NOBODY)
-        dest = self._unitig_rank(key)
-        got = self.ex.scatter(dest, key, length, g.counts.astype(np.int64),
-                              ends[:, L].astype(np.uint8), ends[:, R].astype(np.uint8),
-                              degrees[:, L].astype(np.int64), degrees[:, R].astype(np.int64), nb[:, L], nb[:, R],
-                              cyclic.astype(np.uint8), uorder, uside)
-        ukey, ulen, ucount, eL, eR, dL, dR, nL, nR, ucyc, uord, usd = (np.concatenate(a) for a in got)
+        # what a rank tells a unitig's owner: of its nodes there, how many and their counts summed
+        # (a piece), and for each side that ends the unitig, the side's degree and (degree 1) the
+        # neighbour beyond it; cycles are neither tips nor bubble arms
+        o = np.argsort(key, kind="stable")
+        first = np.flatnonzero(np.concatenate(([True], key[o][1:] != key[o][:-1]))) if g.n else o
+        rep = o[first]  # a node of each piece: its unitig's length, cycle, end order key and side
+        sums = np.add.reduceat(g.counts[o].astype(np.int64), first) if g.n else np.empty(0, np.int64)
+        rows = np.diff(np.append(first, g.n))
+        del o
+        pkey, psum, prows, plen, pcyc, pord, psd = self.ex.gather(
+            self._unitig_rank(key[rep]), key[rep], sums, rows, length[rep], cyclic[rep].astype(np.uint8),
+            uorder[rep], uside[rep])
+        at_end = [np.flatnonzero(~linked[:, sd]) for sd in (L, R)]
+        e_at = np.concatenate(at_end)
+        e_side = np.repeat(np.array([L, R]), [len(at_end[L]), len(at_end[R])])
+        nb = np.where(degrees[e_at, e_side] == 1, links[0][e_at, e_side], NOBODY)
+        end_key, end_deg, end_nb = self.ex.gather(self._unitig_rank(key[e_at]), key[e_at], degrees[e_at, e_side], nb)
+        del at_end, e_at, e_side, nb, uorder, uside, length
         remove_keys = []
         tips = bubbles = 0
         arm_lo = arm_hi = arm_key = arm_ord = np.empty(0, np.uint64)
         arm_cov = np.empty(0, np.float64)
         arm_side = np.empty(0, np.uint8)
-        if len(ukey):
-            order = np.argsort(ukey, kind="stable")
-            ukey, ulen, ucount = ukey[order], ulen[order], ucount[order]
-            eL, eR, dL, dR, nL, nR = eL[order], eR[order], dL[order], dR[order], nL[order], nR[order]
-            ucyc, uord, usd = ucyc[order], uord[order], usd[order]
-            first = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
-            keys = ukey[first]
-            nodes = ulen[first]
-            cyc = ucyc[first].astype(bool)
-            cov = np.add.reduceat(ucount, first) / np.maximum(np.diff(np.append(first, len(ukey))), 1)
+        if len(pkey):
+            order = np.argsort(pkey, kind="stable")
+            pkey, psum, prows, plen, pcyc, pord, psd = (a[order] for a in (pkey, psum, prows, plen, pcyc, pord, psd))
+            first = np.flatnonzero(np.concatenate(([True], pkey[1:] != pkey[:-1])))
+            keys = pkey[first]
+            nodes = plen[first]
+            cyc = pcyc[first].astype(bool)
+            cov = np.add.reduceat(psum, first) / np.maximum(np.add.reduceat(prows, first), 1)
+            uord, usd = pord[first], psd[first]
             # the two end sides of each unitig: (degree, neighbour beyond)
-            end_deg = np.concatenate((dL[eL == 1], dR[eR == 1]))
-            end_nb = np.concatenate((nL[eL == 1], nR[eR == 1]))
-            end_key = np.concatenate((ukey[eL == 1], ukey[eR == 1]))
             o = np.lexsort((end_nb, end_key))
             end_key, end_deg, end_nb = end_key[o], end_deg[o], end_nb[o]
             idx = np.searchsorted(end_key, keys)
@@ -724,12 +768,11 @@ class AssemblyService:
             arm = ~cyc & ~tip & (d1 == 1) & (d2 == 1) & (nodes <= 2 * g.k) & (b1 != NOBODY) & (b2 != NOBODY)
             arm_lo, arm_hi = np.minimum(b1, b2)[arm], np.maximum(b1, b2)[arm]
             arm_key, arm_cov = keys[arm], cov[arm].astype(np.float64)
-            arm_ord, arm_side = uord[first][arm], usd[first][arm]
+            arm_ord, arm_side = uord[arm], usd[arm]
         # the arms of one bubble may belong to unitigs owned by different ranks: each arm goes to the
         # rank of the node of smaller handle it joins, which sees every arm between that pair
-        got = self.ex.scatter((arm_lo % np.uint64(self.ex.size)).astype(np.int64), arm_lo, arm_hi, arm_key,
-                              arm_cov, arm_ord, arm_side)
-        pair_lo, pair_hi, akeys, acov, aord, aside = (np.concatenate(a) for a in got)
+        pair_lo, pair_hi, akeys, acov, aord, aside = self.ex.gather(
+            (arm_lo % np.uint64(self.ex.size)).astype(np.int64), arm_lo, arm_hi, arm_key, arm_cov, arm_ord, arm_side)
         if len(akeys):
             o = np.lexsort((aside, aord, -acov, pair_hi, pair_lo))  # best arm first in each pair
             pair_lo, pair_hi, akeys = pair_lo[o], pair_hi[o], akeys[o]
@@ -748,24 +791,40 @@ class AssemblyService:
         the end it is read from)."""
         k = g.k
         key, pos, forward, uorder, uside = self._unitig_of(*chains[:4])
-        oriented = np.where(forward, g.ids, encoding.revcomp_array(g.ids, k) if g.n else g.ids)
         dest = self._unitig_rank(key)
-        got = self.ex.scatter(dest, key, pos, oriented, g.counts.astype(np.int64), uorder, uside)
-        ukey, upos, uori, ucount, uord, usd = (np.concatenate(a) for a in got)
+        # every node sends the last base of its k-mer as the unitig reads it (the complement of its
+        # first base when read reverse) and its count; the first node of each unitig sends its whole
+        # k-mer (the unitig's first k bases) and the order key and side of the unitig's end
+        last = np.where(forward, encoding.last_codes(g.ids), 3 - encoding.first_codes(g.ids, k)).astype(np.uint8)
+        ukey, upos, ulast, ucount = self.ex.gather(dest, key, pos, last, g.counts)
+        del last
+        head = np.flatnonzero(pos == 0)
+        hid = g.ids[head]
+        back = ~forward[head]
+        if back.any():
+            hid[back] = encoding.revcomp_array(hid[back], k)
+        hkey, hori, hord, hsd = self.ex.gather(dest[head], key[head], hid, uorder[head], uside[head])
+        del key, pos, forward, uorder, uside, dest, head, hid, back
         if not len(ukey):
             return []
         order = np.lexsort((upos, ukey))
-        ukey, upos, uori, ucount, uord, usd = (a[order] for a in (ukey, upos, uori, ucount, uord, usd))
+        ukey, upos, ulast, ucount = (a[order] for a in (ukey, upos, ulast, ucount))
+        del order
         starts = np.flatnonzero(np.concatenate(([True], ukey[1:] != ukey[:-1])))
         stops = np.append(starts[1:], len(ukey))
         if not ((upos == np.arange(len(upos)) - np.repeat(starts, stops - starts)).all()):
             raise RuntimeError("assemble: the positions of a unitig's k-mers are not 0, 1, 2, ... (inconsistent links)")
-        heads = encoding.decode_array(uori[starts], k)  # the first k-mer of each unitig, as bases
-        last = np.frombuffer(b"ACGT", np.uint8)[encoding.last_codes(uori)]
+        o = np.argsort(hkey, kind="stable")
+        hkey, hori, hord, hsd = hkey[o], hori[o], hord[o], hsd[o]
+        if len(hkey) != len(starts) or not (hkey == ukey[starts]).all():
+            raise RuntimeError("assemble: a unitig without its first k-mer (inconsistent links)")
+        heads = encoding.decode_array(hori, k)  # the first k-mer of each unitig, as bases
+        last = np.frombuffer(b"ACGT", np.uint8)[ulast]
+        ucount = ucount.astype(np.int64)
         out = []
         for i, (a, b) in enumerate(zip(starts, stops)):
             seq = heads[i].tobytes().decode() + last[a + 1:b].tobytes().decode()
-            out.append((int(ukey[a]), seq, float(ucount[a:b].mean()), int(uord[a]), int(usd[a])))
+            out.append((int(ukey[a]), seq, float(ucount[a:b].mean()), int(hord[i]), int(hsd[i])))
         return out
 
     def _name(self, contigs: list[Contig], prefix: str, k: int) -> tuple[list[GraphPath], np.ndarray]:

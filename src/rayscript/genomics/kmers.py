@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 # held by the table's buckets) before they are sorted and merged into the staging table.  Larger
 # means fewer merges and more memory.
 PENDING_MAX = 8_000_000
-# the same for k > 31 (ids and edges waiting in lists: 17 bytes each)
-WIDE_PENDING_MAX = 4_000_000
+# the same for k > 31: ids and edges wait in one buffer of this many (17 bytes each, 33 for k > 63)
+WIDE_PENDING_MAX = 2_000_000
 
 # (ids, counts) of the k-mers a rank leaves out as copies of k-mers counted on another rank
 Copies: TypeAlias = tuple[Ids, Counts]
@@ -189,8 +189,10 @@ class KmerService:
         reads = kmers = nbytes = 0
         narrow = not encoding.is_wide(msg.k)
         buffer = OccurrenceBuffer(staging, PENDING_MAX) if narrow and error is None else None
-        pending_ids: list = []
-        pending_edges: list = []
+        # k > 31: the occurrences received wait here until WIDE_PENDING_MAX, then are counted
+        pending_ids = encoding.empty_ids(msg.k) if narrow or error is not None else \
+            np.empty(WIDE_PENDING_MAX, encoding.id_dtype(msg.k))
+        pending_edges = np.empty(len(pending_ids), np.uint8)
         pending = 0
         active = True
         aborted = False
@@ -226,18 +228,24 @@ class KmerService:
                 continue
             dest = owners(ids, coll.size).astype(np.uint8 if coll.size <= 256 else np.uint16)
             order = np.argsort(dest, kind="stable")  # a radix sort for small integer types
-            bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))
-            ids, edges = ids[order], edges[order]
-            got_ids = coll.alltoallv([ids[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
-            got_edges = coll.alltoallv([edges[bounds[d]:bounds[d + 1]] for d in range(coll.size)])
-            pending_ids.extend(got_ids)
-            pending_edges.extend(got_edges)
-            pending += sum(len(g) for g in got_ids)
-            if pending >= WIDE_PENDING_MAX:
-                staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
-                pending_ids, pending_edges, pending = [], [], 0
+            sizes = np.bincount(dest, minlength=coll.size)
+            del dest
+            got_ids = coll.exchange_flat(ids[order], sizes)
+            got_edges = coll.exchange_flat(edges[order], sizes)
+            del ids, edges, order
+            if pending + len(got_ids) > len(pending_ids):
+                staging.add_occurrences(pending_ids[:pending], pending_edges[:pending])
+                pending = 0
+            if len(got_ids) >= len(pending_ids):
+                staging.add_occurrences(got_ids, got_edges)
+            else:
+                pending_ids[pending:pending + len(got_ids)] = got_ids
+                pending_edges[pending:pending + len(got_ids)] = got_edges
+                pending += len(got_ids)
+            del got_ids, got_edges
         if error is None and not aborted and pending:
-            staging.add_occurrences(np.concatenate(pending_ids), np.concatenate(pending_edges))
+            staging.add_occurrences(pending_ids[:pending], pending_edges[:pending])
+        del pending_ids, pending_edges
         if buffer is not None:
             if error is None and not aborted:
                 buffer.finish()

@@ -37,6 +37,7 @@ class AssembleOrder(Message, kind="assemble"):
     replace: bool = False
     kset: str = "kmers"  # the k-mer set assembled
     forget: str = ""  # a prefix of paths (an earlier round's) deleted once these are stored
+    release: bool = False  # kset is the statement's own temporary set: dropped once the graph is made
 
     def cascade(self) -> list[str]:
         r, c = self.recipient, self.commander

@@ -57,6 +57,14 @@ class Collective:
         ends = np.cumsum(counts)
         return self.alltoallv([buf[e - c:e] for c, e in zip(counts, ends)])
 
+    def exchange_flat(self, buf: np.ndarray, counts: Sequence[int] | npt.NDArray[np.integer[Any]],
+                      recv_counts: npt.NDArray[np.int64] | None = None) -> np.ndarray:
+        """Like :meth:`exchange`, but what every source sent as one array, by source (the receive
+        buffer itself where the transport has one: no gathering copy on either side);
+        ``recv_counts``: how much comes from each source, when every rank knows it already."""
+        got = self.exchange(buf, counts)
+        return np.concatenate(got) if len(got) > 1 else got[0]
+
     def allreduce(self, values: np.ndarray) -> np.ndarray:
         """Element-wise sum of an int64 vector over every rank."""
         raise NotImplementedError
@@ -178,13 +186,28 @@ class MPICollective(Collective):
 
     def exchange_known(self, sendbuf: np.ndarray, send_counts: npt.NDArray[np.int64],
                        recv_counts: npt.NDArray[np.int64]) -> list[np.ndarray]:
+        recv_counts = np.asarray(recv_counts, dtype=np.int64)
+        recvbuf = self._received(sendbuf, send_counts, recv_counts)
+        rdispl = np.concatenate(([0], np.cumsum(recv_counts)[:-1]))
+        return [recvbuf[rdispl[s]: rdispl[s] + recv_counts[s]] for s in range(self.size)]
+
+    def exchange_flat(self, buf: np.ndarray, counts: Sequence[int] | npt.NDArray[np.integer[Any]],
+                      recv_counts: npt.NDArray[np.int64] | None = None) -> np.ndarray:
+        send_counts = np.asarray(counts, dtype=np.int64)
+        if recv_counts is None:
+            recv_counts = np.empty(self.size, dtype=np.int64)
+            self._wait(self.comm.Ialltoall(send_counts, recv_counts), send_counts, recv_counts)
+        return self._received(buf, send_counts, recv_counts)
+
+    def _received(self, sendbuf: np.ndarray, send_counts: npt.NDArray[np.int64],
+                  recv_counts: npt.NDArray[np.int64]) -> np.ndarray:
+        """The receive buffer of one alltoallv: what every source sent, by source."""
         send_counts = np.asarray(send_counts, dtype=np.int64)
         recv_counts = np.asarray(recv_counts, dtype=np.int64)
         sendbuf = np.ascontiguousarray(sendbuf)
         if sendbuf.dtype.kind == "V":  # no MPI type for 32-byte ids: sent as their 64-bit words
             words = sendbuf.dtype.itemsize // 8
-            got = self.exchange_known(sendbuf.view(np.uint64), send_counts * words, recv_counts * words)
-            return [g.view(sendbuf.dtype) for g in got]
+            return self._received(sendbuf.view(np.uint64), send_counts * words, recv_counts * words).view(sendbuf.dtype)
         dtype = sendbuf.dtype
         recvbuf = np.empty(int(recv_counts.sum()), dtype=dtype)
         sdispl = np.concatenate(([0], np.cumsum(send_counts)[:-1]))
@@ -197,7 +220,7 @@ class MPICollective(Collective):
         else:  # pragma: no cover - chunks are bounded far below this
             raise RayScriptError("a bulk exchange of more than 2**31 items per rank pair")
         self._wait(req, sendbuf, recvbuf, layout)
-        return [recvbuf[rdispl[s]: rdispl[s] + recv_counts[s]] for s in range(self.size)]
+        return recvbuf
 
 
 class LocalBoard:

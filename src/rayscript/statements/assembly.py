@@ -179,7 +179,7 @@ class Assemble(Statement, keyword="assemble"):
                 results += (yield from load.run(cmd))
                 results += (yield from self._assemble(cmd, kset, prefix if last else scratch,
                                                       self.replace if last else True, forget=scratch if i else "",
-                                                      ))
+                                                      release=True))
                 yield cmd.every(lambda r: DropOrder(recipient=r, name=kset))
             if plan.pairs:
                 files_wire = [(s.path, s.fmt, s.codec, s.size) for s in plan.sources]
@@ -237,7 +237,7 @@ class Assemble(Statement, keyword="assemble"):
         return [Result("assemble", text, data)]
 
     def _assemble(self, cmd: Command, kset: str, prefix: str, replace: bool, forget: str = "",
-                  min_length: int | None = None) -> Steps:
+                  min_length: int | None = None, release: bool = False) -> Steps:
         opts = cmd.options(self)
         auto = opts.get("min_count", "auto") == "auto"
         min_count = 0 if auto else opts["min_count"]
@@ -253,7 +253,8 @@ class Assemble(Statement, keyword="assemble"):
         t0 = time.monotonic()
         replies = yield cmd.every(lambda r: AssembleOrder(recipient=r, prefix=prefix, min_count=min_count,
                                                           min_length=min_length, clean=clean,
-                                                          replace=replace, kset=kset, forget=forget))
+                                                          replace=replace, kset=kset, forget=forget,
+                                                          release=release))
         rep = replies[0]
         seconds = time.monotonic() - t0
         phases = ", ".join(f"{name} {s:.2f} s" for name, s in rep.phases.items())

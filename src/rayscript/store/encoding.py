@@ -517,6 +517,21 @@ def last_codes(ids: Ids) -> npt.NDArray[np.intp]:
     return (low & np.uint64(3)).astype(np.intp)
 
 
+def first_codes(ids: Ids, k: int) -> npt.NDArray[np.intp]:
+    """The code of the first base of each id of k bases."""
+    import numpy as np
+
+    if is_long_ids(ids):
+        bases = _long_word_bases(k)
+        j = next(i for i, n in enumerate(bases) if n)
+        top, shift = ids.view(">u8").reshape(-1, LONG_WORDS)[:, j], 2 * (bases[j] - 1)
+    elif two_words(ids):
+        top, shift = ids.view(np.uint64).reshape(-1, 2)[:, 0], 2 * (k - WORD_K - 1)
+    else:
+        top, shift = ids, 2 * (k - 1)
+    return ((top >> np.uint64(shift)) & np.uint64(3)).astype(np.intp)
+
+
 def is_sorted(ids: Ids) -> bool:
     """Whether an id array of either dtype is in non-decreasing id order."""
     if len(ids) < 2:
