@@ -153,6 +153,11 @@ def test_the_joins_and_chains_follow_the_rules():
     assert choose_joins(links, 2, 20).tolist() == [[3, 4, 50]]
     overlapping = np.array([[3, 4, 10, -1040], [5, 9, 6, -900]])  # mean gaps -104 and -150
     assert choose_joins(overlapping, 2, -104).tolist() == [[3, 4, -104]]
+    # 1.right: 10 pairs to 2.left, 4 to contig 3, which is a quarter as long as a fragment: per base
+    # reached, 3 is the better supported, and not twice 2: 1.right takes neither
+    reach = np.array([400] * 10)
+    reach[6:8] = 100
+    assert choose_joins(links, 2, -100, reach).tolist() == [[5, 9, 10]]
     got = chains(joins, [1, 2, 3, 4])
     assert sorted(got) == sorted([[(1, True, 0), (2, True, 50), (4, False, 10)], [(3, True, 0)]])
     circle = np.array([[1, 2, 5], [3, 0, 7]])  # 0.right - 1.left, 1.right - 0.left

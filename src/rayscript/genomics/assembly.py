@@ -326,6 +326,7 @@ class AssemblyService:
         self.node.reply(msg, ScaffoldReply(
             pairs=fig["pairs"], placed=fig["placed"], inside=fig["inside"], insert=fig["insert"],
             spread=fig["spread"], links=fig["links"], joins=fig["joins"], repeats=fig["repeats"],
+            repeat_ends=fig.get("repeat_ends", 0),
             scaffolds=fig.get("scaffolds", 0),
             total=int(lengths.sum()), n50=n50(lengths), longest=int(lengths.max(initial=0)),
             seconds=time.monotonic() - t0))

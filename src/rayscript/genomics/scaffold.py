@@ -20,11 +20,16 @@ Every rank at once (one SCAFFOLD order, the ranks in step, batches of numpy arra
    links are left out (pairs spanning a repeat join its neighbours directly).  The depth comes from
    the reads, not from the contigs' counts: after rounds of several k a contig's count also holds
    the counts of the rounds before (their contigs are input to the next), which hides repeats.
-   A contig end takes its best-supported link when at least ``min_pairs`` pairs support it and at
-   least twice as many as its second best; a link both of whose ends take it is a join.  Never on
-   a single pair: ``min_pairs`` is at least 2.  Nor where the pairs say the two contigs overlap by
-   more than the graph's k - 1 bases (beyond three spreads).  Chains of joins are the scaffolds (a
-   circle is cut at its smallest contig), named PREFIX-1, ... by decreasing length.
+   A contig end is measured so too, over the insert size nearest it (where its links' pairs come
+   from): an end that deep holds a copy of a repeat whose other copy is elsewhere (the repeat's own
+   contig went into this one), its pairs come from every copy, and its links are left out too.
+   A contig end takes its best-supported link when at least ``min_pairs`` pairs support it and it
+   has at least twice the support of its second best (support: pairs per base of the other end's
+   reachable stretch, an insert size or the whole of a shorter contig); a link both of whose ends
+   take it is a join.  Never on a single pair: ``min_pairs`` is at least 2.  Nor where the pairs
+   say the two contigs overlap by more than the graph's k - 1 bases (beyond three spreads).  Chains
+   of joins are the scaffolds (a circle is cut at its smallest contig), named PREFIX-1, ... by
+   decreasing length.
 6. **sequences**: every contig goes to the owner rank of its scaffold's name, which spells the
    scaffold: the contigs in order and orientation, two that overlap by exactly k - 1 bases (the
    graph's own overlap: the branch between them resolved by the pairs) merged, otherwise a run of
@@ -152,6 +157,15 @@ def estimate(hist: Ints) -> tuple[int, int]:
     return median, max(round(1.4826 * mad), 1)
 
 
+def median_depth(lengths: Ints, depth: npt.NDArray[Any]) -> float:
+    """The median depth of an assembly's bases (contigs weighted by their length)."""
+    if not len(lengths):
+        return 0.0
+    order = np.argsort(depth)
+    cum = np.cumsum(lengths[order])
+    return float(depth[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
 def repeats(numbers: Ints, lengths: Ints, coverage: npt.NDArray[Any], n: int) -> Mask:
     """Which contigs (by number, ``n`` places) are repeats: a depth above REPEAT_COVERAGE times the
     median depth of the assembly's bases (contigs weighted by their length).  A repeat's contig has
@@ -160,31 +174,35 @@ def repeats(numbers: Ints, lengths: Ints, coverage: npt.NDArray[Any], n: int) ->
     out = np.zeros(n, bool)
     if not len(numbers):
         return out
-    order = np.argsort(coverage)
-    cum = np.cumsum(lengths[order])
-    median = coverage[order][np.searchsorted(cum, cum[-1] / 2)]
-    out[numbers] = coverage > REPEAT_COVERAGE * median
+    out[numbers] = coverage > REPEAT_COVERAGE * median_depth(lengths, coverage)
     return out
 
 
-def choose_joins(links: Ints, min_pairs: int, least_gap: int) -> Ints:
+def choose_joins(links: Ints, min_pairs: int, least_gap: int, reach: Ints | None = None) -> Ints:
     """From link counts (rows: end a, end b, pairs, summed gap; an end is 2 * contig + side, side 1
     the contig's right end), the joins: rows of the links that both their ends take (see the module's
-    step 5), with their mean gap as the last column.  Two unitigs share no k-mer, so they overlap by
-    k - 1 bases at most: a link whose mean gap is below ``least_gap`` (that overlap less three
-    spreads) says they overlap by more, a confusion of repeats, and is no join."""
+    step 5), with their mean gap as the last column.  ``reach`` (by end) is the length of the stretch
+    next to each end that pairs can reach (an insert size, or the whole contig when it is shorter):
+    an end weighs each of its links by its pairs per base of the other end's stretch (a contig
+    shorter than a fragment is reached by fewer pairs than a long one however close it lies, and
+    must not lose to it for that); without it, by the pairs alone.  Two unitigs
+    share no k-mer, so they overlap by k - 1 bases at most: a link whose mean gap is below
+    ``least_gap`` (that overlap less three spreads) says they overlap by more, a confusion of
+    repeats, and is no join."""
     if not len(links):
         return np.empty((0, 3), np.int64)
     ends = np.concatenate((links[:, 0], links[:, 1]))
+    others = np.concatenate((links[:, 1], links[:, 0]))
     support = np.concatenate((links[:, 2], links[:, 2]))
+    weight = support / np.maximum(reach[others], 1) if reach is not None else support.astype(np.float64)
     row = np.concatenate((np.arange(len(links)), np.arange(len(links))))
-    order = np.lexsort((row, -support, ends))
-    ends, support, row = ends[order], support[order], row[order]
+    order = np.lexsort((row, -weight, ends))
+    ends, support, weight, row = ends[order], support[order], weight[order], row[order]
     first = np.concatenate(([True], ends[1:] != ends[:-1]))
     second = np.concatenate((~first[1:], [False])) & first  # an end with a second link
-    runner_up = np.zeros(len(ends), np.int64)
-    runner_up[second] = support[np.flatnonzero(second) + 1]
-    takes = first & (support >= min_pairs) & (support >= 2 * runner_up)
+    runner_up = np.zeros(len(ends))
+    runner_up[second] = weight[np.flatnonzero(second) + 1]
+    takes = first & (support >= min_pairs) & (weight >= 2 * runner_up)
     taken = np.bincount(row[takes], minlength=len(links))
     both = (taken == 2) & (links[:, 0] != links[:, 1])
     gap = links[both, 3] // np.maximum(links[both, 2], 1)
@@ -306,7 +324,8 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     a_contig, a_pos, a_strand = ex.ask(q_dest, (both,), look)
     m = len(c1)
     # every contig's depth: the read ends placed in it, over every rank, per k-mer of it
-    ends_in = np.bincount(a_contig[np.concatenate((o1, o2)) & (a_contig >= 0)], minlength=length.size)
+    placed_end = np.concatenate((o1, o2)) & (a_contig >= 0)
+    ends_in = np.bincount(a_contig[placed_end], minlength=length.size)
     ends_in = coll.allreduce(ends_in.astype(np.int64))
     ctg1, ctg2 = a_contig[:m], a_contig[m:]
     p1, p2 = a_pos[:m], a_pos[m:]
@@ -323,9 +342,16 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     median, spread = estimate(hist)
     placed_all = int(coll.allreduce(np.array([int(placed.sum())], np.int64))[0])
     figures: dict[str, Any] = {"pairs": pairs_total, "placed": placed_all, "inside": int(hist.sum()),
-                               "insert": median, "spread": spread, "joins": 0, "links": 0, "repeats": 0}
+                               "insert": median, "spread": spread, "joins": 0, "links": 0, "repeats": 0,
+                               "repeat_ends": 0}
     if hist.sum() < MIN_SAME:
         return held, figures
+    # the depth of each contig end: the read ends placed within an insert size of it, where the
+    # pairs of its links come from (an end is 2 * contig + side, side 1 the right end)
+    window = np.maximum(np.minimum(length - k + 1, median), 1)
+    pc, pp = a_contig[placed_end], a_pos[placed_end]
+    near = np.concatenate((2 * pc[pp < window[pc]], 2 * pc[pp >= length[pc] - k + 1 - window[pc]] + 1))
+    end_in = coll.allreduce(np.bincount(near, minlength=2 * length.size).astype(np.int64))
     # 4. links between two contigs
     cross = placed & (ctg1 != ctg2)
     la, lb = ctg1[cross], ctg2[cross]
@@ -362,9 +388,15 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
         links_total = int((links[:, 2] >= min_pairs).sum()) if len(links) else 0
         depth = ends_in[every[:, 0]] / np.maximum(every[:, 1] - k + 1, 1)
         repeat = repeats(every[:, 0], every[:, 1], depth, int(length.size))
+        # an end within an insert size of a repeat that its contig holds (its other copy is elsewhere):
+        # its pairs come from every copy, so its links are left out too
+        deep_end = end_in / np.repeat(window, 2) > REPEAT_COVERAGE * median_depth(every[:, 1], depth)
+        deep_end &= ~np.repeat(repeat, 2)
         figures["repeats"] = int(repeat.sum())
-        unique = ~repeat[links[:, 0] // 2] & ~repeat[links[:, 1] // 2] if len(links) else np.zeros(0, bool)
-        joins = choose_joins(links[unique], min_pairs, -(k_contigs - 1) - 3 * spread)
+        figures["repeat_ends"] = int(deep_end.sum())
+        left_out = np.repeat(repeat, 2) | deep_end
+        unique = ~left_out[links[:, 0]] & ~left_out[links[:, 1]] if len(links) else np.zeros(0, bool)
+        joins = choose_joins(links[unique], min_pairs, -(k_contigs - 1) - 3 * spread, np.repeat(window, 2))
         present = {int(c): int(length[c]) for c in every[:, 0]}
         scaffolds = chains(joins, list(present))
         rows = [(c, n + 1, place, int(f), g)
@@ -376,6 +408,7 @@ def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sourc
     figures["joins"] = int(coll.allreduce(np.array([figures["joins"]], np.int64))[0])
     figures["links"] = int(coll.allreduce(np.array([links_total], np.int64))[0])
     figures["repeats"] = int(coll.allreduce(np.array([figures["repeats"]], np.int64))[0])
+    figures["repeat_ends"] = int(coll.allreduce(np.array([figures["repeat_ends"]], np.int64))[0])
     figures["scaffolds"] = int(plan[:, 1].max(initial=0))
     # 6. every contig to the owner of its scaffold's name, which spells it
     where = {int(r[0]): r for r in plan}

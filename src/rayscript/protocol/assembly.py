@@ -61,6 +61,7 @@ class ScaffoldReply(Message, kind="scaffolded", reply=True):
     links: int = 0  # pairs of contig ends linked by at least min_pairs pairs
     joins: int = 0
     repeats: int = 0  # contigs left out of the joins as repeats (by their depth)
+    repeat_ends: int = 0  # ends of other contigs left out so (by the depth near them)
     scaffolds: int = 0
     total: int = 0
     n50: int = 0

@@ -203,7 +203,7 @@ class Assemble(Statement, keyword="assemble"):
             sc = scaffolded
             pairs_data = {"pairs": sc.pairs, "placed": sc.placed, "inside": sc.inside, "insert": sc.insert,
                           "spread": sc.spread, "links": sc.links, "joins": sc.joins, "scaffolds": sc.scaffolds,
-                          "repeats": sc.repeats}
+                          "repeats": sc.repeats, "repeat_ends": sc.repeat_ends}
             if sc.joins:
                 noun = "scaffolds" if sc.scaffolds != 1 else "scaffold"
                 head = (f"scaffolded {sc.scaffolds:,} {noun} into paths/{prefix}-1..{sc.scaffolds}: "
@@ -222,7 +222,8 @@ class Assemble(Statement, keyword="assemble"):
                 text += (f"\npairs: {sc.pairs:,} pairs, {sc.placed:,} with both ends placed; insert size {sc.insert:,} "
                          f"± {sc.spread:,} (median ± 1.4826 MAD of {sc.inside:,} pairs inside one contig); "
                          f"{sc.links:,} contig ends linked by >= {opts.get('min_pairs', MIN_PAIRS)} pairs, "
-                         f"{sc.repeats:,} repeat contigs left out (depth > 1.5 x the median), {sc.joins:,} joins "
+                         f"{sc.repeats:,} repeat contigs and {sc.repeat_ends:,} contig ends within an insert size "
+                         f"of a repeat left out (depth > 1.5 x the median), {sc.joins:,} joins "
                          f"made ({sc.seconds:.2f} s)")
         for note in plan.notes:
             text += "\n" + note
