@@ -464,6 +464,12 @@ class AssemblyService:
         for b in range(max(int(self.coll.allreduce(counts).max()), 1)):
             yield slice(min(b * block, n), min((b + 1) * block, n))
 
+    def _sides(self, nodes: Numbers) -> Iterator[tuple[Numbers, Numbers]]:
+        """Every rank: both sides of these nodes, as (node, side) arrays, a block of ASK_BLOCK // 2
+        nodes at a time (one batched question per block, as many on every rank)."""
+        for part in self._blocks(len(nodes), ASK_BLOCK // 2):
+            yield np.repeat(nodes[part], 2), np.tile(np.array([L, R], np.int64), part.stop - part.start)
+
     def _fail(self, msg: AssembleOrder) -> None:
         self.node.fail_order(msg, self._error or "assemble failed on another rank")
 
@@ -656,9 +662,7 @@ class AssemblyService:
             rlow[i, s] = np.minimum(rlow[i, s], low2)
         # every other node: its ruler's answer, plus its distance to that ruler
         far[rn], side[rn], dist[rn], done[rn], low[rn] = rfar, rside, rdist, rdone, rlow
-        rest = np.flatnonzero(~fixed & ~ruler)
-        for part in self._blocks(len(rest), ASK_BLOCK // 2):  # a block of nodes at a time: both sides of each
-            i, s = np.repeat(rest[part], 2), np.tile(np.array([L, R]), part.stop - part.start)
+        for i, s in self._sides(np.flatnonzero(~fixed & ~ruler)):
             h = near_h[i, s]
             f2, _h2, s2, d2, done2, low2 = self.ex.ask(h % size, (h, near_t[i, s]), state)
             far[i, s], side[i, s], dist[i, s] = f2, s2, near_d[i, s] + d2
@@ -691,9 +695,7 @@ class AssemblyService:
         known = np.zeros(g.n, bool) if reuse is None else reuse[4] & ~cyclic
         if reuse is not None:
             far_order[known] = reuse[3][known]
-        rest = np.flatnonzero(~known)
-        for part in self._blocks(len(rest), ASK_BLOCK // 2):
-            i, sd = np.repeat(rest[part], 2), np.tile(np.array([L, R]), part.stop - part.start)
+        for i, sd in self._sides(np.flatnonzero(~known)):
             h = far[i, sd]
             (far_order[i, sd],) = self.ex.ask((h % np.uint64(self.ex.size)).astype(np.int64), (h,),
                                               lambda hh: (g.order[g.at(hh)],))
