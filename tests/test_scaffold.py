@@ -12,10 +12,9 @@ from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics import fastx
-from rayscript.genomics.assembly import _Exchange
 from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats, scaffold
 from rayscript.items import GraphPath
-from rayscript.runtime.collective import LocalBoard, LocalCollective
+from rayscript.runtime.collective import Exchange, LocalBoard, LocalCollective
 from test_assembly import rc
 
 
@@ -102,7 +101,7 @@ def test_a_repeat_is_found_by_its_depth_in_the_reads_not_by_the_contigs_counts(t
     held = [GraphPath(f"m-{n}", seq, 61, "unitig", coverage=100.0) for n, seq in enumerate((a, r, b, c), 1)]
     coll = LocalCollective(LocalBoard(1), 0)
     sources = [fastx.Source(str(tmp_path / f), "fastq", "", 0) for f in ("r1.fq", "r2.fq")]
-    out, fig = scaffold(_Exchange(coll), 0, "m", held, sources, False, 5)
+    out, fig = scaffold(Exchange(coll), 0, "m", held, sources, False, 5)
     assert fig["repeats"] == 1 and fig["joins"] == 0 and abs(fig["insert"] - 400) <= 5
     assert sorted(p.sequence for p in out) == sorted((a, r, b, c))
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
@@ -46,16 +46,17 @@ import numpy.typing as npt
 
 from ..items import GraphPath, pack_item, unpack_item
 from ..protocol.assembly import AssembleOrder, AssembleReply, ScaffoldOrder, ScaffoldReply
+from ..runtime.collective import Exchange
 from ..store import encoding
 from ..store.partition import mix64_array, owner, owners
-from ..store.types import Counts, Edges, Ids
+from ..store.types import Ids
 from . import fastx
 from .graph import NO_K
+from .owners import owner_copies
 from .paths import n50
 from .scaffold import scaffold
 
 if TYPE_CHECKING:
-    from ..runtime.collective import Collective
     from ..runtime.node import Node
 
 HIST_MAX = 4096
@@ -112,80 +113,6 @@ def valley(hist: np.ndarray) -> int:
 
 def path_name_pattern(prefix: str) -> re.Pattern:
     return re.compile(re.escape(prefix) + r"-\d+")
-
-
-def owner_copies(ex: _Exchange, foreign: tuple | None, ids: Ids, counts: Counts,
-                 edges: Edges) -> tuple[Ids, Counts, Edges]:
-    """Every rank at once: the k-mers this rank owns, each once (its own copy, else the copy of the
-    lowest rank that holds one), from this rank's ``ids, counts, edges`` and ``foreign``, the ones
-    among them another rank owns (``Shard.off_owner``: ids, counts, edges, owners), which go to their
-    owners.  Unsorted: this rank's own k-mers first, then those received."""
-    if foreign is not None:
-        f_ids, f_counts, f_edges, dest = foreign
-        mine = ~np.isin(encoding.exact(ids), encoding.exact(f_ids))
-        ids, counts, edges = ids[mine], counts[mine], edges[mine]
-    else:
-        f_ids, f_counts, f_edges, dest = ids[:0], counts[:0], edges[:0], np.zeros(0, np.int32)
-    # by source rank: the lowest rank's copy comes first
-    cand_ids, cand_counts, cand_edges = ex.gather(dest, f_ids, f_counts, f_edges)
-    if len(cand_ids):
-        held = np.isin(encoding.exact(cand_ids), encoding.exact(ids))
-        cand_ids, cand_counts, cand_edges = cand_ids[~held], cand_counts[~held], cand_edges[~held]
-        _, first = np.unique(encoding.exact(cand_ids), return_index=True)
-        ids = np.concatenate((ids, cand_ids[first]))
-        counts = np.concatenate((counts, cand_counts[first]))
-        edges = np.concatenate((edges, cand_edges[first]))
-    return ids, counts, edges
-
-
-class _Exchange:
-    """Batched questions to the owners of ids, and their answers, with ``alltoallv``.  Each array
-    is put in destination order once and sent as it is; what arrives is one receive buffer (no
-    per-destination copies, no gathering copy), so an exchange holds about three copies of what
-    it sends at the most (the caller's, the sorted one, and what arrives)."""
-
-    def __init__(self, coll: Collective) -> None:
-        self.coll = coll
-        self.size = coll.size
-
-    def _plan(self, dest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The order that sorts rows by destination (stable), and how many rows go to each rank."""
-        dest = np.asarray(dest)
-        small = dest.astype(np.uint8 if self.size <= 256 else np.uint16)  # stable sorts of small ints: radix
-        return np.argsort(small, kind="stable"), np.bincount(small, minlength=self.size)
-
-    def scatter(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], ...]:
-        """Send each row to rank dest[i]; returns, per array, what every source sent (by source)."""
-        order, sizes = self._plan(dest)
-        return tuple(self.coll.exchange(a[order], sizes) for a in arrays)
-
-    def gather(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Send each row to rank dest[i]; returns, per array, everything this rank received, as one
-        array (by source)."""
-        order, sizes = self._plan(dest)
-        return tuple(self.coll.exchange_flat(a[order], sizes) for a in arrays)
-
-    def rows(self, dest: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """Send row i of a 2-d array to rank dest[i] (one exchange for all columns); returns the
-        rows this rank received, from every source, as one array."""
-        order, sizes = self._plan(dest)
-        got = self.coll.exchange_flat(matrix[order].ravel(), sizes * matrix.shape[1])
-        return got.reshape(-1, matrix.shape[1])
-
-    def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...],
-            answer: Callable[..., tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-        """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
-        aligned with the rows it got; the answers come back aligned with the questions."""
-        order, sizes = self._plan(dest)
-        # how many questions come from each rank (the answers go back in those numbers)
-        asked = np.concatenate(self.coll.alltoallv([sizes[d:d + 1] for d in range(self.size)])).astype(np.int64)
-        replies = answer(*(self.coll.exchange_flat(q[order], sizes, asked) for q in questions))
-        out = []
-        for rep in replies:
-            res = np.empty(len(dest), rep.dtype)
-            res[order] = self.coll.exchange_flat(rep, asked, sizes)
-            out.append(res)
-        return tuple(out)
 
 
 def order_keys(ids: np.ndarray, k: int) -> np.ndarray:
@@ -302,7 +229,7 @@ class AssemblyService:
         """Every rank: the contigs paths/PREFIX-N joined with read pairs (rayscript.genomics.scaffold);
         they are replaced by the scaffolds only once every rank has finished."""
         self.coll = self.node.collective
-        self.ex = _Exchange(self.coll)
+        self.ex = Exchange(self.coll)
         self._error = None
         t0 = time.monotonic()
         paths = self.store.named("paths")
@@ -341,7 +268,7 @@ class AssemblyService:
 
     def _assemble(self, msg: AssembleOrder) -> None:
         self.coll = coll = self.node.collective
-        self.ex = _Exchange(coll)
+        self.ex = Exchange(coll)
         self._error = None
         table = self.store.table(msg.kset)
         paths = self.store.named("paths")

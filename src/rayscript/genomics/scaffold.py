@@ -50,7 +50,7 @@ from ..store.partition import owner, owners
 from . import fastx
 
 if TYPE_CHECKING:
-    from .assembly import _Exchange
+    from ..runtime.collective import Exchange
 
 INDEX_K = 31
 MIN_SAME = 100  # pairs inside one contig needed to estimate the insert size
@@ -268,7 +268,7 @@ def spell(parts: list[tuple[int, str, int]], k: int) -> str:
     return "".join(out)
 
 
-def scaffold(ex: _Exchange, rank: int, prefix: str, held: list[GraphPath], sources: list[fastx.Source],
+def scaffold(ex: Exchange, rank: int, prefix: str, held: list[GraphPath], sources: list[fastx.Source],
              interleaved: bool, min_pairs: int) -> tuple[list[GraphPath], dict[str, Any]]:
     """Every rank at once: the scaffolds of the contigs PREFIX-N (``held``: those this rank holds):
     the ones this rank spelled, named by their scaffold's number in the plan (the caller names them

@@ -33,11 +33,12 @@ from ..protocol.sets import (
     SetsOrder,
     SetsReply,
 )
+from ..runtime.collective import Exchange
 from ..store import encoding, setops
 from ..store.kmertable import NBUCKETS, KmerTable
 from ..store.types import Ids
-from .assembly import _Exchange, owner_copies
 from .kmers import peak_rss
+from .owners import owner_copies
 
 if TYPE_CHECKING:
     from ..runtime.node import Node
@@ -118,7 +119,7 @@ class SetService:
     def _owner_table(self, table: KmerTable, foreign: tuple | None) -> tuple[KmerTable, int]:
         """A table of the k-mers of a set this rank owns, each once (see assembly.owner_copies), and
         how many k-mers this rank sent to their owners."""
-        ids, counts, edges = owner_copies(_Exchange(self.node.collective), foreign, *table.extract(("all",)))
+        ids, counts, edges = owner_copies(Exchange(self.node.collective), foreign, *table.extract(("all",)))
         out = KmerTable(table.k)
         out.canonical = table.canonical
         if encoding.two_words(ids):  # numeric order: the high words, then the low

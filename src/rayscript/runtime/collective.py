@@ -293,3 +293,53 @@ class LocalCollective(Collective):
         out = sum(np.asarray(self.board.slots[s][0]) for s in range(self.size))
         self._sync()
         return np.asarray(out, dtype=np.int64)
+
+
+class Exchange:
+    """Batched questions to the owners of ids, and their answers, with ``alltoallv``.  Each array
+    is put in destination order once and sent as it is; what arrives is one receive buffer (no
+    per-destination copies, no gathering copy), so an exchange holds about three copies of what
+    it sends at the most (the caller's, the sorted one, and what arrives)."""
+
+    def __init__(self, coll: Collective) -> None:
+        self.coll = coll
+        self.size = coll.size
+
+    def _plan(self, dest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The order that sorts rows by destination (stable), and how many rows go to each rank."""
+        dest = np.asarray(dest)
+        small = dest.astype(np.uint8 if self.size <= 256 else np.uint16)  # stable sorts of small ints: radix
+        return np.argsort(small, kind="stable"), np.bincount(small, minlength=self.size)
+
+    def scatter(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[list[np.ndarray], ...]:
+        """Send each row to rank dest[i]; returns, per array, what every source sent (by source)."""
+        order, sizes = self._plan(dest)
+        return tuple(self.coll.exchange(a[order], sizes) for a in arrays)
+
+    def gather(self, dest: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Send each row to rank dest[i]; returns, per array, everything this rank received, as one
+        array (by source)."""
+        order, sizes = self._plan(dest)
+        return tuple(self.coll.exchange_flat(a[order], sizes) for a in arrays)
+
+    def rows(self, dest: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Send row i of a 2-d array to rank dest[i] (one exchange for all columns); returns the
+        rows this rank received, from every source, as one array."""
+        order, sizes = self._plan(dest)
+        got = self.coll.exchange_flat(matrix[order].ravel(), sizes * matrix.shape[1])
+        return got.reshape(-1, matrix.shape[1])
+
+    def ask(self, dest: np.ndarray, questions: tuple[np.ndarray, ...],
+            answer: Callable[..., tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+        """Ask rank dest[i] about row i of ``questions``; ``answer(*received)`` returns arrays
+        aligned with the rows it got; the answers come back aligned with the questions."""
+        order, sizes = self._plan(dest)
+        # how many questions come from each rank (the answers go back in those numbers)
+        asked = np.concatenate(self.coll.alltoallv([sizes[d:d + 1] for d in range(self.size)])).astype(np.int64)
+        replies = answer(*(self.coll.exchange_flat(q[order], sizes, asked) for q in questions))
+        out = []
+        for rep in replies:
+            res = np.empty(len(dest), rep.dtype)
+            res[order] = self.coll.exchange_flat(rep, asked, sizes)
+            out.append(res)
+        return tuple(out)
