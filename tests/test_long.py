@@ -223,7 +223,7 @@ def test_k_auto_goes_up_to_127_on_reads_of_150_bases(genome_reads):
     path, genome, _reads = genome_reads
     with Cluster.local(2) as c:
         (res,) = c.run(f'assemble "{path}" into paths/auto')
-        assert res.data["ks"] == [21, 41, 61, 81, 101, 127]
+        assert res.data["ks"] == [21, 51, 81, 111, 127]
         assert res.data["contigs"] == 1, res.text
         assert canon(c.get("paths/auto-1").sequence) == canon(genome)
 

@@ -27,7 +27,7 @@ from ..store.encoding import MAX_K
 from .kmers import Load, known_stats, set_names
 
 AUTO_LOW = 21  # k=auto: the first round's k
-AUTO_STEP = 20  # and the step between rounds (a last round closer than half a step to the top takes its place)
+AUTO_STEP = 30  # and the step between rounds (a last round closer than half a step to the top takes its place)
 AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least (and is at most MAX_K)
 MIN_PAIRS = 5  # pairs=true: the pairs a join needs, by default
 TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
@@ -113,7 +113,7 @@ class Assemble(Statement, keyword="assemble"):
                "Existing paths/PREFIX-N are refused unless 'replace'. Given read files instead of a set, it loads "
                "them itself into a temporary set, assembles and removes it, leaving the store's sets as they were: "
                "k=auto (the default there) assembles in rounds from k=21 up to 127 (or the read length less 20), each "
-               "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 20; two files are "
+               "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 30; two files are "
                "the two ends of pairs (pairs=false: separate reads), as is one interleaved file: the insert size is "
                "estimated from pairs inside one contig, and contigs whose ends are linked by at least min_pairs "
                "(default 5, at least 2) consistent pairs are joined into scaffolds, gaps as runs of N.")
