@@ -4,6 +4,7 @@ input, refused before anything is loaded."""
 
 import gzip
 import random
+from pathlib import Path
 
 import pytest
 
@@ -170,3 +171,132 @@ def test_the_same_contigs_under_mpiexec(pair_files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "assemble_reads" not in proc.stdout
     assert (tmp_path / "three.fa").read_text() == (tmp_path / "one.fa").read_text()
+
+
+def _paths(c):
+    """Every path the store holds: name -> sequence (from a dump of them all)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        if not c.run("count paths")[0].data["paths"]:
+            return {}
+        c.run(f'dump paths/* to "{d}/all.fa"')
+        text = Path(d, "all.fa").read_text()
+    out = {}
+    for rec in text.split(">")[1:]:
+        head, _, seq = rec.partition("\n")
+        out[head.split()[0]] = seq.replace("\n", "")
+    return out
+
+
+def _foreign_paths(c, tmp_path, *names):
+    """Paths of another genome under the given names (a walk stores one under any name)."""
+    rng = random.Random(3)
+    other = genome_of(rng, 300)
+    (tmp_path / "other.fa").write_text(f">o\n{other}\n")
+    c.run(f'load "{tmp_path}/other.fa" into kmers.other k=21')
+    for name in names:
+        c.run(f"walk kmers.other/{other[:21]} both into paths/{name}")
+    return other
+
+
+def test_a_failure_while_scaffolding_leaves_the_store_as_it_was(pair_files, monkeypatch):
+    """The last round's contigs stay under the statement's own prefix until the scaffolds are named:
+    a failure there (or a cancel) leaves the user's paths, even with 'replace', and no scratch."""
+    from rayscript.genomics import assembly
+
+    _genome, r1, r2, _reads = pair_files
+    with Cluster.local(2) as c:
+        c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 pairs=false')
+        before_paths = _paths(c)
+        before = store_state(c)
+
+        def broken(*args, **kwargs):
+            raise OSError("the disk went away")
+
+        monkeypatch.setattr(assembly, "scaffold", broken)
+        with pytest.raises(RayScriptError, match="the disk went away"):
+            c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 replace')
+        with pytest.raises(RayScriptError, match="the disk went away"):
+            c.run(f'assemble "{r1}", "{r2}" into paths/new k=31')
+        assert store_state(c) == before
+        assert _paths(c) == before_paths
+        monkeypatch.undo()
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/asm k=31 replace')
+        assert res.data["prefix"] == "asm" and "paths/asm-1" in res.text and "_round" not in res.text
+        after = _paths(c)
+        assert set(after) == {f"asm-{i}" for i in range(1, res.data["contigs"] + 1)}
+
+
+def test_wrapped_fasta_pairs_are_refused_before_anything_is_loaded(pair_files, tmp_path):
+    _genome, r1, _r2, _reads = pair_files
+    seqs = r1.read_text().splitlines()[1::4]
+    for name, part in (("w1.fa", seqs), ("w2.fa", [rc(s) for s in seqs])):
+        with open(tmp_path / name, "w") as fh:
+            fh.writelines(f">p{i}\n{s[:60]}\n{s[60:]}\n" for i, s in enumerate(part))
+    with Cluster.local(2) as c:
+        before = store_state(c)
+        with pytest.raises(RayScriptError, match=r"w1\.fa:1: the pairs are read from FASTQ, or from FASTA with each "
+                                                 r"sequence on one line"):
+            c.run(f'assemble "{tmp_path}/w1.fa", "{tmp_path}/w2.fa" into paths/w k=31')
+        assert store_state(c) == before
+        (res,) = c.run(f'assemble "{tmp_path}/w1.fa", "{tmp_path}/w2.fa" into paths/w k=31 pairs=false')
+        assert res.data["contigs"] >= 1
+
+
+def test_the_rounds_never_take_or_delete_a_users_paths(pair_files, tmp_path):
+    """A user's paths under the name the rounds would use are neither input nor deleted: the
+    statement takes a prefix nobody uses; assembling into that very name works too."""
+    genome, r1, r2, _reads = pair_files
+    with Cluster.local(2) as c:
+        _foreign_paths(c, tmp_path, "assemble_reads_round-x", "assemble_reads2_round-1")
+        mine = _paths(c)
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/asm k=21..41 pairs=false')
+        got = all_contigs(c, "asm")
+        assert got and all(s in genome or rc(s) in genome for s in got), res.text
+        (res,) = c.run(f'assemble "{r1}", "{r2}" into paths/assemble_reads_round k=21..41')
+        assert res.data["contigs"] >= 1
+        after = _paths(c)
+        assert {n: after[n] for n in mine} == mine  # the user's own, as they were
+        assert not [n for n in after if n not in mine and not n.startswith("asm-")
+                    and not n.startswith("assemble_reads_round-")]
+
+
+def test_ctrl_c_during_the_rounds_leaves_no_temporary_set_or_paths(pair_files, tmp_path):
+    """However late in a round the cancel lands (here: on the Nth look at the keyboard, for several
+    N), the statement stops and nothing of it stays in the store."""
+    _genome, r1, r2, _reads = pair_files
+    with Cluster.local(2) as c:  # how many looks the whole statement takes
+        looks = [0]
+        c.node.interrupts.check = lambda: bool(looks.__setitem__(0, looks[0] + 1))
+        c.run(f'assemble "{r1}", "{r2}" into paths/asm k=21..41')
+        total = looks[0]
+    assert total > 20
+    for n in sorted({1, 3, total // 10, total // 4, total // 3, total // 2}):
+        with Cluster.local(2) as c:
+            _foreign_paths(c, tmp_path, "keep-1")
+            before, before_paths = store_state(c), _paths(c)
+            looks = [0]
+
+            def look(n=n, looks=looks):
+                looks[0] += 1
+                return looks[0] == n
+
+            c.node.interrupts.check = look
+            with pytest.raises(RayScriptError, match="cancel"):
+                c.run(f'assemble "{r1}", "{r2}" into paths/asm k=21..41')
+            c.node.interrupts.check = None
+            assert store_state(c) == before and _paths(c) == before_paths, (n, total)
+
+
+def test_a_ctrl_c_after_a_collective_operations_last_look_is_not_lost():
+    from rayscript.runtime.interrupts import Interrupts
+
+    it = Interrupts()
+    with it.deferred():
+        it.interrupted = True  # came after the operation's last poll: nobody heeded it
+    assert it.take() is True and it.take() is False
+    with it.deferred():
+        it.interrupted = True
+        assert it.poll()  # the operation saw it (and stops with its own message)
+    assert it.take() is False

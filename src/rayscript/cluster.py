@@ -271,6 +271,7 @@ class Cluster:
                     results = self.node.run(self.interpreter.execute(st, self.scope))
             except KeyboardInterrupt:
                 late = self.node.cancel_everywhere()
+                self.interpreter.undo_cancelled()
                 note = (f"; ranks {', '.join(map(str, late))} had not answered yet" if late
                         else "; every order already sent was completed")
                 raise Cancelled(f"cancelled{note}, later orders were not sent") from None

@@ -16,6 +16,7 @@ the same code.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Callable, Generator, Iterable
@@ -158,6 +159,17 @@ class Interpreter:
         # (its fields are known to the ranks only)
         self.fields: dict[str, dict[str, str]] = {}
         self.restored = False
+        # what statements that run now would undo if the user cancelled them (Command.on_cancel)
+        self.undos: list[Callable[[], Generator[Any, Any, Any]]] = []
+
+    def undo_cancelled(self) -> None:
+        """After Ctrl-C cancelled statements (their orders in flight answered): run what each of them
+        said would undo its partial work (a temporary set, scratch paths), newest first.  An undo that
+        fails leaves the rest to run: the cancellation is what the user is told."""
+        undos, self.undos = self.undos[::-1], []
+        for undo in undos:
+            with contextlib.suppress(Exception):
+                self.node.run(undo())
 
     @property
     def size(self) -> int:
@@ -415,6 +427,18 @@ class Command:
             raise RuntimeFault(f"{wk.shown} is on no rank", key=wk.key_text)
         (reply,) = yield self.order(GetOrder(recipient=held[0], key=wk.key))
         return reply, held[0]
+
+    def on_cancel(self, undo: Callable[[], Generator[Any, Any, Any]]) -> Callable[[], None]:
+        """Should the user cancel the statement (Ctrl-C) before it ends, ``undo()``'s orders run once
+        the orders in flight are answered (so a cancelled statement leaves nothing half made).
+        Returns the function that forgets ``undo``: call it when the statement ends either way."""
+        undos = self.interpreter.undos
+        undos.append(undo)
+
+        def forget() -> None:
+            if undo in undos:
+                undos.remove(undo)
+        return forget
 
     def note(self, text: str) -> None:
         """A line in ``explain``'s output (nothing otherwise)."""

@@ -227,7 +227,9 @@ class AssemblyService:
 
     def _scaffold(self, msg: ScaffoldOrder) -> None:
         """Every rank: the contigs paths/PREFIX-N joined with read pairs (rayscript.genomics.scaffold);
-        they are replaced by the scaffolds only once every rank has finished."""
+        they are replaced by the scaffolds only once every rank has finished.  With ``into`` (another
+        prefix) every contig goes, and the scaffolds (a contig joined to none is one) are INTO-N: a
+        statement assembles under a prefix of its own and only its last step touches the user's."""
         self.coll = self.node.collective
         self.ex = Exchange(self.coll)
         self._error = None
@@ -240,12 +242,22 @@ class AssemblyService:
         # named PREFIX-1, ... by decreasing length (ties by their number in the plan)
         k = max((p.k for p in held), default=0)
         number = [int(p.name.rsplit("-", 1)[1]) for p in out]
-        named, lengths = self._name([(n, p.sequence, p.coverage, n, 0) for n, p in zip(number, out)], msg.prefix, k)
+        into = msg.into or msg.prefix
+        named, lengths = self._name([(n, p.sequence, p.coverage, n, 0) for n, p in zip(number, out)], into, k)
         kinds = {p.sequence: p.stop_reason for p in out}
         named = [GraphPath(p.name, p.sequence, p.k, kinds.get(p.sequence, "scaffold"), p.coverage) for p in named]
-        if not self._sync(None):
+        clash = path_name_pattern(into)
+        existing = [name for name in paths if clash.fullmatch(str(name))] if into != msg.prefix else []
+        error = None
+        if existing and not msg.replace:
+            error = (f"paths/{into}-* exist already: add 'replace' to overwrite them, or assemble into "
+                     "another prefix")
+        if not self._sync(error):
             return self.node.fail_order(msg, self._error or "scaffold failed on another rank")
-        if fig["joins"]:
+        # every rank has finished: only now do the paths change
+        if fig["joins"] or into != msg.prefix:
+            for name in existing:
+                self.store.delete("paths", name)
             for p in held:
                 self.store.delete("paths", p.name)
             for item in named:

@@ -532,3 +532,26 @@ def _untiled(path: str, start: int, end: int) -> None:
     what = "a blank line" if not shown.strip() else repr(shown[:40])
     raise InputError(f"{path}:{line}: expected a FASTQ record starting with '@', got {what} "
                      "(a malformed record or a blank line between records)")
+
+
+def wrapped_record(source: Source, window: int = 1 << 18) -> int | None:
+    """The line of the first FASTA record among the file's first ``window`` bytes whose sequence
+    goes on over several lines (None: none does, or the file is FASTQ).  Pairs are read by lines
+    (each record a header and one sequence line), so such a file cannot give them."""
+    if source.fmt != "fasta":
+        return None
+    with _opened(source.path, source.codec) as (fh, raw):
+        try:
+            text = fh.read(window)
+        except _decode_errors(source.codec) as exc:
+            raise _decode_error(source.path, source.codec, raw, exc, 0) from None
+    lines = text.decode("ascii", "replace").splitlines()
+    if len(text) == window and lines:
+        lines.pop()  # may be cut short
+    header = -1
+    for i, line in enumerate(lines):
+        if line.startswith(">"):
+            header = i
+        elif line.strip() and header >= 0 and i > header + 1:
+            return header + 1
+    return None

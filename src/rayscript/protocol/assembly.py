@@ -78,6 +78,8 @@ class ScaffoldOrder(Message, kind="scaffold"):
     files: list = field(default_factory=list)  # (path, fmt, codec, size) of the two files, or the interleaved one
     interleaved: bool = False
     min_pairs: int = 5
+    into: str = ""  # the scaffolds' prefix when not PREFIX: the contigs PREFIX-N all go, replaced by INTO-N
+    replace: bool = False  # with ``into``: INTO-N that exist already are overwritten (else refused)
 
     def cascade(self) -> list[str]:
         return ["(all ranks: the contigs' k-mers to their owners: ALLTOALLV; each rank's share of the pairs looked "

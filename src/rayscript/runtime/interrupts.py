@@ -21,6 +21,7 @@ class Interrupts:
         self.check = check  # a shell's: has the user pressed Ctrl-C (read as a key)?
         self.interrupted = False  # within a collective operation: Ctrl-C seen, to act on at its next step
         self.sigint = False  # while a statement runs: Ctrl-C noted, to act on at the next safe point
+        self.heeded = False  # the collective operation saw ``interrupted`` (and so stops)
 
     @contextlib.contextmanager
     def read_by(self, check: Callable[[], bool] | None) -> Iterator[None]:
@@ -34,21 +35,27 @@ class Interrupts:
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
         """Within a collective operation Ctrl-C must not leave the other ranks waiting: it only
-        sets ``interrupted``, which the operation checks at its next step."""
-        self.interrupted = False
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def note(signum: int, frame: FrameType | None) -> None:
-            self.interrupted = True
-
-        signal.signal(signal.SIGINT, note)
+        sets ``interrupted``, which the operation checks at its next step.  A Ctrl-C that came after
+        the operation's last check is not lost: the statement's next safe point takes it."""
+        self.interrupted = self.heeded = False
         try:
-            yield
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = signal.getsignal(signal.SIGINT)
+
+            def note(signum: int, frame: FrameType | None) -> None:
+                self.interrupted = True
+
+            signal.signal(signal.SIGINT, note)
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGINT, previous)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if self.interrupted and not self.heeded:
+                self.sigint = True
+            self.interrupted = self.heeded = False
 
     @contextlib.contextmanager
     def at_safe_points(self) -> Iterator[None]:
@@ -74,6 +81,7 @@ class Interrupts:
         """For long operations that do not return to the loop: has the user asked to cancel?"""
         if self.check is not None and self.check():
             self.interrupted = True
+        self.heeded = self.heeded or self.interrupted
         return self.interrupted
 
     def take(self) -> bool:

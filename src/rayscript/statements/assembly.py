@@ -83,6 +83,13 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
             raise ScriptError(f"the two files of the pairs hold different numbers of reads: {files[0]} "
                               f"{counts[0]:,}, {files[1]} {counts[1]:,}; the ends of pairs must be in the same order "
                               "in both (or say pairs=false to take them as separate reads)")
+    if pairs:
+        for source in sources:
+            line = fastx.wrapped_record(source)
+            if line is not None:
+                raise ScriptError(f"{source.path}:{line}: the pairs are read from FASTQ, or from FASTA with each "
+                                  "sequence on one line; this record's sequence goes on over several lines "
+                                  "(or say pairs=false to assemble without the pairs)")
     longest = max(lengths, default=0)
     if k == "auto":
         top = min(MAX_K, read_length - AUTO_MARGIN)
@@ -163,41 +170,53 @@ class Assemble(Statement, keyword="assemble"):
             if clash:
                 raise ScriptError(f"paths/{prefix}-* exist already ({clash:,} paths): add 'replace' to overwrite "
                                   "them, or assemble into another prefix")
+        # the statement's own set and paths: names nobody uses (a user's paths under the rounds' prefix
+        # would be taken as input, and deleted)
         names = yield from set_names(cmd)
         n = 1
-        while f"kmers.{TEMPORARY}{n if n > 1 else ''}" in names:
+        while True:
+            tag = f"{TEMPORARY}{n if n > 1 else ''}"
+            kset, scratch = f"kmers.{tag}", f"{tag}_round"  # the rounds' contigs: paths/<scratch>-N
+            if (kset not in names and scratch != prefix
+                    and (cmd.explaining or not (yield from _prefixed(cmd, f"{scratch}-")))):
+                break
             n += 1
-        kset = f"kmers.{TEMPORARY}{n if n > 1 else ''}"
-        scratch = f"{TEMPORARY}{n if n > 1 else ''}_round"  # the rounds' contigs: paths/<scratch>-N
         t0 = time.monotonic()
         results: list[Result] = []
+        # with pairs the last round's contigs stay under the statement's prefix too, and the scaffolding
+        # names them PREFIX-N as its last step: until then the user's paths are as they were
+        last_prefix = scratch if plan.pairs else prefix
+        forget_undo = cmd.on_cancel(lambda: _clean_up(cmd, kset, scratch))
         try:
             for i, k in enumerate(plan.ks):
                 last = i == len(plan.ks) - 1
                 inputs: tuple[Value | Selector, ...] = tuple(files) + ((Selector("paths", f"{scratch}-"),) if i else ())
                 load = Load(kset, inputs, (("k", k),))
                 results += (yield from load.run(cmd))
-                results += (yield from self._assemble(cmd, kset, prefix if last else scratch,
-                                                      self.replace if last else True, forget=scratch if i else "",
+                results += (yield from self._assemble(cmd, kset, last_prefix if last else scratch,
+                                                      self.replace if last and not plan.pairs else True,
+                                                      forget=scratch if i and last_prefix != scratch else "",
                                                       release=True))
                 yield cmd.every(lambda r: DropOrder(recipient=r, name=kset))
             if plan.pairs:
                 files_wire = [(s.path, s.fmt, s.codec, s.size) for s in plan.sources]
                 replies = yield cmd.every(lambda r: ScaffoldOrder(
-                    recipient=r, prefix=prefix, files=files_wire, interleaved=plan.interleaved,
-                    min_pairs=opts.get("min_pairs", MIN_PAIRS)))
+                    recipient=r, prefix=scratch, files=files_wire, interleaved=plan.interleaved,
+                    min_pairs=opts.get("min_pairs", MIN_PAIRS), into=prefix, replace=self.replace))
                 scaffolded = replies[0]
         except Exception:
+            forget_undo()
             if not cmd.explaining:
                 yield from _clean_up(cmd, kset, scratch)
             raise
+        forget_undo()  # (not when the statement is closed by a cancel: then the undo runs)
         final = results[-1]
         seconds = time.monotonic() - t0
         loads = [r for r in results if r.statement == "load"]
         per_round = "; ".join(f"k={r.data['k']}: {a.data['contigs']:,} contig{'s' if a.data['contigs'] != 1 else ''}, "
                               f"N50 {a.data['n50']:,}, min_count={a.data['min_count']}"
                               for r, a in zip(loads, [x for x in results if x.statement == "assemble"]))
-        head = final.text.splitlines()[0]
+        head = final.text.splitlines()[0].replace(f"paths/{scratch}-", f"paths/{prefix}-")
         pairs_data: dict[str, Any] = {}
         if plan.pairs:
             sc = scaffolded
@@ -232,7 +251,7 @@ class Assemble(Statement, keyword="assemble"):
                           "longest": scaffolded.longest}
         else:
             data_paths = {}
-        data = dict(final.data, **data_paths, scaffolding=pairs_data, ks=plan.ks, pairs=plan.pairs,
+        data = dict(final.data, **data_paths, prefix=prefix, scaffolding=pairs_data, ks=plan.ks, pairs=plan.pairs,
                     read_length=plan.read_length, seconds=seconds, notes=plan.notes,
                     rounds=[dict(a.data) for a in results if a.statement == "assemble"])
         return [Result("assemble", text, data)]
@@ -298,6 +317,12 @@ def _clean_up(cmd: Command, kset: str, scratch: str) -> Generator[Any, Any, None
 
 def _existing(cmd: Command, prefix: str) -> Generator[Any, Any, int]:
     """How many paths/PREFIX-N the store holds."""
-    held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=("prefix", f"{prefix}-")))
+    names = yield from _prefixed(cmd, f"{prefix}-")
     pattern = path_name_pattern(prefix)
-    return len({name for rep in held for name in rep.names if pattern.fullmatch(name)})
+    return len({name for name in names if pattern.fullmatch(name)})
+
+
+def _prefixed(cmd: Command, start: str) -> Generator[Any, Any, set[str]]:
+    """The names of the paths that begin with ``start``, on every rank."""
+    held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=("prefix", start)))
+    return {name for rep in held for name in rep.names}
