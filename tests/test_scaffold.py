@@ -12,7 +12,7 @@ from conftest import rayscript_cmd, run_mpi, write_fastq
 from rayscript import Cluster
 from rayscript.errors import RayScriptError
 from rayscript.genomics import fastx
-from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats, scaffold
+from rayscript.genomics.scaffold import chains, choose_joins, estimate, repeats, scaffold, spell
 from rayscript.items import GraphPath
 from rayscript.runtime.collective import Exchange, LocalBoard, LocalCollective
 from test_assembly import rc
@@ -165,6 +165,17 @@ def test_the_joins_and_chains_follow_the_rules():
     # by depth: contig 2 (twice the median depth of the bases) is a repeat, 5 is not
     assert repeats(np.array([1, 2, 5]), np.array([5000, 300, 4000]), np.array([2000, 4100, 2400]), 6).tolist() == [
         False, False, True, False, False, False]
+
+
+def test_contigs_that_overlap_are_spelled_once_and_others_get_a_gap():
+    rng = random.Random(8)
+    genome = "".join(rng.choice("ACGT") for _ in range(600))
+    a, b = genome[:300], genome[199:]  # overlapping by 101 bases, fewer than k - 1 = 126
+    assert spell([(0, a, 0), (1, b, -100)], 127) == genome  # the pairs saw the overlap: merged
+    assert spell([(0, a, 0), (1, b, 25)], 127) == a + "N" * 25 + b  # a gap where the pairs say so
+    assert spell([(0, a, 0), (1, genome[290:], -8)], 127) == a + "N" * 10 + genome[290:]  # 10 bases: too short
+    assert spell([(0, a[:220], 0), (1, genome[200:], -20)], 21) == genome[:220] + genome[220:]  # k - 1 at k=21
+    assert spell([(0, a, 0), (1, genome[305:], -40)], 127) == a + "N" * 10 + genome[305:]  # no shared bases
 
 
 @pytest.mark.mpi

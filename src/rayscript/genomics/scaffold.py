@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 INDEX_K = 31
 MIN_SAME = 100  # pairs inside one contig needed to estimate the insert size
 MIN_GAP = 10  # the shortest run of N written between two contigs
+MIN_OVERLAP = 16  # the shortest overlap of two contigs' sequences taken as theirs (else a gap of N)
 REPEAT_COVERAGE = 1.5  # a contig this many times the assembly's median depth deep is a repeat
 BLOCK = 1 << 25  # bytes of decompressed records parsed at a time
 Ints: TypeAlias = npt.NDArray[np.int64]
@@ -254,13 +255,24 @@ def chains(joins: Ints, contigs: list[int]) -> list[list[tuple[int, bool, int]]]
     return out
 
 
+def overlap(left: str, right: str, k: int) -> int:
+    """The longest exact overlap of ``left``'s end and ``right``'s start of MIN_OVERLAP to k - 1 bases
+    (two unitigs share no k-mer, so they overlap by k - 1 at most), else 0."""
+    for n in range(min(k - 1, len(left), len(right)), min(MIN_OVERLAP, k - 1) - 1, -1):
+        if left.endswith(right[:n]):
+            return n
+    return 0
+
+
 def spell(parts: list[tuple[int, str, int]], k: int) -> str:
-    """A scaffold's sequence from its contigs in order (position, oriented sequence, gap before)."""
+    """A scaffold's sequence from its contigs in order (position, oriented sequence, gap before):
+    where the pairs say two contigs overlap and their sequences do, once; else a run of N."""
     out: list[str] = []
     last = ""
     for i, (_pos, seq, gap) in enumerate(sorted(parts)):
-        if i and gap < 0 and k > 1 and last[-(k - 1):] == seq[:k - 1]:
-            seq = seq[k - 1:]  # the graph's own overlap
+        shared = overlap(last, seq, k) if i and gap < 0 else 0
+        if shared:
+            seq = seq[shared:]  # the graph's own overlap (k - 1), or a shorter one the pairs saw
         elif i:
             out.append("N" * max(gap, MIN_GAP))
         out.append(seq)
