@@ -300,3 +300,61 @@ def test_a_ctrl_c_after_a_collective_operations_last_look_is_not_lost():
         it.interrupted = True
         assert it.poll()  # the operation saw it (and stops with its own message)
     assert it.take() is False
+
+
+def test_an_interleaved_file_is_told_by_whole_pairs_whatever_the_size_of_its_records(tmp_path):
+    """The pairs are judged on the whole pairs of the window read: an odd number of records in it
+    (a mate after the window) does not make a file of pairs single reads, and a small file read
+    whole keeps its last record."""
+    from rayscript.genomics import fastx
+    from rayscript.statements.assembly import plan_reads
+
+    rng = random.Random(5)
+    size = len(f"@x{0:06d}/1\n") + 2 * 149 + 2  # 2 x 148 bases: an odd number of records in the window,
+    whole, rest = divmod(fastx.HEAD_BYTES, size)  # and the next one cut in its sequence
+    assert whole % 2 == 1 and rest < size - 149
+    with open(tmp_path / "inter148.fq", "w") as fh:
+        for i in range(1000):
+            for end in (1, 2):
+                fh.write(f"@x{i:06d}/{end}\n{genome_of(rng, 148)}\n+\n{'I' * 148}\n")
+    plan = plan_reads([str(tmp_path / "inter148.fq")], 31, None)
+    assert plan.pairs and plan.interleaved
+    assert plan_reads([str(tmp_path / "inter148.fq")], 31, True).interleaved
+    with open(tmp_path / "inter.fa", "w") as fh:  # the whole file in the window
+        fh.writelines(f">p{i // 2}/{i % 2 + 1}\n{genome_of(rng, 60)}\n" for i in range(20))
+    assert plan_reads([str(tmp_path / "inter.fa")], 31, None).interleaved
+    with open(tmp_path / "odd.fa", "w") as fh:  # a pair and a single read: the whole file is known
+        fh.writelines(f">{name}\n{genome_of(rng, 60)}\n" for name in ("a/1", "a/2", "b/1"))
+    assert not plan_reads([str(tmp_path / "odd.fa")], 31, None).pairs
+    with pytest.raises(RayScriptError, match=r"odd\.fa holds single reads: an odd number of records \(3\)"):
+        plan_reads([str(tmp_path / "odd.fa")], 31, True)
+
+
+def test_a_genome_in_one_record_is_assembled_as_load_reads_it(tmp_path):
+    """A FASTA of one record (a genome, wrapped or on one line) is one read as long as the genome:
+    the length check takes its last record when the file was read whole, and a record longer than
+    the window read is at least as long as what the window holds."""
+    from rayscript.genomics import fastx
+    from rayscript.statements.assembly import plan_reads
+
+    rng = random.Random(6)
+    genome = genome_of(rng, 3000)
+    wrapped = "".join(genome[i:i + 60] + "\n" for i in range(0, len(genome), 60))
+    (tmp_path / "g.fa").write_text(f">g genome\n{wrapped}")
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'assemble "{tmp_path}/g.fa" into paths/g k=31')
+        assert res.data["contigs"] == 1 and canon(c.get("paths/g-1").sequence) == canon(genome)
+        (res,) = c.run(f'assemble "{tmp_path}/g.fa" into paths/h k=auto')
+        assert res.data["ks"][0] == 21 and res.data["ks"][-1] == 127 and res.data["contigs"] == 1
+    (tmp_path / "long.fa").write_text(f">long\n{genome_of(rng, fastx.HEAD_BYTES + 1000)}\n")
+    plan = plan_reads([str(tmp_path / "long.fa")], 127, None)
+    assert plan.ks == [127] and plan.read_length > fastx.HEAD_BYTES - 10
+    assert plan_reads([str(tmp_path / "long.fa")], "auto", None).ks[-1] == 127
+
+
+def test_reads_too_short_for_k_auto_are_refused_for_what_they_are(tmp_path):
+    write_fastq(tmp_path / "eight.fq", ["ACGTACGA"] * 10)
+    with Cluster.local(1) as c, pytest.raises(RayScriptError) as exc:
+        c.run(f'assemble "{tmp_path}/eight.fq" into paths/x')
+    assert "the reads are too short for k=auto (8 bases at the most" in str(exc.value)
+    assert "takes k=11 at the least" in str(exc.value) and "take a smaller k" not in str(exc.value)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import itertools
 import lzma
 import os
 import sys
@@ -144,24 +143,49 @@ def records(source: Source) -> Iterator[tuple[str, str]]:
         yield name, "".join(parts)
 
 
-def head_records(source: Source, n: int = 1000) -> list[tuple[str, int]]:
-    """(name, length) of the first ``n`` records: what a statement checks before loading a file
-    (read lengths, the names of an interleaved file's pairs).  Names lose a trailing /1 or /2."""
-    out: list[tuple[str, int]] = []
+HEAD_BYTES = 256_000  # how much of a file head_records reads
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first records of a file, as :func:`head_records` found them."""
+
+    records: list[tuple[str, int]]  # (name, length) of the whole records read, in order
+    whole: bool  # the window reached the end of the file: ``records`` are all its records
+    cut: int = 0  # no whole record in the window (the first is longer than it): the bases of it seen
+
+
+def head_records(source: Source, n: int = 1000, window: int = HEAD_BYTES) -> Head:
+    """The (name, length) of the whole records among the first ``n`` in the first ``window`` bytes
+    of a file: what a statement checks before loading it (read lengths, the names of an interleaved
+    file's pairs).  A record the window cuts short is left out, whatever the size of the records;
+    when the window reaches the end of the file, the last record is whole and kept.  Names lose a
+    trailing /1 or /2."""
     with _opened(source.path, source.codec) as (fh, raw):
         try:
-            text = fh.read(max(64 * n * 4, 1 << 16))
+            data = fh.read(window)
+            whole = not fh.read(1)
         except _decode_errors(source.codec) as exc:
             raise _decode_error(source.path, source.codec, raw, exc, 0) from None
-    lines = text.decode("ascii", "replace").splitlines()
+    text = data.decode("ascii", "replace")
+    end = len(text) if whole else text.rfind("\n") + 1
+    tail = text[end:]  # a line the window cut short
+    lines = [line.rstrip("\r") for line in text[:end].split("\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    cut = 0
     if source.fmt == "fastq":
-        for i in range(0, len(lines) - 3, 4):
-            out.append((_pair_name(lines[i][1:]), len(lines[i + 1].strip())))
+        out = [(_pair_name(lines[i][1:]), len(lines[i + 1].strip())) for i in range(0, len(lines) - 3, 4)]
+        if not out and not whole:
+            cut = len((lines[1] if len(lines) > 1 else tail if lines else "").strip())
     else:
         starts = [i for i, line in enumerate(lines) if line.startswith(">")]
-        for a, b in itertools.pairwise(starts):  # the last record may be cut short: left out
-            out.append((_pair_name(lines[a][1:]), sum(len(x.strip()) for x in lines[a + 1:b])))
-    return out[:n]
+        # a record ends at the next header, or at the end of the file (not at the end of the window)
+        ends = starts[1:] + ([len(lines)] if whole or tail.startswith(">") else [])
+        out = [(_pair_name(lines[a][1:]), sum(len(x.strip()) for x in lines[a + 1:b])) for a, b in zip(starts, ends)]
+        if not out and not whole and starts:
+            cut = sum(len(x.strip()) for x in lines[starts[0] + 1:]) + len(tail.strip())
+    return Head(out[:n], whole and len(out) <= n, cut)
 
 
 def _pair_name(header: str) -> str:

@@ -29,6 +29,7 @@ from .kmers import Load, known_stats, set_names
 AUTO_LOW = 21  # k=auto: the first round's k
 AUTO_STEP = 30  # and the step between rounds (a last round closer than half a step to the top takes its place)
 AUTO_MARGIN = 20  # k=auto's top k leaves a read this many k-mers at least (and is at most MAX_K)
+AUTO_SHORT = 11  # k=auto's k for reads too short for AUTO_LOW: the read length less AUTO_MARGIN, at least this
 MIN_PAIRS = 5  # pairs=true: the pairs a join needs, by default
 TEMPORARY = "assemble_reads"  # the temporary set (kmers.assemble_reads, ...2, ...) and paths of the rounds
 
@@ -63,17 +64,19 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
     a note for an even k."""
     sources = [fastx.inspect(f) for f in files]
     heads = [fastx.head_records(s) for s in sources]
-    lengths = [n for head in heads for _name, n in head]
-    read_length = int(statistics.median(lengths)) if lengths else 0
+    lengths = [n for head in heads for _name, n in head.records]
+    # a file whose first record is longer than the window read: at least what the window holds
+    # (a genome on one line); a length that is only a lower bound refuses no k
+    bounds = [head.cut for head in heads if not head.records and head.cut]
+    read_length = int(statistics.median(lengths + bounds)) if lengths or bounds else 0
     notes: list[str] = []
-    interleaved = (len(files) == 1 and len(heads[0]) >= 2 and len(heads[0]) % 2 == 0
-                   and all(heads[0][i][0] == heads[0][i + 1][0] for i in range(0, len(heads[0]), 2)))
+    interleaved, why = _interleaved(heads[0]) if len(files) == 1 else (False, "")
     if pairs is None:
         pairs = len(files) == 2 or interleaved
     elif pairs and len(files) == 1 and not interleaved:
         raise ScriptError(f"pairs=true needs the two ends of the pairs: two files, or one interleaved file (each "
-                          f"pair's two reads one after the other, of one name); {files[0]} holds single reads "
-                          "(or say pairs=false)")
+                          f"pair's two reads one after the other, of one name); {files[0]} holds single reads: "
+                          f"{why} (or say pairs=false)")
     elif pairs and len(files) > 2:
         raise ScriptError(f"pairs=true takes two files (the two ends of the pairs) or one interleaved file, not "
                           f"{len(files)} files (or say pairs=false)")
@@ -91,22 +94,47 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
                                   "sequence on one line; this record's sequence goes on over several lines "
                                   "(or say pairs=false to assemble without the pairs)")
     longest = max(lengths, default=0)
+    at_least = max(bounds, default=0) > longest
     if k == "auto":
         top = min(MAX_K, read_length - AUTO_MARGIN)
         top -= 1 - top % 2  # odd
-        ks = rounds(AUTO_LOW, top) if top > AUTO_LOW else [max(min(top, AUTO_LOW), 11)]
+        ks = rounds(AUTO_LOW, top) if top > AUTO_LOW else [max(min(top, AUTO_LOW), AUTO_SHORT)]
     elif isinstance(k, tuple):
         ks = rounds(k[0], k[1])
     else:
         ks = [int(k)]
-    if ks[-1] > longest:
-        raise ScriptError(f"k={ks[-1]} is above the length of the reads ({longest} bases at the most among the first "
-                          f"records of {', '.join(files)}): no read holds a {ks[-1]}-mer; take a smaller k")
+    if ks[-1] > longest and not at_least:
+        where = f"{longest} bases at the most among the first records of {', '.join(files)}"
+        if k == "auto":
+            raise ScriptError(f"the reads are too short for k=auto ({where}): it takes k={AUTO_SHORT} at the least, "
+                              f"and no read is that long; give k={longest} or below" if longest else
+                              f"the reads are empty ({where}): there is nothing to assemble")
+        raise ScriptError(f"k={ks[-1]} is above the length of the reads ({where}): no read holds a {ks[-1]}-mer; "
+                          "take a smaller k")
     even = [x for x in ks if x % 2 == 0]
     if even:
         notes.append(f"note: k={even[0]} is even: a k-mer can then be its own reverse complement (a palindrome), "
                      "which ends a contig; an odd k avoids that")
     return ReadsPlan(files, ks, bool(pairs), read_length, notes, sources, bool(pairs) and len(files) == 1)
+
+
+def _interleaved(head: fastx.Head) -> tuple[bool, str]:
+    """Whether a file's first records come two by two under one name (x/1, x/2: the pairs of an
+    interleaved file), on whole pairs only: a last record of the window without its mate is left
+    out unless the window holds the whole file.  Else, what was found instead."""
+    recs = head.records
+    if len(recs) % 2 and not head.whole:
+        recs = recs[:-1]  # its mate is after the window
+    if len(recs) < 2:
+        where = "in the whole file" if head.whole else "among its first bytes (a record longer than them)"
+        return False, f"{len(recs)} whole record{'' if len(recs) == 1 else 's'} {where}"
+    if len(recs) % 2:
+        return False, f"an odd number of records ({len(recs):,}) in the whole file"
+    for i in range(0, len(recs), 2):
+        if recs[i][0] != recs[i + 1][0]:
+            return False, (f"record {i + 2:,} ({recs[i + 1][0]}) follows record {i + 1:,} ({recs[i][0]}) under "
+                           "another name")
+    return True, ""
 
 
 class Assemble(Statement, keyword="assemble"):
@@ -119,8 +147,9 @@ class Assemble(Statement, keyword="assemble"):
                "(clean=false keeps tips and bubbles: the raw unitigs of the graph). The k-mers are not changed. "
                "Existing paths/PREFIX-N are refused unless 'replace'. Given read files instead of a set, it loads "
                "them itself into a temporary set, assembles and removes it, leaving the store's sets as they were: "
-               "k=auto (the default there) assembles in rounds from k=21 up to 127 (or the read length less 20), each "
-               "round's contigs joining the next round's input; k=K1..K2 rounds from K1 to K2 every 30; two files are "
+               "k=auto (the default there) assembles in rounds from k=21 up to 127 (or the read length less 20; "
+               "reads of 42 bases or fewer: one round at the read length less 20, at least 11), each round's contigs "
+               "joining the next round's input; k=K1..K2 rounds from K1 to K2 every 30; two files are "
                "the two ends of pairs (pairs=false: separate reads), as is one interleaved file: the insert size is "
                "estimated from pairs inside one contig, and contigs whose ends are linked by at least min_pairs "
                "(default 5, at least 2) consistent pairs are joined into scaffolds, gaps as runs of N.")
