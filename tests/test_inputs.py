@@ -243,6 +243,28 @@ def test_a_file_in_the_way_of_a_directory_is_named(tmp_path):
             c.run(f'save to "{tmp_path}/afile"')
 
 
+def test_a_compressed_output_is_refused_before_anything_is_written(tmp_path):
+    """Every rank writes its part of a dump at its offset: a compressed stream cannot be written so,
+    and a name of a compressed file is refused rather than given plain text."""
+    write_fastq(tmp_path / "r.fq", ["ACGTTGCATGCCATGACGTACGATCGATGCA"] * 3)
+    with Cluster.local(2) as c:
+        c.run(f'load "{tmp_path}/r.fq" into kmers k=11\nassemble kmers into paths/asm min_count=1')
+        for text, name in ((f'dump paths/asm* to "{tmp_path}/x.fa.gz"', "x.fa.gz"),
+                           (f'dump paths/asm* to "{tmp_path}/x.gfa.gz"', "x.gfa.gz"),
+                           (f'dump paths/asm-1 to "{tmp_path}/x.fa.zst"', "x.fa.zst"),
+                           (f'dump kmers to "{tmp_path}/k.tsv.bz2"', "k.tsv.bz2"),
+                           (f'histogram kmers to "{tmp_path}/h.txt.xz"', "h.txt.xz")):
+            with pytest.raises(RayScriptError) as info:
+                c.run(text)
+            ext = name[name.rindex("."):]
+            assert (f"cannot write {tmp_path}/{name}: {ext} is the extension of a compressed file, and statements "
+                    f"write plain files") in str(info.value), str(info.value)
+            assert f"write {tmp_path}/{name[:-len(ext)]} and compress it afterwards" in str(info.value)
+            assert not (tmp_path / name).exists()
+        c.run(f'dump paths/asm* to "{tmp_path}/x.fa"')
+        assert (tmp_path / "x.fa").read_text().startswith(">asm-1")
+
+
 def test_dump_of_no_paths_writes_an_empty_file_and_says_so(tmp_path):
     out = tmp_path / "contigs.fa"
     out.write_text(">old\nACGT\n")

@@ -50,9 +50,20 @@ def in_the_way(path: str) -> str | None:
     return None if os.path.isdir(path) else path
 
 
+# the extensions of compressed files: refused as output (statements write plain files)
+COMPRESSED = (".gz", ".bgz", ".bz2", ".xz", ".zst", ".zstd", ".lz4", ".z", ".zip")
+
+
 def output_path(path: str) -> str:
     """Where a statement writes ``path``: through a symlink to its target; refused when it is
-    anything but a regular file (which is overwritten) or absent, or cannot be written."""
+    anything but a regular file (which is overwritten) or absent, or cannot be written, or when
+    its name ends as a compressed file's does (nothing is written compressed: a dump's ranks each
+    write their own part of one file at its offset, which a compressed stream does not allow)."""
+    stem, ext = os.path.splitext(path)
+    if ext.lower() in COMPRESSED:
+        raise ScriptError(f"cannot write {path}: {ext} is the extension of a compressed file, and statements "
+                          f"write plain files (each rank writes its part at its offset); write {stem} and "
+                          "compress it afterwards")
     real = os.path.realpath(path)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
@@ -448,7 +459,8 @@ class Dump(_KmersOnly, keyword="dump"):
                "length, mean k-mer count; headers=bcalm: BCALM2's unitig headers LN:i: KC:i: km:f: and "
                "L:+:NAME:- links, the sequence on one line). Records in name order (contig-1, contig-2, ...); "
                "no path to write makes an empty file, and says so. Every rank writes its own part "
-               "of the file. An existing FILE is overwritten (a symlink is written through).")
+               "of the file, plain: a compressed FILE (.gz, .bz2, .xz, .zst) is refused, to be compressed after. "
+               "An existing FILE is overwritten (a symlink is written through).")
     example = 'dump paths/contig* to "contigs.gfa"'
     options_allowed = {"min": whole(0), "max": whole(0), "headers": Takes(words=("bcalm", "plain")),
                        "fields": Takes(names=True, note="fields of the set: columns after the count")}
