@@ -4,6 +4,7 @@ input, refused before anything is loaded."""
 
 import gzip
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,28 @@ def test_load_takes_contigs_counted_as_deep_as_their_mean_count(pair_files):
             expected[canon(seq[i:i + 33])] = expected.get(canon(seq[i:i + 33]), 0) + max(1, round(cov))
     assert res.data["distinct"] == len(expected)
     assert f"count={expected[canon(kmer)]}" in got.text
+
+
+def test_paths_given_to_load_are_inputs_as_files_are(pair_files):
+    """A selector that matches no path is refused before anything changes, as a missing file is;
+    one listed twice counts twice, as a file listed twice does."""
+    _genome, r1, _r2, _reads = pair_files
+    with Cluster.local(2) as c:
+        c.run(f'load "{r1}" into kmers k=21\nassemble kmers into paths/c')
+        before = store_state(c)
+        for text, what in (("load paths/nope-* into kmers.x", "no path matches paths/nope-*"),
+                           ("load paths/nope into kmers.x", "no path matches paths/nope"),
+                           (f'load "{r1}", paths/c-*, paths/nope* into kmers', "no path matches paths/nope*")):
+            with pytest.raises(RayScriptError, match=re.escape(f"{what} to load: nothing was loaded")):
+                c.run(text)
+        assert store_state(c) == before
+        (once,) = c.run("load paths/c-* into kmers.once k=31")
+        (twice,) = c.run("load paths/c-*, paths/c-* into kmers.twice k=31")
+        (files,) = c.run(f'load "{r1}", "{r1}" into kmers.files k=31')
+        total = {row["name"]: row["total"] for row in c.run("sets")[0].data}
+    assert twice.data["kmers"] == 2 * once.data["kmers"] and twice.data["distinct"] == once.data["distinct"]
+    assert twice.data["reads"] == 2 * once.data["reads"] and total["kmers.twice"] == 2 * total["kmers.once"]
+    assert files.data["reads"] == 2 * len(r1.read_text().splitlines()) // 4  # as a file listed twice
 
 
 def test_an_interleaved_file_is_taken_as_pairs_and_single_reads_are_not(tmp_path, pair_files):

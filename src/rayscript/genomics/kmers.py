@@ -279,12 +279,12 @@ class KmerService:
         from .paths import selected_paths
 
         coll = self.node.collective
-        held: dict[str, GraphPath] = {}
+        held: list[GraphPath] = []  # each selector's paths: a path two of them select counts twice, as a file
         if ok:
             table = cast("dict[Any, GraphPath]", self.store.named("paths"))
             for sel in msg.paths:
-                held.update((p.name, p) for p in selected_paths(table, tuple(sel)))
-        ids, edges, weights = path_kmers(list(held.values()), msg.k, msg.canonical)
+                held += selected_paths(table, tuple(sel))
+        ids, edges, weights = path_kmers(held, msg.k, msg.canonical)
         dest = owners(ids, coll.size) if len(ids) else np.zeros(0, np.int32)
         order = np.argsort(dest, kind="stable")
         bounds = np.searchsorted(dest[order], np.arange(coll.size + 1))

@@ -122,7 +122,9 @@ class Load(_KmersOnly, keyword="load"):
                "that set if it is new, and leaves the other sets as they are. Without k=, the set's "
                f"k, or {DEFAULT_K} for a new or empty set. Paths (contigs: paths/asm-*) are input too: each k-mer "
                "of a path counts as many times as the path's mean count (at least once), as deep as the reads "
-               "that made it covered it, so a round of assembly at a larger k keeps what a smaller k assembled.")
+               "that made it covered it, so a round of assembly at a larger k keeps what a smaller k assembled. "
+               "As a file, a selector of paths listed twice counts twice, and a path two selectors match counts "
+               "once for each; a selector that matches no path is refused before anything is loaded.")
     example = 'load "reads.fq" into kmers k=31'
     options_allowed = {"k": whole(1, MAX_K, note="at most four 64-bit words per k-mer"),
                        "canonical": TRUTH}
@@ -130,11 +132,14 @@ class Load(_KmersOnly, keyword="load"):
 
     paths: tuple[Value | Selector, ...] = ()  # files, and paths (contigs) as input
     options: Options = ()
+    # every selector of paths must match a path (as written in a script; assemble's own rounds load
+    # the contigs of the previous round, which may have none)
+    must_match: bool = False
 
     @classmethod
     def build(cls, b: Build, children: list[Any]) -> Load:
         paths, namespace = b.positional(children)
-        return cls(cls.kmers_only(b, namespace), paths, b.options(cls, children), meta=b.location)
+        return cls(cls.kmers_only(b, namespace), paths, b.options(cls, children), must_match=True, meta=b.location)
 
     def run(self, cmd: Command) -> Steps:
         opts = cmd.options(self)
@@ -148,6 +153,8 @@ class Load(_KmersOnly, keyword="load"):
         contigs = [path_selector(p) for p in wanted if isinstance(p, (Key, Selector))]
         paths = [cmd.path(p) for p in wanted if not isinstance(p, (Key, Selector))]
         sources = [fastx.inspect(p) for p in paths]
+        if self.must_match and not cmd.explaining:
+            yield from _every_selector_matches(cmd, [p for p in wanted if isinstance(p, (Key, Selector))])
         plan = fastx.plan(sources, cmd.size)
         total = sum(s.size for s in sources)
         t0 = time.monotonic()
@@ -173,6 +180,20 @@ class Load(_KmersOnly, keyword="load"):
                                       "seconds": seconds, "saturated": saturated, "k": k,
                                       "set": self.namespace, "peak_rss": [i.peak_rss for i in replies],
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
+
+
+def _every_selector_matches(cmd: Command, given: list[Key | Selector]) -> Generator[Any, Any, None]:
+    """Refuse a selector of paths given to load that matches none (as a missing file is refused)."""
+    for what in dict.fromkeys(given):
+        selector = path_selector(what)
+
+        def order(r: int, selector: tuple[str, ...] = selector) -> PathLengthsOrder:
+            return PathLengthsOrder(recipient=r, selector=selector)
+
+        held = yield cmd.every(order)
+        if not any(rep.names for rep in held):
+            none = "the store holds no paths" if selector == ("all",) else f"no path matches {what}"
+            raise ScriptError(f"{none} to load: nothing was loaded (a missing file is refused the same way)")
 
 
 def path_selector(what: Key | Selector) -> tuple[str, ...]:
