@@ -226,6 +226,27 @@ def test_histogram_of_a_count_near_the_counter_s_maximum(tmp_path):
         assert (tmp_path / "h.txt").read_text() == "3 2\n70000 1\n4294967290 1\n"
 
 
+def test_reads_shorter_than_k_are_counted_and_an_empty_set_is_not_said_unloaded(tmp_path):
+    """A read shorter than k holds no k-mer: load says how many there were, and when none is as long
+    as k, that none is and how long the longest is; assembling the empty set does not say to load."""
+    write_fastq(tmp_path / "r.fq", ["ACGTTGCATGCCATGACGTACGATCGATGCA"] * 4 + ["ACGTTGCATG"] * 2)
+    (tmp_path / "r.fa").write_text(">a\nACGTTGCATGCC\nATGACGTACG\n>b\nACGTTG\n")
+    with Cluster.local(2) as c:
+        (res,) = c.run(f'load "{tmp_path}/r.fq" into kmers k=21')
+        assert res.data["short"] == 2 and "note: 2 of the 6 reads of the file are shorter than k=21" in res.text
+        (res,) = c.run(f'load "{tmp_path}/r.fq" into kmers.long k=41')
+        assert res.data["kmers"] == 0 and res.data["short"] == 6 and res.data["longest"] == 31
+        assert ("warning: no read is as long as k=41: the 6 reads of the file hold no 41-mer (the longest has 31 "
+                "bases); a k of at most 31 counts them") in res.text
+        with pytest.raises(RayScriptError) as info:
+            c.run("assemble kmers.long into paths/x")
+        assert "kmers.long holds no k-mers to assemble: it is empty, with k=41" in str(info.value)
+        assert "load reads first" not in str(info.value)
+        (res,) = c.run(f'load "{tmp_path}/r.fa", "{tmp_path}/r.fq" into kmers.fa k=21')  # FASTA: whole records
+        assert res.data["short"] == 3 and res.data["longest"] == 31
+        assert "note: 3 of the 8 reads of the files are shorter than k=21" in res.text
+
+
 # --- where statements write ---------------------------------------------------------------------------
 
 def test_a_file_in_the_way_of_a_directory_is_named(tmp_path):

@@ -43,8 +43,11 @@ _EXPANSION = {"gzip": 3, "bzip2": 4, "xz": 4, "zstd": 3}
 
 Bytes: TypeAlias = npt.NDArray[np.uint8]  # a chunk of the file
 Offsets: TypeAlias = npt.NDArray[np.intp]  # places in a chunk: line breaks, line starts
-# a parsed chunk: (bytes used, base codes, records, offset in the chunk of the next rank's first record)
-Parsed: TypeAlias = tuple[int, Codes, int, int | None]
+Lengths: TypeAlias = npt.NDArray[np.int64]  # the bases of each record's sequence
+_NO_LENGTHS: Lengths = np.empty(0, np.int64)
+# a parsed chunk: (bytes used, base codes, records, offset in the chunk of the next rank's first record,
+# the bases of each record)
+Parsed: TypeAlias = tuple[int, Codes, int, int | None, Lengths]
 
 
 class InputError(ScriptError):
@@ -343,12 +346,12 @@ def _sync(fh: io.BufferedIOBase, part: Part) -> int:
 class ChunkResult:
     """A chunk's base codes and reads; ``nbytes``: bytes of the file on disk it stands for
     (compressed bytes for a compressed file, so progress compares like with like).  Over the
-    ranks, the chunks of a file stand for its size exactly."""
+    ranks, the chunks of a file stand for its size exactly.  ``lengths``: the bases of each read."""
 
-    __slots__ = ("codes", "nbytes", "reads")
+    __slots__ = ("codes", "lengths", "nbytes", "reads")
 
-    def __init__(self, codes: Codes, reads: int, nbytes: int) -> None:
-        self.codes, self.reads, self.nbytes = codes, reads, nbytes
+    def __init__(self, codes: Codes, reads: int, nbytes: int, lengths: Lengths = _NO_LENGTHS) -> None:
+        self.codes, self.reads, self.nbytes, self.lengths = codes, reads, nbytes, lengths
 
 
 def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list[int] | None = None) -> Iterator[ChunkResult]:
@@ -380,7 +383,7 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list[int] | None
                 if span is not None:
                     span[:] = [first, offset]  # every record read, to the end of the file
                 break
-            used, codes, reads, stop = parse(buf, offset, part, eof)
+            used, codes, reads, stop, lengths = parse(buf, offset, part, eof)
             finished = stop is not None
             if used == 0 and not eof:
                 carry = buf  # a record longer than the chunk: read more
@@ -391,7 +394,7 @@ def read_part(part: Part, chunk_bytes: int = CHUNK_BYTES, span: list[int] | None
             if eof and used == 0:
                 break  # nothing but blank space after the last record
             reached = raw.tell() if part.codec else offset + (stop if stop is not None else used)
-            yield ChunkResult(codes, reads, reached - counted)
+            yield ChunkResult(codes, reads, reached - counted, lengths)
             counted = reached
             carry = buf[used:]
             offset += used
@@ -436,7 +439,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
             raise InputError(f"{part.path}:{line}: truncated FASTQ record {header!r}: "
                              f"{len(nl) % 4} of its 4 lines present")
     if nrec == 0:
-        return 0, np.empty(0, np.uint8), 0, None
+        return 0, np.empty(0, np.uint8), 0, None, _NO_LENGTHS
     nl = nl[: 4 * nrec]
     ls = np.concatenate(([0], nl[:-1] + 1))
     le = nl.copy()
@@ -452,7 +455,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
         n = int(np.argmin(ours))
         stop = int(heads[n])  # the next rank's first record
         if n == 0:
-            return len(buf), np.empty(0, np.uint8), 0, stop
+            return len(buf), np.empty(0, np.uint8), 0, stop, _NO_LENGTHS
         heads, seqs, pluses, quals = heads[:n], seqs[:n], pluses[:n], quals[:n]
         nrec = n
     seq_end, qual_end = le[1::4][:nrec], le[3::4][:nrec]
@@ -476,7 +479,7 @@ def _parse_fastq(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     used = int(nl[4 * nrec - 1] + 1) if not finished else len(buf)
     used = min(used, len(buf))
     codes = _seq_codes(arr, seqs, seq_end)
-    return used, codes, nrec, stop
+    return used, codes, nrec, stop, (seq_end - seqs).astype(np.int64)
 
 
 def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
@@ -486,7 +489,7 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     else:
         cut = buf.rfind(b"\n>") + 1
         if cut <= 0:
-            return 0, np.empty(0, np.uint8), 0, None
+            return 0, np.empty(0, np.uint8), 0, None, _NO_LENGTHS
     arr = arr[:cut]
     nl = _lines(arr, True)
     ls = np.concatenate(([0], nl[:-1] + 1))
@@ -510,8 +513,11 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     seq_ls, seq_le = ls[~is_head], le[~is_head]
     has_cr = (seq_le > seq_ls) & (arr[np.maximum(seq_le - 1, 0)] == _CR)
     seq_le = seq_le - has_cr
+    # the bases of each record: its sequence lines (every line before the first header is refused above)
+    lengths = np.bincount(np.cumsum(is_head)[~is_head] - 1, weights=seq_le - seq_ls, minlength=nrec)
+    lengths = lengths[:nrec].astype(np.int64)
     if len(seq_ls) == 0:
-        return cut, np.empty(0, np.uint8), nrec, stop
+        return cut, np.empty(0, np.uint8), nrec, stop, lengths
     delta = np.zeros(len(arr) + 1, dtype=np.int32)
     delta += np.bincount(seq_ls, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
     delta -= np.bincount(seq_le, minlength=len(arr) + 1)[: len(arr) + 1].astype(np.int32)
@@ -526,7 +532,7 @@ def _parse_fasta(buf: bytes, offset: int, part: Part, eof: bool) -> Parsed:
     if len(sep_positions):
         codes = np.insert(codes, sep_positions, INVALID)
     codes = np.concatenate((codes, [INVALID])).astype(np.uint8)
-    return cut, codes, nrec, stop
+    return cut, codes, nrec, stop, lengths
 
 
 def check_tiling(path: str, size: int, spans: list[tuple[int, int]]) -> None:

@@ -186,7 +186,7 @@ class KmerService:
         spans: list[tuple[int, list]] = []  # (file's place in the list, [first, end]) of each tiled part read
         if error is None:
             chunks = self._chunks(msg.parts, tiled, spans)
-        reads = kmers = nbytes = 0
+        reads = kmers = nbytes = short = longest = npaths = 0
         narrow = not encoding.is_wide(msg.k)
         buffer = OccurrenceBuffer(staging, PENDING_MAX) if narrow and error is None else None
         # k > 31: the occurrences received wait here until WIDE_PENDING_MAX, then are counted
@@ -207,6 +207,8 @@ class KmerService:
                     else:
                         ids, edges = encoding.kmers_from_codes(chunk.codes, msg.k, msg.canonical)
                         reads += chunk.reads
+                        short += int(np.count_nonzero(chunk.lengths < msg.k))
+                        longest = max(longest, int(chunk.lengths.max(initial=0)))
                         kmers += len(ids)
                         nbytes += chunk.nbytes
                 except RayScriptError as exc:
@@ -252,6 +254,7 @@ class KmerService:
             del buffer
         if msg.paths and not aborted:  # every rank, together: the k-mers of the paths given as input
             found = self._path_kmers(msg, staging, error is None)
+            npaths = found[0]
             reads += found[0]
             kmers += found[1]
         if not aborted:
@@ -269,7 +272,8 @@ class KmerService:
         saturated = table.saturated - before
         self.node.reply(msg, LoadReply(reads=reads, kmers=kmers, nbytes=nbytes, distinct=len(table),
                                        saturated=saturated, seconds=time.monotonic() - t0,
-                                       peak_rss=peak_rss(), table_bytes=table.nbytes()))
+                                       peak_rss=peak_rss(), table_bytes=table.nbytes(), paths=npaths,
+                                       short=short, longest=longest))
 
     def _path_kmers(self, msg: LoadOrder, staging: KmerTable, ok: bool) -> tuple[int, int]:
         """The k-mers of the paths (contigs) this rank holds that ``msg.paths`` selects, each

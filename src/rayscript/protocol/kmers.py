@@ -19,6 +19,9 @@ class LoadReply(Message, kind="load-reply", reply=True):
     peak_rss: int = 0
     table_bytes: int = 0
     aborted: bool = False
+    paths: int = 0  # of ``reads``: the paths (contigs) read as input
+    short: int = 0  # reads of the files shorter than k (no k-mer in them)
+    longest: int = 0  # the longest read of the files read here
 
 
 @dataclass(kw_only=True)

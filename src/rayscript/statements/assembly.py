@@ -296,6 +296,10 @@ class Assemble(Statement, keyword="assemble"):
         # (explain runs none of the rounds' loads: their set stays empty)
         if not sum(s.distinct for s in stats) and not (self.reads and cmd.explaining):
             where = "the store holds" if kset == "kmers" else f"{kset} holds"
+            held = {s.k for s in stats if s.k}
+            if held:  # loaded, and empty: reads shorter than k hold no k-mer
+                raise ScriptError(f"{where} no k-mers to assemble: it is empty, with k={held.pop()} (a read shorter "
+                                  "than k holds no k-mer: load the reads with a smaller k)")
             raise ScriptError(f"{where} no k-mers to assemble: load reads first")
         if not all(s.canonical for s in stats if s.k):
             raise ScriptError("assemble needs canonical k-mers: load the reads again with canonical=true (the default)")

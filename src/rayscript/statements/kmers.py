@@ -124,7 +124,9 @@ class Load(_KmersOnly, keyword="load"):
                "of a path counts as many times as the path's mean count (at least once), as deep as the reads "
                "that made it covered it, so a round of assembly at a larger k keeps what a smaller k assembled. "
                "As a file, a selector of paths listed twice counts twice, and a path two selectors match counts "
-               "once for each; a selector that matches no path is refused before anything is loaded.")
+               "once for each; a selector that matches no path is refused before anything is loaded. Reads "
+               "shorter than k hold no k-mer: the result says how many there were (and, when no read is as long as "
+               "k, how long the longest is).")
     example = 'load "reads.fq" into kmers k=31'
     options_allowed = {"k": whole(1, MAX_K, note="at most four 64-bit words per k-mer"),
                        "canonical": TRUTH}
@@ -176,7 +178,19 @@ class Load(_KmersOnly, keyword="load"):
                 f"(k={k}), {distinct:,} distinct in {where}; {seconds:.2f} s, {rate / 1e6:.2f} M k-mers/s")
         if saturated:
             text += f"\nwarning: {saturated:,} counts reached the counter's maximum ({COUNT_MAX}) and stay there"
+        short = sum(i.short for i in replies)
+        longest = max((i.longest for i in replies), default=0)
+        file_reads = reads - sum(i.paths for i in replies)
+        files = "file" if len(paths) == 1 else "files"
+        if short and short == file_reads:
+            text += (f"\nwarning: no read is as long as k={k}: the {short:,} read{'s' if short > 1 else ''} of the "
+                     f"{files} hold no {k}-mer (the longest has {longest:,} bases); a k of at most {longest:,} "
+                     "counts them")
+        elif short:
+            text += (f"\nnote: {short:,} of the {file_reads:,} reads of the {files} are shorter than k={k}: no k-mer "
+                     "in them")
         return [Result("load", text, {"files": paths, "reads": reads, "kmers": kmers, "distinct": distinct,
+                                      "short": short, "longest": longest,
                                       "seconds": seconds, "saturated": saturated, "k": k,
                                       "set": self.namespace, "peak_rss": [i.peak_rss for i in replies],
                                       "table_bytes": sum(i.table_bytes for i in replies)})]
