@@ -67,16 +67,16 @@ def warm_caches():
 
 def pytest_collection_modifyitems(config, items):
     """The tests that start jobs of several processes run first, the ones across several hosts and
-    against reference tools before the other MPI jobs, and the quick in-process tests last: on two
-    workers the long ones then share out between both, and the short ones fill in at the end
-    (whoever finished a long job last would otherwise still be at it when the other is done).
+    against reference tools before the other MPI jobs, and the quick in-process tests last: on the
+    workers the long ones then share out between them, and the short ones fill in at the end
+    (whoever finished a long job last would otherwise still be at it when the others are done).
     Within each kind, the order is the files' own."""
     def kind(item):
         marks = {m.name for m in item.iter_markers()}
         return 0 if "multihost" in marks else 1 if "external" in marks else 2 if "mpi" in marks else 3
 
     items.sort(key=kind)
-    if config.getvalue("loadgroup"):  # a worker of `-n N --dist loadgroup`
+    if getattr(config.option, "loadgroup", False):  # a worker of `-n N --dist loadgroup` (set by xdist there only)
         keep_xdist_groups(items)
 
 
