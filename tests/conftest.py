@@ -67,15 +67,33 @@ def warm_caches():
 
 def pytest_collection_modifyitems(config, items):
     """The tests that start jobs of several processes run first, the ones across several hosts and
-    against reference tools before the other MPI jobs, and the quick in-process tests last: on two
-    workers the long ones then share out between both, and the short ones fill in at the end
-    (whoever finished a long job last would otherwise still be at it when the other is done).
+    against reference tools before the other MPI jobs, and the quick in-process tests last: on the
+    workers the long ones then share out between them, and the short ones fill in at the end
+    (whoever finished a long job last would otherwise still be at it when the others are done).
     Within each kind, the order is the files' own."""
     def kind(item):
         marks = {m.name for m in item.iter_markers()}
         return 0 if "multihost" in marks else 1 if "external" in marks else 2 if "mpi" in marks else 3
 
     items.sort(key=kind)
+    if getattr(config.option, "loadgroup", False):  # a worker of `-n N --dist loadgroup` (set by xdist there only)
+        keep_xdist_groups(items)
+
+
+def keep_xdist_groups(items):
+    """Each test marked ``xdist_group(NAME)`` gets its id ending in ``@NAME``, which is how the
+    loadgroup scheduler sends a group to one worker (it sees only the ids).  pytest-xdist 3.8 writes
+    ``Item._nodeid`` for that, which pytest 9.2 no longer reads (an id is ``Item._id``, a NodeId;
+    pytest-xdist issue 1386): every group was spread over the workers, each of them making the
+    group's module fixtures (Slurm, the several hosts, the kmc and cascade references) again."""
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names or item.nodeid.rfind("@") > item.nodeid.rfind("]"):
+            continue  # no group, or the id says it already (a pytest-xdist that writes what pytest reads)
+        node_id = getattr(item, "_id", None)
+        if node_id is not None and hasattr(type(node_id), "parse"):
+            item._id = type(node_id).parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 def mpiexec_path():

@@ -23,7 +23,8 @@ from support import procs
 LAMBDA_READS = "/usr/share/doc/bowtie2/examples/reads/reads_1.fq.gz"
 SLOTS = {0: 2, 1: 2, 2: 1}  # host index -> ranks: ranks 0-1 on the first host, 2-3 on the second, 4 on the third
 
-pytestmark = [pytest.mark.mpi, pytest.mark.multihost]
+# one set of hosts (network namespaces) for the module, on one worker of the suite's
+pytestmark = [pytest.mark.mpi, pytest.mark.multihost, pytest.mark.xdist_group("multihost")]
 
 
 @pytest.fixture(scope="module")
