@@ -1,5 +1,7 @@
 """Nothing lost, nothing duplicated: the store against a dictionary model, on both backends."""
 
+import os
+
 import pytest
 from hypothesis import Phase, settings
 
@@ -27,7 +29,8 @@ def test_the_model_uses_canonical_kmers():
 @pytest.mark.mpi
 @pytest.mark.parametrize("ranks", [2, 5])  # the smallest job, and one whose partition is uneven
 def test_model_under_mpiexec(ranks):
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))  # tests/ first
     proc = run_mpi(ranks, str(BIN / "python"), "-m", "support.model", "8", "15", timeout=300,
-                   env={"PYTHONPATH": str(ROOT / "tests")})
+                   env={"PYTHONPATH": path})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"MODEL OK on {ranks} ranks" in proc.stdout
