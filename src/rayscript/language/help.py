@@ -45,7 +45,8 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
   canonical form `kmers/ACG*`, or a condition `kmers where count >= 10` (also <=, >, <, ==, !=).
 - Keys are `NAMESPACE/ID`: `kmers/19123890` (a 2-bit k-mer id, A=0 C=1 G=2 T=3, first base most
   significant), `kmers/ACGT` (bases; canonicalized: the smaller of the k-mer and its reverse
-  complement), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.
+  complement; as many bases as the set's k: `get kmers/ACGT` on a set of 31-mers is refused, not read
+  as a 31-mer led by A's), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.
 - Ranks are whole numbers `0..N-1` or `$variables`. A rank outside the cluster is refused before
   any message is sent, naming the cluster size.
 - The owner rank of a key is `splitmix64(id) % N` (for a name, of its 64-bit BLAKE2b digest);
