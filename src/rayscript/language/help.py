@@ -97,9 +97,10 @@ bad.ray:5:1: rank 2: kmers/1 is not on rank 2
 ```
 
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
-syntax error of a file (each offending line is set aside and parsing goes on), then the static
-checks (undefined variables, ranks outside the cluster, same source and target, option values that
-do not fit what the option takes, such as `k=99`).
+syntax error of a file (each offending line is set aside and parsing goes on) and the static
+checks of the other lines (undefined variables, ranks outside the cluster, same source and target,
+option values that do not fit what the option takes, such as `k=99`), in the order of the file;
+`rayscript run` and `Cluster.run` find the same errors before running anything.
 
 Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `stream`):
 
@@ -107,7 +108,7 @@ Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `str
 - `ScriptError`: a static check failed (undefined variable, rank outside the cluster), or a statement
   refused what it was given before sending anything (a bad option value, a missing file:
   `rayscript.genomics.fastx.InputError`, a bad checkpoint: `CheckpointError`).
-- `ScriptErrors`: several static problems at once (`.errors` lists them).
+- `ScriptErrors`: several syntax or static problems at once (`.errors` lists them, in the order of the text).
 - `StatementError`: a statement failed while it ran: its location, and `.cause`, a `RuntimeFault`
   naming the rank and the key (`OrderTimeout` when a rank did not answer in time).
 - `StatementErrors`: several branches of `parallel` failed (a `StatementError`; `.errors` lists each

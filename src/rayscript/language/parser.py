@@ -427,14 +427,23 @@ class Parser:
     def parse_all(self, text: str, source: str = "<script>") -> tuple[list[syntax.Statement], list[ScriptError]]:
         """Parse, collecting every syntax error: after each one the offending line is blanked
         and parsing starts again, so errors on later lines are found too.  An error that no
-        blanking can repair (an unclosed block, the end of the input) ends the search."""
+        blanking can repair (an unclosed block, the end of the input) ends the search.  The
+        statements are those of the script, none when it has an error."""
+        statements, errors, _ = self.parse_recovering(text, source)
+        return ([] if errors else statements), errors
+
+    def parse_recovering(self, text: str, source: str = "<script>") \
+            -> tuple[list[syntax.Statement], list[ScriptError], set[int]]:
+        """As :meth:`parse_all`, also giving the statements of the lines that parse (those of the
+        offending lines set aside; none when an error could not be repaired) and the numbers of
+        the lines set aside: the static checks can then look at the rest."""
         errors: list[ScriptError] = []
         work = text
         blanked: set[int] = set()
         for _ in range(100):
             try:
                 statements = self.parse(work, source)
-                return ([] if errors else statements), _with_text(errors, text)
+                return statements, _with_text(errors, text), blanked
             except ScriptSyntaxError as err:
                 errors.append(err)
                 line = err.location.line if err.location else None
@@ -445,7 +454,7 @@ class Parser:
                 if line - 1 < len(lines):
                     lines[line - 1] = " " * len(lines[line - 1])
                 work = "\n".join(lines)
-        return [], _with_text(errors, text)
+        return [], _with_text(errors, text), blanked
 
     def accepts(self, text: str) -> set[str] | None:
         """The terminals the grammar accepts after ``text`` (None if ``text`` cannot start a
