@@ -185,6 +185,12 @@ def test_a_key_of_other_than_k_bases_is_refused_not_read_as_a_k_mer_led_by_a_s(l
             other.run("get kmers.w/ACGT")
 
 
+def test_an_empty_file_name_is_refused_as_empty(local4):
+    """dump ... to "" said "cannot write <the working directory>: it is a directory"."""
+    with pytest.raises(ScriptError, match=r'expected a file path, not an empty path \(""\)'):
+        local4.run('dump kmers to ""')
+
+
 def test_merge_adds_counts_and_unites_edges(local4):
     local4.run("put kmers/ACGT count=2 edges=3 on 1\nput kmers/ACGT count=5 edges=16 on 2\n"
                "copy kmers/ACGT from 1 to 2 merge")

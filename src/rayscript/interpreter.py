@@ -390,6 +390,8 @@ class Command:
         p = self.value(v)
         if not isinstance(p, str):
             raise ScriptError(f"expected {what} in quotes, not {p!r}")
+        if not p:
+            raise ScriptError(f'expected {what}, not an empty path ("")')
         return p
 
     # --- orders -------------------------------------------------------------------------------
