@@ -125,3 +125,32 @@ def test_every_option_of_every_statement_declares_what_it_takes_and_is_checked_b
                 text = template.replace("OPTION", f"{name}={value}")
                 column = text.index(f"{name}=") + len(name) + 2
                 assert located(text) == [(1, column, f"{name}= takes {takes}, not {value}")], (word, name, value)
+
+
+def test_option_values_are_checked_beside_syntax_errors_on_other_lines():
+    """A syntax error anywhere hid every static problem: 'check' said nothing of k=128 and min_count=0
+    (each reported when alone), and 'run' reported a later line's error and not the first line's."""
+    from rayscript import Cluster
+    from rayscript.errors import ScriptErrors
+    from rayscript.statements import check_all
+
+    text = ('assemble "a.fq" into paths/x k=128\n'
+            'assemble "a.fq" "b.fq" into paths/x\n'
+            'let n = 3 4\n'
+            'assemble "a.fq" into paths/x min_count=0\n'
+            'get kmers/1 from $n\n'
+            'get kmers/1 from $m\n')
+    statements, errors = check_all(text, "x.ray", 4)
+    assert statements == []
+    assert [(e.location.line, e.location.column) for e in errors] == [(1, 32), (2, 17), (3, 11), (4, 40), (6, 1)]
+    assert "not 128" in errors[0].message and "not 0" in errors[3].message
+    assert errors[4].message == "undefined variable $m"  # $n: its line was set aside, not undefined
+    assert str(errors[0]).startswith("x.ray:1:32: k= takes") and str(errors[0]).endswith(" " * 35 + "^")
+    with Cluster.local(1) as c:
+        try:
+            c.run(text, "x.ray")
+        except ScriptErrors as err:
+            assert [(e.location.line, e.location.column) for e in err.errors] == [(1, 32), (2, 17), (3, 11),
+                                                                                   (4, 40), (6, 1)]
+        else:
+            raise AssertionError("the script ran")

@@ -140,6 +140,18 @@ def test_check_reports_every_error_without_mpi(tmp_path):
     assert proc.stdout.startswith("examples/seed.ray: ok")
 
 
+def test_check_reports_option_values_beside_syntax_errors(tmp_path):
+    """k=128 and min_count=0 were reported alone, and not beside a syntax error on another line."""
+    script = tmp_path / "mixed.ray"
+    script.write_text('assemble "a.fq" "b.fq" into paths/x\nassemble "a.fq" into paths/x k=128\n'
+                      'assemble "a.fq" into paths/x min_count=0\n')
+    proc = subprocess.run([*rayscript_cmd(), "check", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert [line.split(": ")[0] for line in proc.stderr.splitlines() if line.startswith(str(script))] == [
+        f"{script}:1:17", f"{script}:2:32", f"{script}:3:40", str(script)]
+    assert proc.stderr.endswith(f"{script}: 3 errors\n")
+
+
 def test_version_and_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "rayscript", "--version"], capture_output=True, text=True)
     assert proc.stdout.strip().startswith("rayscript 0.")

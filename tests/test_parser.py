@@ -121,3 +121,20 @@ def test_the_built_parser_is_kept_in_the_user_cache_and_a_damaged_copy_is_rebuil
     assert kept.stat().st_size > 100  # built again, and kept again
     with pytest.raises(ScriptSyntaxError, match="expected 'from' or 'to'"):
         Parser().parse("copy kmers/1 frm 2 to 3")
+
+
+def test_wording_of_assemble_s_errors():
+    """The options named after 'assemble' were 'k=auto|K|K' (cut at the digit), without min_pairs, and
+    beside 'merge' (which assemble refuses); a ',' before 'into' said "expected ',' or 'into' after
+    'into'"; k=$lo..$hi said nothing of ranges; min_pairs= with pairs=false was taken silently."""
+    def error(text):
+        with pytest.raises(ScriptSyntaxError) as info:
+            parse(text, "x.ray")
+        return info.value.message
+
+    msg = error('assemble "a.fq" into paths/x k=21..31..3')
+    assert "k=auto|K|K1..K2" in msg and "min_pairs=N" in msg and "'merge'" not in msg
+    assert "'merge'" in error("copy kmers/1 from 0 to 1 mrg")
+    assert error('load "a.fq", into kmers') == "expected a value after ',', got 'into': remove the ',' before 'into'"
+    assert "not with $variables ('$lo..')" in error('assemble "a.fq" into paths/x k=$lo..$hi')
+    assert "pairs=false reads no pairs" in error('assemble "a.fq", "b.fq" into paths/x pairs=false min_pairs=3')

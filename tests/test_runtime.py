@@ -142,6 +142,55 @@ def test_refusals_name_a_k_mer_given_by_its_bases_with_them(local4):
     assert by_bases("kmers/27 and kmers/2; kmers/2 (AG)", named) == "kmers/27 and kmers/2 (AG); kmers/2 (AG)"
 
 
+def test_a_key_of_other_than_k_bases_is_refused_not_read_as_a_k_mer_led_by_a_s(local4, tmp_path):
+    """kmers/ACGT on a set of 31-mers was the 31-mer AAA...ACGT (and a 126-base key on 127-mers 'on no
+    rank'): a key given by its bases must have the set's k bases, in every statement that names one."""
+    genome = "ACGGTCATTGCAGGCTTAACGATCCGATAGCTTACGGATCAGCATTACGGACTTAGCAGT" * 3
+    fa = tmp_path / "g.fa"
+    fa.write_text(f">g\n{genome}\n")
+    short = genome[27:31]
+    local4.run(f'load "{fa}" into kmers k=31\nload "{fa}" into kmers.a k=41\nload "{fa}" into kmers.w k=127')
+    for st in (f"get kmers/{short}", f"copy kmers/{short} from 0 to 1", f"move kmers/{short} to 1",
+               f"delete kmers/{short} from 0", f"locate kmers/{short}", f"walk kmers/{short} into paths/w",
+               f"search kmers/{short} depth=2 into results/s", f"explain get kmers/{short}",
+               f"let b = \"{short}\"\nget kmers/$b"):
+        with pytest.raises(ScriptError,
+                           match=rf"^x.ray:\d+:\d+: the store holds k=31 k-mers; kmers/{short} has 4 bases\n"):
+            local4.run(st, "x.ray")
+    with pytest.raises(ScriptError, match=f"^the store holds k=31 k-mers; kmers/{short} has 4 bases$"):
+        local4.get(f"kmers/{short}")
+    with pytest.raises(ScriptError,
+                       match=rf"kmers\.a holds k=41 k-mers; the prefix kmers\.a/{genome[:42]}\* has 42 bases"):
+        local4.run(f"count kmers.a/{genome[:42]}*")  # a prefix longer than k picked nothing
+    with pytest.raises(ScriptError, match=r"kmers\.a holds k=41 k-mers; kmers\.a/AAAA has 4 bases"):
+        local4.run("walk kmers.a/AAAA into paths/w")
+    with pytest.raises(ScriptError, match=rf"kmers\.w holds k=127 k-mers; kmers\.w/{genome[:126]} has 126 bases"):
+        local4.run(f"get kmers.w/{genome[:126]}")
+    assert local4.get(f"kmers/{genome[:31]}").count == 3  # k bases: found
+    assert local4.get(f"kmers.w/{genome[:127]}").count == 1
+    local4.run("put kmers/27 on 0\nget kmers/27")  # a number is an id, whatever the k
+    # on another commander, after a rename, and after a drop (a new set takes the k of what is put in it)
+    with pytest.raises(ScriptError, match=r"kmers\.a holds k=41 k-mers"):
+        local4.run("on 2: get kmers.a/ACGT")
+    local4.run("rename kmers.a to kmers.b")
+    with pytest.raises(ScriptError, match=r"kmers\.b holds k=41 k-mers"):
+        local4.run("get kmers.b/ACGT")
+    local4.run("drop kmers.b\nput kmers.b/ACGT on 1")
+    assert local4.get("kmers.b/ACGT").count == 1
+    # a session that restores a checkpoint knows the k of its sets
+    local4.run(f'save to "{tmp_path / "ck"}"')
+    with Cluster.local(2) as other:
+        other.run(f'restore from "{tmp_path / "ck"}"')
+        with pytest.raises(ScriptError, match=r"kmers\.w holds k=127 k-mers; kmers\.w/ACGT has 4 bases"):
+            other.run("get kmers.w/ACGT")
+
+
+def test_an_empty_file_name_is_refused_as_empty(local4):
+    """dump ... to "" said "cannot write <the working directory>: it is a directory"."""
+    with pytest.raises(ScriptError, match=r'expected a file path, not an empty path \(""\)'):
+        local4.run('dump kmers to ""')
+
+
 def test_merge_adds_counts_and_unites_edges(local4):
     local4.run("put kmers/ACGT count=2 edges=3 on 1\nput kmers/ACGT count=5 edges=16 on 2\n"
                "copy kmers/ACGT from 1 to 2 merge")

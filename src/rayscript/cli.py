@@ -129,7 +129,7 @@ def _read(path: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .statements import check, parse_all
+    from .statements import check_all
 
     if args.ranks is not None and args.ranks < 1:
         print(f"rayscript check: --ranks takes a number of ranks >= 1, not {args.ranks}", file=sys.stderr)
@@ -142,9 +142,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        statements, errors = parse_all(text, path)
-        if not errors:
-            errors = check(statements, args.ranks, text if text.endswith("\n") else text + "\n")
+        statements, errors = check_all(text, path, args.ranks)
         for e in errors:
             print(f"{e}", file=sys.stderr)
         if errors:

@@ -231,12 +231,11 @@ class Cluster:
             text = text[1:]  # a byte-order mark from an editor
         # the statements and their parser are imported here, by the commander: a rank that only
         # serves never needs them (one that runs a delegated block gets them with its statements)
-        from .statements import check, parse
+        from .statements import check_all
 
-        statements = parse(text, source)
         interp = self.interpreter
         names, definitions = session_scope(interp.cascades, interp.fields, interp.restored)
-        errors = check(statements, self.size, _text(text), set(self.scope.env) | names, definitions)
+        statements, errors = check_all(text, source, self.size, set(self.scope.env) | names, definitions)
         if len(errors) == 1:
             raise errors[0]
         if errors:

@@ -152,6 +152,9 @@ class Interpreter:
         # strands only (load canonical=false): the setting of each set this commander loaded, combined
         # or restored (the others are canonical)
         self.canonical: dict[str, bool] = {}
+        # the k of each set this commander loaded, combined, renamed or restored: a key given by its
+        # bases must have that many (fewer would be read as a k-mer led by A's); sets not here are not checked
+        self.kmer_k: dict[str, int] = {}
         self._keys: dict[tuple, WireKey] = {}
         # cascades defined in this session (by 'cascade'): later statements and scripts use them
         self.cascades: dict[str, Any] = {}
@@ -187,6 +190,16 @@ class Interpreter:
 
     # --- keys ---------------------------------------------------------------------------
     def wire_key(self, key: syntax.Key, scope: Scope) -> WireKey:
+        wk = self._resolve(key, scope)
+        held = self.kmer_k.get(key.namespace)
+        if wk.k and held and wk.k != held:
+            bases = substitute(key, scope).ident if key.is_template else key.ident
+            where = "the store" if key.namespace == "kmers" else key.namespace  # as the ranks say it of put
+            raise ScriptError(f"{where} holds k={held} k-mers; {key.namespace}/{bases} has {wk.k} "
+                              f"base{'s' if wk.k > 1 else ''}")
+        return wk
+
+    def _resolve(self, key: syntax.Key, scope: Scope) -> WireKey:
         if key.is_template:
             return self._wire_key(substitute(key, scope))
         # a statement in a loop names the same key again and again: resolve it once
@@ -216,6 +229,7 @@ class Interpreter:
             saved = self.node.timeout
             self.node.timeout = msg.settings.get("timeout", saved)
             self.canonical = dict(msg.settings.get("canonical", self.canonical))
+            self.kmer_k = dict(msg.settings.get("k", self.kmer_k))
             self.cascades.update(msg.settings.get("cascades", {}))
             try:
                 results = yield from self.run_block(msg.statements, scope)
@@ -302,6 +316,16 @@ class Command:
         if not self.explaining:
             self.interpreter.canonical[kset] = value
 
+    def set_k(self, kset: str, k: int | None) -> None:
+        """Note the k of a set (None: the set is gone, or its k unknown): keys of it given by their
+        bases must have k bases."""
+        if self.explaining:
+            return
+        if k:
+            self.interpreter.kmer_k[kset] = k
+        else:
+            self.interpreter.kmer_k.pop(kset, None)
+
     @property
     def timeout(self) -> float:
         return self.node.timeout
@@ -378,6 +402,8 @@ class Command:
         p = self.value(v)
         if not isinstance(p, str):
             raise ScriptError(f"expected {what} in quotes, not {p!r}")
+        if not p:
+            raise ScriptError(f'expected {what}, not an empty path ("")')
         return p
 
     # --- orders -------------------------------------------------------------------------------
@@ -503,6 +529,7 @@ class Command:
             return (yield from self.child(0).block(statements))
         order = RunBlock(recipient=rank, statements=statements, env=dict(self.scope.env),
                          settings={"timeout": self.node.timeout, "canonical": dict(self.interpreter.canonical),
+                                   "k": dict(self.interpreter.kmer_k),
                                    "cascades": dict(self.interpreter.cascades)},
                          text=self.scope.text)
         if self.plan is not None:

@@ -304,8 +304,10 @@ class AssemblyService:
             self._error = NO_K.format(what="assemble")
             return self._fail(msg)
         if totals[3] and not msg.replace:
-            self._error = (f"paths/{msg.prefix}-* exist already ({int(totals[3]):,} paths): add 'replace' to "
-                           "overwrite them, or assemble into another prefix")
+            clashing = int(totals[3])
+            self._error = (f"paths/{msg.prefix}-* exist{'s' if clashing == 1 else ''} already ({clashing:,} "
+                           f"path{'s' if clashing != 1 else ''}): add 'replace' to overwrite them, or assemble into "
+                           "another prefix")
             return self._fail(msg)
         # 1. the threshold: the count histogram of the owners' view.  When every k-mer is on its
         # owner (no copies anywhere) it is the table's own, and only the graph's k-mers are taken

@@ -275,7 +275,7 @@ def fit_spectrum(counts: npt.ArrayLike, numbers: npt.ArrayLike, k: int) -> Spect
     alternative = {"ploidy": others[0].ploidy, "fit": max(f.quality for f in others)} if others else {}
     if best.quality < MIN_FIT:
         kind = "haploid" if best.ploidy == 1 else "diploid"
-        none.reason = f"no model fits: the best ({kind}) fits {best.quality:.0%}"
+        none.reason = f"no model fits: the best ({kind}) fits {round(best.quality * 100)}%"
         none.alternative = alternative
         return none
     if best.cov < MIN_COVERAGE:

@@ -45,7 +45,8 @@ help entries as the `help` statement (each statement class's `syntax`, `summary`
   canonical form `kmers/ACG*`, or a condition `kmers where count >= 10` (also <=, >, <, ==, !=).
 - Keys are `NAMESPACE/ID`: `kmers/19123890` (a 2-bit k-mer id, A=0 C=1 G=2 T=3, first base most
   significant), `kmers/ACGT` (bases; canonicalized: the smaller of the k-mer and its reverse
-  complement), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.
+  complement; as many bases as the set's k: `get kmers/ACGT` on a set of 31-mers is refused, not read
+  as a 31-mer led by A's), `paths/NAME`, `results/NAME`. `$var` and `${var}` may appear inside a key: `kmers/$x`.
 - Ranks are whole numbers `0..N-1` or `$variables`. A rank outside the cluster is refused before
   any message is sent, naming the cluster size.
 - The owner rank of a key is `splitmix64(id) % N` (for a name, of its 64-bit BLAKE2b digest);
@@ -96,9 +97,10 @@ bad.ray:5:1: rank 2: kmers/1 is not on rank 2
 ```
 
 A runtime refusal names the rank and the key. `rayscript check FILE --ranks N` reports every
-syntax error of a file (each offending line is set aside and parsing goes on), then the static
-checks (undefined variables, ranks outside the cluster, same source and target, option values that
-do not fit what the option takes, such as `k=99`).
+syntax error of a file (each offending line is set aside and parsing goes on) and the static
+checks of the other lines (undefined variables, ranks outside the cluster, same source and target,
+option values that do not fit what the option takes, such as `k=99`), in the order of the file;
+`rayscript run` and `Cluster.run` find the same errors before running anything.
 
 Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `stream`):
 
@@ -106,7 +108,7 @@ Every error is a `rayscript.errors.RayScriptError`. From `Cluster.run` (and `str
 - `ScriptError`: a static check failed (undefined variable, rank outside the cluster), or a statement
   refused what it was given before sending anything (a bad option value, a missing file:
   `rayscript.genomics.fastx.InputError`, a bad checkpoint: `CheckpointError`).
-- `ScriptErrors`: several static problems at once (`.errors` lists them).
+- `ScriptErrors`: several syntax or static problems at once (`.errors` lists them, in the order of the text).
 - `StatementError`: a statement failed while it ran: its location, and `.cause`, a `RuntimeFault`
   naming the rank and the key (`OrderTimeout` when a rank did not answer in time).
 - `StatementErrors`: several branches of `parallel` failed (a `StatementError`; `.errors` lists each

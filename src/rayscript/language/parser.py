@@ -427,14 +427,23 @@ class Parser:
     def parse_all(self, text: str, source: str = "<script>") -> tuple[list[syntax.Statement], list[ScriptError]]:
         """Parse, collecting every syntax error: after each one the offending line is blanked
         and parsing starts again, so errors on later lines are found too.  An error that no
-        blanking can repair (an unclosed block, the end of the input) ends the search."""
+        blanking can repair (an unclosed block, the end of the input) ends the search.  The
+        statements are those of the script, none when it has an error."""
+        statements, errors, _ = self.parse_recovering(text, source)
+        return ([] if errors else statements), errors
+
+    def parse_recovering(self, text: str, source: str = "<script>") \
+            -> tuple[list[syntax.Statement], list[ScriptError], set[int]]:
+        """As :meth:`parse_all`, also giving the statements of the lines that parse (those of the
+        offending lines set aside; none when an error could not be repaired) and the numbers of
+        the lines set aside: the static checks can then look at the rest."""
         errors: list[ScriptError] = []
         work = text
         blanked: set[int] = set()
         for _ in range(100):
             try:
                 statements = self.parse(work, source)
-                return ([] if errors else statements), _with_text(errors, text)
+                return statements, _with_text(errors, text), blanked
             except ScriptSyntaxError as err:
                 errors.append(err)
                 line = err.location.line if err.location else None
@@ -445,7 +454,7 @@ class Parser:
                 if line - 1 < len(lines):
                     lines[line - 1] = " " * len(lines[line - 1])
                 work = "\n".join(lines)
-        return [], _with_text(errors, text)
+        return [], _with_text(errors, text), blanked
 
     def accepts(self, text: str) -> set[str] | None:
         """The terminals the grammar accepts after ``text`` (None if ``text`` cannot start a
@@ -476,12 +485,16 @@ class Parser:
         options = self._options_of(statement) if "NAME" in names else ""
         if options:
             described["NAME"] = f"an option ({options})"
+        cls = self.registry.get(statement) if statement else None
+        takes = getattr(cls, "syntax", "") or ""
         for n in sorted(names):
             if n in described:
                 words.append(described[n])
             else:
                 term = self.terminals.get(n)
                 pat = term.pattern.value if term is not None and term.pattern.type == "str" else None
+                if pat in _MODES and takes and not re.search(rf"\b{pat}\b", takes):
+                    continue  # a word of the shared [mode] that this statement refuses
                 words.append(f"'{pat}'" if pat else n.lower())
         words = list(dict.fromkeys(words))
         if len(words) > 1 and "the end of the input" in words:
@@ -496,7 +509,10 @@ class Parser:
         """The NAME=VALUE options in a statement's syntax line, as it writes them."""
         cls = self.registry.get(statement) if statement else None
         syntax = getattr(cls, "syntax", "") or ""
-        return ", ".join(dict.fromkeys(re.findall(r"\b[a-z_]+=[A-Za-z_|.]+", syntax)))
+        written = re.findall(r"\b[a-z_]+=[A-Za-z0-9_|.]+", syntax)
+        named = {w.split("=")[0] for w in written}
+        written += [f"{name}=..." for name in getattr(cls, "options_allowed", {}) if name not in named]
+        return ", ".join(dict.fromkeys(written))
 
     def _before(self, text: str, pos: int) -> tuple[Token | None, str | None]:
         """What precedes ``pos``: the last token on its line (None after a line break), and the
@@ -557,6 +573,16 @@ class Parser:
             return ScriptSyntaxError(f"expected a statement, got '{got}' (try 'help')", loc, text)
 
         prev, statement = self._before(text, pos)
+        words = {t.pattern.value for n in expected
+                 if (t := self.terminals.get(n)) is not None and t.pattern.type == "str"}
+        if prev is not None and str(prev) in words and str(prev).isalpha() \
+                and text[:prev.start_pos or 0].rstrip().endswith(","):  # the list's ',' took the word after it
+            where = Location(prev.line or 1, prev.column or 1, source)
+            return ScriptSyntaxError(f"expected a value after ',', got '{prev}': remove the ',' before '{prev}'",
+                                     where, text)
+        if prev is not None and prev.type == "VAR" and got == ".." and "RANGE" not in expected:
+            return ScriptSyntaxError(f"a range is written with numbers (k=21..41), not with $variables ('{prev}..'): "
+                                     "let a variable hold the whole range (let r = \"21..41\", then k=$r)", loc, text)
         after = f" after '{prev}'" if prev is not None else ""
         what = self._describe(expected, statement)
         if prev is not None and prev.type in _RANK_WORDS and {"INT", "VAR"} <= expected and "STRING" not in expected:
@@ -567,6 +593,9 @@ class Parser:
         elif "STRING" in expected and got.startswith('"'):
             hint = " (a string that does not end: is its closing quote missing, or escaped with \\?)"
         return ScriptSyntaxError(f"expected {what}{after}, got '{got}'{hint}", loc, text)
+
+
+_MODES = ("replace", "merge")  # the words of the grammar's shared 'mode' rule
 
 
 def _terminal_words() -> dict[str, str]:

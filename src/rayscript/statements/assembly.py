@@ -17,7 +17,7 @@ from ..genomics.assembly import path_name_pattern
 from ..genomics.scaffold import MIN_SAME
 from ..interpreter import Command, Steps
 from ..items import is_kmers
-from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, whole
+from ..language.syntax import TRUTH, Build, Key, Options, Selector, Statement, Takes, Value, Var, literal, whole
 from ..protocol.assembly import AssembleOrder, ScaffoldOrder
 from ..protocol.paths import PathLengthsOrder
 from ..protocol.sets import DropOrder
@@ -113,7 +113,8 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
                           "take a smaller k")
     even = [x for x in ks if x % 2 == 0]
     if even:
-        notes.append(f"note: k={even[0]} is even: a k-mer can then be its own reverse complement (a palindrome), "
+        notes.append(f"note: k={', '.join(map(str, even))} {'is' if len(even) == 1 else 'are'} even: a k-mer "
+                     "can then be its own reverse complement (a palindrome), "
                      "which ends a contig; an odd k avoids that")
     return ReadsPlan(files, ks, bool(pairs), read_length, notes, sources, bool(pairs) and len(files) == 1)
 
@@ -139,7 +140,7 @@ def _interleaved(head: fastx.Head) -> tuple[bool, str]:
 
 class Assemble(Statement, keyword="assemble"):
     syntax = ("assemble kmers|kmers.NAME|\"READS\" [, \"READS\"] into paths/PREFIX [k=auto|K|K1..K2] "
-              "[pairs=true|false] [min_count=N|auto] [min_length=L] [clean=false] [replace]")
+              "[pairs=true|false] [min_pairs=N] [min_count=N|auto] [min_length=L] [clean=false] [replace]")
     summary = ("Assemble the whole store, every rank at once: k-mers counted fewer than min_count times are left "
                "out (auto: the valley after the error peak of the count histogram), tips shorter than 2k bases and "
                "the arms of simple bubbles are removed, and every maximal non-branching path (unitig) of at least "
@@ -172,6 +173,10 @@ class Assemble(Statement, keyword="assemble"):
             b.fail(f"'assemble' takes 'replace', not '{mode}'")
         options = b.options(cls, children)
         if isinstance(source, tuple):
+            given = dict(options)
+            if "min_pairs" in given and "pairs" in given and literal(given["pairs"])[0] == "false":
+                b.fail("min_pairs= is the number of pairs that join two contigs, and pairs=false reads no pairs: "
+                       "leave out one of them")
             return cls("", b.into(into, "paths", "assemble"), options, mode is not None, source, meta=b.location)
         if not is_kmers(str(source)):
             b.fail(f"'assemble' assembles a k-mer set (kmers, kmers.NAME) or read files (\"r1.fq\", \"r2.fq\"), "

@@ -257,8 +257,12 @@ class Restore(Statement, keyword="restore"):
         if errors:
             raise errors[0]
         cmd.set_canonical("kmers", canonical)
+        if not cmd.explaining:  # the store is the checkpoint's: its sets, of the k they were saved with
+            cmd.interpreter.kmer_k.clear()
+        cmd.set_k("kmers", manifest["k"])
         for name, saved in sets.items():
             cmd.set_canonical(name, saved["canonical"])
+            cmd.set_k(name, saved["k"])
         moved = kept = 0
         differing = sum(rep.differing for rep in verified_replies)
         if manifest["ranks"] != n:

@@ -165,6 +165,7 @@ class Load(_KmersOnly, keyword="load"):
             recipient=r, k=k, canonical=canonical, total_bytes=total, tiled=tiled, kset=self.namespace,
             parts=[(p.path, p.fmt, p.codec, p.start, p.end, p.file) for p in plan[r]], paths=contigs))
         cmd.set_canonical(self.namespace, canonical)
+        cmd.set_k(self.namespace, k)
         seconds = time.monotonic() - t0
         reads = sum(i.reads for i in replies)
         kmers = sum(i.kmers for i in replies)

@@ -181,6 +181,7 @@ class Combine(Statement, keyword="combine"):
                                                          mode=opts.get("counts"), low=low, high=high, k=k,
                                                          canonical=canonical))
         cmd.set_canonical(self.target, canonical)
+        cmd.set_k(self.target, k)
         distinct = sum(r.distinct for r in replies)
         total = sum(r.total for r in replies)
         nbytes = sum(r.nbytes for r in replies)
@@ -385,6 +386,8 @@ class Rename(Statement, keyword="rename"):
             raise ScriptError(f"{self.old} is in use by a statement running now; nothing was renamed")
         yield cmd.every(lambda r: RenameOrder(recipient=r, old=self.old, new=self.new))
         cmd.set_canonical(self.new, cmd.canonical(self.old))
+        cmd.set_k(self.new, cmd.interpreter.kmer_k.get(self.old))
+        cmd.set_k(self.old, None)
         return [Result("rename", f"renamed {self.old} to {self.new}", {"old": self.old, "new": self.new})]
 
 
@@ -418,6 +421,7 @@ class Drop(Statement, keyword="drop"):
             raise ScriptError(f"{self.name} is in use by a statement running now; it was not dropped")
         freed = sum(info[4] for info in held.get(self.name, []))
         yield cmd.every(lambda r: DropOrder(recipient=r, name=self.name))
+        cmd.set_k(self.name, None)
         return [Result("drop", f"dropped {self.name} ({freed:,} bytes freed on {cmd.size} rank"
                                f"{'s' if cmd.size > 1 else ''})", {"set": self.name, "bytes": freed})]
 

@@ -40,6 +40,10 @@ def wire_selector(cmd: Command, sel: Selector) -> tuple[Any, ...]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ScriptError(f"a count is compared with a whole number >= 0, not {value!r}")
         return ("count", sel.op, value)
+    held = cmd.interpreter.kmer_k.get(sel.namespace)
+    if sel.prefix and held and len(sel.prefix) > held:  # it would pick nothing
+        where = "the store" if sel.namespace == "kmers" else sel.namespace
+        raise ScriptError(f"{where} holds k={held} k-mers; the prefix {sel} has {len(sel.prefix)} bases")
     return ("prefix", sel.prefix) if sel.prefix else ("all",)
 
 
