@@ -202,7 +202,8 @@ class Assemble(Statement, keyword="assemble"):
         if not self.replace and not cmd.explaining:
             clash = yield from _existing(cmd, prefix)
             if clash:
-                raise ScriptError(f"paths/{prefix}-* exist already ({clash:,} path{'s' if clash != 1 else ''}): add 'replace' to overwrite "
+                noun = "paths" if clash != 1 else "path"
+                raise ScriptError(f"paths/{prefix}-* exist already ({clash:,} {noun}): add 'replace' to overwrite "
                                   "them, or assemble into another prefix")
         # the statement's own set and paths: names nobody uses (a user's paths under the rounds' prefix
         # would be taken as input, and deleted)
