@@ -264,7 +264,7 @@ def test_a_bulk_copy_of_another_k_is_refused_and_changes_nothing(tmp_path):
         c.run(f'load "{tmp_path}/a.fq" into kmers k=7')
         c.run("move kmers/* from 2 to 1 merge")
         c.local_nodes[2].shard.kmers.set_k(9)  # as if rank 2 had been given k=9 k-mers
-        c.run("put kmers/ACGTACGTT on 2")
+        c.run(f"put kmers/{encoding.canonical(encoding.encode('ACGTACGTT'), 9)} on 2")  # by number (k=7 by bases)
         held = _table(c, 1)
         with pytest.raises(RayScriptError, match="rank 1 holds k=7 k-mers, not k=9: nothing was copied"):
             c.run("copy kmers/* from 2 to 1 merge")
