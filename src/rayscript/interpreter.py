@@ -194,9 +194,7 @@ class Interpreter:
         held = self.kmer_k.get(key.namespace)
         if wk.k and held and wk.k != held:
             bases = substitute(key, scope).ident if key.is_template else key.ident
-            where = "the store" if key.namespace == "kmers" else key.namespace  # as the ranks say it of put
-            raise ScriptError(f"{where} holds k={held} k-mers; {key.namespace}/{bases} has {wk.k} "
-                              f"base{'s' if wk.k > 1 else ''}")
+            raise wrong_length(key.namespace, held, f"{key.namespace}/{bases}", wk.k)
         return wk
 
     def _resolve(self, key: syntax.Key, scope: Scope) -> WireKey:
@@ -249,6 +247,12 @@ class Interpreter:
             self.node.reply(msg, BlockDone(results=results))
 
         self.node.spawn(task())
+
+
+def wrong_length(kset: str, held: int, what: str, bases: int) -> ScriptError:
+    """A key (or prefix) given by its bases that a set of ``held``-mers cannot hold."""
+    where = "the store" if kset == "kmers" else kset  # as the ranks say it of put
+    return ScriptError(f"{where} holds k={held} k-mers; {what} has {bases} base{'s' if bases > 1 else ''}")
 
 
 def substitute(key: syntax.Key, scope: Scope) -> syntax.Key:

@@ -24,7 +24,7 @@ from ..protocol.sets import DropOrder
 from ..protocol.store import DeleteOrder
 from ..results import Result
 from ..store.encoding import MAX_K
-from .kmers import Load, known_stats, set_names
+from .kmers import Load, known_stats, path_names, set_names
 
 AUTO_LOW = 21  # k=auto: the first round's k
 AUTO_STEP = 30  # and the step between rounds (a last round closer than half a step to the top takes its place)
@@ -213,7 +213,7 @@ class Assemble(Statement, keyword="assemble"):
             tag = f"{TEMPORARY}{n if n > 1 else ''}"
             kset, scratch = f"kmers.{tag}", f"{tag}_round"  # the rounds' contigs: paths/<scratch>-N
             if (kset not in names and scratch != prefix
-                    and (cmd.explaining or not (yield from _prefixed(cmd, f"{scratch}-")))):
+                    and (cmd.explaining or not (yield from path_names(cmd, ("prefix", f"{scratch}-"))))):
                 break
             n += 1
         t0 = time.monotonic()
@@ -356,12 +356,6 @@ def _clean_up(cmd: Command, kset: str, scratch: str) -> Generator[Any, Any, None
 
 def _existing(cmd: Command, prefix: str) -> Generator[Any, Any, int]:
     """How many paths/PREFIX-N the store holds."""
-    names = yield from _prefixed(cmd, f"{prefix}-")
+    names = yield from path_names(cmd, ("prefix", f"{prefix}-"))
     pattern = path_name_pattern(prefix)
     return len({name for name in names if pattern.fullmatch(name)})
-
-
-def _prefixed(cmd: Command, start: str) -> Generator[Any, Any, set[str]]:
-    """The names of the paths that begin with ``start``, on every rank."""
-    held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=("prefix", start)))
-    return {name for rep in held for name in rep.names}

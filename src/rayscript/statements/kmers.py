@@ -201,14 +201,15 @@ def _every_selector_matches(cmd: Command, given: list[Key | Selector]) -> Genera
     """Refuse a selector of paths given to load that matches none (as a missing file is refused)."""
     for what in dict.fromkeys(given):
         selector = path_selector(what)
-
-        def order(r: int, selector: tuple[str, ...] = selector) -> PathLengthsOrder:
-            return PathLengthsOrder(recipient=r, selector=selector)
-
-        held = yield cmd.every(order)
-        if not any(rep.names for rep in held):
+        if not (yield from path_names(cmd, selector)):
             none = "the store holds no paths" if selector == ("all",) else f"no path matches {what}"
             raise ScriptError(f"{none} to load: nothing was loaded (a missing file is refused the same way)")
+
+
+def path_names(cmd: Command, selector: tuple[str, ...]) -> Generator[Any, Any, set[str]]:
+    """The names of the paths a wire selector picks, on every rank."""
+    held = yield cmd.every(lambda r: PathLengthsOrder(recipient=r, selector=selector))
+    return {name for rep in held for name in rep.names}
 
 
 def path_selector(what: Key | Selector) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 from ..errors import RuntimeFault, ScriptError
-from ..interpreter import Command, Steps
+from ..interpreter import Command, Steps, wrong_length
 from ..items import is_kmers, item_class, pack_item, unpack_item
 from ..language.syntax import Build, CheckContext, Key, Options, Rank, Selector, Statement, Value, rank_field, whole
 from ..protocol.bulk import CHUNK_ITEMS, BulkDeleteOrder, BulkSendOrder
@@ -42,8 +42,7 @@ def wire_selector(cmd: Command, sel: Selector) -> tuple[Any, ...]:
         return ("count", sel.op, value)
     held = cmd.interpreter.kmer_k.get(sel.namespace)
     if sel.prefix and held and len(sel.prefix) > held:  # it would pick nothing
-        where = "the store" if sel.namespace == "kmers" else sel.namespace
-        raise ScriptError(f"{where} holds k={held} k-mers; the prefix {sel} has {len(sel.prefix)} bases")
+        raise wrong_length(sel.namespace, held, f"the prefix {sel}", len(sel.prefix))
     return ("prefix", sel.prefix) if sel.prefix else ("all",)
 
 
