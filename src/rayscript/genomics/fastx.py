@@ -156,6 +156,9 @@ class Head:
     records: list[tuple[str, int]]  # (name, length) of the whole records read, in order
     whole: bool  # the window reached the end of the file: ``records`` are all its records
     cut: int = 0  # no whole record in the window (the first is longer than it): the bases of it seen
+    # FASTA: the line of the first record (the window's last one too) whose sequence goes on over
+    # several lines; pairs are read by lines (a header and one sequence line), so they cannot be
+    wrapped: int | None = None
 
 
 def head_records(source: Source, n: int = 1000, window: int = HEAD_BYTES) -> Head:
@@ -177,6 +180,7 @@ def head_records(source: Source, n: int = 1000, window: int = HEAD_BYTES) -> Hea
     while lines and not lines[-1].strip():
         lines.pop()
     cut = 0
+    wrapped = None
     if source.fmt == "fastq":
         out = [(_pair_name(lines[i][1:]), len(lines[i + 1].strip())) for i in range(0, len(lines) - 3, 4)]
         if not out and not whole:
@@ -188,7 +192,9 @@ def head_records(source: Source, n: int = 1000, window: int = HEAD_BYTES) -> Hea
         out = [(_pair_name(lines[a][1:]), sum(len(x.strip()) for x in lines[a + 1:b])) for a, b in zip(starts, ends)]
         if not out and not whole and starts:
             cut = sum(len(x.strip()) for x in lines[starts[0] + 1:]) + len(tail.strip())
-    return Head(out[:n], whole and len(out) <= n, cut)
+        wrapped = next((a + 1 for a, b in zip(starts, [*starts[1:], len(lines)])
+                        if sum(1 for x in lines[a + 1:b] if x.strip()) > 1), None)
+    return Head(out[:n], whole and len(out) <= n, cut, wrapped)
 
 
 def _pair_name(header: str) -> str:
@@ -562,26 +568,3 @@ def _untiled(path: str, start: int, end: int) -> None:
     what = "a blank line" if not shown.strip() else repr(shown[:40])
     raise InputError(f"{path}:{line}: expected a FASTQ record starting with '@', got {what} "
                      "(a malformed record or a blank line between records)")
-
-
-def wrapped_record(source: Source, window: int = 1 << 18) -> int | None:
-    """The line of the first FASTA record among the file's first ``window`` bytes whose sequence
-    goes on over several lines (None: none does, or the file is FASTQ).  Pairs are read by lines
-    (each record a header and one sequence line), so such a file cannot give them."""
-    if source.fmt != "fasta":
-        return None
-    with _opened(source.path, source.codec) as (fh, raw):
-        try:
-            text = fh.read(window)
-        except _decode_errors(source.codec) as exc:
-            raise _decode_error(source.path, source.codec, raw, exc, 0) from None
-    lines = text.decode("ascii", "replace").splitlines()
-    if len(text) == window and lines:
-        lines.pop()  # may be cut short
-    header = -1
-    for i, line in enumerate(lines):
-        if line.startswith(">"):
-            header = i
-        elif line.strip() and header >= 0 and i > header + 1:
-            return header + 1
-    return None

@@ -87,8 +87,8 @@ def plan_reads(files: list[str], k: Any, pairs: bool | None) -> ReadsPlan:
                               f"{counts[0]:,}, {files[1]} {counts[1]:,}; the ends of pairs must be in the same order "
                               "in both (or say pairs=false to take them as separate reads)")
     if pairs:
-        for source in sources:
-            line = fastx.wrapped_record(source)
+        for source, head in zip(sources, heads):
+            line = head.wrapped
             if line is not None:
                 raise ScriptError(f"{source.path}:{line}: the pairs are read from FASTQ, or from FASTA with each "
                                   "sequence on one line; this record's sequence goes on over several lines "
