@@ -31,9 +31,9 @@ Every rank at once (one SCAFFOLD order, the ranks in step, batches of numpy arra
    of joins are the scaffolds (a circle is cut at its smallest contig), named PREFIX-1, ... by
    decreasing length.
 6. **sequences**: every contig goes to the owner rank of its scaffold's name, which spells the
-   scaffold: the contigs in order and orientation, two that overlap by exactly k - 1 bases (the
-   graph's own overlap: the branch between them resolved by the pairs) merged, otherwise a run of
-   N as long as the gap (at least 10).
+   scaffold: the contigs in order and orientation; two that the pairs say overlap, and whose
+   sequences do by MIN_OVERLAP to k - 1 bases (k - 1: the graph's own overlap, the branch between
+   them resolved by the pairs), spelled once, otherwise a run of N as long as the gap (at least 10).
 """
 
 from __future__ import annotations
